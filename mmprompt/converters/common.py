@@ -1,0 +1,248 @@
+# Copyright (c) mmprompt contributors. All rights reserved.
+"""Pieces shared by every checkpoint converter.
+
+Converters are pure functions over state dicts; this module holds the I/O
+around them (safe loading, unwrapping, atomic saving) and the declarative rule
+engine that maps every source key or drops it on purpose.
+"""
+import io
+import os
+import os.path as osp
+import re
+import tempfile
+import zipfile
+from collections import OrderedDict
+from typing import (Callable, Dict, Iterable, List, Optional, Sequence,
+                    Tuple)
+
+import torch
+
+Transform = Optional[Callable[[torch.Tensor], torch.Tensor]]
+Rule = Tuple[str, str, Transform]
+
+MMPROMPT_FORMAT = 'mmprompt'
+
+
+class ConverterError(Exception):
+    """A checkpoint cannot be converted; the message says why in one line."""
+
+
+def _is_torchscript(path: str) -> bool:
+    """Whether ``path`` is a TorchScript archive (a zip with constants.pkl)."""
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as zf:
+        return any(n.endswith('constants.pkl') for n in zf.namelist())
+
+
+def load_source_checkpoint(path: str) -> dict:
+    """Load a source checkpoint without modifying it.
+
+    Plain checkpoints are read with ``weights_only=True``. TorchScript
+    archives (OpenAI's released ``ViT-B-16.pt`` and friends) are read with
+    ``torch.jit.load`` and turned into a state dict.
+
+    Args:
+        path (str): Path of the file.
+
+    Returns:
+        dict: What the file holds (a state dict, or a dict wrapping one).
+
+    Raises:
+        ConverterError: If the file is missing or is not a readable PyTorch
+            checkpoint.
+    """
+    if not osp.isfile(path):
+        raise ConverterError(f'{path}: no such file')
+    try:
+        if _is_torchscript(path):
+            module = torch.jit.load(path, map_location='cpu')
+            return {k: v for k, v in module.state_dict().items()}
+        obj = torch.load(path, map_location='cpu', weights_only=True)
+    except ConverterError:
+        raise
+    except Exception as e:  # noqa: BLE001 - torch raises many kinds
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else ''
+        raise ConverterError(
+            f'{path}: not a readable PyTorch checkpoint '
+            f'({type(e).__name__}: {reason[:200]})') from None
+    if not isinstance(obj, dict):
+        raise ConverterError(
+            f'{path}: expected a dict of tensors, got {type(obj).__name__}')
+    return obj
+
+
+def unwrap_state_dict(obj: dict, path: str = 'checkpoint') -> Dict[str,
+                                                                    torch.Tensor]:
+    """Return the tensors of a checkpoint, whatever wraps them.
+
+    Unwraps ``'state_dict'`` and ``'model'`` entries and strips a
+    ``'module.'`` prefix (DataParallel). A checkpoint written by mmprompt's
+    own converters is rejected: it is already converted.
+
+    Args:
+        obj (dict): What :func:`load_source_checkpoint` returned.
+        path (str): Name used in error messages.
+
+    Returns:
+        dict: Key to tensor.
+    """
+    meta = obj.get('meta') if isinstance(obj, dict) else None
+    if isinstance(meta, dict) and meta.get('format') == MMPROMPT_FORMAT:
+        raise ConverterError(
+            f'{path}: already an mmprompt checkpoint (converted from '
+            f"{meta.get('source', 'unknown')!r}); nothing to convert")
+    for wrapper in ('state_dict', 'model'):
+        if wrapper in obj and isinstance(obj[wrapper], dict):
+            obj = obj[wrapper]
+            break
+    tensors = OrderedDict()
+    for k, v in obj.items():
+        if not torch.is_tensor(v):
+            continue
+        tensors[k[len('module.'):] if k.startswith('module.') else k] = v
+    if not tensors:
+        raise ConverterError(f'{path}: holds no tensors')
+    return tensors
+
+
+def apply_rules(
+    state_dict: Dict[str, torch.Tensor],
+    rules: Sequence[Rule],
+    drop: Iterable[str] = (),
+    model_name: str = 'model',
+) -> Tuple['OrderedDict[str, torch.Tensor]', List[str]]:
+    """Map every key of ``state_dict`` by the first rule whose regex matches.
+
+    Args:
+        state_dict (dict): Source tensors.
+        rules (Sequence[tuple]): ``(pattern, replacement, transform)``: an
+            anchored regex (``re.fullmatch``), its replacement (``\\1``
+            groups allowed) and an optional tensor transform.
+        drop (Iterable[str]): Regexes (``re.fullmatch``) of keys dropped on
+            purpose.
+        model_name (str): Name used in error messages.
+
+    Returns:
+        tuple: The converted ``OrderedDict`` and the sorted dropped keys.
+
+    Raises:
+        ConverterError: If a key is neither mapped nor dropped, or two keys
+            map to the same target.
+    """
+    compiled = [(re.compile(p), r, t) for p, r, t in rules]
+    dropped_res = [re.compile(p) for p in drop]
+    out = OrderedDict()
+    dropped, unknown = [], []
+    for key, value in state_dict.items():
+        for regex, repl, transform in compiled:
+            if regex.fullmatch(key):
+                new_key = regex.sub(repl, key)
+                if new_key in out:
+                    raise ConverterError(
+                        f'{model_name}: two keys map to {new_key!r}')
+                out[new_key] = transform(value) if transform else value
+                break
+        else:
+            if any(r.fullmatch(key) for r in dropped_res):
+                dropped.append(key)
+            else:
+                unknown.append(key)
+    if unknown:
+        shown = ', '.join(unknown[:10])
+        more = f' and {len(unknown) - 10} more' if len(unknown) > 10 else ''
+        raise ConverterError(
+            f'not a {model_name} checkpoint: {len(unknown)} unknown '
+            f'key(s): {shown}{more}')
+    return out, sorted(dropped)
+
+
+def swin_unfold_reduction(weight: torch.Tensor) -> torch.Tensor:
+    """Reorder a PatchMerging ``reduction`` weight for ``nn.Unfold`` input.
+
+    The Microsoft layout concatenates the 2x2 neighbours on channels as
+    ``[x(0,0), x(1,0), x(0,1), x(1,1)]`` (offsets ``(row, col)``), one block
+    of C channels each. MMPreTrain's PatchMerging uses ``nn.Unfold``, whose
+    output is channel-major: index ``c * 4 + row * 2 + col``. The input
+    columns are permuted accordingly.
+
+    Args:
+        weight (Tensor): ``(out, 4C)`` in the Microsoft layout.
+
+    Returns:
+        Tensor: ``(out, 4C)`` in MMPreTrain's layout.
+    """
+    out_ch, in_ch = weight.shape
+    # Microsoft block b holds offset (b % 2, b // 2); unfold orders offsets
+    # by row * 2 + col, i.e. Microsoft blocks [0, 2, 1, 3], channel-major.
+    w = weight.reshape(out_ch, 4, in_ch // 4)[:, [0, 2, 1, 3], :]
+    return w.transpose(1, 2).reshape(out_ch, in_ch).contiguous()
+
+
+def swin_unfold_norm(vector: torch.Tensor) -> torch.Tensor:
+    """Reorder a PatchMerging ``norm`` weight or bias like
+    :func:`swin_unfold_reduction`.
+
+    Args:
+        vector (Tensor): ``(4C,)`` in the Microsoft layout.
+
+    Returns:
+        Tensor: ``(4C,)`` in MMPreTrain's layout.
+    """
+    in_ch = vector.shape[0]
+    v = vector.reshape(4, in_ch // 4)[[0, 2, 1, 3], :]
+    return v.transpose(0, 1).reshape(in_ch).contiguous()
+
+
+def save_checkpoint_atomic(checkpoint: dict,
+                           dst: str,
+                           force: bool = False) -> None:
+    """Write ``checkpoint`` to ``dst`` through a temporary file and a rename.
+
+    A reader never sees a half-written file, and an interrupted write leaves
+    no file at ``dst``.
+
+    Args:
+        checkpoint (dict): Tensors, plain dicts, lists, strings and numbers
+            only, so that it loads with ``weights_only=True``.
+        dst (str): Output path.
+        force (bool): Overwrite an existing ``dst``. Defaults to False.
+
+    Raises:
+        ConverterError: If ``dst`` exists and ``force`` is False.
+    """
+    if osp.exists(dst) and not force:
+        raise ConverterError(
+            f'{dst}: exists; pass --force to overwrite it')
+    out_dir = osp.dirname(osp.abspath(dst))
+    os.makedirs(out_dir, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(
+        prefix='.' + osp.basename(dst) + '.', suffix='.tmp', dir=out_dir)
+    try:
+        with os.fdopen(fd, 'wb') as f:
+            buffer = io.BytesIO()
+            torch.save(checkpoint, buffer)
+            f.write(buffer.getvalue())
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, dst)
+    except BaseException:
+        if osp.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def check_output_path(src: str, dst: str, force: bool) -> None:
+    """Fail early, before any work, on an output path that would lose data.
+
+    Args:
+        src (str): Input path.
+        dst (str): Output path.
+        force (bool): Whether overwriting ``dst`` is allowed.
+    """
+    if osp.exists(dst) and osp.exists(src) and osp.samefile(src, dst):
+        raise ConverterError(f'{dst}: output would overwrite the input')
+    if osp.exists(dst) and not force:
+        raise ConverterError(f'{dst}: exists; pass --force to overwrite it')
+    if osp.isdir(dst):
+        raise ConverterError(f'{dst}: is a directory')

@@ -1,0 +1,3 @@
+# Copyright (c) mmprompt contributors. All rights reserved.
+from .clip import *  # noqa: F401,F403
+from .ram import *  # noqa: F401,F403

@@ -1,0 +1,4 @@
+# Copyright (c) mmprompt contributors. All rights reserved.
+from .tokenizer import CLIPTokenizer
+
+__all__ = ['CLIPTokenizer']

@@ -1,0 +1,2 @@
+# Copyright (c) mmprompt contributors. All rights reserved.
+__all__ = []

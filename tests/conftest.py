@@ -1,0 +1,28 @@
+# Copyright (c) mmprompt contributors. All rights reserved.
+import os
+import os.path as osp
+
+import pytest
+import torch
+
+REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+# ../shared beside the checkout; MMPROMPT_SHARED overrides it.
+SHARED = os.environ.get('MMPROMPT_SHARED',
+                        osp.join(osp.dirname(REPO_ROOT), 'shared'))
+RAM_DATA = osp.join(SHARED, 'ram', 'data')
+RAM_VECTORS = osp.join(SHARED, 'ram', 'vectors')
+
+
+@pytest.fixture(scope='session', autouse=True)
+def _register_and_threads():
+    from mmprompt.utils import register_all_modules
+    register_all_modules(init_default_scope=True)
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+
+
+@pytest.fixture(scope='session')
+def shared_dir():
+    if not osp.isdir(SHARED):
+        pytest.skip(f'shared data not found at {SHARED}')
+    return SHARED

@@ -1,10 +1,14 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
 from .common import (ConverterError, apply_rules, load_source_checkpoint,
-                     save_checkpoint_atomic, swin_unfold_norm,
-                     swin_unfold_reduction, unwrap_state_dict)
+                     save_checkpoint_atomic, swin_relative_position_index,
+                     swin_unfold_norm, swin_unfold_reduction,
+                     unwrap_state_dict)
+from .openai_clip import convert_openai_clip, infer_openai_clip_arch
+from .ram import convert_ram
 
 __all__ = [
     'ConverterError', 'apply_rules', 'load_source_checkpoint',
     'save_checkpoint_atomic', 'swin_unfold_norm', 'swin_unfold_reduction',
-    'unwrap_state_dict'
+    'unwrap_state_dict', 'convert_openai_clip', 'infer_openai_clip_arch',
+    'convert_ram', 'swin_relative_position_index'
 ]

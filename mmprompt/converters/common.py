@@ -10,6 +10,7 @@ import os
 import os.path as osp
 import re
 import tempfile
+import warnings
 import zipfile
 from collections import OrderedDict
 from typing import (Callable, Dict, Iterable, List, Optional, Sequence,
@@ -56,7 +57,11 @@ def load_source_checkpoint(path: str) -> dict:
         raise ConverterError(f'{path}: no such file')
     try:
         if _is_torchscript(path):
-            module = torch.jit.load(path, map_location='cpu')
+            with warnings.catch_warnings():
+                # torch.jit.load's deprecation notice; OpenAI's releases
+                # exist only as TorchScript archives.
+                warnings.simplefilter('ignore', FutureWarning)
+                module = torch.jit.load(path, map_location='cpu')
             return {k: v for k, v in module.state_dict().items()}
         obj = torch.load(path, map_location='cpu', weights_only=True)
     except ConverterError:
@@ -192,6 +197,48 @@ def swin_unfold_norm(vector: torch.Tensor) -> torch.Tensor:
     in_ch = vector.shape[0]
     v = vector.reshape(4, in_ch // 4)[[0, 2, 1, 3], :]
     return v.transpose(0, 1).reshape(in_ch).contiguous()
+
+
+def swin_relative_position_index(window_size: int) -> torch.Tensor:
+    """The ``relative_position_index`` buffer of a Swin window attention.
+
+    Entry ``(i, j)`` is ``(hi - hj + ws - 1) * (2 ws - 1) + (wi - wj + ws -
+    1)`` for the row-major positions ``i = (hi, wi)`` and ``j = (hj, wj)``
+    of a ``ws x ws`` window: Microsoft's formula, and the values of
+    MMPreTrain's (persistent) buffer.
+
+    Args:
+        window_size (int): Side of the window.
+
+    Returns:
+        torch.Tensor: ``(ws * ws, ws * ws)``, int64.
+    """
+    coords = torch.arange(window_size)
+    rows = coords.repeat_interleave(window_size)
+    cols = coords.repeat(window_size)
+    rel_rows = rows[:, None] - rows[None, :] + window_size - 1
+    rel_cols = cols[:, None] - cols[None, :] + window_size - 1
+    return rel_rows * (2 * window_size - 1) + rel_cols
+
+
+def swin_window_size(bias_table: torch.Tensor) -> int:
+    """Window side of a Swin ``relative_position_bias_table``.
+
+    Args:
+        bias_table (Tensor): ``((2 ws - 1) ** 2, heads)``.
+
+    Returns:
+        int: ``ws``.
+
+    Raises:
+        ConverterError: If the first dimension is not an odd square.
+    """
+    side = round(bias_table.shape[0]**0.5)
+    if side * side != bias_table.shape[0] or side % 2 == 0:
+        raise ConverterError(
+            'relative_position_bias_table has '
+            f'{bias_table.shape[0]} rows, not (2 * window - 1) ** 2')
+    return (side + 1) // 2
 
 
 def save_checkpoint_atomic(checkpoint: dict,

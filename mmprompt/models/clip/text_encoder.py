@@ -1,0 +1,199 @@
+# Copyright (c) mmprompt contributors. All rights reserved.
+"""The text tower of OpenAI CLIP.
+
+The architecture follows `CLIP <https://arxiv.org/abs/2103.00020>`_ (OpenAI's
+``clip/model.py``, MIT licence) and open_clip's ``TextTransformer`` (MIT
+licence); the code is written for mmprompt. Submodules are named after the
+keys of OpenAI's checkpoints (``token_embedding``, ``positional_embedding``,
+``ln_1``, ``attn.in_proj_weight``, ``mlp.c_fc``, ``ln_final``,
+``text_projection``), so the converter only adds a prefix.
+"""
+from collections import OrderedDict
+from typing import Optional
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmengine.model import BaseModule
+# The activation OpenAI's CLIP was trained with, x * sigmoid(1.702 * x);
+# the image tower uses the same class through ``mmpretrain.QuickGELU``.
+from mmpretrain.models.utils import QuickGELU
+
+from mmprompt.registry import MODELS
+
+
+class CausalSelfAttention(nn.Module):
+    """Multi-head self-attention with a causal mask and a fused in-projection.
+
+    The parameters have the names and layout of ``nn.MultiheadAttention``
+    (``in_proj_weight`` stacks the query, key and value projections). The
+    computation is ``F.scaled_dot_product_attention(..., is_causal=True)``,
+    so no mask tensor is stored anywhere.
+
+    Args:
+        embed_dims (int): Width of the tokens.
+        num_heads (int): Number of attention heads.
+    """
+
+    def __init__(self, embed_dims: int, num_heads: int) -> None:
+        super().__init__()
+        if embed_dims % num_heads != 0:
+            raise ValueError(f'embed_dims ({embed_dims}) must be divisible '
+                             f'by num_heads ({num_heads})')
+        self.embed_dims = embed_dims
+        self.num_heads = num_heads
+        self.in_proj_weight = nn.Parameter(
+            torch.empty(3 * embed_dims, embed_dims))
+        self.in_proj_bias = nn.Parameter(torch.zeros(3 * embed_dims))
+        self.out_proj = nn.Linear(embed_dims, embed_dims)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Attend every token to itself and the tokens before it.
+
+        Args:
+            x (torch.Tensor): Tokens, ``(N, L, C)``.
+
+        Returns:
+            torch.Tensor: ``(N, L, C)``.
+        """
+        n, length, _ = x.shape
+        qkv = F.linear(x, self.in_proj_weight, self.in_proj_bias)
+        # (N, L, 3C) -> (3, N, heads, L, C / heads)
+        qkv = qkv.reshape(n, length, 3, self.num_heads,
+                          -1).permute(2, 0, 3, 1, 4)
+        out = F.scaled_dot_product_attention(
+            qkv[0], qkv[1], qkv[2], is_causal=True)
+        out = out.transpose(1, 2).reshape(n, length, self.embed_dims)
+        return self.out_proj(out)
+
+
+class ResidualAttentionBlock(nn.Module):
+    """A pre-norm transformer block: causal attention, then a QuickGELU MLP.
+
+    Args:
+        embed_dims (int): Width of the tokens.
+        num_heads (int): Number of attention heads.
+        feedforward_channels (int): Hidden width of the MLP.
+        norm_eps (float): Epsilon of the LayerNorms. Defaults to 1e-5.
+    """
+
+    def __init__(self,
+                 embed_dims: int,
+                 num_heads: int,
+                 feedforward_channels: int,
+                 norm_eps: float = 1e-5) -> None:
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(embed_dims, eps=norm_eps)
+        self.attn = CausalSelfAttention(embed_dims, num_heads)
+        self.ln_2 = nn.LayerNorm(embed_dims, eps=norm_eps)
+        self.mlp = nn.Sequential(
+            OrderedDict([
+                ('c_fc', nn.Linear(embed_dims, feedforward_channels)),
+                ('gelu', QuickGELU()),
+                ('c_proj', nn.Linear(feedforward_channels, embed_dims)),
+            ]))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn(self.ln_1(x))
+        return x + self.mlp(self.ln_2(x))
+
+
+@MODELS.register_module()
+class CLIPTextTransformer(BaseModule):
+    """The causal text transformer of CLIP, pooled at the end-of-text token.
+
+    Token ids go through the token and positional embeddings, a stack of
+    :class:`ResidualAttentionBlock`, the final LayerNorm, then the feature at
+    the end-of-text token (the largest id of each row, as in OpenAI's code)
+    is projected into the joint embedding space.
+
+    Rows shorter than ``context_length`` are accepted: the positional
+    embedding is sliced to their length. Because attention is causal and the
+    pooled token is the end-of-text token, this gives the same features as
+    the zero-padded full-length rows.
+
+    Args:
+        vocab_size (int): Number of token ids. Defaults to 49408.
+        context_length (int): Longest row accepted, i.e. the number of
+            positional embeddings. Defaults to 77.
+        embed_dims (int): Width of the transformer. Defaults to 512.
+        num_layers (int): Number of blocks. Defaults to 12.
+        num_heads (int): Number of attention heads. Defaults to 8.
+        feedforward_channels (int, optional): Hidden width of the MLPs.
+            Defaults to ``4 * embed_dims``.
+        out_dims (int): Width of the joint embedding space, the output of
+            ``text_projection``. Defaults to 512.
+        norm_eps (float): Epsilon of the LayerNorms. Defaults to 1e-5.
+        init_cfg (dict, optional): Initialization config dict.
+            Defaults to None.
+    """
+
+    def __init__(self,
+                 vocab_size: int = 49408,
+                 context_length: int = 77,
+                 embed_dims: int = 512,
+                 num_layers: int = 12,
+                 num_heads: int = 8,
+                 feedforward_channels: Optional[int] = None,
+                 out_dims: int = 512,
+                 norm_eps: float = 1e-5,
+                 init_cfg: Optional[dict] = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        self.vocab_size = vocab_size
+        self.context_length = context_length
+        self.embed_dims = embed_dims
+        self.num_layers = num_layers
+        self.out_dims = out_dims
+        feedforward_channels = feedforward_channels or 4 * embed_dims
+
+        self.token_embedding = nn.Embedding(vocab_size, embed_dims)
+        self.positional_embedding = nn.Parameter(
+            torch.empty(context_length, embed_dims))
+        self.resblocks = nn.ModuleList([
+            ResidualAttentionBlock(embed_dims, num_heads, feedforward_channels,
+                                   norm_eps) for _ in range(num_layers)
+        ])
+        self.ln_final = nn.LayerNorm(embed_dims, eps=norm_eps)
+        self.text_projection = nn.Parameter(torch.empty(embed_dims, out_dims))
+        self._reset_parameters()
+
+    @torch.no_grad()
+    def _reset_parameters(self) -> None:
+        """Random initialisation with OpenAI's standard deviations."""
+        nn.init.normal_(self.token_embedding.weight, std=0.02)
+        nn.init.normal_(self.positional_embedding, std=0.01)
+        width = self.embed_dims
+        proj_std = width**-0.5 * (2 * self.num_layers)**-0.5
+        for block in self.resblocks:
+            nn.init.normal_(block.attn.in_proj_weight, std=width**-0.5)
+            nn.init.normal_(block.attn.out_proj.weight, std=proj_std)
+            nn.init.normal_(block.mlp.c_fc.weight, std=(2 * width)**-0.5)
+            nn.init.normal_(block.mlp.c_proj.weight, std=proj_std)
+        nn.init.normal_(self.text_projection, std=width**-0.5)
+
+    def forward(self, texts: torch.Tensor) -> torch.Tensor:
+        """Project each row of token ids into the joint embedding space.
+
+        Args:
+            texts (torch.Tensor): Token ids, ``(N, L)`` with
+                ``L <= context_length``; each row holds one end-of-text
+                token, the largest id of the row.
+
+        Returns:
+            torch.Tensor: Text features, ``(N, out_dims)``, not normalised.
+        """
+        if texts.dim() != 2:
+            raise ValueError('expected token ids of shape (N, L), got '
+                             f'{tuple(texts.shape)}')
+        length = texts.size(1)
+        if length > self.context_length:
+            raise ValueError(f'rows of {length} tokens exceed the context '
+                             f'length {self.context_length}')
+        x = self.token_embedding(texts)
+        x = x + self.positional_embedding[:length]
+        for block in self.resblocks:
+            x = block(x)
+        x = self.ln_final(x)
+        eot = texts.argmax(dim=-1)
+        x = x[torch.arange(x.size(0), device=x.device), eot]
+        return x @ self.text_projection

@@ -26,3 +26,19 @@ def shared_dir():
     if not osp.isdir(SHARED):
         pytest.skip(f'shared data not found at {SHARED}')
     return SHARED
+
+
+@pytest.fixture(scope='session')
+def ram_vectors_dir():
+    """``shared/ram/vectors``: tiny RAM / RAM++ reference vectors."""
+    if not osp.isdir(RAM_VECTORS):
+        pytest.skip(f'RAM test vectors not found at {RAM_VECTORS}')
+    return RAM_VECTORS
+
+
+@pytest.fixture(scope='session')
+def ram_data_dir():
+    """``shared/ram/data``: RAM's tag lists, thresholds and templates."""
+    if not osp.isdir(RAM_DATA):
+        pytest.skip(f'RAM data not found at {RAM_DATA}')
+    return RAM_DATA

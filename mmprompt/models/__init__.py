@@ -1,3 +1,4 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
 from .clip import *  # noqa: F401,F403
 from .ram import *  # noqa: F401,F403
+from .utils import *  # noqa: F401,F403

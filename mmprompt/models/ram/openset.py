@@ -1,0 +1,295 @@
+# Copyright (c) mmprompt contributors. All rights reserved.
+"""Label embeddings for RAM's and RAM++'s open-set tagging.
+
+RAM and RAM++ (``recognize-anything``, Apache-2.0,
+``ram/utils/openset_utils.py``) tag unseen categories by replacing their
+label embeddings with CLIP ViT-B/16 text features:
+
+- RAM: each category name is cleaned, put in every prompt template, encoded;
+  the rows are L2-normalised, averaged and normalised again (one row per
+  category);
+- RAM++: every LLM description of a category is encoded and normalised, no
+  averaging (``D`` rows per category, category-major).
+
+The functions here are pure and batched: all prompts of all categories go
+through ``encode_text`` together, in chunks of ``batch_size`` texts, never
+one category at a time. ``encode_text`` maps a list of strings to raw text
+features ``(N, C)``, e.g. a CLIP text tower after the tokenizer.
+"""
+import json
+import os.path as osp
+from typing import Callable, Dict, List, Mapping, Sequence, Tuple, Union
+
+import torch
+
+TextEncoder = Callable[[List[str]], torch.Tensor]
+# An open-set category: a name, or {name: [descriptions]} (RAM++).
+CategoryItem = Union[str, Mapping[str, Sequence[str]]]
+CategorySpec = Union[str, Sequence[CategoryItem]]
+TemplateSpec = Union[str, Sequence[str]]
+
+# The key of the template list in RAM's ``openset_templates.json``.
+RAM_TEMPLATES_KEY = 'multiple_templates'
+
+
+def _check_ram_templates(templates: Sequence[str]) -> Tuple[str, ...]:
+    """Check that each template takes the name as ``{}`` and maybe
+    ``{article}``, nothing else."""
+    templates = tuple(templates)
+    if not templates:
+        raise ValueError('no templates given')
+    for template in templates:
+        if not isinstance(template, str):
+            raise TypeError(f'a template must be a string, got {template!r}')
+        try:
+            filled = template.format('', article='')
+        except (IndexError, KeyError, ValueError) as e:
+            raise ValueError(
+                f'template {template!r} may only use "{{}}" and '
+                f'"{{article}}" ({type(e).__name__}: {e})') from None
+        if template.count('{}') != 1 or '{' in filled or '}' in filled:
+            raise ValueError(
+                f'template {template!r} must hold exactly one "{{}}"')
+    return templates
+
+
+def resolve_ram_templates(spec: TemplateSpec) -> Tuple[str, ...]:
+    """Turn a template specification into RAM open-set templates.
+
+    Templates are format strings with one ``{}`` for the category name and
+    optionally ``{article}`` (``'a'`` or ``'an'``).
+
+    Args:
+        spec (str | Sequence[str]): One of
+
+            - a JSON file holding a list of templates, or a dict whose
+              ``'multiple_templates'`` entry is that list (RAM's
+              ``openset_templates.json``: the 63 templates RAM uses);
+            - anything :func:`mmprompt.models.clip.prompts.resolve_templates`
+              takes: a set name such as ``'openai_imagenet'`` (OpenAI's 80
+              ImageNet templates), one template, a text file or a list.
+
+    Returns:
+        tuple[str]: The templates.
+    """
+    if isinstance(spec, str) and spec.endswith('.json'):
+        if not osp.isfile(spec):
+            raise ValueError(f'template file {spec!r} does not exist')
+        with open(spec, encoding='utf-8') as f:
+            data = json.load(f)
+        if isinstance(data, dict):
+            if RAM_TEMPLATES_KEY not in data:
+                raise ValueError(f'{spec}: a dict of templates needs a '
+                                 f'{RAM_TEMPLATES_KEY!r} list')
+            data = data[RAM_TEMPLATES_KEY]
+        return _check_ram_templates(data)
+    if isinstance(spec, str) or not any('{article}' in t for t in spec):
+        from mmprompt.models.clip.prompts import resolve_templates
+        return resolve_templates(spec)
+    return _check_ram_templates(spec)
+
+
+def ram_openset_prompts(categories: Sequence[str],
+                        templates: Sequence[str]) -> List[str]:
+    """All prompts of all categories, category-major, as RAM writes them.
+
+    For a category ``c``: the name is ``c`` with ``'_'`` read as a space and
+    ``'/'`` as ``' or '``, lower-cased, trailing dots stripped; the article
+    is ``'an'`` if the raw ``c`` starts with a lower-case vowel (so
+    ``'Apple'`` gets ``'a'``), else ``'a'``. A prompt that starts with
+    ``'a'`` or ``'the'`` is prefixed with ``'This is '``.
+
+    Args:
+        categories (Sequence[str]): Category names.
+        templates (Sequence[str]): Format strings (``{}``, ``{article}``).
+
+    Returns:
+        list[str]: ``len(categories) * len(templates)`` prompts.
+    """
+    prompts = []
+    for category in categories:
+        name = category.replace('_', ' ').replace('/', ' or ').lower()
+        name = name.rstrip('.')
+        article = 'an' if category and category[0] in 'aeiou' else 'a'
+        for template in templates:
+            text = template.format(name, article=article)
+            if text.startswith('a') or text.startswith('the'):
+                text = 'This is ' + text
+            prompts.append(text)
+    return prompts
+
+
+def encode_texts(texts: Sequence[str],
+                 encode_text: TextEncoder,
+                 batch_size: int = 256) -> torch.Tensor:
+    """Encode texts in chunks and L2-normalise every row.
+
+    Args:
+        texts (Sequence[str]): The texts.
+        encode_text (Callable): ``list[str] -> (N, C)`` raw features.
+        batch_size (int): Texts per call of ``encode_text``.
+            Defaults to 256.
+
+    Returns:
+        torch.Tensor: ``(len(texts), C)``, float32, unit rows.
+    """
+    texts = list(texts)
+    feats = torch.cat([
+        encode_text(texts[i:i + batch_size]).float()
+        for i in range(0, len(texts), batch_size)
+    ])
+    if feats.size(0) != len(texts):
+        raise ValueError(f'encode_text returned {feats.size(0)} rows for '
+                         f'{len(texts)} texts')
+    return feats / feats.norm(dim=-1, keepdim=True)
+
+
+def build_openset_label_embed(categories: Sequence[str],
+                              templates: Sequence[str],
+                              encode_text: TextEncoder,
+                              batch_size: int = 256) -> torch.Tensor:
+    """RAM's open-set label embeddings: a prompt ensemble per category.
+
+    Args:
+        categories (Sequence[str]): Category names.
+        templates (Sequence[str]): Templates, see :func:`ram_openset_prompts`.
+        encode_text (Callable): ``list[str] -> (N, C)`` raw text features.
+        batch_size (int): Texts per call of ``encode_text``.
+            Defaults to 256.
+
+    Returns:
+        torch.Tensor: ``(len(categories), C)``: normalise each prompt's
+        feature, average per category, normalise again.
+    """
+    prompts = ram_openset_prompts(categories, templates)
+    feats = encode_texts(prompts, encode_text, batch_size)
+    feats = feats.view(len(categories), len(templates), -1).mean(dim=1)
+    return feats / feats.norm(dim=-1, keepdim=True)
+
+
+def split_categories(
+    items: Sequence[CategoryItem]
+) -> Tuple[Tuple[str, ...], Dict[int, Tuple[str, ...]]]:
+    """Split open-set items into names and per-category descriptions.
+
+    Args:
+        items (Sequence[str | dict]): Plain names, or one-key dicts
+            ``{name: [descriptions]}`` (the format of RAM++'s
+            ``openimages_rare_200_llm_tag_descriptions.json``).
+
+    Returns:
+        tuple: The names in order, and ``{index: descriptions}`` for the
+        items that had descriptions.
+
+    Raises:
+        ValueError: On an empty list, a blank or repeated name, a dict with
+            other than one key, or an empty description list.
+        TypeError: On items that are neither strings nor dicts.
+    """
+    if isinstance(items, str) or not len(items):
+        raise ValueError('categories must be a non-empty list')
+    names, descriptions = [], {}
+    for i, item in enumerate(items):
+        if isinstance(item, Mapping):
+            if len(item) != 1:
+                raise ValueError(f'category {i} must be one {{name: '
+                                 f'[descriptions]}} pair, got {len(item)}')
+            (name, texts), = item.items()
+            texts = (texts, ) if isinstance(texts, str) else tuple(texts)
+            if not texts or not all(isinstance(t, str) for t in texts):
+                raise ValueError(f'category {name!r} needs a non-empty list '
+                                 'of description strings')
+            descriptions[i] = texts
+        elif isinstance(item, str):
+            name = item
+        else:
+            raise TypeError(f'category {i} is neither a name nor a '
+                            f'{{name: [descriptions]}} dict: {item!r}')
+        if not isinstance(name, str) or not name.strip():
+            raise ValueError(f'category {i} has a blank name')
+        names.append(name)
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ValueError(f'repeated categories: {repeated}')
+    return tuple(names), descriptions
+
+
+def build_description_label_embed(names: Sequence[str],
+                                  descriptions: Mapping[int, Sequence[str]],
+                                  templates: Sequence[str],
+                                  encode_text: TextEncoder,
+                                  batch_size: int = 256) -> torch.Tensor:
+    """RAM++'s open-set label embeddings: every description of a category.
+
+    All categories with descriptions must have the same number ``D`` of
+    them. A category without descriptions gets RAM's prompt-ensemble
+    embedding (:func:`build_openset_label_embed` with ``templates``),
+    repeated ``D`` times: RAM++'s softmax over identical rows returns that
+    row, so such a category behaves like a RAM open-set category.
+
+    Args:
+        names (Sequence[str]): Category names.
+        descriptions (Mapping[int, Sequence[str]]): Descriptions of some
+            categories, by index (see :func:`split_categories`).
+        templates (Sequence[str]): Templates for the categories without
+            descriptions.
+        encode_text (Callable): ``list[str] -> (N, C)`` raw text features;
+            it should truncate over-long texts (RAM++ cuts at 77 tokens).
+        batch_size (int): Texts per call of ``encode_text``.
+            Defaults to 256.
+
+    Returns:
+        torch.Tensor: ``(len(names) * D, C)``, unit rows, category-major
+        (row ``k * D + j`` is description ``j`` of category ``k``).
+
+    Raises:
+        ValueError: If description counts differ; the error names the
+            categories and their counts.
+    """
+    counts = {len(texts) for texts in descriptions.values()}
+    if len(counts) > 1:
+        shown = ', '.join(f'{names[i]!r}: {len(texts)}'
+                          for i, texts in sorted(descriptions.items()))
+        raise ValueError('every category needs the same number of '
+                         f'descriptions; got {shown}')
+    num_desc = counts.pop() if counts else 1
+    described = sorted(descriptions)
+    plain = [i for i in range(len(names)) if i not in descriptions]
+    parts, order = [], []
+    if described:
+        texts = [t for i in described for t in descriptions[i]]
+        feats = encode_texts(texts, encode_text, batch_size)
+        parts.append(feats.view(len(described), num_desc, -1))
+        order += described
+    if plain:
+        feats = build_openset_label_embed([names[i] for i in plain], templates,
+                                          encode_text, batch_size)
+        parts.append(feats.unsqueeze(1).expand(-1, num_desc, -1))
+        order += plain
+    # Back to the categories' order, then category-major rows.
+    inverse = torch.empty(len(order), dtype=torch.long)
+    inverse[torch.tensor(order)] = torch.arange(len(order))
+    embed = torch.cat(parts)[inverse]
+    return embed.reshape(len(names) * num_desc, -1)
+
+
+def load_categories(spec: CategorySpec) -> Sequence[CategoryItem]:
+    """Read open-set categories from a file, or pass a list through.
+
+    Args:
+        spec (str | Sequence): A list of names and/or ``{name:
+            [descriptions]}`` dicts; or the path of a ``.json`` file holding
+            such a list (RAM++'s description files), or of a text file with
+            one name per line (blank lines skipped).
+
+    Returns:
+        Sequence: The items.
+    """
+    if not isinstance(spec, str):
+        return spec
+    if not osp.isfile(spec):
+        raise ValueError(f'category file {spec!r} does not exist')
+    with open(spec, encoding='utf-8') as f:
+        if spec.endswith('.json'):
+            return json.load(f)
+        return [line.strip() for line in f if line.strip()]

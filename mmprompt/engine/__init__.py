@@ -1,2 +1,4 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
-"""Placeholder so the registry ``locations`` import cleanly."""
+from .hooks import PrepareOpensetHook
+
+__all__ = ['PrepareOpensetHook']

@@ -1,0 +1,185 @@
+# Copyright (c) mmprompt contributors. All rights reserved.
+"""Tag every image of folders (or a list of files) with RAM / RAM++ and
+write one JSON line per image.
+
+Examples:
+    # RAM's 4585 tags, English and Chinese.
+    python demo/tag_images.py photos/ \
+        --config ram_swin-large-p4-w12_384px_normal \
+        --checkpoint checkpoints/ram_swin_large_14m_mmprompt.pth \
+        --out tags.jsonl --batch-size 8
+
+    # RAM++ on categories of your own, with LLM descriptions.
+    python demo/tag_images.py a.jpg b.png \
+        --config ram-plus_swin-large-p4-w12_384px_openset \
+        --checkpoint checkpoints/ram_plus_swin_large_14m_mmprompt.pth \
+        --categories openimages_rare_200_llm_tag_descriptions.json \
+        --out tags.jsonl
+
+Each line of ``--out`` is ``{"path", "tags", "tags_chinese", "scores"}``
+(tags in vocabulary order, ``tags_chinese`` null when unknown). Files that
+cannot be read are reported with a warning and in the final summary, and
+skipped; the run goes on.
+"""
+import argparse
+import json
+import logging
+import os
+import os.path as osp
+from typing import List, Optional, Tuple
+
+from mmengine.logging import print_log
+
+IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.gif', '.ppm', '.pgm',
+                    '.tif', '.tiff', '.webp')
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description='Tag the images of folders with RAM or RAM++.')
+    parser.add_argument(
+        'inputs', nargs='+', help='image folders and/or image files')
+    parser.add_argument(
+        '--config',
+        required=True,
+        help='config file or name (e.g. ram_swin-large-p4-w12_384px_normal)')
+    parser.add_argument(
+        '--checkpoint',
+        required=True,
+        help='checkpoint converted by '
+        'tools/model_converters/ram_to_mmprompt.py')
+    parser.add_argument(
+        '--out', required=True, help='output JSON-lines file (.jsonl)')
+    parser.add_argument(
+        '--categories',
+        nargs='+',
+        help='open-set categories (needs an open-set config): names, or one '
+        '.txt (a name a line) or .json file (RAM++ descriptions)')
+    parser.add_argument(
+        '--threshold',
+        type=float,
+        help="one threshold for every tag (default: the model's)")
+    parser.add_argument('--batch-size', type=int, default=8, help='default: 8')
+    parser.add_argument(
+        '--recursive',
+        action='store_true',
+        help='also tag the images of subfolders')
+    parser.add_argument('--device', default='cpu', help='default: cpu')
+    args = parser.parse_args(argv)
+    if args.batch_size < 1:
+        parser.error('--batch-size must be at least 1')
+    if args.threshold is not None and not 0 <= args.threshold <= 1:
+        parser.error('--threshold must lie in [0, 1]')
+    return args
+
+
+def list_images(inputs: List[str], recursive: bool = False) -> List[str]:
+    """Image files of the folders (sorted, by extension) and the files
+    given, in order; paths that do not exist are kept and fail later.
+
+    Args:
+        inputs (list[str]): Folders and files.
+        recursive (bool): Walk subfolders. Defaults to False.
+
+    Returns:
+        list[str]: Image paths, without repeats.
+    """
+    paths = []
+    for item in inputs:
+        if not osp.isdir(item):
+            paths.append(item)
+            continue
+        found = []
+        for folder, subdirs, files in os.walk(item):
+            subdirs.sort()
+            found += [
+                osp.join(folder, f) for f in files
+                if f.lower().endswith(IMAGE_EXTENSIONS)
+            ]
+            if not recursive:
+                break
+        paths += sorted(found)
+    return list(dict.fromkeys(paths))
+
+
+def read_batch(paths: List[str]) -> Tuple[list, list, list]:
+    """Decode images to RGB (as RAM does first); return the readable ones,
+    their paths and the paths that failed."""
+    from mmprompt.datasets.transforms import open_image
+    images, good, bad = [], [], []
+    for path in paths:
+        try:
+            image = open_image(path)
+            try:
+                images.append(image.convert('RGB'))
+            except Exception as e:  # noqa: BLE001 - PIL modes vary
+                raise ValueError(f'cannot convert image {path!r} to RGB: '
+                                 f'{type(e).__name__}: {e}') from None
+            good.append(path)
+        except ValueError as e:
+            bad.append(path)
+            print_log(f'skipped: {e}', logger='current', level=logging.WARNING)
+    return images, good, bad
+
+
+def categories_arg(items: Optional[List[str]]) -> Optional[object]:
+    """One existing file stays a path; otherwise a list of names."""
+    if not items:
+        return None
+    if len(items) == 1 and osp.isfile(items[0]):
+        return items[0]
+    return items
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = parse_args(argv)
+    from mmengine.utils import ProgressBar
+
+    from mmprompt.apis import ImageTagger
+    paths = list_images(args.inputs, args.recursive)
+    if not paths:
+        print_log(
+            f'no images found in {args.inputs}',
+            logger='current',
+            level=logging.ERROR)
+        return 1
+    tagger = ImageTagger(
+        args.config, pretrained=args.checkpoint, device=args.device)
+    categories = categories_arg(args.categories)
+    if categories is not None:
+        tagger.set_categories(categories)
+    os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
+    skipped, tagged = [], 0
+    bar = ProgressBar(len(paths))
+    with open(args.out, 'w', encoding='utf-8') as f:
+        for start in range(0, len(paths), args.batch_size):
+            chunk = paths[start:start + args.batch_size]
+            images, good, bad = read_batch(chunk)
+            skipped += bad
+            results = tagger(
+                images, threshold=args.threshold,
+                batch_size=len(images)) if images else []
+            for path, result in zip(good, results):
+                record = dict(
+                    path=path,
+                    tags=result['pred_tags'],
+                    tags_chinese=result['pred_tags_chinese'],
+                    scores=[round(s, 6) for s in result['pred_scores']])
+                f.write(json.dumps(record, ensure_ascii=False) + '\n')
+            f.flush()
+            tagged += len(good)
+            for _ in chunk:
+                bar.update()
+    summary = f'\nTagged {tagged} of {len(paths)} images into {args.out}'
+    if skipped:
+        summary += f'; skipped {len(skipped)} unreadable:\n' + '\n'.join(
+            f'  {p}' for p in skipped)
+    print_log(
+        summary,
+        logger='current',
+        level=logging.WARNING if skipped else logging.INFO)
+    return 0
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())

@@ -1,0 +1,164 @@
+# Copyright (c) mmprompt contributors. All rights reserved.
+"""Multi-label tagging benchmarks: images and their tag lists.
+
+The annotation format is that of the RAM papers' OpenImages benchmarks
+(``recognize-anything``, Apache-2.0, ``batch_inference.py``): one image a
+line, ``name,tag,tag,...``, with the tags spelled as in the benchmark's tag
+list (``openimages_common_214_ram_taglist.txt``, one tag a line) and the
+image name given without its ``.jpg``. A line with a name only is an image
+without tags.
+"""
+import os.path as osp
+from typing import List, Optional, Sequence, Tuple, Union
+
+from mmengine.fileio import get_local_path
+from mmpretrain.datasets import MultiLabelDataset
+
+from mmprompt.registry import DATASETS
+
+
+def read_tag_list(path: str) -> Tuple[str, ...]:
+    """Tag names of a file, one a line, stripped; blank lines skipped.
+
+    Args:
+        path (str): The file (UTF-8).
+
+    Returns:
+        tuple[str]: The names, in order.
+
+    Raises:
+        ValueError: If the file holds no names or repeats one.
+    """
+    with get_local_path(path) as local, open(local, encoding='utf-8') as f:
+        names = tuple(line.strip() for line in f if line.strip())
+    if not names:
+        raise ValueError(f'{path}: no tag names')
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ValueError(f'{path}: repeated tags {repeated}')
+    return names
+
+
+@DATASETS.register_module()
+class TaggingDataset(MultiLabelDataset):
+    """Images annotated with tag lists, for multi-label tagging metrics.
+
+    Every line of ``ann_file`` is ``name<sep>tag<sep>tag...``; the image is
+    ``data_prefix/name + img_suffix`` and each tag must be one of
+    ``classes`` (else a ``ValueError`` names the line). ``gt_label`` holds
+    the indices of the image's tags in ``classes``.
+
+    The model may score a larger vocabulary than ``classes``, e.g. RAM's
+    4585 tags on OpenImages-common's 214: give the model's tag list as
+    ``model_tag_list`` and the metainfo gets ``model_indices``, the model's
+    index of each class, which :class:`~mmprompt.evaluation.TaggingMetric`
+    uses to pick the classes' columns. Without it the model must score
+    exactly ``classes`` in order (open-set tagging of the benchmark's own
+    categories).
+
+    Relative ``classes`` and ``model_tag_list`` paths are taken from
+    ``data_root``, like ``ann_file``.
+
+    Args:
+        ann_file (str): Annotation file.
+        classes (str | Sequence[str]): The benchmark's tags: a file, one tag
+            a line, or a list.
+        model_tag_list (str | Sequence[str], optional): The model's tags,
+            as a file or a list, to map ``classes`` into. Defaults to None.
+        img_suffix (str): Appended to each image name, e.g. ``'.jpg'`` for
+            RAM's annotation files. Defaults to ``''``.
+        separator (str): Field separator of ``ann_file``. Defaults to
+            ``','``.
+        data_root (str): Root of ``ann_file``, ``data_prefix`` and relative
+            tag-list paths. Defaults to ``''``.
+        data_prefix (str | dict): Image folder. Defaults to ``''``.
+        **kwargs: Other arguments of MMPreTrain's ``BaseDataset``
+            (``pipeline``, ``indices``, ``test_mode``, ...).
+    """
+
+    def __init__(self,
+                 ann_file: str,
+                 classes: Union[str, Sequence[str]],
+                 model_tag_list: Optional[Union[str, Sequence[str]]] = None,
+                 img_suffix: str = '',
+                 separator: str = ',',
+                 data_root: str = '',
+                 data_prefix: Union[str, dict] = '',
+                 **kwargs) -> None:
+        if not separator:
+            raise ValueError('separator must not be empty')
+        self.img_suffix = img_suffix
+        self.separator = separator
+        classes = self._read_names(classes, data_root)
+        model_indices = None
+        if model_tag_list is not None:
+            model_tags = self._read_names(model_tag_list, data_root)
+            index = {name: i for i, name in enumerate(model_tags)}
+            missing = [c for c in classes if c not in index]
+            if missing:
+                raise ValueError(
+                    f'{len(missing)} classes are not in the model tag list, '
+                    f'e.g. {missing[:5]}')
+            model_indices = tuple(index[c] for c in classes)
+        metainfo = dict(kwargs.pop('metainfo', None) or {})
+        if model_indices is not None:
+            metainfo['model_indices'] = model_indices
+        super().__init__(
+            ann_file=ann_file,
+            classes=classes,
+            metainfo=metainfo,
+            data_root=data_root,
+            data_prefix=data_prefix,
+            **kwargs)
+
+    @staticmethod
+    def _read_names(spec: Union[str, Sequence[str]],
+                    data_root: str) -> Tuple[str, ...]:
+        """Names from a list, or from a file (relative to ``data_root``)."""
+        if not isinstance(spec, str):
+            names = tuple(spec)
+            if not names or not all(isinstance(n, str) for n in names):
+                raise ValueError('a tag list must be a file or a non-empty '
+                                 'list of strings')
+            return names
+        if data_root and not osp.isabs(spec) and '://' not in spec:
+            spec = osp.join(data_root, spec)
+        return read_tag_list(spec)
+
+    def load_data_list(self) -> List[dict]:
+        """Read ``ann_file`` into ``img_path`` / ``gt_label`` dicts.
+
+        Returns:
+            list[dict]: One dict per image, in file order.
+        """
+        index = {name: i for i, name in enumerate(self.CLASSES)}
+        data_list = []
+        with get_local_path(self.ann_file) as local, open(
+                local, encoding='utf-8') as f:
+            for lineno, line in enumerate(f, 1):
+                fields = [s.strip() for s in line.split(self.separator)]
+                if not fields[0]:
+                    if any(fields):
+                        raise ValueError(f'{self.ann_file}:{lineno}: no '
+                                         'image name')
+                    continue  # a blank line
+                labels = []
+                for tag in fields[1:]:
+                    if not tag:
+                        continue
+                    if tag not in index:
+                        raise ValueError(
+                            f'{self.ann_file}:{lineno}: tag {tag!r} is not '
+                            'one of the classes')
+                    if index[tag] not in labels:
+                        labels.append(index[tag])
+                data_list.append(
+                    dict(
+                        img_path=self._image_path(fields[0]),
+                        gt_label=sorted(labels)))
+        return data_list
+
+    def _image_path(self, name: str) -> str:
+        prefix = self.data_prefix.get('img_path', '')
+        name = name + self.img_suffix
+        return osp.join(prefix, name) if prefix else name

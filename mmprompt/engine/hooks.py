@@ -1,0 +1,85 @@
+# Copyright (c) mmprompt contributors. All rights reserved.
+"""Hooks that get frozen prompt models ready for MMEngine's test loop.
+
+``Runner.test()`` loads ``load_from`` and runs the loop; it never calls
+``init_weights()`` and knows nothing of open-set vocabularies, whose label
+embeddings must be built from the loaded weights.
+"""
+import logging
+from typing import Optional, Sequence, Union
+
+from mmengine.hooks import Hook
+from mmengine.logging import print_log
+from mmengine.model import is_model_wrapper
+
+from mmprompt.registry import HOOKS
+
+
+@HOOKS.register_module()
+class PrepareOpensetHook(Hook):
+    """Build an open-set tagger's vocabulary once the weights are loaded.
+
+    Before the test loop, for a model with ``set_openset`` (RAMOpenset,
+    RAMPlusOpenset): the text encoder, whose weights are not in a RAM
+    checkpoint, is initialised from its own ``init_cfg`` if it has not been;
+    then ``set_openset()`` embeds the model's configured ``categories``.
+    Checkpoint loading happens before ``before_test``, so the embeddings come
+    from the loaded weights. Tag names stored in a converted checkpoint's
+    ``meta`` are also given to the model when it loads (they are not needed
+    by the metrics, only by visualisers and dumps).
+
+    A model without ``set_openset`` is left as it is; one without configured
+    ``categories`` is an error, since its predictions would not be over the
+    open set the evaluation expects.
+
+    Args:
+        categories (str | list, optional): Categories to use instead of the
+            model's configured ones. Defaults to None.
+    """
+    priority = 'HIGH'
+
+    def __init__(self,
+                 categories: Optional[Union[str, Sequence]] = None) -> None:
+        self.categories = categories
+
+    @staticmethod
+    def _model(runner):
+        model = runner.model
+        return model.module if is_model_wrapper(model) else model
+
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        """Give the model the tag names of a converted checkpoint.
+
+        Args:
+            runner (Runner): The runner.
+            checkpoint (dict): The loaded checkpoint.
+        """
+        model = self._model(runner)
+        meta = checkpoint.get('meta') if isinstance(checkpoint, dict) else None
+        if hasattr(model, 'set_tags_from_meta') and isinstance(
+                meta, dict) and meta.get('tag_list') is not None:
+            model.set_tags_from_meta(meta)
+
+    def before_test(self, runner) -> None:
+        """Initialise the text encoder and embed the categories.
+
+        Args:
+            runner (Runner): The runner.
+        """
+        model = self._model(runner)
+        if not hasattr(model, 'set_openset'):
+            print_log(
+                f'PrepareOpensetHook: {type(model).__name__} has no open '
+                'set; nothing to prepare',
+                logger='current',
+                level=logging.WARNING)
+            return
+        categories = self.categories
+        if categories is None and getattr(model, 'categories', None) is None:
+            raise ValueError(
+                f'PrepareOpensetHook: {type(model).__name__} has no '
+                'categories; set model.categories in the config')
+        text_encoder = getattr(model, 'text_encoder', None)
+        if text_encoder is not None and not text_encoder.is_init:
+            text_encoder.init_weights()
+        model.set_openset(categories)

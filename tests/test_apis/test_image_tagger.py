@@ -1,0 +1,195 @@
+# Copyright (c) mmprompt contributors. All rights reserved.
+"""ImageTagger with the tiny RAM / RAM++ reference checkpoints: the tags
+and scores of the reference, every input type, batching, thresholds,
+open-set categories and errors."""
+import importlib.util
+import json
+import os.path as osp
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from mmprompt.apis import ImageTagger, list_tagging_models
+
+REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+
+def _load(name, path):
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        sys.modules[name] = module
+    return sys.modules[name]
+
+
+H = _load('_ram_testing',
+          osp.join(REPO_ROOT, 'tests', 'test_tools', '_ram_testing.py'))
+NORMAL = 'ram/ram_swin-large-p4-w12_384px_normal.py'
+OPENSET = 'ram/ram_swin-large-p4-w12_384px_openset.py'
+PLUS_OPENSET = 'ram/ram-plus_swin-large-p4-w12_384px_openset.py'
+
+
+@pytest.fixture(scope='module')
+def files(ram_vectors_dir, tmp_path_factory):
+    root = tmp_path_factory.mktemp('tagger')
+    return dict(
+        root=root,
+        images=[
+            osp.join(ram_vectors_dir, 'images', name) for name in H.IMAGES
+        ],
+        ram=H.convert_tiny(ram_vectors_dir, str(root)),
+        ram_plus=H.convert_tiny(ram_vectors_dir, str(root), 'ram_plus'),
+        text=H.save_text_encoder(str(root / 'text.pth')),
+        meta=H.expected(ram_vectors_dir),
+        plus_meta=H.expected(ram_vectors_dir, 'ram_plus'))
+
+
+@pytest.fixture(scope='module')
+def tagger(files):
+    config = H.write_tiny_config(str(files['root'] / 'normal.py'), NORMAL, 20)
+    return ImageTagger(config, pretrained=files['ram'])
+
+
+def check_reference(results, meta, atol=1e-5):
+    for i, result in enumerate(results):
+        labels = meta['targets'][i].nonzero()[:, 0].tolist()
+        assert result['pred_labels'] == labels
+        assert ' | '.join(
+            result['pred_tags']) == meta['expected']['tags_en'][i]
+        assert ' | '.join(result['pred_tags_chinese']) == \
+            meta['expected']['tags_zh'][i]
+        np.testing.assert_allclose(
+            result['pred_scores'], meta['probs'][i, labels], atol=atol)
+
+
+def test_paths_pil_and_arrays_match_reference(tagger, files):
+    meta = files['meta']
+    check_reference(tagger(files['images'], batch_size=2), meta)
+    pil = [Image.open(p) for p in files['images']]
+    check_reference(tagger(pil), meta)
+    # RGB arrays (H, W, 3) and a grey (H, W) one.
+    arrays = [np.asarray(pil[0].convert('RGB')), np.asarray(pil[1])]
+    assert arrays[1].ndim == 2
+    check_reference(tagger(arrays, batch_size=2), meta)
+    one = tagger(files['images'][1])
+    assert len(one) == 1
+    check_reference([tagger(files['images'][0])[0]], meta)
+
+
+def test_sorting_thresholds_and_datasamples(tagger, files):
+    path = files['images'][0]
+    by_index = tagger(path)[0]
+    by_score = tagger(path, sort_by='score')[0]
+    assert sorted(by_score['pred_scores'], reverse=True) == \
+        by_score['pred_scores']
+    assert sorted(by_score['pred_labels']) == by_index['pred_labels']
+    assert set(by_score['pred_tags']) == set(by_index['pred_tags'])
+    # One threshold for all: 'body' (threshold 1.0) now fires too.
+    low = tagger(path, threshold=0.5)[0]
+    probs = files['meta']['probs'][0]
+    assert low['pred_labels'] == (probs > 0.5).nonzero()[:, 0].tolist()
+    assert 'body' in low['pred_tags']
+    assert tagger(path, threshold=1.0)[0]['pred_tags'] == []
+    samples = tagger(path, return_datasamples=True)
+    torch.testing.assert_close(samples[0].pred_score, probs, atol=1e-5, rtol=0)
+
+
+def test_model_name_with_overrides(files):
+    assert 'ram_swin-large-p4-w12_384px_normal' in list_tagging_models()
+    assert ImageTagger.list_models() == list_tagging_models()
+    tagger = ImageTagger(
+        'ram_swin-large-p4-w12_384px_normal',
+        pretrained=files['ram'],
+        num_classes=20,
+        **H.TINY_MODEL)
+    check_reference(tagger(files['images'], batch_size=2), files['meta'])
+    with pytest.raises(ValueError, match='neither a config file nor one of'):
+        ImageTagger('ram_swin-tiny')
+
+
+def test_bad_inputs(tagger, tmp_path):
+    broken = tmp_path / 'broken.jpg'
+    broken.write_bytes(b'not a jpeg')
+    with pytest.raises(ValueError, match='broken.jpg'):
+        tagger([str(broken)])
+    with pytest.raises(ValueError, match='missing.png'):
+        tagger(str(tmp_path / 'missing.png'))
+    with pytest.raises(TypeError, match='int'):
+        tagger(3)
+    with pytest.raises(ValueError, match='uint8'):
+        tagger(np.zeros((8, 8, 3), dtype=np.float32))
+    with pytest.raises(ValueError, match=r'\[0, 1\]'):
+        tagger(np.zeros((8, 8, 3), dtype=np.uint8), threshold=1.5)
+    with pytest.raises(ValueError, match='sort_by'):
+        tagger(np.zeros((8, 8, 3), dtype=np.uint8), sort_by='name')
+    with pytest.raises(TypeError, match='open-set model'):
+        tagger(np.zeros((8, 8, 3), dtype=np.uint8), categories=['cat'])
+
+
+def test_bgr_array_order(files):
+    config = H.write_tiny_config(str(files['root'] / 'bgr.py'), NORMAL, 20)
+    tagger = ImageTagger(config, pretrained=files['ram'], array_order='bgr')
+    rgb = np.asarray(Image.open(files['images'][0]).convert('RGB'))
+    check_reference([tagger(rgb[..., ::-1])[0]], files['meta'])
+
+
+def test_openset_categories(files):
+    config = H.write_tiny_config(
+        str(files['root'] / 'openset.py'),
+        OPENSET,
+        20,
+        text_encoder=H.tiny_text_encoder(files['text']))
+    tagger = ImageTagger(config, pretrained=files['ram'])
+    categories = ['Aerial photography', 'apple', 'umbrella_stand', 'Ale']
+    results = tagger(files['images'], categories=categories, batch_size=2)
+    model = tagger.model
+    assert tagger.is_openset and model.tag_names() == (tuple(categories), None)
+    with torch.no_grad():
+        from mmprompt.models.ram import ram_preprocess
+        x = torch.stack([ram_preprocess(p) for p in files['images']])
+        scores = model.compute_logits(x).sigmoid()
+    for result, row in zip(results, scores):
+        labels = (row > 0.5).nonzero()[:, 0].tolist()
+        assert result['pred_labels'] == labels
+        assert result['pred_tags'] == [categories[i] for i in labels]
+        assert result['pred_tags_chinese'] is None
+        np.testing.assert_allclose(
+            result['pred_scores'], row[labels], atol=1e-6)
+    # The categories stay for the next call; clearing gives RAM's tags.
+    assert tagger(files['images'][0])[0]['pred_labels'] == \
+        results[0]['pred_labels']
+    tagger.clear_categories()
+    check_reference([tagger(files['images'][0])[0]], files['meta'])
+    with pytest.raises(ValueError, match='RAMPlusOpenset'):
+        tagger(files['images'][0], categories={'cat': ['a cat.']})
+
+
+def test_ram_plus_descriptions(files, ram_data_dir):
+    config = H.write_tiny_config(
+        str(files['root'] / 'plus_openset.py'),
+        PLUS_OPENSET,
+        8,
+        text_encoder=H.tiny_text_encoder(files['text']))
+    tagger = ImageTagger(config, pretrained=files['ram_plus'])
+    with open(
+            osp.join(ram_data_dir, 'datasets',
+                     'openimages_rare_200_llm_tag_descriptions.json')) as f:
+        items = json.load(f)[:3]
+    subset = files['root'] / 'three.json'
+    subset.write_text(json.dumps(items))
+    as_dict = {k: v[:51] for item in items for k, v in item.items()}
+    from_dict = tagger(files['images'], categories=as_dict, batch_size=2)
+    names = tuple(as_dict)
+    assert tagger.model.tag_names()[0] == names
+    assert tagger.model.openset_label_embed.shape == (3 * 51, 512)
+    from_file = tagger(files['images'], categories=str(subset), batch_size=2)
+    assert from_file == from_dict
+    # The same categories as the model's own list of one-key dicts.
+    tagger.model.set_openset(items)
+    direct = tagger(files['images'], batch_size=2)
+    assert direct == from_dict
+    assert all(set(r['pred_tags']) <= set(names) for r in direct)

@@ -1,0 +1,162 @@
+# Copyright (c) mmprompt contributors. All rights reserved.
+"""RAMPreprocess (RAM's exact pixels) and TaggingDataset (RAM's annotation
+format, tag mapping, errors)."""
+import os.path as osp
+
+import numpy as np
+import pytest
+import torch
+from mmcv.transforms import Compose
+from PIL import Image
+
+from mmprompt.datasets import RAMPreprocess, TaggingDataset, ram_resize
+from mmprompt.models.ram import ram_preprocess
+from mmprompt.models.ram.preprocess import RAM_MEAN, RAM_STD
+from mmprompt.registry import MODELS
+
+IMAGES = ('img0_rgb_320x240.png', 'img1_gray_500x300.png')
+
+
+def ram_pixels(path: str) -> np.ndarray:
+    """RAM's uint8 RGB pixels, from its preprocessing tensor."""
+    x = ram_preprocess(path)
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1)
+    return (x * std + mean).mul(255).round().byte().permute(1, 2, 0).numpy()
+
+
+def test_matches_ram_preprocess_on_reference_inputs(ram_vectors_dir):
+    """Pipeline + data preprocessor = RAM's tensors (to float rounding)."""
+    inputs = torch.load(
+        osp.join(ram_vectors_dir, 'inputs.pth'), weights_only=True)['images']
+    pipeline = Compose([RAMPreprocess(scale=384), dict(type='PackInputs')])
+    preprocessor = MODELS.build(
+        dict(
+            type='ClsDataPreprocessor',
+            mean=RAM_MEAN,
+            std=RAM_STD,
+            to_rgb=True))
+    data = [
+        pipeline(dict(img_path=osp.join(ram_vectors_dir, 'images', n)))
+        for n in IMAGES
+    ]
+    assert data[1]['data_samples'].ori_shape == (300, 500)
+    batch = preprocessor(
+        dict(
+            inputs=[d['inputs'] for d in data],
+            data_samples=[d['data_samples'] for d in data]))
+    torch.testing.assert_close(batch['inputs'], inputs, atol=1e-6, rtol=0)
+
+
+def photo_variants(ram_vectors_dir, tmp_path):
+    """Files MMPreTrain's LoadImageFromFile decodes unlike RAM (PIL)."""
+    base = Image.open(osp.join(ram_vectors_dir, 'images', IMAGES[0]))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 degrees" orientation tag
+    rotated = str(tmp_path / 'rotated.jpg')
+    base.save(rotated, exif=exif.tobytes(), quality=95)
+    cmyk = str(tmp_path / 'cmyk.jpg')
+    base.convert('CMYK').save(cmyk)
+    grey16 = str(tmp_path / 'grey16.png')
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 65535,
+                                 (60, 80)).astype(np.uint16)).save(grey16)
+    return [rotated, cmyk, grey16]
+
+
+def test_exact_pixels_where_mmpretrain_resize_differs(ram_vectors_dir,
+                                                      tmp_path):
+    ours = RAMPreprocess(scale=384)
+    mmpretrain = Compose([
+        dict(type='LoadImageFromFile'),
+        dict(
+            type='Resize',
+            scale=(384, 384),
+            interpolation='bilinear',
+            backend='pillow')
+    ])
+    for path in photo_variants(ram_vectors_dir, tmp_path):
+        expected = ram_pixels(path)
+        got = ours(dict(img_path=path))['img'][..., ::-1]  # BGR -> RGB
+        np.testing.assert_array_equal(got, expected, err_msg=path)
+        other = mmpretrain(dict(img_path=path))['img'][..., ::-1]
+        assert other.shape != expected.shape or \
+            np.abs(other.astype(int) - expected).max() > 0, path
+
+
+def test_in_memory_inputs_and_errors(ram_vectors_dir, tmp_path):
+    path = osp.join(ram_vectors_dir, 'images', IMAGES[0])
+    pil = Image.open(path)
+    rgb = np.asarray(pil.convert('RGB'))
+    expected = ram_resize(pil, 64)
+    for transform, image in [(RAMPreprocess(64), pil),
+                             (RAMPreprocess(64), rgb[..., ::-1].copy()),
+                             (RAMPreprocess(64, array_order='rgb'), rgb)]:
+        out = transform(dict(img=image))
+        np.testing.assert_array_equal(out['img'][..., ::-1], expected)
+        assert out['img_shape'] == (64, 64) and out['ori_shape'] == (240, 320)
+    grey = RAMPreprocess(32)(dict(img=np.zeros((5, 7), np.uint8)))['img']
+    assert grey.shape == (32, 32, 3)
+    broken = tmp_path / 'broken.png'
+    broken.write_bytes(b'nope')
+    with pytest.raises(ValueError, match='broken.png'):
+        RAMPreprocess()(dict(img_path=str(broken)))
+    with pytest.raises(ValueError, match='uint8'):
+        RAMPreprocess()(dict(img=np.zeros((4, 4, 4), np.uint8)))
+    with pytest.raises(TypeError, match='PIL image or a numpy array'):
+        RAMPreprocess()(dict(img=[1, 2]))
+    with pytest.raises(ValueError, match='array_order'):
+        RAMPreprocess(array_order='hsv')
+    assert repr(RAMPreprocess()) == \
+        "RAMPreprocess(scale=384, array_order='bgr')"
+
+
+def write(path, text: str) -> str:
+    path.write_text(text, encoding='utf-8')
+    return str(path)
+
+
+def test_ram_annotation_format(tmp_path):
+    write(tmp_path / 'taglist.txt', 'dog\ncat\n\nEiffel tower\n')
+    write(tmp_path / 'model.txt', 'abacus\nEiffel tower\ncat\ndog\nowl')
+    write(tmp_path / 'annots.txt', 'img1,dog,Eiffel tower\n'
+          '\n'
+          'img2\n'
+          'img3, cat ,dog,cat,\n')
+    dataset = TaggingDataset(
+        ann_file='annots.txt',
+        classes='taglist.txt',
+        model_tag_list='model.txt',
+        img_suffix='.jpg',
+        data_root=str(tmp_path),
+        data_prefix='imgs')
+    assert dataset.metainfo['classes'] == ('dog', 'cat', 'Eiffel tower')
+    assert dataset.metainfo['model_indices'] == (3, 2, 1)
+    assert len(dataset) == 3
+    infos = [dataset.get_data_info(i) for i in range(3)]
+    assert [i['img_path'] for i in infos] == [
+        osp.join(str(tmp_path), 'imgs', f'img{k}.jpg') for k in (1, 2, 3)
+    ]
+    assert [i['gt_label'] for i in infos] == [[0, 2], [], [0, 1]]
+    # Lists instead of files; no model tag list: no mapping.
+    plain = TaggingDataset(
+        ann_file=str(tmp_path / 'annots.txt'),
+        classes=['cat', 'dog', 'Eiffel tower'])
+    assert 'model_indices' not in plain.metainfo
+    assert plain.get_data_info(0)['gt_label'] == [1, 2]
+    assert plain.get_data_info(0)['img_path'] == 'img1'
+
+
+def test_annotation_errors(tmp_path):
+    ann = write(tmp_path / 'a.txt', 'img1,dog\nimg2,wolf\n')
+    with pytest.raises(ValueError, match=r"a.txt:2: tag 'wolf'"):
+        TaggingDataset(ann_file=ann, classes=['dog', 'cat'])
+    with pytest.raises(ValueError, match=r"not in the model tag list.*cat"):
+        TaggingDataset(
+            ann_file=ann, classes=['dog', 'cat'], model_tag_list=['dog'])
+    with pytest.raises(ValueError, match="repeated tags \\['dog'\\]"):
+        TaggingDataset(
+            ann_file=ann, classes=write(tmp_path / 't.txt', 'dog\ndog\n'))
+    ann = write(tmp_path / 'b.txt', ',dog\n')
+    with pytest.raises(ValueError, match='b.txt:1: no image name'):
+        TaggingDataset(ann_file=ann, classes=['dog'])

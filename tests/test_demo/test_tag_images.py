@@ -1,0 +1,144 @@
+# Copyright (c) mmprompt contributors. All rights reserved.
+"""demo/tag_images.py: a folder with good, broken and non-image files,
+tagged by the tiny RAM reference checkpoint."""
+import contextlib
+import importlib.util
+import json
+import logging
+import os.path as osp
+import shutil
+import sys
+
+import pytest
+from mmengine.logging import MMLogger
+
+REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+
+def _load(name, path):
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        sys.modules[name] = module
+    return sys.modules[name]
+
+
+H = _load('_ram_testing',
+          osp.join(REPO_ROOT, 'tests', 'test_tools', '_ram_testing.py'))
+DEMO = _load('_mmprompt_demo_tag_images',
+             osp.join(REPO_ROOT, 'demo', 'tag_images.py'))
+NORMAL = 'ram/ram_swin-large-p4-w12_384px_normal.py'
+OPENSET = 'ram/ram_swin-large-p4-w12_384px_openset.py'
+
+
+@pytest.fixture(scope='module')
+def setup(ram_vectors_dir, tmp_path_factory):
+    root = tmp_path_factory.mktemp('tag_images')
+    folder = root / 'photos'
+    (folder / 'sub').mkdir(parents=True)
+    for name, src in [('a.png', 0), ('b.png', 1), ('sub/c.png', 0)]:
+        shutil.copy(
+            osp.join(ram_vectors_dir, 'images', H.IMAGES[src]), folder / name)
+    (folder / 'broken.jpg').write_bytes(b'\xff\xd8 truncated')
+    (folder / 'notes.txt').write_text('not an image')
+    # A PNG whose header reads but whose pixels are cut off.
+    with open(osp.join(ram_vectors_dir, 'images', H.IMAGES[0]), 'rb') as f:
+        (folder / 'truncated.png').write_bytes(f.read()[:300])
+    return dict(
+        root=root,
+        folder=folder,
+        ckpt=H.convert_tiny(ram_vectors_dir, str(root)),
+        config=H.write_tiny_config(str(root / 'tiny.py'), NORMAL, 20),
+        meta=H.expected(ram_vectors_dir))
+
+
+def read_jsonl(path):
+    with open(path, encoding='utf-8') as f:
+        return [json.loads(line) for line in f]
+
+
+@contextlib.contextmanager
+def log_records():
+    """Collect what mmengine's current logger logs."""
+    logger = MMLogger.get_current_instance()
+    records = []
+    handler = logging.Handler(logging.DEBUG)
+    handler.emit = records.append
+    logger.addHandler(handler)
+    try:
+        yield records
+    finally:
+        logger.removeHandler(handler)
+
+
+def test_folder_with_unreadable_files(setup):
+    out = setup['root'] / 'out' / 'tags.jsonl'
+    folder = setup['folder']
+    with log_records() as logged:
+        code = DEMO.main([
+            str(folder), '--config', setup['config'], '--checkpoint',
+            setup['ckpt'], '--out',
+            str(out), '--batch-size', '2'
+        ])
+    assert code == 0
+    records = read_jsonl(out)
+    assert [r['path'] for r in records
+            ] == [str(folder / 'a.png'),
+                  str(folder / 'b.png')]
+    expected = setup['meta']['expected']
+    for record, en, zh in zip(records, expected['tags_en'],
+                              expected['tags_zh']):
+        assert ' | '.join(record['tags']) == en
+        assert ' | '.join(record['tags_chinese']) == zh
+        assert len(record['scores']) == len(record['tags'])
+    warnings = [r.getMessage() for r in logged if r.levelno >= logging.WARNING]
+    assert len(warnings) == 3  # two files, then the summary
+    text = warnings[-1]
+    assert 'Tagged 2 of 4 images' in text
+    assert 'skipped 2 unreadable' in text
+    assert str(folder / 'broken.jpg') in text
+    assert str(folder / 'truncated.png') in text
+    assert 'notes.txt' not in text
+
+
+def test_recursive_files_threshold_and_open_set(setup, tmp_path):
+    folder = setup['folder']
+    out = tmp_path / 'tags.jsonl'
+    assert DEMO.main([
+        str(folder / 'b.png'),
+        str(folder), '--recursive', '--config', setup['config'],
+        '--checkpoint', setup['ckpt'], '--out',
+        str(out), '--threshold', '0.5'
+    ]) == 0
+    records = read_jsonl(out)
+    # The file given first, then the folder's (without repeating it).
+    assert [osp.relpath(r['path'], folder) for r in records] == \
+        ['b.png', 'a.png', 'sub/c.png']
+    assert records[1]['tags'] == records[2]['tags']
+    assert 'body' in records[1]['tags']  # threshold 1.0 in the model
+    text = H.save_text_encoder(str(tmp_path / 'text.pth'))
+    config = H.write_tiny_config(
+        str(tmp_path / 'openset.py'),
+        OPENSET,
+        20,
+        text_encoder=H.tiny_text_encoder(text))
+    assert DEMO.main([
+        str(folder / 'a.png'), '--config', config, '--checkpoint',
+        setup['ckpt'], '--out',
+        str(out), '--categories', 'apple', 'Ale', 'umbrella_stand'
+    ]) == 0
+    record, = read_jsonl(out)
+    assert set(record['tags']) <= {'apple', 'Ale', 'umbrella_stand'}
+    assert record['tags_chinese'] is None
+
+
+def test_no_images_and_bad_arguments(setup, tmp_path):
+    empty = tmp_path / 'empty'
+    empty.mkdir()
+    args = ['--config', setup['config'], '--checkpoint', setup['ckpt']]
+    assert DEMO.main([str(empty), *args, '--out', str(tmp_path / 'x')]) == 1
+    with pytest.raises(SystemExit):
+        DEMO.main([str(empty), *args])  # no --out
+    with pytest.raises(SystemExit):
+        DEMO.main([str(empty), *args, '--out', 'x', '--batch-size', '0'])

@@ -43,6 +43,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         default='cuda' if torch.cuda.is_available() else 'cpu')
     parser.add_argument(
         '--precision', default='bf16', choices=sorted(PRECISIONS))
+    parser.add_argument(
+        '--strategy',
+        default='cast',
+        choices=['cast', 'autocast'],
+        help='how mmprompt runs fp16/bf16 (apply_precision)')
     parser.add_argument('--vit-batch', type=int, default=256)
     parser.add_argument('--swin-batch', type=int, default=32)
     parser.add_argument('--iters', type=int, default=10)
@@ -138,11 +143,11 @@ def bench_vit(bench: Bench, args: argparse.Namespace) -> None:
     device, batch = bench.device, args.vit_batch
     images = torch.randn(batch, 3, 224, 224, device=device)
     clip = apply_precision(
-        build('_base_/models/clip_vit-base-p16.py', device), args.precision)
+        build('_base_/models/clip_vit-base-p16.py', device), args.precision,
+        strategy=args.strategy)
     encode = maybe_compile(clip.extract_image_feat, args)
     bench.add('vit', 'mmprompt CLIP ViT-B/16', batch, 'img/s',
-              lambda: encode(images), f'{args.precision}, cast once')
-    del clip
+              lambda: encode(images), f'{args.precision}, {args.strategy}')
 
     try:
         import open_clip
@@ -155,7 +160,6 @@ def bench_vit(bench: Bench, args: argparse.Namespace) -> None:
 
         bench.add('vit', 'open_clip ViT-B-16', batch, 'img/s',
                   run_open_clip, 'autocast')
-        del oc
     except ImportError as e:
         bench.add('vit', 'open_clip ViT-B-16', batch, 'img/s', None, str(e))
 
@@ -171,7 +175,6 @@ def bench_vit(bench: Bench, args: argparse.Namespace) -> None:
 
     bench.add('vit', 'MMPreTrain VisionTransformer', batch, 'img/s',
               run_mmpretrain, 'autocast')
-    del vit
 
     try:
         import timm
@@ -185,7 +188,6 @@ def bench_vit(bench: Bench, args: argparse.Namespace) -> None:
 
         bench.add('vit', 'timm vit_base_patch16_clip_224', batch, 'img/s',
                   run_timm, 'autocast')
-        del tv
     except ImportError as e:
         bench.add('vit', 'timm vit_base_patch16_clip_224', batch, 'img/s',
                   None, str(e))
@@ -202,7 +204,8 @@ def bench_prototypes(bench: Bench, args: argparse.Namespace) -> None:
         categories, templates = categories[:20], templates[:4]
     prompts = len(categories) * len(templates)
     clip = apply_precision(
-        build('_base_/models/clip_vit-base-p16.py', device), args.precision)
+        build('_base_/models/clip_vit-base-p16.py', device), args.precision,
+        strategy=args.strategy)
     encode = maybe_compile(clip.extract_text_feat, args)
     bench.add(
         'prototypes', 'mmprompt build_text_prototypes', prompts,
@@ -231,9 +234,10 @@ def bench_prototypes(bench: Bench, args: argparse.Namespace) -> None:
                   prompts, 'prompts/s', None, str(e))
 
 
-def _ram(device: torch.device, precision: str) -> torch.nn.Module:
+def _ram(device: torch.device, precision: str,
+         strategy: str) -> torch.nn.Module:
     ram = build('_base_/models/ram_swin-large-p4-w12_384px.py', device)
-    return apply_precision(ram, precision)
+    return apply_precision(ram, precision, strategy=strategy)
 
 
 def bench_swin(bench: Bench, args: argparse.Namespace, batch: int,
@@ -241,14 +245,14 @@ def bench_swin(bench: Bench, args: argparse.Namespace, batch: int,
     device = bench.device
     images = torch.randn(batch, 3, 384, 384, device=device)
     unit = 'img/s'
-    ram = _ram(device, args.precision)
+    ram = _ram(device, args.precision, args.strategy)
     logits = maybe_compile(ram.compute_logits, args)
+    note = f'{args.precision}, {args.strategy}, SDPA'
     bench.add(section, 'mmprompt RAM (Swin-L + 4585-tag head)', batch, unit,
-              lambda: logits(images), f'{args.precision}, cast once, SDPA')
+              lambda: logits(images), note)
     encode = maybe_compile(ram.extract_image_feat, args)
     bench.add(section, 'mmprompt RAM image encoder only', batch, unit,
-              lambda: encode(images), f'{args.precision}, cast once, SDPA')
-    del ram
+              lambda: encode(images), note)
     try:
         import timm
         swin = timm.create_model(
@@ -261,7 +265,6 @@ def bench_swin(bench: Bench, args: argparse.Namespace, batch: int,
 
         bench.add(section, 'timm swin_large_patch4_window12_384', batch,
                   unit, run_timm, 'autocast')
-        del swin
     except ImportError as e:
         bench.add(section, 'timm swin_large_patch4_window12_384', batch,
                   unit, None, str(e))

@@ -77,8 +77,8 @@ def load_source_checkpoint(path: str) -> dict:
     return obj
 
 
-def unwrap_state_dict(obj: dict, path: str = 'checkpoint') -> Dict[str,
-                                                                    torch.Tensor]:
+def unwrap_state_dict(obj: dict,
+                      path: str = 'checkpoint') -> Dict[str, torch.Tensor]:
     """Return the tensors of a checkpoint, whatever wraps them.
 
     Unwraps ``'state_dict'`` and ``'model'`` entries and strips a

@@ -120,3 +120,19 @@ def test_bf16_top1_agrees_with_fp32(clip_b32):
     # Measured: 1.2e-2 on probabilities that reach 1.3e-2; a broken cast
     # (e.g. bf16 prototypes or softmax) is far off.
     assert (ref_scores - got_scores).abs().max() < 3e-2
+
+
+def test_autocast_strategy_keeps_fp32_weights(clip_b32):
+    model = apply_precision(
+        copy.deepcopy(clip_b32), 'bf16', strategy='autocast')
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    images = torch.randn(2, 3, 224, 224)
+    with torch.no_grad():
+        feats = model.extract_image_feat(images)
+        ref = clip_b32.extract_image_feat(images)
+    assert feats.dtype == torch.float32
+    # bf16 arithmetic: close to fp32, but not equal.
+    diff = (feats - ref).abs().max().item()
+    assert 0 < diff < 0.1 * ref.abs().max().item()
+    with pytest.raises(ValueError, match="strategy must be 'cast'"):
+        apply_precision(copy.deepcopy(clip_b32), 'bf16', strategy='amp')

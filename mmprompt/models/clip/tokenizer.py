@@ -62,7 +62,7 @@ def byte_to_unicode() -> Dict[int, str]:
 
 
 def _clean(text: str) -> str:
-    """OpenAI's text cleaning: ftfy, double HTML unescape, whitespace, lower."""
+    """OpenAI's cleaning: ftfy, double HTML unescape, whitespace, lower."""
     import ftfy
     text = ftfy.fix_text(text)
     text = html.unescape(html.unescape(text)).strip()

@@ -1,0 +1,366 @@
+# Copyright (c) mmprompt contributors. All rights reserved.
+"""Gradio demo: tag anything with RAM, classify anything with CLIP.
+
+Start it with converted checkpoints (each optional; a missing one disables
+its tab with instructions)::
+
+    python demo/gradio_demo.py \\
+        --clip-checkpoint checkpoints/clip_vit-base-p16.pth \\
+        --ram-checkpoint checkpoints/ram_swin-large-14m.pth
+
+This file only draws the page. What happens behind it (image decoding,
+parsing the text boxes, calling the models, formatting results) is in
+:mod:`mmprompt.apis.demo_backend`, tested without a browser.
+"""
+import argparse
+import functools
+import logging
+import traceback
+from typing import Any, Callable, List, Optional, Sequence
+
+import gradio as gr
+from mmengine.logging import print_log
+
+from mmprompt.apis.demo_backend import (MAX_SIDE, RAM_CONFIG,
+                                        RAM_OPENSET_CONFIG, DemoBackend,
+                                        DemoInputError, MMPromptBackend,
+                                        run_classify, run_tagging)
+
+NUM_EXAMPLE_SLOTS = 3  # the classify handler names each slot's inputs
+DEFAULT_CLIP_CONFIG = 'clip_vit-base-p16'
+
+INTRO = """\
+# mmprompt demo
+Frozen models, no training: **Tagging** lists everything
+[RAM](https://arxiv.org/abs/2306.03514) recognises (4585 tags, English and
+Chinese) or checks the categories you type; **Classify** picks among *your*
+categories with [CLIP](https://arxiv.org/abs/2103.00020), sharpened by
+optional descriptions and a few example images.
+"""
+
+
+def _image_input(elem_id: str) -> gr.Image:
+    """An image upload whose handler gets the uploaded file untouched.
+
+    ``gr.Image`` opens every upload with PIL before the handler runs, so an
+    unreadable file or a decompression bomb fails inside gradio with a
+    message that shows server paths. This instance passes the path on and
+    leaves decoding to :func:`~mmprompt.apis.demo_backend.load_image`, which
+    says what is wrong. (A ``gr.Image`` subclass would do the same, but
+    gradio writes a ``.pyi`` file beside any module defining one.)
+    """
+    image = gr.Image(
+        type='filepath',
+        image_mode=None,
+        sources=['upload', 'clipboard'],
+        label='Image',
+        elem_id=elem_id)
+    default = image.preprocess
+
+    def preprocess(payload: Any) -> Optional[str]:
+        url = getattr(payload, 'url', None) or ''
+        if getattr(payload, 'path', None) and not url.startswith('data:'):
+            return str(payload.path)
+        return default(payload)  # None, or a data: URL
+
+    image.preprocess = preprocess
+    return image
+
+
+def _guard(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Show bad input and failures as an error on the page, not a trace."""
+
+    @functools.wraps(fn)
+    def wrapped(*args: Any) -> Any:
+        try:
+            return fn(*args)
+        except DemoInputError as e:
+            raise gr.Error(str(e), print_exception=False) from None
+        except (RuntimeError, ValueError) as e:
+            # A model that failed to load, or input the models refuse.
+            print_log(
+                f'Request failed: {type(e).__name__}: {e}',
+                logger='current',
+                level=logging.WARNING)
+            raise gr.Error(str(e), print_exception=False) from None
+        except Exception as e:
+            print_log(
+                'Request failed:\n' + traceback.format_exc(),
+                logger='current',
+                level=logging.ERROR)
+            raise gr.Error(
+                f'internal error ({type(e).__name__}); the details are in '
+                'the server log',
+                print_exception=False) from None
+
+    return wrapped
+
+
+def _category_choices(text: Optional[str]) -> List[str]:
+    """The names in the categories box, leniently (no errors while typing).
+    """
+    names = []
+    for line in (text or '').replace('，', ',').splitlines():
+        names.extend(' '.join(n.split()) for n in line.split(','))
+    return list(dict.fromkeys(n for n in names if n))
+
+
+def _tagging_tab(backend: DemoBackend) -> None:
+    unavailable = backend.ram_unavailable()
+    if unavailable:
+        gr.Markdown(unavailable, elem_id='tag-unavailable')
+        return
+    with gr.Row():
+        with gr.Column():
+            image = _image_input('tag-image')
+            no_open_set = backend.open_set_unavailable()
+            open_set = gr.Textbox(
+                lines=2,
+                label='Open set (optional)',
+                placeholder='Tag against these categories instead of RAM\'s '
+                '4585 tags: comma or newline separated, e.g. "corgi, frisbee'
+                ', beach"',
+                info=no_open_set,
+                interactive=no_open_set is None,
+                elem_id='tag-open-set')
+            calibrated = gr.Checkbox(
+                value=True,
+                label='Use RAM\'s calibrated per-tag thresholds (for its own '
+                'tags; the open set always uses the slider)',
+                elem_id='tag-calibrated')
+            threshold = gr.Slider(
+                0.0,
+                1.0,
+                value=0.5,
+                step=0.01,
+                label='Threshold',
+                elem_id='tag-threshold')
+            button = gr.Button('Tag', variant='primary', elem_id='tag-button')
+        with gr.Column():
+            bars = gr.Label(
+                label='Tags', show_heading=False, elem_id='tag-label')
+            english = gr.Textbox(
+                label='English', buttons=['copy'], elem_id='tag-english')
+            chinese = gr.Textbox(
+                label='中文', buttons=['copy'], elem_id='tag-chinese')
+            table = gr.Dataframe(
+                headers=['Tag', '中文', 'Score'],
+                datatype=['str', 'str', 'number'],
+                interactive=False,
+                label='Scores',
+                elem_id='tag-table')
+
+    def tag(image, threshold, calibrated, open_set):
+        bars_, table_, english_, chinese_ = run_tagging(
+            backend, image, threshold, calibrated, open_set)
+        return bars_, english_, chinese_, table_
+
+    button.click(
+        _guard(tag),
+        inputs=[image, threshold, calibrated, open_set],
+        outputs=[bars, english, chinese, table],
+        api_name='tag',
+        concurrency_id='ram')
+
+
+def _classify_tab(backend: DemoBackend) -> None:
+    unavailable = backend.clip_unavailable()
+    if unavailable:
+        gr.Markdown(unavailable, elem_id='cls-unavailable')
+        return
+    with gr.Row():
+        with gr.Column():
+            image = _image_input('cls-image')
+            categories = gr.Textbox(
+                lines=3,
+                label='Categories',
+                placeholder='Comma or newline separated, e.g. "tabby cat, '
+                'golden retriever, red fox"',
+                elem_id='cls-categories')
+            with gr.Accordion('Descriptions (optional)', open=False):
+                descriptions = gr.Textbox(
+                    lines=3,
+                    show_label=False,
+                    placeholder='One per line, "category: description", '
+                    'e.g.\nred fox: a small wild dog with a bushy red tail',
+                    elem_id='cls-descriptions')
+            slots: List[Any] = []
+            with gr.Accordion('Example images (optional)', open=False):
+                for i in range(NUM_EXAMPLE_SLOTS):
+                    with gr.Row():
+                        name = gr.Dropdown(
+                            choices=[],
+                            value=None,
+                            allow_custom_value=True,
+                            label=f'Category {i + 1}',
+                            scale=1,
+                            elem_id=f'cls-example-name-{i}')
+                        files = gr.File(
+                            file_count='multiple',
+                            file_types=['image'],
+                            label='Its example images',
+                            scale=2,
+                            elem_id=f'cls-example-files-{i}')
+                    slots += [name, files]
+            with gr.Row():
+                choices = backend.template_sets()
+                templates = gr.Dropdown(
+                    choices=choices,
+                    value=choices[0],
+                    label='Prompt templates',
+                    elem_id='cls-templates')
+                topk = gr.Slider(
+                    1, 20, value=5, step=1, label='Top-k', elem_id='cls-topk')
+            button = gr.Button(
+                'Classify', variant='primary', elem_id='cls-button')
+        with gr.Column():
+            label = gr.Label(label='Top-k categories', elem_id='cls-label')
+
+    def update_choices(text):
+        names = _category_choices(text)
+        return [gr.Dropdown(choices=names) for _ in range(NUM_EXAMPLE_SLOTS)]
+
+    categories.blur(
+        update_choices,
+        inputs=categories,
+        outputs=slots[0::2],
+        queue=False,
+        api_visibility='private')
+
+    def classify(image, categories, descriptions, templates, topk,
+                 example_category_1, example_images_1, example_category_2,
+                 example_images_2, example_category_3, example_images_3):
+        pairs = [(example_category_1, example_images_1),
+                 (example_category_2, example_images_2),
+                 (example_category_3, example_images_3)]
+        return run_classify(backend, image, categories, descriptions, pairs,
+                            templates, topk)
+
+    button.click(
+        _guard(classify),
+        inputs=[image, categories, descriptions, templates, topk] + slots,
+        outputs=label,
+        api_name='classify',
+        concurrency_id='clip')
+
+
+def build_demo(backend: DemoBackend, queue_size: int = 64) -> Any:
+    """Build the page.
+
+    Args:
+        backend (DemoBackend): The models behind the page.
+        queue_size (int): Requests waiting at most; more are refused with
+            "queue full". Defaults to 64.
+
+    Returns:
+        gradio.Blocks: The page, queued, not launched.
+    """
+    with gr.Blocks(title='mmprompt demo', analytics_enabled=False) as demo:
+        gr.Markdown(INTRO)
+        with gr.Tabs():
+            ram_off = backend.ram_unavailable() is not None
+            with gr.Tab(
+                    'Tagging' + (' (unavailable)' if ram_off else ''),
+                    id='tagging',
+                    elem_id='tab-tagging'):
+                _tagging_tab(backend)
+            clip_off = backend.clip_unavailable() is not None
+            with gr.Tab(
+                    'Classify' + (' (unavailable)' if clip_off else ''),
+                    id='classify',
+                    elem_id='tab-classify'):
+                _classify_tab(backend)
+        gr.Markdown(f'Images are downscaled to at most {MAX_SIDE} px before '
+                    'the models see them.')
+    # One request per model at a time (the backend also locks); tagging and
+    # classification run side by side.
+    demo.queue(max_size=queue_size, default_concurrency_limit=1)
+    return demo
+
+
+def _theme() -> Any:
+    """The default theme with local fonts: the page needs no internet."""
+    return gr.themes.Default(
+        font=['ui-sans-serif', 'system-ui', 'sans-serif'],
+        font_mono=['ui-monospace', 'Consolas', 'monospace'])
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description='mmprompt Gradio demo: RAM tagging and CLIP zero-shot '
+        'classification')
+    parser.add_argument(
+        '--clip-checkpoint',
+        help='converted CLIP checkpoint (tools/model_converters/'
+        'openai_clip_to_mmprompt.py); without it Classify is disabled')
+    parser.add_argument(
+        '--clip-config',
+        default=DEFAULT_CLIP_CONFIG,
+        help='CLIP model name or config file (default: %(default)s)')
+    parser.add_argument(
+        '--ram-checkpoint',
+        help='converted RAM checkpoint (tools/model_converters/'
+        'ram_to_mmprompt.py); without it Tagging is disabled')
+    parser.add_argument(
+        '--ram-config',
+        help='RAM config name (in configs/ram) or file (default: '
+        f'{RAM_OPENSET_CONFIG} when a text checkpoint is known, else '
+        f'{RAM_CONFIG})')
+    parser.add_argument(
+        '--ram-text-checkpoint',
+        help='converted CLIP ViT-B/16 checkpoint whose text tower embeds '
+        'open-set categories for RAM (default: --clip-checkpoint when '
+        f'--clip-config is {DEFAULT_CLIP_CONFIG}); without it the open set '
+        'is disabled')
+    parser.add_argument(
+        '--device', default=None, help='torch device, e.g. cpu or cuda:0')
+    parser.add_argument(
+        '--server-name',
+        default='127.0.0.1',
+        help='address to listen on; 0.0.0.0 exposes the demo to the network '
+        '(default: %(default)s)')
+    parser.add_argument('--port', type=int, default=7860)
+    parser.add_argument(
+        '--queue-size',
+        type=int,
+        default=64,
+        help='requests waiting at most (default: %(default)s)')
+    return parser.parse_args(argv)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    args = parse_args(argv)
+    from mmprompt.utils import register_all_modules
+    register_all_modules(init_default_scope=True)
+    text_checkpoint = args.ram_text_checkpoint
+    if text_checkpoint is None and args.clip_config == DEFAULT_CLIP_CONFIG:
+        text_checkpoint = args.clip_checkpoint  # RAM's open set uses B/16
+    backend = MMPromptBackend(
+        clip_config=args.clip_config,
+        clip_checkpoint=args.clip_checkpoint,
+        ram_config=args.ram_config,
+        ram_checkpoint=args.ram_checkpoint,
+        ram_text_checkpoint=text_checkpoint,
+        device=args.device)
+    for what, why in (('Classify', backend.clip_unavailable()),
+                      ('Tagging', backend.ram_unavailable()),
+                      ('Open-set tagging', backend.open_set_unavailable())):
+        if why:
+            print_log(
+                f'{what} is disabled: see the page for how to enable it.',
+                logger='current',
+                level=logging.WARNING)
+    demo = build_demo(backend, queue_size=args.queue_size)
+    demo.launch(
+        server_name=args.server_name,
+        server_port=args.port,
+        show_error=True,
+        share=False,
+        ssr_mode=False,
+        mcp_server=False,
+        footer_links=['api'],
+        theme=_theme())
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,644 @@
+# Copyright (c) mmprompt contributors. All rights reserved.
+"""The functions behind the Gradio demo, with a fake model backend."""
+import importlib.util
+import os.path as osp
+import struct
+import threading
+import time
+import zlib
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from mmprompt.apis import demo_backend as db
+from mmprompt.apis.demo_backend import (DemoBackend, DemoInputError,
+                                        MMPromptBackend, TagRow, load_image,
+                                        parse_categories, parse_descriptions,
+                                        parse_examples, run_classify,
+                                        run_tagging)
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+
+def _png(path, width, height, bit_depth, color_type, pixels=None):
+    """Write a PNG by hand (PIL cannot write 16-bit RGB, or lie about size).
+
+    ``pixels`` is a uint8/uint16 array of the image; None writes a header
+    and an empty image stream, which is enough for ``Image.open``.
+    """
+
+    def chunk(tag, data):
+        body = tag + data
+        return (struct.pack('>I', len(data)) + body +
+                struct.pack('>I',
+                            zlib.crc32(body) & 0xffffffff))
+
+    ihdr = struct.pack('>IIBBBBB', width, height, bit_depth, color_type, 0, 0,
+                       0)
+    raw = b''
+    if pixels is not None:
+        dtype = '>u2' if bit_depth == 16 else 'u1'
+        rows = np.ascontiguousarray(pixels.astype(dtype)).reshape(height, -1)
+        raw = b''.join(b'\x00' + row.tobytes() for row in rows)
+    with open(path, 'wb') as f:
+        f.write(b'\x89PNG\r\n\x1a\n' + chunk(b'IHDR', ihdr) +
+                chunk(b'IDAT', zlib.compress(raw)) + chunk(b'IEND', b''))
+    return str(path)
+
+
+class FakeBackend(DemoBackend):
+    """Records its calls; scores categories by their position."""
+
+    def __init__(self):
+        self.calls = []
+
+    def template_sets(self):
+        return ['simple', 'openai_imagenet']
+
+    def tag(self, image, threshold, categories):
+        self.calls.append(('tag', image.size, threshold, categories))
+        names = categories or ['dog', 'grass', 'frisbee']
+        zh = {'dog': '狗', 'grass': '草 '}
+        return [
+            TagRow(n, zh.get(n, ''), 0.5 + 0.1 * i)
+            for i, n in enumerate(names)
+        ]
+
+    def classify(self, image, categories, descriptions, examples, templates,
+                 topk):
+        self.calls.append(('classify', image.size, list(categories),
+                           descriptions, examples, templates, topk))
+        n = len(categories)
+        total = n * (n + 1) / 2
+        return {c: (i + 1) / total for i, c in enumerate(categories)}
+
+
+# ----------------------------------------------------------------- images
+
+
+def test_load_image_rgb_and_modes(tmp_path):
+    rgb = np.random.default_rng(0).integers(0, 256, (30, 40, 3), np.uint8)
+    path = str(tmp_path / 'rgb.png')
+    Image.fromarray(rgb).save(path)
+    img = load_image(path)
+    assert img.mode == 'RGB' and img.size == (40, 30)
+    np.testing.assert_array_equal(np.asarray(img), rgb)
+
+    gray = tmp_path / 'gray.png'
+    Image.fromarray(rgb[:, :, 0]).save(gray)
+    out = np.asarray(load_image(str(gray)))
+    assert out.shape == (30, 40, 3)
+    np.testing.assert_array_equal(out[:, :, 2], rgb[:, :, 0])
+
+    for mode in ('CMYK', 'P', '1', 'LA', 'I', 'F'):
+        img = load_image(Image.new(mode, (5, 4)))
+        assert img.mode == 'RGB' and img.size == (5, 4), mode
+
+
+def test_load_image_rgba_over_white(tmp_path):
+    rgba = np.zeros((2, 2, 4), np.uint8)
+    rgba[0, 0] = (10, 20, 30, 255)  # opaque
+    rgba[1, 1] = (0, 0, 0, 0)  # transparent black -> white
+    path = str(tmp_path / 'rgba.png')
+    Image.fromarray(rgba, 'RGBA').save(path)
+    out = np.asarray(load_image(path))
+    assert out[0, 0].tolist() == [10, 20, 30]
+    assert out[1, 1].tolist() == [255, 255, 255]
+    # A palette image with a transparent index.
+    pal = Image.new('P', (2, 1))
+    pal.putpalette([0, 0, 0, 200, 0, 0] + [0] * 762)
+    pal.putpixel((1, 0), 1)
+    pal.info['transparency'] = 0
+    path = str(tmp_path / 'pal.png')
+    pal.save(path, transparency=0)
+    assert np.asarray(load_image(path)).tolist() == [[[255, 255, 255],
+                                                      [200, 0, 0]]]
+
+
+def test_load_image_16bit(tmp_path):
+    gray16 = np.array([[0, 257, 32896, 65535]], np.uint16)
+    out = np.asarray(
+        load_image(_png(tmp_path / 'g16.png', 4, 1, 16, 0, gray16)))
+    assert out[0, :, 0].tolist() == [0, 1, 128, 255]
+    rgb16 = np.zeros((1, 2, 3), np.uint16)
+    rgb16[0, 0] = (65535, 0, 32896)
+    out = np.asarray(
+        load_image(_png(tmp_path / 'c16.png', 2, 1, 16, 2, rgb16)))
+    assert out[0, 0].tolist() == [255, 0, 128]
+    rgba16 = np.full((1, 1, 4), 65535, np.uint16)
+    out = np.asarray(
+        load_image(_png(tmp_path / 'a16.png', 1, 1, 16, 6, rgba16)))
+    assert out[0, 0].tolist() == [255, 255, 255]
+
+
+def test_load_image_arrays():
+    f = np.array([[0.0, 0.5, 1.0]], np.float32)
+    assert np.asarray(load_image(f))[0, :, 1].tolist() == [0, 128, 255]
+    u16 = np.array([[0, 65535]], np.uint16)
+    assert np.asarray(load_image(u16))[0, :, 0].tolist() == [0, 255]
+    assert load_image(np.zeros((3, 4, 1), np.uint8)).size == (4, 3)
+    assert load_image(np.zeros((3, 4, 4), np.uint8)).mode == 'RGB'
+    assert load_image(np.ones((2, 2), bool)).getpixel((0, 0)) == (255, ) * 3
+    with pytest.raises(DemoInputError, match=r'shape \(3, 4, 2\)'):
+        load_image(np.zeros((3, 4, 2), np.uint8))
+
+
+def test_load_image_downscales_huge(tmp_path):
+    # A 24-megapixel JPEG: decoded in draft mode, then downscaled.
+    path = str(tmp_path / 'big.jpg')
+    Image.new('RGB', (6000, 4000), (200, 30, 40)).save(path, quality=80)
+    img = load_image(path)
+    assert img.size == (1024, 683)
+    assert abs(np.asarray(img)[300, 500, 0].item() - 200) <= 3
+    path = str(tmp_path / 'wide.png')
+    Image.new('L', (3000, 100)).save(path)
+    assert load_image(path, max_side=600).size == (600, 20)
+
+
+def test_load_image_refuses_bombs(tmp_path):
+    # The header claims 100000 x 100000 px; nothing is decoded.
+    bomb = _png(tmp_path / 'bomb.png', 100000, 100000, 8, 2)
+    with pytest.raises(
+            DemoInputError,
+            match='too large: 10000 megapixels, the limit is 89'):
+        load_image(bomb)
+    # Over PIL's warning limit, under its error limit.
+    bomb = _png(tmp_path / 'bomb2.png', 10000, 10000, 8, 2)
+    with pytest.raises(DemoInputError, match='too large: 100 megapixels'):
+        load_image(bomb)
+    small = tmp_path / 'small.png'
+    Image.new('RGB', (200, 200)).save(small)
+    with pytest.raises(DemoInputError, match='limit is 0'):
+        load_image(str(small), max_pixels=10_000)
+    with pytest.raises(DemoInputError, match='too large'):
+        load_image(np.zeros((200, 200), np.uint8), max_pixels=10_000)
+
+
+def test_load_image_bad_input(tmp_path):
+    for empty in (None, '', '  '):
+        with pytest.raises(DemoInputError, match='no image'):
+            load_image(empty)
+    text = tmp_path / 'notes.png'
+    text.write_text('not an image')
+    with pytest.raises(DemoInputError, match='not an image file'):
+        load_image(str(text))
+    good = tmp_path / 'good.png'
+    Image.fromarray(
+        np.random.default_rng(0).integers(0, 256, (64, 64, 3),
+                                          np.uint8)).save(good)
+    cut = tmp_path / 'cut.png'
+    cut.write_bytes(good.read_bytes()[:400])
+    with pytest.raises(DemoInputError, match='damaged or incomplete') as e:
+        load_image(str(cut))
+    assert str(tmp_path) not in str(e.value)  # no server paths on the page
+    with pytest.raises(DemoInputError, match='does not exist'):
+        load_image(str(tmp_path / 'missing.png'))
+    with pytest.raises(DemoInputError, match='unsupported image input'):
+        load_image(42)
+
+
+def test_load_image_exif_orientation(tmp_path):
+    img = Image.new('RGB', (40, 20))
+    exif = img.getexif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to view
+    path = str(tmp_path / 'rot.jpg')
+    img.save(path, exif=exif)
+    assert load_image(path).size == (20, 40)
+
+
+# ------------------------------------------------------------- text boxes
+
+
+def test_parse_categories():
+    text = ' tabby  cat, dog\nred fox，car;\n\n, bus ,'
+    assert parse_categories(text) == [
+        'tabby cat', 'dog', 'red fox', 'car', 'bus'
+    ]
+    for empty in (None, '', ' , \n ,'):
+        with pytest.raises(DemoInputError, match='no categories'):
+            parse_categories(empty)
+    with pytest.raises(DemoInputError) as e:
+        parse_categories('Cat, dog, cat , bird, DOG, dog')
+    msg = str(e.value)
+    assert '"Cat" = "cat" (2x)' in msg and '"dog" = "DOG" (3x)' in msg
+    assert 'bird' not in msg
+    with pytest.raises(DemoInputError, match='too many categories: 4'):
+        parse_categories('a,b,c,d', max_categories=3)
+    with pytest.raises(DemoInputError, match='limited to 120 characters'):
+        parse_categories('x' * 121)
+
+
+def test_parse_descriptions():
+    cats = ['tabby cat', 'red fox']
+    text = ('Tabby Cat: a cat with stripes\n\n'
+            'red fox: a small wild dog: with a bushy tail\n'
+            'tabby  cat:an orange tabby\n')
+    assert parse_descriptions(text, cats) == {
+        'tabby cat': ['a cat with stripes', 'an orange tabby'],
+        'red fox': ['a small wild dog: with a bushy tail'],
+    }
+    assert parse_descriptions('', cats) == {}
+    assert parse_descriptions(None, cats) == {}
+    with pytest.raises(DemoInputError, match='line 2 has no ":"'):
+        parse_descriptions('red fox: ok\njust text', cats)
+    with pytest.raises(DemoInputError, match='line 1 .*no text after'):
+        parse_descriptions('red fox:  ', cats)
+    with pytest.raises(
+            DemoInputError, match='"wolf" is not one of the categories'):
+        parse_descriptions('wolf: grey', cats)
+
+
+def test_parse_examples(tmp_path):
+    cats = ['cat', 'dog']
+    paths = []
+    for i in range(3):
+        p = str(tmp_path / f'ex{i}.png')
+        Image.new('RGB', (2000, 1000), (i, i, i)).save(p)
+        paths.append(p)
+    out = parse_examples([('Cat', paths[:2]), (None, None), ('dog', []),
+                          ('dog', paths[2])], cats)
+    assert list(out) == ['cat', 'dog']
+    assert [im.size for im in out['cat']] == [(1024, 512)] * 2
+    assert len(out['dog']) == 1
+    assert parse_examples([], cats) == {}
+    with pytest.raises(DemoInputError, match='set 2 has images but no'):
+        parse_examples([('cat', None), ('', paths)], cats)
+    with pytest.raises(DemoInputError, match='"bird" is not one of'):
+        parse_examples([('bird', paths)], cats)
+    bad = tmp_path / 'bad.jpg'
+    bad.write_bytes(b'junk')
+    with pytest.raises(DemoInputError, match="'bad.jpg' of \"dog\""):
+        parse_examples([('dog', [paths[0], str(bad)])], cats)
+    with pytest.raises(DemoInputError, match='17 example images'):
+        parse_examples([('dog', paths[:1] * 17)], cats, max_side=8)
+
+
+# ------------------------------------------------------------- formatting
+
+
+def test_format_tags_and_sort_scores():
+    rows = [
+        TagRow('grass', '草 ', 0.7),
+        TagRow('dog', '狗', 0.9),
+        TagRow('apple', '', 0.7)
+    ]
+    bars, table, en, zh = db.format_tags(rows)
+    assert list(bars.items()) == [('dog / 狗', 0.9), ('apple', 0.7),
+                                  ('grass / 草', 0.7)]
+    assert table == [['dog', '狗', 0.9], ['apple', '', 0.7],
+                     ['grass', '草', 0.7]]
+    assert en == 'dog | apple | grass' and zh == '狗 | apple | 草'
+    assert db.format_tags([]) == ({}, [], '', '')
+    many = [TagRow(f't{i:02d}', '', i / 100) for i in range(40)]
+    bars, table, en, _ = db.format_tags(many, max_bars=5)
+    assert list(bars) == ['t39', 't38', 't37', 't36', 't35']
+    assert len(table) == 40 and en.count('|') == 39
+    assert list(db.sort_scores({
+        'b': 0.2,
+        'a': 0.2,
+        'c': 0.6
+    }, 2)) == ['c', 'a']
+
+
+# --------------------------------------------------------------- handlers
+
+
+def test_run_tagging():
+    fake = FakeBackend()
+    img = np.zeros((8, 8, 3), np.uint8)
+    bars, table, en, zh = run_tagging(fake, img, 0.3, True, '')
+    assert fake.calls[-1] == ('tag', (8, 8), None, None)
+    assert en == 'frisbee | grass | dog' and zh == 'frisbee | 草 | 狗'
+    assert table[0] == ['frisbee', '', 0.7]
+    run_tagging(fake, img, 0.3, False, None)
+    assert fake.calls[-1][2] == 0.3
+    # The open set always uses the slider.
+    bars, *_ = run_tagging(fake, img, 0.25, True, 'beach,\n Ball ')
+    assert fake.calls[-1] == ('tag', (8, 8), 0.25, ['beach', 'Ball'])
+    assert list(bars) == ['Ball', 'beach']
+    with pytest.raises(DemoInputError, match='duplicate'):
+        run_tagging(fake, img, 0.3, True, 'a, A')
+    with pytest.raises(DemoInputError, match='no image'):
+        run_tagging(fake, None, 0.3, True, '')
+    with pytest.raises(DemoInputError, match='not in'):
+        run_tagging(fake, img, 1.5, True, '')
+
+
+def test_run_classify(tmp_path):
+    fake = FakeBackend()
+    img = np.zeros((8, 8, 3), np.uint8)
+    ex = str(tmp_path / 'ex.png')
+    Image.new('RGB', (4, 4)).save(ex)
+    out = run_classify(fake, img, 'cat, dog, fox', 'Dog: a good dog',
+                       [('fox', [ex]), (None, None)], 'openai_imagenet', 2)
+    assert list(out.items()) == [('fox', 0.5), ('dog', 1 / 3)]
+    call = fake.calls[-1]
+    assert call[2:4] == (['cat', 'dog', 'fox'], {'dog': ['a good dog']})
+    assert list(call[4]) == ['fox'] and call[4]['fox'][0].size == (4, 4)
+    assert call[5:] == ('openai_imagenet', 2)
+    # topk is clamped to the category count; no template picks the first.
+    out = run_classify(fake, img, 'cat\ndog', '', [], None, 10.0)
+    assert len(out) == 2 and fake.calls[-1][5:] == ('simple', 2)
+    with pytest.raises(DemoInputError, match='no categories'):
+        run_classify(fake, img, ' ', '', [], 'simple', 5)
+    with pytest.raises(DemoInputError, match='"cat" = "CAT"'):
+        run_classify(fake, img, 'cat, CAT', '', [], 'simple', 5)
+    with pytest.raises(DemoInputError, match='unknown template set'):
+        run_classify(fake, img, 'cat', '', [], 'nope', 5)
+    with pytest.raises(DemoInputError, match='no image'):
+        run_classify(fake, None, 'cat', '', [], 'simple', 5)
+
+
+# ---------------------------------------------------------- real backend
+
+
+def test_unavailable_models_explain_how_to_convert(tmp_path):
+    backend = MMPromptBackend('clip_vit-base-p16', None, 'ram.py',
+                              str(tmp_path / 'missing.pth'))
+    clip, ram = backend.clip_unavailable(), backend.ram_unavailable()
+    assert 'openai_clip_to_mmprompt.py' in clip
+    assert '--clip-checkpoint' in clip
+    assert 'ram_to_mmprompt.py' in ram and 'missing.pth` does not' in ram
+    assert '--ram-text-checkpoint' in backend.open_set_unavailable()
+    ckpt = tmp_path / 'ok.pth'
+    ckpt.write_bytes(b'')
+    assert MMPromptBackend('x', str(ckpt)).clip_unavailable() is None
+    # A text checkpoint picks the open-set config by default ...
+    backend = MMPromptBackend('x', ram_text_checkpoint=str(ckpt))
+    assert backend.ram_config == db.RAM_OPENSET_CONFIG
+    assert backend.open_set_unavailable() is None
+    # ... and a closed-set config cannot do the open set.
+    backend = MMPromptBackend(
+        'x', ram_config=db.RAM_CONFIG, ram_text_checkpoint=str(ckpt))
+    assert 'open-set RAM config' in backend.open_set_unavailable()
+    with pytest.raises(DemoInputError, match='open-set RAM config'):
+        run_tagging(backend, np.zeros((4, 4, 3), np.uint8), 0.5, True, 'cat')
+
+
+def test_result_adapters():
+    rows = db._tag_rows([
+        dict(
+            pred_tags=['dog', 'grass'],
+            pred_tags_chinese=['狗', '草 '],
+            pred_scores=[0.9, 0.7],
+            pred_labels=[3, 1])
+    ])
+    assert rows == [TagRow('dog', '狗', 0.9), TagRow('grass', '草 ', 0.7)]
+    rows = db._tag_rows([
+        dict(
+            pred_tags=['cat'],
+            pred_tags_chinese=None,
+            pred_scores=[0.6],
+            pred_labels=[0])
+    ])
+    assert rows == [TagRow('cat', '', 0.6)]
+    assert db._class_scores(
+        [dict(pred_classes=['b', 'a'], pred_scores=[0.7, 0.2])]) == {
+            'b': 0.7,
+            'a': 0.2
+        }
+
+
+@pytest.fixture(scope='module')
+def tiny_backend(tmp_path_factory):
+    """The real backend on tiny random-weight converted models."""
+    from . import tiny_demo_models as tiny
+    if not osp.isfile(osp.join(tiny.RAM_VECTORS, 'ram_tiny_state_dict.pth')):
+        pytest.skip(f'shared RAM test vectors not found in '
+                    f'{tiny.RAM_VECTORS}')
+    work = str(tmp_path_factory.mktemp('tiny_models'))
+    clip = tiny.make_tiny_clip(work)
+    ram = tiny.make_tiny_ram(work, clip['checkpoint'])
+    backend = MMPromptBackend(clip['config'], clip['checkpoint'],
+                              ram['config'], ram['checkpoint'],
+                              clip['checkpoint'])
+    image = osp.join(tiny.RAM_VECTORS, 'images', 'img0_rgb_320x240.png')
+    return backend, image, tiny.ram_tiny_expected()['expected']
+
+
+def test_real_backend_tags_like_the_reference(tiny_backend):
+    backend, image, expected = tiny_backend
+    want_en = sorted(expected['tags_en'][0].split(' | '))
+    want_zh = sorted(t.strip() for t in expected['tags_zh'][0].split(' | '))
+    bars, table, en, zh = run_tagging(backend, image, 0.5, True, '')
+    assert sorted(en.split(' | ')) == want_en
+    assert sorted(zh.split(' | ')) == want_zh
+    scores = [row[2] for row in table]
+    assert scores == sorted(scores, reverse=True)
+    # Open set, then the closed set again: no state left behind.
+    bars, table, en, zh = run_tagging(backend, image, 0.3, True,
+                                      'cat, dog, red car')
+    assert set(en.split(' | ')) <= {'cat', 'dog', 'red car'} and en
+    assert all(row[1] == '' for row in table)
+    _, _, en, _ = run_tagging(backend, image, 0.5, True, '')
+    assert sorted(en.split(' | ')) == want_en
+    # A global threshold of 0 selects every tag.
+    _, table, _, _ = run_tagging(backend, image, 0.0, False, '')
+    assert len(table) == 20
+
+
+def test_real_backend_classifies(tiny_backend, tmp_path):
+    backend, image, _ = tiny_backend
+    out = run_classify(backend, image, 'cat, dog, red car',
+                       'cat: a small cat with whiskers', [('dog', [image])],
+                       'simple', 5)
+    assert sorted(out) == ['cat', 'dog', 'red car']
+    assert abs(sum(out.values()) - 1) < 1e-4
+    assert list(out.values()) == sorted(out.values(), reverse=True)
+    out = run_classify(backend, image, 'bus\ntree', '', [], 'openai_imagenet',
+                       1)
+    assert len(out) == 1 and set(out) <= {'bus', 'tree'}
+
+
+class _StatefulModel:
+    """Keeps its categories as state between set and predict, like
+    CLIPZeroShot's prototypes: unsafe without the backend's lock."""
+
+    def __init__(self):
+        self.categories = None
+        self.threads = set()
+
+    def __call__(self, image, categories, templates, topk, **kwargs):
+        self.threads.add(threading.get_ident())
+        self.categories = list(categories)
+        time.sleep(0.002)
+        return [
+            dict(
+                pred_classes=list(self.categories),
+                pred_scores=[1.0 / len(self.categories)] *
+                len(self.categories))
+        ]
+
+
+def test_backend_builds_once_and_serialises_requests(monkeypatch):
+    builds = []
+
+    def build(self):
+        builds.append(_StatefulModel())
+        time.sleep(0.05)
+        return builds[-1]
+
+    monkeypatch.setattr(MMPromptBackend, '_build_classifier', build)
+    backend = MMPromptBackend('x', 'ckpt.pth')
+    img = Image.new('RGB', (4, 4))
+    results, errors = {}, []
+
+    def worker(i):
+        cats = [f'class{i}-{j}' for j in range(3)]
+        try:
+            for _ in range(5):
+                out = backend.classify(img, cats, {}, {}, 'simple', 3)
+                if list(out) != cats:
+                    errors.append((i, list(out)))
+            results[i] = out
+        except Exception as e:  # pragma: no cover - shown by the assert
+            errors.append(e)
+
+    threads = [threading.Thread(target=worker, args=(i, )) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and len(results) == 8
+    assert len(builds) == 1
+    # Every call ran on the same thread, none on the callers'.
+    assert len(builds[0].threads) == 1
+    assert builds[0].threads.isdisjoint(t.ident for t in threads)
+
+
+def test_backend_load_failure_is_a_message(monkeypatch):
+
+    def build(self):
+        raise FileNotFoundError('no such file: ram.pth')
+
+    monkeypatch.setattr(MMPromptBackend, '_build_tagger', build)
+    backend = MMPromptBackend('x', None, 'y', 'ram.pth')
+    for _ in range(2):
+        with pytest.raises(
+                RuntimeError, match='could not be loaded .*no such file'):
+            backend.tag(Image.new('RGB', (4, 4)), None, None)
+
+
+# ------------------------------------------------------------------ page
+
+
+def _load_demo_module():
+    pytest.importorskip('gradio')
+    spec = importlib.util.spec_from_file_location(
+        'mmprompt_gradio_demo', osp.join(REPO, 'demo', 'gradio_demo.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_page_builds_and_disables_missing_models():
+    demo_module = _load_demo_module()
+    backend = MMPromptBackend('clip_vit-base-p16', None, 'ram.py', None)
+    page = demo_module.build_demo(backend, queue_size=4)
+    texts = [
+        c['props'].get('value') for c in page.config['components']
+        if c['type'] == 'markdown'
+    ]
+    assert any('ram_to_mmprompt.py' in (t or '') for t in texts)
+    assert any('openai_clip_to_mmprompt.py' in (t or '') for t in texts)
+    # No inputs are built for a disabled tab.
+    assert not [c for c in page.config['components'] if c['type'] == 'image']
+    assert page._queue.max_size == 4
+
+
+def test_guard_turns_errors_into_page_messages():
+    demo_module = _load_demo_module()
+    import gradio as gr
+
+    def bad_input(x):
+        raise DemoInputError('no image: upload an image first')
+
+    def crash(x):
+        raise KeyError('secret internals')
+
+    with pytest.raises(gr.Error, match='no image'):
+        demo_module._guard(bad_input)(1)
+
+    def refused(x):
+        raise ValueError('template set unknown')
+
+    with pytest.raises(gr.Error, match='template set unknown'):
+        demo_module._guard(refused)(1)
+    with pytest.raises(gr.Error, match=r'internal error \(KeyError\)') as e:
+        demo_module._guard(crash)(1)
+    assert 'secret' not in str(e.value)
+    assert demo_module._category_choices('a, b\nA ,b，c') == [
+        'a', 'b', 'A', 'c'
+    ]
+    args = demo_module.parse_args(['--port', '0'])
+    assert args.server_name == '127.0.0.1' and args.clip_checkpoint is None
+
+
+def test_page_via_client(tmp_path):
+    """The queued page in-process, driven through gradio_client."""
+    demo_module = _load_demo_module()
+    client_lib = pytest.importorskip('gradio_client')
+    page = demo_module.build_demo(FakeBackend(), queue_size=8)
+    page.launch(
+        server_name='127.0.0.1',
+        server_port=None,
+        prevent_thread_lock=True,
+        quiet=True,
+        ssr_mode=False,
+        show_error=True)
+    try:
+        client = client_lib.Client(page.local_url, verbose=False)
+        img = str(tmp_path / 'img.png')
+        Image.new('RGBA', (30, 20)).save(img)
+        bars, en, zh, table = client.predict(
+            client_lib.handle_file(img),
+            0.4,
+            True,
+            'beach, ball',
+            api_name='/tag')
+        assert en == 'ball | beach'
+        assert bars['label'] == 'ball'
+        assert table['data'][0] == ['ball', '', 0.6]
+        top = client.predict(
+            client_lib.handle_file(img),
+            'cat, dog, fox',
+            '',
+            'simple',
+            2,
+            'dog', [client_lib.handle_file(img)],
+            None,
+            None,
+            None,
+            None,
+            api_name='/classify')
+        assert [c['label'] for c in top['confidences']] == ['fox', 'dog']
+        bad = tmp_path / 'bad.png'
+        bad.write_text('junk')
+        with pytest.raises(Exception, match='not an image file'):
+            client.predict(
+                client_lib.handle_file(str(bad)),
+                0.4,
+                True,
+                '',
+                api_name='/tag')
+        with pytest.raises(Exception, match='duplicate categories'):
+            client.predict(
+                client_lib.handle_file(img),
+                'cat, Cat',
+                '',
+                'simple',
+                2,
+                None,
+                None,
+                None,
+                None,
+                None,
+                None,
+                api_name='/classify')
+        # Still serving after the errors.
+        assert client.predict(
+            client_lib.handle_file(img), 0.4, True, '',
+            api_name='/tag')[1] == 'frisbee | grass | dog'
+    finally:
+        page.close()

@@ -1,2 +1,9 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
-__all__ = []
+from .multilabel_tagging import TaggingDataset, read_tag_list
+from .ram_transforms import RAMPreprocess, ram_resize
+from .transforms import CLIPPreprocess, clip_resize_crop, open_image
+
+__all__ = [
+    'CLIPPreprocess', 'clip_resize_crop', 'open_image', 'RAMPreprocess',
+    'TaggingDataset', 'ram_resize', 'read_tag_list'
+]

@@ -311,8 +311,9 @@ def test_prototypes_batch_all_prompts(tokenizer, monkeypatch):
     monkeypatch.setattr(model, 'extract_text_feat', spy)
     model.text_batch_size = 4  # batches cross the class boundaries
     model.set_categories(categories)
-    # 6 prompts in batches of 4 and 2, each cut after its longest prompt.
-    assert lengths == [(4, 11), (2, 10)]
+    # 6 prompts (8, 8, 9, 10, 10 and 11 ids) sorted by length, in batches
+    # of 4 and 2, each cut after its longest prompt.
+    assert lengths == [(4, 10), (2, 11)]
     assert_close(model.text_prototypes, expected, atol=1e-6, rtol=0)
     assert not model.text_prototypes.is_inference()
 

@@ -7,11 +7,13 @@ The model is `CLIP <https://arxiv.org/abs/2103.00020>`_ as released by OpenAI
 tower is :class:`~mmprompt.models.clip.text_encoder.CLIPTextTransformer`.
 Prompt ensembling over templates follows OpenAI's ImageNet notebook and
 open_clip's ``build_zero_shot_classifier`` (MIT licence), batched over all
-classes at once. The code is written for mmprompt.
+classes at once; example images use Tip-Adapter's training-free cache
+(https://arxiv.org/abs/2207.09519). The prototype builders live in
+:mod:`mmprompt.models.clip.zero_shot`. The code is written for mmprompt.
 """
 import copy
 import math
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -20,13 +22,18 @@ from mmengine.logging import print_log
 from mmengine.model import BaseModel
 from mmpretrain.structures import DataSample
 
+from mmprompt.datasets.transforms import CLIPPreprocess
 from mmprompt.registry import MODELS, TOKENIZER
+from .prompts import (check_categories, resolve_categories,
+                      resolve_descriptions, resolve_templates)
+from .zero_shot import (build_text_prototypes, cache_logits,
+                        load_cached_prototypes, prototype_cache_key,
+                        resolve_examples, save_cached_prototypes,
+                        tensors_fingerprint)
 
 # OpenAI's normalisation, for RGB images in [0, 255].
 CLIP_MEAN = tuple(255 * m for m in (0.48145466, 0.4578275, 0.40821073))
 CLIP_STD = tuple(255 * s for s in (0.26862954, 0.26130258, 0.27577711))
-
-DEFAULT_TEMPLATES = ('a photo of a {}.', )
 
 
 def _cosine(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -239,135 +246,160 @@ class CLIP(BaseModel):
 
 @MODELS.register_module()
 class CLIPZeroShot(CLIP):
-    """Zero-shot image classification with CLIP and prompt templates.
+    """Zero-shot image classification with CLIP: names, descriptions and
+    example images in, labels out; the weights stay frozen.
 
-    Each category gets a text prototype: the normalised mean embedding of
-    the templates filled with its name. An image is scored against the
-    prototypes with ``softmax(logit_scale.exp() * cosine)``.
+    Each category gets a text prototype, the normalised mean embedding of
+    its prompts: the templates filled with its name (OpenAI's prompt
+    ensembling) and, optionally, free-text descriptions, mixed by
+    ``description_weight``. Optional example images per category form
+    Tip-Adapter's training-free cache (`Zhang et al., 2022
+    <https://arxiv.org/abs/2207.09519>`_). An image with normalised feature
+    ``f`` gets
 
-    The prototypes live in the non-persistent buffer ``text_prototypes``,
-    set by :meth:`set_categories` or :meth:`set_prototypes`. Loading weights
-    into the model (``load_state_dict``, ``load_checkpoint``) clears them
-    because they depend on the text tower; prototypes built from categories
-    are then rebuilt by the next :meth:`predict`, hand-set ones must be set
-    again. After changing weights in any other way, call
-    :meth:`set_categories` again.
+    ``logits = logit_scale.exp() * f @ P.T
+    + cache_alpha * exp(-cache_beta * (1 - f @ K.T)) @ L``
+
+    with ``P`` the prototypes, ``K`` the example features and ``L`` their
+    one-hot labels, and ``pred_score = softmax(logits)``. See
+    :mod:`mmprompt.models.clip.zero_shot` for the exact rules.
+
+    The prototypes and the example features live in non-persistent buffers
+    set by :meth:`set_categories`, :meth:`set_examples` or
+    :meth:`set_prototypes`. Loading weights (``load_state_dict``,
+    ``load_checkpoint``) clears them because they depend on the towers;
+    what was built from categories is rebuilt by the next :meth:`predict`,
+    hand-set prototypes must be set again. After changing weights in any
+    other way, call :meth:`set_categories` again.
 
     Args:
-        categories (Sequence[str], optional): Category names. Without them,
-            call :meth:`set_categories` or :meth:`set_prototypes` before
+        categories (str | Sequence[str], optional): ``'cifar100'``,
+            ``'imagenet'``, a text file (one name per line) or a list of
+            names; label ``i`` is name ``i``. Without them, call
+            :meth:`set_categories` or :meth:`set_prototypes` before
             predicting. Defaults to None.
-        templates (Sequence[str]): Prompt templates, format strings with one
-            ``{}``. Defaults to ``('a photo of a {}.',)``.
-        text_batch_size (int): Prompts encoded at once when building
-            prototypes. Defaults to 256.
+        templates (str | Sequence[str]): A set name (``'openai_imagenet'``,
+            ``'openai_cifar'``, ``'openai_imagenet_subset'``, ``'simple'``),
+            one template, a text file or a list of format strings with one
+            ``{}``. Defaults to ``'simple'`` (``'a photo of a {}.'``).
+        descriptions (str | dict, optional): ``{name: text or texts}`` or a
+            JSON file of it. Descriptions over the 77-token context are
+            truncated with a warning. Defaults to None.
+        description_weight (float): Weight of a category's description
+            ensemble against its template ensemble, in ``[0, 1]``; ``1``
+            uses the descriptions instead of the templates. Defaults to 0.5.
+        examples (str | dict, optional): ``{name: image paths}`` or a folder
+            with one subfolder of images per category. Defaults to None.
+        cache_alpha (float): Tip-Adapter's weight of the example cache.
+            Defaults to 1.0.
+        cache_beta (float): Tip-Adapter's sharpness of the example
+            affinities. Defaults to 5.5.
+        text_batch_size (int): Prompts per forward pass when building
+            prototypes. Defaults to 1024.
+        prototype_cache_dir (str, optional): Folder of an on-disk cache of
+            text prototypes, keyed by the text tower's weights, the
+            categories, descriptions and templates. Defaults to None (off).
+        progress (bool): Show a progress bar while building prototypes.
+            Defaults to True.
         **kwargs: Arguments of :class:`CLIP`.
     """
 
     def __init__(self,
-                 categories: Optional[Sequence[str]] = None,
-                 templates: Sequence[str] = DEFAULT_TEMPLATES,
-                 text_batch_size: int = 256,
+                 categories: Optional[Union[str, Sequence[str]]] = None,
+                 templates: Union[str, Sequence[str]] = 'simple',
+                 descriptions: Optional[Union[str, dict]] = None,
+                 description_weight: float = 0.5,
+                 examples: Optional[Union[str, dict]] = None,
+                 cache_alpha: float = 1.0,
+                 cache_beta: float = 5.5,
+                 text_batch_size: int = 1024,
+                 prototype_cache_dir: Optional[str] = None,
+                 progress: bool = True,
                  **kwargs) -> None:
         super().__init__(**kwargs)
+        if not 0 <= description_weight <= 1:
+            raise ValueError('description_weight must be in [0, 1], got '
+                             f'{description_weight}')
+        self.description_weight = float(description_weight)
+        self.cache_alpha = float(cache_alpha)
+        self.cache_beta = float(cache_beta)
         self.text_batch_size = text_batch_size
+        self.prototype_cache_dir = prototype_cache_dir
+        self.progress = progress
         self.register_buffer('text_prototypes', None, persistent=False)
-        # Prototypes need the final weights: the first predict builds them,
-        # after any checkpoint is loaded.
-        self.categories = None
-        if categories is not None:
-            self.categories = self._check_categories(categories)
-        self.templates = self._check_templates(templates)
+        self.register_buffer('example_feats', None, persistent=False)
+        self.register_buffer('example_labels', None, persistent=False)
+        # Inputs are checked now; prototypes need the final weights, so the
+        # first predict builds them, after any checkpoint is loaded.
+        self.templates: Tuple[str, ...] = resolve_templates(templates)
+        self.categories: Optional[List[str]] = None
+        self.descriptions: Dict[int, Tuple[str, ...]] = {}
+        self.examples: Dict[int, list] = {}
         # Whether the prototypes came from set_prototypes, and so cannot be
         # rebuilt from the categories and templates.
         self._hand_set = False
+        if categories is not None:
+            self.categories = list(resolve_categories(categories))
+            self.descriptions = resolve_descriptions(descriptions,
+                                                     self.categories)
+            self.examples = resolve_examples(examples, self.categories)
+        elif descriptions is not None or examples is not None:
+            raise ValueError('descriptions and examples need categories')
 
-    @staticmethod
-    def _check_categories(categories: Sequence[str]) -> List[str]:
-        names_ok = not isinstance(categories, str) and all(
-            isinstance(c, str) for c in categories)
-        if not names_ok:
-            raise TypeError('categories must be a sequence of strings')
-        if len(categories) == 0:
-            raise ValueError('categories is empty')
-        return list(categories)
+    @property
+    def image_size(self) -> int:
+        """int: Side of the square images the image tower takes."""
+        return int(self.visual.img_size[0])
 
-    @staticmethod
-    def _check_templates(templates: Sequence[str]) -> Tuple[str, ...]:
-        if isinstance(templates, str):
-            raise TypeError('templates must be a sequence of format strings')
-        if len(templates) == 0:
-            raise ValueError('templates is empty')
-        for template in templates:
-            if not isinstance(template, str) or '{}' not in template:
-                raise ValueError(f'template {template!r} is not a format '
-                                 "string with '{}'")
-        return tuple(templates)
-
-    def build_prototypes(self, categories: Sequence[str],
-                         templates: Sequence[str]) -> torch.Tensor:
-        """One normalised text embedding per category, over the templates.
-
-        Every template is filled with every category and all ``C * T``
-        prompts are encoded together, in batches of ``text_batch_size``,
-        each cut to the length of its longest prompt (exact: attention is
-        causal and pooling reads the end-of-text token). A category's
-        normalised prompt features are averaged and normalised again
-        (OpenAI's prompt ensembling). Nothing is stored.
-
-        Args:
-            categories (Sequence[str]): Category names, ``C`` of them.
-            templates (Sequence[str]): Format strings with one ``{}``,
-                ``T`` of them.
-
-        Returns:
-            torch.Tensor: ``(C, proj_dims)`` on the model's device, unit rows.
-        """
-        prompts = [t.format(c) for c in categories for t in templates]
-        device = self.logit_scale.device
-        batch_size = self.text_batch_size
-        with torch.inference_mode():
-            feats = []
-            for start in range(0, len(prompts), batch_size):
-                tokens = self.tokenize(prompts[start:start + batch_size])
-                # The end-of-text id is the largest of each row.
-                length = int(tokens.argmax(dim=-1).max()) + 1
-                feats.append(
-                    F.normalize(
-                        self.extract_text_feat(tokens[:, :length].to(device)),
-                        dim=-1))
-            feats = torch.cat(feats).reshape(
-                len(categories), len(templates), -1)
-            prototypes = F.normalize(feats.mean(dim=1), dim=-1)
-        # A clone made outside inference mode is an ordinary tensor.
-        return prototypes.clone()
+    @property
+    def num_classes(self) -> int:
+        """int: Number of categories (0 before any are set)."""
+        if self.text_prototypes is not None:
+            return self.text_prototypes.size(0)
+        return len(self.categories or ())
 
     def set_categories(self,
-                       categories: Sequence[str],
-                       templates: Optional[Sequence[str]] = None) -> None:
-        """Build and store the prototypes of ``categories`` now.
+                       categories: Union[str, Sequence[str]],
+                       templates: Optional[Union[str, Sequence[str]]] = None,
+                       descriptions: Optional[Union[str, dict]] = None,
+                       examples: Optional[Union[str, dict]] = None) -> None:
+        """Build and store the prototypes (and example cache) now.
 
         Args:
-            categories (Sequence[str]): Category names; label ``i`` is
-                ``categories[i]``.
-            templates (Sequence[str], optional): Prompt templates. Defaults
-                to the current ones.
+            categories (str | Sequence[str]): See the class docstring.
+            templates (str | Sequence[str], optional): Defaults to the
+                current templates.
+            descriptions (str | dict, optional): Defaults to None (none).
+            examples (str | dict, optional): Defaults to None (none).
         """
-        categories = self._check_categories(categories)
-        templates = self._check_templates(self.templates if templates is
-                                          None else templates)
-        print_log(
-            f'Building text prototypes: {len(categories)} categories x '
-            f'{len(templates)} templates',
-            logger='current')
-        self.text_prototypes = self.build_prototypes(categories, templates)
+        categories = list(resolve_categories(categories))
+        templates = resolve_templates(self.templates if templates is
+                                      None else templates)
+        descriptions = resolve_descriptions(descriptions, categories)
+        examples = resolve_examples(examples, categories)
+        self.text_prototypes = self.build_prototypes(categories, templates,
+                                                     descriptions)
         self.categories, self.templates = categories, templates
+        self.descriptions, self.examples = descriptions, {}
+        self.example_feats = self.example_labels = None
         self._hand_set = False
+        self._set_example_cache(examples)
+
+    def set_examples(self, examples: Optional[Union[str, dict]]) -> None:
+        """Replace the example images of the current categories.
+
+        Args:
+            examples (str | dict, optional): See the class docstring; None
+                removes all examples.
+        """
+        if self.categories is None:
+            raise RuntimeError('set categories before examples')
+        self._set_example_cache(resolve_examples(examples, self.categories))
 
     def set_prototypes(self,
                        prototypes: torch.Tensor,
                        categories: Optional[Sequence[str]] = None) -> None:
-        """Store ready-made prototypes, e.g. from example images.
+        """Store ready-made prototypes; removes descriptions and examples.
 
         Args:
             prototypes (torch.Tensor): ``(C, proj_dims)``; rows are
@@ -379,17 +411,19 @@ class CLIPZeroShot(CLIP):
             raise ValueError(f'prototypes must be (C, {self.proj_dims}), got '
                              f'{tuple(prototypes.shape)}')
         if categories is not None:
-            categories = self._check_categories(categories)
+            categories = list(check_categories(categories))
             if len(categories) != prototypes.size(0):
                 raise ValueError(f'{len(categories)} categories for '
                                  f'{prototypes.size(0)} prototypes')
         self.text_prototypes = F.normalize(
             prototypes.detach().to(self.logit_scale), dim=-1)
         self.categories = categories
+        self.descriptions, self.examples = {}, {}
+        self.example_feats = self.example_labels = None
         self._hand_set = True
 
     def get_prototypes(self) -> torch.Tensor:
-        """The current prototypes, built first if they were cleared.
+        """The current prototypes, (re)built first if they were cleared.
 
         Returns:
             torch.Tensor: ``(C, proj_dims)``, unit rows.
@@ -400,18 +434,143 @@ class CLIPZeroShot(CLIP):
                     'no text prototypes: call set_categories(...) or '
                     'set_prototypes(...) (hand-set prototypes are cleared '
                     'when weights are loaded)')
-            self.set_categories(self.categories, self.templates)
+            self.text_prototypes = self.build_prototypes(
+                self.categories, self.templates, self.descriptions)
+        if self.examples and self.example_feats is None:
+            self._set_example_cache(self.examples)
         return self.text_prototypes
+
+    def build_prototypes(
+        self,
+        categories: Sequence[str],
+        templates: Sequence[str],
+        descriptions: Optional[Dict[int,
+                                    Sequence[str]]] = None) -> torch.Tensor:
+        """Text prototypes of categories; nothing is stored.
+
+        All prompts of all categories are encoded together, sorted by
+        length, in batches of ``text_batch_size``, each cut to its longest
+        prompt (exact: attention is causal and pooling reads the
+        end-of-text token); see
+        :func:`mmprompt.models.clip.zero_shot.build_text_prototypes`. With
+        ``prototype_cache_dir``, the result is read from or written to the
+        on-disk cache.
+
+        Args:
+            categories (Sequence[str]): Category names, ``C`` of them.
+            templates (Sequence[str]): Format strings with one ``{}``.
+            descriptions (dict, optional): Label -> descriptions, see
+                :func:`~mmprompt.models.clip.prompts.resolve_descriptions`.
+                Defaults to None.
+
+        Returns:
+            torch.Tensor: ``(C, proj_dims)`` on the model's device, unit
+            rows.
+        """
+        descriptions = descriptions or {}
+        key = None
+        if self.prototype_cache_dir:
+            weights = tensors_fingerprint(
+                list(self.text_encoder.state_dict().items()) +
+                [('tokenizer',
+                  torch.tensor(list(repr(self.tokenizer).encode())))])
+            key = prototype_cache_key(weights, categories, templates,
+                                      descriptions, self.description_weight)
+            cached = load_cached_prototypes(self.prototype_cache_dir, key)
+            if cached is not None and cached.shape == (len(categories),
+                                                       self.proj_dims):
+                print_log(
+                    f'Text prototypes read from the cache ({key[:12]})',
+                    logger='current')
+                return cached.to(self.logit_scale)
+        num_desc = sum(len(d) for d in descriptions.values())
+        print_log(
+            f'Building text prototypes: {len(categories)} categories x '
+            f'{len(templates)} templates, {num_desc} descriptions',
+            logger='current')
+        prototypes = build_text_prototypes(
+            self.extract_text_feat,
+            self.tokenize,
+            categories,
+            templates,
+            descriptions,
+            self.description_weight,
+            batch_size=self.text_batch_size,
+            device=self.logit_scale.device,
+            progress=self.progress)
+        if key is not None:
+            save_cached_prototypes(self.prototype_cache_dir, key, prototypes)
+        return prototypes
+
+    def _set_example_cache(self, examples: Dict[int, list]) -> None:
+        """Encode example images into the cache keys."""
+        self.examples = examples
+        if not examples:
+            self.example_feats = self.example_labels = None
+            return
+        images = [img for imgs in examples.values() for img in imgs]
+        labels = [lab for lab, imgs in examples.items() for _ in imgs]
+        self.example_feats = self.encode_images(images)
+        self.example_labels = torch.tensor(
+            labels, dtype=torch.long, device=self.example_feats.device)
+
+    def encode_images(self,
+                      images: Sequence,
+                      batch_size: int = 32) -> torch.Tensor:
+        """Normalised features of raw images, preprocessed as OpenAI does.
+
+        Args:
+            images (Sequence): File paths, PIL images or ``(H, W, 3)`` BGR
+                uint8 arrays.
+            batch_size (int): Images per forward pass. Defaults to 32.
+
+        Returns:
+            torch.Tensor: ``(N, proj_dims)``, unit rows.
+        """
+        transform = CLIPPreprocess(scale=self.image_size)
+        feats = []
+        with torch.inference_mode():
+            for start in range(0, len(images), batch_size):
+                batch = []
+                for image in images[start:start + batch_size]:
+                    key = 'img_path' if isinstance(image, str) else 'img'
+                    img = transform({key: image})['img']
+                    batch.append(torch.from_numpy(img).permute(2, 0, 1))
+                data = self.data_preprocessor(dict(inputs=batch), False)
+                feats.append(
+                    F.normalize(
+                        self.extract_image_feat(data['inputs']).float(),
+                        dim=-1))
+        return torch.cat(feats).clone()
 
     def _load_from_state_dict(self, *args, **kwargs) -> None:
         super()._load_from_state_dict(*args, **kwargs)
-        # New weights make the prototypes stale.
+        # New weights make the prototypes and example features stale.
         self.text_prototypes = None
+        self.example_feats = self.example_labels = None
 
-    def predict(self,
-                inputs: torch.Tensor,
-                data_samples: Optional[List[DataSample]] = None
-                ) -> List[DataSample]:
+    def compute_class_logits(self, image_feats: torch.Tensor) -> torch.Tensor:
+        """Logits of normalised image features over the categories.
+
+        Args:
+            image_feats (torch.Tensor): ``(N, proj_dims)``, unit rows.
+
+        Returns:
+            torch.Tensor: ``(N, C)``.
+        """
+        prototypes = self.get_prototypes()
+        logits = self.logit_scale.exp() * image_feats @ prototypes.t()
+        if self.example_feats is not None and self.cache_alpha != 0:
+            logits = logits + self.cache_alpha * cache_logits(
+                image_feats, self.example_feats, self.example_labels,
+                prototypes.size(0), self.cache_beta)
+        return logits
+
+    def predict(
+            self,
+            inputs: torch.Tensor,
+            data_samples: Optional[List[DataSample]] = None
+    ) -> List[DataSample]:
         """Classify images among the categories.
 
         Args:
@@ -420,13 +579,11 @@ class CLIPZeroShot(CLIP):
                 new ones are made if None. Defaults to None.
 
         Returns:
-            List[DataSample]: With ``pred_score`` ``(C,)`` (softmax of
-            ``logit_scale.exp() * cosine``) and ``pred_label`` ``(1,)``.
+            List[DataSample]: With ``pred_score`` ``(C,)`` (softmax of the
+            logits) and ``pred_label`` ``(1,)``.
         """
-        prototypes = self.get_prototypes()
         image_feats = F.normalize(self.extract_image_feat(inputs), dim=-1)
-        logits = self.logit_scale.exp() * image_feats @ prototypes.t()
-        scores = logits.softmax(dim=-1)
+        scores = self.compute_class_logits(image_feats).softmax(dim=-1)
         labels = scores.argmax(dim=-1, keepdim=True)
         if data_samples is None:
             data_samples = [DataSample() for _ in range(scores.size(0))]

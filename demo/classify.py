@@ -1,0 +1,129 @@
+# Copyright (c) mmprompt contributors. All rights reserved.
+"""Classify images among categories given on the command line.
+
+Examples:
+    # Official ViT-B/16 weights, downloaded and converted on first use.
+    python demo/classify.py cat.jpg --categories "tabby cat" beagle owl
+
+    # A config and a converted checkpoint, ImageNet's 1000 classes.
+    python demo/classify.py a.jpg b.png \
+        --model configs/clip/clip_vit-base-p16_zeroshot-cls_in1k.py \
+        --checkpoint checkpoints/clip_vit-base-p16.pth --topk 5
+
+    # Descriptions (JSON {name: text or texts}) and example images.
+    python demo/classify.py cat.jpg --categories "tabby cat" beagle \
+        --descriptions descriptions.json \
+        --examples "tabby cat=examples/cat1.jpg,examples/cat2.jpg"
+"""
+import argparse
+import json
+import os.path as osp
+import sys
+from typing import Dict, List, Optional
+
+from mmengine.logging import print_log
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description='Zero-shot image classification with CLIP.')
+    parser.add_argument('images', nargs='+', help='image files')
+    parser.add_argument(
+        '--categories',
+        nargs='+',
+        help='category names, or one built-in set (imagenet, cifar100) or '
+        'text file; default: those of the config')
+    parser.add_argument(
+        '--model',
+        default='clip_vit-base-p16',
+        help='model name (official weights) or config file '
+        '(default: clip_vit-base-p16)')
+    parser.add_argument(
+        '--checkpoint',
+        help='converted checkpoint; default: the official weights of a '
+        "named model, or the config's load_from")
+    parser.add_argument(
+        '--templates',
+        help='template set (openai_imagenet, openai_cifar, simple, ...) or '
+        'text file; default: the config\'s')
+    parser.add_argument(
+        '--descriptions', help='JSON file {category: text or list of texts}')
+    parser.add_argument(
+        '--description-weight',
+        type=float,
+        help='weight of the descriptions against the templates, in [0, 1]')
+    parser.add_argument(
+        '--examples',
+        nargs='+',
+        metavar='NAME=IMG[,IMG...]',
+        help='example images per category, or one folder holding a '
+        'subfolder per category')
+    parser.add_argument('--topk', type=int, default=5, help='default: 5')
+    parser.add_argument('--device', default='cpu', help='default: cpu')
+    parser.add_argument('--out', help='also write the results to this JSON')
+    return parser.parse_args(argv)
+
+
+def parse_examples(items: Optional[List[str]]) -> Optional[object]:
+    """``['a=x.jpg,y.jpg', 'b=z.png']`` -> ``{'a': [...], 'b': [...]}``;
+    a single item without ``=`` is a folder."""
+    if not items:
+        return None
+    if len(items) == 1 and '=' not in items[0]:
+        return items[0]
+    examples: Dict[str, List[str]] = {}
+    for item in items:
+        name, sep, paths = item.partition('=')
+        if not sep or not name.strip() or not paths:
+            raise ValueError(f'bad --examples item {item!r}: use '
+                             'NAME=IMG[,IMG...]')
+        examples.setdefault(name.strip(),
+                            []).extend(p for p in paths.split(',') if p)
+    return examples
+
+
+def main(argv: Optional[List[str]] = None) -> list:
+    args = parse_args(argv)
+    from mmprompt.apis import ZeroShotClassifier
+    from mmprompt.models.clip.prompts import builtin_category_sets
+    overrides = {}
+    if args.description_weight is not None:
+        overrides['description_weight'] = args.description_weight
+    classifier = ZeroShotClassifier(
+        args.model,
+        pretrained=args.checkpoint or True,
+        device=args.device,
+        **overrides)
+    categories = args.categories
+    if categories and len(categories) == 1 and (categories[0]
+                                                in builtin_category_sets()
+                                                or osp.isfile(categories[0])):
+        categories = categories[0]  # a set name or a file
+    results = classifier(
+        args.images,
+        categories=categories,
+        templates=args.templates,
+        descriptions=args.descriptions,
+        examples=parse_examples(args.examples),
+        topk=args.topk)
+    lines = []
+    for path, result in zip(args.images, results):
+        lines.append(path)
+        for name, score in zip(result['pred_classes'], result['pred_scores']):
+            lines.append(f'  {score:7.2%}  {name}')
+    print_log('\n'.join(lines), logger='current')
+    if args.out:
+        with open(args.out, 'w', encoding='utf-8') as f:
+            json.dump(
+                [dict(image=p, **r) for p, r in zip(args.images, results)],
+                f,
+                indent=2)
+    return results
+
+
+if __name__ == '__main__':
+    try:
+        main()
+    except (ValueError, TypeError, FileNotFoundError) as e:
+        sys.stderr.write(f'error: {e}\n')
+        sys.exit(1)

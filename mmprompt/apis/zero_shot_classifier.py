@@ -1,0 +1,280 @@
+# Copyright (c) mmprompt contributors. All rights reserved.
+"""Classify any image among any categories, in MMPreTrain's inferencer
+style.
+
+Example:
+    >>> from mmprompt.apis import ZeroShotClassifier
+    >>> classifier = ZeroShotClassifier('clip_vit-base-p16')
+    >>> classifier('cat.jpg', categories=['tabby cat', 'beagle'], topk=1)
+    [{'pred_classes': ['tabby cat'], 'pred_scores': [0.98], ...}]
+"""
+import copy
+import logging
+import os.path as osp
+from typing import Any, Callable, List, Optional, Sequence, Union
+
+import numpy as np
+import torch
+from mmcv.transforms import Compose
+from mmengine.config import Config
+from mmengine.logging import print_log
+from mmengine.model import BaseModel
+from mmengine.registry import DefaultScope
+from mmengine.runner import load_checkpoint
+from mmpretrain.apis.base import BaseInferencer
+from mmpretrain.datasets.transforms import PackInputs
+from mmpretrain.structures import DataSample
+from PIL import Image
+
+from mmprompt.datasets.transforms import CLIPPreprocess
+from mmprompt.models.clip.prompts import (resolve_categories,
+                                          resolve_descriptions,
+                                          resolve_templates)
+from . import hub
+
+ImageInput = Union[str, np.ndarray, Image.Image]
+ModelType = Union[str, Config, BaseModel]
+
+
+def build_zero_shot_model(model: ModelType,
+                          pretrained: Union[bool, str, None] = True,
+                          device: Union[str, torch.device, None] = None,
+                          **kwargs) -> BaseModel:
+    """Build a :class:`CLIPZeroShot` from a name, a config or a model.
+
+    Args:
+        model (str | Config | BaseModel): A name of
+            :func:`mmprompt.apis.hub.list_models` (``'clip_vit-base-p16'``),
+            a config file, a :class:`Config` or a built model.
+        pretrained (bool | str, optional): A checkpoint file; True for the
+            official weights of a named model (downloaded once) or the
+            config's ``load_from``; False or None for random weights.
+            Defaults to True.
+        device (str | torch.device, optional): Where to run. Defaults to
+            None (CPU, or the model's current device).
+        **kwargs: Overrides of the config's ``model`` dict, e.g.
+            ``categories=...``.
+
+    Returns:
+        BaseModel: The model in eval mode, with ``_config`` set.
+    """
+    if isinstance(model, BaseModel):
+        if kwargs:
+            raise ValueError('model overrides need a config, not a model')
+        if isinstance(pretrained, str):
+            load_checkpoint(model, pretrained, map_location='cpu')
+    else:
+        name = None
+        if isinstance(model, Config):
+            cfg = copy.deepcopy(model)
+        elif isinstance(model, str) and model in hub.PRETRAINED:
+            name = model
+            cfg = Config.fromfile(hub.get_model_info(model)['config'])
+        elif isinstance(model, str) and osp.isfile(model):
+            cfg = Config.fromfile(model)
+        else:
+            raise ValueError(
+                f'model {model!r} is neither a config file nor one of '
+                f'{hub.list_models()}')
+        if pretrained is True:
+            pretrained = hub.get_checkpoint(name) if name else cfg.get(
+                'load_from')
+            if not pretrained:
+                print_log(
+                    'No checkpoint: the model keeps random weights',
+                    logger='current',
+                    level=logging.WARNING)
+        if kwargs:
+            cfg.merge_from_dict(dict(model=kwargs))
+        from mmprompt.registry import MODELS
+        from mmprompt.utils import register_all_modules
+        register_all_modules(init_default_scope=False)
+        with DefaultScope.overwrite_default_scope('mmprompt'):
+            built = MODELS.build(cfg.model)
+        built._config = cfg
+        if isinstance(pretrained, str) and pretrained:
+            load_checkpoint(built, pretrained, map_location='cpu')
+        model = built
+    if not hasattr(model, '_config'):
+        model._config = Config(dict(model=dict(type=type(model).__name__)))
+    if device is not None:
+        model.to(device)
+    return model.eval()
+
+
+class ZeroShotClassifier(BaseInferencer):
+    """Classify images among categories given by name, with optional
+    descriptions and example images; the weights stay frozen.
+
+    Categories, templates, descriptions and examples come from the config
+    or from each call; the text prototypes are rebuilt only when they
+    change. Images are preprocessed as OpenAI does (see
+    :class:`mmprompt.datasets.CLIPPreprocess`).
+
+    Args:
+        model (str | Config | BaseModel): A model name such as
+            ``'clip_vit-base-p16'`` (see :func:`mmprompt.apis.hub.
+            list_models`), a config file or object, or a built
+            :class:`CLIPZeroShot`.
+        pretrained (bool | str, optional): A checkpoint file; True (the
+            default) for the official weights of a named model, downloaded,
+            checked and converted once, or the config's ``load_from``.
+        device (str | torch.device, optional): Defaults to None (CPU).
+        **kwargs: Overrides of the config's ``model`` dict, e.g.
+            ``templates='openai_imagenet'``.
+
+    Example:
+        >>> classifier = ZeroShotClassifier(
+        ...     'configs/clip/clip_vit-base-p16_zeroshot-cls_in1k.py',
+        ...     pretrained='clip_vit-base-p16.pth')
+        >>> classifier(['a.jpg', pil_image], topk=5)[0]['pred_classes']
+    """
+    preprocess_kwargs: set = set()
+    forward_kwargs: set = set()
+    visualize_kwargs: set = set()
+    postprocess_kwargs: set = {'topk'}
+
+    def __init__(self,
+                 model: ModelType,
+                 pretrained: Union[bool, str, None] = True,
+                 device: Union[str, torch.device, None] = None,
+                 **kwargs) -> None:
+        built = build_zero_shot_model(model, pretrained, device, **kwargs)
+        if not hasattr(built, 'set_categories'):
+            raise TypeError(f'{type(built).__name__} is not a zero-shot '
+                            'classifier (no set_categories)')
+        super().__init__(built, pretrained=False)
+        self._spec = None
+
+    def _init_pipeline(self, cfg: Config) -> Callable:
+        pipeline = Compose(
+            [CLIPPreprocess(scale=self.model.image_size),
+             PackInputs()])
+
+        def load(image: ImageInput) -> dict:
+            if isinstance(image, str):
+                return pipeline(dict(img_path=image))
+            return pipeline(dict(img=image))
+
+        return load
+
+    def set_categories(self,
+                       categories: Optional[Union[str, Sequence[str]]] = None,
+                       templates: Optional[Union[str, Sequence[str]]] = None,
+                       descriptions: Optional[Union[str, dict]] = None,
+                       examples: Optional[Union[str, dict]] = None) -> None:
+        """Set what later calls classify into.
+
+        Text prototypes are rebuilt only when the categories, templates or
+        descriptions differ from the current ones; examples are re-encoded
+        whenever given.
+
+        Args:
+            categories (str | Sequence[str], optional): Names, a built-in
+                set or a file. Defaults to the current categories.
+            templates (str | Sequence[str], optional): Defaults to the
+                current templates.
+            descriptions (str | dict, optional): Defaults to None.
+            examples (str | dict, optional): Defaults to None.
+        """
+        model = self.model
+        if categories is None:
+            if model.categories is None:
+                raise ValueError('no categories: pass categories=[...]')
+            categories = model.categories
+        categories = resolve_categories(categories)
+        templates = model.templates if templates is None else (
+            resolve_templates(templates))
+        spec = (categories, templates,
+                _freeze(resolve_descriptions(descriptions, categories)))
+        if spec != self._spec or model.text_prototypes is None:
+            model.set_categories(categories, templates, descriptions, examples)
+            self._spec = spec
+        elif examples is not None or model.examples:
+            model.set_examples(examples)
+
+    def __call__(self,
+                 inputs: Union[ImageInput, Sequence[ImageInput]],
+                 categories: Optional[Union[str, Sequence[str]]] = None,
+                 templates: Optional[Union[str, Sequence[str]]] = None,
+                 descriptions: Optional[Union[str, dict]] = None,
+                 examples: Optional[Union[str, dict]] = None,
+                 topk: int = 5,
+                 batch_size: int = 1,
+                 return_datasamples: bool = False) -> list:
+        """Classify images.
+
+        Args:
+            inputs (str | np.ndarray | PIL.Image.Image | list): One image or
+                a list: file paths, PIL images or ``(H, W, 3)`` uint8 arrays
+                in BGR order (MMCV's, as ``mmcv.imread`` gives).
+            categories (str | Sequence[str], optional): Category names, a
+                built-in set (``'imagenet'``, ``'cifar100'``) or a text file.
+                Defaults to those of the config or the previous call.
+            templates (str | Sequence[str], optional): Template set name,
+                template, file or list. Defaults to the current ones.
+            descriptions (str | dict, optional): ``{name: text or texts}``.
+                Defaults to None.
+            examples (str | dict, optional): ``{name: images}`` (paths, PIL
+                images or arrays) or a folder of per-category subfolders.
+                Defaults to None.
+            topk (int): How many categories to return per image.
+                Defaults to 5.
+            batch_size (int): Images per forward pass. Defaults to 1.
+            return_datasamples (bool): Return :class:`DataSample` objects
+                instead of dicts. Defaults to False.
+
+        Returns:
+            list: Per image, a dict with ``pred_classes``, ``pred_scores``
+            and ``pred_labels`` (the top-k, best first) and ``pred_class``,
+            ``pred_score``, ``pred_label`` (the best).
+        """
+        self.set_categories(categories, templates, descriptions, examples)
+        return super().__call__(
+            inputs,
+            return_datasamples=return_datasamples,
+            batch_size=batch_size,
+            topk=topk)
+
+    def _inputs_to_list(self, inputs: Any) -> list:
+        if isinstance(inputs, (list, tuple)):
+            return list(inputs)
+        return [inputs]
+
+    def visualize(self, inputs: list, preds: List[DataSample],
+                  **kwargs) -> None:
+        return None
+
+    def postprocess(self,
+                    preds: List[DataSample],
+                    visualization: Any,
+                    return_datasamples: bool = False,
+                    topk: int = 5) -> list:
+        if return_datasamples:
+            return preds
+        names = self.model.categories
+        results = []
+        for sample in preds:
+            scores = sample.pred_score.detach().float().cpu()
+            k = max(1, min(int(topk), scores.numel()))
+            top_scores, top_labels = scores.topk(k)
+            labels = top_labels.tolist()
+            classes = [names[i] for i in labels] if names else None
+            results.append(
+                dict(
+                    pred_labels=labels,
+                    pred_scores=top_scores.tolist(),
+                    pred_classes=classes,
+                    pred_label=labels[0],
+                    pred_score=float(top_scores[0]),
+                    pred_class=classes[0] if classes else None))
+        return results
+
+
+def _freeze(value: Any) -> Any:
+    """A hashable, comparable copy of a spec (lists, dicts, strings)."""
+    if isinstance(value, dict):
+        return tuple(sorted((k, _freeze(v)) for k, v in value.items()))
+    if isinstance(value, (list, tuple)):
+        return tuple(_freeze(v) for v in value)
+    return value

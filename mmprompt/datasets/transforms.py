@@ -1,0 +1,167 @@
+# Copyright (c) mmprompt contributors. All rights reserved.
+"""OpenAI CLIP's image preprocessing as an MMCV transform.
+
+OpenAI's ``clip.load`` (MIT licence) and open_clip's ``image_transform``
+resize the short side with PIL's bicubic filter, center-crop, and only then
+convert to RGB. MMPreTrain's ``LoadImageFromFile`` + ``ResizeEdge`` +
+``CenterCrop`` match this for RGB and grayscale images, but they convert to
+RGB first, so RGBA images (PIL premultiplies alpha while resizing) and
+palette images (PIL resizes ``P`` mode with nearest neighbour) come out
+different. :class:`CLIPPreprocess` keeps OpenAI's order of operations.
+Mean/std normalisation stays in the model's data preprocessor; the output
+is BGR like ``LoadImageFromFile``'s, so that preprocessor keeps
+``to_rgb=True`` (the flip is lossless).
+"""
+import io
+from typing import Optional, Tuple
+
+import numpy as np
+from mmcv.transforms import BaseTransform
+from mmengine import fileio
+from PIL import Image
+
+from mmprompt.registry import TRANSFORMS
+
+
+def open_image(path: str, backend_args: Optional[dict] = None) -> Image.Image:
+    """Decode an image file with PIL, naming the file on failure.
+
+    Args:
+        path (str): The file (any MMEngine file backend).
+        backend_args (dict, optional): MMEngine file backend arguments.
+            Defaults to None.
+
+    Returns:
+        PIL.Image.Image: The decoded image, in its own mode.
+
+    Raises:
+        ValueError: If the file cannot be read or decoded.
+    """
+    try:
+        data = fileio.get(path, backend_args=backend_args)
+        image = Image.open(io.BytesIO(data))
+        image.load()
+    except Exception as e:  # noqa: BLE001 - PIL and file backends vary
+        raise ValueError(f'cannot read image {path!r}: '
+                         f'{type(e).__name__}: {e}') from None
+    return image
+
+
+def center_crop_box(width: int, height: int,
+                    size: int) -> Tuple[int, int, int, int]:
+    """The ``(left, top, right, bottom)`` box of torchvision's center crop.
+
+    Args:
+        width (int): Image width.
+        height (int): Image height.
+        size (int): Side of the square crop.
+
+    Returns:
+        tuple[int]: The crop box.
+    """
+    left = int(round((width - size) / 2.0))
+    top = int(round((height - size) / 2.0))
+    return left, top, left + size, top + size
+
+
+def clip_resize_crop(image: Image.Image, size: int) -> np.ndarray:
+    """OpenAI CLIP's preprocessing, up to the uint8 RGB pixels.
+
+    The short side is resized to ``size`` with PIL's bicubic filter (the
+    long side becomes ``int(size * long / short)``), the center ``size x
+    size`` square is cropped, and the result is converted to RGB.
+
+    Args:
+        image (PIL.Image.Image): Any PIL image, in any mode.
+        size (int): Output side, the model's input resolution.
+
+    Returns:
+        np.ndarray: ``(size, size, 3)`` uint8 RGB pixels.
+    """
+    width, height = image.size
+    if width <= height:
+        new_size = (size, int(size * height / width))
+    else:
+        new_size = (int(size * width / height), size)
+    if new_size != (width, height):
+        image = image.resize(new_size, Image.BICUBIC)
+    if image.size != (size, size):
+        image = image.crop(center_crop_box(*image.size, size))
+    return np.array(image.convert('RGB'))
+
+
+@TRANSFORMS.register_module()
+class CLIPPreprocess(BaseTransform):
+    """Load (if needed), resize and center-crop an image as OpenAI CLIP does.
+
+    Takes the image from ``results['img']`` when present (a PIL image, or
+    an ``(H, W, 3)`` / ``(H, W)`` uint8 array), otherwise decodes
+    ``results['img_path']`` with PIL. See :func:`clip_resize_crop` for the
+    rest. EXIF orientation is ignored, as in OpenAI's code. The output is
+    BGR, MMCV's channel order, as ``LoadImageFromFile`` gives.
+
+    Required Keys:
+
+    - img_path or img
+
+    Modified Keys:
+
+    - img (``(scale, scale, 3)`` uint8, BGR)
+    - img_shape
+    - ori_shape
+
+    Args:
+        scale (int): Output side, the model's input resolution.
+            Defaults to 224.
+        array_order (str): Channel order of array inputs: ``'bgr'``
+            (MMCV's, e.g. ``mmcv.imread``) or ``'rgb'`` (MMPreTrain's CIFAR
+            datasets, ``np.asarray(pil_image)``). Defaults to ``'bgr'``.
+        backend_args (dict, optional): MMEngine file backend arguments.
+            Defaults to None.
+    """
+
+    def __init__(self,
+                 scale: int = 224,
+                 array_order: str = 'bgr',
+                 backend_args: Optional[dict] = None) -> None:
+        if scale <= 0:
+            raise ValueError(f'scale must be positive, got {scale}')
+        if array_order not in ('bgr', 'rgb'):
+            raise ValueError("array_order must be 'bgr' or 'rgb', got "
+                             f'{array_order!r}')
+        self.scale = scale
+        self.array_order = array_order
+        self.backend_args = backend_args
+
+    def transform(self, results: dict) -> dict:
+        """Preprocess one sample.
+
+        Args:
+            results (dict): With ``img`` or ``img_path``.
+
+        Returns:
+            dict: With ``img`` as ``(scale, scale, 3)`` uint8 BGR.
+        """
+        image = results.get('img')
+        if image is None:
+            image = open_image(results['img_path'], self.backend_args)
+        elif isinstance(image, np.ndarray):
+            if image.dtype != np.uint8 or image.ndim not in (2, 3):
+                raise ValueError('an array image must be (H, W) or '
+                                 f'(H, W, 3) uint8, got {image.dtype} '
+                                 f'{image.shape}')
+            if image.ndim == 3 and self.array_order == 'bgr':
+                image = image[..., ::-1]
+            image = Image.fromarray(np.ascontiguousarray(image))
+        elif not isinstance(image, Image.Image):
+            raise TypeError('img must be a PIL image or a numpy array, got '
+                            f'{type(image).__name__}')
+        results['ori_shape'] = (image.height, image.width)
+        rgb = clip_resize_crop(image, self.scale)
+        results['img'] = np.ascontiguousarray(rgb[..., ::-1])
+        results['img_shape'] = results['img'].shape[:2]
+        return results
+
+    def __repr__(self) -> str:
+        return (f'{self.__class__.__name__}(scale={self.scale}, '
+                f'array_order={self.array_order!r})')

@@ -1,0 +1,447 @@
+# Copyright (c) mmprompt contributors. All rights reserved.
+"""Pure builders of zero-shot classifiers: text prototypes, example caches.
+
+Nothing here holds model state: the builders take the two callables they
+need (a tokenizer and a text encoder, or image features) and return tensors.
+
+**Text prototypes.** Every prompt of every category (templates filled with
+the category name, and the category's descriptions) is tokenized once, the
+prompts are sorted by token length and encoded in large batches, each batch
+cut to its longest prompt. Cutting is exact: CLIP's text transformer is
+causal and pools the end-of-text token, so padding after it never changes
+the result. The features are L2-normalised and averaged per category, as in
+OpenAI's prompt ensembling (``Prompt_Engineering_for_ImageNet.ipynb``).
+
+**Descriptions** form a second ensemble per category. The prototype of a
+category with descriptions is
+
+.. math::
+
+    p = \\mathrm{norm}\\big((1 - w)\\,\\mathrm{norm}(\\bar t) +
+        w\\,\\mathrm{norm}(\\bar d)\\big)
+
+where :math:`\\bar t` and :math:`\\bar d` are the means of its normalised
+template and description features and :math:`w` is ``description_weight``
+(``1`` uses the descriptions instead of the templates; then the templates
+of that category are not even encoded).
+
+**Example images** follow Tip-Adapter's training-free cache
+(`Zhang et al., 2022 <https://arxiv.org/abs/2207.09519>`_): the normalised
+features of the examples are the keys, their labels the values, and
+
+.. math::
+
+    \\mathrm{logits} = s\\, f P^\\top + \\alpha \\exp\\big(-\\beta (1 -
+        f K^\\top)\\big) L
+
+with :math:`f` the normalised image features, :math:`P` the text
+prototypes, :math:`s` CLIP's logit scale, :math:`K` the keys and :math:`L`
+their one-hot labels. ``alpha`` weighs the cache against the text,
+``beta`` sharpens it. Categories without examples get no cache term.
+"""
+import hashlib
+import json
+import logging
+import os
+import os.path as osp
+import tempfile
+from collections import Counter
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+from mmengine.logging import print_log
+from mmengine.utils import ProgressBar
+
+TextEncoder = Callable[[torch.Tensor], torch.Tensor]
+CACHE_FORMAT = 1
+IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.webp', '.tif', '.tiff',
+                    '.gif')
+
+
+def collect_prompts(
+    categories: Sequence[str],
+    templates: Sequence[str],
+    descriptions: Optional[Dict[int, Sequence[str]]] = None,
+    description_weight: float = 0.5,
+) -> Tuple[List[str], List[int], List[bool]]:
+    """List every prompt to encode, with its label and kind.
+
+    Args:
+        categories (Sequence[str]): Category names in label order.
+        templates (Sequence[str]): Format strings with one ``{}``.
+        descriptions (dict, optional): Label -> descriptions.
+            Defaults to None.
+        description_weight (float): See the module docstring; with ``1``
+            the templates of described categories are skipped.
+            Defaults to 0.5.
+
+    Returns:
+        tuple: ``(texts, labels, is_description)``, three lists of the same
+        length.
+    """
+    descriptions = descriptions or {}
+    texts, labels, is_desc = [], [], []
+    for label, name in enumerate(categories):
+        if label not in descriptions or description_weight < 1:
+            texts.extend(t.format(name) for t in templates)
+            labels.extend([label] * len(templates))
+            is_desc.extend([False] * len(templates))
+        for text in descriptions.get(label, ()):
+            texts.append(text)
+            labels.append(label)
+            is_desc.append(True)
+    return texts, labels, is_desc
+
+
+def tokenize_prompts(tokenizer: Callable[...,
+                                         torch.Tensor], texts: Sequence[str],
+                     is_description: Sequence[bool]) -> torch.Tensor:
+    """Tokenize prompts; over-long descriptions are truncated, with a warning.
+
+    Filled templates must fit the context (the tokenizer's ``ValueError``
+    names the text otherwise); a description over the context is cut to it,
+    keeping its end-of-text token, and a warning names it.
+
+    Args:
+        tokenizer (Callable): ``tokenizer(texts, truncate=...)`` returning
+            ``(N, L)`` ids, e.g. :meth:`CLIPTokenizer.tokenize`.
+        texts (Sequence[str]): The prompts.
+        is_description (Sequence[bool]): Which prompts are descriptions.
+
+    Returns:
+        torch.Tensor: ``(N, L)`` token ids.
+    """
+    desc_rows = [i for i, d in enumerate(is_description) if d]
+    plain_rows = [i for i, d in enumerate(is_description) if not d]
+    if not desc_rows:
+        return tokenizer(list(texts))
+    plain = tokenizer([texts[i] for i in plain_rows]) if plain_rows else None
+    desc_texts = [texts[i] for i in desc_rows]
+    desc = tokenizer(desc_texts, truncate=True)
+    cut = [t for t, row in zip(desc_texts, desc) if row[-1] != 0]
+    if cut:
+        print_log(
+            f'{len(cut)} description(s) fill or exceed the '
+            f'{desc.shape[1]}-token context and were truncated to it, '
+            f'e.g. {cut[0][:80]!r}',
+            logger='current',
+            level=logging.WARNING)
+    ids = torch.zeros(len(texts), desc.shape[1], dtype=desc.dtype)
+    ids[desc_rows] = desc
+    if plain is not None:
+        ids[plain_rows] = plain
+    return ids
+
+
+def encode_token_ids(encode: TextEncoder,
+                     ids: torch.Tensor,
+                     batch_size: int = 1024,
+                     device: Optional[torch.device] = None,
+                     progress: bool = False) -> torch.Tensor:
+    """Encode token rows in length-sorted batches, each cut to its longest row.
+
+    Args:
+        encode (Callable): Maps ``(B, L')`` ids to ``(B, D)`` features and
+            accepts any ``L'`` up to the context length (CLIP's
+            ``extract_text_feat``).
+        ids (torch.Tensor): ``(N, L)`` zero-padded ids.
+        batch_size (int): Rows per forward pass. Defaults to 1024.
+        device (torch.device, optional): Where to run. Defaults to the
+            device of ``ids``.
+        progress (bool): Show a progress bar. Defaults to False.
+
+    Returns:
+        torch.Tensor: ``(N, D)`` L2-normalised features, in the order of
+        ``ids``.
+    """
+    lengths = (ids != 0).sum(dim=1)
+    order = torch.argsort(lengths, stable=True)
+    bar = ProgressBar(len(order)) if progress else None
+    chunks = []
+    with torch.inference_mode():
+        for start in range(0, len(order), batch_size):
+            rows = order[start:start + batch_size]
+            longest = int(lengths[rows].max())
+            batch = ids[rows, :longest].to(device or ids.device)
+            chunks.append(F.normalize(encode(batch).float(), dim=-1))
+            if bar is not None:
+                bar.update(len(rows))
+    if bar is not None:
+        bar.file.write('\n')
+    feats = torch.cat(chunks)
+    out = torch.empty_like(feats)
+    out[order.to(feats.device)] = feats
+    return out.clone()
+
+
+def average_prompts(feats: torch.Tensor,
+                    labels: Sequence[int],
+                    is_description: Sequence[bool],
+                    num_classes: int,
+                    description_weight: float = 0.5) -> torch.Tensor:
+    """Average normalised prompt features into one prototype per category.
+
+    Args:
+        feats (torch.Tensor): ``(N, D)`` normalised prompt features.
+        labels (Sequence[int]): Label of each prompt.
+        is_description (Sequence[bool]): Which prompts are descriptions.
+        num_classes (int): Number of categories.
+        description_weight (float): Weight ``w`` of the description
+            ensemble, see the module docstring. Defaults to 0.5.
+
+    Returns:
+        torch.Tensor: ``(C, D)`` L2-normalised prototypes.
+    """
+    labels = torch.as_tensor(labels, dtype=torch.long, device=feats.device)
+    is_desc = torch.as_tensor(
+        is_description, dtype=torch.bool, device=feats.device)
+    dim = feats.shape[1]
+    t_sum = feats.new_zeros(num_classes,
+                            dim).index_add_(0, labels[~is_desc],
+                                            feats[~is_desc])
+    d_sum = feats.new_zeros(num_classes,
+                            dim).index_add_(0, labels[is_desc], feats[is_desc])
+    has_t = t_sum.abs().sum(dim=1) > 0
+    has_d = d_sum.abs().sum(dim=1) > 0
+    t_mean = F.normalize(t_sum, dim=-1)
+    d_mean = F.normalize(d_sum, dim=-1)
+    w = float(description_weight)
+    mixed = torch.where(has_t[:, None], (1 - w) * t_mean, 0) + w * d_mean
+    proto = torch.where(has_d[:, None], mixed, t_mean)
+    return F.normalize(proto, dim=-1)
+
+
+def build_text_prototypes(
+    encode: TextEncoder,
+    tokenizer: Callable[..., torch.Tensor],
+    categories: Sequence[str],
+    templates: Sequence[str],
+    descriptions: Optional[Dict[int, Sequence[str]]] = None,
+    description_weight: float = 0.5,
+    batch_size: int = 1024,
+    device: Optional[torch.device] = None,
+    progress: bool = False,
+) -> torch.Tensor:
+    """Build the text prototypes of a zero-shot classifier in one pass.
+
+    Args:
+        encode (Callable): Text encoder, ``(B, L) ids -> (B, D)``.
+        tokenizer (Callable): ``tokenizer(texts, truncate=...)``.
+        categories (Sequence[str]): Category names in label order.
+        templates (Sequence[str]): Format strings with one ``{}``.
+        descriptions (dict, optional): Label -> descriptions, see
+            :func:`mmprompt.models.clip.prompts.resolve_descriptions`.
+            Defaults to None.
+        description_weight (float): Weight of the descriptions in ``[0,
+            1]``. Defaults to 0.5.
+        batch_size (int): Prompts per forward pass. Defaults to 1024.
+        device (torch.device, optional): Where to encode. Defaults to CPU.
+        progress (bool): Show a progress bar. Defaults to False.
+
+    Returns:
+        torch.Tensor: ``(C, D)`` L2-normalised prototypes.
+    """
+    if not 0 <= description_weight <= 1:
+        raise ValueError('description_weight must be in [0, 1], got '
+                         f'{description_weight}')
+    texts, labels, is_desc = collect_prompts(categories, templates,
+                                             descriptions, description_weight)
+    ids = tokenize_prompts(tokenizer, texts, is_desc)
+    feats = encode_token_ids(
+        encode, ids, batch_size=batch_size, device=device, progress=progress)
+    return average_prompts(feats, labels, is_desc, len(categories),
+                           description_weight)
+
+
+def cache_logits(image_feats: torch.Tensor, keys: torch.Tensor,
+                 key_labels: torch.Tensor, num_classes: int,
+                 beta: float) -> torch.Tensor:
+    """Tip-Adapter's training-free cache term, before the ``alpha`` weight.
+
+    Args:
+        image_feats (torch.Tensor): ``(N, D)`` normalised image features.
+        keys (torch.Tensor): ``(M, D)`` normalised example features.
+        key_labels (torch.Tensor): ``(M, )`` labels of the examples.
+        num_classes (int): Number of categories.
+        beta (float): Sharpness of the affinity.
+
+    Returns:
+        torch.Tensor: ``(N, C)``: per category, the sum over its examples
+        of ``exp(-beta * (1 - cos))``.
+    """
+    affinity = torch.exp(-beta * (1 - image_feats @ keys.t()))
+    values = F.one_hot(key_labels.long(), num_classes).to(affinity.dtype)
+    return affinity @ values
+
+
+def tensors_fingerprint(
+        named_tensors: Sequence[Tuple[str, torch.Tensor]]) -> str:
+    """A SHA-256 hex digest of names, shapes, dtypes and values.
+
+    Args:
+        named_tensors (Sequence[tuple]): ``(name, tensor)`` pairs, e.g.
+            ``module.state_dict().items()``.
+
+    Returns:
+        str: The digest.
+    """
+    h = hashlib.sha256()
+    for name, tensor in named_tensors:
+        t = tensor.detach().cpu().contiguous()
+        h.update(f'{name}:{tuple(t.shape)}:{t.dtype};'.encode())
+        if t.numel():
+            h.update(t.reshape(-1).view(torch.uint8).numpy())
+    return h.hexdigest()
+
+
+def prototype_cache_key(weights: str, categories: Sequence[str],
+                        templates: Sequence[str],
+                        descriptions: Dict[int, Sequence[str]],
+                        description_weight: float) -> str:
+    """The key of a cached prototype tensor.
+
+    Args:
+        weights (str): Fingerprint of the text tower's weights
+            (:func:`tensors_fingerprint`).
+        categories (Sequence[str]): Category names in label order.
+        templates (Sequence[str]): Templates.
+        descriptions (dict): Label -> descriptions.
+        description_weight (float): Weight of the descriptions.
+
+    Returns:
+        str: A SHA-256 hex digest of everything the prototypes depend on.
+    """
+    payload = json.dumps(
+        dict(
+            format=CACHE_FORMAT,
+            weights=weights,
+            categories=list(categories),
+            templates=list(templates),
+            descriptions={
+                str(k): list(v)
+                for k, v in descriptions.items()
+            },
+            description_weight=float(description_weight)
+            if descriptions else None),
+        sort_keys=True,
+        ensure_ascii=False)
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def load_cached_prototypes(cache_dir: str, key: str) -> Optional[torch.Tensor]:
+    """Read cached prototypes, or None if there are none (or unreadable).
+
+    Args:
+        cache_dir (str): The cache folder.
+        key (str): From :func:`prototype_cache_key`.
+
+    Returns:
+        torch.Tensor, optional: ``(C, D)`` prototypes.
+    """
+    path = osp.join(cache_dir, f'{key}.pth')
+    if not osp.isfile(path):
+        return None
+    try:
+        obj = torch.load(path, map_location='cpu', weights_only=True)
+        if obj.get('key') != key:
+            raise ValueError('key mismatch')
+        return obj['prototypes']
+    except Exception as e:  # noqa: BLE001 - a bad cache file is rebuilt
+        print_log(
+            f'ignoring unreadable prototype cache {path} ({e})',
+            logger='current',
+            level=logging.WARNING)
+        return None
+
+
+def save_cached_prototypes(cache_dir: str, key: str,
+                           prototypes: torch.Tensor) -> str:
+    """Write prototypes atomically (temporary file, then rename).
+
+    Args:
+        cache_dir (str): The cache folder, created if needed.
+        key (str): From :func:`prototype_cache_key`.
+        prototypes (torch.Tensor): ``(C, D)`` prototypes.
+
+    Returns:
+        str: The path written.
+    """
+    os.makedirs(cache_dir, exist_ok=True)
+    path = osp.join(cache_dir, f'{key}.pth')
+    fd, tmp = tempfile.mkstemp(prefix=f'.{key}.', suffix='.tmp', dir=cache_dir)
+    try:
+        with os.fdopen(fd, 'wb') as f:
+            torch.save(dict(key=key, prototypes=prototypes.detach().cpu()), f)
+        os.replace(tmp, path)
+    except BaseException:
+        if osp.exists(tmp):
+            os.remove(tmp)
+        raise
+    return path
+
+
+def count_examples(key_labels: Sequence[int], num_classes: int) -> List[int]:
+    """Number of example images per label.
+
+    Args:
+        key_labels (Sequence[int]): Label of each example.
+        num_classes (int): Number of categories.
+
+    Returns:
+        list[int]: One count per label.
+    """
+    counts = Counter(int(k) for k in key_labels)
+    return [counts.get(i, 0) for i in range(num_classes)]
+
+
+def resolve_examples(spec: Any,
+                     categories: Sequence[str]) -> Dict[int, List[Any]]:
+    """Map example images to the labels of their categories.
+
+    Args:
+        spec (str | dict, optional): ``{category name: list of images}``,
+            each image a file path, a PIL image or an array; or a folder
+            with one subfolder per category, named after it, holding image
+            files. Categories may have no examples. None means none at all.
+        categories (Sequence[str]): Category names in label order.
+
+    Returns:
+        dict: Label -> list of images (only labels that have some).
+
+    Raises:
+        ValueError: If a key or subfolder names no category, or the folder
+            does not exist.
+    """
+    if spec is None:
+        return {}
+    if isinstance(spec, str):
+        if not osp.isdir(spec):
+            raise ValueError(f'examples folder {spec!r} does not exist')
+        folder = spec
+        spec = {}
+        for name in sorted(os.listdir(folder)):
+            sub = osp.join(folder, name)
+            if osp.isdir(sub):
+                spec[name] = [
+                    osp.join(sub, f) for f in sorted(os.listdir(sub))
+                    if f.lower().endswith(IMAGE_EXTENSIONS)
+                ]
+    if not isinstance(spec, dict):
+        raise TypeError('examples must be a dict {category: list of images} '
+                        f'or a folder, got {type(spec).__name__}')
+    labels = {}
+    for i, name in enumerate(categories):
+        labels.setdefault(name, []).append(i)
+    unknown = [k for k in spec if k not in labels]
+    if unknown:
+        raise ValueError(f'examples given for unknown categories: {unknown}')
+    out = {}
+    for name, images in spec.items():
+        if isinstance(images,
+                      (str, bytes)) or not isinstance(images, Sequence):
+            images = [images]
+        if len(images):
+            for label in labels[name]:
+                out[label] = list(images)
+    return dict(sorted(out.items()))

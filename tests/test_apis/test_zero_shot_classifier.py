@@ -1,0 +1,221 @@
+# Copyright (c) mmprompt contributors. All rights reserved.
+"""ZeroShotClassifier and demo/classify.py with tiny random-weight CLIPs."""
+import importlib.util
+import json
+import os.path as osp
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from mmprompt.apis import ZeroShotClassifier, hub
+
+REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+
+def _load(name, path):
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        sys.modules[name] = module
+    return sys.modules[name]
+
+
+H = _load('_clip_testing', osp.join(osp.dirname(__file__), '_clip_testing.py'))
+DEMO = _load('_mmprompt_demo_classify',
+             osp.join(REPO_ROOT, 'demo', 'classify.py'))
+MODEL_CFG = '_base_/models/clip_vit-base-p16.py'
+CATEGORIES = ['tabby cat', 'beagle', 'red fox', 'owl', 'rocket']
+
+
+def picture(seed, h=90, w=120):
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:h, 0:w]
+    freq = 1 + seed % 5
+    img = np.stack([
+        128 + 100 * np.sin(freq * x / 9 + c * seed) * np.cos(y / (5 + c))
+        for c in range(3)
+    ], -1) + rng.normal(0, 15, (h, w, 3))
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+@pytest.fixture(scope='module')
+def files(tmp_path_factory):
+    pytest.importorskip('open_clip')
+    root = tmp_path_factory.mktemp('zsc')
+    ckpt = H.write_converted_checkpoint(str(root / 'tiny.pth'), seed=1)
+    config = H.write_tiny_config(str(root / 'tiny.py'), MODEL_CFG)
+    images = []
+    for i in range(6):
+        path = root / f'img{i}.png'
+        Image.fromarray(picture(i)).save(path)
+        images.append(str(path))
+    return dict(root=root, ckpt=ckpt, config=config, images=images)
+
+
+@pytest.fixture(scope='module')
+def classifier(files):
+    return ZeroShotClassifier(files['config'], pretrained=files['ckpt'])
+
+
+def test_inputs_paths_arrays_pil(classifier, files):
+    path = files['images'][0]
+    rgb = np.asarray(Image.open(path).convert('RGB'))
+    results = classifier([path, Image.open(path), rgb[..., ::-1].copy()],
+                         categories=CATEGORIES,
+                         topk=3)
+    assert len(results) == 3
+    first = results[0]
+    assert len(first['pred_classes']) == 3
+    assert set(first['pred_classes']) <= set(CATEGORIES)
+    assert first['pred_class'] == first['pred_classes'][0]
+    assert first['pred_label'] == CATEGORIES.index(first['pred_class'])
+    assert first['pred_scores'] == sorted(first['pred_scores'], reverse=True)
+    for other in results[1:]:
+        assert other['pred_classes'] == first['pred_classes']
+        np.testing.assert_allclose(
+            other['pred_scores'], first['pred_scores'], atol=1e-6)
+    # All categories with topk >= C; the scores are a softmax.
+    full = classifier(path, topk=10)[0]
+    assert sorted(full['pred_classes']) == sorted(CATEGORIES)
+    assert sum(full['pred_scores']) == pytest.approx(1.0, abs=1e-5)
+    json.dumps(full)  # plain Python types
+
+
+def test_prototypes_rebuilt_only_when_inputs_change(classifier, files,
+                                                    monkeypatch):
+    model = classifier.model
+    calls = []
+    build = model.build_prototypes
+
+    def spy(*args):
+        calls.append(args[0])
+        return build(*args)
+
+    monkeypatch.setattr(model, 'build_prototypes', spy)
+    image = files['images'][1]
+    classifier(image, categories=CATEGORIES)
+    classifier(image, categories=list(CATEGORIES))
+    assert len(calls) <= 1
+    classifier(image, categories=CATEGORIES[:3])
+    classifier(image, categories=CATEGORIES[:3], templates='openai_cifar')
+    assert [len(c) for c in calls[-2:]] == [3, 3]
+    n = len(calls)
+    classifier(image, categories=CATEGORIES[:3], templates='openai_cifar')
+    assert len(calls) == n
+    classifier(
+        image,
+        categories=CATEGORIES[:3],
+        templates='openai_cifar',
+        descriptions={'red fox': 'a small wild dog'})
+    assert len(calls) == n + 1
+
+
+def test_descriptions_and_examples(classifier, files, monkeypatch):
+    images = files['images']
+    # Each category's example is one of the images: with a strong cache,
+    # each image is classified as the category it is filed under.
+    examples = {name: [images[i]] for i, name in enumerate(CATEGORIES)}
+    monkeypatch.setattr(classifier.model, 'cache_alpha', 1000.0)
+    monkeypatch.setattr(classifier.model, 'cache_beta', 1000.0)
+    results = classifier(
+        images[:5],
+        categories=CATEGORIES,
+        descriptions={'tabby cat': 'a facial photo of a tabby cat'},
+        examples=examples,
+        topk=1)
+    assert [r['pred_class'] for r in results] == CATEGORIES
+    # Mixed: only two categories have examples (PIL and array inputs).
+    mixed = {
+        'owl': [Image.open(images[3])],
+        'rocket': [np.asarray(Image.open(images[4]))[..., ::-1].copy()],
+    }
+    results = classifier(
+        images[3:5], categories=CATEGORIES, examples=mixed, topk=1)
+    assert [r['pred_class'] for r in results] == ['owl', 'rocket']
+    assert classifier.model.example_feats.shape == (2, H.TINY['embed_dim'])
+
+
+def test_builtin_imagenet_categories(classifier, files):
+    """The 1000 ImageNet names (two repeated) round-trip through the model
+    and the classifier."""
+    result = classifier(
+        files['images'][0], categories='imagenet', templates='simple',
+        topk=3)[0]
+    assert len(classifier.model.categories) == 1000
+    again = classifier(files['images'][0], topk=3)[0]
+    assert again['pred_classes'] == result['pred_classes']
+
+
+def test_bad_inputs(classifier, files, tmp_path):
+    with pytest.raises(ValueError, match='categories is empty'):
+        classifier(files['images'][0], categories=[])
+    with pytest.raises(ValueError, match="'owl' \\(#1\\), 'Owl' \\(#2\\)"):
+        classifier(files['images'][0], categories=['cat', 'owl', 'Owl'])
+    with pytest.raises(ValueError, match="not a format string with '{}'"):
+        classifier(
+            files['images'][0],
+            categories=CATEGORIES,
+            templates=['a photo of a cat'])
+    broken = tmp_path / 'broken.jpg'
+    broken.write_bytes(b'\xff\xd8 definitely not a jpeg')
+    with pytest.raises(ValueError, match='broken.jpg'):
+        classifier(
+            files['images'][0],
+            categories=CATEGORIES,
+            examples={'owl': [str(broken)]})
+    with pytest.raises(ValueError, match="unknown categories: \\['dog'\\]"):
+        classifier(
+            files['images'][0],
+            categories=CATEGORIES,
+            examples={'dog': [files['images'][0]]})
+    # A description over 77 tokens is truncated, with a warning.
+    long_text = 'a very ' * 50 + 'old owl'
+    result = classifier(
+        files['images'][0],
+        categories=CATEGORIES,
+        descriptions={'owl': long_text})
+    assert len(result) == 1
+
+
+def test_named_model_downloads_official_weights(files, tmp_path, monkeypatch):
+    data = H.openai_checkpoint_bytes(seed=1)
+    monkeypatch.setenv('MMPROMPT_HOME', str(tmp_path / 'home'))
+    with H.FileServer({'/w/ViT-B-16.pt': data}) as server:
+        monkeypatch.setitem(
+            hub.PRETRAINED, 'clip_vit-base-p16',
+            dict(
+                url=server.url('/w/ViT-B-16.pt'),
+                sha256=H.sha256(data),
+                config=files['config']))
+        named = ZeroShotClassifier('clip_vit-base-p16')
+        assert server.requests == ['/w/ViT-B-16.pt']
+    local = ZeroShotClassifier(files['config'], pretrained=files['ckpt'])
+    image = files['images'][2]
+    a = named(image, categories=CATEGORIES, topk=5)[0]
+    b = local(image, categories=CATEGORIES, topk=5)[0]
+    assert a['pred_classes'] == b['pred_classes']
+    np.testing.assert_allclose(a['pred_scores'], b['pred_scores'], atol=1e-6)
+
+
+def test_demo_classify_cli(files, tmp_path):
+    out = tmp_path / 'results.json'
+    results = DEMO.main([
+        *files['images'][:2], '--model', files['config'], '--checkpoint',
+        files['ckpt'], '--categories', *CATEGORIES, '--topk', '2',
+        '--examples', f"owl={files['images'][0]}", '--out',
+        str(out)
+    ])
+    assert len(results) == 2
+    saved = json.loads(out.read_text())
+    assert [r['image'] for r in saved] == files['images'][:2]
+    assert all(len(r['pred_classes']) == 2 for r in saved)
+    assert DEMO.parse_examples(['a=x.jpg,y.jpg', 'b=z.png', 'a=w.jpg']) == {
+        'a': ['x.jpg', 'y.jpg', 'w.jpg'],
+        'b': ['z.png']
+    }
+    assert DEMO.parse_examples(['folder']) == 'folder'
+    with pytest.raises(ValueError, match='NAME=IMG'):
+        DEMO.parse_examples(['a=x.jpg', 'nofolder'])

@@ -1,0 +1,148 @@
+# Copyright (c) mmprompt contributors. All rights reserved.
+"""Evaluate a model with MMEngine's Runner and write the metrics as JSON.
+
+Example:
+    python tools/test.py \
+        configs/clip/clip_vit-base-p16_zeroshot-cls_cifar100.py \
+        checkpoints/clip_vit-base-p16.pth --out results.json
+"""
+import argparse
+import json
+import os
+import os.path as osp
+import sys
+from typing import List, Optional
+
+from mmengine.config import Config, DictAction
+from mmengine.hooks import Hook
+from mmengine.logging import print_log
+from mmengine.runner import Runner
+from mmengine.utils import ProgressBar
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description='Evaluate a model (e.g. zero-shot CLIP) on a dataset.')
+    parser.add_argument('config', help='config file path')
+    parser.add_argument(
+        'checkpoint',
+        help='checkpoint file, or a model name of mmprompt.apis.hub '
+        '(e.g. clip_vit-base-p16) to download the official weights')
+    parser.add_argument(
+        '--work-dir', help='where to save logs (default: ./work_dirs/CONFIG)')
+    parser.add_argument('--out', help='write the metrics to this JSON file')
+    parser.add_argument(
+        '--dump',
+        help='also dump the per-sample predictions to this pickle file')
+    parser.add_argument(
+        '--no-progress', action='store_true', help='hide the progress bar')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override config settings, e.g. '
+        'test_dataloader.batch_size=32 model.templates=simple')
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher')
+    args = parser.parse_args(argv)
+    if args.out and not args.out.endswith('.json'):
+        parser.error('--out must end with .json')
+    if args.dump and not args.dump.endswith(('.pkl', '.pickle')):
+        parser.error('--dump must end with .pkl or .pickle')
+    return args
+
+
+class TestProgressHook(Hook):
+    """A progress bar over the test set, one tick per sample."""
+    priority = 'VERY_LOW'
+
+    def __init__(self) -> None:
+        self.bar = None
+
+    def before_test_epoch(self, runner) -> None:
+        self.bar = ProgressBar(len(runner.test_dataloader.dataset))
+
+    def after_test_iter(self,
+                        runner,
+                        batch_idx,
+                        data_batch=None,
+                        outputs=None) -> None:
+        self.bar.update(len(outputs or ()))
+
+    def after_test_epoch(self, runner, metrics=None) -> None:
+        sys.stdout.write('\n')
+        self.bar = None
+
+
+def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
+    """Apply the command line to the config."""
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    cfg.launcher = args.launcher
+    cfg.load_from = resolve_checkpoint(args.checkpoint)
+    if args.dump:
+        evaluator = cfg.test_evaluator
+        if not isinstance(evaluator, (list, tuple)):
+            evaluator = [evaluator]
+        cfg.test_evaluator = [
+            *evaluator,
+            dict(type='DumpResults', out_file_path=args.dump)
+        ]
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = osp.join('./work_dirs',
+                                osp.splitext(osp.basename(args.config))[0])
+    return cfg
+
+
+def resolve_checkpoint(checkpoint: str) -> str:
+    """A file as is; a known model name through the official-weights cache."""
+    if osp.isfile(checkpoint) or '://' in checkpoint:
+        return checkpoint
+    from mmprompt.apis import hub
+    if checkpoint in hub.PRETRAINED:
+        return hub.get_checkpoint(checkpoint)
+    raise FileNotFoundError(
+        f'checkpoint {checkpoint!r} is neither a file nor one of '
+        f'{hub.list_models()}')
+
+
+def write_json(path: str, payload: dict) -> None:
+    """Write ``payload`` to ``path`` through a temporary file."""
+    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+    tmp = f'{path}.tmp'
+    with open(tmp, 'w', encoding='utf-8') as f:
+        json.dump(payload, f, indent=2)
+        f.write('\n')
+    os.replace(tmp, path)
+
+
+def main(argv: Optional[List[str]] = None) -> dict:
+    args = parse_args(argv)
+    cfg = merge_args(Config.fromfile(args.config), args)
+    runner = Runner.from_cfg(cfg)
+    if not args.no_progress:
+        runner.register_hook(TestProgressHook())
+    metrics = runner.test()
+    metrics = {k: float(v) for k, v in metrics.items()}
+    width = max(len(k) for k in metrics)
+    table = '\n'.join(f'  {k:<{width}}  {v:8.3f}' for k, v in metrics.items())
+    print_log(f'Results of {args.config}:\n{table}', logger='current')
+    if args.out:
+        write_json(
+            args.out,
+            dict(
+                config=args.config,
+                checkpoint=args.checkpoint,
+                num_samples=len(runner.test_dataloader.dataset),
+                metrics=metrics))
+        print_log(f'Metrics written to {args.out}', logger='current')
+    return metrics
+
+
+if __name__ == '__main__':
+    main()

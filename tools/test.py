@@ -13,6 +13,7 @@ import os.path as osp
 import sys
 from typing import List, Optional
 
+import torch
 from mmengine.config import Config, DictAction
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
@@ -42,6 +43,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         action=DictAction,
         help='override config settings, e.g. '
         'test_dataloader.batch_size=32 model.templates=simple')
+    parser.add_argument(
+        '--precision',
+        choices=['fp32', 'fp16', 'bf16'],
+        help='run the heavy towers in this precision (default: the '
+        "config's `precision`, else fp32)")
     parser.add_argument(
         '--launcher',
         choices=['none', 'pytorch', 'slurm', 'mpi'],
@@ -83,6 +89,16 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
         cfg.merge_from_dict(args.cfg_options)
     cfg.launcher = args.launcher
     cfg.load_from = resolve_checkpoint(args.checkpoint)
+    precision = args.precision or cfg.get('precision', 'fp32')
+    if precision != 'fp32':
+        cfg.custom_hooks = [
+            *cfg.get('custom_hooks', []),
+            dict(type='PrecisionHook', precision=precision)
+        ]
+    if torch.cuda.is_available():
+        # Pinned host memory (and non-blocking copies, see main) keep the
+        # GPU fed.
+        cfg.test_dataloader.setdefault('pin_memory', True)
     if args.dump:
         evaluator = cfg.test_evaluator
         if not isinstance(evaluator, (list, tuple)):
@@ -125,6 +141,12 @@ def main(argv: Optional[List[str]] = None) -> dict:
     args = parse_args(argv)
     cfg = merge_args(Config.fromfile(args.config), args)
     runner = Runner.from_cfg(cfg)
+    if torch.cuda.is_available():
+        # MMPreTrain's ClsDataPreprocessor takes no `non_blocking` argument;
+        # MMEngine's base class reads this attribute.
+        preprocessor = getattr(runner.model, 'data_preprocessor', None)
+        if preprocessor is not None:
+            preprocessor._non_blocking = True
     if not args.no_progress:
         runner.register_hook(TestProgressHook())
     metrics = runner.test()

@@ -27,6 +27,7 @@ from PIL import Image
 
 from mmprompt.datasets.transforms import open_image
 from mmprompt.models.ram import load_ram_checkpoint, ram_preprocess
+from mmprompt.models.utils import apply_precision
 from . import hub
 
 ImageInput = Union[str, np.ndarray, Image.Image]
@@ -143,8 +144,12 @@ class ImageTagger(BaseInferencer):
             with a warning).
         device (str | torch.device, optional): Defaults to None (CPU).
         array_order (str): Channel order of numpy array inputs, ``'rgb'``
-            (``np.asarray(pil_image)``) or ``'bgr'`` (``mmcv.imread``).
-            Defaults to ``'rgb'``.
+            (``np.asarray(pil_image)``) or ``'bgr'`` (``mmcv.imread``, the
+            convention of MMPreTrain's inferencers and of
+            :class:`ZeroShotClassifier`). Defaults to ``'bgr'``.
+        precision (str): ``'fp32'``, ``'fp16'`` or ``'bf16'``, see
+            :func:`mmprompt.models.utils.apply_precision`.
+            Defaults to ``'fp32'``.
         **kwargs: Overrides of the config's ``model`` dict, e.g.
             ``categories=...`` for an open-set config.
 
@@ -164,7 +169,8 @@ class ImageTagger(BaseInferencer):
                  model: ModelType,
                  pretrained: Union[bool, str, None] = None,
                  device: Union[str, torch.device, None] = None,
-                 array_order: str = 'rgb',
+                 array_order: str = 'bgr',
+                 precision: str = 'fp32',
                  **kwargs) -> None:
         if array_order not in ('rgb', 'bgr'):
             raise ValueError("array_order must be 'rgb' or 'bgr', got "
@@ -173,6 +179,7 @@ class ImageTagger(BaseInferencer):
         built = build_tagging_model(model, pretrained, device, **kwargs)
         if not hasattr(built, 'select_tags'):
             raise TypeError(f'{type(built).__name__} is not a RAM tagger')
+        apply_precision(built, precision)
         super().__init__(built, pretrained=False)
 
     @staticmethod
@@ -261,7 +268,7 @@ class ImageTagger(BaseInferencer):
         Args:
             inputs (str | np.ndarray | PIL.Image.Image | list): One image or
                 a list: file paths, PIL images or ``(H, W, 3)`` / ``(H, W)``
-                uint8 arrays (channel order: ``array_order``, RGB by
+                uint8 arrays (channel order: ``array_order``, BGR by
                 default). An unreadable file raises ``ValueError`` naming
                 it.
             categories (str | list | dict, optional): Switch to these

@@ -30,6 +30,7 @@ from mmprompt.datasets.transforms import CLIPPreprocess
 from mmprompt.models.clip.prompts import (resolve_categories,
                                           resolve_descriptions,
                                           resolve_templates)
+from mmprompt.models.utils import apply_precision
 from . import hub
 
 ImageInput = Union[str, np.ndarray, Image.Image]
@@ -120,6 +121,9 @@ class ZeroShotClassifier(BaseInferencer):
             default) for the official weights of a named model, downloaded,
             checked and converted once, or the config's ``load_from``.
         device (str | torch.device, optional): Defaults to None (CPU).
+        precision (str): ``'fp32'``, ``'fp16'`` or ``'bf16'``, see
+            :func:`mmprompt.models.utils.apply_precision`.
+            Defaults to ``'fp32'``.
         **kwargs: Overrides of the config's ``model`` dict, e.g.
             ``templates='openai_imagenet'``.
 
@@ -138,11 +142,13 @@ class ZeroShotClassifier(BaseInferencer):
                  model: ModelType,
                  pretrained: Union[bool, str, None] = True,
                  device: Union[str, torch.device, None] = None,
+                 precision: str = 'fp32',
                  **kwargs) -> None:
         built = build_zero_shot_model(model, pretrained, device, **kwargs)
         if not hasattr(built, 'set_categories'):
             raise TypeError(f'{type(built).__name__} is not a zero-shot '
                             'classifier (no set_categories)')
+        apply_precision(built, precision)
         super().__init__(built, pretrained=False)
         self._spec = None
 

@@ -13,8 +13,7 @@ import tempfile
 import warnings
 import zipfile
 from collections import OrderedDict
-from typing import (Callable, Dict, Iterable, List, Optional, Sequence,
-                    Tuple)
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import torch
 

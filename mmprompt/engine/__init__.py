@@ -1,4 +1,4 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
-from .hooks import PrepareOpensetHook
+from .hooks import PrecisionHook, PrepareOpensetHook
 
-__all__ = ['PrepareOpensetHook']
+__all__ = ['PrecisionHook', 'PrepareOpensetHook']

@@ -83,3 +83,47 @@ class PrepareOpensetHook(Hook):
         if text_encoder is not None and not text_encoder.is_init:
             text_encoder.init_weights()
         model.set_openset(categories)
+
+
+@HOOKS.register_module()
+class PrecisionHook(Hook):
+    """Run the model's heavy towers in fp16 / bf16 during testing.
+
+    Applied on ``before_test``, after the checkpoint is loaded (and after
+    :class:`PrepareOpensetHook`, whose priority is higher), through
+    :func:`mmprompt.models.utils.apply_precision`. ``tools/test.py
+    --precision`` and a config's top-level ``precision = 'bf16'`` add it.
+
+    Args:
+        precision (str): ``'fp32'``, ``'fp16'`` or ``'bf16'``.
+        strategy (str): ``'cast'`` (weights cast once) or ``'autocast'``.
+            Defaults to ``'cast'``.
+    """
+    priority = 'NORMAL'
+
+    def __init__(self, precision: str, strategy: str = 'cast') -> None:
+        from mmprompt.models.utils import PRECISIONS
+        if precision not in PRECISIONS:
+            raise ValueError(f'precision must be one of {sorted(PRECISIONS)}'
+                             f', got {precision!r}')
+        self.precision = precision
+        self.strategy = strategy
+        self._applied = False
+
+    def before_test(self, runner) -> None:
+        """Cast the model once.
+
+        Args:
+            runner (Runner): The runner.
+        """
+        if self._applied:
+            return
+        from mmprompt.models.utils import apply_precision
+        model = runner.model
+        model = model.module if is_model_wrapper(model) else model
+        apply_precision(model, self.precision, strategy=self.strategy)
+        self._applied = True
+        print_log(
+            f'PrecisionHook: {type(model).__name__} runs in '
+            f'{self.precision} ({self.strategy})',
+            logger='current')

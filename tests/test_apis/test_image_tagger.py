@@ -71,8 +71,9 @@ def test_paths_pil_and_arrays_match_reference(tagger, files):
     check_reference(tagger(files['images'], batch_size=2), meta)
     pil = [Image.open(p) for p in files['images']]
     check_reference(tagger(pil), meta)
-    # RGB arrays (H, W, 3) and a grey (H, W) one.
-    arrays = [np.asarray(pil[0].convert('RGB')), np.asarray(pil[1])]
+    # BGR arrays (H, W, 3), as mmcv.imread gives, and a grey (H, W) one.
+    arrays = [np.asarray(pil[0].convert('RGB'))[..., ::-1],
+              np.asarray(pil[1])]
     assert arrays[1].ndim == 2
     check_reference(tagger(arrays, batch_size=2), meta)
     one = tagger(files['images'][1])
@@ -130,11 +131,23 @@ def test_bad_inputs(tagger, tmp_path):
         tagger(np.zeros((8, 8, 3), dtype=np.uint8), categories=['cat'])
 
 
-def test_bgr_array_order(files):
-    config = H.write_tiny_config(str(files['root'] / 'bgr.py'), NORMAL, 20)
-    tagger = ImageTagger(config, pretrained=files['ram'], array_order='bgr')
+def test_rgb_array_order(files):
+    config = H.write_tiny_config(str(files['root'] / 'rgb.py'), NORMAL, 20)
+    tagger = ImageTagger(config, pretrained=files['ram'], array_order='rgb')
     rgb = np.asarray(Image.open(files['images'][0]).convert('RGB'))
-    check_reference([tagger(rgb[..., ::-1])[0]], files['meta'])
+    check_reference([tagger(rgb)[0]], files['meta'])
+
+
+def test_bf16_precision_keeps_thresholds(files):
+    config = H.write_tiny_config(str(files['root'] / 'bf16.py'), NORMAL, 20)
+    tagger = ImageTagger(config, pretrained=files['ram'], precision='bf16')
+    model = tagger.model
+    assert model.visual_encoder.patch_embed.projection.weight.dtype == (
+        torch.bfloat16)
+    assert model.class_threshold.dtype == torch.float32
+    result = tagger(files['images'][0])[0]
+    scores = [float(s) for s in result['pred_scores']]
+    assert scores and all(0 <= s <= 1 for s in scores)
 
 
 def test_openset_categories(files):

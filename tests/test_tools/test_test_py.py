@@ -154,7 +154,8 @@ def reference_logits(images, categories, templates, seed=0):
     return model.logit_scale.exp() * feats @ weights
 
 
-def run_tool(tmp_path, config, checkpoint, *options, dump=None):
+def run_tool(tmp_path, config, checkpoint, *options, dump=None,
+             precision=None):
     out = tmp_path / 'metrics.json'
     argv = [
         config, checkpoint, '--work-dir',
@@ -163,6 +164,8 @@ def run_tool(tmp_path, config, checkpoint, *options, dump=None):
     ]
     if dump:
         argv += ['--dump', str(dump)]
+    if precision:
+        argv += ['--precision', precision]
     if options:
         argv += ['--cfg-options', *options]
     metrics = TOOL.main(argv)
@@ -208,9 +211,12 @@ def test_cifar100_download_and_evaluate(tmp_path, cifar, served_cifar,
         (pred == labels).mean()))
 
 
-def test_planted_examples_score_100(tmp_path, cifar, served_cifar, checkpoint):
+@pytest.mark.parametrize('precision', [None, 'bf16'])
+def test_planted_examples_score_100(tmp_path, cifar, served_cifar, checkpoint,
+                                    precision):
     """The example images are the evaluated images, filed under their
-    category names: only a consistent label <-> name order scores 100%."""
+    category names: only a consistent label <-> name order scores 100%, in
+    fp32 and with the towers in bf16 (``--precision bf16``)."""
     from mmprompt.models.clip.prompts import resolve_categories
     images, labels, _, _ = cifar
     names = resolve_categories('cifar100')
@@ -225,8 +231,11 @@ def test_planted_examples_score_100(tmp_path, cifar, served_cifar, checkpoint):
         model=dict(
             examples=str(examples), cache_alpha=1000.0, cache_beta=2000.0))
     metrics, _ = run_tool(
-        tmp_path, config, checkpoint,
-        f"test_dataloader.dataset.data_root={tmp_path / 'data'}")
+        tmp_path,
+        config,
+        checkpoint,
+        f"test_dataloader.dataset.data_root={tmp_path / 'data'}",
+        precision=precision)
     assert metrics == {
         'accuracy/top1': 100.0,
         'accuracy/top5': 100.0,

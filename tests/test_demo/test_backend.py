@@ -438,6 +438,30 @@ def test_real_backend_tags_like_the_reference(tiny_backend):
     assert len(table) == 20
 
 
+def test_real_backend_tags_with_ram_plus(tmp_path):
+    """The demo runs RAM++ (``--ram-config`` of a RAM++ config): the
+    reference tags of the tiny RAM++, then an open set from plain names."""
+    from . import tiny_demo_models as tiny
+    if not osp.isfile(
+            osp.join(tiny.RAM_VECTORS, 'ram_plus_tiny_state_dict.pth')):
+        pytest.skip(f'shared RAM++ test vectors not found in '
+                    f'{tiny.RAM_VECTORS}')
+    clip = tiny.make_tiny_clip(str(tmp_path))
+    ram = tiny.make_tiny_ram(str(tmp_path), clip['checkpoint'], plus=True)
+    backend = MMPromptBackend(clip['config'], None, ram['config'],
+                              ram['checkpoint'],
+                              clip['checkpoint'])
+    image = osp.join(tiny.RAM_VECTORS, 'images', 'img0_rgb_320x240.png')
+    expected = tiny.ram_tiny_expected(plus=True)['expected']
+    _, _, en, zh = run_tagging(backend, image, 0.5, True, '')
+    assert sorted(en.split(' | ')) == sorted(
+        expected['tags_en'][0].split(' | '))
+    assert sorted(zh.split(' | ')) == sorted(
+        t.strip() for t in expected['tags_zh'][0].split(' | '))
+    _, table, en, _ = run_tagging(backend, image, 0.0, True, 'cat, dog')
+    assert sorted(row[0] for row in table) == ['cat', 'dog']
+
+
 def test_real_backend_classifies(tiny_backend, tmp_path):
     backend, image, _ = tiny_backend
     out = run_classify(backend, image, 'cat, dog, red car',

@@ -58,7 +58,7 @@ model = dict(
             num_heads=[1, 2, 4, 8])),
     tagging_head=dict(
         embed_dims=64, num_layers=2, num_heads=4, feedforward_channels=128),
-    num_classes=20,
+    num_classes={num_classes},
     text_encoder=dict(
         embed_dims={width}, num_layers={layers}, num_heads=1,
         out_dims={embed},
@@ -129,9 +129,11 @@ def openai_clip_state_dict(seed: int = 0) -> Dict[str, torch.Tensor]:
     return sd
 
 
-def ram_tiny_expected() -> dict:
-    """``ram_tiny_expected.json`` of the shared test vectors."""
-    with open(osp.join(RAM_VECTORS, 'ram_tiny_expected.json')) as f:
+def ram_tiny_expected(plus: bool = False) -> dict:
+    """``ram_tiny_expected.json`` (``ram_plus_...`` with ``plus``) of the
+    shared test vectors."""
+    name = 'ram_plus_tiny_expected.json' if plus else 'ram_tiny_expected.json'
+    with open(osp.join(RAM_VECTORS, name)) as f:
         return json.load(f)
 
 
@@ -167,13 +169,17 @@ def make_tiny_clip(work_dir: str) -> Dict[str, str]:
     return dict(config=cfg, checkpoint=dst)
 
 
-def make_tiny_ram(work_dir: str, clip_checkpoint: str) -> Dict[str, str]:
-    """Write a tiny open-set RAM config and converted checkpoint (20 tags).
+def make_tiny_ram(work_dir: str,
+                  clip_checkpoint: str,
+                  plus: bool = False) -> Dict[str, str]:
+    """Write a tiny open-set RAM config and converted checkpoint (20 tags;
+    RAM++: 8 tags x 51 descriptions).
 
     Args:
         work_dir (str): Folder to write into.
         clip_checkpoint (str): The tiny CLIP checkpoint of
             :func:`make_tiny_clip`, for the open set's text encoder.
+        plus (bool): The tiny RAM++ instead of RAM. Defaults to False.
 
     Returns:
         dict: ``config`` and ``checkpoint`` paths.
@@ -181,31 +187,34 @@ def make_tiny_ram(work_dir: str, clip_checkpoint: str) -> Dict[str, str]:
     Raises:
         FileNotFoundError: If the shared test vectors are missing.
     """
-    src = osp.join(RAM_VECTORS, 'ram_tiny_state_dict.pth')
+    prefix = 'ram_plus_tiny' if plus else 'ram_tiny'
+    src = osp.join(RAM_VECTORS, f'{prefix}_state_dict.pth')
     if not osp.isfile(src):
         raise FileNotFoundError(f'{src} not found (set MMPROMPT_SHARED)')
     os.makedirs(work_dir, exist_ok=True)
-    expected = ram_tiny_expected()
+    expected = ram_tiny_expected(plus)
     lists = {}
     for key, values in (('tags_en', expected['tags_en']),
                         ('tags_zh', expected['tags_zh']),
                         ('thresholds', expected['thresholds'])):
-        lists[key] = osp.join(work_dir, f'ram_tiny_{key}.txt')
+        lists[key] = osp.join(work_dir, f'{prefix}_{key}.txt')
         with open(lists[key], 'w', encoding='utf-8') as f:
             f.write('\n'.join(str(v) for v in values) + '\n')
-    dst = osp.join(work_dir, 'ram_tiny_mmprompt.pth')
+    dst = osp.join(work_dir, f'{prefix}_mmprompt.pth')
     argv = [
         src, dst, '--tag-list', lists['tags_en'], '--tag-list-chinese',
         lists['tags_zh'], '--thresholds', lists['thresholds'], '--force'
     ]
     if _cli('ram_to_mmprompt.py').main(argv) != 0:
         raise RuntimeError('converting the tiny RAM failed')
-    cfg = osp.join(work_dir, 'ram_tiny.py')
+    cfg = osp.join(work_dir, f'{prefix}.py')
+    base = ('ram-plus_swin-large-p4-w12_384px_openset.py'
+            if plus else 'ram_swin-large-p4-w12_384px_openset.py')
     with open(cfg, 'w') as f:
         f.write(
             RAM_CONFIG.format(
-                base=osp.join(REPO, 'configs', 'ram',
-                              'ram_swin-large-p4-w12_384px_openset.py'),
+                base=osp.join(REPO, 'configs', 'ram', base),
+                num_classes=len(expected['tags_en']),
                 width=WIDTH,
                 layers=LAYERS,
                 embed=EMBED,

@@ -13,6 +13,15 @@ RAM_DATA = osp.join(SHARED, 'ram', 'data')
 RAM_VECTORS = osp.join(SHARED, 'ram', 'vectors')
 
 
+def pytest_sessionstart(session):
+    """In CI the shared data must be there: parity tests that skip for
+    want of their reference would pass without checking anything."""
+    if os.environ.get('CI') and not osp.isdir(osp.join(SHARED, 'ram')):
+        raise pytest.UsageError(
+            f'CI is set but the shared data is missing at {SHARED} '
+            '(set MMPROMPT_SHARED)')
+
+
 @pytest.fixture(scope='session', autouse=True)
 def _register_and_threads():
     from mmprompt.utils import register_all_modules

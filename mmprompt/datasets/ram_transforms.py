@@ -12,14 +12,11 @@ from PIL's by a grey level. :class:`RAMPreprocess` decodes with PIL, so its
 pixels equal those of :func:`mmprompt.models.ram.ram_preprocess`. The mean /
 std normalisation stays in the model's data preprocessor.
 """
-from typing import Optional
-
 import numpy as np
-from mmcv.transforms import BaseTransform
 from PIL import Image
 
 from mmprompt.registry import TRANSFORMS
-from .transforms import open_image
+from .transforms import PILPreprocess
 
 
 def ram_resize(image: Image.Image, size: int) -> np.ndarray:
@@ -38,7 +35,7 @@ def ram_resize(image: Image.Image, size: int) -> np.ndarray:
 
 
 @TRANSFORMS.register_module()
-class RAMPreprocess(BaseTransform):
+class RAMPreprocess(PILPreprocess):
     """Load (if needed) and resize an image exactly as RAM does.
 
     Takes the image from ``results['img']`` when present (a PIL image, or an
@@ -68,49 +65,8 @@ class RAMPreprocess(BaseTransform):
             Defaults to None.
     """
 
-    def __init__(self,
-                 scale: int = 384,
-                 array_order: str = 'bgr',
-                 backend_args: Optional[dict] = None) -> None:
-        if scale <= 0:
-            raise ValueError(f'scale must be positive, got {scale}')
-        if array_order not in ('bgr', 'rgb'):
-            raise ValueError("array_order must be 'bgr' or 'rgb', got "
-                             f'{array_order!r}')
-        self.scale = scale
-        self.array_order = array_order
-        self.backend_args = backend_args
+    default_scale = 384
 
-    def transform(self, results: dict) -> dict:
-        """Preprocess one sample.
-
-        Args:
-            results (dict): With ``img`` or ``img_path``.
-
-        Returns:
-            dict: With ``img`` as ``(scale, scale, 3)`` uint8 BGR.
-        """
-        image = results.get('img')
-        if image is None:
-            image = open_image(results['img_path'], self.backend_args)
-        elif isinstance(image, np.ndarray):
-            if image.dtype != np.uint8 or image.ndim not in (2, 3) or (
-                    image.ndim == 3 and image.shape[2] != 3):
-                raise ValueError('an array image must be (H, W) or '
-                                 f'(H, W, 3) uint8, got {image.dtype} '
-                                 f'{image.shape}')
-            if image.ndim == 3 and self.array_order == 'bgr':
-                image = image[..., ::-1]
-            image = Image.fromarray(np.ascontiguousarray(image))
-        elif not isinstance(image, Image.Image):
-            raise TypeError('img must be a PIL image or a numpy array, got '
-                            f'{type(image).__name__}')
-        results['ori_shape'] = (image.height, image.width)
-        rgb = ram_resize(image, self.scale)
-        results['img'] = np.ascontiguousarray(rgb[..., ::-1])
-        results['img_shape'] = results['img'].shape[:2]
-        return results
-
-    def __repr__(self) -> str:
-        return (f'{self.__class__.__name__}(scale={self.scale}, '
-                f'array_order={self.array_order!r})')
+    def resize(self, image: Image.Image) -> np.ndarray:
+        """RAM's square resize, see :func:`ram_resize`."""
+        return ram_resize(image, self.scale)

@@ -90,8 +90,83 @@ def clip_resize_crop(image: Image.Image, size: int) -> np.ndarray:
     return np.array(image.convert('RGB'))
 
 
+class PILPreprocess(BaseTransform):
+    """Take or decode an image with PIL, resize it, output BGR uint8.
+
+    The shared part of :class:`CLIPPreprocess` and
+    :class:`mmprompt.datasets.RAMPreprocess`: the image comes from
+    ``results['img']`` when present (a PIL image, or an ``(H, W, 3)`` /
+    ``(H, W)`` uint8 array in ``array_order``), otherwise from
+    ``results['img_path']`` decoded with PIL (an unreadable file raises a
+    ``ValueError`` naming it). Subclasses define :meth:`resize`. The output
+    is BGR, MMCV's channel order, as ``LoadImageFromFile`` gives.
+
+    Args:
+        scale (int, optional): Output side, the model's input resolution.
+            Defaults to the subclass's ``default_scale``.
+        array_order (str): Channel order of array inputs: ``'bgr'``
+            (MMCV's, e.g. ``mmcv.imread``) or ``'rgb'`` (MMPreTrain's CIFAR
+            datasets, ``np.asarray(pil_image)``). Defaults to ``'bgr'``.
+        backend_args (dict, optional): MMEngine file backend arguments.
+            Defaults to None.
+    """
+    default_scale = 224
+
+    def __init__(self,
+                 scale: Optional[int] = None,
+                 array_order: str = 'bgr',
+                 backend_args: Optional[dict] = None) -> None:
+        scale = self.default_scale if scale is None else scale
+        if scale <= 0:
+            raise ValueError(f'scale must be positive, got {scale}')
+        if array_order not in ('bgr', 'rgb'):
+            raise ValueError("array_order must be 'bgr' or 'rgb', got "
+                             f'{array_order!r}')
+        self.scale = scale
+        self.array_order = array_order
+        self.backend_args = backend_args
+
+    def resize(self, image: Image.Image) -> np.ndarray:
+        """``(scale, scale, 3)`` uint8 RGB pixels of ``image``."""
+        raise NotImplementedError
+
+    def transform(self, results: dict) -> dict:
+        """Preprocess one sample.
+
+        Args:
+            results (dict): With ``img`` or ``img_path``.
+
+        Returns:
+            dict: With ``img`` as ``(scale, scale, 3)`` uint8 BGR.
+        """
+        image = results.get('img')
+        if image is None:
+            image = open_image(results['img_path'], self.backend_args)
+        elif isinstance(image, np.ndarray):
+            if image.dtype != np.uint8 or image.ndim not in (2, 3) or (
+                    image.ndim == 3 and image.shape[2] != 3):
+                raise ValueError('an array image must be (H, W) or '
+                                 f'(H, W, 3) uint8, got {image.dtype} '
+                                 f'{image.shape}')
+            if image.ndim == 3 and self.array_order == 'bgr':
+                image = image[..., ::-1]
+            image = Image.fromarray(np.ascontiguousarray(image))
+        elif not isinstance(image, Image.Image):
+            raise TypeError('img must be a PIL image or a numpy array, got '
+                            f'{type(image).__name__}')
+        results['ori_shape'] = (image.height, image.width)
+        rgb = self.resize(image)
+        results['img'] = np.ascontiguousarray(rgb[..., ::-1])
+        results['img_shape'] = results['img'].shape[:2]
+        return results
+
+    def __repr__(self) -> str:
+        return (f'{self.__class__.__name__}(scale={self.scale}, '
+                f'array_order={self.array_order!r})')
+
+
 @TRANSFORMS.register_module()
-class CLIPPreprocess(BaseTransform):
+class CLIPPreprocess(PILPreprocess):
     """Load (if needed), resize and center-crop an image as OpenAI CLIP does.
 
     Takes the image from ``results['img']`` when present (a PIL image, or
@@ -120,48 +195,8 @@ class CLIPPreprocess(BaseTransform):
             Defaults to None.
     """
 
-    def __init__(self,
-                 scale: int = 224,
-                 array_order: str = 'bgr',
-                 backend_args: Optional[dict] = None) -> None:
-        if scale <= 0:
-            raise ValueError(f'scale must be positive, got {scale}')
-        if array_order not in ('bgr', 'rgb'):
-            raise ValueError("array_order must be 'bgr' or 'rgb', got "
-                             f'{array_order!r}')
-        self.scale = scale
-        self.array_order = array_order
-        self.backend_args = backend_args
+    default_scale = 224
 
-    def transform(self, results: dict) -> dict:
-        """Preprocess one sample.
-
-        Args:
-            results (dict): With ``img`` or ``img_path``.
-
-        Returns:
-            dict: With ``img`` as ``(scale, scale, 3)`` uint8 BGR.
-        """
-        image = results.get('img')
-        if image is None:
-            image = open_image(results['img_path'], self.backend_args)
-        elif isinstance(image, np.ndarray):
-            if image.dtype != np.uint8 or image.ndim not in (2, 3):
-                raise ValueError('an array image must be (H, W) or '
-                                 f'(H, W, 3) uint8, got {image.dtype} '
-                                 f'{image.shape}')
-            if image.ndim == 3 and self.array_order == 'bgr':
-                image = image[..., ::-1]
-            image = Image.fromarray(np.ascontiguousarray(image))
-        elif not isinstance(image, Image.Image):
-            raise TypeError('img must be a PIL image or a numpy array, got '
-                            f'{type(image).__name__}')
-        results['ori_shape'] = (image.height, image.width)
-        rgb = clip_resize_crop(image, self.scale)
-        results['img'] = np.ascontiguousarray(rgb[..., ::-1])
-        results['img_shape'] = results['img'].shape[:2]
-        return results
-
-    def __repr__(self) -> str:
-        return (f'{self.__class__.__name__}(scale={self.scale}, '
-                f'array_order={self.array_order!r})')
+    def resize(self, image: Image.Image) -> np.ndarray:
+        """OpenAI's resize and crop, see :func:`clip_resize_crop`."""
+        return clip_resize_crop(image, self.scale)

@@ -23,6 +23,7 @@ from mmengine.model import BaseModel
 from mmpretrain.structures import DataSample
 
 from mmprompt.datasets.transforms import CLIPPreprocess
+from mmprompt.models.utils.data_preprocessor import build_cls_preprocessor
 from mmprompt.registry import MODELS, TOKENIZER
 from .prompts import (check_categories, resolve_categories,
                       resolve_descriptions, resolve_templates)
@@ -78,12 +79,8 @@ class CLIP(BaseModel):
                  proj_dims: int = 512,
                  data_preprocessor: Optional[Union[dict, nn.Module]] = None,
                  init_cfg: Optional[dict] = None) -> None:
-        if data_preprocessor is None:
-            data_preprocessor = dict(mean=CLIP_MEAN, std=CLIP_STD, to_rgb=True)
-        if isinstance(data_preprocessor, dict):
-            data_preprocessor = copy.deepcopy(data_preprocessor)
-            data_preprocessor.setdefault('type', 'ClsDataPreprocessor')
-            data_preprocessor = MODELS.build(data_preprocessor)
+        data_preprocessor = build_cls_preprocessor(data_preprocessor,
+                                                   CLIP_MEAN, CLIP_STD)
         super().__init__(
             data_preprocessor=data_preprocessor, init_cfg=init_cfg)
 

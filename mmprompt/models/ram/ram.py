@@ -27,6 +27,7 @@ from mmengine.model import BaseModel
 from mmengine.runner import load_checkpoint
 from mmpretrain.structures import DataSample
 
+from mmprompt.models.utils.data_preprocessor import build_cls_preprocessor
 from mmprompt.registry import MODELS
 from .preprocess import RAM_MEAN, RAM_STD
 
@@ -85,12 +86,8 @@ class RAM(BaseModel):
                  delete_tag_index: Sequence[int] = (),
                  data_preprocessor: Optional[Union[dict, nn.Module]] = None,
                  init_cfg: Optional[dict] = None) -> None:
-        if data_preprocessor is None:
-            data_preprocessor = dict(mean=RAM_MEAN, std=RAM_STD, to_rgb=True)
-        if isinstance(data_preprocessor, dict):
-            data_preprocessor = copy.deepcopy(data_preprocessor)
-            data_preprocessor.setdefault('type', 'ClsDataPreprocessor')
-            data_preprocessor = MODELS.build(data_preprocessor)
+        data_preprocessor = build_cls_preprocessor(data_preprocessor,
+                                                   RAM_MEAN, RAM_STD)
         super().__init__(
             data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         self.num_classes = num_classes

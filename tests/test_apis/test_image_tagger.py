@@ -2,32 +2,19 @@
 """ImageTagger with the tiny RAM / RAM++ reference checkpoints: the tags
 and scores of the reference, every input type, batching, thresholds,
 open-set categories and errors."""
-import importlib.util
 import json
 import os.path as osp
-import sys
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
+from testing_utils import REPO_ROOT, load_module
 
 from mmprompt.apis import ImageTagger, list_tagging_models
 
-REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-
-
-def _load(name, path):
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, path)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        sys.modules[name] = module
-    return sys.modules[name]
-
-
-H = _load('_ram_testing',
-          osp.join(REPO_ROOT, 'tests', 'test_tools', '_ram_testing.py'))
+H = load_module('_ram_testing',
+                osp.join(REPO_ROOT, 'tests', 'test_tools', '_ram_testing.py'))
 NORMAL = 'ram/ram_swin-large-p4-w12_384px_normal.py'
 OPENSET = 'ram/ram_swin-large-p4-w12_384px_openset.py'
 PLUS_OPENSET = 'ram/ram-plus_swin-large-p4-w12_384px_openset.py'
@@ -72,8 +59,7 @@ def test_paths_pil_and_arrays_match_reference(tagger, files):
     pil = [Image.open(p) for p in files['images']]
     check_reference(tagger(pil), meta)
     # BGR arrays (H, W, 3), as mmcv.imread gives, and a grey (H, W) one.
-    arrays = [np.asarray(pil[0].convert('RGB'))[..., ::-1],
-              np.asarray(pil[1])]
+    arrays = [np.asarray(pil[0].convert('RGB'))[..., ::-1], np.asarray(pil[1])]
     assert arrays[1].ndim == 2
     check_reference(tagger(arrays, batch_size=2), meta)
     one = tagger(files['images'][1])

@@ -1,31 +1,19 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
 """ZeroShotClassifier and demo/classify.py with tiny random-weight CLIPs."""
-import importlib.util
 import json
 import os.path as osp
-import sys
 
 import numpy as np
 import pytest
 from PIL import Image
+from testing_utils import REPO_ROOT, load_module
 
 from mmprompt.apis import ZeroShotClassifier, hub
 
-REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-
-
-def _load(name, path):
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, path)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        sys.modules[name] = module
-    return sys.modules[name]
-
-
-H = _load('_clip_testing', osp.join(osp.dirname(__file__), '_clip_testing.py'))
-DEMO = _load('_mmprompt_demo_classify',
-             osp.join(REPO_ROOT, 'demo', 'classify.py'))
+H = load_module('_clip_testing',
+                osp.join(osp.dirname(__file__), '_clip_testing.py'))
+DEMO = load_module('_mmprompt_demo_classify',
+                   osp.join(REPO_ROOT, 'demo', 'classify.py'))
 MODEL_CFG = '_base_/models/clip_vit-base-p16.py'
 CATEGORIES = ['tabby cat', 'beagle', 'red fox', 'owl', 'rocket']
 

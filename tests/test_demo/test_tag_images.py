@@ -2,32 +2,19 @@
 """demo/tag_images.py: a folder with good, broken and non-image files,
 tagged by the tiny RAM reference checkpoint."""
 import contextlib
-import importlib.util
 import json
 import logging
 import os.path as osp
 import shutil
-import sys
 
 import pytest
 from mmengine.logging import MMLogger
+from testing_utils import REPO_ROOT, load_module
 
-REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-
-
-def _load(name, path):
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, path)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        sys.modules[name] = module
-    return sys.modules[name]
-
-
-H = _load('_ram_testing',
-          osp.join(REPO_ROOT, 'tests', 'test_tools', '_ram_testing.py'))
-DEMO = _load('_mmprompt_demo_tag_images',
-             osp.join(REPO_ROOT, 'demo', 'tag_images.py'))
+H = load_module('_ram_testing',
+                osp.join(REPO_ROOT, 'tests', 'test_tools', '_ram_testing.py'))
+DEMO = load_module('_mmprompt_demo_tag_images',
+                   osp.join(REPO_ROOT, 'demo', 'tag_images.py'))
 NORMAL = 'ram/ram_swin-large-p4-w12_384px_normal.py'
 OPENSET = 'ram/ram_swin-large-p4-w12_384px_openset.py'
 

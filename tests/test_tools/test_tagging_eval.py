@@ -8,32 +8,21 @@ score exactly 100, and annotations with planted errors exactly the values
 worked out by hand below. The open-set case runs through
 ``PrepareOpensetHook``.
 """
-import importlib.util
 import json
 import os.path as osp
 import shutil
-import sys
 from typing import Optional
 
 import pytest
 import torch
+from testing_utils import REPO_ROOT, load_module
 
 from mmprompt.evaluation import tagging_metrics
 
-REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-
-
-def _load(name, path):
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, path)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        sys.modules[name] = module
-    return sys.modules[name]
-
-
-H = _load('_ram_testing', osp.join(osp.dirname(__file__), '_ram_testing.py'))
-TOOL = _load('_mmprompt_tools_test', osp.join(REPO_ROOT, 'tools', 'test.py'))
+H = load_module('_ram_testing',
+                osp.join(osp.dirname(__file__), '_ram_testing.py'))
+TOOL = load_module('_mmprompt_tools_test',
+                   osp.join(REPO_ROOT, 'tools', 'test.py'))
 COMMON_CFG = 'ram/ram_swin-large-p4-w12_384px_openimages-common.py'
 PLUS_COMMON_CFG = 'ram/ram-plus_swin-large-p4-w12_384px_openimages-common.py'
 OPENSET_CFG = 'ram/ram_swin-large-p4-w12_384px_openset_openimages-rare.py'

@@ -2,13 +2,11 @@
 """tools/test.py end to end: synthetic CIFAR-100 served over HTTP, a planted
 100% case and an ImageNet-layout folder, all with random-weight CLIPs."""
 import hashlib
-import importlib.util
 import io
 import json
 import os
 import os.path as osp
 import pickle
-import sys
 import tarfile
 
 import numpy as np
@@ -16,22 +14,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 from PIL import Image
+from testing_utils import REPO_ROOT, load_module
 
-REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-
-
-def _load(name, path):
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, path)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        sys.modules[name] = module
-    return sys.modules[name]
-
-
-H = _load('_clip_testing',
-          osp.join(REPO_ROOT, 'tests', 'test_apis', '_clip_testing.py'))
-TOOL = _load('_mmprompt_tools_test', osp.join(REPO_ROOT, 'tools', 'test.py'))
+H = load_module('_clip_testing',
+                osp.join(REPO_ROOT, 'tests', 'test_apis', '_clip_testing.py'))
+TOOL = load_module('_mmprompt_tools_test',
+                   osp.join(REPO_ROOT, 'tools', 'test.py'))
 
 NUM_TEST = 200
 CIFAR_CFG = 'clip/clip_vit-base-p16_zeroshot-cls_cifar100.py'
@@ -154,7 +142,11 @@ def reference_logits(images, categories, templates, seed=0):
     return model.logit_scale.exp() * feats @ weights
 
 
-def run_tool(tmp_path, config, checkpoint, *options, dump=None,
+def run_tool(tmp_path,
+             config,
+             checkpoint,
+             *options,
+             dump=None,
              precision=None):
     out = tmp_path / 'metrics.json'
     argv = [

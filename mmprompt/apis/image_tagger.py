@@ -20,7 +20,6 @@ from mmengine.config import Config
 from mmengine.dataset import default_collate
 from mmengine.logging import print_log
 from mmengine.model import BaseModel
-from mmengine.registry import DefaultScope
 from mmpretrain.apis.base import BaseInferencer
 from mmpretrain.structures import DataSample
 from PIL import Image
@@ -29,6 +28,7 @@ from mmprompt.datasets.transforms import open_image
 from mmprompt.models.ram import load_ram_checkpoint, ram_preprocess
 from mmprompt.models.utils import apply_precision
 from . import hub
+from .utils import build_from_config, ready_for_inference
 
 ImageInput = Union[str, np.ndarray, Image.Image]
 ModelType = Union[str, Config, BaseModel]
@@ -96,12 +96,7 @@ def build_tagging_model(model: ModelType,
             cfg.merge_from_dict(dict(model=copy.deepcopy(kwargs)))
         if pretrained is True:
             pretrained = cfg.get('load_from')
-        from mmprompt.registry import MODELS
-        from mmprompt.utils import register_all_modules
-        register_all_modules(init_default_scope=False)
-        with DefaultScope.overwrite_default_scope('mmprompt'):
-            built = MODELS.build(cfg.model)
-        built._config = cfg
+        built = build_from_config(cfg)
     if isinstance(pretrained, str) and pretrained:
         load_ram_checkpoint(built, pretrained)
     elif not isinstance(model, BaseModel):
@@ -109,11 +104,7 @@ def build_tagging_model(model: ModelType,
             'No checkpoint: the tagger keeps random weights',
             logger='current',
             level=logging.WARNING)
-    if not hasattr(built, '_config'):
-        built._config = Config(dict(model=dict(type=type(built).__name__)))
-    if device is not None:
-        built.to(device)
-    return built.eval()
+    return ready_for_inference(built, device)
 
 
 def _as_category_list(categories: Categories) -> Any:

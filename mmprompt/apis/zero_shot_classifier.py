@@ -19,7 +19,6 @@ from mmcv.transforms import Compose
 from mmengine.config import Config
 from mmengine.logging import print_log
 from mmengine.model import BaseModel
-from mmengine.registry import DefaultScope
 from mmengine.runner import load_checkpoint
 from mmpretrain.apis.base import BaseInferencer
 from mmpretrain.datasets.transforms import PackInputs
@@ -32,6 +31,7 @@ from mmprompt.models.clip.prompts import (resolve_categories,
                                           resolve_templates)
 from mmprompt.models.utils import apply_precision
 from . import hub
+from .utils import build_from_config, ready_for_inference
 
 ImageInput = Union[str, np.ndarray, Image.Image]
 ModelType = Union[str, Config, BaseModel]
@@ -87,20 +87,10 @@ def build_zero_shot_model(model: ModelType,
                     level=logging.WARNING)
         if kwargs:
             cfg.merge_from_dict(dict(model=kwargs))
-        from mmprompt.registry import MODELS
-        from mmprompt.utils import register_all_modules
-        register_all_modules(init_default_scope=False)
-        with DefaultScope.overwrite_default_scope('mmprompt'):
-            built = MODELS.build(cfg.model)
-        built._config = cfg
+        model = build_from_config(cfg)
         if isinstance(pretrained, str) and pretrained:
-            load_checkpoint(built, pretrained, map_location='cpu')
-        model = built
-    if not hasattr(model, '_config'):
-        model._config = Config(dict(model=dict(type=type(model).__name__)))
-    if device is not None:
-        model.to(device)
-    return model.eval()
+            load_checkpoint(model, pretrained, map_location='cpu')
+    return ready_for_inference(model, device)
 
 
 class ZeroShotClassifier(BaseInferencer):

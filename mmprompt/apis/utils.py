@@ -1,0 +1,47 @@
+# Copyright (c) mmprompt contributors. All rights reserved.
+"""Model building shared by the inferencers."""
+from typing import Optional, Union
+
+import torch
+from mmengine.config import Config
+from mmengine.model import BaseModel
+from mmengine.registry import DefaultScope
+
+
+def build_from_config(cfg: Config) -> BaseModel:
+    """Build ``cfg.model`` in the mmprompt scope; keep ``cfg`` on it.
+
+    Args:
+        cfg (Config): A config with a ``model`` dict.
+
+    Returns:
+        BaseModel: The model, with ``_config`` set to ``cfg``.
+    """
+    from mmprompt.registry import MODELS
+    from mmprompt.utils import register_all_modules
+    register_all_modules(init_default_scope=False)
+    with DefaultScope.overwrite_default_scope('mmprompt'):
+        model = MODELS.build(cfg.model)
+    model._config = cfg
+    return model
+
+
+def ready_for_inference(
+        model: BaseModel,
+        device: Optional[Union[str, torch.device]] = None) -> BaseModel:
+    """Give a model the ``_config`` MMPreTrain's inferencers read, move it
+    to ``device`` and switch it to eval mode.
+
+    Args:
+        model (BaseModel): A built model.
+        device (str | torch.device, optional): Where to run. Defaults to
+            None (where it is).
+
+    Returns:
+        BaseModel: ``model``.
+    """
+    if not hasattr(model, '_config'):
+        model._config = Config(dict(model=dict(type=type(model).__name__)))
+    if device is not None:
+        model.to(device)
+    return model.eval()

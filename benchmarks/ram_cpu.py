@@ -53,14 +53,15 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         help='batch-8 runs per model')
     parser.add_argument('--batch-size', type=int, default=8)
     parser.add_argument(
-        '--sdpa',
+        '--window-msa',
         action='store_true',
-        help="also time mmprompt with SDPA in Swin's window attention")
+        help="also time mmprompt with MMPreTrain's own WindowMSA in the Swin "
+        '(fast_attention=False) instead of SDPA')
     parser.add_argument(
         '--compile',
         action='store_true',
-        help='also time mmprompt with torch.compile (inductor, frozen '
-        'weights; fp32, checked against eager to 1e-5)')
+        help='also time mmprompt after mmprompt.models.utils.compile_model '
+        '(inductor, frozen weights; fp32, checked against eager to 1e-5)')
     parser.add_argument(
         '--bf16',
         action='store_true',
@@ -233,16 +234,18 @@ def main(argv: Optional[List[str]] = None) -> dict:
         return lambda: theirs.predict(x, DataSample())
 
     models = dict(mmprompt=run_ours, mmpretrain=run_theirs)
-    if args.sdpa:
-        from mmprompt.models.utils import enable_sdpa
-        fast = copy.deepcopy(ours)
-        enable_sdpa(fast)
-        models['mmprompt_sdpa'] = lambda x: (lambda: fast.predict(x))
+    if args.window_msa:
+        from mmpretrain.models.utils.attention import WindowMSA
+
+        from mmprompt.models.utils import SDPAWindowMSA
+        plain = copy.deepcopy(ours)
+        for module in plain.modules():
+            if isinstance(module, SDPAWindowMSA):
+                module.__class__ = WindowMSA
+        models['mmprompt_wmsa'] = lambda x: (lambda: plain.predict(x))
     if args.compile:
-        import torch._inductor.config as inductor_config
-        inductor_config.freezing = True  # constant-fold the frozen weights
-        compiled = copy.deepcopy(ours)
-        compiled.compute_logits = torch.compile(compiled.compute_logits)
+        from mmprompt.models.utils import compile_model
+        compiled = compile_model(copy.deepcopy(ours))
         with torch.no_grad():
             diff = (compiled.compute_logits(images) -
                     ours.compute_logits(images)).abs().max().item()

@@ -11,6 +11,7 @@ import json
 import os
 import os.path as osp
 import sys
+import time
 from typing import List, Optional
 
 import torch
@@ -49,6 +50,16 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         help='run the heavy towers in this precision (default: the '
         "config's `precision`, else fp32)")
     parser.add_argument(
+        '--compile',
+        nargs='?',
+        const='default',
+        choices=[
+            'default', 'reduce-overhead', 'max-autotune',
+            'max-autotune-no-cudagraphs'
+        ],
+        help='torch.compile the frozen towers (frozen weights constant-'
+        "folded); a mode may follow, 'reduce-overhead' adds CUDA graphs")
+    parser.add_argument(
         '--launcher',
         choices=['none', 'pytorch', 'slurm', 'mpi'],
         default='none',
@@ -83,6 +94,45 @@ class TestProgressHook(Hook):
         self.bar = None
 
 
+class TestSpeedHook(Hook):
+    """Images per second of the whole test loop (loading, preprocessing,
+    model, metrics), also without its first batch (warm-up, compilation)."""
+    priority = 'VERY_LOW'
+
+    def __init__(self) -> None:
+        self.images = self.first_images = 0
+        self.start = self.first_end = self.end = None
+
+    def before_test_epoch(self, runner) -> None:
+        self.start = time.perf_counter()
+
+    def after_test_iter(self,
+                        runner,
+                        batch_idx,
+                        data_batch=None,
+                        outputs=None) -> None:
+        self.images += len(outputs or ())
+        if self.first_end is None:
+            self.first_end, self.first_images = time.perf_counter(), \
+                self.images
+
+    def after_test_epoch(self, runner, metrics=None) -> None:
+        self.end = time.perf_counter()
+
+    def summary(self) -> dict:
+        """``images``, ``seconds``, ``images_per_s`` and the same after the
+        first batch (None with a single batch)."""
+        seconds = self.end - self.start
+        rest = self.images - self.first_images
+        rest_s = self.end - self.first_end
+        return dict(
+            images=self.images,
+            seconds=seconds,
+            images_per_s=self.images / seconds if seconds > 0 else None,
+            images_per_s_after_first_batch=rest /
+            rest_s if rest and rest_s > 0 else None)
+
+
 def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
     """Apply the command line to the config."""
     if args.cfg_options:
@@ -94,6 +144,12 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
         cfg.custom_hooks = [
             *cfg.get('custom_hooks', []),
             dict(type='PrecisionHook', precision=precision)
+        ]
+    if args.compile:
+        mode = None if args.compile == 'default' else args.compile
+        cfg.custom_hooks = [
+            *cfg.get('custom_hooks', []),
+            dict(type='CompileHook', mode=mode)
         ]
     if torch.cuda.is_available():
         # Pinned host memory (and non-blocking copies, see main) keep the
@@ -149,11 +205,20 @@ def main(argv: Optional[List[str]] = None) -> dict:
             preprocessor._non_blocking = True
     if not args.no_progress:
         runner.register_hook(TestProgressHook())
+    speed = TestSpeedHook()
+    runner.register_hook(speed)
     metrics = runner.test()
     metrics = {k: float(v) for k, v in metrics.items()}
     width = max(len(k) for k in metrics)
     table = '\n'.join(f'  {k:<{width}}  {v:8.3f}' for k, v in metrics.items())
     print_log(f'Results of {args.config}:\n{table}', logger='current')
+    speed = speed.summary()
+    after = speed['images_per_s_after_first_batch']
+    print_log(
+        f"{speed['images']} images in {speed['seconds']:.1f} s: "
+        f"{speed['images_per_s']:.1f} img/s for the whole evaluation" +
+        (f', {after:.1f} img/s after the first batch' if after else ''),
+        logger='current')
     if args.out:
         write_json(
             args.out,
@@ -161,7 +226,8 @@ def main(argv: Optional[List[str]] = None) -> dict:
                 config=args.config,
                 checkpoint=args.checkpoint,
                 num_samples=len(runner.test_dataloader.dataset),
-                metrics=metrics))
+                metrics=metrics,
+                speed=speed))
         print_log(f'Metrics written to {args.out}', logger='current')
     return metrics
 

@@ -26,7 +26,7 @@ from PIL import Image
 
 from mmprompt.datasets.transforms import open_image
 from mmprompt.models.ram import load_ram_checkpoint, ram_preprocess
-from mmprompt.models.utils import apply_precision
+from mmprompt.models.utils import apply_precision, compile_model
 from . import hub
 from .utils import build_from_config, ready_for_inference
 
@@ -141,6 +141,10 @@ class ImageTagger(BaseInferencer):
         precision (str): ``'fp32'``, ``'fp16'`` or ``'bf16'``, see
             :func:`mmprompt.models.utils.apply_precision`.
             Defaults to ``'fp32'``.
+        compile (bool | str): ``torch.compile`` the frozen towers (see
+            :func:`mmprompt.models.utils.compile_model`), each graph built
+            on the first call of each batch shape; a string is the
+            ``torch.compile`` mode. Defaults to False.
         **kwargs: Overrides of the config's ``model`` dict, e.g.
             ``categories=...`` for an open-set config.
 
@@ -162,6 +166,7 @@ class ImageTagger(BaseInferencer):
                  device: Union[str, torch.device, None] = None,
                  array_order: str = 'bgr',
                  precision: str = 'fp32',
+                 compile: Union[bool, str] = False,
                  **kwargs) -> None:
         if array_order not in ('rgb', 'bgr'):
             raise ValueError("array_order must be 'rgb' or 'bgr', got "
@@ -171,6 +176,8 @@ class ImageTagger(BaseInferencer):
         if not hasattr(built, 'select_tags'):
             raise TypeError(f'{type(built).__name__} is not a RAM tagger')
         apply_precision(built, precision)
+        if compile:
+            compile_model(built, mode=None if compile is True else compile)
         super().__init__(built, pretrained=False)
 
     @staticmethod

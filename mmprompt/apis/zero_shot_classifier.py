@@ -29,7 +29,7 @@ from mmprompt.datasets.transforms import CLIPPreprocess
 from mmprompt.models.clip.prompts import (resolve_categories,
                                           resolve_descriptions,
                                           resolve_templates)
-from mmprompt.models.utils import apply_precision
+from mmprompt.models.utils import apply_precision, compile_model
 from . import hub
 from .utils import build_from_config, ready_for_inference
 
@@ -114,6 +114,10 @@ class ZeroShotClassifier(BaseInferencer):
         precision (str): ``'fp32'``, ``'fp16'`` or ``'bf16'``, see
             :func:`mmprompt.models.utils.apply_precision`.
             Defaults to ``'fp32'``.
+        compile (bool | str): ``torch.compile`` the frozen towers (see
+            :func:`mmprompt.models.utils.compile_model`), each graph built
+            on the first call of each batch shape; a string is the
+            ``torch.compile`` mode. Defaults to False.
         **kwargs: Overrides of the config's ``model`` dict, e.g.
             ``templates='openai_imagenet'``.
 
@@ -133,12 +137,15 @@ class ZeroShotClassifier(BaseInferencer):
                  pretrained: Union[bool, str, None] = True,
                  device: Union[str, torch.device, None] = None,
                  precision: str = 'fp32',
+                 compile: Union[bool, str] = False,
                  **kwargs) -> None:
         built = build_zero_shot_model(model, pretrained, device, **kwargs)
         if not hasattr(built, 'set_categories'):
             raise TypeError(f'{type(built).__name__} is not a zero-shot '
                             'classifier (no set_categories)')
         apply_precision(built, precision)
+        if compile:
+            compile_model(built, mode=None if compile is True else compile)
         super().__init__(built, pretrained=False)
         self._spec = None
 

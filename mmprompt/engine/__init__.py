@@ -1,4 +1,4 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
-from .hooks import PrecisionHook, PrepareOpensetHook
+from .hooks import CompileHook, PrecisionHook, PrepareOpensetHook
 
-__all__ = ['PrecisionHook', 'PrepareOpensetHook']
+__all__ = ['CompileHook', 'PrecisionHook', 'PrepareOpensetHook']

@@ -127,3 +127,52 @@ class PrecisionHook(Hook):
             f'PrecisionHook: {type(model).__name__} runs in '
             f'{self.precision} ({self.strategy})',
             logger='current')
+
+
+@HOOKS.register_module()
+class CompileHook(Hook):
+    """``torch.compile`` the model's frozen towers before testing.
+
+    Applied on ``before_test``, after the checkpoint is loaded and after
+    :class:`PrecisionHook` (whose priority is higher), through
+    :func:`mmprompt.models.utils.compile_model`: the towers only, so the
+    test step, data samples and metrics stay eager. ``tools/test.py
+    --compile`` adds it. (MMEngine's own ``compile`` runner option compiles
+    the whole test step instead.)
+
+    Args:
+        mode (str, optional): ``torch.compile`` mode, e.g.
+            ``'reduce-overhead'`` for CUDA graphs. Defaults to None.
+        freeze (bool): Constant-fold the frozen weights. Defaults to True.
+    """
+    priority = 'LOW'
+
+    def __init__(self,
+                 mode: Optional[str] = None,
+                 freeze: bool = True) -> None:
+        from mmprompt.models.utils import COMPILE_MODES
+        if mode is not None and mode not in COMPILE_MODES:
+            raise ValueError(f'mode must be one of {COMPILE_MODES}, got '
+                             f'{mode!r}')
+        self.mode = mode
+        self.freeze = freeze
+        self._applied = False
+
+    def before_test(self, runner) -> None:
+        """Compile the towers once (each graph is built on its first batch).
+
+        Args:
+            runner (Runner): The runner.
+        """
+        if self._applied:
+            return
+        from mmprompt.models.utils import compile_model
+        model = runner.model
+        model = model.module if is_model_wrapper(model) else model
+        compile_model(model, mode=self.mode, freeze=self.freeze)
+        self._applied = True
+        print_log(
+            f'CompileHook: {", ".join(model.compile_modules)} of '
+            f'{type(model).__name__} compiled (mode {self.mode or "default"}'
+            f', freeze={self.freeze})',
+            logger='current')

@@ -39,12 +39,15 @@ def test_sdpa_window_attention_matches_mmpretrain():
         if 'relative_position_bias_table' in name:
             param.data.normal_(0, 1)
     swin.eval()
-    x = torch.randn(1, 3, 384, 384)
+    # Two images: the shifted windows fold windows into heads per image.
+    x = torch.randn(2, 3, 384, 384)
     with torch.no_grad():
         expected = swin(x)[0]
         assert enable_sdpa(swin) == 8
         assert enable_sdpa(swin) == 0  # already switched
         got = swin(x)[0]
+        torch.testing.assert_close(
+            swin(x[1:])[0], expected[1:], atol=1e-5, rtol=0)
     kinds = [type(m).__name__ for m in swin.modules()]
     assert kinds.count('SDPAWindowMSA') == 8 and 'WindowMSA' not in kinds
     torch.testing.assert_close(got, expected, atol=1e-5, rtol=0)

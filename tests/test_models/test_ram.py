@@ -130,12 +130,16 @@ def test_data_preprocessor_matches_reference(ram_vectors_dir):
     torch.testing.assert_close(batch['inputs'], images, atol=1e-6, rtol=0)
 
 
-@pytest.mark.parametrize('delete', [False, True])
-def test_ram_tiny_vectors(ram, delete):
+# chunk: the tagging head decodes all tags at once, or in chunks of 3
+# (image, tag) rows: one tag at a time for the two images.
+@pytest.mark.parametrize('delete,chunk', [(False, None), (True, None),
+                                          (False, 3)])
+def test_ram_tiny_vectors(ram, delete, chunk):
     exp, m = ram.expected, ram.meta
     overrides = dict(delete_tag_index=m['expected']['delete_tag_index']) \
         if delete else {}
     model = ram.build('ram_swin-large-p4-w12_384px_normal.py', **overrides)
+    model.tagging_head.cpu_chunk_rows = chunk
     x = ram.images
     with torch.no_grad():
         swin = model.extract_image_feat(x)
@@ -178,14 +182,16 @@ def test_ram_tiny_intermediates(ram, ram_vectors_dir):
         image_embeds = model.image_proj(model.extract_image_feat(ram.images))
         h = F.relu(model.wordvec_proj(model.label_embed))
         for i, layer in enumerate(model.tagging_head.layers):
-            h = layer(h, image_embeds)
+            h = layer(h, *layer.cross_attn.project_memory(image_embeds))
             torch.testing.assert_close(
                 h, inter[f'tagging_head.layer.{i}'], atol=ATOL, rtol=0)
 
 
-def test_ram_plus_tiny_vectors(ram_plus):
+@pytest.mark.parametrize('chunk', [None, 3])
+def test_ram_plus_tiny_vectors(ram_plus, chunk):
     exp, m = ram_plus.expected, ram_plus.meta
     model = ram_plus.build('ram-plus_swin-large-p4-w12_384px_normal.py')
+    model.tagging_head.cpu_chunk_rows = chunk
     assert model.label_embed.shape == (8 * 51, 512)
     x = ram_plus.images
     with torch.no_grad():
@@ -248,6 +254,10 @@ def test_ram_openset_tiny(ram, ram_data_dir):
         text_encoder=None,
         templates=templates)
     encoder = RecordedEncoder(ref['text_embeddings'])
+    with torch.no_grad():  # closed-set queries are cached first
+        closed = model.compute_logits(ram.images)
+    torch.testing.assert_close(
+        closed, ram.expected['logits'], atol=ATOL, rtol=0)
     model.set_openset(om['categories'], encode_text=encoder)
     assert encoder.texts == om['texts']
     assert encoder.calls == 2  # 504 prompts in batches of 256
@@ -651,6 +661,18 @@ def test_swin_large_parity_with_timm(ram_vectors_dir, ram_data_dir):
         logits = model.compute_logits(image)
     torch.testing.assert_close(feats, expected, atol=1e-4, rtol=0)
     torch.testing.assert_close(logits, ref_logits, atol=1e-4, rtol=0)
+    # The default runs the window attention through SDPA; MMPreTrain's own
+    # WindowMSA gives the same features.
+    from mmpretrain.models.utils.attention import WindowMSA
+
+    from mmprompt.models.utils import SDPAWindowMSA
+    switched = [m for m in model.modules() if isinstance(m, SDPAWindowMSA)]
+    assert len(switched) == 24
+    for m in switched:
+        m.__class__ = WindowMSA
+    with torch.no_grad():
+        torch.testing.assert_close(
+            model.extract_image_feat(image), expected, atol=1e-4, rtol=0)
     # Same tags, except where the reference's probability is within the
     # tolerance of a threshold (random weights crowd them there).
     thr = model.class_threshold
@@ -660,3 +682,32 @@ def test_swin_large_parity_with_timm(ram_vectors_dir, ram_data_dir):
     assert torch.equal(selected[decided], (ref_probs > thr)[decided])
     assert int((~decided).sum()) < 10
     assert 0 < int(selected.sum()) < 4585
+
+
+@pytest.mark.slow
+def test_compiled_ram_matches_vectors_and_follows_the_open_set(
+        ram, ram_data_dir):
+    """compile_model: the reference probabilities, chunked head included,
+    the same state dict, and a category switch after compiling is seen."""
+    from mmprompt.models.utils import compile_model
+    om, ref = ram.openset_meta, ram.openset
+    model = ram.build(
+        'ram_swin-large-p4-w12_384px_openset.py',
+        text_encoder=None,
+        templates=osp.join(ram_data_dir, 'openset_templates.json'))
+    model.tagging_head.cpu_chunk_rows = 10  # chunks of 5 tags and of 3
+    keys = list(model.state_dict())
+    assert compile_model(model) is model
+    assert list(model.state_dict()) == keys
+    with torch.no_grad():
+        probs = torch.stack([s.pred_score for s in model.predict(ram.images)])
+    torch.testing.assert_close(probs, ram.expected['probs'], atol=ATOL, rtol=0)
+    model.set_openset(
+        om['categories'], encode_text=RecordedEncoder(ref['text_embeddings']))
+    with torch.no_grad():
+        samples = model.predict(ram.images)
+    probs = torch.stack([s.pred_score for s in samples])
+    torch.testing.assert_close(probs, ref['probs'], atol=ATOL, rtol=0)
+    assert joined(samples, 'pred_tags') == om['expected']['tags_en']
+    with pytest.raises(RuntimeError, match='already compiled'):
+        compile_model(model)

@@ -147,7 +147,8 @@ def run_tool(tmp_path,
              checkpoint,
              *options,
              dump=None,
-             precision=None):
+             precision=None,
+             compile=None):
     out = tmp_path / 'metrics.json'
     argv = [
         config, checkpoint, '--work-dir',
@@ -158,6 +159,8 @@ def run_tool(tmp_path,
         argv += ['--dump', str(dump)]
     if precision:
         argv += ['--precision', precision]
+    if compile:
+        argv += ['--compile']
     if options:
         argv += ['--cfg-options', *options]
     metrics = TOOL.main(argv)
@@ -203,12 +206,15 @@ def test_cifar100_download_and_evaluate(tmp_path, cifar, served_cifar,
         (pred == labels).mean()))
 
 
-@pytest.mark.parametrize('precision', [None, 'bf16'])
+@pytest.mark.parametrize('precision,compile',
+                         [(None, False), ('bf16', False),
+                          pytest.param(None, True, marks=pytest.mark.slow)])
 def test_planted_examples_score_100(tmp_path, cifar, served_cifar, checkpoint,
-                                    precision):
+                                    precision, compile):
     """The example images are the evaluated images, filed under their
     category names: only a consistent label <-> name order scores 100%, in
-    fp32 and with the towers in bf16 (``--precision bf16``)."""
+    fp32, with the towers in bf16 (``--precision bf16``) and compiled
+    (``--compile``)."""
     from mmprompt.models.clip.prompts import resolve_categories
     images, labels, _, _ = cifar
     names = resolve_categories('cifar100')
@@ -222,12 +228,17 @@ def test_planted_examples_score_100(tmp_path, cifar, served_cifar, checkpoint,
         CIFAR_CFG,
         model=dict(
             examples=str(examples), cache_alpha=1000.0, cache_beta=2000.0))
-    metrics, _ = run_tool(
+    metrics, written = run_tool(
         tmp_path,
         config,
         checkpoint,
         f"test_dataloader.dataset.data_root={tmp_path / 'data'}",
-        precision=precision)
+        precision=precision,
+        compile=compile)
+    speed = written['speed']
+    assert speed['images'] == len(images)
+    assert speed['images_per_s'] == pytest.approx(
+        len(images) / speed['seconds'])
     assert metrics == {
         'accuracy/top1': 100.0,
         'accuracy/top5': 100.0,

@@ -104,6 +104,11 @@ class CLIP(BaseModel):
         self.proj_dims = proj_dims
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))
 
+    #: Submodules :func:`~mmprompt.models.utils.compile_model` compiles: the
+    #: image tower (text prototypes are built once per category set, from
+    #: prompts of varying length).
+    compile_modules = ('visual', )
+
     @property
     def context_length(self) -> int:
         """int: Longest row of token ids the text tower accepts."""
@@ -526,7 +531,7 @@ class CLIPZeroShot(CLIP):
         """
         transform = CLIPPreprocess(scale=self.image_size)
         feats = []
-        with torch.inference_mode():
+        with torch.no_grad():
             for start in range(0, len(images), batch_size):
                 batch = []
                 for image in images[start:start + batch_size]:

@@ -159,7 +159,7 @@ def encode_token_ids(encode: TextEncoder,
     order = torch.argsort(lengths, stable=True)
     bar = ProgressBar(len(order)) if progress else None
     chunks = []
-    with torch.inference_mode():
+    with torch.no_grad():
         for start in range(0, len(order), batch_size):
             rows = order[start:start + batch_size]
             longest = int(lengths[rows].max())

@@ -58,10 +58,18 @@ class SDPAWindowMSA(WindowMSA):
         if mask is None:
             attn_mask = bias.unsqueeze(0)
         else:
+            # Shifted windows: each window has its own mask. Fold the
+            # windows into the head dimension, (B, windows * heads, N, C'),
+            # so the mask broadcasts over the batch and SDPA keeps 4-D
+            # inputs (its fused CPU kernel takes nothing else; 5-D inputs
+            # fall back to the unfused math, as slow as WindowMSA's).
             num_windows = mask.shape[0]
-            q, k, v = (t.reshape(-1, num_windows, heads, n, c // heads)
-                       for t in (q, k, v))
-            attn_mask = bias.unsqueeze(0) + mask.to(q.dtype).unsqueeze(1)
+            q, k, v = (
+                t.reshape(-1, num_windows * heads, n, c // heads)
+                for t in (q, k, v))
+            attn_mask = (bias.unsqueeze(0) +
+                         mask.to(q.dtype).unsqueeze(1)).reshape(
+                             1, num_windows * heads, n, n)
         out = F.scaled_dot_product_attention(
             q,
             k,

@@ -1,0 +1,86 @@
+# Copyright (c) mmprompt contributors. All rights reserved.
+"""``torch.compile`` for the frozen towers of a model, in place."""
+import functools
+from typing import Callable, List, Optional, Sequence
+
+import torch
+import torch.nn as nn
+
+#: ``torch.compile`` modes accepted by :func:`compile_model`.
+COMPILE_MODES = ('default', 'reduce-overhead', 'max-autotune',
+                 'max-autotune-no-cudagraphs')
+
+
+def _default_modules(model: nn.Module) -> List[str]:
+    names = getattr(model, 'compile_modules', None)
+    if names is None:
+        raise TypeError(
+            f'{type(model).__name__} names no compile_modules; pass '
+            'modules=[...] (names of submodules)')
+    return list(names)
+
+
+def compile_model(model: nn.Module,
+                  modules: Optional[Sequence[str]] = None,
+                  mode: Optional[str] = None,
+                  freeze: bool = True,
+                  dynamic: Optional[bool] = False) -> nn.Module:
+    """Compile the heavy, category-independent submodules of ``model``.
+
+    Each submodule's ``forward`` is replaced in place by its compiled
+    version, so parameter names, state-dict keys and the hooks of
+    :func:`~mmprompt.models.utils.apply_precision` stay as they are (call
+    this after it). What depends on the categories (text prototypes, label
+    queries, thresholds) is left eager, so switching categories never runs
+    a graph built for others.
+
+    Args:
+        model (nn.Module): A built model with its weights loaded.
+        modules (Sequence[str], optional): Names of the submodules to
+            compile. Defaults to the model's ``compile_modules`` (CLIP: the
+            image tower; RAM: the Swin encoder and each tagging-head
+            layer).
+        mode (str, optional): ``torch.compile`` mode, one of
+            :data:`COMPILE_MODES`; ``'reduce-overhead'`` adds CUDA graphs.
+            Defaults to None (``'default'``).
+        freeze (bool): Inductor's ``freezing``: under ``torch.no_grad`` the
+            weights are constants of the graph, folded and (on the CPU)
+            prepacked for oneDNN. Weights changed after the first call are
+            then not seen: load them first. Defaults to True.
+        dynamic (bool, optional): Passed to ``torch.compile``. Defaults to
+            False: one static graph per input shape (a batch size, a
+            chunk of the tagging head, a text length), each compiled on
+            its first call, up to ``torch._dynamo.config.recompile_limit``
+            shapes per module; None lets shapes become symbolic after the
+            first change, at some cost in speed.
+
+    Returns:
+        nn.Module: ``model`` itself.
+    """
+    if mode is not None and mode not in COMPILE_MODES:
+        raise ValueError(f'mode must be one of {COMPILE_MODES}, got {mode!r}')
+    names = list(modules) if modules is not None else _default_modules(model)
+    children = [(name, model.get_submodule(name)) for name in names]
+    for name, child in children:
+        if getattr(child, '_mmprompt_compiled', False):
+            raise RuntimeError(f'{name} is already compiled')
+    for _, child in children:
+        child.forward = _compiled_forward(child.forward, mode, freeze, dynamic)
+        child._mmprompt_compiled = True
+    return model
+
+
+def _compiled_forward(forward: Callable, mode: Optional[str], freeze: bool,
+                      dynamic: Optional[bool]) -> Callable:
+    import torch._inductor.config as inductor_config
+    compiled = torch.compile(forward, mode=mode, dynamic=dynamic)
+
+    @functools.wraps(forward)
+    def wrapped(*args, **kwargs):
+        # Inductor reads ``freezing`` from its global config when it
+        # compiles (the first call of each shape); ``options=`` does not
+        # reach it. Patch it for these calls only.
+        with inductor_config.patch(freezing=freeze):
+            return compiled(*args, **kwargs)
+
+    return wrapped

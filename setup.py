@@ -1,12 +1,17 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
+import os
 import os.path as osp
-
+import shutil
+import sys
 from setuptools import find_packages, setup
+
+ROOT = osp.dirname(osp.abspath(__file__))
 
 
 def readme() -> str:
-    with open(osp.join(osp.dirname(__file__), 'README.md'),
-              encoding='utf-8') as f:
+    with open(
+            osp.join(osp.dirname(__file__), 'README.md'),
+            encoding='utf-8') as f:
         return f.read()
 
 
@@ -23,6 +28,30 @@ def parse_requirements(fname: str) -> list:
     return [line for line in lines if line and not line.startswith('-')]
 
 
+def add_mim_extension() -> None:
+    """Ship ``configs/`` and ``tools/`` inside the package, as OpenMMLab does.
+
+    A wheel (``pip install .``, ``bdist_wheel``) gets copies under
+    ``mmprompt/.mim``, where :func:`mmprompt.apis.hub.get_configs_dir` and
+    ``mim`` find them; an editable install reads them from the checkout.
+    """
+    if not {'bdist_wheel', 'install', 'build', 'sdist'} & set(sys.argv[1:]):
+        return
+    mim = osp.join(ROOT, 'mmprompt', '.mim')
+    os.makedirs(mim, exist_ok=True)
+    for name in ('configs', 'tools'):
+        dst = osp.join(mim, name)
+        if osp.islink(dst) or osp.isfile(dst):
+            os.remove(dst)
+        elif osp.isdir(dst):
+            shutil.rmtree(dst)
+        shutil.copytree(
+            osp.join(ROOT, name),
+            dst,
+            ignore=shutil.ignore_patterns('__pycache__', '*.pyc'))
+
+
+add_mim_extension()
 setup(
     name='mmprompt',
     version=get_version(),
@@ -31,7 +60,9 @@ setup(
     long_description_content_type='text/markdown',
     license='Apache License 2.0',
     packages=find_packages(exclude=('configs', 'tools', 'demo', 'tests')),
-    package_data={'mmprompt': ['models/clip/*.gz', 'models/clip/*.txt']},
+    package_data={
+        'mmprompt': ['models/clip/*.gz', 'models/clip/*.txt', '.mim/**/*.py']
+    },
     include_package_data=True,
     python_requires='>=3.8',
     install_requires=parse_requirements('requirements/runtime.txt'),

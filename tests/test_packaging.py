@@ -1,0 +1,61 @@
+# Copyright (c) mmprompt contributors. All rights reserved.
+"""A wheel (``pip install .``, not ``-e``) carries the configs and tools."""
+import os
+import os.path as osp
+import shutil
+import subprocess
+import sys
+import zipfile
+
+import pytest
+from testing_utils import REPO_ROOT
+
+SKIP = shutil.ignore_patterns('.git', '__pycache__', '*.pyc', '*.egg-info',
+                              'build', 'dist', '.mim', 'artifacts',
+                              '.pytest_cache', '.hypothesis', 'work_dirs')
+
+
+@pytest.mark.slow
+def test_wheel_ships_configs_and_tools(tmp_path):
+    src = tmp_path / 'src'
+    shutil.copytree(REPO_ROOT, src, ignore=SKIP)
+    subprocess.run([
+        sys.executable, '-m', 'pip', 'wheel', '-q', '--no-deps',
+        '--no-build-isolation', '-w',
+        str(tmp_path / 'dist'),
+        str(src)
+    ],
+                   check=True,
+                   capture_output=True)
+    wheel, = (tmp_path / 'dist').glob('mmprompt-*.whl')
+    with zipfile.ZipFile(wheel) as z:
+        names = set(z.namelist())
+        z.extractall(tmp_path / 'site')
+    for name in os.listdir(osp.join(REPO_ROOT, 'configs', 'ram')):
+        assert f'mmprompt/.mim/configs/ram/{name}' in names
+    assert 'mmprompt/.mim/configs/_base_/default_runtime.py' in names
+    assert 'mmprompt/.mim/tools/test.py' in names
+    assert 'mmprompt/models/clip/bpe_simple_vocab_16e6.txt.gz' in names
+    assert not any(n.startswith(('tests/', 'configs/')) for n in names)
+
+    # The installed package finds its configs without a checkout.
+    code = ('import mmprompt, os.path as osp\n'
+            'from mmprompt.apis.hub import get_configs_dir\n'
+            'from mmengine.config import Config\n'
+            'd = get_configs_dir()\n'
+            'cfg = Config.fromfile(osp.join(d, "clip", '
+            '"clip_vit-base-p16_zeroshot-cls_cifar100.py"))\n'
+            'print(mmprompt.__file__)\n'
+            'print(d)\n'
+            'print(cfg.model.type)\n')
+    env = dict(os.environ, PYTHONPATH=str(tmp_path / 'site'))
+    out = subprocess.run([sys.executable, '-c', code],
+                         cwd=tmp_path,
+                         env=env,
+                         check=True,
+                         capture_output=True,
+                         text=True).stdout.split('\n')
+    site = str(tmp_path / 'site')
+    assert out[0].startswith(site), out
+    assert out[1] == osp.join(site, 'mmprompt', '.mim', 'configs')
+    assert out[2] == 'CLIPZeroShot'

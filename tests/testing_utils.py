@@ -26,3 +26,29 @@ def load_module(name: str, path: str) -> ModuleType:
         spec.loader.exec_module(module)
         sys.modules[name] = module
     return sys.modules[name]
+
+
+def save_openai_torchscript(state_dict: dict,
+                            path: str,
+                            image_size: int,
+                            context_length: int = 77,
+                            vocab_size: int = 49408) -> None:
+    """An archive shaped like OpenAI's CLIP release: the tensors in a
+    ScriptModule, plus the three hyper-parameters OpenAI keeps as state
+    entries."""
+    import torch
+    import torch.nn as nn
+    root = nn.Module()
+    for key, value in state_dict.items():
+        *parents, leaf = key.split('.')
+        module = root
+        for name in parents:
+            if name not in module._modules:
+                module.add_module(name, nn.Module())
+            module = module._modules[name]
+        module.register_parameter(leaf, nn.Parameter(value.detach().clone()))
+    for name, value in (('input_resolution', image_size),
+                        ('context_length', context_length), ('vocab_size',
+                                                             vocab_size)):
+        root.register_buffer(name, torch.tensor(value))
+    torch.jit.save(torch.jit.script(root), path)

@@ -8,9 +8,9 @@ import sys
 
 import pytest
 import torch
-import torch.nn as nn
 from mmengine.config import Config
 from mmengine.runner import load_checkpoint
+from testing_utils import save_openai_torchscript
 
 from mmprompt.converters import (ConverterError, convert_openai_clip,
                                  infer_openai_clip_arch)
@@ -315,29 +315,11 @@ def test_cli_bad_inputs(cli, src, tmp_path, capsys):
     one_error_line(capsys, 'already an mmprompt checkpoint')
 
 
-def save_torchscript(state_dict: dict, path: str) -> None:
-    """An archive shaped like OpenAI's: the tensors in a ScriptModule, plus
-    the three hyper-parameters OpenAI keeps as state entries."""
-    root = nn.Module()
-    for key, value in state_dict.items():
-        *parents, leaf = key.split('.')
-        module = root
-        for name in parents:
-            if name not in module._modules:
-                module.add_module(name, nn.Module())
-            module = module._modules[name]
-        module.register_parameter(leaf, nn.Parameter(value.clone()))
-    for name, value in (('input_resolution', IMAGE),
-                        ('context_length', CONTEXT), ('vocab_size', VOCAB)):
-        root.register_buffer(name, torch.tensor(value))
-    torch.jit.save(torch.jit.script(root), path)
-
-
 @pytest.mark.filterwarnings('ignore::FutureWarning')  # torch.jit
 def test_cli_reads_torchscript_archive(cli, tmp_path):
     sd = openai_state_dict(torch.float16)
     archive = str(tmp_path / 'ViT-T-16.pt')
-    save_torchscript(sd, archive)
+    save_openai_torchscript(sd, archive, IMAGE, CONTEXT, VOCAB)
     dst = str(tmp_path / 'out.pth')
     assert cli.main([archive, dst]) == 0
     ckpt = torch.load(dst, weights_only=True)
@@ -358,7 +340,7 @@ def test_cli_process_prints_one_line(tmp_path):
     sd = openai_state_dict()
     sd['visual.attnpool.k_proj.weight'] = torch.zeros(2, 2)
     archive = str(tmp_path / 'RN50.pt')
-    save_torchscript(sd, archive)
+    save_openai_torchscript(sd, archive, IMAGE, CONTEXT, VOCAB)
     result = subprocess.run(
         [sys.executable, CLI, archive,
          str(tmp_path / 'out.pth')],

@@ -13,6 +13,7 @@ from mmengine.config import Config
 from mmengine.runner import load_checkpoint
 from mmpretrain.models import ClsDataPreprocessor, VisionTransformer
 from mmpretrain.structures import DataSample
+from testing_utils import save_openai_torchscript
 from torch.testing import assert_close
 
 from mmprompt.models.clip import CLIP, CLIPTokenizer, CLIPZeroShot
@@ -369,24 +370,6 @@ def cli():
     return module
 
 
-def save_torchscript(state_dict: dict, path: str, image_size: int) -> None:
-    """An archive shaped like OpenAI's: the state dict in a ScriptModule,
-    plus the three hyper-parameters OpenAI keeps as state entries."""
-    root = nn.Module()
-    for key, value in state_dict.items():
-        *parents, leaf = key.split('.')
-        module = root
-        for name in parents:
-            if name not in module._modules:
-                module.add_module(name, nn.Module())
-            module = module._modules[name]
-        module.register_parameter(leaf, nn.Parameter(value.detach()))
-    root.register_buffer('input_resolution', torch.tensor(image_size))
-    root.register_buffer('context_length', torch.tensor(77))
-    root.register_buffer('vocab_size', torch.tensor(49408))
-    torch.jit.save(torch.jit.script(root), path)
-
-
 PARITY = [
     pytest.param(
         'ViT-B-32-quickgelu',
@@ -430,7 +413,7 @@ def test_parity_with_open_clip(arch, config, via_torchscript, cli, tokenizer,
         # fp16, like OpenAI's released archives.
         archive = str(tmp_path / f'{arch}.pt')
         half = {k: v.half() for k, v in ref.state_dict().items()}
-        save_torchscript(half, archive, size[0])
+        save_openai_torchscript(half, archive, size[0])
         del half
     del ref
     gc.collect()

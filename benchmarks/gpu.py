@@ -134,9 +134,18 @@ def build(config: str, device: torch.device) -> torch.nn.Module:
     return model
 
 
-def maybe_compile(module: Callable, args: argparse.Namespace) -> Callable:
-    return torch.compile(module, mode=args.compile_mode) if (
-        args.compile) else module
+def maybe_compile(model: torch.nn.Module,
+                  args: argparse.Namespace,
+                  modules: Optional[List[str]] = None,
+                  dynamic: Optional[bool] = False) -> torch.nn.Module:
+    """``mmprompt.models.utils.compile_model`` (frozen weights folded) when
+    ``--compile`` is given, as ``tools/test.py --compile`` does."""
+    if args.compile:
+        from mmprompt.models.utils import compile_model
+        mode = None if args.compile_mode in (None, 'default') else \
+            args.compile_mode
+        compile_model(model, modules=modules, mode=mode, dynamic=dynamic)
+    return model
 
 
 def bench_vit(bench: Bench, args: argparse.Namespace) -> None:
@@ -145,7 +154,7 @@ def bench_vit(bench: Bench, args: argparse.Namespace) -> None:
     clip = apply_precision(
         build('_base_/models/clip_vit-base-p16.py', device), args.precision,
         strategy=args.strategy)
-    encode = maybe_compile(clip.extract_image_feat, args)
+    encode = maybe_compile(clip, args).extract_image_feat
     bench.add('vit', 'mmprompt CLIP ViT-B/16', batch, 'img/s',
               lambda: encode(images), f'{args.precision}, {args.strategy}')
 
@@ -206,7 +215,9 @@ def bench_prototypes(bench: Bench, args: argparse.Namespace) -> None:
     clip = apply_precision(
         build('_base_/models/clip_vit-base-p16.py', device), args.precision,
         strategy=args.strategy)
-    encode = maybe_compile(clip.extract_text_feat, args)
+    # Batches are cut to their longest prompt: lengths vary, so symbolic.
+    encode = maybe_compile(
+        clip, args, modules=['text_encoder'], dynamic=None).extract_text_feat
     bench.add(
         'prototypes', 'mmprompt build_text_prototypes', prompts,
         'prompts/s', lambda: build_text_prototypes(
@@ -245,14 +256,12 @@ def bench_swin(bench: Bench, args: argparse.Namespace, batch: int,
     device = bench.device
     images = torch.randn(batch, 3, 384, 384, device=device)
     unit = 'img/s'
-    ram = _ram(device, args.precision, args.strategy)
-    logits = maybe_compile(ram.compute_logits, args)
+    ram = maybe_compile(_ram(device, args.precision, args.strategy), args)
     note = f'{args.precision}, {args.strategy}, SDPA'
     bench.add(section, 'mmprompt RAM (Swin-L + 4585-tag head)', batch, unit,
-              lambda: logits(images), note)
-    encode = maybe_compile(ram.extract_image_feat, args)
+              lambda: ram.compute_logits(images), note)
     bench.add(section, 'mmprompt RAM image encoder only', batch, unit,
-              lambda: encode(images), note)
+              lambda: ram.extract_image_feat(images), note)
     try:
         import timm
         swin = timm.create_model(

@@ -136,6 +136,22 @@ def test_bf16_precision_keeps_thresholds(files):
     assert scores and all(0 <= s <= 1 for s in scores)
 
 
+def test_compile_option(files):
+    """compile=True / a mode compiles the towers (lazily: the graphs are
+    built on the first call, which test_compiled_ram_* runs)."""
+    config = H.write_tiny_config(str(files['root'] / 'cc.py'), NORMAL, 20)
+    tagger = ImageTagger(
+        config, pretrained=files['ram'], compile='max-autotune-no-cudagraphs')
+    model = tagger.model
+    assert [
+        getattr(model.get_submodule(n), '_mmprompt_compiled', False)
+        for n in model.compile_modules
+    ] == [True] * (1 + len(model.tagging_head.layers))
+    assert not getattr(model.image_proj, '_mmprompt_compiled', False)
+    with pytest.raises(ValueError, match='mode must be one of'):
+        ImageTagger(config, pretrained=files['ram'], compile='fastest')
+
+
 def test_openset_categories(files):
     config = H.write_tiny_config(
         str(files['root'] / 'openset.py'),

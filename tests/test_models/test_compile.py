@@ -19,3 +19,25 @@ def test_compile_model_arguments():
         model.state_dict()) == ['0.weight', '0.bias']
     with pytest.raises(RuntimeError, match='already compiled'):
         compile_model(model, modules=['0'])
+
+
+def test_compiled_towers_run_under_inference_mode_and_no_grad():
+    """MMPreTrain keeps stochastic-depth rates as numpy scalars; compiled
+    as they are, dynamo's guards on them fail under inference_mode."""
+    import numpy as np
+    import torch
+    from mmcv.cnn.bricks.drop import DropPath
+    torch.manual_seed(0)
+    model = nn.Module()
+    model.tower = nn.Sequential(
+        nn.Linear(4, 4), DropPath(np.linspace(0, 0.1, 3)[1]))
+    model.eval()
+    x = torch.randn(2, 4)
+    with torch.no_grad():
+        expected = model.tower(x)
+    compile_model(model, modules=['tower'])
+    assert type(model.tower[1].drop_prob) is float
+    with torch.inference_mode():
+        torch.testing.assert_close(model.tower(x), expected)
+    with torch.no_grad():
+        torch.testing.assert_close(model.tower(x), expected)

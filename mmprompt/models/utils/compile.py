@@ -3,6 +3,7 @@
 import functools
 from typing import Callable, List, Optional, Sequence
 
+import numpy as np
 import torch
 import torch.nn as nn
 
@@ -65,9 +66,21 @@ def compile_model(model: nn.Module,
         if getattr(child, '_mmprompt_compiled', False):
             raise RuntimeError(f'{name} is already compiled')
     for _, child in children:
+        _numpy_scalars_to_python(child)
         child.forward = _compiled_forward(child.forward, mode, freeze, dynamic)
         child._mmprompt_compiled = True
     return model
+
+
+def _numpy_scalars_to_python(module: nn.Module) -> None:
+    """Numpy scalars kept as module attributes (MMPreTrain's stochastic-depth
+    rates come from ``np.linspace``) become Python numbers: dynamo would
+    turn them into tensors whose guards fail under ``torch.inference_mode``.
+    """
+    for m in module.modules():
+        for name, value in list(vars(m).items()):
+            if isinstance(value, np.generic):
+                setattr(m, name, value.item())
 
 
 def _compiled_forward(forward: Callable, mode: Optional[str], freeze: bool,

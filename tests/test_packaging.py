@@ -10,9 +10,11 @@ import zipfile
 import pytest
 from testing_utils import REPO_ROOT
 
-SKIP = shutil.ignore_patterns('.git', '__pycache__', '*.pyc', '*.egg-info',
-                              'build', 'dist', '.mim', 'artifacts',
-                              '.pytest_cache', '.hypothesis', 'work_dirs')
+# What .gitignore keeps out of a checkout (CI's .venv included).
+SKIP = shutil.ignore_patterns('.git', '.venv', '.whl', '__pycache__', '*.pyc',
+                              '*.egg-info', 'build', 'dist', '.mim',
+                              'artifacts', '.pytest_cache', '.hypothesis',
+                              'work_dirs')
 
 
 @pytest.mark.slow

@@ -85,8 +85,33 @@ class PrepareOpensetHook(Hook):
         model.set_openset(categories)
 
 
+class _ModelOnceHook(Hook):
+    """Changes the unwrapped model once, on the first ``before_test``."""
+
+    def __init__(self) -> None:
+        self._applied = False
+
+    def apply(self, model) -> str:
+        """Change ``model`` in place; return what to log."""
+        raise NotImplementedError
+
+    def before_test(self, runner) -> None:
+        """Apply to the model once.
+
+        Args:
+            runner (Runner): The runner.
+        """
+        if self._applied:
+            return
+        model = runner.model
+        model = model.module if is_model_wrapper(model) else model
+        message = self.apply(model)
+        self._applied = True
+        print_log(f'{type(self).__name__}: {message}', logger='current')
+
+
 @HOOKS.register_module()
-class PrecisionHook(Hook):
+class PrecisionHook(_ModelOnceHook):
     """Run the model's heavy towers in fp16 / bf16 during testing.
 
     Applied on ``before_test``, after the checkpoint is loaded (and after
@@ -106,31 +131,19 @@ class PrecisionHook(Hook):
         if precision not in PRECISIONS:
             raise ValueError(f'precision must be one of {sorted(PRECISIONS)}'
                              f', got {precision!r}')
+        super().__init__()
         self.precision = precision
         self.strategy = strategy
-        self._applied = False
 
-    def before_test(self, runner) -> None:
-        """Cast the model once.
-
-        Args:
-            runner (Runner): The runner.
-        """
-        if self._applied:
-            return
+    def apply(self, model) -> str:
         from mmprompt.models.utils import apply_precision
-        model = runner.model
-        model = model.module if is_model_wrapper(model) else model
         apply_precision(model, self.precision, strategy=self.strategy)
-        self._applied = True
-        print_log(
-            f'PrecisionHook: {type(model).__name__} runs in '
-            f'{self.precision} ({self.strategy})',
-            logger='current')
+        return (f'{type(model).__name__} runs in {self.precision} '
+                f'({self.strategy})')
 
 
 @HOOKS.register_module()
-class CompileHook(Hook):
+class CompileHook(_ModelOnceHook):
     """``torch.compile`` the model's frozen towers before testing.
 
     Applied on ``before_test``, after the checkpoint is loaded and after
@@ -154,25 +167,14 @@ class CompileHook(Hook):
         if mode is not None and mode not in COMPILE_MODES:
             raise ValueError(f'mode must be one of {COMPILE_MODES}, got '
                              f'{mode!r}')
+        super().__init__()
         self.mode = mode
         self.freeze = freeze
-        self._applied = False
 
-    def before_test(self, runner) -> None:
-        """Compile the towers once (each graph is built on its first batch).
-
-        Args:
-            runner (Runner): The runner.
-        """
-        if self._applied:
-            return
+    def apply(self, model) -> str:
         from mmprompt.models.utils import compile_model
-        model = runner.model
-        model = model.module if is_model_wrapper(model) else model
         compile_model(model, mode=self.mode, freeze=self.freeze)
-        self._applied = True
-        print_log(
-            f'CompileHook: {", ".join(model.compile_modules)} of '
-            f'{type(model).__name__} compiled (mode {self.mode or "default"}'
-            f', freeze={self.freeze})',
-            logger='current')
+        return (f'{", ".join(model.compile_modules)} of '
+                f'{type(model).__name__} compiled (mode '
+                f'{self.mode or "default"}, freeze={self.freeze}); each '
+                'graph is built on its first batch')

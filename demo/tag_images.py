@@ -65,6 +65,16 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         action='store_true',
         help='also tag the images of subfolders')
     parser.add_argument('--device', default='cpu', help='default: cpu')
+    parser.add_argument(
+        '--precision',
+        choices=['fp32', 'fp16', 'bf16'],
+        default='fp32',
+        help='precision of the towers (default: fp32, the one with parity)')
+    parser.add_argument(
+        '--compile',
+        action='store_true',
+        help='torch.compile the towers (worth it for large folders: each '
+        'batch size compiles on its first batch)')
     args = parser.parse_args(argv)
     if args.batch_size < 1:
         parser.error('--batch-size must be at least 1')
@@ -144,7 +154,11 @@ def main(argv: Optional[List[str]] = None) -> int:
             level=logging.ERROR)
         return 1
     tagger = ImageTagger(
-        args.config, pretrained=args.checkpoint, device=args.device)
+        args.config,
+        pretrained=args.checkpoint,
+        device=args.device,
+        precision=args.precision,
+        compile=args.compile)
     categories = categories_arg(args.categories)
     if categories is not None:
         tagger.set_categories(categories)

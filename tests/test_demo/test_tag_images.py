@@ -129,3 +129,25 @@ def test_no_images_and_bad_arguments(setup, tmp_path):
         DEMO.main([str(empty), *args])  # no --out
     with pytest.raises(SystemExit):
         DEMO.main([str(empty), *args, '--out', 'x', '--batch-size', '0'])
+
+
+def test_precision_and_compile_reach_the_tagger(setup, tmp_path, monkeypatch):
+    import mmprompt.apis
+    built = {}
+    real = mmprompt.apis.ImageTagger
+
+    def spy(*args, **kwargs):
+        built.update(kwargs)
+        kwargs['compile'] = False  # compiling is tested in test_ram.py
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(mmprompt.apis, 'ImageTagger', spy)
+    out = tmp_path / 'bf16.jsonl'
+    assert DEMO.main([
+        str(setup['folder'] / 'a.png'), '--config', setup['config'],
+        '--checkpoint', setup['ckpt'], '--out',
+        str(out), '--precision', 'bf16', '--compile'
+    ]) == 0
+    assert built['precision'] == 'bf16' and built['compile'] is True
+    row, = read_jsonl(out)
+    assert row['tags'] and all(0 <= s <= 1 for s in row['scores'])

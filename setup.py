@@ -9,21 +9,19 @@ ROOT = osp.dirname(osp.abspath(__file__))
 
 
 def readme() -> str:
-    with open(
-            osp.join(osp.dirname(__file__), 'README.md'),
-            encoding='utf-8') as f:
+    with open(osp.join(ROOT, 'README.md'), encoding='utf-8') as f:
         return f.read()
 
 
 def get_version() -> str:
     namespace = {}
-    with open(osp.join(osp.dirname(__file__), 'mmprompt', 'version.py')) as f:
+    with open(osp.join(ROOT, 'mmprompt', 'version.py')) as f:
         exec(compile(f.read(), 'version.py', 'exec'), namespace)
     return namespace['__version__']
 
 
 def parse_requirements(fname: str) -> list:
-    with open(osp.join(osp.dirname(__file__), fname)) as f:
+    with open(osp.join(ROOT, fname)) as f:
         lines = [line.split('#')[0].strip() for line in f]
     return [line for line in lines if line and not line.startswith('-')]
 

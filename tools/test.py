@@ -21,6 +21,8 @@ from mmengine.logging import print_log
 from mmengine.runner import Runner
 from mmengine.utils import ProgressBar
 
+from mmprompt.models.utils import COMPILE_MODES
+
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
@@ -53,10 +55,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         '--compile',
         nargs='?',
         const='default',
-        choices=[
-            'default', 'reduce-overhead', 'max-autotune',
-            'max-autotune-no-cudagraphs'
-        ],
+        choices=COMPILE_MODES,
         help='torch.compile the frozen towers (frozen weights constant-'
         "folded); a mode may follow, 'reduce-overhead' adds CUDA graphs")
     parser.add_argument(

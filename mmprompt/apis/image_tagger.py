@@ -26,9 +26,8 @@ from PIL import Image
 
 from mmprompt.datasets.transforms import open_image
 from mmprompt.models.ram import load_ram_checkpoint, ram_preprocess
-from mmprompt.models.utils import apply_precision, compile_model
 from . import hub
-from .utils import build_from_config, ready_for_inference
+from .utils import build_from_config, ready_for_inference, speed_up
 
 ImageInput = Union[str, np.ndarray, Image.Image]
 ModelType = Union[str, Config, BaseModel]
@@ -175,9 +174,7 @@ class ImageTagger(BaseInferencer):
         built = build_tagging_model(model, pretrained, device, **kwargs)
         if not hasattr(built, 'select_tags'):
             raise TypeError(f'{type(built).__name__} is not a RAM tagger')
-        apply_precision(built, precision)
-        if compile:
-            compile_model(built, mode=None if compile is True else compile)
+        speed_up(built, precision, compile)
         super().__init__(built, pretrained=False)
 
     @staticmethod

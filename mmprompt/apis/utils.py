@@ -1,11 +1,13 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
-"""Model building shared by the inferencers."""
+"""Model building and speed-ups shared by the inferencers."""
 from typing import Optional, Union
 
 import torch
 from mmengine.config import Config
 from mmengine.model import BaseModel
 from mmengine.registry import DefaultScope
+
+from mmprompt.models.utils import apply_precision, compile_model
 
 
 def build_from_config(cfg: Config) -> BaseModel:
@@ -45,3 +47,25 @@ def ready_for_inference(
     if device is not None:
         model.to(device)
     return model.eval()
+
+
+def speed_up(model: BaseModel,
+             precision: str = 'fp32',
+             compile: Union[bool, str] = False) -> BaseModel:
+    """The inferencers' ``precision=`` and ``compile=``, in place.
+
+    Args:
+        model (BaseModel): A model ready for inference.
+        precision (str): See :func:`mmprompt.models.utils.apply_precision`.
+            Defaults to ``'fp32'``.
+        compile (bool | str): True, or a ``torch.compile`` mode, to run
+            :func:`mmprompt.models.utils.compile_model` after the cast.
+            Defaults to False.
+
+    Returns:
+        BaseModel: ``model``.
+    """
+    apply_precision(model, precision)
+    if compile:
+        compile_model(model, mode=None if compile is True else compile)
+    return model

@@ -29,9 +29,8 @@ from mmprompt.datasets.transforms import CLIPPreprocess
 from mmprompt.models.clip.prompts import (resolve_categories,
                                           resolve_descriptions,
                                           resolve_templates)
-from mmprompt.models.utils import apply_precision, compile_model
 from . import hub
-from .utils import build_from_config, ready_for_inference
+from .utils import build_from_config, ready_for_inference, speed_up
 
 ImageInput = Union[str, np.ndarray, Image.Image]
 ModelType = Union[str, Config, BaseModel]
@@ -143,9 +142,7 @@ class ZeroShotClassifier(BaseInferencer):
         if not hasattr(built, 'set_categories'):
             raise TypeError(f'{type(built).__name__} is not a zero-shot '
                             'classifier (no set_categories)')
-        apply_precision(built, precision)
-        if compile:
-            compile_model(built, mode=None if compile is True else compile)
+        speed_up(built, precision, compile)
         super().__init__(built, pretrained=False)
         self._spec = None
 

@@ -163,10 +163,8 @@ class CompileHook(_ModelOnceHook):
     def __init__(self,
                  mode: Optional[str] = None,
                  freeze: bool = True) -> None:
-        from mmprompt.models.utils import COMPILE_MODES
-        if mode is not None and mode not in COMPILE_MODES:
-            raise ValueError(f'mode must be one of {COMPILE_MODES}, got '
-                             f'{mode!r}')
+        from mmprompt.models.utils import check_compile_mode
+        check_compile_mode(mode)
         super().__init__()
         self.mode = mode
         self.freeze = freeze

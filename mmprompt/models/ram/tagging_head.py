@@ -94,21 +94,6 @@ class LabelCrossAttention(nn.Module):
         out = out.transpose(1, 2).reshape(batch, q.size(1), q.size(2))
         return self.out_proj(out)
 
-    def forward(self, queries: torch.Tensor,
-                memory: torch.Tensor) -> torch.Tensor:
-        """Attend the queries to the image tokens.
-
-        Args:
-            queries (torch.Tensor): ``(K, C)``, the same for every image, or
-                ``(B, K, C)``.
-            memory (torch.Tensor): Image tokens, ``(B, N, memory_dims)``.
-
-        Returns:
-            torch.Tensor: ``(B, K, C)``.
-        """
-        # Shared queries are projected once, then viewed per image.
-        return self.attend(self.q_proj(queries), *self.project_memory(memory))
-
 
 class TaggingDecoderLayer(nn.Module):
     """One post-norm decoder layer: cross-attention, then a GELU MLP.

@@ -1,9 +1,9 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
-from .compile import COMPILE_MODES, compile_model
+from .compile import COMPILE_MODES, check_compile_mode, compile_model
 from .fast_attention import SDPAWindowMSA, enable_sdpa
 from .precision import PRECISIONS, apply_precision
 
 __all__ = [
-    'COMPILE_MODES', 'compile_model', 'SDPAWindowMSA', 'enable_sdpa',
-    'PRECISIONS', 'apply_precision'
+    'COMPILE_MODES', 'check_compile_mode', 'compile_model', 'SDPAWindowMSA',
+    'enable_sdpa', 'PRECISIONS', 'apply_precision'
 ]

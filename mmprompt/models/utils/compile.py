@@ -12,6 +12,13 @@ COMPILE_MODES = ('default', 'reduce-overhead', 'max-autotune',
                  'max-autotune-no-cudagraphs')
 
 
+def check_compile_mode(mode: Optional[str]) -> None:
+    """Raise ``ValueError`` unless ``mode`` is None or in
+    :data:`COMPILE_MODES`."""
+    if mode is not None and mode not in COMPILE_MODES:
+        raise ValueError(f'mode must be one of {COMPILE_MODES}, got {mode!r}')
+
+
 def _default_modules(model: nn.Module) -> List[str]:
     names = getattr(model, 'compile_modules', None)
     if names is None:
@@ -58,8 +65,7 @@ def compile_model(model: nn.Module,
     Returns:
         nn.Module: ``model`` itself.
     """
-    if mode is not None and mode not in COMPILE_MODES:
-        raise ValueError(f'mode must be one of {COMPILE_MODES}, got {mode!r}')
+    check_compile_mode(mode)
     names = list(modules) if modules is not None else _default_modules(model)
     children = [(name, model.get_submodule(name)) for name in names]
     for name, child in children:

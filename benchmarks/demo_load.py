@@ -39,8 +39,8 @@ REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 def _tiny_models(work_dir: str) -> Dict[str, str]:
     """Convert the tiny random-weight models of the demo tests."""
-    path = osp.join(REPO, 'tests', 'test_demo', 'tiny_demo_models.py')
-    spec = importlib.util.spec_from_file_location('tiny_demo_models', path)
+    path = osp.join(REPO, 'tests', 'testing_utils', 'demo_models.py')
+    spec = importlib.util.spec_from_file_location('demo_models', path)
     tiny = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tiny)
     clip = tiny.make_tiny_clip(work_dir)

@@ -13,8 +13,7 @@ from testing_utils import REPO_ROOT, load_module
 
 from mmprompt.apis import ImageTagger, list_tagging_models
 
-H = load_module('_ram_testing',
-                osp.join(REPO_ROOT, 'tests', 'test_tools', '_ram_testing.py'))
+from testing_utils import ram as H  # noqa: E402
 NORMAL = 'ram/ram_swin-large-p4-w12_384px_normal.py'
 OPENSET = 'ram/ram_swin-large-p4-w12_384px_openset.py'
 PLUS_OPENSET = 'ram/ram-plus_swin-large-p4-w12_384px_openset.py'

@@ -10,8 +10,7 @@ from testing_utils import REPO_ROOT, load_module
 
 from mmprompt.apis import ZeroShotClassifier, hub
 
-H = load_module('_clip_testing',
-                osp.join(osp.dirname(__file__), '_clip_testing.py'))
+from testing_utils import clip as H  # noqa: E402
 DEMO = load_module('_mmprompt_demo_classify',
                    osp.join(REPO_ROOT, 'demo', 'classify.py'))
 MODEL_CFG = '_base_/models/clip_vit-base-p16.py'

@@ -403,7 +403,7 @@ def test_result_adapters():
 @pytest.fixture(scope='module')
 def tiny_backend(tmp_path_factory):
     """The real backend on tiny random-weight converted models."""
-    from . import tiny_demo_models as tiny
+    from testing_utils import demo_models as tiny
     if not osp.isfile(osp.join(tiny.RAM_VECTORS, 'ram_tiny_state_dict.pth')):
         pytest.skip(f'shared RAM test vectors not found in '
                     f'{tiny.RAM_VECTORS}')
@@ -441,7 +441,7 @@ def test_real_backend_tags_like_the_reference(tiny_backend):
 def test_real_backend_tags_with_ram_plus(tmp_path):
     """The demo runs RAM++ (``--ram-config`` of a RAM++ config): the
     reference tags of the tiny RAM++, then an open set from plain names."""
-    from . import tiny_demo_models as tiny
+    from testing_utils import demo_models as tiny
     if not osp.isfile(
             osp.join(tiny.RAM_VECTORS, 'ram_plus_tiny_state_dict.pth')):
         pytest.skip(f'shared RAM++ test vectors not found in '

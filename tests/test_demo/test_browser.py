@@ -3,7 +3,7 @@
 
 The demo runs in a subprocess on a free loopback port with random-weight
 CLIP and RAM checkpoints made by the real converters
-(:mod:`tiny_demo_models`). Selenium drives Debian's ``chromium`` through
+(:mod:`testing_utils.demo_models`). Selenium drives Debian's ``chromium`` through
 ``chromedriver``: it uploads an image, submits, and reads the tags and the
 top-k back from the page. The tiny RAM's tags for the shared test image
 are known from the reference implementation, so the page must show exactly
@@ -25,7 +25,7 @@ import urllib.request
 
 import pytest
 
-from . import tiny_demo_models as tiny
+from testing_utils import demo_models as tiny
 
 pytestmark = pytest.mark.browser
 

@@ -11,8 +11,7 @@ import pytest
 from mmengine.logging import MMLogger
 from testing_utils import REPO_ROOT, load_module
 
-H = load_module('_ram_testing',
-                osp.join(REPO_ROOT, 'tests', 'test_tools', '_ram_testing.py'))
+from testing_utils import ram as H  # noqa: E402
 DEMO = load_module('_mmprompt_demo_tag_images',
                    osp.join(REPO_ROOT, 'demo', 'tag_images.py'))
 NORMAL = 'ram/ram_swin-large-p4-w12_384px_normal.py'

@@ -19,8 +19,7 @@ from testing_utils import REPO_ROOT, load_module
 
 from mmprompt.evaluation import tagging_metrics
 
-H = load_module('_ram_testing',
-                osp.join(osp.dirname(__file__), '_ram_testing.py'))
+from testing_utils import ram as H  # noqa: E402
 TOOL = load_module('_mmprompt_tools_test',
                    osp.join(REPO_ROOT, 'tools', 'test.py'))
 COMMON_CFG = 'ram/ram_swin-large-p4-w12_384px_openimages-common.py'

@@ -16,8 +16,7 @@ import torch.nn.functional as F
 from PIL import Image
 from testing_utils import REPO_ROOT, load_module
 
-H = load_module('_clip_testing',
-                osp.join(REPO_ROOT, 'tests', 'test_apis', '_clip_testing.py'))
+from testing_utils import clip as H  # noqa: E402
 TOOL = load_module('_mmprompt_tools_test',
                    osp.join(REPO_ROOT, 'tools', 'test.py'))
 

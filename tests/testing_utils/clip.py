@@ -1,6 +1,6 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
 """Tiny random-weight CLIPs, OpenAI-format checkpoints and a local HTTP
-server for the zero-shot tests (imported by path from other test files)."""
+server for the zero-shot tests (``from testing_utils import clip``)."""
 import hashlib
 import http.server
 import io
@@ -166,11 +166,3 @@ class FileServer:
         self.httpd.server_close()
         self.thread.join()
 
-
-def load_module_by_path(name: str, path: str):
-    """Import a helper file that is not on ``sys.path``."""
-    import importlib.util
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module

@@ -12,7 +12,7 @@ from PIL import Image
 from mmprompt.datasets import CLIPPreprocess
 from mmprompt.registry import MODELS
 
-REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 MODEL_CFG = osp.join(REPO_ROOT, 'configs', '_base_', 'models',
                      'clip_vit-base-p16.py')
 

@@ -1,18 +1,18 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
 """Tiny RAM / RAM++ checkpoints and configs for the tagging API, CLI and
-evaluation tests (imported by path from other test files).
+evaluation tests (``from testing_utils import ram``).
 
 The checkpoints are the reference's tiny state dicts of
 ``shared/ram/vectors`` converted by ``tools/model_converters/
 ram_to_mmprompt.py``; the configs are the real ones shrunk to them.
 """
-import importlib.util
 import json
 import os.path as osp
-import sys
 from typing import Optional
 
 import torch
+
+from testing_utils import load_module
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIGS = osp.join(REPO_ROOT, 'configs')
@@ -37,16 +37,6 @@ TINY_TEXT = dict(
     num_layers=2,
     num_heads=4,
     out_dims=512)
-
-
-def load_module(name: str, path: str):
-    """Import a file (a tool or a demo) as a module, once."""
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, path)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        sys.modules[name] = module
-    return sys.modules[name]
 
 
 def expected(vectors_dir: str, name: str = 'ram') -> dict:

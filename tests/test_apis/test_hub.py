@@ -9,19 +9,9 @@ import pytest
 import torch
 
 from mmprompt.apis import hub
+from testing_utils import clip as H
 
 
-def _load_helpers():
-    if '_clip_testing' not in sys.modules:
-        path = osp.join(osp.dirname(__file__), 'test_apis', '_clip_testing.py')
-        spec = importlib.util.spec_from_file_location('_clip_testing', path)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        sys.modules['_clip_testing'] = module
-    return sys.modules['_clip_testing']
-
-
-H = _load_helpers()
 NAME = 'clip_vit-base-p16'
 
 

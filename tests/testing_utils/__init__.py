@@ -1,12 +1,22 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
 """Helpers shared by test modules (``tests/`` is on ``sys.path`` through
-the rootdir ``conftest.py``)."""
+the rootdir ``conftest.py``): ``from testing_utils import clip, ram``.
+
+- this module: repository paths, :func:`load_module` for tool scripts,
+  :func:`save_openai_torchscript`;
+- :mod:`testing_utils.clip`: tiny CLIP checkpoints, OpenAI-layout state
+  dicts, a local HTTP file server;
+- :mod:`testing_utils.ram`: tiny RAM / RAM++ checkpoints and configs from
+  ``shared/ram/vectors``;
+- :mod:`testing_utils.demo_models`: the demo's tiny models (also used by
+  ``benchmarks/demo_load.py``, by path).
+"""
 import importlib.util
 import os.path as osp
 import sys
 from types import ModuleType
 
-REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
 def load_module(name: str, path: str) -> ModuleType:

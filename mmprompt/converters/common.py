@@ -17,13 +17,15 @@ from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import torch
 
+from mmprompt.utils.errors import UserError
+
 Transform = Optional[Callable[[torch.Tensor], torch.Tensor]]
 Rule = Tuple[str, str, Transform]
 
 MMPROMPT_FORMAT = 'mmprompt'
 
 
-class ConverterError(Exception):
+class ConverterError(UserError):
     """A checkpoint cannot be converted; the message says why in one line."""
 
 

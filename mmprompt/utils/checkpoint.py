@@ -1,0 +1,381 @@
+# Copyright (c) mmprompt contributors. All rights reserved.
+"""Reading, checking and writing mmprompt checkpoints.
+
+Every checkpoint mmprompt loads goes through :func:`read_checkpoint`, which
+never runs code: ``.pth`` files are read by ``torch.load(...,
+weights_only=True)``, passed explicitly so that no torch version or
+``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD`` setting unpickles objects; ``.safetensors``
+files hold tensors only, their meta a JSON string under the metadata key
+:data:`META_KEY`.
+
+:func:`load_checkpoint` loads strictly. A file that does not fit the model
+is refused with one line naming what the file is (an unconverted OpenAI
+CLIP, a RAM checkpoint for a CLIP config, a CLIP of another size, ...), not
+loaded with a warning. The keys a checkpoint may lack or hold without the
+model having them are named once, in :data:`RUNTIME_KEYS` and
+:data:`LOADED_ELSEWHERE`. Every check runs before any weight is copied: a
+refused file leaves the model as it was.
+"""
+import json
+import os.path as osp
+import re
+import zipfile
+from collections import OrderedDict
+from typing import Dict, Optional, Tuple, Union
+
+import torch
+import torch.nn as nn
+
+from .errors import CheckpointError
+from .io import atomic_write, check_output
+
+#: Metadata key of the JSON meta in a ``.safetensors`` file.
+META_KEY = 'mmprompt_meta'
+
+#: Regexes (``re.fullmatch``) of keys rebuilt at run time, never taken from
+#: a checkpoint: a checkpoint holding them (saved by an older version, or by
+#: a Runner while they were set) is not refused, and they are dropped.
+RUNTIME_KEYS = (
+    r'(.*\.)?text_prototypes',  # CLIPZeroShot.set_categories
+    r'(.*\.)?example_(feats|labels)',  # CLIPZeroShot.set_examples
+    r'(.*\.)?openset_(label_embed|class_threshold)',  # RAMOpenset
+    r'(.*\.)?attn_mask',  # the causal mask; attention is is_causal
+)
+
+#: Model class (or a base class) name -> regex of the keys a checkpoint of
+#: it lacks because they load from elsewhere: RAM's open-set models take
+#: their CLIP text tower from its own ``init_cfg``.
+LOADED_ELSEWHERE = {
+    'RAMOpenset': r'text_encoder\..+',
+}
+
+CLIP_CONVERTER = 'tools/model_converters/openai_clip_to_mmprompt.py'
+RAM_CONVERTER = 'tools/model_converters/ram_to_mmprompt.py'
+
+StateDict = Dict[str, torch.Tensor]
+
+
+def _is_torchscript(path: str) -> bool:
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as zf:
+        return any(n.endswith('constants.pkl') for n in zf.namelist())
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0][:200] if text else type(e).__name__
+
+
+def _read_safetensors(path: str) -> Tuple[dict, dict]:
+    from safetensors import SafetensorError, safe_open
+    try:
+        tensors = OrderedDict()
+        with safe_open(path, framework='pt', device='cpu') as f:
+            metadata = f.metadata() or {}
+            for key in f.keys():
+                tensors[key] = f.get_tensor(key)
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(f'{path}: not a readable safetensors file '
+                              f'({_first_line(e)})') from None
+    try:
+        meta = json.loads(metadata.get(META_KEY, '{}'))
+    except ValueError:
+        raise CheckpointError(
+            f'{path}: its {META_KEY!r} metadata is not JSON') from None
+    return tensors, meta if isinstance(meta, dict) else {}
+
+
+def _read_pth(path: str) -> object:
+    if _is_torchscript(path):
+        raise CheckpointError(
+            f'{path}: an OpenAI CLIP TorchScript archive, not an mmprompt '
+            f'checkpoint; convert it with {CLIP_CONVERTER}')
+    try:
+        # weights_only explicitly: never unpickle objects, whatever torch's
+        # default or TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD say.
+        return torch.load(path, map_location='cpu', weights_only=True)
+    except Exception as e:  # noqa: BLE001 - torch raises many kinds
+        if 'weights_only' in str(e) or 'Unsupported global' in str(e):
+            raise CheckpointError(
+                f'{path}: holds Python objects that a weights-only load '
+                'refuses to run; not an mmprompt checkpoint') from None
+        raise CheckpointError(
+            f'{path}: not a readable checkpoint, truncated or corrupt '
+            f'({type(e).__name__}: {_first_line(e)})') from None
+
+
+def split_checkpoint(obj: object,
+                     name: str = 'checkpoint') -> Tuple[dict, dict]:
+    """``(state_dict, meta)`` of a loaded checkpoint object.
+
+    Unwraps ``'state_dict'`` (or ``'model'``) and strips a ``'module.'``
+    prefix (DataParallel).
+
+    Args:
+        obj (object): What ``torch.load`` returned, or a state dict.
+        name (str): The file, for messages.
+
+    Raises:
+        CheckpointError: If ``obj`` holds no tensors or non-tensor entries.
+    """
+    if not isinstance(obj, dict):
+        raise CheckpointError(
+            f'{name}: not a checkpoint (a {type(obj).__name__}, not a dict '
+            'of tensors)')
+    meta = obj.get('meta') if isinstance(obj.get('meta'), dict) else {}
+    for wrapper in ('state_dict', 'model'):
+        if isinstance(obj.get(wrapper), dict):
+            obj = obj[wrapper]
+            break
+    state_dict = OrderedDict()
+    for key, value in obj.items():
+        if key == 'meta' and isinstance(value, dict):
+            continue
+        if not torch.is_tensor(value):
+            raise CheckpointError(
+                f'{name}: not a checkpoint: {str(key)[:60]!r} is a '
+                f'{type(value).__name__}, not a tensor')
+        key = str(key)
+        if key.startswith('module.'):
+            key = key[len('module.'):]
+        state_dict[key] = value
+    if not state_dict:
+        raise CheckpointError(f'{name}: not a checkpoint: holds no tensors')
+    return state_dict, meta
+
+
+def read_checkpoint(path: str) -> Tuple[StateDict, dict]:
+    """Read a ``.pth`` or ``.safetensors`` checkpoint without running code.
+
+    Args:
+        path (str): The file.
+
+    Returns:
+        tuple: ``(state_dict, meta)``; ``meta`` is ``{}`` if the file has
+        none.
+
+    Raises:
+        CheckpointError: If the file is missing, unreadable, holds Python
+            objects, or is not a dict of tensors.
+    """
+    if osp.isdir(path):
+        raise CheckpointError(f'{path}: is a directory, not a checkpoint')
+    if not osp.isfile(path):
+        raise CheckpointError(f'{path}: no such checkpoint file')
+    if path.endswith('.safetensors'):
+        return _read_safetensors(path)
+    return split_checkpoint(_read_pth(path), path)
+
+
+def save_checkpoint(state_dict: StateDict,
+                    meta: Optional[dict],
+                    path: str,
+                    force: bool = False) -> None:
+    """Write a checkpoint atomically, ``.safetensors`` or else ``.pth``.
+
+    A ``.pth`` file holds ``dict(state_dict=..., meta=...)``; a
+    ``.safetensors`` file the tensors, and ``meta`` as JSON under
+    :data:`META_KEY`. The file gets the umask's mode, see
+    :func:`mmprompt.utils.io.atomic_write`.
+
+    Args:
+        state_dict (dict): Key to tensor.
+        meta (dict, optional): JSON-serialisable data (strings, numbers,
+            lists, dicts), so that a ``.pth`` loads with ``weights_only``.
+        path (str): Output file.
+        force (bool): Replace an existing file. Defaults to False.
+
+    Raises:
+        OutputPathError: If ``path`` exists and ``force`` is False, or
+            cannot be written.
+    """
+    check_output(path, force=force)
+    meta = dict(meta or {})
+    if path.endswith('.safetensors'):
+        from safetensors.torch import save
+        # safetensors refuses tensors sharing storage: give each its own.
+        tensors = {
+            k: v.detach().contiguous().clone()
+            for k, v in state_dict.items()
+        }
+        data = save(tensors, metadata={META_KEY: json.dumps(meta)})
+        with atomic_write(path) as f:
+            f.write(data)
+        return
+    with atomic_write(path) as f:
+        torch.save(dict(state_dict=OrderedDict(state_dict), meta=meta), f)
+
+
+# -- what a state dict is -----------------------------------------------------
+def _clip_arch(sd: StateDict) -> Optional[str]:
+    """``'ViT-B/16'`` (``'ViT-L/14@336px'``) of a converted CLIP state dict."""
+    cls = sd.get('visual.cls_token')
+    proj = sd.get('visual.patch_embed.projection.weight')
+    pos = sd.get('visual.pos_embed')
+    if cls is None or proj is None:
+        return None
+    width, patch = cls.shape[-1], proj.shape[-1]
+    size = {768: 'B', 1024: 'L', 1280: 'H', 1664: 'bigG'}.get(width)
+    name = f'ViT-{size}/{patch}' if size else f'ViT ({width} wide)/{patch}'
+    if pos is not None:
+        side = round((pos.shape[1] - 1)**0.5) * patch
+        if side != 224:
+            name += f'@{side}px'
+    layers = {
+        int(m.group(1))
+        for k in sd
+        for m in [re.match(r'visual\.layers\.(\d+)\.', k)] if m
+    }
+    standard = {'B': 12, 'L': 24, 'H': 32, 'bigG': 48}.get(size)
+    if layers and (standard is None or len(layers) != standard):
+        name += f' ({len(layers)} layers)'
+    return name
+
+
+def describe(sd: StateDict, meta: Optional[dict] = None) -> str:
+    """What a state dict is, in words: ``'a CLIP ViT-B/16 checkpoint'``,
+    ``'an OpenAI CLIP checkpoint'``, ``'a RAM++ checkpoint'``, ...
+
+    Args:
+        sd (dict): Key to tensor.
+        meta (dict, optional): The checkpoint's meta.
+
+    Returns:
+        str: A noun phrase, or ``''`` if unknown.
+    """
+    meta = meta or {}
+    keys = set(sd)
+    if 'visual.class_embedding' in keys or 'token_embedding.weight' in keys:
+        return 'an OpenAI CLIP checkpoint'
+    if 'label_embed' in keys:
+        plus = 'reweight_scale' in keys or meta.get('source') == 'ram_plus'
+        name = 'RAM++' if plus else 'RAM'
+        if 'class_threshold' not in keys:
+            return f'an unconverted {name} checkpoint'
+        return f"a {name} checkpoint ({sd['class_threshold'].shape[0]} tags)"
+    if 'text_encoder.token_embedding.weight' in keys or \
+            'visual.cls_token' in keys:
+        arch = _clip_arch(sd)
+        return f'a CLIP {arch} checkpoint' if arch else 'a CLIP checkpoint'
+    return ''
+
+
+def _config_phrase(model_sd: StateDict) -> str:
+    what = describe(model_sd)
+    for article in ('an ', 'a '):
+        if what.startswith(article):
+            what = what[len(article):]
+    return what.replace(' checkpoint', '') or 'this model'
+
+
+def _mismatch_message(name: str, sd: StateDict, meta: dict,
+                      model_sd: StateDict) -> Optional[str]:
+    """One line for a checkpoint of the wrong family or size, or None."""
+    what, want = describe(sd, meta), _config_phrase(model_sd)
+    if what == 'an OpenAI CLIP checkpoint':
+        return (f'{name}: an OpenAI CLIP checkpoint, not converted; convert '
+                f'it with {CLIP_CONVERTER}')
+    if what.startswith('an unconverted RAM'):
+        return (f'{name}: {what[3:]}; convert it with {RAM_CONVERTER}')
+    if not what:
+        return None
+    family = what.split()[1]  # CLIP, RAM, RAM++
+    want_family = want.split()[0] if want else ''
+    if family != want_family:
+        return f'{name}: {what}, but this config is {want}'
+    if family == 'CLIP' and describe(sd) != describe(model_sd):
+        got = what[len('a CLIP '):-len(' checkpoint')]
+        return (f'{name}: a {got} checkpoint for a '
+                f"{want[len('CLIP '):]} config")
+    return None
+
+
+def _drop_runtime_keys(sd: StateDict) -> StateDict:
+    runtime = [re.compile(p) for p in RUNTIME_KEYS]
+    return OrderedDict((k, v) for k, v in sd.items()
+                       if not any(r.fullmatch(k) for r in runtime))
+
+
+def _listing(keys, n: int = 3) -> str:
+    keys = sorted(keys)
+    shown = ', '.join(keys[:n])
+    return shown + (f' and {len(keys) - n} more' if len(keys) > n else '')
+
+
+def check_state_dict(model: nn.Module, sd: StateDict, meta: dict,
+                     name: str) -> None:
+    """Refuse, in one line, a state dict that does not fit ``model``.
+
+    Raises:
+        CheckpointError: Naming the kind of file, or the keys and shapes
+            that differ.
+    """
+    model_sd = _drop_runtime_keys(model.state_dict())
+    message = _mismatch_message(name, sd, meta, model_sd)
+    if message:
+        raise CheckpointError(message)
+    shapes = [
+        f'{k} {tuple(sd[k].shape)} vs {tuple(v.shape)}'
+        for k, v in model_sd.items() if k in sd and sd[k].shape != v.shape
+    ]
+    if shapes:
+        raise CheckpointError(
+            f'{name}: does not fit this config: {len(shapes)} tensor(s) of '
+            f'another shape (checkpoint vs model): {_listing(shapes, 2)}')
+
+
+def load_checkpoint(model: nn.Module,
+                    checkpoint: Union[str, dict],
+                    name: Optional[str] = None) -> dict:
+    """Load weights into ``model`` strictly, or refuse in one line.
+
+    Args:
+        model (nn.Module): The model, built from its config.
+        checkpoint (str | dict): A ``.pth`` / ``.safetensors`` file, or a
+            loaded checkpoint (a state dict, or a dict wrapping one with
+            ``meta``).
+        name (str, optional): What to call it in messages. Defaults to the
+            file name, or ``'checkpoint'``.
+
+    Returns:
+        dict: ``dict(state_dict=..., meta=...)``, what MMEngine's hooks
+        (``after_load_checkpoint``) expect.
+
+    Raises:
+        CheckpointError: If the file cannot be read or does not fit the
+            model: a missing or unexpected key, or a tensor of another
+            shape.
+    """
+    if isinstance(checkpoint, str):
+        name = name or checkpoint
+        sd, meta = read_checkpoint(checkpoint)
+    else:
+        name = name or 'checkpoint'
+        sd, meta = split_checkpoint(checkpoint, name)
+    sd = _drop_runtime_keys(sd)
+    check_state_dict(model, sd, meta, name)
+    model_keys = set(_drop_runtime_keys(model.state_dict()))
+    elsewhere = [
+        re.compile(LOADED_ELSEWHERE[c.__name__]) for c in type(model).__mro__
+        if c.__name__ in LOADED_ELSEWHERE
+    ]
+    missing = [
+        k for k in model_keys - set(sd)
+        if not any(r.fullmatch(k) for r in elsewhere)
+    ]
+    unexpected = list(set(sd) - model_keys)
+    if missing or unexpected:
+        parts = []
+        if missing:
+            parts.append(f'{len(missing)} key(s) missing '
+                         f'({_listing(missing)})')
+        if unexpected:
+            parts.append(f'{len(unexpected)} unexpected key(s) '
+                         f'({_listing(unexpected)})')
+        what = describe(sd, meta)
+        raise CheckpointError(
+            f"{name}: {what + ', ' if what else ''}does not fit "
+            f"{_config_phrase(model.state_dict())}: {'; '.join(parts)}")
+    model.load_state_dict(sd, strict=False)
+    return dict(state_dict=sd, meta=meta)

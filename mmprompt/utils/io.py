@@ -1,0 +1,267 @@
+# Copyright (c) mmprompt contributors. All rights reserved.
+"""Safe file output and the one line-list reader.
+
+* :func:`atomic_write` writes through a temporary file beside the target and
+  renames it into place: a reader never sees half a file, an interrupted
+  write leaves the previous file intact. The temporary file is named
+  ``.<name>.<pid>.tmp-mmprompt``; it is removed on an exception and on
+  SIGTERM, and a later write to the same path removes those a dead process
+  left behind (SIGKILL). The result gets the mode the umask gives a new
+  file (``0644`` with the usual ``022``), also when it replaces a file.
+* :func:`check_output` refuses, before any work, an output that would lose
+  data (an existing file without ``force``, one of the inputs, a directory)
+  or that cannot be written.
+* :func:`read_lines` reads a list of names, one per line.
+"""
+import contextlib
+import os
+import os.path as osp
+import re
+import signal
+import threading
+from typing import IO, Iterable, Iterator, List, Set
+
+from .errors import InvalidInputError, OutputPathError
+
+TEMP_SUFFIX = '.tmp-mmprompt'
+
+_live_temps: Set[str] = set()
+_lock = threading.Lock()
+_previous_handler = None
+
+
+def get_umask() -> int:
+    """The process umask, read without changing it where the OS allows."""
+    try:
+        with open('/proc/self/status', encoding='ascii') as f:
+            for line in f:
+                if line.startswith('Umask:'):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def temp_path(path: str, pid: int = None) -> str:
+    """The temporary name :func:`atomic_write` uses for ``path``."""
+    pid = os.getpid() if pid is None else pid
+    folder, name = osp.split(osp.abspath(path))
+    return osp.join(folder, f'.{name}.{pid}{TEMP_SUFFIX}')
+
+
+def remove_stale_temps(path: str) -> List[str]:
+    """Remove the temporary files of ``path`` left by dead processes.
+
+    Args:
+        path (str): The target of an :func:`atomic_write`.
+
+    Returns:
+        list[str]: The removed files.
+    """
+    folder, name = osp.split(osp.abspath(path))
+    pattern = re.compile(
+        re.escape(f'.{name}.') + r'(\d+)' + re.escape(TEMP_SUFFIX))
+    removed = []
+    try:
+        entries = os.listdir(folder)
+    except OSError:
+        return removed
+    for entry in entries:
+        match = pattern.fullmatch(entry)
+        if not match or _pid_alive(int(match.group(1))):
+            continue
+        with contextlib.suppress(OSError):
+            os.remove(osp.join(folder, entry))
+            removed.append(osp.join(folder, entry))
+    return removed
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _on_sigterm(signum, frame) -> None:
+    """Remove every live temporary file, then die of SIGTERM as before."""
+    with _lock:
+        for tmp in list(_live_temps):
+            with contextlib.suppress(OSError):
+                os.remove(tmp)
+        _live_temps.clear()
+    previous = _previous_handler
+    if callable(previous):
+        previous(signum, frame)
+        return
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _install_sigterm_cleanup() -> None:
+    """Install :func:`_on_sigterm` once, from the main thread only."""
+    global _previous_handler
+    if threading.current_thread() is not threading.main_thread():
+        return
+    current = signal.getsignal(signal.SIGTERM)
+    if current is _on_sigterm or current == signal.SIG_IGN:
+        return
+    _previous_handler = current
+    signal.signal(signal.SIGTERM, _on_sigterm)
+
+
+@contextlib.contextmanager
+def atomic_write(path: str,
+                 mode: str = 'wb',
+                 encoding: str = None) -> Iterator[IO]:
+    """Open a temporary file that replaces ``path`` when the block ends.
+
+    On an exception (or SIGTERM) inside the block the temporary file is
+    removed and ``path`` is untouched. Nothing here checks whether ``path``
+    may be overwritten: call :func:`check_output` first.
+
+    Args:
+        path (str): The file to write.
+        mode (str): ``'wb'`` or ``'w'`` (text, UTF-8 unless ``encoding``).
+            Defaults to ``'wb'``.
+        encoding (str, optional): Text encoding. Defaults to None (UTF-8 in
+            text mode).
+
+    Yields:
+        file: The open temporary file.
+    """
+    if mode not in ('w', 'wb'):
+        raise InvalidInputError(f"atomic_write mode must be 'w' or 'wb', "
+                                f'not {mode!r}')
+    if mode == 'w' and encoding is None:
+        encoding = 'utf-8'
+    folder = osp.dirname(osp.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    remove_stale_temps(path)
+    tmp = temp_path(path)
+    _install_sigterm_cleanup()
+    with _lock:
+        _live_temps.add(tmp)
+    try:
+        with open(tmp, mode, encoding=encoding) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~get_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        raise
+    finally:
+        with _lock:
+            _live_temps.discard(tmp)
+
+
+def _inside(path: str, folder: str) -> bool:
+    path, folder = osp.realpath(path), osp.realpath(folder)
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def check_output(path: str,
+                 force: bool = False,
+                 inputs: Iterable[str] = (),
+                 flag: str = '--force') -> None:
+    """Refuse an output path that would lose data or cannot be written.
+
+    Call it before any work, so that a run never ends in an error after the
+    work is done.
+
+    Args:
+        path (str): The output file.
+        force (bool): Whether an existing file may be replaced.
+            Defaults to False.
+        inputs (Iterable[str]): Input files or folders; the output may be
+            none of them nor inside any. Defaults to ().
+        flag (str): The option named in the message. Defaults to
+            ``'--force'``.
+
+    Raises:
+        OutputPathError: With one line saying why.
+    """
+    if not path:
+        raise OutputPathError('empty output path')
+    if osp.isdir(path):
+        raise OutputPathError(f'{path}: is a directory; give a file name')
+    for item in inputs:
+        if not osp.lexists(item):
+            continue
+        if _inside(path, item) and osp.isdir(item):
+            raise OutputPathError(
+                f'{path}: is inside the input folder {item}; write it '
+                'elsewhere')
+        if osp.lexists(path) and _inside(path, item):
+            raise OutputPathError(
+                f'{path}: is one of the inputs; write it elsewhere')
+    if osp.islink(path) and not osp.exists(path) and not force:
+        raise OutputPathError(
+            f'{path}: exists (a dangling symbolic link); pass {flag} to '
+            'replace it')
+    if osp.exists(path) and not force:
+        raise OutputPathError(f'{path}: exists; pass {flag} to overwrite it')
+    folder = osp.dirname(osp.abspath(path))
+    while not osp.exists(folder):
+        folder = osp.dirname(folder)
+    if not osp.isdir(folder):
+        raise OutputPathError(f'{path}: {folder} is not a folder')
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise OutputPathError(f'{path}: {folder} is not writable')
+
+
+def read_lines(path: str,
+               skip_blank: bool = True,
+               unique: bool = False,
+               what: str = 'name') -> List[str]:
+    """Read one item per line, stripped of surrounding whitespace.
+
+    Args:
+        path (str): A UTF-8 text file.
+        skip_blank (bool): Skip blank lines; if False a blank line is an
+            error (where line numbers are indices). Defaults to True.
+        unique (bool): Refuse a repeated item. Defaults to False.
+        what (str): What a line holds, for messages. Defaults to ``'name'``.
+
+    Returns:
+        list[str]: The items, in file order.
+
+    Raises:
+        InvalidInputError: If the file is missing or unreadable, holds no
+            item, or breaks ``skip_blank`` / ``unique``.
+    """
+    if osp.isdir(path):
+        raise InvalidInputError(f'{path}: is a directory, not a text file')
+    try:
+        with open(path, encoding='utf-8') as f:
+            raw = f.read().splitlines()
+    except FileNotFoundError:
+        raise InvalidInputError(f'{path}: no such file') from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise InvalidInputError(f'{path}: cannot read ({e})') from None
+    items, seen = [], {}
+    for lineno, line in enumerate(raw, 1):
+        item = line.strip()
+        if not item:
+            if skip_blank:
+                continue
+            raise InvalidInputError(f'{path}: line {lineno} is blank')
+        if unique and item in seen:
+            raise InvalidInputError(
+                f'{path}: line {lineno} repeats the {what} {item!r} of line '
+                f'{seen[item]}')
+        seen.setdefault(item, lineno)
+        items.append(item)
+    if not items:
+        raise InvalidInputError(f'{path}: holds no {what}')
+    return items

@@ -1,0 +1,186 @@
+# Copyright (c) mmprompt contributors. All rights reserved.
+import os
+import os.path as osp
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+from mmengine.config import Config
+
+from mmprompt.apis.utils import build_from_config
+from mmprompt.utils import CheckpointError
+from mmprompt.utils.checkpoint import (META_KEY, load_checkpoint,
+                                       read_checkpoint, save_checkpoint)
+from testing_utils import REPO_ROOT, save_openai_torchscript
+from testing_utils import clip as clip_testing
+
+CIFAR = 'clip/clip_vit-base-p16_zeroshot-cls_cifar100.py'
+
+
+@pytest.fixture(scope='module')
+def tiny_clip(tmp_path_factory):
+    root = tmp_path_factory.mktemp('clip')
+    cfg = clip_testing.write_tiny_config(str(root / 'tiny.py'), CIFAR)
+    ckpt = clip_testing.write_converted_checkpoint(str(root / 'tiny.pth'))
+    return cfg, ckpt
+
+
+def _model(cfg):
+    return build_from_config(Config.fromfile(cfg))
+
+
+@pytest.mark.parametrize('ext', ['.pth', '.safetensors'])
+def test_save_and_read_round_trip(tmp_path, ext):
+    sd = {'a': torch.arange(6.).reshape(2, 3), 'b': torch.ones(2)}
+    sd['c'] = sd['a'][0]  # shares storage with 'a'
+    path = str(tmp_path / f'x{ext}')
+    save_checkpoint(sd, dict(format='mmprompt', tags=['x']), path)
+    got, meta = read_checkpoint(path)
+    assert meta == dict(format='mmprompt', tags=['x'])
+    assert set(got) == {'a', 'b', 'c'}
+    torch.testing.assert_close(got['c'], torch.arange(3.), atol=0, rtol=0)
+    assert oct(os.stat(path).st_mode & 0o777) == oct(0o666 & ~_umask())
+    if ext == '.safetensors':
+        from safetensors import safe_open
+        with safe_open(path, 'pt') as f:
+            assert META_KEY in f.metadata()
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def test_strict_load_of_the_right_checkpoint(tiny_clip):
+    cfg, ckpt = tiny_clip
+    model = _model(cfg)
+    result = load_checkpoint(model, ckpt)
+    assert result['meta']['source'] == 'openai_clip'
+    sd, _ = read_checkpoint(ckpt)
+    torch.testing.assert_close(model.logit_scale, sd['logit_scale'])
+
+
+def test_unconverted_openai_clip_is_refused(tiny_clip, tmp_path):
+    model = _model(tiny_clip[0])
+    raw = str(tmp_path / 'raw.pth')
+    torch.save(clip_testing.openai_state_dict(), raw)
+    with pytest.raises(
+            CheckpointError,
+            match='OpenAI CLIP checkpoint, not converted; '
+            'convert it with tools/model_converters/'
+            'openai_clip_to_mmprompt.py'):
+        load_checkpoint(model, raw)
+    jit = str(tmp_path / 'ViT-B-16.pt')
+    save_openai_torchscript(clip_testing.openai_state_dict(), jit,
+                            clip_testing.TINY['img_size'])
+    with pytest.raises(CheckpointError, match='TorchScript.*convert it'):
+        load_checkpoint(model, jit)
+
+
+def test_ram_checkpoint_for_a_clip_config(tiny_clip, tmp_path):
+    from conftest import RAM_VECTORS
+    from testing_utils import ram as ram_testing
+    if not osp.isdir(RAM_VECTORS):
+        pytest.skip(reason='shared RAM vectors missing')
+    ram = ram_testing.convert_tiny(RAM_VECTORS, str(tmp_path))
+    model = _model(tiny_clip[0])
+    with pytest.raises(
+            CheckpointError,
+            match=r'a RAM checkpoint \(20 tags\), but this '
+            'config is CLIP'):
+        load_checkpoint(model, ram)
+    raw = osp.join(RAM_VECTORS, 'ram_tiny_state_dict.pth')
+    with pytest.raises(
+            CheckpointError,
+            match='unconverted RAM checkpoint; convert it with '
+            'tools/model_converters/ram_to_mmprompt.py'):
+        load_checkpoint(model, raw)
+
+
+def test_clip_of_another_size_is_named():
+    from mmprompt.registry import MODELS  # noqa: F401
+    base = Config.fromfile(osp.join(REPO_ROOT, 'configs', CIFAR))
+    large = Config.fromfile(
+        osp.join(REPO_ROOT, 'configs', 'clip',
+                 'clip_vit-large-p14_zeroshot-cls_cifar100.py'))
+    # Only the state dict's shapes are read: meta-device models cost
+    # nothing.
+    with torch.device('meta'):
+        model_b = build_from_config(base)
+        model_l = build_from_config(large)
+    with pytest.raises(
+            CheckpointError,
+            match='a ViT-L/14 checkpoint for a ViT-B/16 config'):
+        load_checkpoint(model_b, model_l.state_dict(), name='l14.pth')
+
+
+def test_random_dicts_are_refused(tiny_clip, tmp_path):
+    model = _model(tiny_clip[0])
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    path = str(tmp_path / 'a.pth')
+    torch.save({'a': 1}, path)
+    with pytest.raises(CheckpointError, match="'a' is a int, not a tensor"):
+        load_checkpoint(model, path)
+    torch.save({'a': torch.ones(1)}, path)
+    with pytest.raises(
+            CheckpointError,
+            match=r'does not fit .* key\(s\) missing .*'
+            r'1 unexpected key\(s\) \(a\)'):
+        load_checkpoint(model, path)
+    # A partial checkpoint: refused before anything is copied.
+    sd, meta = read_checkpoint(tiny_clip[1])
+    del sd['logit_scale']
+    with pytest.raises(CheckpointError, match='1 key.* missing'):
+        load_checkpoint(model, dict(state_dict=sd, meta=meta))
+    for k, v in model.state_dict().items():
+        torch.testing.assert_close(v, before[k], atol=0, rtol=0)
+
+
+def test_truncated_and_missing_files(tiny_clip, tmp_path):
+    model = _model(tiny_clip[0])
+    data = open(tiny_clip[1], 'rb').read()
+    path = tmp_path / 'cut.pth'
+    path.write_bytes(data[:len(data) // 2])
+    with pytest.raises(CheckpointError, match='truncated or corrupt'):
+        load_checkpoint(model, str(path))
+    with pytest.raises(CheckpointError, match='no such checkpoint'):
+        load_checkpoint(model, str(tmp_path / 'nope.pth'))
+    with pytest.raises(CheckpointError, match='is a directory'):
+        load_checkpoint(model, str(tmp_path))
+    bad = tmp_path / 'bad.safetensors'
+    bad.write_bytes(b'\x10\x00\x00\x00\x00\x00\x00\x00{not json}')
+    with pytest.raises(CheckpointError, match='not a readable safetensors'):
+        load_checkpoint(model, str(bad))
+
+
+PAYLOAD = textwrap.dedent("""
+    import os, sys, torch
+    class Payload:
+        def __reduce__(self):
+            return (os.system, ('touch ' + sys.argv[2],))
+    torch.save({'state_dict': {'w': torch.ones(1)}, 'x': Payload()},
+               sys.argv[1])
+    """)
+
+
+def test_planted_payload_never_runs(tmp_path):
+    """With TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1 (torch's escape hatch that
+    turns weights_only off by default), read_checkpoint still refuses."""
+    ckpt, marker = str(tmp_path / 'evil.pth'), str(tmp_path / 'ran')
+    subprocess.run([sys.executable, '-c', PAYLOAD, ckpt, marker], check=True)
+    assert not osp.exists(marker)
+    env = dict(
+        os.environ, TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD='1', PYTHONPATH=REPO_ROOT)
+    code = ('import sys; from mmprompt.utils.checkpoint import '
+            'read_checkpoint\ntry:\n read_checkpoint(sys.argv[1])\n'
+            'except Exception as e: print(type(e).__name__, e)')
+    out = subprocess.run([sys.executable, '-c', code, ckpt],
+                         env=env,
+                         capture_output=True,
+                         text=True,
+                         check=True).stdout
+    assert not osp.exists(marker)
+    assert out.startswith('CheckpointError') and 'refuses' in out

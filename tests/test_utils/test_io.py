@@ -1,0 +1,123 @@
+# Copyright (c) mmprompt contributors. All rights reserved.
+import os
+import os.path as osp
+import signal
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from mmprompt.utils import (InvalidInputError, OutputPathError, atomic_write,
+                            check_output, read_lines)
+from mmprompt.utils.io import TEMP_SUFFIX, remove_stale_temps, temp_path
+from testing_utils import REPO_ROOT
+
+
+def test_atomic_write_replaces_and_honours_umask(tmp_path):
+    out = tmp_path / 'a.json'
+    out.write_text('old')
+    os.chmod(out, 0o600)
+    old = os.umask(0o022)
+    try:
+        with atomic_write(str(out), 'w') as f:
+            f.write('new')
+    finally:
+        os.umask(old)
+    assert out.read_text() == 'new'
+    assert oct(os.stat(out).st_mode & 0o777) == oct(0o644)
+    assert os.listdir(tmp_path) == ['a.json']
+
+
+def test_atomic_write_keeps_old_file_on_error(tmp_path):
+    out = tmp_path / 'a.bin'
+    out.write_bytes(b'old')
+    with pytest.raises(RuntimeError):
+        with atomic_write(str(out)) as f:
+            f.write(b'half')
+            raise RuntimeError('boom')
+    assert out.read_bytes() == b'old'
+    assert os.listdir(tmp_path) == ['a.bin']
+
+
+def test_stale_temp_of_a_dead_process_is_removed(tmp_path):
+    out = str(tmp_path / 'ckpt.pth')
+    proc = subprocess.Popen([sys.executable, '-c', 'pass'])
+    proc.wait()
+    stale = temp_path(out, pid=proc.pid)
+    assert osp.basename(stale) == f'.ckpt.pth.{proc.pid}{TEMP_SUFFIX}'
+    open(stale, 'w').close()
+    live = temp_path(out, pid=os.getppid())  # a live process: kept
+    open(live, 'w').close()
+    assert remove_stale_temps(out) == [stale]
+    assert osp.exists(live)
+
+
+def test_sigterm_during_write_removes_the_temp(tmp_path):
+    out = tmp_path / 'big.bin'
+    script = textwrap.dedent(f"""
+        import sys, time
+        sys.path.insert(0, {REPO_ROOT!r})
+        from mmprompt.utils.io import atomic_write
+        with atomic_write({str(out)!r}) as f:
+            f.write(b'x' * 100)
+            f.flush()
+            print('writing', flush=True)
+            time.sleep(60)
+        """)
+    proc = subprocess.Popen([sys.executable, '-c', script],
+                            stdout=subprocess.PIPE)
+    assert proc.stdout.readline().strip() == b'writing'
+    assert any(n.endswith(TEMP_SUFFIX) for n in os.listdir(tmp_path))
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == -signal.SIGTERM
+    assert os.listdir(tmp_path) == []
+
+
+def test_check_output_refusals(tmp_path):
+    src = tmp_path / 'img.jpg'
+    src.write_bytes(b'jpeg')
+    with pytest.raises(OutputPathError, match='exists; pass --force'):
+        check_output(str(src))
+    with pytest.raises(OutputPathError, match='one of the inputs'):
+        check_output(str(src), force=True, inputs=[str(src)])
+    with pytest.raises(OutputPathError, match='inside the input folder'):
+        check_output(str(tmp_path / 'new.json'), inputs=[str(tmp_path)])
+    with pytest.raises(OutputPathError, match='is a directory'):
+        check_output(str(tmp_path), force=True)
+    link = tmp_path / 'dangling.pth'
+    link.symlink_to(tmp_path / 'nowhere')
+    with pytest.raises(OutputPathError, match='dangling symbolic link'):
+        check_output(str(link))
+    check_output(str(link), force=True)
+    check_output(str(tmp_path / 'sub' / 'new.json'))  # made on write
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason='root writes anywhere')
+def test_check_output_unwritable_folder(tmp_path):
+    ro = tmp_path / 'ro'
+    ro.mkdir()
+    os.chmod(ro, 0o500)
+    try:
+        with pytest.raises(OutputPathError, match='not writable'):
+            check_output(str(ro / 'out.json'))
+    finally:
+        os.chmod(ro, 0o700)
+
+
+def test_read_lines(tmp_path):
+    path = tmp_path / 'tags.txt'
+    path.write_text(' cat \n\ndog\n')
+    assert read_lines(str(path)) == ['cat', 'dog']
+    with pytest.raises(InvalidInputError, match='line 2 is blank'):
+        read_lines(str(path), skip_blank=False)
+    path.write_text('dup\ndup\n')
+    with pytest.raises(InvalidInputError, match="line 2 repeats .*'dup'"):
+        read_lines(str(path), unique=True)
+    path.write_text('\n \n')
+    with pytest.raises(InvalidInputError, match='holds no name'):
+        read_lines(str(path))
+    with pytest.raises(InvalidInputError, match='is a directory'):
+        read_lines(str(tmp_path))
+    with pytest.raises(InvalidInputError, match='no such file'):
+        read_lines(str(tmp_path / 'missing.txt'))

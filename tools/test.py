@@ -16,12 +16,14 @@ from typing import List, Optional
 
 import torch
 from mmengine.config import Config, DictAction
+from mmengine.dist import all_reduce, get_dist_info, is_main_process
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
 from mmengine.runner import Runner
 from mmengine.utils import ProgressBar
 
 from mmprompt.models.utils import COMPILE_MODES
+from mmprompt.utils.dist import LAUNCHERS, setup_distributed
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -60,9 +62,12 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         "folded); a mode may follow, 'reduce-overhead' adds CUDA graphs")
     parser.add_argument(
         '--launcher',
-        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        choices=LAUNCHERS,
         default='none',
-        help='job launcher')
+        help='job launcher: pytorch under torchrun (tools/dist_test.sh), '
+        'slurm under srun (tools/slurm_test.sh), mpi under mpirun; the '
+        'backend is nccl with CUDA, else gloo (env_cfg.dist_cfg.backend '
+        'overrides)')
     args = parser.parse_args(argv)
     if args.out and not args.out.endswith('.json'):
         parser.error('--out must end with .json')
@@ -72,24 +77,33 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 
 class TestProgressHook(Hook):
-    """A progress bar over the test set, one tick per sample."""
+    """A progress bar over the test set on rank 0, one tick per sample.
+
+    In a distributed run every rank evaluates an equal share, so rank 0
+    counts its batches times the world size.
+    """
     priority = 'VERY_LOW'
 
     def __init__(self) -> None:
         self.bar = None
 
     def before_test_epoch(self, runner) -> None:
-        self.bar = ProgressBar(len(runner.test_dataloader.dataset))
+        if is_main_process():
+            self.bar = ProgressBar(len(runner.test_dataloader.dataset))
 
     def after_test_iter(self,
                         runner,
                         batch_idx,
                         data_batch=None,
                         outputs=None) -> None:
-        self.bar.update(len(outputs or ()))
+        if self.bar is not None:
+            total = self.bar.task_num
+            step = len(outputs or ()) * get_dist_info()[1]
+            self.bar.update(min(step, total - self.bar.completed))
 
     def after_test_epoch(self, runner, metrics=None) -> None:
-        sys.stdout.write('\n')
+        if self.bar is not None:
+            sys.stdout.write('\n')
         self.bar = None
 
 
@@ -117,6 +131,13 @@ class TestSpeedHook(Hook):
 
     def after_test_epoch(self, runner, metrics=None) -> None:
         self.end = time.perf_counter()
+        if get_dist_info()[1] > 1:
+            # All ranks' samples, less the sampler's padding.
+            count = torch.tensor([self.images, self.first_images])
+            all_reduce(count)
+            size = len(runner.test_dataloader.dataset)
+            self.images = min(int(count[0]), size)
+            self.first_images = min(int(count[1]), size)
 
     def summary(self) -> dict:
         """``images``, ``seconds``, ``images_per_s`` and the same after the
@@ -195,6 +216,7 @@ def write_json(path: str, payload: dict) -> None:
 def main(argv: Optional[List[str]] = None) -> dict:
     args = parse_args(argv)
     cfg = merge_args(Config.fromfile(args.config), args)
+    setup_distributed(cfg, args.launcher, training=False)
     runner = Runner.from_cfg(cfg)
     if torch.cuda.is_available():
         # MMPreTrain's ClsDataPreprocessor takes no `non_blocking` argument;
@@ -218,13 +240,14 @@ def main(argv: Optional[List[str]] = None) -> dict:
         f"{speed['images_per_s']:.1f} img/s for the whole evaluation" +
         (f', {after:.1f} img/s after the first batch' if after else ''),
         logger='current')
-    if args.out:
+    if args.out and is_main_process():
         write_json(
             args.out,
             dict(
                 config=args.config,
                 checkpoint=args.checkpoint,
                 num_samples=len(runner.test_dataloader.dataset),
+                world_size=get_dist_info()[1],
                 metrics=metrics,
                 speed=speed))
         print_log(f'Metrics written to {args.out}', logger='current')

@@ -18,8 +18,15 @@ default_hooks = dict(
 env_cfg = dict(
     cudnn_benchmark=False,
     mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
-    dist_cfg=dict(backend='nccl'),
+    # mmprompt's tools pick the backend from the device (nccl with CUDA,
+    # gloo without); set dist_cfg.backend to override it.
+    dist_cfg=dict(),
 )
+
+# Distributed runs wrap the model in DDP only if it has trainable
+# parameters (frozen zero-shot models run as they are), and without
+# device_ids on CPU.
+model_wrapper_cfg = dict(type='DistributedWrapper')
 
 vis_backends = [dict(type='LocalVisBackend')]
 visualizer = dict(

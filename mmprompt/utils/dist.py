@@ -1,0 +1,263 @@
+# Copyright (c) mmprompt contributors. All rights reserved.
+"""torch.distributed for every tool, on GPUs (NCCL) and on CPUs (gloo).
+
+MMEngine's ``init_dist`` calls ``torch.cuda.set_device`` for every launcher,
+so on a machine without a GPU every rank dies with "Found no NVIDIA driver".
+:func:`init_distributed` keeps MMEngine's launchers (``pytorch`` for
+``torchrun``, ``slurm`` for ``srun``, ``mpi`` for ``mpirun``) and their
+environment variables, delegates to MMEngine where a GPU is present and,
+without one, reads the same variables and starts a gloo process group.
+
+:func:`setup_distributed` is what the tools call before building a
+``Runner``: it picks the backend (:func:`default_backend`, overridable with
+``env_cfg.dist_cfg.backend``), starts the process group, makes the test
+sampler pad at the end (the padding is dropped by
+``mmengine.dist.collect_results``, see :func:`check_test_sampler`) and
+selects the ``DistributedWrapper`` model wrapper (no DDP for frozen models,
+DDP without ``device_ids`` on CPU).
+"""
+import datetime
+import os
+import subprocess
+from typing import List, Optional, Sequence, Tuple
+
+import torch
+import torch.distributed as torch_dist
+from mmengine.config import Config
+from mmengine.dist import get_dist_info, init_dist, is_distributed
+
+from .errors import InvalidInputError
+
+LAUNCHERS = ('none', 'pytorch', 'slurm', 'mpi')
+DEFAULT_PORT = '29500'
+
+
+def default_backend() -> str:
+    """``'nccl'`` where CUDA is available, else ``'gloo'``."""
+    return 'nccl' if torch.cuda.is_available() else 'gloo'
+
+
+def _slurm_env(port: Optional[int]) -> None:
+    """MMEngine's Slurm variables to torch's (``RANK``, ``MASTER_ADDR``...)."""
+    nodes = os.environ['SLURM_NODELIST']
+    os.environ['RANK'] = os.environ['SLURM_PROCID']
+    os.environ['WORLD_SIZE'] = os.environ['SLURM_NTASKS']
+    os.environ['LOCAL_RANK'] = os.environ.get('SLURM_LOCALID', '0')
+    if port is not None:
+        os.environ['MASTER_PORT'] = str(port)
+    os.environ.setdefault('MASTER_PORT', DEFAULT_PORT)
+    if 'MASTER_ADDR' not in os.environ:
+        os.environ['MASTER_ADDR'] = subprocess.getoutput(
+            f'scontrol show hostname {nodes} | head -n1')
+
+
+def _mpi_env() -> None:
+    """Open MPI's variables to torch's; ``MASTER_ADDR`` must be set."""
+    if 'MASTER_ADDR' not in os.environ:
+        raise InvalidInputError(
+            'the mpi launcher needs MASTER_ADDR (the address of rank 0)')
+    os.environ['RANK'] = os.environ['OMPI_COMM_WORLD_RANK']
+    os.environ['WORLD_SIZE'] = os.environ['OMPI_COMM_WORLD_SIZE']
+    os.environ['LOCAL_RANK'] = os.environ['OMPI_COMM_WORLD_LOCAL_RANK']
+    os.environ.setdefault('MASTER_PORT', DEFAULT_PORT)
+
+
+_LAUNCHER_VARS = dict(
+    pytorch=('RANK', 'WORLD_SIZE', 'LOCAL_RANK', 'MASTER_ADDR',
+             'MASTER_PORT'),
+    slurm=('SLURM_PROCID', 'SLURM_NTASKS', 'SLURM_NODELIST'),
+    mpi=('OMPI_COMM_WORLD_RANK', 'OMPI_COMM_WORLD_SIZE',
+         'OMPI_COMM_WORLD_LOCAL_RANK'))
+
+
+def init_distributed(launcher: str,
+                     backend: Optional[str] = None,
+                     timeout: Optional[float] = None,
+                     port: Optional[int] = None) -> bool:
+    """Start the default process group, on any device.
+
+    Nothing happens for ``launcher='none'`` or when a group already exists.
+
+    Args:
+        launcher (str): One of :data:`LAUNCHERS`.
+        backend (str, optional): ``'nccl'``, ``'gloo'`` or ``'mpi'``.
+            Defaults to :func:`default_backend`.
+        timeout (float, optional): Seconds a collective may wait. Defaults
+            to torch's (30 minutes).
+        port (int, optional): Slurm only: the rendezvous port (else
+            ``MASTER_PORT``, else 29500).
+
+    Returns:
+        bool: Whether a process group is running afterwards.
+
+    Raises:
+        InvalidInputError: For an unknown launcher, or when the launcher's
+            environment variables are missing (the tool was not started by
+            torchrun / srun / mpirun).
+    """
+    if launcher not in LAUNCHERS:
+        raise InvalidInputError(
+            f'unknown launcher {launcher!r}; choose one of {LAUNCHERS}')
+    if launcher == 'none':
+        return is_distributed()
+    if is_distributed():
+        return True
+    missing = [v for v in _LAUNCHER_VARS[launcher] if v not in os.environ]
+    if missing:
+        how = dict(
+            pytorch='torchrun (tools/dist_test.sh)',
+            slurm='srun (tools/slurm_test.sh)',
+            mpi='mpirun')[launcher]
+        raise InvalidInputError(
+            f'--launcher {launcher} needs {", ".join(missing)} in the '
+            f'environment: start the tool with {how}, or use --launcher '
+            'none')
+    backend = backend or default_backend()
+    kwargs = {}
+    if timeout is not None:
+        kwargs['timeout'] = datetime.timedelta(seconds=float(timeout))
+    if torch.cuda.is_available():
+        if launcher == 'slurm' and port is not None:
+            kwargs['port'] = port
+        init_dist(launcher, backend=backend, **kwargs)
+        return True
+    if backend == 'nccl':
+        raise InvalidInputError(
+            'the nccl backend needs CUDA, which this machine does not have; '
+            'use env_cfg.dist_cfg.backend=gloo (the default without a GPU)')
+    if launcher == 'slurm':
+        _slurm_env(port)
+    elif launcher == 'mpi':
+        _mpi_env()
+    torch_dist.init_process_group(
+        backend=backend, init_method='env://', **kwargs)
+    return True
+
+
+def check_test_sampler(dataloader_cfg: dict) -> None:
+    """Refuse a sampler setting whose padding would count in the metrics.
+
+    ``DefaultSampler`` pads the dataset to a multiple of the world size by
+    repeating its first samples *at the end*, and deals sample ``i`` to rank
+    ``i % world``; ``collect_results`` interleaves the ranks' results back
+    into dataset order and cuts them at the dataset size, so the padding is
+    what is cut. Without padding (``round_up=False``) the ranks get unequal
+    shares and ``collect_results`` drops real samples; with shuffling the
+    order of the dump is not the dataset's.
+
+    Args:
+        dataloader_cfg (dict): A ``test_dataloader`` / ``val_dataloader``
+            config.
+
+    Raises:
+        InvalidInputError: For ``round_up=False`` or ``shuffle=True``.
+    """
+    sampler = dataloader_cfg.get('sampler') or {}
+    kind = str(sampler.get('type', 'DefaultSampler')).split('.')[-1]
+    if kind != 'DefaultSampler':
+        return
+    if not sampler.get('round_up', True):
+        raise InvalidInputError(
+            'a distributed evaluation needs sampler round_up=True: without '
+            'it MMEngine drops real samples when it gathers the results')
+    if sampler.get('shuffle', False):
+        raise InvalidInputError(
+            'a distributed evaluation needs sampler shuffle=False (results '
+            'are gathered in dataset order)')
+
+
+def setup_distributed(cfg: Config,
+                      launcher: str,
+                      training: bool = True) -> Config:
+    """Prepare ``cfg`` for :class:`mmengine.runner.Runner` and start the group.
+
+    Sets ``cfg.launcher``, fills ``env_cfg.dist_cfg.backend`` from the device
+    unless the config or ``--cfg-options`` gave one, defaults
+    ``model_wrapper_cfg`` to ``DistributedWrapper`` (told whether the run
+    trains) and checks the evaluation samplers (:func:`check_test_sampler`).
+
+    Args:
+        cfg (Config): The merged config.
+        launcher (str): One of :data:`LAUNCHERS`.
+        training (bool): False for evaluation and inference tools: the
+            model is then never wrapped in DDP. Defaults to True.
+
+    Returns:
+        Config: ``cfg``, changed in place.
+    """
+    cfg.launcher = launcher
+    env_cfg = cfg.setdefault('env_cfg', {})
+    dist_cfg = env_cfg.setdefault('dist_cfg', {})
+    if not dist_cfg.get('backend'):
+        dist_cfg['backend'] = default_backend()
+    if launcher == 'none':
+        return cfg
+    wrapper = cfg.get('model_wrapper_cfg')
+    if wrapper is None:
+        wrapper = cfg.model_wrapper_cfg = dict(type='DistributedWrapper')
+    if str(wrapper.get('type')).split('.')[-1] == 'DistributedWrapper':
+        wrapper['training'] = training
+    for name in ('test_dataloader', 'val_dataloader'):
+        if cfg.get(name):
+            check_test_sampler(cfg[name])
+    init_distributed(
+        launcher,
+        backend=dist_cfg['backend'],
+        timeout=dist_cfg.get('timeout'),
+        port=dist_cfg.get('port'))
+    return cfg
+
+
+def shard_bounds(total: int, rank: int, world_size: int) -> Tuple[int, int]:
+    """The contiguous ``[start, stop)`` share of ``total`` items of a rank.
+
+    Shares differ by at most one item; the first ``total % world_size``
+    ranks get the larger ones.
+
+    Args:
+        total (int): Number of items.
+        rank (int): This process's rank.
+        world_size (int): Number of processes.
+
+    Returns:
+        tuple[int, int]: ``(start, stop)``.
+    """
+    base, extra = divmod(total, world_size)
+    start = rank * base + min(rank, extra)
+    return start, start + base + (1 if rank < extra else 0)
+
+
+def all_gather_rows(rows: torch.Tensor,
+                    counts: Sequence[int]) -> torch.Tensor:
+    """Concatenate every rank's rows, in rank order.
+
+    Each rank contributes ``counts[rank]`` rows of the same trailing shape
+    and dtype (zero rows allowed). The rows are padded to the largest share
+    so that one ``all_gather`` of equal shapes suffices (NCCL needs it);
+    they travel on the backend's device (CUDA for NCCL, CPU for gloo) and
+    come back on the device of ``rows``.
+
+    Args:
+        rows (torch.Tensor): ``(counts[rank], ...)`` this rank's rows.
+        counts (Sequence[int]): Rows of every rank.
+
+    Returns:
+        torch.Tensor: ``(sum(counts), ...)``.
+    """
+    rank, world_size = get_dist_info()
+    if world_size == 1:
+        return rows
+    if rows.size(0) != counts[rank]:
+        raise ValueError(f'rank {rank} has {rows.size(0)} rows, expected '
+                         f'{counts[rank]}')
+    comm = torch.device('cuda', torch.cuda.current_device()) \
+        if torch_dist.get_backend() == 'nccl' else torch.device('cpu')
+    longest = max(counts)
+    padded = rows.new_zeros((longest, *rows.shape[1:])).to(comm)
+    padded[:rows.size(0)] = rows.to(comm)
+    gathered: List[torch.Tensor] = [
+        torch.empty_like(padded) for _ in range(world_size)
+    ]
+    torch_dist.all_gather(gathered, padded)
+    return torch.cat([g[:n] for g, n in zip(gathered, counts)]).to(
+        rows.device)

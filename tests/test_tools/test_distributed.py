@@ -1,0 +1,185 @@
+# Copyright (c) mmprompt contributors. All rights reserved.
+"""torch.distributed on CPU: tools under ``torchrun --nproc_per_node 2``
+over gloo give the answers of one process.
+
+Every torchrun run is bounded (``testing_utils.dist.run`` kills the whole
+process group on a timeout) and uses a port that was free a moment before.
+"""
+import os
+import pickle
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+from PIL import Image
+from testing_utils import clip as H
+from testing_utils import dist as D
+
+from mmprompt.utils.dist import (check_test_sampler, init_distributed,
+                                 setup_distributed, shard_bounds)
+from mmprompt.utils.errors import InvalidInputError
+
+IN1K_CFG = 'clip/clip_vit-base-p16_zeroshot-cls_in1k.py'
+NUM_IMAGES = 7  # not a multiple of 2: the sampler pads rank 1's share
+CATEGORIES = [f'thing number {i}' for i in range(5)]
+
+
+def test_shard_bounds_cover_once():
+    for total in (0, 1, 5, 7, 100):
+        for world in (1, 2, 3, 8):
+            bounds = [shard_bounds(total, r, world) for r in range(world)]
+            assert bounds[0][0] == 0 and bounds[-1][1] == total
+            assert all(a[1] == b[0] for a, b in zip(bounds, bounds[1:]))
+            sizes = [b - a for a, b in bounds]
+            assert max(sizes) - min(sizes) <= 1
+
+
+def test_sampler_that_drops_samples_is_refused():
+    check_test_sampler(dict(sampler=dict(type='DefaultSampler')))
+    with pytest.raises(InvalidInputError, match='round_up=True'):
+        check_test_sampler(
+            dict(sampler=dict(type='DefaultSampler', round_up=False)))
+    with pytest.raises(InvalidInputError, match='shuffle=False'):
+        check_test_sampler(
+            dict(sampler=dict(type='DefaultSampler', shuffle=True)))
+
+
+def test_launcher_without_its_environment_is_one_line(monkeypatch):
+    for var in ('RANK', 'WORLD_SIZE', 'LOCAL_RANK', 'MASTER_ADDR',
+                'MASTER_PORT'):
+        monkeypatch.delenv(var, raising=False)
+    with pytest.raises(InvalidInputError, match='start the tool with '
+                       'torchrun'):
+        init_distributed('pytorch')
+    with pytest.raises(InvalidInputError, match='unknown launcher'):
+        init_distributed('ssh')
+    assert init_distributed('none') is False
+
+
+def test_backend_follows_the_device_unless_set():
+    from mmengine.config import Config
+    cfg = setup_distributed(Config(dict(env_cfg=dict(dist_cfg={}))), 'none')
+    expected = 'nccl' if torch.cuda.is_available() else 'gloo'
+    assert cfg.env_cfg.dist_cfg.backend == expected
+    assert cfg.launcher == 'none'
+    cfg = setup_distributed(
+        Config(dict(env_cfg=dict(dist_cfg=dict(backend='mpi')))), 'none')
+    assert cfg.env_cfg.dist_cfg.backend == 'mpi'
+
+
+def test_wrapper_skips_ddp_for_frozen_and_evaluation():
+    from mmprompt.models.utils import DistributedWrapper
+    frozen = nn.Linear(2, 2).requires_grad_(False)
+    assert DistributedWrapper(module=frozen) is frozen
+    trainable = nn.Linear(2, 2)
+    assert DistributedWrapper(module=trainable, training=False) is trainable
+
+
+def test_wrapper_uses_ddp_without_device_ids_on_cpu(monkeypatch):
+    """A one-process gloo group in this process, torn down afterwards."""
+    import torch.distributed as dist
+    from mmengine.model import MMDistributedDataParallel
+
+    from mmprompt.models.utils import DistributedWrapper
+    if dist.is_initialized():
+        pytest.skip('a process group is already running in this process')
+    port = D.free_port()
+    for key, value in dict(
+            RANK='0', WORLD_SIZE='1', LOCAL_RANK='0',
+            MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port)).items():
+        monkeypatch.setenv(key, value)
+    assert init_distributed('pytorch', backend='gloo', timeout=60)
+    try:
+        model = DistributedWrapper(
+            module=nn.Linear(2, 2), device_ids=[0])  # dropped on CPU
+        assert isinstance(model, MMDistributedDataParallel)
+        assert model.device_ids is None
+    finally:
+        dist.destroy_process_group()
+
+
+def write_folder(root, num_images=NUM_IMAGES):
+    """An ImageNet-layout folder (val/*.JPEG, meta/val.txt) of random
+    images of several sizes, labels cycling over the categories."""
+    (root / 'val').mkdir(parents=True)
+    (root / 'meta').mkdir()
+    rng = np.random.default_rng(0)
+    lines = []
+    for i in range(num_images):
+        pixels = rng.integers(0, 255, (60 + 3 * i, 70, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(root / 'val' / f'{i}.JPEG', quality=95)
+        lines.append(f'{i}.JPEG {i % len(CATEGORIES)}\n')
+    (root / 'meta' / 'val.txt').write_text(''.join(lines))
+    return root
+
+
+@pytest.fixture(scope='module')
+def clip_setup(tmp_path_factory):
+    pytest.importorskip('open_clip')
+    tmp = tmp_path_factory.mktemp('dist_clip')
+    root = write_folder(tmp / 'data')
+    checkpoint = H.write_converted_checkpoint(str(tmp / 'tiny.pth'))
+    config = H.write_tiny_config(
+        str(tmp / 'cfg.py'),
+        IN1K_CFG,
+        model=dict(
+            categories=CATEGORIES,
+            templates=['a photo of a {}.', 'a drawing of the {}.']),
+        extra=('test_dataloader.update(batch_size=2, '
+               f"dataset=dict(data_root='{root}'))\n"))
+    return dict(tmp=tmp, config=config, checkpoint=checkpoint)
+
+
+def run_test_py(setup, name, nproc, *extra, **torchrun):
+    """tools/test.py on ``nproc`` processes; returns (metrics, dump)."""
+    out = setup['tmp'] / f'{name}.json'
+    dump = setup['tmp'] / f'{name}.pkl'
+    args = [
+        setup['config'], setup['checkpoint'], '--work-dir',
+        str(setup['tmp'] / f'work_{name}'), '--out',
+        str(out), '--dump',
+        str(dump), '--no-progress', *extra
+    ]
+    if nproc == 1 and not torchrun:
+        D.run([D.sys.executable, D.os.path.join(D.REPO_ROOT, 'tools/test.py'),
+               *args])
+    else:
+        D.run(D.torchrun_argv('tools/test.py', [*args, '--launcher',
+                                                'pytorch'],
+                              nproc=nproc, **torchrun))
+    import json
+    with open(out) as f:
+        result = json.load(f)
+    with open(dump, 'rb') as f:
+        return result, pickle.load(f)
+
+
+def assert_same_predictions(one, two, atol):
+    """Same samples in the same order, same labels; scores within atol
+    (batches differ between 1 and 2 processes, and CPU kernels may round
+    differently for another batch composition)."""
+    assert len(one) == len(two) == NUM_IMAGES
+    assert [s['img_path'] for s in one] == [s['img_path'] for s in two]
+    assert [s['sample_idx'] for s in one] == list(range(NUM_IMAGES))
+    for a, b in zip(one, two):
+        assert a['pred_label'].tolist() == b['pred_label'].tolist()
+        assert a['gt_label'].tolist() == b['gt_label'].tolist()
+    diff = max(
+        float((a['pred_score'] - b['pred_score']).abs().max())
+        for a, b in zip(one, two))
+    assert diff <= atol, diff
+    return diff
+
+
+@pytest.mark.slow
+def test_test_py_two_processes_match_one(clip_setup):
+    """7 images on 2 ranks (4 + 3, the sampler pads with image 0): the
+    padding never counts, metrics and per-sample predictions match."""
+    one, dump_one = run_test_py(clip_setup, 'one', 1)
+    two, dump_two = run_test_py(clip_setup, 'two', 2)
+    assert two['world_size'] == 2 and one['world_size'] == 1
+    assert one['num_samples'] == two['num_samples'] == NUM_IMAGES
+    assert two['metrics'] == one['metrics']
+    assert two['speed']['images'] == NUM_IMAGES
+    assert_same_predictions(dump_one, dump_two, atol=1e-6)

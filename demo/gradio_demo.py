@@ -21,10 +21,10 @@ from typing import Any, Callable, List, Optional, Sequence
 import gradio as gr
 from mmengine.logging import print_log
 
-from mmprompt.apis.demo_backend import (MAX_SIDE, RAM_CONFIG,
-                                        RAM_OPENSET_CONFIG, DemoBackend,
-                                        DemoInputError, MMPromptBackend,
-                                        run_classify, run_tagging)
+from mmprompt.apis.demo_backend import (RAM_CONFIG, RAM_OPENSET_CONFIG,
+                                        DemoBackend, DemoInputError,
+                                        MMPromptBackend, run_classify,
+                                        run_tagging)
 
 NUM_EXAMPLE_SLOTS = 3  # the classify handler names each slot's inputs
 DEFAULT_CLIP_CONFIG = 'clip_vit-base-p16'
@@ -270,8 +270,9 @@ def build_demo(backend: DemoBackend, queue_size: int = 64) -> Any:
                     id='classify',
                     elem_id='tab-classify'):
                 _classify_tab(backend)
-        gr.Markdown(f'Images are downscaled to at most {MAX_SIDE} px before '
-                    'the models see them.')
+        gr.Markdown('Images are decoded as the library decodes them (EXIF '
+                    'orientation, 16-bit scaling, at most 89.5 megapixels): '
+                    'the page answers as the API does.')
     # One request per model at a time (the backend also locks); tagging and
     # classification run side by side.
     demo.queue(max_size=queue_size, default_concurrency_limit=1)

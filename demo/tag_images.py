@@ -113,18 +113,13 @@ def list_images(inputs: List[str], recursive: bool = False) -> List[str]:
 
 
 def read_batch(paths: List[str]) -> Tuple[list, list, list]:
-    """Decode images to RGB (as RAM does first); return the readable ones,
-    their paths and the paths that failed."""
-    from mmprompt.datasets.transforms import open_image
+    """Decode images with the library's decoder (RGB, as RAM does first);
+    return the readable ones, their paths and the paths that failed."""
+    from mmprompt.utils.image_io import decode_image
     images, good, bad = [], [], []
     for path in paths:
         try:
-            image = open_image(path)
-            try:
-                images.append(image.convert('RGB'))
-            except Exception as e:  # noqa: BLE001 - PIL modes vary
-                raise ValueError(f'cannot convert image {path!r} to RGB: '
-                                 f'{type(e).__name__}: {e}') from None
+            images.append(decode_image(path))
             good.append(path)
         except ValueError as e:
             bad.append(path)

@@ -1,21 +1,21 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
 """What the Gradio demo accepts, checked: uploads and text boxes.
 
-- :func:`load_image` decodes an upload safely: PIL's decompression-bomb
-  guard, JPEG draft decoding, a downscale to a bounded size, and grayscale,
-  palette, RGBA (over white) and 16-bit images turned into 8-bit RGB.
+- :func:`load_image` decodes an upload with the library's one decoder
+  (:func:`mmprompt.utils.image_io.decode_image`).
 - :func:`parse_categories`, :func:`parse_descriptions` and
   :func:`parse_examples` read the text boxes and example slots (comma or
   newline separated names; ``name: description`` lines).
 
 Bad input raises :class:`DemoInputError` with a message meant for the page.
 """
-import re
-import warnings
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
+
+from mmprompt.utils.errors import ImageDecodeError
+from mmprompt.utils.image_io import decode_image
 
 ImageInput = Union[str, np.ndarray, Image.Image]
 
@@ -40,147 +40,38 @@ class DemoInputError(ValueError):
 # ---------------------------------------------------------------------------
 
 
-def _to_uint8(arr: np.ndarray) -> np.ndarray:
-    """Scale a high-bit-depth or float array to ``uint8``.
-
-    Integer data is assumed to use 16 bits when its maximum fits (PNG's
-    16-bit grayscale opens as ``I;16`` or ``I``), else it is min-max scaled;
-    float data in ``[0, 1]`` is scaled by 255, other ranges min-max.
-    """
-    if arr.dtype == np.uint8:
-        return arr
-    if arr.dtype == np.bool_:
-        return arr.astype(np.uint8) * 255
-    data = arr.astype(np.float64)
-    if not np.isfinite(data).all():
-        data = np.nan_to_num(data, nan=0.0, posinf=0.0, neginf=0.0)
-    lo, hi = (float(data.min()), float(data.max())) if data.size else (0, 0)
-    if np.issubdtype(arr.dtype, np.integer) and lo >= 0:
-        scale = 255.0 if hi <= 255 else 65535.0 if hi <= 65535 else hi
-        data = data / scale
-    elif np.issubdtype(arr.dtype, np.floating) and lo >= 0 and hi <= 1:
-        pass
-    else:
-        data = (data - lo) / (hi - lo) if hi > lo else data * 0
-    return np.clip(np.rint(data * 255), 0, 255).astype(np.uint8)
-
-
-def _array_to_pil(arr: np.ndarray) -> Image.Image:
-    """An RGB(A) or grayscale array, any dtype, as a PIL image."""
-    if arr.ndim == 3 and arr.shape[2] == 1:
-        arr = arr[:, :, 0]
-    if arr.ndim not in (2, 3) or (arr.ndim == 3
-                                  and arr.shape[2] not in (3, 4)):
-        raise DemoInputError(
-            f'an image array must be (H, W), (H, W, 3) or (H, W, 4), got '
-            f'shape {arr.shape}')
-    arr = np.ascontiguousarray(_to_uint8(arr))
-    mode = 'L' if arr.ndim == 2 else 'RGB' if arr.shape[2] == 3 else 'RGBA'
-    return Image.fromarray(arr, mode=mode)
-
-
-def _flatten_to_rgb(img: Image.Image) -> Image.Image:
-    """Any PIL mode as 8-bit RGB; transparency is composited over white."""
-    if img.mode in ('I', 'I;16', 'I;16B', 'I;16L', 'I;16N', 'F'):
-        img = Image.fromarray(_to_uint8(np.asarray(img)), mode='L')
-    if img.mode == 'P':
-        img = img.convert('RGBA' if 'transparency' in img.info else 'RGB')
-    if img.mode in ('RGBA', 'LA', 'PA', 'RGBa', 'La'):
-        rgba = img.convert('RGBA')
-        background = Image.new('RGBA', rgba.size, (255, 255, 255, 255))
-        img = Image.alpha_composite(background, rgba)
-    return img.convert('RGB') if img.mode != 'RGB' else img
-
-
-def _check_size(width: int, height: int, max_pixels: int) -> None:
-    if width <= 0 or height <= 0:
-        raise DemoInputError(f'the image is empty ({width} x {height} px)')
-    if width * height > max_pixels:
-        raise DemoInputError(
-            f'the image is too large: {width} x {height} = '
-            f'{width * height / 1e6:.0f} megapixels, the limit is '
-            f'{max_pixels / 1e6:.0f}. Downscale it and upload it again.')
-
-
-def _open_file(path: str, max_side: int, max_pixels: int) -> Image.Image:
-    """Decode an image file with the size checked before decoding."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter('error', Image.DecompressionBombWarning)
-            with Image.open(path) as img:
-                _check_size(img.width, img.height, max_pixels)
-                # JPEG decodes straight at 1/2, 1/4 or 1/8 scale.
-                img.draft('RGB', (max_side, max_side))
-                img.seek(0)  # the first frame of an animation
-                img.load()
-                try:
-                    return ImageOps.exif_transpose(img)  # a loaded copy
-                except Exception:  # a broken EXIF block is not fatal
-                    return img.copy()
-    except DemoInputError:
-        raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        # PIL refused it in Image.open, before the size could be read.
-        found = re.search(r'\((\d+) pixels\)', str(e))
-        size = (f': {int(found.group(1)) / 1e6:.0f} megapixels'
-                if found else '')
-        raise DemoInputError(
-            f'the image is too large{size}, the limit is '
-            f'{max_pixels / 1e6:.0f}. Downscale it and upload it again.') \
-            from None
-    except FileNotFoundError:
-        raise DemoInputError(f'the image file {path!r} does not exist') \
-            from None
-    except UnidentifiedImageError:
-        raise DemoInputError(
-            'the upload is not an image file (or not one PIL can read); '
-            'upload a PNG, JPEG, WebP, BMP, TIFF or GIF file') from None
-    except (OSError, SyntaxError, ValueError, EOFError) as e:
-        reason = str(e).replace(path, '<upload>')
-        raise DemoInputError(
-            f'the image file is damaged or incomplete ({reason}); upload it '
-            'again or try another file') from None
-
-
 def load_image(image: Optional[ImageInput],
                max_side: int = MAX_SIDE,
                max_pixels: int = MAX_PIXELS) -> Image.Image:
-    """Decode an upload into a bounded 8-bit RGB PIL image.
+    """Decode an upload with the library's decoder.
+
+    :func:`mmprompt.utils.image_io.decode_image` checks the pixel budget
+    and aspect ratio before decoding, applies the EXIF orientation and
+    scales 16-bit images; the result goes to the inferencers as it is, so
+    the page gives the answer the API gives for the same file.
 
     Args:
         image (str | np.ndarray | PIL.Image.Image, optional): A file path, an
-            RGB(A)/grayscale array (any integer or float dtype) or a PIL
-            image (any mode).
-        max_side (int): The longer side is downscaled to at most this,
-            keeping the aspect ratio. Defaults to :data:`MAX_SIDE`.
+            RGB(A)/grayscale array or a PIL image (any mode).
+        max_side (int): Unused; kept for callers. Defaults to
+            :data:`MAX_SIDE`.
         max_pixels (int): Images with more pixels are refused before being
             decoded. Defaults to :data:`MAX_PIXELS`.
 
     Returns:
-        PIL.Image.Image: An ``RGB`` image, longer side <= ``max_side``.
+        PIL.Image.Image: The decoded image, in one of
+        :data:`mmprompt.utils.image_io.KEPT_MODES`.
 
     Raises:
         DemoInputError: No image, an unreadable file or one that is too large.
     """
     if image is None or (isinstance(image, str) and not image.strip()):
         raise DemoInputError('no image: upload an image first')
-    if isinstance(image, str):
-        img = _open_file(image, max_side, max_pixels)
-    elif isinstance(image, np.ndarray):
-        if image.ndim >= 2:
-            _check_size(image.shape[1], image.shape[0], max_pixels)
-        img = _array_to_pil(image)
-    elif isinstance(image, Image.Image):
-        _check_size(image.width, image.height, max_pixels)
-        img = image
-    else:
-        raise DemoInputError(
-            f'unsupported image input of type {type(image).__name__}')
-    img = _flatten_to_rgb(img)
-    if max(img.size) > max_side:
-        img = img.copy()
-        img.thumbnail((max_side, max_side), Image.Resampling.BICUBIC)
-    return img
+    try:
+        return decode_image(
+            image, mode=None, max_pixels=max_pixels, name='the upload')
+    except ImageDecodeError as e:
+        raise DemoInputError(str(e)) from None
 
 
 # ---------------------------------------------------------------------------

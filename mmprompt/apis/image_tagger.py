@@ -24,8 +24,9 @@ from mmpretrain.apis.base import BaseInferencer
 from mmpretrain.structures import DataSample
 from PIL import Image
 
-from mmprompt.datasets.transforms import open_image
 from mmprompt.models.ram import load_ram_checkpoint, ram_preprocess
+from mmprompt.utils.errors import InputTypeError, InvalidInputError
+from mmprompt.utils.image_io import decode_image
 from . import hub
 from .utils import build_from_config, ready_for_inference, speed_up
 
@@ -195,20 +196,19 @@ class ImageTagger(BaseInferencer):
         flip = self.array_order == 'bgr'
 
         def load(image: ImageInput) -> dict:
-            if isinstance(image, str):
-                image = open_image(image)
-            elif isinstance(image, np.ndarray):
+            if isinstance(image, np.ndarray):
                 if image.dtype != np.uint8 or image.ndim not in (2, 3) or (
                         image.ndim == 3 and image.shape[2] != 3):
-                    raise ValueError('an array image must be (H, W) or '
-                                     f'(H, W, 3) uint8, got {image.dtype} '
-                                     f'{image.shape}')
+                    raise InvalidInputError(
+                        'an array image must be (H, W) or (H, W, 3) uint8, '
+                        f'got {image.dtype} {image.shape}')
                 if image.ndim == 3 and flip:
-                    image = image[..., ::-1]
-                image = Image.fromarray(np.ascontiguousarray(image))
-            elif not isinstance(image, Image.Image):
-                raise TypeError('an image must be a path, a PIL image or a '
-                                f'numpy array, got {type(image).__name__}')
+                    image = np.ascontiguousarray(image[..., ::-1])
+            elif not isinstance(image, (str, Image.Image)):
+                raise InputTypeError(
+                    'an image must be a path, a PIL image or a numpy array, '
+                    f'got {type(image).__name__}')
+            image = decode_image(image, mode='RGB')
             return dict(inputs=ram_preprocess(image, size))
 
         return load

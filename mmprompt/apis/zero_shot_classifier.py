@@ -29,6 +29,7 @@ from mmprompt.datasets.transforms import CLIPPreprocess
 from mmprompt.models.clip.prompts import (resolve_categories,
                                           resolve_descriptions,
                                           resolve_templates)
+from mmprompt.utils.errors import InvalidInputError
 from . import hub
 from .utils import build_from_config, ready_for_inference, speed_up
 
@@ -154,6 +155,9 @@ class ZeroShotClassifier(BaseInferencer):
         def load(image: ImageInput) -> dict:
             if isinstance(image, str):
                 return pipeline(dict(img_path=image))
+            if image is None:
+                raise InvalidInputError(
+                    'an image is None; give a path, a PIL image or an array')
             return pipeline(dict(img=image))
 
         return load

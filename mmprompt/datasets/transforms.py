@@ -12,7 +12,6 @@ Mean/std normalisation stays in the model's data preprocessor; the output
 is BGR like ``LoadImageFromFile``'s, so that preprocessor keeps
 ``to_rgb=True`` (the flip is lossless).
 """
-import io
 from typing import Optional, Tuple
 
 import numpy as np
@@ -21,10 +20,14 @@ from mmengine import fileio
 from PIL import Image
 
 from mmprompt.registry import TRANSFORMS
+from mmprompt.utils.errors import ImageDecodeError
+from mmprompt.utils.image_io import decode_image
 
 
 def open_image(path: str, backend_args: Optional[dict] = None) -> Image.Image:
-    """Decode an image file with PIL, naming the file on failure.
+    """Decode an image file with :func:`mmprompt.utils.image_io.decode_image`
+    (pixel budget, EXIF orientation, 16-bit), in a mode the transforms
+    resize as the references do.
 
     Args:
         path (str): The file (any MMEngine file backend).
@@ -32,19 +35,21 @@ def open_image(path: str, backend_args: Optional[dict] = None) -> Image.Image:
             Defaults to None.
 
     Returns:
-        PIL.Image.Image: The decoded image, in its own mode.
+        PIL.Image.Image: The decoded image, in one of
+        :data:`mmprompt.utils.image_io.KEPT_MODES`.
 
     Raises:
-        ValueError: If the file cannot be read or decoded.
+        ImageDecodeError: A ``ValueError`` naming the file, if it cannot be
+            read or decoded or is over the limits.
     """
+    if backend_args is None and '://' not in str(path):
+        return decode_image(path, mode=None)
     try:
         data = fileio.get(path, backend_args=backend_args)
-        image = Image.open(io.BytesIO(data))
-        image.load()
-    except Exception as e:  # noqa: BLE001 - PIL and file backends vary
-        raise ValueError(f'cannot read image {path!r}: '
-                         f'{type(e).__name__}: {e}') from None
-    return image
+    except Exception as e:  # noqa: BLE001 - file backends vary
+        raise ImageDecodeError(f'{path}: cannot read ({type(e).__name__}: '
+                               f'{e})') from None
+    return decode_image(data, mode=None, name=path)
 
 
 def center_crop_box(width: int, height: int,
@@ -97,8 +102,10 @@ class PILPreprocess(BaseTransform):
     :class:`mmprompt.datasets.RAMPreprocess`: the image comes from
     ``results['img']`` when present (a PIL image, or an ``(H, W, 3)`` /
     ``(H, W)`` uint8 array in ``array_order``), otherwise from
-    ``results['img_path']`` decoded with PIL (an unreadable file raises a
-    ``ValueError`` naming it). Subclasses define :meth:`resize`. The output
+    ``results['img_path']``; every image goes through
+    :func:`mmprompt.utils.image_io.decode_image` (pixel budget, EXIF
+    orientation, 16-bit scaling; an unreadable file raises a ``ValueError``
+    naming it). Subclasses define :meth:`resize`. The output
     is BGR, MMCV's channel order, as ``LoadImageFromFile`` gives.
 
     Args:
@@ -150,8 +157,10 @@ class PILPreprocess(BaseTransform):
                                  f'{image.shape}')
             if image.ndim == 3 and self.array_order == 'bgr':
                 image = image[..., ::-1]
-            image = Image.fromarray(np.ascontiguousarray(image))
-        elif not isinstance(image, Image.Image):
+            image = decode_image(np.ascontiguousarray(image), mode=None)
+        elif isinstance(image, Image.Image):
+            image = decode_image(image, mode=None)
+        else:
             raise TypeError('img must be a PIL image or a numpy array, got '
                             f'{type(image).__name__}')
         results['ori_shape'] = (image.height, image.width)
@@ -172,7 +181,9 @@ class CLIPPreprocess(PILPreprocess):
     Takes the image from ``results['img']`` when present (a PIL image, or
     an ``(H, W, 3)`` / ``(H, W)`` uint8 array), otherwise decodes
     ``results['img_path']`` with PIL. See :func:`clip_resize_crop` for the
-    rest. EXIF orientation is ignored, as in OpenAI's code. The output is
+    rest. Unlike OpenAI's code, the EXIF orientation is applied and 16-bit
+    images are scaled (one decoder for every entry point, see
+    :func:`mmprompt.utils.image_io.decode_image`). The output is
     BGR, MMCV's channel order, as ``LoadImageFromFile`` gives.
 
     Required Keys:

@@ -1,11 +1,11 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
-from .errors import (CheckpointError, ImageDecodeError, InvalidInputError,
-                     OutputPathError, UserError, run_tool)
+from .errors import (CheckpointError, ImageDecodeError, InputTypeError,
+                     InvalidInputError, OutputPathError, UserError, run_tool)
 from .io import atomic_write, check_output, read_lines
 from .setup_env import register_all_modules
 
 __all__ = [
-    'register_all_modules', 'UserError', 'InvalidInputError',
+    'register_all_modules', 'UserError', 'InvalidInputError', 'InputTypeError',
     'CheckpointError', 'ImageDecodeError', 'OutputPathError', 'run_tool',
     'atomic_write', 'check_output', 'read_lines'
 ]

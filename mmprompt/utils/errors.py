@@ -19,6 +19,10 @@ class InvalidInputError(UserError, ValueError):
     """An argument or input value is invalid (wrong type, out of range)."""
 
 
+class InputTypeError(UserError, TypeError):
+    """An argument or input has the wrong type."""
+
+
 class CheckpointError(UserError, ValueError):
     """A checkpoint cannot be read or does not fit the model."""
 

@@ -64,8 +64,20 @@ def photo_variants(ram_vectors_dir, tmp_path):
     return [rotated, cmyk, grey16]
 
 
-def test_exact_pixels_where_mmpretrain_resize_differs(ram_vectors_dir,
-                                                      tmp_path):
+def ram_reference_pixels(path: str) -> np.ndarray:
+    """RAM's own recipe: PIL ``convert('RGB')``, no EXIF, 16 bits clipped."""
+    with Image.open(path) as img:
+        image = img.convert('RGB').resize((384, 384), Image.BILINEAR)
+    return np.asarray(image)
+
+
+def test_one_decoder_where_ram_and_mmpretrain_differ(ram_vectors_dir,
+                                                     tmp_path):
+    """RAMPreprocess gives the API's pixels (ram_preprocess) on every file.
+    Against RAM's own code: equal on a CMYK JPEG (which MMPreTrain's
+    OpenCV loader decodes differently), different on purpose on a rotated
+    photo (we apply the EXIF orientation) and on 16-bit grayscale (we scale,
+    RAM clips 99.6 % of the pixels to white)."""
     ours = RAMPreprocess(scale=384)
     mmpretrain = Compose([
         dict(type='LoadImageFromFile'),
@@ -75,13 +87,23 @@ def test_exact_pixels_where_mmpretrain_resize_differs(ram_vectors_dir,
             interpolation='bilinear',
             backend='pillow')
     ])
-    for path in photo_variants(ram_vectors_dir, tmp_path):
-        expected = ram_pixels(path)
+    rotated, cmyk, grey16 = photo_variants(ram_vectors_dir, tmp_path)
+    for path in (rotated, cmyk, grey16):
         got = ours(dict(img_path=path))['img'][..., ::-1]  # BGR -> RGB
-        np.testing.assert_array_equal(got, expected, err_msg=path)
-        other = mmpretrain(dict(img_path=path))['img'][..., ::-1]
-        assert other.shape != expected.shape or \
-            np.abs(other.astype(int) - expected).max() > 0, path
+        np.testing.assert_array_equal(got, ram_pixels(path), err_msg=path)
+    got = ours(dict(img_path=cmyk))['img'][..., ::-1]
+    np.testing.assert_array_equal(got, ram_reference_pixels(cmyk))
+    other = mmpretrain(dict(img_path=cmyk))['img'][..., ::-1]
+    assert np.abs(other.astype(int) - got).max() > 0
+    upright = ours(dict(img_path=rotated))['img'][..., ::-1]
+    with Image.open(rotated) as img:
+        transposed = img.transpose(
+            Image.Transpose.ROTATE_270).convert('RGB').resize((384, 384),
+                                                              Image.BILINEAR)
+    np.testing.assert_array_equal(upright, np.asarray(transposed))
+    grey = ours(dict(img_path=grey16))['img']
+    assert (ram_reference_pixels(grey16) == 255).mean() > 0.98
+    assert (grey == 255).mean() < 0.01 and 100 < grey.mean() < 155
 
 
 def test_in_memory_inputs_and_errors(ram_vectors_dir, tmp_path):

@@ -84,94 +84,42 @@ def test_load_image_rgb_and_modes(tmp_path):
     img = load_image(path)
     assert img.mode == 'RGB' and img.size == (40, 30)
     np.testing.assert_array_equal(np.asarray(img), rgb)
-
-    gray = tmp_path / 'gray.png'
-    Image.fromarray(rgb[:, :, 0]).save(gray)
-    out = np.asarray(load_image(str(gray)))
-    assert out.shape == (30, 40, 3)
-    np.testing.assert_array_equal(out[:, :, 2], rgb[:, :, 0])
-
-    for mode in ('CMYK', 'P', '1', 'LA', 'I', 'F'):
+    # The library decoder's modes: the inferencers resize these as the
+    # references do, so the page answers as the API does.
+    for mode, kept in (('CMYK', 'RGB'), ('P', 'P'), ('1', '1'), ('LA', 'LA'),
+                       ('I', 'L'), ('F', 'L'), ('RGBA', 'RGBA')):
         img = load_image(Image.new(mode, (5, 4)))
-        assert img.mode == 'RGB' and img.size == (5, 4), mode
+        assert img.mode == kept and img.size == (5, 4), mode
 
 
-def test_load_image_rgba_over_white(tmp_path):
-    rgba = np.zeros((2, 2, 4), np.uint8)
-    rgba[0, 0] = (10, 20, 30, 255)  # opaque
-    rgba[1, 1] = (0, 0, 0, 0)  # transparent black -> white
-    path = str(tmp_path / 'rgba.png')
-    Image.fromarray(rgba, 'RGBA').save(path)
-    out = np.asarray(load_image(path))
-    assert out[0, 0].tolist() == [10, 20, 30]
-    assert out[1, 1].tolist() == [255, 255, 255]
-    # A palette image with a transparent index.
-    pal = Image.new('P', (2, 1))
-    pal.putpalette([0, 0, 0, 200, 0, 0] + [0] * 762)
-    pal.putpixel((1, 0), 1)
-    pal.info['transparency'] = 0
-    path = str(tmp_path / 'pal.png')
-    pal.save(path, transparency=0)
-    assert np.asarray(load_image(path)).tolist() == [[[255, 255, 255],
-                                                      [200, 0, 0]]]
-
-
-def test_load_image_16bit(tmp_path):
+def test_load_image_is_the_library_decoder(tmp_path):
+    """Same pixels as the API's decoder: 16-bit scaled, no downscale."""
+    from mmprompt.utils.image_io import decode_image
     gray16 = np.array([[0, 257, 32896, 65535]], np.uint16)
-    out = np.asarray(
-        load_image(_png(tmp_path / 'g16.png', 4, 1, 16, 0, gray16)))
-    assert out[0, :, 0].tolist() == [0, 1, 128, 255]
-    rgb16 = np.zeros((1, 2, 3), np.uint16)
-    rgb16[0, 0] = (65535, 0, 32896)
-    out = np.asarray(
-        load_image(_png(tmp_path / 'c16.png', 2, 1, 16, 2, rgb16)))
-    assert out[0, 0].tolist() == [255, 0, 128]
-    rgba16 = np.full((1, 1, 4), 65535, np.uint16)
-    out = np.asarray(
-        load_image(_png(tmp_path / 'a16.png', 1, 1, 16, 6, rgba16)))
-    assert out[0, 0].tolist() == [255, 255, 255]
-
-
-def test_load_image_arrays():
-    f = np.array([[0.0, 0.5, 1.0]], np.float32)
-    assert np.asarray(load_image(f))[0, :, 1].tolist() == [0, 128, 255]
-    u16 = np.array([[0, 65535]], np.uint16)
-    assert np.asarray(load_image(u16))[0, :, 0].tolist() == [0, 255]
-    assert load_image(np.zeros((3, 4, 1), np.uint8)).size == (4, 3)
-    assert load_image(np.zeros((3, 4, 4), np.uint8)).mode == 'RGB'
-    assert load_image(np.ones((2, 2), bool)).getpixel((0, 0)) == (255, ) * 3
-    with pytest.raises(DemoInputError, match=r'shape \(3, 4, 2\)'):
-        load_image(np.zeros((3, 4, 2), np.uint8))
-
-
-def test_load_image_downscales_huge(tmp_path):
-    # A 24-megapixel JPEG: decoded in draft mode, then downscaled.
-    path = str(tmp_path / 'big.jpg')
-    Image.new('RGB', (6000, 4000), (200, 30, 40)).save(path, quality=80)
-    img = load_image(path)
-    assert img.size == (1024, 683)
-    assert abs(np.asarray(img)[300, 500, 0].item() - 200) <= 3
-    path = str(tmp_path / 'wide.png')
-    Image.new('L', (3000, 100)).save(path)
-    assert load_image(path, max_side=600).size == (600, 20)
+    path = _png(tmp_path / 'g16.png', 4, 1, 16, 0, gray16)
+    out = np.asarray(load_image(path))
+    assert out[0].tolist() == [0, 1, 128, 255]
+    np.testing.assert_array_equal(out, np.asarray(decode_image(path, None)))
+    big = str(tmp_path / 'big.png')
+    Image.new('L', (3000, 100)).save(big)
+    assert load_image(big).size == (3000, 100)
 
 
 def test_load_image_refuses_bombs(tmp_path):
     # The header claims 100000 x 100000 px; nothing is decoded.
     bomb = _png(tmp_path / 'bomb.png', 100000, 100000, 8, 2)
-    with pytest.raises(
-            DemoInputError,
-            match='too large: 10000 megapixels, the limit is 89'):
+    with pytest.raises(DemoInputError, match='too large to decode'):
         load_image(bomb)
     # Over PIL's warning limit, under its error limit.
     bomb = _png(tmp_path / 'bomb2.png', 10000, 10000, 8, 2)
-    with pytest.raises(DemoInputError, match='too large: 100 megapixels'):
+    with pytest.raises(
+            DemoInputError, match='100.0 megapixels, over the limit of 89.5'):
         load_image(bomb)
     small = tmp_path / 'small.png'
     Image.new('RGB', (200, 200)).save(small)
-    with pytest.raises(DemoInputError, match='limit is 0'):
+    with pytest.raises(DemoInputError, match='limit of 0.0'):
         load_image(str(small), max_pixels=10_000)
-    with pytest.raises(DemoInputError, match='too large'):
+    with pytest.raises(DemoInputError, match='over the limit'):
         load_image(np.zeros((200, 200), np.uint8), max_pixels=10_000)
 
 
@@ -192,9 +140,9 @@ def test_load_image_bad_input(tmp_path):
     with pytest.raises(DemoInputError, match='damaged or incomplete') as e:
         load_image(str(cut))
     assert str(tmp_path) not in str(e.value)  # no server paths on the page
-    with pytest.raises(DemoInputError, match='does not exist'):
+    with pytest.raises(DemoInputError, match='no such file'):
         load_image(str(tmp_path / 'missing.png'))
-    with pytest.raises(DemoInputError, match='unsupported image input'):
+    with pytest.raises(DemoInputError, match='got int'):
         load_image(42)
 
 
@@ -259,7 +207,7 @@ def test_parse_examples(tmp_path):
     out = parse_examples([('Cat', paths[:2]), (None, None), ('dog', []),
                           ('dog', paths[2])], cats)
     assert list(out) == ['cat', 'dog']
-    assert [im.size for im in out['cat']] == [(1024, 512)] * 2
+    assert [im.size for im in out['cat']] == [(2000, 1000)] * 2
     assert len(out['dog']) == 1
     assert parse_examples([], cats) == {}
     with pytest.raises(DemoInputError, match='set 2 has images but no'):
@@ -449,8 +397,7 @@ def test_real_backend_tags_with_ram_plus(tmp_path):
     clip = tiny.make_tiny_clip(str(tmp_path))
     ram = tiny.make_tiny_ram(str(tmp_path), clip['checkpoint'], plus=True)
     backend = MMPromptBackend(clip['config'], None, ram['config'],
-                              ram['checkpoint'],
-                              clip['checkpoint'])
+                              ram['checkpoint'], clip['checkpoint'])
     image = osp.join(tiny.RAM_VECTORS, 'images', 'img0_rgb_320x240.png')
     expected = tiny.ram_tiny_expected(plus=True)['expected']
     _, _, en, zh = run_tagging(backend, image, 0.5, True, '')

@@ -14,6 +14,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from mmprompt.utils.image_io import decode_image
+
 # ImageNet's mean and std of RGB in [0, 1].
 RAM_MEAN_01 = (0.485, 0.456, 0.406)
 RAM_STD_01 = (0.229, 0.224, 0.225)
@@ -22,27 +24,26 @@ RAM_MEAN = tuple(m * 255 for m in RAM_MEAN_01)
 RAM_STD = tuple(s * 255 for s in RAM_STD_01)
 
 
-def ram_preprocess(image: Union[str, Image.Image],
+def ram_preprocess(image: Union[str, Image.Image, np.ndarray],
                    image_size: int = 384) -> torch.Tensor:
     """Turn one image into RAM's input tensor.
 
-    The steps are RAM's: ``convert('RGB')`` (grey replicated, alpha dropped
-    without compositing, no EXIF rotation), a PIL bilinear (antialiased)
+    The steps are RAM's, after mmprompt's one decoder
+    (:func:`mmprompt.utils.image_io.decode_image`: pixel budget, EXIF
+    orientation, 16-bit scaling): ``convert('RGB')`` (grey replicated,
+    alpha dropped without compositing), a PIL bilinear (antialiased)
     resize to ``image_size x image_size``, division by 255, then
     ``(x - mean) / std`` with ImageNet's statistics.
 
     Args:
-        image (str | PIL.Image.Image): An image or the path of one.
+        image (str | PIL.Image.Image | np.ndarray): An image, the path of
+            one, or an RGB(A) / grayscale array.
         image_size (int): Side of the square input. Defaults to 384.
 
     Returns:
         torch.Tensor: ``(3, image_size, image_size)``, float32.
     """
-    if isinstance(image, str):
-        with Image.open(image) as img:
-            image = img.convert('RGB')
-    else:
-        image = image.convert('RGB')
+    image = decode_image(image, mode='RGB')
     image = image.resize((image_size, image_size), Image.BILINEAR)
     pixels = torch.from_numpy(np.array(image, dtype=np.uint8))
     x = pixels.permute(2, 0, 1).float().div(255)

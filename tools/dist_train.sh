@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Train on GPUS processes per node with torchrun (NCCL on GPUs, gloo on
+# CPUs, where GPUS is the number of processes).
+#   tools/dist_train.sh CONFIG GPUS [tools/train.py options]
+# Several nodes: run it on each with NNODES, NODE_RANK (0 .. NNODES-1) and
+# the MASTER_ADDR and PORT of node 0.
+
+CONFIG=$1
+GPUS=$2
+NNODES=${NNODES:-1}
+NODE_RANK=${NODE_RANK:-0}
+PORT=${PORT:-29500}
+MASTER_ADDR=${MASTER_ADDR:-"127.0.0.1"}
+
+PYTHONPATH="$(dirname $0)/..":$PYTHONPATH \
+python -m torch.distributed.run \
+    --nnodes=$NNODES \
+    --node_rank=$NODE_RANK \
+    --master_addr=$MASTER_ADDR \
+    --nproc_per_node=$GPUS \
+    --master_port=$PORT \
+    $(dirname "$0")/train.py \
+    $CONFIG \
+    --launcher pytorch \
+    "${@:3}"

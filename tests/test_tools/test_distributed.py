@@ -99,6 +99,69 @@ def test_wrapper_uses_ddp_without_device_ids_on_cpu(monkeypatch):
         dist.destroy_process_group()
 
 
+PROTOTYPE_SCRIPT = r'''
+import json
+import sys
+import torch
+from mmprompt.models.clip import zero_shot
+from mmprompt.models.clip.text_encoder import CLIPTextTransformer
+from mmprompt.models.clip.tokenizer import CLIPTokenizer
+from mmprompt.utils.dist import init_distributed
+
+init_distributed('pytorch', backend='gloo', timeout=120)
+out, cache = sys.argv[1], sys.argv[2]
+rank = torch.distributed.get_rank()
+torch.manual_seed(0)
+encoder = CLIPTextTransformer(
+    embed_dims=64, num_layers=2, num_heads=4, out_dims=32).eval()
+categories, templates, descriptions, weight = json.loads(sys.argv[3])
+descriptions = {int(k): v for k, v in descriptions.items()}
+args = (encoder, CLIPTokenizer(), categories, templates, descriptions, weight)
+protos = zero_shot.build_text_prototypes_sharded(*args, batch_size=3)
+before = zero_shot.load_cached_prototypes(cache, 'k' * 64)
+zero_shot.save_cached_prototypes(cache, 'k' * 64, protos)
+after = zero_shot.load_cached_prototypes(cache, 'k' * 64)
+torch.save(dict(protos=protos, before=before, after=after),
+           f'{out}/rank{rank}.pth')
+'''
+
+
+@pytest.mark.slow
+def test_prototypes_split_across_ranks_match_one_process(tmp_path):
+    """11 categories on 2 ranks (6 + 5), descriptions on both sides of the
+    cut; the cache is missed by both, written once, then read by both."""
+    import json
+
+    from mmprompt.models.clip import zero_shot
+    from mmprompt.models.clip.text_encoder import CLIPTextTransformer
+    from mmprompt.models.clip.tokenizer import CLIPTokenizer
+    categories = [f'category {i}' for i in range(11)]
+    templates = ['a photo of a {}.', 'a low resolution photo of the {}.']
+    descriptions = {1: ['one with wings'], 8: ['long', 'a very long tail']}
+    spec = [categories, templates, descriptions, 0.5]
+    script = tmp_path / 'protos.py'
+    script.write_text(PROTOTYPE_SCRIPT)
+    cache = tmp_path / 'cache'
+    D.run(D.torchrun_argv(str(script), [
+        str(tmp_path), str(cache), json.dumps(spec)]), timeout=180)
+    torch.manual_seed(0)
+    encoder = CLIPTextTransformer(
+        embed_dims=64, num_layers=2, num_heads=4, out_dims=32).eval()
+    want = zero_shot.build_text_prototypes(
+        encoder, CLIPTokenizer(), categories, templates, descriptions, 0.5,
+        batch_size=3)
+    for rank in (0, 1):
+        got = torch.load(tmp_path / f'rank{rank}.pth', weights_only=True)
+        assert got['before'] is None
+        diff = float((got['protos'] - want).abs().max())
+        assert diff <= 1e-6, diff
+        assert torch.equal(got['after'], got['protos'].cpu()) or \
+            rank == 1  # rank 1 reads rank 0's prototypes
+        diff = float((got['after'] - want).abs().max())
+        assert diff <= 1e-6, diff
+    assert os.listdir(cache) == ['k' * 64 + '.pth']
+
+
 def write_folder(root, num_images=NUM_IMAGES):
     """An ImageNet-layout folder (val/*.JPEG, meta/val.txt) of random
     images of several sizes, labels cycling over the categories."""
@@ -175,9 +238,14 @@ def assert_same_predictions(one, two, atol):
 @pytest.mark.slow
 def test_test_py_two_processes_match_one(clip_setup):
     """7 images on 2 ranks (4 + 3, the sampler pads with image 0): the
-    padding never counts, metrics and per-sample predictions match."""
+    padding never counts, metrics and per-sample predictions match. The
+    2-process run builds its prototypes split across the ranks and writes
+    the prototype cache once."""
+    cache = clip_setup['tmp'] / 'prototypes'
     one, dump_one = run_test_py(clip_setup, 'one', 1)
-    two, dump_two = run_test_py(clip_setup, 'two', 2)
+    two, dump_two = run_test_py(clip_setup, 'two', 2, '--cfg-options',
+                                f'model.prototype_cache_dir={cache}')
+    assert len(os.listdir(cache)) == 1
     assert two['world_size'] == 2 and one['world_size'] == 1
     assert one['num_samples'] == two['num_samples'] == NUM_IMAGES
     assert two['metrics'] == one['metrics']

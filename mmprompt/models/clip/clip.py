@@ -27,7 +27,7 @@ from mmprompt.models.utils.data_preprocessor import build_cls_preprocessor
 from mmprompt.registry import MODELS, TOKENIZER
 from .prompts import (check_categories, resolve_categories,
                       resolve_descriptions, resolve_templates)
-from .zero_shot import (build_text_prototypes, cache_logits,
+from .zero_shot import (build_text_prototypes_sharded, cache_logits,
                         load_cached_prototypes, prototype_cache_key,
                         resolve_examples, save_cached_prototypes,
                         tensors_fingerprint)
@@ -490,7 +490,7 @@ class CLIPZeroShot(CLIP):
             f'Building text prototypes: {len(categories)} categories x '
             f'{len(templates)} templates, {num_desc} descriptions',
             logger='current')
-        prototypes = build_text_prototypes(
+        prototypes = build_text_prototypes_sharded(
             self.extract_text_feat,
             self.tokenize,
             categories,

@@ -25,6 +25,12 @@ template and description features and :math:`w` is ``description_weight``
 (``1`` uses the descriptions instead of the templates; then the templates
 of that category are not even encoded).
 
+**Many processes.** Under ``torch.distributed``,
+:func:`build_text_prototypes_sharded` gives every rank a contiguous share of
+the categories, builds it with :func:`build_text_prototypes` and gathers the
+shares; the on-disk cache is read by rank 0 and broadcast, and written by
+rank 0 alone while the others wait.
+
 **Example images** follow Tip-Adapter's training-free cache
 (`Zhang et al., 2022 <https://arxiv.org/abs/2207.09519>`_): the normalised
 features of the examples are the keys, their labels the values, and
@@ -44,14 +50,17 @@ import json
 import logging
 import os
 import os.path as osp
-import tempfile
 from collections import Counter
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
+from mmengine.dist import barrier, broadcast_object_list, get_dist_info
 from mmengine.logging import print_log
 from mmengine.utils import ProgressBar
+
+from mmprompt.utils.dist import all_gather_rows, shard_bounds
+from mmprompt.utils.io import atomic_write
 
 TextEncoder = Callable[[torch.Tensor], torch.Tensor]
 CACHE_FORMAT = 1
@@ -254,6 +263,56 @@ def build_text_prototypes(
                            description_weight)
 
 
+def build_text_prototypes_sharded(
+    encode: TextEncoder,
+    tokenizer: Callable[..., torch.Tensor],
+    categories: Sequence[str],
+    templates: Sequence[str],
+    descriptions: Optional[Dict[int, Sequence[str]]] = None,
+    description_weight: float = 0.5,
+    **kwargs: Any,
+) -> torch.Tensor:
+    """:func:`build_text_prototypes`, the categories split across ranks.
+
+    Rank ``r`` of ``W`` builds the prototypes of its contiguous share of the
+    categories (:func:`mmprompt.utils.dist.shard_bounds`); an all-gather
+    joins them in label order. A prototype depends on its own category's
+    prompts only, so the result is the single-process one up to the
+    rounding of other batch shapes. Every rank must call it. Without a
+    process group, or with fewer categories than ranks, every rank builds
+    all of them.
+
+    Args:
+        encode, tokenizer, categories, templates, descriptions,
+            description_weight: As for :func:`build_text_prototypes`.
+        **kwargs: ``batch_size``, ``device``, ``progress``.
+
+    Returns:
+        torch.Tensor: ``(C, D)`` L2-normalised prototypes, on every rank.
+    """
+    rank, world_size = get_dist_info()
+    if world_size == 1 or len(categories) < world_size:
+        return build_text_prototypes(encode, tokenizer, categories,
+                                     templates, descriptions,
+                                     description_weight, **kwargs)
+    bounds = [
+        shard_bounds(len(categories), r, world_size)
+        for r in range(world_size)
+    ]
+    start, stop = bounds[rank]
+    share = {
+        label - start: texts
+        for label, texts in (descriptions or {}).items()
+        if start <= label < stop
+    }
+    if rank != 0:
+        kwargs['progress'] = False
+    local = build_text_prototypes(encode, tokenizer,
+                                  list(categories[start:stop]), templates,
+                                  share, description_weight, **kwargs)
+    return all_gather_rows(local, [b - a for a, b in bounds])
+
+
 def cache_logits(image_feats: torch.Tensor, keys: torch.Tensor,
                  key_labels: torch.Tensor, num_classes: int,
                  beta: float) -> torch.Tensor:
@@ -332,6 +391,10 @@ def prototype_cache_key(weights: str, categories: Sequence[str],
 def load_cached_prototypes(cache_dir: str, key: str) -> Optional[torch.Tensor]:
     """Read cached prototypes, or None if there are none (or unreadable).
 
+    Under ``torch.distributed`` rank 0 reads and broadcasts what it found,
+    so every rank decides alike (and other nodes need not see the folder).
+    Every rank must call it.
+
     Args:
         cache_dir (str): The cache folder.
         key (str): From :func:`prototype_cache_key`.
@@ -339,6 +402,15 @@ def load_cached_prototypes(cache_dir: str, key: str) -> Optional[torch.Tensor]:
     Returns:
         torch.Tensor, optional: ``(C, D)`` prototypes.
     """
+    rank, world_size = get_dist_info()
+    if world_size == 1:
+        return _read_prototype_file(cache_dir, key)
+    found = [_read_prototype_file(cache_dir, key) if rank == 0 else None]
+    broadcast_object_list(found, src=0)
+    return found[0]
+
+
+def _read_prototype_file(cache_dir: str, key: str) -> Optional[torch.Tensor]:
     path = osp.join(cache_dir, f'{key}.pth')
     if not osp.isfile(path):
         return None
@@ -357,7 +429,10 @@ def load_cached_prototypes(cache_dir: str, key: str) -> Optional[torch.Tensor]:
 
 def save_cached_prototypes(cache_dir: str, key: str,
                            prototypes: torch.Tensor) -> str:
-    """Write prototypes atomically (temporary file, then rename).
+    """Write prototypes atomically (:func:`mmprompt.utils.io.atomic_write`).
+
+    Under ``torch.distributed`` only rank 0 writes, and every rank waits
+    until the file is in place. Every rank must call it.
 
     Args:
         cache_dir (str): The cache folder, created if needed.
@@ -367,17 +442,13 @@ def save_cached_prototypes(cache_dir: str, key: str,
     Returns:
         str: The path written.
     """
-    os.makedirs(cache_dir, exist_ok=True)
     path = osp.join(cache_dir, f'{key}.pth')
-    fd, tmp = tempfile.mkstemp(prefix=f'.{key}.', suffix='.tmp', dir=cache_dir)
-    try:
-        with os.fdopen(fd, 'wb') as f:
+    rank, world_size = get_dist_info()
+    if rank == 0:
+        with atomic_write(path) as f:
             torch.save(dict(key=key, prototypes=prototypes.detach().cpu()), f)
-        os.replace(tmp, path)
-    except BaseException:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise
+    if world_size > 1:
+        barrier()
     return path
 
 

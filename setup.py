@@ -27,11 +27,12 @@ def parse_requirements(fname: str) -> list:
 
 
 def add_mim_extension() -> None:
-    """Ship ``configs/`` and ``tools/`` inside the package, as OpenMMLab does.
+    """Ship ``configs/``, ``tools/`` and the zoo's ``model-index.yml``
+    inside the package, as OpenMMLab does.
 
     A wheel (``pip install .``, ``bdist_wheel``) gets copies under
-    ``mmprompt/.mim``, where :func:`mmprompt.apis.hub.get_configs_dir` and
-    ``mim`` find them; an editable install reads them from the checkout.
+    ``mmprompt/.mim``, where :mod:`mmprompt.apis.model_zoo` and ``mim`` find
+    them; an editable install reads them from the checkout.
     """
     if not {'bdist_wheel', 'install', 'build', 'sdist'} & set(sys.argv[1:]):
         return
@@ -47,6 +48,7 @@ def add_mim_extension() -> None:
             osp.join(ROOT, name),
             dst,
             ignore=shutil.ignore_patterns('__pycache__', '*.pyc'))
+    shutil.copy(osp.join(ROOT, 'model-index.yml'), mim)
 
 
 add_mim_extension()
@@ -59,7 +61,10 @@ setup(
     license='Apache License 2.0',
     packages=find_packages(exclude=('configs', 'tools', 'demo', 'tests')),
     package_data={
-        'mmprompt': ['models/clip/*.gz', 'models/clip/*.txt', '.mim/**/*.py']
+        'mmprompt': [
+            'models/clip/*.gz', 'models/clip/*.txt', '.mim/**/*.py',
+            '.mim/**/*.yml', '.mim/*.yml'
+        ]
     },
     include_package_data=True,
     python_requires='>=3.8',

@@ -37,6 +37,8 @@ def test_wheel_ships_configs_and_tools(tmp_path):
         assert f'mmprompt/.mim/configs/ram/{name}' in names
     assert 'mmprompt/.mim/configs/_base_/default_runtime.py' in names
     assert 'mmprompt/.mim/tools/test.py' in names
+    assert 'mmprompt/.mim/model-index.yml' in names
+    assert 'mmprompt/.mim/configs/ram/metafile.yml' in names
     assert 'mmprompt/models/clip/bpe_simple_vocab_16e6.txt.gz' in names
     assert not any(n.startswith(('tests/', 'configs/')) for n in names)
 
@@ -49,7 +51,12 @@ def test_wheel_ships_configs_and_tools(tmp_path):
             '"clip_vit-base-p16_zeroshot-cls_cifar100.py"))\n'
             'print(mmprompt.__file__)\n'
             'print(d)\n'
-            'print(cfg.model.type)\n')
+            'print(cfg.model.type)\n'
+            'from mmprompt.apis import list_models, model_zoo\n'
+            'print(len(list_models()))\n'
+            'print(model_zoo.load_config("mmprompt::clip/'
+            'clip_vit-base-p16_zeroshot-cls_in1k.py")[0].model.type)\n'
+            'print(model_zoo.get_model_info("clip_vit-base-p16").config)\n')
     env = dict(os.environ, PYTHONPATH=str(tmp_path / 'site'))
     out = subprocess.run([sys.executable, '-c', code],
                          cwd=tmp_path,
@@ -61,3 +68,8 @@ def test_wheel_ships_configs_and_tools(tmp_path):
     assert out[0].startswith(site), out
     assert out[1] == osp.join(site, 'mmprompt', '.mim', 'configs')
     assert out[2] == 'CLIPZeroShot'
+    # The zoo table and mmprompt:: config names, from the wheel.
+    assert out[3] == '20'
+    assert out[4] == 'CLIPZeroShot'
+    assert out[5] == osp.join(site, 'mmprompt', '.mim', 'configs', '_base_',
+                              'models', 'clip_vit-base-p16.py')

@@ -24,16 +24,22 @@ from mmengine.utils import ProgressBar
 
 from mmprompt.models.utils import COMPILE_MODES
 from mmprompt.utils.dist import LAUNCHERS, setup_distributed
+from mmprompt.utils.errors import CheckpointError, run_tool
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description='Evaluate a model (e.g. zero-shot CLIP) on a dataset.')
-    parser.add_argument('config', help='config file path')
+    parser.add_argument(
+        'config',
+        help='config file, mmprompt::<path under configs> (e.g. '
+        'mmprompt::clip/clip_vit-base-p16_zeroshot-cls_in1k.py), or a model '
+        'name of mmprompt.apis.list_models()')
     parser.add_argument(
         'checkpoint',
-        help='checkpoint file, or a model name of mmprompt.apis.hub '
-        '(e.g. clip_vit-base-p16) to download the official weights')
+        help='checkpoint file (.pth or .safetensors), or a model name of '
+        'mmprompt.apis.list_models() (e.g. clip_vit-base-p16) for its '
+        'official weights, downloaded and converted once')
     parser.add_argument(
         '--work-dir', help='where to save logs (default: ./work_dirs/CONFIG)')
     parser.add_argument('--out', help='write the metrics to this JSON file')
@@ -192,15 +198,18 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
 
 
 def resolve_checkpoint(checkpoint: str) -> str:
-    """A file as is; a known model name through the official-weights cache."""
+    """A file as is; a zoo name through the official-weights cache."""
     if osp.isfile(checkpoint) or '://' in checkpoint:
         return checkpoint
-    from mmprompt.apis import hub
-    if checkpoint in hub.PRETRAINED:
+    from mmprompt.apis import hub, model_zoo
+    if checkpoint.lower() in model_zoo.load_zoo():
         return hub.get_checkpoint(checkpoint)
-    raise FileNotFoundError(
-        f'checkpoint {checkpoint!r} is neither a file nor one of '
-        f'{hub.list_models()}')
+    if checkpoint.endswith(('.pth', '.safetensors', '.pt')) or \
+            osp.sep in checkpoint:
+        raise CheckpointError(f'{checkpoint}: no such checkpoint file')
+    raise model_zoo.UnknownModelError(
+        f'checkpoint {checkpoint!r} is neither a file nor a model of the '
+        f'zoo; {model_zoo.close_names(checkpoint, model_zoo.list_models())}')
 
 
 def write_json(path: str, payload: dict) -> None:
@@ -215,7 +224,8 @@ def write_json(path: str, payload: dict) -> None:
 
 def main(argv: Optional[List[str]] = None) -> dict:
     args = parse_args(argv)
-    cfg = merge_args(Config.fromfile(args.config), args)
+    from mmprompt.apis.model_zoo import load_config
+    cfg = merge_args(load_config(args.config)[0], args)
     setup_distributed(cfg, args.launcher, training=False)
     runner = Runner.from_cfg(cfg)
     if torch.cuda.is_available():
@@ -255,4 +265,4 @@ def main(argv: Optional[List[str]] = None) -> dict:
 
 
 if __name__ == '__main__':
-    main()
+    run_tool(main)

@@ -1,59 +1,56 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
-"""Official weights by model name: download, verify, convert once, cache.
+"""Official weights of the zoo's models: download, verify, convert once,
+cache.
 
-OpenAI publishes each CLIP checkpoint at a URL whose path holds the file's
-SHA-256 (``.../clip/models/<sha256>/<name>.pt``); the table below lists the
-four ViT releases mmprompt has configs for. :func:`get_checkpoint` downloads
-one to a temporary file, checks its SHA-256, converts it with
-:func:`mmprompt.converters.convert_openai_clip` and renames the result into
-the cache, so an interrupted or corrupt download never lands at a path that
-is read later. The cache is ``$MMPROMPT_HOME`` or ``~/.cache/mmprompt``.
+:func:`get_checkpoint` takes any name of :func:`mmprompt.apis.list_models`.
+It fetches the model's official weights file (OpenAI's CLIP release,
+recognize-anything's RAM / RAM++ release) and the data files its conversion
+embeds (RAM's tag lists and thresholds), checks each against its published
+SHA-256, converts them with the converter the zoo names, and stores one
+``.safetensors`` file under ``<home>/checkpoints``: a cached model never goes
+through pickle. Names that share weights share the cached file.
+
+Downloads go to a temporary folder that is removed afterwards; a file that
+is cut short or has another SHA-256 is discarded, so nothing half-done is
+ever cached. Offline, put the file by hand in ``<home>/downloads/``: it is
+checked and used as if downloaded. The cache is ``$MMPROMPT_HOME`` or
+``~/.cache/mmprompt``; files get the umask's mode (0644 typically), so a
+shared cache is readable by all.
 """
 import hashlib
 import logging
 import os
 import os.path as osp
+import shlex
 import shutil
+import socket
 import tempfile
+import urllib.error
 import urllib.request
-from typing import Dict, Optional
+from typing import Dict, List, Optional
 
 from mmengine.logging import print_log
 
-OPENAI_URL = 'https://openaipublic.azureedge.net/clip/models/{sha}/{file}'
+from mmprompt.utils.errors import UserError
+from mmprompt.utils.io import temp_path
+from .model_zoo import ModelInfo, get_configs_dir, get_model_info
 
-# name -> (file name, SHA-256, config relative to the configs folder)
-_RELEASES = {
-    'clip_vit-base-p32':
-    ('ViT-B-32.pt',
-     '40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af',
-     '_base_/models/clip_vit-base-p32.py'),
-    'clip_vit-base-p16':
-    ('ViT-B-16.pt',
-     '5806e77cd80f8b59890b7e101eabd078d9fb84e6937f9e85e4ecb61988df416f',
-     '_base_/models/clip_vit-base-p16.py'),
-    'clip_vit-large-p14':
-    ('ViT-L-14.pt',
-     'b8cca3fd41ae0c99ba7e8951adf17d267cdb84cd88be6f7c2e0eca1737a03836',
-     '_base_/models/clip_vit-large-p14.py'),
-    'clip_vit-large-p14-336px':
-    ('ViT-L-14-336px.pt',
-     '3035c92b350959924f9f00213499208652fc7ea050643e8b385c2dac08641f02',
-     '_base_/models/clip_vit-large-p14-336px.py'),
-}
-
-#: Model name -> ``dict(url, sha256, config)``; tests patch the URLs.
-PRETRAINED: Dict[str, Dict[str, str]] = {
-    name:
-    dict(url=OPENAI_URL.format(sha=sha, file=file), sha256=sha, config=config)
-    for name, (file, sha, config) in _RELEASES.items()
-}
+__all__ = [
+    'get_home', 'get_configs_dir', 'get_checkpoint', 'checkpoint_path',
+    'download', 'sha256_file', 'ChecksumError', 'DownloadError'
+]
 
 CHUNK = 1 << 20
+#: Socket timeout of downloads, in seconds.
+TIMEOUT = 60
 
 
-class ChecksumError(RuntimeError):
-    """A downloaded file does not have the published SHA-256."""
+class DownloadError(UserError, OSError):
+    """A file could not be downloaded (offline, refused, cut short)."""
+
+
+class ChecksumError(DownloadError):
+    """A file does not have its published SHA-256."""
 
 
 def get_home() -> str:
@@ -66,62 +63,8 @@ def get_home() -> str:
         osp.expanduser('~'), '.cache', 'mmprompt')
 
 
-def get_configs_dir() -> str:
-    """The ``configs`` folder: beside the package in a source checkout, or
-    ``mmprompt/.mim/configs`` in an installed package.
-
-    Returns:
-        str: The folder.
-
-    Raises:
-        FileNotFoundError: If neither exists.
-    """
-    package = osp.dirname(osp.dirname(osp.abspath(__file__)))
-    for candidate in (osp.join(package, '.mim', 'configs'),
-                      osp.join(osp.dirname(package), 'configs')):
-        if osp.isdir(candidate):
-            return candidate
-    raise FileNotFoundError(
-        'mmprompt configs not found; use a source checkout (pip install -e)')
-
-
-def list_models() -> list:
-    """Names of the models with official weights.
-
-    Returns:
-        list[str]: Sorted names, e.g. ``'clip_vit-base-p16'``.
-    """
-    return sorted(PRETRAINED)
-
-
-def get_model_info(name: str) -> Dict[str, str]:
-    """URL, SHA-256 and config path of a named model.
-
-    Args:
-        name (str): A name from :func:`list_models`.
-
-    Returns:
-        dict: ``url``, ``sha256`` and ``config`` (an absolute path).
-
-    Raises:
-        KeyError: For an unknown name (the message lists the known ones).
-    """
-    if name not in PRETRAINED:
-        raise KeyError(f'unknown model {name!r}; known: {list_models()}')
-    info = dict(PRETRAINED[name])
-    info['config'] = osp.join(get_configs_dir(), info['config'])
-    return info
-
-
 def sha256_file(path: str) -> str:
-    """SHA-256 hex digest of a file.
-
-    Args:
-        path (str): The file.
-
-    Returns:
-        str: The digest.
-    """
+    """SHA-256 hex digest of a file."""
     h = hashlib.sha256()
     with open(path, 'rb') as f:
         for block in iter(lambda: f.read(CHUNK), b''):
@@ -129,11 +72,20 @@ def sha256_file(path: str) -> str:
     return h.hexdigest()
 
 
+def _reason(e: BaseException) -> str:
+    if isinstance(e, urllib.error.HTTPError):
+        return f'HTTP {e.code} {e.reason}'
+    reason = getattr(e, 'reason', None) or e
+    return str(reason).strip().splitlines()[0][:120] if str(reason) else \
+        type(e).__name__
+
+
 def download(url: str,
              dst: str,
              sha256: str,
              progress: bool = True,
-             timeout: float = 60) -> str:
+             timeout: float = TIMEOUT,
+             what_to_do: str = '') -> str:
     """Download ``url`` to ``dst`` if its SHA-256 is ``sha256``.
 
     The bytes go to a temporary file beside ``dst``, hashed on the way; only
@@ -146,90 +98,213 @@ def download(url: str,
         sha256 (str): Expected hex digest.
         progress (bool): Show a progress bar. Defaults to True.
         timeout (float): Socket timeout in seconds. Defaults to 60.
+        what_to_do (str): Appended to the error message of a failed
+            download. Defaults to ``''``.
 
     Returns:
         str: ``dst``.
 
     Raises:
+        DownloadError: If the server cannot be reached, refuses, or the
+            download stops short (one line: the URL and ``what_to_do``).
         ChecksumError: If the digest differs.
-        OSError: On network or disk errors (``urllib.error.URLError``).
     """
     os.makedirs(osp.dirname(osp.abspath(dst)), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(
-        prefix=f'.{osp.basename(dst)}.',
-        suffix='.part',
-        dir=osp.dirname(osp.abspath(dst)))
+    tmp = temp_path(dst)
+    tail = f'; {what_to_do}' if what_to_do else ''
     try:
         h = hashlib.sha256()
-        with os.fdopen(fd, 'wb') as f, urllib.request.urlopen(
-                url, timeout=timeout) as response:
+        try:
+            response = urllib.request.urlopen(url, timeout=timeout)
+        except (urllib.error.URLError, socket.timeout, OSError) as e:
+            raise DownloadError(
+                f'cannot download {url} ({_reason(e)}){tail}') from None
+        with response, open(tmp, 'wb') as f:
             total = int(response.headers.get('Content-Length') or 0)
             bar = None
-            if progress and total:
+            if progress and total > CHUNK:
                 from mmengine.utils import ProgressBar
                 bar = ProgressBar(total // CHUNK + 1)
             got = 0
-            for block in iter(lambda: response.read(CHUNK), b''):
+            while True:
+                try:
+                    block = response.read(CHUNK)
+                except (OSError, ValueError) as e:  # reset, http.client
+                    raise DownloadError(
+                        f'download of {url} failed after {got} bytes '
+                        f'({_reason(e)}); nothing was kept{tail}') from None
+                if not block:
+                    break
                 f.write(block)
                 h.update(block)
                 got += len(block)
                 if bar is not None:
                     bar.update()
             if total and got != total:
-                raise OSError(f'download of {url} stopped after {got} of '
-                              f'{total} bytes')
+                raise DownloadError(
+                    f'download of {url} stopped after {got} of {total} '
+                    f'bytes; nothing was kept{tail}')
+            f.flush()
+            os.fsync(f.fileno())
         if h.hexdigest() != sha256.lower():
             raise ChecksumError(
                 f'{url}: SHA-256 {h.hexdigest()} differs from the published '
                 f'{sha256}; the download was discarded')
         os.replace(tmp, dst)
-    except BaseException:
+    finally:
         if osp.exists(tmp):
             os.remove(tmp)
-        raise
     return dst
+
+
+def checkpoint_path(name: str, home: Optional[str] = None) -> str:
+    """Where the converted checkpoint of ``name`` is cached:
+    ``<home>/checkpoints/<weights file stem>_<sha256[:8]>.safetensors``,
+    one file for all the names that share the weights."""
+    info = get_model_info(name)
+    stem = osp.splitext(info.weights_file)[0]
+    tag = (info.sha256 or 'unverified')[:8]
+    return osp.join(home or get_home(), 'checkpoints',
+                    f'{stem}_{tag}.safetensors')
+
+
+def manual_path(file_name: str, home: Optional[str] = None) -> str:
+    """Where a file downloaded by hand is looked for:
+    ``<home>/downloads/<file_name>``."""
+    return osp.join(home or get_home(), 'downloads', file_name)
+
+
+def _data_file_name(url: str) -> str:
+    return url.rstrip('/').split('/')[-1].split('?')[0]
+
+
+def _convert_command(info: ModelInfo, dst: str, home: str) -> str:
+    """The converter command line for files downloaded by hand."""
+    downloads = osp.join(home, 'downloads')
+    args = ['python', *shlex.split(info.converter),
+            osp.join(downloads, info.weights_file), dst]
+    options = dict(
+        tag_list='--tag-list',
+        tag_list_chinese='--tag-list-chinese',
+        thresholds='--thresholds')
+    for key, entry in info.data_files.items():
+        if key in options:
+            args += [
+                options[key],
+                osp.join(downloads, _data_file_name(entry['URL']))
+            ]
+    return ' '.join(shlex.quote(a) for a in args)
+
+
+def _fetch(url: str, sha256: Optional[str], work: str, home: str,
+           progress: bool, what_to_do: str) -> str:
+    """A verified local copy of ``url``: the file in ``<home>/downloads`` if
+    there is one, else a download into ``work``."""
+    file_name = _data_file_name(url)
+    manual = manual_path(file_name, home)
+    if not sha256:
+        if osp.isfile(manual):
+            return manual
+        raise DownloadError(
+            f'{url} has no published SHA-256 in the zoo, so mmprompt does '
+            f'not download it; {what_to_do}')
+    if osp.isfile(manual):
+        got = sha256_file(manual)
+        if got != sha256.lower():
+            raise ChecksumError(
+                f'{manual}: SHA-256 {got} differs from the published '
+                f'{sha256} of {url}; remove it or download it again')
+        return manual
+    print_log(f'Downloading {url}', logger='current', level=logging.INFO)
+    return download(
+        url,
+        osp.join(work, file_name),
+        sha256,
+        progress=progress,
+        what_to_do=what_to_do)
+
+
+def _read_list(path: str) -> List[str]:
+    # RAM's tag lists as recognize-anything reads them: splitlines, kept as
+    # they are (its Chinese names end in spaces).
+    with open(path, encoding='utf-8') as f:
+        return f.read().splitlines()
+
+
+def _convert(info: ModelInfo, weights: str, data: Dict[str, str]):
+    """Convert the downloaded files with the converter the zoo names."""
+    from mmprompt.converters import (convert_openai_clip, convert_ram,
+                                     load_source_checkpoint,
+                                     unwrap_state_dict)
+    tool = shlex.split(info.converter)
+    name = osp.basename(tool[0]) if tool else ''
+    state_dict = unwrap_state_dict(load_source_checkpoint(weights), weights)
+    if name == 'openai_clip_to_mmprompt.py':
+        return convert_openai_clip(state_dict)
+    if name == 'ram_to_mmprompt.py':
+        model = tool[tool.index('--model') + 1] if '--model' in tool else None
+        thresholds = None
+        if 'thresholds' in data:
+            thresholds = [float(x) for x in _read_list(data['thresholds'])]
+        return convert_ram(
+            state_dict,
+            _read_list(data['tag_list']) if 'tag_list' in data else None,
+            _read_list(data['tag_list_chinese'])
+            if 'tag_list_chinese' in data else None,
+            thresholds,
+            model=model)
+    raise UserError(f'{info.metafile}: {info.name} names an unknown '
+                    f'converter {info.converter!r}')
 
 
 def get_checkpoint(name: str,
                    home: Optional[str] = None,
                    progress: bool = True) -> str:
-    """Path of the converted official checkpoint of ``name``, fetched once.
-
-    The first call downloads OpenAI's release, verifies its SHA-256,
-    converts it and stores ``<home>/checkpoints/<name>_<sha[:8]>.pth``;
-    later calls return that path at once.
+    """Path of the converted official checkpoint of a zoo model, fetched
+    and converted once.
 
     Args:
-        name (str): A name from :func:`list_models`.
+        name (str): A name of :func:`mmprompt.apis.list_models`.
         home (str, optional): Cache folder. Defaults to :func:`get_home`.
         progress (bool): Show a progress bar. Defaults to True.
 
     Returns:
-        str: The converted checkpoint.
+        str: The cached ``.safetensors`` checkpoint.
+
+    Raises:
+        UnknownModelError: For a name not in the zoo.
+        DownloadError: Offline or cut short, in one line: the URL, where to
+            put the file by hand, and the converter command.
+        ChecksumError: If a file has another SHA-256 (nothing is cached).
     """
-    from mmprompt.converters import (convert_openai_clip,
-                                     load_source_checkpoint,
-                                     save_checkpoint_atomic, unwrap_state_dict)
+    from mmprompt.utils.checkpoint import save_checkpoint
     info = get_model_info(name)
     home = home or get_home()
-    dst = osp.join(home, 'checkpoints', f"{name}_{info['sha256'][:8]}.pth")
+    dst = checkpoint_path(info.name, home)
     if osp.isfile(dst):
         return dst
-    download_dir = osp.join(home, 'downloads')
-    os.makedirs(download_dir, exist_ok=True)
-    work = tempfile.mkdtemp(prefix='.fetch.', dir=download_dir)
+    what_to_do = (
+        f'download it by hand to {osp.join(home, "downloads")}/ and run '
+        f'again, or convert it yourself: {_convert_command(info, dst, home)}')
+    os.makedirs(osp.join(home, 'downloads'), exist_ok=True)
+    work = tempfile.mkdtemp(
+        prefix='.fetch.', dir=osp.join(home, 'downloads'))
     try:
-        raw = osp.join(work, osp.basename(info['url']))
-        print_log(
-            f"Downloading {info['url']}", logger='current', level=logging.INFO)
-        download(info['url'], raw, info['sha256'], progress=progress)
-        state_dict = unwrap_state_dict(load_source_checkpoint(raw), raw)
-        converted, meta = convert_openai_clip(state_dict)
-        meta['source_file'] = osp.basename(info['url'])
-        meta['source_sha256'] = info['sha256']
-        save_checkpoint_atomic(
-            dict(state_dict=converted, meta=meta), dst, force=True)
+        weights = _fetch(info.weights, info.sha256, work, home, progress,
+                         what_to_do)
+        data = {
+            key: _fetch(entry['URL'], entry.get('SHA256'), work, home,
+                        progress, what_to_do)
+            for key, entry in info.data_files.items()
+        }
+        converted, meta = _convert(info, weights, data)
+        meta.update(
+            source_file=info.weights_file,
+            source_url=info.weights,
+            source_sha256=info.sha256,
+            zoo_name=info.name)
+        save_checkpoint(converted, meta, dst, force=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    print_log(f'Cached {name} at {dst}', logger='current')
+    print_log(f'Cached {info.name} at {dst}', logger='current')
     return dst

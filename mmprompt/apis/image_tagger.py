@@ -3,32 +3,26 @@
 
 Example:
     >>> from mmprompt.apis import ImageTagger
-    >>> tagger = ImageTagger('ram_swin-large-p4-w12_384px_normal',
-    ...                      pretrained='ram_swin_large_14m_mmprompt.pth')
+    >>> tagger = ImageTagger('ram_swin-large-p4-w12_384px_normal')
     >>> tagger('dog.jpg')[0]['pred_tags']
     ['dog', 'grass', 'lawn', ...]
 """
-import copy
-import glob
-import logging
-import os.path as osp
 from typing import Any, Callable, List, Mapping, Optional, Sequence, Union
 
 import numpy as np
 import torch
 from mmengine.config import Config
 from mmengine.dataset import default_collate
-from mmengine.logging import print_log
 from mmengine.model import BaseModel
 from mmpretrain.apis.base import BaseInferencer
 from mmpretrain.structures import DataSample
 from PIL import Image
 
-from mmprompt.models.ram import load_ram_checkpoint, ram_preprocess
+from mmprompt.models.ram import ram_preprocess
 from mmprompt.utils.errors import InputTypeError, InvalidInputError
 from mmprompt.utils.image_io import decode_image
-from . import hub
-from .utils import build_from_config, ready_for_inference, speed_up
+from .model_zoo import get_model, list_models
+from .utils import speed_up
 
 ImageInput = Union[str, np.ndarray, Image.Image]
 ModelType = Union[str, Config, BaseModel]
@@ -38,73 +32,18 @@ Categories = Union[str, Sequence[Union[str, Mapping[str, Sequence[str]]]],
 SORT_BY = ('index', 'score')
 
 
-def list_tagging_models() -> List[str]:
-    """Names of the RAM configs in ``configs/ram``.
-
-    Returns:
-        list[str]: Sorted names, e.g. ``'ram_swin-large-p4-w12_384px_normal'``.
-    """
-    folder = osp.join(hub.get_configs_dir(), 'ram')
-    return sorted(
-        osp.splitext(osp.basename(p))[0]
-        for p in glob.glob(osp.join(folder, '*.py')))
-
-
-def _load_config(model: Union[str, Config]) -> Config:
-    if isinstance(model, Config):
-        return copy.deepcopy(model)
-    if osp.isfile(model):
-        return Config.fromfile(model)
-    path = osp.join(hub.get_configs_dir(), 'ram', f'{model}.py')
-    if osp.isfile(path):
-        return Config.fromfile(path)
-    raise ValueError(f'model {model!r} is neither a config file nor one of '
-                     f'{list_tagging_models()}')
-
-
 def build_tagging_model(model: ModelType,
-                        pretrained: Union[bool, str, None] = None,
+                        pretrained: Union[bool, str, None] = True,
                         device: Union[str, torch.device, None] = None,
                         **kwargs) -> BaseModel:
-    """Build a RAM / RAM++ tagger from a name, a config or a model.
-
-    Args:
-        model (str | Config | BaseModel): A config name of
-            :func:`list_tagging_models`, a config file, a :class:`Config` or
-            a built model.
-        pretrained (bool | str, optional): A checkpoint converted by
-            ``tools/model_converters/ram_to_mmprompt.py``, loaded with
-            :func:`~mmprompt.models.ram.load_ram_checkpoint` (weights,
-            thresholds, tag names; open-set categories of the config are
-            embedded); True for the config's ``load_from``; None or False
-            for random weights. Defaults to None.
-        device (str | torch.device, optional): Where to run. Defaults to
-            None (CPU, or the model's current device).
-        **kwargs: Overrides of the config's ``model`` dict, e.g.
-            ``categories=...``.
-
-    Returns:
-        BaseModel: The model in eval mode, with ``_config`` set.
+    """Build a RAM / RAM++ tagger: :func:`mmprompt.apis.get_model`
+    (``model`` a zoo name, a ``mmprompt::`` config name, a config file, a
+    :class:`Config` or a built model; ``pretrained`` True for the zoo's
+    official weights or the config's ``load_from``, a checkpoint path
+    loaded by :func:`~mmprompt.models.ram.load_ram_checkpoint`, or False /
+    None for random weights).
     """
-    if isinstance(model, BaseModel):
-        if kwargs:
-            raise ValueError('model overrides need a config, not a model')
-        built = model
-    else:
-        cfg = _load_config(model)
-        if kwargs:
-            cfg.merge_from_dict(dict(model=copy.deepcopy(kwargs)))
-        if pretrained is True:
-            pretrained = cfg.get('load_from')
-        built = build_from_config(cfg)
-    if isinstance(pretrained, str) and pretrained:
-        load_ram_checkpoint(built, pretrained)
-    elif not isinstance(model, BaseModel):
-        print_log(
-            'No checkpoint: the tagger keeps random weights',
-            logger='current',
-            level=logging.WARNING)
-    return ready_for_inference(built, device)
+    return get_model(model, pretrained, device, **kwargs)
 
 
 def _as_category_list(categories: Categories) -> Any:
@@ -125,14 +64,17 @@ class ImageTagger(BaseInferencer):
     thresholds, the open-set threshold, or ``threshold`` of the call.
 
     Args:
-        model (str | Config | BaseModel): A config name such as
+        model (str | Config | BaseModel): A zoo name such as
             ``'ram_swin-large-p4-w12_384px_normal'`` or
             ``'ram-plus_swin-large-p4-w12_384px_openset'`` (see
-            :func:`list_tagging_models`), a config file or object, or a
-            built RAM model.
-        pretrained (bool | str, optional): A converted checkpoint, see
-            :func:`build_tagging_model`. Defaults to None (random weights,
-            with a warning).
+            :func:`mmprompt.apis.list_models`), a ``mmprompt::`` config
+            name, a config file or object, or a built RAM model.
+        pretrained (bool | str, optional): As for
+            :func:`mmprompt.apis.get_model`: True (the default) for the
+            zoo's official weights (downloaded, checked and converted once,
+            tag lists and thresholds embedded) or the config's
+            ``load_from``; a ``.pth`` / ``.safetensors`` checkpoint; False
+            or None for random weights (with a warning).
         device (str | torch.device, optional): Defaults to None (CPU).
         array_order (str): Channel order of numpy array inputs, ``'rgb'``
             (``np.asarray(pil_image)``) or ``'bgr'`` (``mmcv.imread``, the
@@ -151,7 +93,7 @@ class ImageTagger(BaseInferencer):
     Example:
         >>> tagger = ImageTagger(
         ...     'ram-plus_swin-large-p4-w12_384px_openset',
-        ...     pretrained='ram_plus_swin_large_14m_mmprompt.pth')
+        ...     pretrained='ram_plus_swin_large_14m.safetensors')
         >>> tagger(['a.jpg', pil_image], batch_size=2,
         ...        categories={'Crocodilia': ['a photo of a crocodile.']})
     """
@@ -162,7 +104,7 @@ class ImageTagger(BaseInferencer):
 
     def __init__(self,
                  model: ModelType,
-                 pretrained: Union[bool, str, None] = None,
+                 pretrained: Union[bool, str, None] = True,
                  device: Union[str, torch.device, None] = None,
                  array_order: str = 'bgr',
                  precision: str = 'fp32',
@@ -179,10 +121,12 @@ class ImageTagger(BaseInferencer):
         super().__init__(built, pretrained=False)
 
     @staticmethod
-    def list_models() -> List[str]:
-        """Config names usable as ``model``; see
-        :func:`list_tagging_models`."""
-        return list_tagging_models()
+    def list_models(pattern: Optional[str] = None) -> List[str]:
+        """Zoo names usable as ``model``: the tagging models of
+        :func:`mmprompt.apis.list_models`."""
+        return sorted(
+            list_models(pattern, task='Image Tagging') +
+            list_models(pattern, task='Open-set Image Tagging'))
 
     @property
     def image_size(self) -> int:

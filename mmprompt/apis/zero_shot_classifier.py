@@ -8,18 +8,13 @@ Example:
     >>> classifier('cat.jpg', categories=['tabby cat', 'beagle'], topk=1)
     [{'pred_classes': ['tabby cat'], 'pred_scores': [0.98], ...}]
 """
-import copy
-import logging
-import os.path as osp
 from typing import Any, Callable, List, Optional, Sequence, Union
 
 import numpy as np
 import torch
 from mmcv.transforms import Compose
 from mmengine.config import Config
-from mmengine.logging import print_log
 from mmengine.model import BaseModel
-from mmengine.runner import load_checkpoint
 from mmpretrain.apis.base import BaseInferencer
 from mmpretrain.datasets.transforms import PackInputs
 from mmpretrain.structures import DataSample
@@ -30,8 +25,8 @@ from mmprompt.models.clip.prompts import (resolve_categories,
                                           resolve_descriptions,
                                           resolve_templates)
 from mmprompt.utils.errors import InvalidInputError
-from . import hub
-from .utils import build_from_config, ready_for_inference, speed_up
+from .model_zoo import get_model, list_models
+from .utils import speed_up
 
 ImageInput = Union[str, np.ndarray, Image.Image]
 ModelType = Union[str, Config, BaseModel]
@@ -41,56 +36,13 @@ def build_zero_shot_model(model: ModelType,
                           pretrained: Union[bool, str, None] = True,
                           device: Union[str, torch.device, None] = None,
                           **kwargs) -> BaseModel:
-    """Build a :class:`CLIPZeroShot` from a name, a config or a model.
-
-    Args:
-        model (str | Config | BaseModel): A name of
-            :func:`mmprompt.apis.hub.list_models` (``'clip_vit-base-p16'``),
-            a config file, a :class:`Config` or a built model.
-        pretrained (bool | str, optional): A checkpoint file; True for the
-            official weights of a named model (downloaded once) or the
-            config's ``load_from``; False or None for random weights.
-            Defaults to True.
-        device (str | torch.device, optional): Where to run. Defaults to
-            None (CPU, or the model's current device).
-        **kwargs: Overrides of the config's ``model`` dict, e.g.
-            ``categories=...``.
-
-    Returns:
-        BaseModel: The model in eval mode, with ``_config`` set.
+    """Build a :class:`CLIPZeroShot`: :func:`mmprompt.apis.get_model`
+    (``model`` a zoo name, a ``mmprompt::`` config name, a config file, a
+    :class:`Config` or a built model; ``pretrained`` True for the zoo's
+    official weights or the config's ``load_from``, a checkpoint path, or
+    False / None for random weights).
     """
-    if isinstance(model, BaseModel):
-        if kwargs:
-            raise ValueError('model overrides need a config, not a model')
-        if isinstance(pretrained, str):
-            load_checkpoint(model, pretrained, map_location='cpu')
-    else:
-        name = None
-        if isinstance(model, Config):
-            cfg = copy.deepcopy(model)
-        elif isinstance(model, str) and model in hub.PRETRAINED:
-            name = model
-            cfg = Config.fromfile(hub.get_model_info(model)['config'])
-        elif isinstance(model, str) and osp.isfile(model):
-            cfg = Config.fromfile(model)
-        else:
-            raise ValueError(
-                f'model {model!r} is neither a config file nor one of '
-                f'{hub.list_models()}')
-        if pretrained is True:
-            pretrained = hub.get_checkpoint(name) if name else cfg.get(
-                'load_from')
-            if not pretrained:
-                print_log(
-                    'No checkpoint: the model keeps random weights',
-                    logger='current',
-                    level=logging.WARNING)
-        if kwargs:
-            cfg.merge_from_dict(dict(model=kwargs))
-        model = build_from_config(cfg)
-        if isinstance(pretrained, str) and pretrained:
-            load_checkpoint(model, pretrained, map_location='cpu')
-    return ready_for_inference(model, device)
+    return get_model(model, pretrained, device, **kwargs)
 
 
 class ZeroShotClassifier(BaseInferencer):
@@ -103,13 +55,15 @@ class ZeroShotClassifier(BaseInferencer):
     :class:`mmprompt.datasets.CLIPPreprocess`).
 
     Args:
-        model (str | Config | BaseModel): A model name such as
-            ``'clip_vit-base-p16'`` (see :func:`mmprompt.apis.hub.
-            list_models`), a config file or object, or a built
-            :class:`CLIPZeroShot`.
-        pretrained (bool | str, optional): A checkpoint file; True (the
-            default) for the official weights of a named model, downloaded,
-            checked and converted once, or the config's ``load_from``.
+        model (str | Config | BaseModel): A zoo name such as
+            ``'clip_vit-base-p16'`` (see :func:`mmprompt.apis.list_models`),
+            a ``mmprompt::`` config name, a config file or object, or a
+            built :class:`CLIPZeroShot`.
+        pretrained (bool | str, optional): As for
+            :func:`mmprompt.apis.get_model`: True (the default) for the
+            zoo's official weights (downloaded, checked and converted once)
+            or the config's ``load_from``; a ``.pth`` / ``.safetensors``
+            checkpoint; False or None for random weights.
         device (str | torch.device, optional): Defaults to None (CPU).
         precision (str): ``'fp32'``, ``'fp16'`` or ``'bf16'``, see
             :func:`mmprompt.models.utils.apply_precision`.
@@ -123,8 +77,8 @@ class ZeroShotClassifier(BaseInferencer):
 
     Example:
         >>> classifier = ZeroShotClassifier(
-        ...     'configs/clip/clip_vit-base-p16_zeroshot-cls_in1k.py',
-        ...     pretrained='clip_vit-base-p16.pth')
+        ...     'mmprompt::clip/clip_vit-base-p16_zeroshot-cls_in1k.py',
+        ...     pretrained='clip_vit-base-p16.safetensors')
         >>> classifier(['a.jpg', pil_image], topk=5)[0]['pred_classes']
     """
     preprocess_kwargs: set = set()
@@ -146,6 +100,12 @@ class ZeroShotClassifier(BaseInferencer):
         speed_up(built, precision, compile)
         super().__init__(built, pretrained=False)
         self._spec = None
+
+    @staticmethod
+    def list_models(pattern: Optional[str] = None) -> List[str]:
+        """Zoo names usable as ``model``: the zero-shot classifiers of
+        :func:`mmprompt.apis.list_models`."""
+        return list_models(pattern, task='Zero-shot Image Classification')
 
     def _init_pipeline(self, cfg: Config) -> Callable:
         pipeline = Compose(

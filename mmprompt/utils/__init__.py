@@ -1,6 +1,7 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
 from .errors import (CheckpointError, ImageDecodeError, InputTypeError,
                      InvalidInputError, OutputPathError, UserError, run_tool)
+from . import checkpoint  # noqa: F401 - registers the .safetensors loader
 from .io import atomic_write, check_output, read_lines
 from .setup_env import register_all_modules
 

@@ -379,3 +379,32 @@ def load_checkpoint(model: nn.Module,
             f"{_config_phrase(model.state_dict())}: {'; '.join(parts)}")
     model.load_state_dict(sd, strict=False)
     return dict(state_dict=sd, meta=meta)
+
+
+# -- MMEngine's loaders -------------------------------------------------------
+def load_from_safetensors(filename: str, map_location=None) -> dict:
+    """MMEngine ``CheckpointLoader`` backend for ``.safetensors`` files.
+
+    Registered for every path ending in ``.safetensors``, so that what
+    MMEngine loads itself (a Runner's ``load_from``, ``init_cfg=dict(
+    type='Pretrained', ...)``) reads them through :func:`read_checkpoint`.
+
+    Returns:
+        dict: ``dict(state_dict=..., meta=...)``.
+    """
+    state_dict, meta = read_checkpoint(filename)
+    if map_location not in (None, 'cpu'):
+        state_dict = OrderedDict(
+            (k, v.to(map_location)) for k, v in state_dict.items())
+    return dict(state_dict=state_dict, meta=meta)
+
+
+def _register_mmengine_loader() -> None:
+    from mmengine.runner import CheckpointLoader
+    CheckpointLoader.register_scheme(
+        prefixes=r'(?!\w+://).*\.safetensors$',
+        loader=load_from_safetensors,
+        force=True)
+
+
+_register_mmengine_loader()

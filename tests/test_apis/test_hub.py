@@ -1,18 +1,23 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
-"""Official weights: download from a local server, verify, convert, cache."""
-import importlib.util
+"""Official weights by zoo name: download from a local server (127.0.0.1),
+verify, convert, cache as safetensors; what goes wrong leaves nothing."""
+import dataclasses
 import os
 import os.path as osp
-import sys
+import socket
+import stat
 
 import pytest
 import torch
-
-from mmprompt.apis import hub
 from testing_utils import clip as H
+from testing_utils import ram as R
 
+from mmprompt.apis import ImageTagger, hub, model_zoo
+from mmprompt.utils.checkpoint import META_KEY, read_checkpoint
 
 NAME = 'clip_vit-base-p16'
+RAM_NAME = 'ram_swin-large-p4-w12_384px_normal'
+NORMAL = 'ram/ram_swin-large-p4-w12_384px_normal.py'
 
 
 @pytest.fixture(scope='module')
@@ -28,9 +33,11 @@ def home(tmp_path, monkeypatch):
     return tmp_path / 'home'
 
 
-def patch_table(monkeypatch, url, sha):
-    entry = dict(hub.PRETRAINED[NAME], url=url, sha256=sha)
-    monkeypatch.setitem(hub.PRETRAINED, NAME, entry)
+def patch_zoo(monkeypatch, name, **changes):
+    """Replace fields of a zoo entry for one test."""
+    zoo = model_zoo.load_zoo()
+    monkeypatch.setitem(zoo, name.lower(),
+                        dataclasses.replace(zoo[name.lower()], **changes))
 
 
 def all_files(root):
@@ -39,27 +46,16 @@ def all_files(root):
         for f in files)
 
 
-def test_table_holds_openai_releases():
-    assert hub.list_models() == [
-        'clip_vit-base-p16', 'clip_vit-base-p32', 'clip_vit-large-p14',
-        'clip_vit-large-p14-336px'
-    ]
-    for name, info in hub.PRETRAINED.items():
-        assert info['url'].startswith(
-            'https://openaipublic.azureedge.net/clip/models/')
-        # OpenAI's URLs embed the SHA-256 of the file.
-        assert info['url'].split('/')[-2] == info['sha256']
-        assert len(info['sha256']) == 64
-        assert osp.isfile(hub.get_model_info(name)['config'])
-    open_clip = pytest.importorskip('open_clip')
-    for ours, theirs in [('clip_vit-base-p32', 'ViT-B-32'),
-                         ('clip_vit-base-p16', 'ViT-B-16'),
-                         ('clip_vit-large-p14', 'ViT-L-14'),
-                         ('clip_vit-large-p14-336px', 'ViT-L-14-336')]:
-        assert hub.PRETRAINED[ours]['url'] == open_clip.get_pretrained_url(
-            theirs, 'openai')
-    with pytest.raises(KeyError, match='clip_vit-base-p16'):
-        hub.get_model_info('clip_vit-huge')
+def cached_name(url, sha):
+    return 'checkpoints/' + osp.splitext(
+        url.split('/')[-1])[0] + f'_{sha[:8]}.safetensors'
+
+
+def closed_port_url(path):
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        port = s.getsockname()[1]
+    return f'http://127.0.0.1:{port}{path}'
 
 
 def test_home(monkeypatch):
@@ -70,48 +66,122 @@ def test_home(monkeypatch):
         osp.expanduser('~'), '.cache', 'mmprompt')
 
 
-def test_download_verify_convert_cache(payload, home, monkeypatch):
+def test_clip_download_verify_convert_cache(payload, home, monkeypatch):
     data, sha = payload
     with H.FileServer({'/m/ViT-B-16.pt': data}) as server:
-        patch_table(monkeypatch, server.url('/m/ViT-B-16.pt'), sha)
-        path = hub.get_checkpoint(NAME, progress=False)
-        assert path == str(home / 'checkpoints' / f'{NAME}_{sha[:8]}.pth')
-        # Only the converted checkpoint is kept.
-        assert all_files(home) == [f'checkpoints/{NAME}_{sha[:8]}.pth']
-        ckpt = torch.load(path, map_location='cpu', weights_only=True)
-        assert ckpt['meta']['source_sha256'] == sha
-        assert ckpt['meta']['source'] == 'openai_clip'
-        assert 'visual.cls_token' in ckpt['state_dict']
+        url = server.url('/m/ViT-B-16.pt')
+        patch_zoo(monkeypatch, NAME, weights=url, sha256=sha)
+        old_umask = os.umask(0o022)
+        try:
+            path = hub.get_checkpoint(NAME, progress=False)
+        finally:
+            os.umask(old_umask)
+        # Only the converted checkpoint is kept, as safetensors, 0644.
+        assert all_files(home) == [cached_name(url, sha)]
+        assert path == str(home / cached_name(url, sha))
+        assert stat.S_IMODE(os.stat(path).st_mode) == 0o644
+        from safetensors import safe_open
+        with safe_open(path, framework='pt') as f:
+            assert META_KEY in f.metadata()
+        state_dict, meta = read_checkpoint(path)
+        assert meta['source_sha256'] == sha
+        assert meta['source'] == 'openai_clip'
+        assert meta['zoo_name'] == NAME
+        assert 'visual.cls_token' in state_dict
         assert server.requests == ['/m/ViT-B-16.pt']
         # The second call reads the cache: no request.
         assert hub.get_checkpoint(NAME, progress=False) == path
         assert server.requests == ['/m/ViT-B-16.pt']
 
 
-def test_wrong_checksum_is_an_error(payload, home, monkeypatch):
+def test_names_sharing_weights_share_the_cache(payload, home, monkeypatch):
+    data, sha = payload
+    with H.FileServer({'/m/ViT-B-16.pt': data}) as server:
+        url = server.url('/m/ViT-B-16.pt')
+        for name in (NAME, 'clip_vit-base-p16_zeroshot-cls_in1k'):
+            patch_zoo(monkeypatch, name, weights=url, sha256=sha)
+        a = hub.get_checkpoint(NAME, progress=False)
+        b = hub.get_checkpoint(
+            'clip_vit-base-p16_zeroshot-cls_in1k', progress=False)
+        assert a == b and len(server.requests) == 1
+
+
+def test_wrong_checksum_caches_nothing(payload, home, monkeypatch):
     data, sha = payload
     wrong = '0' * 64
     with H.FileServer({'/m/ViT-B-16.pt': data}) as server:
-        patch_table(monkeypatch, server.url('/m/ViT-B-16.pt'), wrong)
+        patch_zoo(
+            monkeypatch,
+            NAME,
+            weights=server.url('/m/ViT-B-16.pt'),
+            sha256=wrong)
         with pytest.raises(hub.ChecksumError, match=f'{sha}.*{wrong}'):
             hub.get_checkpoint(NAME, progress=False)
     assert all_files(home) == []
 
 
-def test_interrupted_download_leaves_nothing(payload, home, monkeypatch):
+def test_cut_short_download_caches_nothing(payload, home, monkeypatch):
     data, sha = payload
     files = {'/m/ViT-B-16.pt': data}
     with H.FileServer(
             files, truncate={'/m/ViT-B-16.pt': len(data) // 2}) as server:
-        patch_table(monkeypatch, server.url('/m/ViT-B-16.pt'), sha)
-        with pytest.raises(Exception):
+        patch_zoo(
+            monkeypatch, NAME, weights=server.url('/m/ViT-B-16.pt'),
+            sha256=sha)
+        with pytest.raises(hub.DownloadError, match='stopped after') as e:
             hub.get_checkpoint(NAME, progress=False)
+        assert '\n' not in str(e.value)
         assert all_files(home) == []
         # A later, complete download works and uses nothing of the first.
         server.truncate.clear()
         path = hub.get_checkpoint(NAME, progress=False)
         assert all_files(home) == [osp.relpath(path, home)]
         assert len(server.requests) == 2
+
+
+def test_offline_is_one_line_with_what_to_do(payload, home, monkeypatch):
+    data, sha = payload
+    url = closed_port_url('/m/ViT-B-16.pt')
+    patch_zoo(monkeypatch, NAME, weights=url, sha256=sha)
+    with pytest.raises(hub.DownloadError) as e:
+        hub.get_checkpoint(NAME, progress=False)
+    message = str(e.value)
+    assert '\n' not in message
+    assert f'cannot download {url}' in message
+    downloads = str(home / 'downloads')
+    assert f'download it by hand to {downloads}/' in message
+    assert ('tools/model_converters/openai_clip_to_mmprompt.py '
+            f'{downloads}/ViT-B-16.pt') in message
+    assert all_files(home) == []
+    # Done by hand: the file in downloads/ is checked and converted.
+    os.makedirs(downloads, exist_ok=True)
+    with open(osp.join(downloads, 'ViT-B-16.pt'), 'wb') as f:
+        f.write(data)
+    path = hub.get_checkpoint(NAME, progress=False)
+    assert read_checkpoint(path)[1]['source_sha256'] == sha
+    # A file by hand with another SHA-256 is refused, naming it.
+    patch_zoo(monkeypatch, NAME, weights=url, sha256='1' * 64)
+    with pytest.raises(hub.ChecksumError, match='ViT-B-16.pt: SHA-256'):
+        hub.get_checkpoint(NAME, progress=False)
+
+
+def test_offline_tools_print_one_line(payload, home, monkeypatch, capsys):
+    """tools/test.py with a zoo name, offline: one line on stderr, exit 2."""
+    from testing_utils import REPO_ROOT, load_module
+    from mmprompt.utils.errors import run_tool
+    data, sha = payload
+    url = closed_port_url('/m/ViT-B-16.pt')
+    patch_zoo(monkeypatch, NAME, weights=url, sha256=sha)
+    tool = load_module('_mmprompt_tools_test',
+                       osp.join(REPO_ROOT, 'tools', 'test.py'))
+    with pytest.raises(SystemExit) as e:
+        run_tool(tool.main, [
+            'mmprompt::clip/clip_vit-base-p16_zeroshot-cls_cifar100.py', NAME
+        ])
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith('error: cannot download')
+    assert url in err[0] and 'convert it yourself' in err[0]
 
 
 def test_download_helper(tmp_path):
@@ -121,7 +191,7 @@ def test_download_helper(tmp_path):
         assert hub.download(
             server.url('/f'), dst, H.sha256(data), progress=False) == dst
         assert open(dst, 'rb').read() == data
-        with pytest.raises(OSError):
+        with pytest.raises(hub.DownloadError, match='404'):
             hub.download(
                 server.url('/missing'),
                 str(tmp_path / 'g'),
@@ -129,3 +199,84 @@ def test_download_helper(tmp_path):
                 progress=False)
     assert sorted(os.listdir(tmp_path / 'sub')) == ['f.bin']
     assert not osp.exists(tmp_path / 'g')
+
+
+# -- RAM / RAM++ by name ------------------------------------------------------
+@pytest.fixture(scope='module')
+def ram_release(ram_vectors_dir, tmp_path_factory):
+    """The tiny reference RAM as recognize-anything releases it (a raw
+    checkpoint) and its tag lists and thresholds as files."""
+    root = tmp_path_factory.mktemp('ram_release')
+    meta = R.expected(ram_vectors_dir)
+
+    def text(lines):
+        return ('\n'.join(str(x) for x in lines) + '\n').encode('utf-8')
+
+    files = {
+        '/hf/ram_swin_large_14m.pth':
+        open(osp.join(ram_vectors_dir, 'ram_tiny_state_dict.pth'),
+             'rb').read(),
+        '/gh/ram_tag_list.txt': text(meta['tags_en']),
+        '/gh/ram_tag_list_chinese.txt': text(meta['tags_zh']),
+        '/gh/ram_tag_list_threshold.txt': text(meta['thresholds']),
+    }
+    config = R.write_tiny_config(str(root / 'normal.py'), NORMAL, 20)
+    return dict(files=files, config=config, meta=meta)
+
+
+def patch_ram(monkeypatch, server, release, **wrong):
+    f = release['files']
+    keys = dict(
+        tag_list='/gh/ram_tag_list.txt',
+        tag_list_chinese='/gh/ram_tag_list_chinese.txt',
+        thresholds='/gh/ram_tag_list_threshold.txt')
+    data_files = {
+        k: dict(URL=server.url(p), SHA256=wrong.get(k, H.sha256(f[p])))
+        for k, p in keys.items()
+    }
+    patch_zoo(
+        monkeypatch,
+        RAM_NAME,
+        weights=server.url('/hf/ram_swin_large_14m.pth'),
+        sha256=H.sha256(f['/hf/ram_swin_large_14m.pth']),
+        data_files=data_files,
+        config=release['config'])
+
+
+def test_ram_by_name_downloads_converts_and_tags(ram_release, ram_vectors_dir,
+                                                 home, monkeypatch):
+    with H.FileServer(ram_release['files']) as server:
+        patch_ram(monkeypatch, server, ram_release)
+        tagger = ImageTagger(RAM_NAME)  # pretrained=True: the zoo's weights
+        assert len(server.requests) == 4
+        path, = [osp.join(home, p) for p in all_files(home)]
+        assert path.endswith('.safetensors')
+        state_dict, meta = read_checkpoint(path)
+        assert meta['tag_list'] == ram_release['meta']['tags_en']
+        assert meta['tag_list_chinese'] == ram_release['meta']['tags_zh']
+        torch.testing.assert_close(
+            state_dict['class_threshold'],
+            torch.tensor(ram_release['meta']['thresholds'],
+                         dtype=torch.float32))
+        # Cached: a second tagger makes no request.
+        ImageTagger(RAM_NAME)
+        assert len(server.requests) == 4
+    images = [
+        osp.join(ram_vectors_dir, 'images', name) for name in R.IMAGES
+    ]
+    results = tagger(images, batch_size=2)
+    expected = ram_release['meta']['expected']
+    for i, result in enumerate(results):
+        assert ' | '.join(result['pred_tags']) == expected['tags_en'][i]
+        assert ' | '.join(result['pred_tags_chinese']) == \
+            expected['tags_zh'][i]
+
+
+def test_ram_bad_tag_list_checksum_caches_nothing(ram_release, home,
+                                                  monkeypatch):
+    with H.FileServer(ram_release['files']) as server:
+        patch_ram(monkeypatch, server, ram_release, thresholds='2' * 64)
+        with pytest.raises(hub.ChecksumError,
+                           match='ram_tag_list_threshold.txt: SHA-256'):
+            ImageTagger(RAM_NAME)
+    assert all_files(home) == []

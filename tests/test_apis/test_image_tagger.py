@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 from testing_utils import REPO_ROOT, load_module
 
-from mmprompt.apis import ImageTagger, list_tagging_models
+from mmprompt.apis import ImageTagger, list_models
 
 from testing_utils import ram as H  # noqa: E402
 NORMAL = 'ram/ram_swin-large-p4-w12_384px_normal.py'
@@ -85,15 +85,15 @@ def test_sorting_thresholds_and_datasamples(tagger, files):
 
 
 def test_model_name_with_overrides(files):
-    assert 'ram_swin-large-p4-w12_384px_normal' in list_tagging_models()
-    assert ImageTagger.list_models() == list_tagging_models()
+    assert 'ram_swin-large-p4-w12_384px_normal' in ImageTagger.list_models()
+    assert ImageTagger.list_models() == list_models('ram')
     tagger = ImageTagger(
         'ram_swin-large-p4-w12_384px_normal',
         pretrained=files['ram'],
         num_classes=20,
         **H.TINY_MODEL)
     check_reference(tagger(files['images'], batch_size=2), files['meta'])
-    with pytest.raises(ValueError, match='neither a config file nor one of'):
+    with pytest.raises(ValueError, match='neither a model of the zoo nor'):
         ImageTagger('ram_swin-tiny')
 
 

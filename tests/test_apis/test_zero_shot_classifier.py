@@ -1,5 +1,6 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
 """ZeroShotClassifier and demo/classify.py with tiny random-weight CLIPs."""
+import dataclasses
 import json
 import os.path as osp
 
@@ -8,7 +9,7 @@ import pytest
 from PIL import Image
 from testing_utils import REPO_ROOT, load_module
 
-from mmprompt.apis import ZeroShotClassifier, hub
+from mmprompt.apis import ZeroShotClassifier, model_zoo
 
 from testing_utils import clip as H  # noqa: E402
 DEMO = load_module('_mmprompt_demo_classify',
@@ -171,10 +172,12 @@ def test_named_model_downloads_official_weights(files, tmp_path, monkeypatch):
     data = H.openai_checkpoint_bytes(seed=1)
     monkeypatch.setenv('MMPROMPT_HOME', str(tmp_path / 'home'))
     with H.FileServer({'/w/ViT-B-16.pt': data}) as server:
+        zoo = model_zoo.load_zoo()
         monkeypatch.setitem(
-            hub.PRETRAINED, 'clip_vit-base-p16',
-            dict(
-                url=server.url('/w/ViT-B-16.pt'),
+            zoo, 'clip_vit-base-p16',
+            dataclasses.replace(
+                zoo['clip_vit-base-p16'],
+                weights=server.url('/w/ViT-B-16.pt'),
                 sha256=H.sha256(data),
                 config=files['config']))
         named = ZeroShotClassifier('clip_vit-base-p16')

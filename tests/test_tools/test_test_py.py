@@ -304,5 +304,10 @@ def test_bad_arguments(tmp_path):
         TOOL.parse_args(['cfg.py', 'ckpt.pth', '--out', 'metrics.pkl'])
     with pytest.raises(SystemExit):
         TOOL.parse_args(['cfg.py', 'ckpt.pth', '--dump', 'preds.json'])
-    with pytest.raises(FileNotFoundError, match='neither a file'):
+    from mmprompt.utils.errors import UserError
+    with pytest.raises(UserError, match='no such checkpoint file'):
         TOOL.resolve_checkpoint(str(tmp_path / 'missing.pth'))
+    with pytest.raises(UserError,
+                       match='neither a file nor a model of the zoo; '
+                       'close names: clip_vit-base-p16'):
+        TOOL.resolve_checkpoint('clip_vit-base-p61')

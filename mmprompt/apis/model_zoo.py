@@ -1,0 +1,379 @@
+# Copyright (c) mmprompt contributors. All rights reserved.
+"""mmprompt's model zoo: one table of every named model, CLIP and RAM alike.
+
+The table is OpenMMLab's: a ``metafile.yml`` per family under ``configs/``
+(``Collections`` and ``Models``: Name, Metadata, In Collection, Results,
+Weights, Config, Converted From) and a root ``model-index.yml`` importing
+them, the files MMPreTrain's ``ModelHub`` and ``mim`` read. mmprompt adds
+four fields to a model: ``SHA256`` (of the official weights file),
+``Converter`` (the command that converts it), ``Data Files`` (URL and
+SHA-256 of files the conversion embeds: RAM's tag lists and thresholds) and
+``Text Encoder`` (the zoo model whose text tower an open-set RAM uses).
+
+In a source checkout the table is read from the checkout; in an installed
+wheel from ``mmprompt/.mim`` (``setup.py`` copies it there).
+
+Example:
+    >>> from mmprompt.apis import list_models, get_model
+    >>> list_models('ram*', task='Image Tagging')
+    ['ram_swin-large-p4-w12_384px_normal', ...]
+    >>> model = get_model('clip_vit-base-p16')   # official weights, cached
+"""
+import copy
+import difflib
+import fnmatch
+import functools
+import logging
+import os.path as osp
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Tuple, Union
+
+import torch
+from mmengine.config import Config
+from mmengine.logging import print_log
+from mmengine.model import BaseModel
+
+from mmprompt.utils.errors import InvalidInputError, UserError
+
+#: The prefix of config names inside the package: ``mmprompt::clip/x.py``.
+CONFIG_PREFIX = 'mmprompt::'
+
+
+class UnknownModelError(InvalidInputError):
+    """A name that is neither in the zoo nor a config file."""
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """One model of the zoo, as its metafile describes it.
+
+    Attributes:
+        name (str): The zoo name, e.g. ``'clip_vit-base-p16'``.
+        collection (str): ``'CLIP'``, ``'RAM'`` or ``'RAM++'``.
+        task (str): ``'Zero-shot Image Classification'``, ``'Image
+            Tagging'`` or ``'Open-set Image Tagging'``.
+        architecture (str): In words, e.g. ``'CLIP ViT-B/16'``.
+        config (str): Absolute path of the config file.
+        weights (str): URL of the official weights file.
+        sha256 (str, optional): Its published SHA-256; None if unknown.
+        converter (str): The converter command (a path under ``tools/``
+            and its options).
+        data_files (dict): ``{key: {'URL': ..., 'SHA256': ...}}`` embedded
+            by the conversion (RAM: ``tag_list``, ``tag_list_chinese``,
+            ``thresholds``).
+        text_encoder (str, optional): Zoo name of the CLIP whose text tower
+            an open-set model uses.
+        results (tuple): Published figures, ``dict(task, dataset,
+            metrics)`` each.
+        metafile (str): The metafile it comes from.
+    """
+    name: str
+    collection: str
+    task: str
+    architecture: str
+    config: str
+    weights: str
+    sha256: Optional[str]
+    converter: str
+    data_files: Dict[str, Dict[str, str]] = field(default_factory=dict)
+    text_encoder: Optional[str] = None
+    results: Tuple[dict, ...] = ()
+    metafile: str = ''
+
+    @property
+    def weights_file(self) -> str:
+        """str: The file name of the official weights."""
+        return self.weights.rstrip('/').split('/')[-1].split('?')[0]
+
+
+def get_zoo_root() -> str:
+    """The folder holding ``model-index.yml`` and ``configs/``:
+    ``mmprompt/.mim`` in an installed wheel, else the source checkout.
+
+    Raises:
+        UserError: If neither holds them.
+    """
+    package = osp.dirname(osp.dirname(osp.abspath(__file__)))
+    for root in (osp.join(package, '.mim'), osp.dirname(package)):
+        if osp.isfile(osp.join(root, 'model-index.yml')) and osp.isdir(
+                osp.join(root, 'configs')):
+            return root
+    raise UserError(
+        f'mmprompt installed at {package} has no model-index.yml / configs; '
+        'reinstall it (pip install mmprompt, or pip install -e . in a '
+        'checkout)')
+
+
+def get_configs_dir() -> str:
+    """The ``configs`` folder of the zoo, see :func:`get_zoo_root`."""
+    return osp.join(get_zoo_root(), 'configs')
+
+
+def _read_yaml(path: str) -> dict:
+    import yaml
+    with open(path, encoding='utf-8') as f:
+        return yaml.safe_load(f) or {}
+
+
+def _results(raw) -> Tuple[dict, ...]:
+    return tuple(
+        dict(
+            task=r.get('Task'),
+            dataset=r.get('Dataset'),
+            metrics=dict(r.get('Metrics') or {})) for r in raw or ())
+
+
+def _parse_model(raw: dict, root: str, metafile: str) -> ModelInfo:
+    meta = raw.get('Metadata') or {}
+    for key in ('Name', 'Config', 'Weights', 'In Collection'):
+        if not raw.get(key):
+            raise ValueError(f'{metafile}: model {raw.get("Name")!r} has no '
+                             f'{key!r}')
+    return ModelInfo(
+        name=raw['Name'],
+        collection=raw['In Collection'],
+        task=meta.get('Task', ''),
+        architecture=meta.get('Architecture', ''),
+        config=osp.join(root, raw['Config']),
+        weights=raw['Weights'],
+        sha256=(raw.get('SHA256') or None),
+        converter=raw.get('Converter', ''),
+        data_files=copy.deepcopy(raw.get('Data Files') or {}),
+        text_encoder=raw.get('Text Encoder'),
+        results=_results(raw.get('Results')),
+        metafile=metafile)
+
+
+@functools.lru_cache(maxsize=None)
+def _load(root: str) -> Dict[str, ModelInfo]:
+    index = _read_yaml(osp.join(root, 'model-index.yml'))
+    zoo: Dict[str, ModelInfo] = {}
+    for metafile in index.get('Import') or ():
+        for raw in _read_yaml(osp.join(root, metafile)).get('Models') or ():
+            info = _parse_model(raw, root, metafile)
+            if info.name.lower() in zoo:
+                raise ValueError(f'{metafile}: model name {info.name!r} is '
+                                 'used twice in the zoo')
+            zoo[info.name.lower()] = info
+    return zoo
+
+
+def load_zoo() -> Dict[str, ModelInfo]:
+    """The whole table, read once: lower-cased name -> :class:`ModelInfo`.
+
+    Tests may replace entries of the returned dict (it is the cached one).
+    """
+    return _load(get_zoo_root())
+
+
+def list_models(pattern: Optional[str] = None,
+                task: Optional[str] = None) -> List[str]:
+    """Names of the zoo's models, sorted.
+
+    Args:
+        pattern (str, optional): A shell-style pattern (``'clip*in1k'``),
+            case-insensitive; without ``*``, ``?`` or ``[`` it matches
+            names containing it. Defaults to None (all).
+        task (str, optional): Keep models of this task (case-insensitive):
+            ``'Zero-shot Image Classification'``, ``'Image Tagging'`` or
+            ``'Open-set Image Tagging'``. Defaults to None (all).
+
+    Returns:
+        list[str]: The names.
+    """
+    infos = load_zoo().values()
+    if task is not None:
+        tasks = sorted({i.task for i in infos})
+        if task.lower() not in {t.lower() for t in tasks}:
+            raise InvalidInputError(
+                f'unknown task {task!r}; the zoo has {", ".join(tasks)}')
+        infos = [i for i in infos if i.task.lower() == task.lower()]
+    names = sorted(i.name for i in infos)
+    if pattern:
+        pat = pattern.lower()
+        if not any(c in pat for c in '*?['):
+            pat = f'*{pat}*'
+        names = [n for n in names if fnmatch.fnmatchcase(n.lower(), pat)]
+    return names
+
+
+def close_names(name: str, names: List[str]) -> str:
+    """``"close names: a, b"`` of the ``names`` closest to ``name`` (difflib),
+    for messages."""
+    close = difflib.get_close_matches(name, names, n=5, cutoff=0.5)
+    if not close:
+        close = [n for n in names if name.lower() in n.lower()][:5]
+    return (f'close names: {", ".join(close)}'
+            if close else 'see mmprompt.apis.list_models()')
+
+
+def get_model_info(name: str) -> ModelInfo:
+    """The zoo entry of ``name`` (case-insensitive).
+
+    Raises:
+        UnknownModelError: For a name not in the zoo; the message lists the
+            closest names.
+    """
+    info = load_zoo().get(str(name).lower())
+    if info is None:
+        raise UnknownModelError(
+            f'{name!r} is not a model of the zoo; '
+            f'{close_names(str(name), list_models())}')
+    return info
+
+
+def _config_names() -> List[str]:
+    root = get_configs_dir()
+    import glob
+    return sorted(
+        osp.relpath(p, root)
+        for p in glob.glob(osp.join(root, '**', '*.py'), recursive=True))
+
+
+def resolve_config(config: str) -> Tuple[str, Optional[ModelInfo]]:
+    """The config file of a zoo name, a ``mmprompt::`` name or a path.
+
+    ``mmprompt::clip/clip_vit-base-p16_zeroshot-cls_in1k.py`` is a config of
+    the package (a checkout's ``configs/`` or a wheel's
+    ``mmprompt/.mim/configs``), as ``mim`` names them.
+
+    Args:
+        config (str): A zoo name, ``mmprompt::<path under configs>`` or a
+            config file.
+
+    Returns:
+        tuple: The config path and the zoo entry (None unless ``config`` is
+        a zoo name).
+
+    Raises:
+        UnknownModelError: If it is none of these (the message lists close
+            names).
+    """
+    if config.startswith(CONFIG_PREFIX):
+        rel = config[len(CONFIG_PREFIX):].lstrip('/')
+        path = osp.join(get_configs_dir(), rel)
+        if not osp.isfile(path):
+            raise UnknownModelError(
+                f'{config!r}: no such config in mmprompt; '
+                f'{close_names(rel, _config_names())}')
+        return path, None
+    if str(config).lower() in load_zoo():
+        info = get_model_info(config)
+        return info.config, info
+    if osp.isfile(config):
+        return config, None
+    if config.endswith('.py') or osp.sep in config:
+        raise UnknownModelError(f'{config}: no such config file')
+    raise UnknownModelError(
+        f'{config!r} is neither a model of the zoo nor a config file; '
+        f'{close_names(config, list_models())}')
+
+
+def load_config(config: Union[str, Config]) -> Tuple[Config, Optional[ModelInfo]]:
+    """:func:`resolve_config`, then read it (a copy of a :class:`Config`).
+
+    Returns:
+        tuple: The :class:`Config` and the zoo entry (or None).
+    """
+    if isinstance(config, Config):
+        return copy.deepcopy(config), None
+    path, info = resolve_config(config)
+    return Config.fromfile(path), info
+
+
+def _is_tagger(model: torch.nn.Module) -> bool:
+    return hasattr(model, 'select_tags')
+
+
+def load_weights(model: BaseModel, checkpoint: str) -> dict:
+    """Load a converted checkpoint (``.pth`` or ``.safetensors``) into a
+    CLIP or RAM model: RAM through
+    :func:`mmprompt.models.ram.load_ram_checkpoint` (tag names, thresholds,
+    open-set categories), CLIP through
+    :func:`mmprompt.utils.checkpoint.load_checkpoint`; both strict.
+
+    Returns:
+        dict: The loaded ``state_dict`` and ``meta``.
+    """
+    if _is_tagger(model):
+        from mmprompt.models.ram import load_ram_checkpoint
+        return load_ram_checkpoint(model, checkpoint)
+    from mmprompt.utils.checkpoint import load_checkpoint
+    return load_checkpoint(model, checkpoint)
+
+
+def _use_text_encoder(cfg: Config, checkpoint: str) -> None:
+    """Point an open-set config's text tower at a CLIP checkpoint."""
+    text_encoder = cfg.model.get('text_encoder')
+    if text_encoder is None:
+        return
+    init_cfg = dict(text_encoder.get('init_cfg') or {})
+    init_cfg.update(
+        type='Pretrained', checkpoint=checkpoint, prefix='text_encoder.')
+    text_encoder['init_cfg'] = init_cfg
+
+
+def get_model(model: Union[str, Config, BaseModel],
+              pretrained: Union[bool, str, None] = True,
+              device: Union[str, torch.device, None] = None,
+              **kwargs) -> BaseModel:
+    """Build a model of the zoo, a config or a built model, with weights.
+
+    ``pretrained`` means the same for CLIP and RAM:
+
+    - ``True`` (the default): a zoo name gets its official weights,
+      downloaded, checked, converted and cached once (see
+      :func:`mmprompt.apis.hub.get_checkpoint`), and an open-set RAM the
+      text tower of its ``Text Encoder``; a config file its ``load_from``
+      (random weights, with a warning, if it has none).
+    - a path: that converted checkpoint (``.pth`` or ``.safetensors``).
+    - ``False`` or ``None``: random weights, with a warning.
+
+    Args:
+        model (str | Config | BaseModel): A name of :func:`list_models`, a
+            ``mmprompt::`` config name, a config file, a :class:`Config`
+            or a built model.
+        pretrained (bool | str, optional): See above. Defaults to True.
+        device (str | torch.device, optional): Where to run. Defaults to
+            None (CPU, or the model's current device).
+        **kwargs: Overrides of the config's ``model`` dict, e.g.
+            ``categories=...``.
+
+    Returns:
+        BaseModel: The model in eval mode, with ``_config`` set.
+
+    Raises:
+        UnknownModelError: For an unknown name (close names listed).
+        UserError: If a download or a checkpoint fails (one line).
+    """
+    from .utils import build_from_config, ready_for_inference
+    if isinstance(model, BaseModel):
+        if kwargs:
+            raise InvalidInputError(
+                'model overrides need a config, not a built model')
+        if isinstance(pretrained, str) and pretrained:
+            load_weights(model, pretrained)
+        return ready_for_inference(model, device)
+    cfg, info = load_config(model)
+    if kwargs:
+        cfg.merge_from_dict(dict(model=copy.deepcopy(kwargs)))
+    checkpoint = None
+    if pretrained is True:
+        if info is not None:
+            from . import hub
+            checkpoint = hub.get_checkpoint(info.name)
+            if info.text_encoder and cfg.model.get('text_encoder'):
+                _use_text_encoder(cfg, hub.get_checkpoint(info.text_encoder))
+        else:
+            checkpoint = cfg.get('load_from') or None
+    elif isinstance(pretrained, str) and pretrained:
+        checkpoint = pretrained
+    built = build_from_config(cfg)
+    if checkpoint:
+        load_weights(built, checkpoint)
+    else:
+        print_log(
+            'No checkpoint: the model keeps random weights',
+            logger='current',
+            level=logging.WARNING)
+    return ready_for_inference(built, device)

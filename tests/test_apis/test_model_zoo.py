@@ -1,0 +1,176 @@
+# Copyright (c) mmprompt contributors. All rights reserved.
+"""The model zoo table: metafiles in OpenMMLab's form, one list_models /
+get_model for CLIP and RAM, close names for unknown ones, mmprompt::
+config names."""
+import glob
+import hashlib
+import os.path as osp
+
+import pytest
+import yaml
+from testing_utils import REPO_ROOT
+from testing_utils import clip as H
+
+from mmprompt.apis import (ImageTagger, ZeroShotClassifier, get_model,
+                           get_model_info, list_models, model_zoo)
+from mmprompt.utils.errors import UserError
+
+RAM_WEIGHTS = {
+    'RAM': ('https://huggingface.co/xinyu1205/recognize_anything_model/'
+            'resolve/main/ram_swin_large_14m.pth'),
+    'RAM++': ('https://huggingface.co/xinyu1205/recognize-anything-plus-'
+              'model/resolve/main/ram_plus_swin_large_14m.pth'),
+}
+
+
+def test_every_config_is_in_the_zoo_once():
+    configs = sorted(
+        osp.relpath(p, REPO_ROOT)
+        for p in glob.glob(osp.join(REPO_ROOT, 'configs', '*', '*.py'))
+        if '_base_' not in p)
+    zoo = model_zoo.load_zoo().values()
+    assert sorted(
+        osp.relpath(i.config, REPO_ROOT) for i in zoo
+        if '_base_' not in i.config) == configs
+    for info in zoo:
+        assert osp.isfile(info.config), info.name
+        assert len(info.sha256) == 64 and int(info.sha256, 16) >= 0
+        assert info.converter.startswith('tools/model_converters/')
+        assert osp.isfile(
+            osp.join(REPO_ROOT,
+                     info.converter.split()[0])), info.converter
+
+
+def test_clip_weights_are_openai_releases():
+    open_clip = pytest.importorskip('open_clip')
+    theirs = {
+        'clip_vit-base-p32': 'ViT-B-32',
+        'clip_vit-base-p16': 'ViT-B-16',
+        'clip_vit-large-p14': 'ViT-L-14',
+        'clip_vit-large-p14-336px': 'ViT-L-14-336'
+    }
+    for name in list_models('clip'):
+        info = get_model_info(name)
+        base = name.split('_zeroshot')[0] + (
+            '-336px' if name.endswith('in1k-336px') or
+            name.endswith('cifar100-336px') else '')
+        assert info.weights == open_clip.get_pretrained_url(
+            theirs[base], 'openai')
+        # OpenAI's URLs embed the SHA-256 of the file.
+        assert info.weights.split('/')[-2] == info.sha256
+        assert info.task == 'Zero-shot Image Classification'
+
+
+def test_ram_weights_and_data_files(ram_data_dir):
+    for name in list_models('ram'):
+        info = get_model_info(name)
+        assert info.weights == RAM_WEIGHTS[info.collection]
+        assert set(info.data_files) == {
+            'tag_list', 'tag_list_chinese', 'thresholds'
+        }
+        for key, entry in info.data_files.items():
+            assert entry['URL'].startswith(
+                'https://raw.githubusercontent.com/xinyu1205/'
+                'recognize-anything/7cb804a8609e9f4b1a50b7f31436d2df40bb9481/'
+                'ram/data/')
+            # The table's SHA-256 is that of the official file in shared/.
+            local = osp.join(ram_data_dir, entry['URL'].split('/')[-1])
+            with open(local, 'rb') as f:
+                assert hashlib.sha256(f.read()).hexdigest() == \
+                    entry['SHA256'], key
+        assert (info.text_encoder == 'clip_vit-base-p16') == (
+            'openset' in name)
+    assert get_model_info('ram_swin-large-p4-w12_384px_normal').sha256 == \
+        '15c729c793af28b9d107c69f85836a1356d76ea830d4714699fb62e55fcc08ed'
+    assert get_model_info(
+        'ram-plus_swin-large-p4-w12_384px_normal').sha256 == \
+        '497c178836ba66698ca226c7895317e6e800034be986452dbd2593298d50e87d'
+
+
+def test_model_index_is_what_mmpretrain_and_mim_read():
+    modelhub = pytest.importorskip('mmpretrain.apis.model').ModelHub
+    hub = type('Hub', (modelhub, ), {'_models_dict': {}})
+    hub.register_model_index(
+        osp.join(REPO_ROOT, 'model-index.yml'), config_prefix=REPO_ROOT)
+    assert sorted(hub._models_dict) == sorted(
+        n.lower() for n in list_models())
+    info = hub._models_dict['clip_vit-base-p16_zeroshot-cls_in1k']
+    assert info.in_collection == 'CLIP'
+    assert info.results[0].metrics == {'Top 1 Accuracy': 68.6}
+    assert osp.isfile(info.config)
+    with open(osp.join(REPO_ROOT, 'model-index.yml')) as f:
+        assert yaml.safe_load(f) == {
+            'Import': ['configs/clip/metafile.yml', 'configs/ram/metafile.yml']
+        }
+
+
+def test_list_models_pattern_and_task():
+    everything = list_models()
+    assert len(everything) == 20 and everything == sorted(everything)
+    assert list_models('*in1k*') == list_models('in1k') == [
+        'clip_vit-base-p16_zeroshot-cls_in1k',
+        'clip_vit-base-p32_zeroshot-cls_in1k',
+        'clip_vit-large-p14_zeroshot-cls_in1k',
+        'clip_vit-large-p14_zeroshot-cls_in1k-336px'
+    ]
+    assert list_models('RAM-PLUS*', task='open-set image tagging') == [
+        'ram-plus_swin-large-p4-w12_384px_openset',
+        'ram-plus_swin-large-p4-w12_384px_openset_openimages-rare'
+    ]
+    assert len(list_models(task='Zero-shot Image Classification')) == 12
+    assert ZeroShotClassifier.list_models() == list_models(
+        task='Zero-shot Image Classification')
+    assert ImageTagger.list_models() == list_models('ram')
+    with pytest.raises(UserError, match='unknown task.*Image Tagging'):
+        list_models(task='detection')
+
+
+def test_unknown_name_lists_close_names():
+    with pytest.raises(model_zoo.UnknownModelError) as e:
+        get_model_info('clip_vit-base-p61')
+    assert 'close names: clip_vit-base-p16' in str(e.value)
+    with pytest.raises(ValueError, match='close names: ram_swin-large'):
+        ImageTagger('ram_swin-large-p4-w12_384_normal')
+    with pytest.raises(UserError, match='close names: clip_vit-base-p16'):
+        ZeroShotClassifier('clip-vit-base-p16')
+    with pytest.raises(UserError, match='no such config file'):
+        get_model('configs/clip/nothing.py')
+
+
+def test_config_names_of_the_package():
+    path, info = model_zoo.resolve_config(
+        'mmprompt::clip/clip_vit-base-p16_zeroshot-cls_in1k.py')
+    assert path == osp.join(REPO_ROOT, 'configs', 'clip',
+                            'clip_vit-base-p16_zeroshot-cls_in1k.py')
+    assert info is None
+    cfg, _ = model_zoo.load_config(
+        'mmprompt::ram/ram_swin-large-p4-w12_384px_normal.py')
+    assert cfg.model.type == 'RAMNormal'
+    with pytest.raises(UserError, match='close names: clip/clip_vit-base-p16'):
+        model_zoo.resolve_config('mmprompt::clip/clip_vit-base-p16_in1k.py')
+    assert model_zoo.resolve_config('clip_vit-base-p16')[1].name == \
+        'clip_vit-base-p16'
+
+
+def test_pretrained_means_the_same_for_clip_and_ram(tmp_path, monkeypatch):
+    pytest.importorskip('open_clip')
+    config = H.write_tiny_config(
+        str(tmp_path / 'tiny.py'),
+        'clip/clip_vit-base-p16_zeroshot-cls_cifar100.py')
+    ckpt = H.write_converted_checkpoint(str(tmp_path / 'tiny.pth'), seed=5)
+    loaded = get_model(config, pretrained=ckpt)
+    random = get_model(config, pretrained=False)
+    assert not all(
+        (a == b).all() for a, b in zip(loaded.state_dict().values(),
+                                       random.state_dict().values()))
+    # True with a config file: its load_from (none here: random weights).
+    get_model(config, pretrained=True)
+    # A mmprompt:: name with an override, and safetensors weights.
+    from mmprompt.utils.checkpoint import read_checkpoint, save_checkpoint
+    sd, meta = read_checkpoint(ckpt)
+    save_checkpoint(sd, meta, str(tmp_path / 'tiny.safetensors'))
+    again = ZeroShotClassifier(
+        config, pretrained=str(tmp_path / 'tiny.safetensors')).model
+    for k, v in loaded.state_dict().items():
+        if k in again.state_dict():
+            assert (again.state_dict()[k] == v).all(), k

@@ -9,7 +9,7 @@ keys of OpenAI's checkpoints (``token_embedding``, ``positional_embedding``,
 ``text_projection``), so the converter only adds a prefix.
 """
 from collections import OrderedDict
-from typing import Optional
+from typing import List, NamedTuple, Optional, Tuple
 
 import torch
 import torch.nn as nn
@@ -20,6 +20,25 @@ from mmengine.model import BaseModule
 from mmpretrain.models.utils import QuickGELU
 
 from mmprompt.registry import MODELS
+
+KeyValue = Tuple[torch.Tensor, torch.Tensor]
+
+
+class PrefixCache(NamedTuple):
+    """Keys and values of a shared token prefix, one pair per block.
+
+    Made by :meth:`CLIPTextTransformer.encode_prefix`. Under the causal mask
+    the hidden states of the first ``length`` tokens of a row depend only on
+    those tokens, so rows that start alike can share them.
+
+    Attributes:
+        keys_values (list[tuple]): Per block, ``(K, V)`` of shape
+            ``(P, heads, length, C / heads)`` with ``P`` 1 (shared by every
+            row) or the number of rows.
+        length (int): Number of prefix tokens.
+    """
+    keys_values: List[KeyValue]
+    length: int
 
 
 class CausalSelfAttention(nn.Module):
@@ -56,15 +75,45 @@ class CausalSelfAttention(nn.Module):
         Returns:
             torch.Tensor: ``(N, L, C)``.
         """
+        return self.forward_cached(x)[0]
+
+    def forward_cached(
+            self,
+            x: torch.Tensor,
+            past: Optional[KeyValue] = None
+    ) -> Tuple[torch.Tensor, KeyValue]:
+        """Attention after an optional cached prefix; also returns K, V.
+
+        Args:
+            x (torch.Tensor): Tokens, ``(N, L, C)``, following the prefix.
+            past (tuple, optional): ``(K, V)`` of the prefix tokens, batch
+                1 or ``N`` (see :class:`PrefixCache`). Defaults to None.
+
+        Returns:
+            tuple: The output ``(N, L, C)`` and this call's ``(K, V)``.
+        """
         n, length, _ = x.shape
         qkv = F.linear(x, self.in_proj_weight, self.in_proj_bias)
         # (N, L, 3C) -> (3, N, heads, L, C / heads)
         qkv = qkv.reshape(n, length, 3, self.num_heads,
                           -1).permute(2, 0, 3, 1, 4)
-        out = F.scaled_dot_product_attention(
-            qkv[0], qkv[1], qkv[2], is_causal=True)
+        q, k, v = qkv[0], qkv[1], qkv[2]
+        if past is None:
+            out = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        else:
+            past_k, past_v = (t.expand(n, -1, -1, -1) for t in past)
+            prefix = past_k.size(2)
+            # Every token sees the whole prefix and the tokens up to itself.
+            mask = torch.ones(
+                length, prefix + length, dtype=torch.bool,
+                device=x.device).tril(prefix)
+            out = F.scaled_dot_product_attention(
+                q,
+                torch.cat([past_k, k], dim=2),
+                torch.cat([past_v, v], dim=2),
+                attn_mask=mask)
         out = out.transpose(1, 2).reshape(n, length, self.embed_dims)
-        return self.out_proj(out)
+        return self.out_proj(out), (k, v)
 
 
 class ResidualAttentionBlock(nn.Module):
@@ -96,6 +145,17 @@ class ResidualAttentionBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.attn(self.ln_1(x))
         return x + self.mlp(self.ln_2(x))
+
+    def forward_cached(
+            self,
+            x: torch.Tensor,
+            past: Optional[KeyValue] = None
+    ) -> Tuple[torch.Tensor, KeyValue]:
+        """:meth:`forward` after a cached prefix, returning this block's K, V
+        (see :meth:`CausalSelfAttention.forward_cached`)."""
+        attn, kv = self.attn.forward_cached(self.ln_1(x), past)
+        x = x + attn
+        return x + self.mlp(self.ln_2(x)), kv
 
 
 @MODELS.register_module()
@@ -185,15 +245,69 @@ class CLIPTextTransformer(BaseModule):
         if texts.dim() != 2:
             raise ValueError('expected token ids of shape (N, L), got '
                              f'{tuple(texts.shape)}')
-        length = texts.size(1)
+        return self.forward_embeddings(
+            self.token_embedding(texts), texts.argmax(dim=-1))
+
+    def _check_length(self, length: int) -> None:
         if length > self.context_length:
             raise ValueError(f'rows of {length} tokens exceed the context '
                              f'length {self.context_length}')
-        x = self.token_embedding(texts)
-        x = x + self.positional_embedding[:length]
-        for block in self.resblocks:
-            x = block(x)
+
+    def forward_embeddings(
+            self,
+            embeds: torch.Tensor,
+            eot: torch.Tensor,
+            prefix: Optional[PrefixCache] = None) -> torch.Tensor:
+        """Project rows given as token embeddings, pooled at ``eot``.
+
+        This is :meth:`forward` with the token lookup done by the caller,
+        which may put any vectors in a row (learned prompt contexts).
+
+        Args:
+            embeds (torch.Tensor): ``(N, L, embed_dims)`` token embeddings,
+                before the positional embedding.
+            eot (torch.Tensor): ``(N, )`` index in each row of the token
+                to pool (the end-of-text token), counted within ``embeds``.
+            prefix (PrefixCache, optional): Tokens before every row, from
+                :meth:`encode_prefix`; then the rows are positions
+                ``prefix.length`` on. Defaults to None.
+
+        Returns:
+            torch.Tensor: ``(N, out_dims)``, not normalised.
+        """
+        if embeds.dim() != 3 or embeds.size(-1) != self.embed_dims:
+            raise ValueError(f'expected embeddings (N, L, {self.embed_dims}), '
+                             f'got {tuple(embeds.shape)}')
+        start = 0 if prefix is None else prefix.length
+        length = embeds.size(1)
+        self._check_length(start + length)
+        x = embeds + self.positional_embedding[start:start + length]
+        if prefix is None:
+            for block in self.resblocks:
+                x = block(x)
+        else:
+            for block, past in zip(self.resblocks, prefix.keys_values):
+                x = block.forward_cached(x, past)[0]
         x = self.ln_final(x)
-        eot = texts.argmax(dim=-1)
         x = x[torch.arange(x.size(0), device=x.device), eot]
         return x @ self.text_projection
+
+    def encode_prefix(self, embeds: torch.Tensor) -> PrefixCache:
+        """Run the first tokens of rows that share them, once.
+
+        Args:
+            embeds (torch.Tensor): ``(P, L, embed_dims)`` token embeddings
+                of the prefix: ``P = 1`` for a prefix shared by every row
+                of the next :meth:`forward_embeddings`, or one per row.
+
+        Returns:
+            PrefixCache: For ``prefix=`` of :meth:`forward_embeddings`.
+        """
+        length = embeds.size(1)
+        self._check_length(length)
+        x = embeds + self.positional_embedding[:length]
+        cache = []
+        for block in self.resblocks:
+            x, kv = block.forward_cached(x)
+            cache.append(kv)
+        return PrefixCache(cache, length)

@@ -122,8 +122,9 @@ def main(argv: Optional[List[str]] = None) -> list:
 
 
 if __name__ == '__main__':
+    from mmprompt.utils.errors import UserError
     try:
         main()
-    except (ValueError, TypeError, FileNotFoundError) as e:
+    except (UserError, ValueError, TypeError, FileNotFoundError) as e:
         sys.stderr.write(f'error: {e}\n')
         sys.exit(1)

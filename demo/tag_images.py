@@ -42,12 +42,14 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument(
         '--config',
         required=True,
-        help='config file or name (e.g. ram_swin-large-p4-w12_384px_normal)')
+        help='a model of the zoo (e.g. ram_swin-large-p4-w12_384px_normal, '
+        'see mmprompt.apis.list_models), a mmprompt:: config name or a '
+        'config file')
     parser.add_argument(
         '--checkpoint',
-        required=True,
-        help='checkpoint converted by '
-        'tools/model_converters/ram_to_mmprompt.py')
+        help='checkpoint (.pth / .safetensors) converted by '
+        'tools/model_converters/ram_to_mmprompt.py (default: the official '
+        'weights of a zoo model, downloaded and converted once)')
     parser.add_argument(
         '--out', required=True, help='output JSON-lines file (.jsonl)')
     parser.add_argument(
@@ -150,7 +152,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 1
     tagger = ImageTagger(
         args.config,
-        pretrained=args.checkpoint,
+        pretrained=args.checkpoint or True,
         device=args.device,
         precision=args.precision,
         compile=args.compile)
@@ -191,4 +193,10 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 
 if __name__ == '__main__':
-    raise SystemExit(main())
+    from mmprompt.utils.errors import UserError
+    try:
+        raise SystemExit(main())
+    except UserError as e:  # one line; --debug-free tools keep it short
+        import sys
+        sys.stderr.write(f'error: {e}\n')
+        raise SystemExit(2)

@@ -5,11 +5,9 @@ Converters are pure functions over state dicts; this module holds the I/O
 around them (safe loading, unwrapping, atomic saving) and the declarative rule
 engine that maps every source key or drops it on purpose.
 """
-import io
 import os
 import os.path as osp
 import re
-import tempfile
 import warnings
 import zipfile
 from collections import OrderedDict
@@ -56,6 +54,13 @@ def load_source_checkpoint(path: str) -> dict:
     """
     if not osp.isfile(path):
         raise ConverterError(f'{path}: no such file')
+    if path.endswith('.safetensors'):
+        from mmprompt.utils.checkpoint import read_checkpoint
+        try:
+            state_dict, meta = read_checkpoint(path)
+        except UserError as e:
+            raise ConverterError(str(e)) from None
+        return dict(state_dict=state_dict, meta=meta)
     try:
         if _is_torchscript(path):
             with warnings.catch_warnings():
@@ -69,6 +74,12 @@ def load_source_checkpoint(path: str) -> dict:
         raise
     except Exception as e:  # noqa: BLE001 - torch raises many kinds
         reason = str(e).strip().splitlines()[0] if str(e).strip() else ''
+        if 'Unsupported global' in str(e) or \
+                'was not an allowed global' in str(e):
+            raise ConverterError(
+                f'{path}: holds pickled Python objects, and loading it '
+                'would run their code, which mmprompt never does; save '
+                'its state dict (tensors only) and convert that') from None
         raise ConverterError(
             f'{path}: not a readable PyTorch checkpoint '
             f'({type(e).__name__}: {reason[:200]})') from None
@@ -245,39 +256,55 @@ def swin_window_size(bias_table: torch.Tensor) -> int:
 def save_checkpoint_atomic(checkpoint: dict,
                            dst: str,
                            force: bool = False) -> None:
-    """Write ``checkpoint`` to ``dst`` through a temporary file and a rename.
+    """Write a converted checkpoint, ``.safetensors`` or ``.pth`` by the
+    extension of ``dst``, atomically and with the umask's mode.
 
-    A reader never sees a half-written file, and an interrupted write leaves
-    no file at ``dst``.
+    See :func:`mmprompt.utils.checkpoint.save_checkpoint`: a ``.pth`` holds
+    ``dict(state_dict=..., meta=...)``; a ``.safetensors`` file the tensors
+    and the meta as JSON under the metadata key ``'mmprompt_meta'``.
 
     Args:
-        checkpoint (dict): Tensors, plain dicts, lists, strings and numbers
-            only, so that it loads with ``weights_only=True``.
+        checkpoint (dict): ``state_dict`` (tensors) and ``meta``
+            (JSON-serialisable: dicts, lists, strings, numbers).
         dst (str): Output path.
         force (bool): Overwrite an existing ``dst``. Defaults to False.
 
     Raises:
-        ConverterError: If ``dst`` exists and ``force`` is False.
+        UserError: If ``dst`` exists and ``force`` is False, or cannot be
+            written.
     """
-    if osp.exists(dst) and not force:
+    from mmprompt.utils.checkpoint import save_checkpoint
+    save_checkpoint(
+        checkpoint['state_dict'],
+        checkpoint.get('meta'),
+        dst,
+        force=force)
+
+
+OUTPUT_FORMATS = ('pth', 'safetensors')
+
+
+def output_format(dst: str, fmt: Optional[str] = None) -> str:
+    """The format a converter writes ``dst`` in: ``fmt`` if given (it must
+    agree with the extension, which is what loaders go by), else
+    ``'safetensors'`` for a ``.safetensors`` name and ``'pth'`` otherwise.
+
+    Raises:
+        ConverterError: If ``fmt`` and the extension disagree.
+    """
+    by_name = 'safetensors' if dst.endswith('.safetensors') else 'pth'
+    if fmt is None:
+        return by_name
+    if fmt not in OUTPUT_FORMATS:
+        raise ConverterError(f'--format must be one of {OUTPUT_FORMATS}, '
+                             f'not {fmt!r}')
+    if fmt != by_name:
+        want = '.safetensors' if fmt == 'safetensors' else \
+            'a name not ending in .safetensors (e.g. .pth)'
         raise ConverterError(
-            f'{dst}: exists; pass --force to overwrite it')
-    out_dir = osp.dirname(osp.abspath(dst))
-    os.makedirs(out_dir, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(
-        prefix='.' + osp.basename(dst) + '.', suffix='.tmp', dir=out_dir)
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            buffer = io.BytesIO()
-            torch.save(checkpoint, buffer)
-            f.write(buffer.getvalue())
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, dst)
-    except BaseException:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise
+            f'{dst}: --format {fmt} needs {want}: loaders read the format '
+            'from the extension')
+    return fmt
 
 
 def check_output_path(src: str, dst: str, force: bool) -> None:

@@ -6,10 +6,14 @@ The tag names and thresholds are embedded, so the output is all
 
 Example:
     python tools/model_converters/ram_to_mmprompt.py \
-        ram_swin_large_14m.pth ram_swin-large_14m_mmprompt.pth \
+        ram_swin_large_14m.pth ram_swin_large_14m.safetensors \
         --tag-list ram_tag_list.txt \
         --tag-list-chinese ram_tag_list_chinese.txt \
         --thresholds ram_tag_list_threshold.txt
+
+The output format follows the extension of dst (``.safetensors``: tensors
+only, the meta with the tag names in its metadata; anything else: a
+``.pth``), or ``--format``.
 """
 import argparse
 import os.path as osp
@@ -21,7 +25,9 @@ from mmengine.logging import print_log
 from mmprompt.converters import (ConverterError, convert_ram,
                                  load_source_checkpoint,
                                  save_checkpoint_atomic, unwrap_state_dict)
-from mmprompt.converters.common import check_output_path
+from mmprompt.converters.common import (OUTPUT_FORMATS, check_output_path,
+                                        output_format)
+from mmprompt.utils.errors import UserError
 
 
 def read_lines(path: str) -> List[str]:
@@ -59,6 +65,12 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         choices=['ram', 'ram_plus'],
         help='expected model (default: detected from the keys)')
     parser.add_argument(
+        '--format',
+        choices=OUTPUT_FORMATS,
+        help='output format (default: from the extension of dst: '
+        '.safetensors, tensors only with the meta in its metadata, else a '
+        '.pth of tensors and plain data)')
+    parser.add_argument(
         '--force', action='store_true', help='overwrite an existing dst')
     return parser.parse_args(argv)
 
@@ -66,6 +78,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     try:
+        output_format(args.dst, args.format)
         check_output_path(args.src, args.dst, args.force)
         tags = read_lines(args.tag_list) if args.tag_list else None
         tags_zh = read_lines(args.tag_list_chinese) \
@@ -79,7 +92,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         meta['source_file'] = osp.basename(args.src)
         save_checkpoint_atomic(
             dict(state_dict=converted, meta=meta), args.dst, force=args.force)
-    except (ConverterError, OSError, UnicodeDecodeError) as e:
+    except (UserError, OSError, UnicodeDecodeError) as e:
         sys.stderr.write(f'error: {e}\n')
         return 1
     print_log(

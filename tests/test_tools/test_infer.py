@@ -1,0 +1,303 @@
+# Copyright (c) mmprompt contributors. All rights reserved.
+"""tools/infer.py: bulk tagging / classification / embedding of folders,
+lists and WebDataset shards, in chunks that survive a killed run; on 1
+process (in-process ``main``) and on 2 (``torchrun`` over gloo)."""
+import io
+import json
+import os
+import os.path as osp
+import signal
+import tarfile
+import time
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from testing_utils import REPO_ROOT, load_module
+from testing_utils import dist as D
+from testing_utils import ram as R
+
+from mmprompt.utils.errors import InvalidInputError, OutputPathError
+
+TOOL = load_module('_mmprompt_tools_infer',
+                   osp.join(REPO_ROOT, 'tools', 'infer.py'))
+NORMAL = 'ram/ram_swin-large-p4-w12_384px_normal.py'
+
+
+def png_bytes(seed, size):
+    rng = np.random.default_rng(seed)
+    pixels = rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format='PNG')
+    return buffer.getvalue()
+
+
+def write_collection(root, num_files=9, num_shard=5, size=(64, 48)):
+    """A folder tree (with one broken file), a list of two of its files
+    and a WebDataset shard (image + json per key)."""
+    folder = root / 'photos'
+    (folder / 'b').mkdir(parents=True)
+    for i in range(num_files):
+        sub = folder / 'b' if i % 3 == 0 else folder
+        (sub / f'im{i:03d}.png').write_bytes(png_bytes(i, size))
+    (folder / 'broken.jpg').write_bytes(b'not an image')
+    listing = root / 'list.txt'
+    listing.write_text('photos/im001.png\nphotos/b/im000.png\n')
+    shard = root / 'shard-000.tar'
+    with tarfile.open(shard, 'w') as tar:
+        for i in range(num_shard):
+            for name, data in ((f'{i:06d}.png', png_bytes(100 + i, size)),
+                               (f'{i:06d}.json', b'{}')):
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+    return [str(folder), str(listing), str(shard)]
+
+
+@pytest.fixture(scope='module')
+def tagging(tmp_path_factory, ram_vectors_dir):
+    root = tmp_path_factory.mktemp('infer')
+    checkpoint = R.convert_tiny(ram_vectors_dir, str(root))
+    config = R.write_tiny_config(str(root / 'normal.py'), NORMAL, 20)
+    inputs = write_collection(root)
+    return dict(root=root, config=config, checkpoint=checkpoint,
+                inputs=inputs)
+
+
+def tag_args(setup, out, *extra):
+    return [
+        'tag', *setup['inputs'], '--model', setup['config'],
+        '--checkpoint', setup['checkpoint'], '--out',
+        str(out), '--chunk-size', '3', '--batch-size', '2', '--no-progress',
+        *extra
+    ]
+
+
+def read_jsonl(path):
+    with open(path, encoding='utf-8') as f:
+        return [json.loads(line) for line in f]
+
+
+def assert_same_records(one, two, atol=2e-6):
+    """Same images in the same order, same tags; scores within atol (the
+    batches differ between runs and are rounded to 6 decimals)."""
+    assert [r['image'] for r in one] == [r['image'] for r in two]
+    for a, b in zip(one, two):
+        assert a.get('tags') == b.get('tags')
+        assert a.get('labels') == b.get('labels')
+        assert a.get('error') == b.get('error')
+        assert np.allclose(a.get('scores', []), b.get('scores', []),
+                           atol=atol, rtol=0)
+
+
+@pytest.fixture(scope='module')
+def reference(tagging):
+    """The one-process, in-process run all others are compared with."""
+    out = tagging['root'] / 'ref' / 'tags.jsonl'
+    summary = TOOL.main(tag_args(tagging, out, '--num-workers', '1'))
+    return dict(summary=summary, tags=read_jsonl(out),
+                failed=read_jsonl(str(out)[:-6] + '.failed.jsonl'))
+
+
+def test_tag_folder_list_and_shard_in_input_order(tagging, reference):
+    records, failed = reference['tags'], reference['failed']
+    names = [r['image'] for r in records]
+    folder, listing, shard = tagging['inputs']
+    walked = sorted(
+        osp.join(dp, f) for dp, _, fs in os.walk(folder) for f in fs
+        if f.endswith('.png'))
+    listed = ['photos/im001.png', 'photos/b/im000.png']  # as written
+    in_shard = [f'{shard}:{i:06d}.png' for i in range(5)]
+    assert names == walked + listed + in_shard
+    assert [r['key'] for r in records[-5:]] == [f'{i:06d}' for i in range(5)]
+    assert failed == [dict(
+        image=osp.join(folder, 'broken.jpg'),
+        error=f'{osp.join(folder, "broken.jpg")}: not an image file PIL '
+        'can read')]
+    assert reference['summary']['readable'] == len(records) == 16
+    assert reference['summary']['unreadable'] == 1
+    # The records equal the inferencer's on the same files.
+    from mmprompt.apis import ImageTagger
+    tagger = ImageTagger(tagging['config'], tagging['checkpoint'])
+    want = tagger(walked[:3], batch_size=3)
+    for got, exp in zip(records[:3], want):
+        assert got['tags'] == exp['pred_tags']
+        assert np.allclose(got['scores'], exp['pred_scores'], atol=2e-6)
+    assert not osp.exists(tagging['root'] / 'ref' / 'tags.jsonl.parts')
+
+
+def test_outputs_are_never_lost(tagging, reference, tmp_path):
+    out = tmp_path / 'tags.jsonl'
+    with pytest.raises(InvalidInputError, match='no such file'):
+        TOOL.main(tag_args(dict(tagging, inputs=[str(tmp_path / 'nope')]),
+                           out))
+    out.write_text('precious\n')
+    with pytest.raises(OutputPathError, match='exists; pass --force'):
+        TOOL.main(tag_args(tagging, out))
+    assert out.read_text() == 'precious\n'
+    inside = osp.join(tagging['inputs'][0], 'tags.jsonl')
+    with pytest.raises(OutputPathError, match='inside the input folder'):
+        TOOL.main(tag_args(tagging, inside))
+    TOOL.main(tag_args(tagging, out, '--force', '--num-workers', '0'))
+    assert_same_records(read_jsonl(out), reference['tags'])
+    with pytest.raises(OutputPathError, match='nothing to resume'):
+        TOOL.main(tag_args(tagging, out, '--resume'))
+
+
+def test_interrupted_run_resumes_without_loss(tagging, reference, tmp_path,
+                                              monkeypatch):
+    """The third chunk write fails (like a kill); --resume does the rest."""
+    from mmprompt.apis import bulk
+    out = tmp_path / 'tags.jsonl'
+    real_write, calls = bulk.ChunkStore.write, []
+
+    def failing_write(self, c, *args):
+        calls.append(c)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real_write(self, c, *args)
+
+    monkeypatch.setattr(bulk.ChunkStore, 'write', failing_write)
+    with pytest.raises(KeyboardInterrupt):
+        TOOL.main(tag_args(tagging, out, '--num-workers', '0'))
+    monkeypatch.setattr(bulk.ChunkStore, 'write', real_write)
+    parts = sorted(os.listdir(f'{out}.parts'))
+    assert parts == ['chunk-0000000.jsonl', 'chunk-0000001.jsonl',
+                     'manifest.json']
+    with pytest.raises(OutputPathError, match='pass --resume'):
+        TOOL.main(tag_args(tagging, out))
+    with pytest.raises(OutputPathError, match='other inputs'):
+        TOOL.main(tag_args(tagging, out, '--resume', '--threshold', '0.1'))
+    summary = TOOL.main(tag_args(tagging, out, '--resume'))
+    assert summary['processed'] == 17 - 6
+    assert_same_records(read_jsonl(out), reference['tags'])
+
+
+@pytest.fixture(scope='module')
+def clip_model(tmp_path_factory):
+    pytest.importorskip('open_clip')
+    from testing_utils import clip as H
+    root = tmp_path_factory.mktemp('infer_clip')
+    checkpoint = H.write_converted_checkpoint(str(root / 'clip.pth'))
+    config = H.write_tiny_config(
+        str(root / 'cfg.py'),
+        'clip/clip_vit-base-p16_zeroshot-cls_in1k.py',
+        model=dict(categories=['cat', 'dog', 'car'], templates='simple'))
+    inputs = write_collection(root, num_files=4, num_shard=2)
+    return dict(root=root, config=config, checkpoint=checkpoint,
+                inputs=inputs)
+
+
+def test_embed_and_classify(clip_model, tmp_path):
+    """Embeddings: one row per readable image in input order, equal to the
+    model's normalised features; classes: the classifier's top-k."""
+    from mmprompt.apis import ZeroShotClassifier
+    common = [*clip_model['inputs'], '--model', clip_model['config'],
+              '--checkpoint', clip_model['checkpoint'], '--chunk-size', '2',
+              '--no-progress', '--num-workers', '0']
+    TOOL.main(['embed', *common, '--out', str(tmp_path / 'feats.npy')])
+    feats = np.load(tmp_path / 'feats.npy')
+    index = read_jsonl(tmp_path / 'feats.index.jsonl')
+    assert feats.shape == (len(index), 32) and len(index) == 8
+    assert [r['row'] for r in index] == list(range(8))
+    assert len(read_jsonl(tmp_path / 'feats.failed.jsonl')) == 1
+    classifier = ZeroShotClassifier(clip_model['config'],
+                                    clip_model['checkpoint'])
+    files = [r['image'] for r in index[:4]]  # the folder's
+    model = classifier.model
+    with torch.no_grad():
+        data = model.data_preprocessor(
+            dict(inputs=[classifier.pipeline(f)['inputs'] for f in files]),
+            False)
+        want = torch.nn.functional.normalize(
+            model.extract_image_feat(data['inputs']), dim=-1)
+    assert np.abs(feats[:4] - want.numpy()).max() <= 1e-5
+    TOOL.main(['classify', *common, '--topk', '2', '--out',
+               str(tmp_path / 'classes.jsonl')])
+    classes = read_jsonl(tmp_path / 'classes.jsonl')
+    want = classifier(files, topk=2)
+    for got, exp in zip(classes, want):
+        assert got['classes'] == exp['pred_classes']
+        assert np.allclose(got['scores'], exp['pred_scores'], atol=2e-6)
+
+
+@pytest.mark.slow
+def test_two_processes_match_one(tagging, reference, tmp_path):
+    out = tmp_path / 'tags.jsonl'
+    D.run(D.torchrun_argv('tools/infer.py',
+                          [*tag_args(tagging, out), '--launcher', 'pytorch']))
+    assert_same_records(read_jsonl(out), reference['tags'])
+    assert read_jsonl(str(out)[:-6] + '.failed.jsonl') == reference['failed']
+
+
+def _children(pid):
+    """Direct children of ``pid`` (from /proc)."""
+    kids = []
+    for entry in os.listdir('/proc'):
+        if entry.isdigit():
+            try:
+                with open(f'/proc/{entry}/stat') as f:
+                    fields = f.read().rsplit(')', 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                kids.append(int(entry))
+    return kids
+
+
+def _rank_of(pid):
+    try:
+        with open(f'/proc/{pid}/environ', 'rb') as f:
+            env = dict(
+                kv.split(b'=', 1) for kv in f.read().split(b'\0') if b'=' in kv)
+        return int(env.get(b'RANK', b'-1'))
+    except OSError:
+        return -1
+
+
+@pytest.mark.slow
+def test_rank_killed_then_resumed(tagging, reference, tmp_path):
+    """SIGKILL rank 1 once the first chunk is saved; torchrun stops the
+    job; ``--resume`` on 2 processes completes it: every image once, the
+    same records as one process."""
+    out = tmp_path / 'tags.jsonl'
+    parts = f'{out}.parts'
+    argv = D.torchrun_argv(
+        'tools/infer.py',
+        [*tag_args(tagging, out), '--chunk-size', '1', '--num-workers', '0',
+         '--launcher', 'pytorch'])
+    import subprocess
+    proc = subprocess.Popen(argv, cwd=REPO_ROOT, env=D.tool_env(),
+                            stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    try:
+        deadline = time.time() + 180
+        killed = None
+        while time.time() < deadline and killed is None:
+            done = [n for n in (os.listdir(parts) if osp.isdir(parts)
+                                else []) if n.startswith('chunk-')]
+            if done:
+                for pid in _children(proc.pid):
+                    if _rank_of(pid) == 1:
+                        os.kill(pid, signal.SIGKILL)
+                        killed = pid
+            time.sleep(0.02)
+        assert killed, 'rank 1 was never seen running'
+        proc.wait(timeout=120)
+    finally:
+        D.kill_group(proc)
+    assert proc.returncode != 0
+    saved = [n for n in os.listdir(parts) if n.endswith('.jsonl')]
+    assert 0 < len(saved) < 17, saved  # the kill came in the middle
+    assert not osp.exists(out)
+    D.run(D.torchrun_argv(
+        'tools/infer.py',
+        [*tag_args(tagging, out), '--chunk-size', '1', '--resume',
+         '--launcher', 'pytorch']))
+    records = read_jsonl(out)
+    assert len({r['image'] for r in records}) == len(records)
+    assert_same_records(records, reference['tags'])
+    assert read_jsonl(str(out)[:-6] + '.failed.jsonl') == reference['failed']
+    assert not osp.exists(parts)

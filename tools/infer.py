@@ -1,0 +1,295 @@
+# Copyright (c) mmprompt contributors. All rights reserved.
+"""Bulk inference: tag, classify or embed a whole collection of images.
+
+Examples:
+    # RAM's tags of a photo tree, 8 processes of one machine.
+    torchrun --nproc_per_node 8 tools/infer.py tag photos/ \
+        --model ram_swin-large-p4-w12_384px_normal --out tags.jsonl \
+        --launcher pytorch
+    # Open-set tags of WebDataset shards.
+    python tools/infer.py tag shards/*.tar --categories my_tags.txt \
+        --model ram-plus_swin-large-p4-w12_384px_openset --out tags.jsonl
+    # Zero-shot classes, or CLIP image features (.npy + index).
+    python tools/infer.py classify list.txt --model clip_vit-base-p16 \
+        --categories imagenet --out classes.jsonl
+    python tools/infer.py embed photos/ --model clip_vit-base-p16 \
+        --out feats.npy
+
+Inputs are folders (searched at any depth), ``.txt`` lists (a path a
+line) and uncompressed ``.tar`` shards in WebDataset layout, see
+:mod:`mmprompt.datasets.image_sources`. The output is one file in input
+order: JSON lines (``tag``: ``image``, ``tags``, ``tags_chinese``,
+``scores``, ``labels``; ``classify``: ``image``, ``classes``, ``scores``,
+``labels``) or, for ``embed``, an ``(N, D)`` float32 ``.npy`` of
+L2-normalised features and ``<stem>.index.jsonl`` (``image``, ``row``).
+Unreadable images go to ``<stem>.failed.jsonl`` with the reason. Work is
+saved in chunks under ``<out>.parts/`` (see :mod:`mmprompt.apis.bulk`);
+``--resume`` continues an interrupted run, with any number of processes.
+"""
+import argparse
+import os
+import time
+from typing import List, Optional
+
+import numpy as np
+import torch
+from mmengine.dist import (barrier, broadcast_object_list, get_dist_info,
+                           is_main_process)
+from mmengine.logging import print_log
+from torch.utils.data import DataLoader
+
+from mmprompt.apis import bulk
+from mmprompt.datasets.image_sources import (ImageItemDataset,
+                                             collate_items, list_images)
+from mmprompt.utils.dist import LAUNCHERS, init_distributed
+from mmprompt.utils.errors import UserError, run_tool
+from mmprompt.utils.io import check_output
+
+TASKS = ('tag', 'classify', 'embed')
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description='Tag, classify or embed a collection of images.')
+    parser.add_argument('task', choices=TASKS)
+    parser.add_argument(
+        'inputs',
+        nargs='+',
+        help='image folders, .txt lists of image paths, .tar shards '
+        '(WebDataset layout) and image files')
+    parser.add_argument(
+        '--model',
+        required=True,
+        help='a zoo name (tools list them: mmprompt.apis.list_models), '
+        'a mmprompt:: config name or a config file')
+    parser.add_argument(
+        '--checkpoint',
+        help="weights (default: the zoo's official weights, or the "
+        "config's load_from)")
+    parser.add_argument('--out', required=True, help='.jsonl, or .npy for '
+                        'embed')
+    parser.add_argument(
+        '--categories',
+        nargs='+',
+        help='tag: open-set categories (an open-set config); classify: '
+        'names, a built-in set (imagenet, cifar100) or a .txt file')
+    parser.add_argument('--templates', help='prompt templates (a set name)')
+    parser.add_argument(
+        '--threshold', type=float, help='tag: one threshold for all tags')
+    parser.add_argument(
+        '--topk', type=int, default=5, help='classify: classes per image')
+    parser.add_argument('--batch-size', type=int, default=16)
+    parser.add_argument(
+        '--num-workers',
+        type=int,
+        default=2,
+        help='DataLoader workers decoding images, per process')
+    parser.add_argument(
+        '--chunk-size',
+        type=int,
+        default=1024,
+        help='images per saved chunk: a killed run loses at most the '
+        'chunks in progress (default: 1024)')
+    parser.add_argument('--device', help='default: cuda:LOCAL_RANK, or cpu')
+    parser.add_argument(
+        '--precision', choices=['fp32', 'fp16', 'bf16'], default='fp32')
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument(
+        '--force', action='store_true', help='overwrite existing outputs')
+    group.add_argument(
+        '--resume',
+        action='store_true',
+        help='continue an interrupted run (its <out>.parts/)')
+    parser.add_argument('--no-progress', action='store_true')
+    parser.add_argument(
+        '--launcher', choices=LAUNCHERS, default='none', help='job launcher')
+    args = parser.parse_args(argv)
+    if args.task == 'embed' and not args.out.endswith('.npy'):
+        parser.error('embed writes a .npy file: --out must end with .npy')
+    if args.task != 'embed' and not args.out.endswith('.jsonl'):
+        parser.error('--out must end with .jsonl')
+    for name in ('batch_size', 'chunk_size', 'topk'):
+        if getattr(args, name) < 1:
+            parser.error(f'--{name.replace("_", "-")} must be at least 1')
+    if args.num_workers < 0:
+        parser.error('--num-workers must be >= 0')
+    return args
+
+
+def default_device() -> str:
+    if torch.cuda.is_available():
+        return f'cuda:{int(os.environ.get("LOCAL_RANK", 0))}'
+    return 'cpu'
+
+
+def build_task(args: argparse.Namespace):
+    """The model and what it computes per batch."""
+    pretrained = args.checkpoint or True
+    device = args.device or default_device()
+    if args.task == 'tag':
+        from mmprompt.apis import ImageTagger
+        tagger = ImageTagger(
+            args.model, pretrained, device, precision=args.precision)
+        if args.categories:
+            cats = args.categories
+            tagger.set_categories(
+                cats[0] if len(cats) == 1 and os.path.isfile(cats[0]) else
+                cats, args.templates)
+        return bulk.TagTask(tagger, args.threshold)
+    if args.task == 'classify':
+        from mmprompt.apis import ZeroShotClassifier
+        classifier = ZeroShotClassifier(
+            args.model, pretrained, device, precision=args.precision)
+        cats = args.categories
+        classifier.set_categories(
+            cats[0] if cats and len(cats) == 1 else cats, args.templates)
+        return bulk.ClassifyTask(classifier, args.topk)
+    from mmprompt.apis.utils import speed_up
+    from mmprompt.apis.zero_shot_classifier import build_zero_shot_model
+    model = build_zero_shot_model(args.model, pretrained, device)
+    speed_up(model, args.precision, False)
+    return bulk.EmbedTask(model)
+
+
+def plan(args: argparse.Namespace, kind: str) -> dict:
+    """Rank 0's checks and listing: inputs first, then the outputs."""
+    items = list_images(args.inputs)
+    paths = bulk.output_paths(args.out, kind)
+    manifest = dict(
+        format=bulk.FORMAT,
+        task=args.task,
+        model=args.model,
+        checkpoint=args.checkpoint,
+        categories=args.categories,
+        templates=args.templates,
+        threshold=args.threshold,
+        topk=args.topk if args.task == 'classify' else None,
+        precision=args.precision,
+        chunk_size=args.chunk_size,
+        num_images=len(items),
+        listing=bulk.listing_digest(items))
+    mode = bulk.prepare_outputs(paths, manifest, args.force, args.resume)
+    if mode == 'new':
+        for key in ('out', 'failed', 'index'):
+            if key in paths:
+                check_output(paths[key], args.force, inputs=args.inputs)
+        bulk.ChunkStore(paths, kind).start(manifest)
+    return dict(items=items, paths=paths, mode=mode)
+
+
+def shared_plan(args: argparse.Namespace, kind: str) -> dict:
+    """:func:`plan` on rank 0, its result (or its error) on every rank."""
+    box = [None]
+    if is_main_process():
+        try:
+            box[0] = plan(args, kind)
+        except UserError as e:
+            box[0] = e
+    if get_dist_info()[1] > 1:
+        broadcast_object_list(box, src=0)
+    if isinstance(box[0], UserError):
+        raise box[0]
+    return box[0]
+
+
+def run_chunks(task, items, store, chunks, chunk_size, args,
+               progress) -> int:
+    """Process this rank's chunks, writing each as it completes."""
+    indices = [
+        i for c in chunks
+        for i in range(c * chunk_size, min(len(items), (c + 1) * chunk_size))
+    ]
+    loader = DataLoader(
+        ImageItemDataset(items, indices, task.transform),
+        batch_size=args.batch_size,
+        num_workers=args.num_workers,
+        collate_fn=collate_items,
+        pin_memory=torch.cuda.is_available())
+    remaining = {
+        c: min(len(items), (c + 1) * chunk_size) - c * chunk_size
+        for c in chunks
+    }
+    records = {c: {} for c in chunks}
+    rows = {c: {} for c in chunks}
+    world = get_dist_info()[1]
+    for batch in loader:
+        outputs = task(batch['data']) if batch['data'] else []
+        done = []
+        for j, index in enumerate(batch['indices']):
+            c = index // chunk_size
+            record = dict(image=items[index].name)
+            if items[index].key:
+                record['key'] = items[index].key
+            if task.kind == 'npy':
+                rows[c][index] = outputs[j]
+            else:
+                record.update(outputs[j])
+            records[c][index] = record
+            done.append(c)
+        for index, reason in batch['failed']:
+            c = index // chunk_size
+            records[c][index] = dict(image=items[index].name, error=reason)
+            done.append(c)
+        for c in done:
+            remaining[c] -= 1
+            if remaining[c] == 0:
+                order = sorted(records[c])
+                good = [rows[c][i] for i in order if i in rows[c]]
+                store.write(
+                    c, [records[c][i] for i in order],
+                    np.stack(good) if good else np.zeros((0, 0), 'float32'))
+                del records[c], rows[c]
+        progress.update((len(batch['indices']) + len(batch['failed'])) *
+                        world)
+    return len(indices)
+
+
+def main(argv: Optional[List[str]] = None) -> dict:
+    args = parse_args(argv)
+    init_distributed(args.launcher)
+    rank, world = get_dist_info()
+    kind = 'npy' if args.task == 'embed' else 'jsonl'
+    setup = shared_plan(args, kind)
+    items, paths = setup['items'], setup['paths']
+    store = bulk.ChunkStore(paths, kind)
+    num_chunks = -(-len(items) // args.chunk_size)
+    finished = store.done(num_chunks)
+    mine = [
+        c for c in range(num_chunks) if c % world == rank and not finished[c]
+    ]
+    todo = sum(
+        min(len(items), (c + 1) * args.chunk_size) - c * args.chunk_size
+        for c in range(num_chunks) if not finished[c])
+    if is_main_process():
+        print_log(
+            f'{len(items)} images in {num_chunks} chunks, {todo} to do '
+            f'({setup["mode"]} run) on {world} process(es)',
+            logger='current')
+    task = build_task(args)
+    progress = bulk.Progress(todo, is_main_process() and not args.no_progress)
+    start = time.perf_counter()
+    run_chunks(task, items, store, mine, args.chunk_size, args, progress)
+    if world > 1:
+        barrier()
+    seconds = time.perf_counter() - start
+    progress.close()
+    summary = dict(images=len(items), processed=todo, seconds=seconds,
+                   images_per_s=todo / seconds if seconds > 0 else None,
+                   world_size=world)
+    if is_main_process():
+        good, bad = store.merge(num_chunks)
+        summary.update(readable=good, unreadable=bad)
+        rate = summary['images_per_s'] or 0.0
+        print_log(
+            f'{len(items)} images: {good} done, {bad} unreadable'
+            f'{" (listed in " + paths["failed"] + ")" if bad else ""}; '
+            f'{todo} processed in {seconds:.1f} s, {rate:.1f} img/s on '
+            f'{world} process(es); output {paths["out"]}',
+            logger='current')
+    if world > 1:
+        barrier()
+    return summary
+
+
+if __name__ == '__main__':
+    run_tool(main)

@@ -235,14 +235,19 @@ def assert_same_predictions(one, two, atol):
     return diff
 
 
+@pytest.fixture(scope='module')
+def one_process(clip_setup):
+    return run_test_py(clip_setup, 'one', 1)
+
+
 @pytest.mark.slow
-def test_test_py_two_processes_match_one(clip_setup):
+def test_test_py_two_processes_match_one(clip_setup, one_process):
     """7 images on 2 ranks (4 + 3, the sampler pads with image 0): the
     padding never counts, metrics and per-sample predictions match. The
     2-process run builds its prototypes split across the ranks and writes
     the prototype cache once."""
     cache = clip_setup['tmp'] / 'prototypes'
-    one, dump_one = run_test_py(clip_setup, 'one', 1)
+    one, dump_one = one_process
     two, dump_two = run_test_py(clip_setup, 'two', 2, '--cfg-options',
                                 f'model.prototype_cache_dir={cache}')
     assert len(os.listdir(cache)) == 1
@@ -250,4 +255,108 @@ def test_test_py_two_processes_match_one(clip_setup):
     assert one['num_samples'] == two['num_samples'] == NUM_IMAGES
     assert two['metrics'] == one['metrics']
     assert two['speed']['images'] == NUM_IMAGES
+    assert_same_predictions(dump_one, dump_two, atol=1e-6)
+
+
+def _test_py_args(setup, name):
+    return [
+        setup['config'], setup['checkpoint'], '--work-dir',
+        str(setup['tmp'] / f'work_{name}'), '--out',
+        str(setup['tmp'] / f'{name}.json'), '--dump',
+        str(setup['tmp'] / f'{name}.pkl'), '--no-progress'
+    ]
+
+
+def _load_run(setup, name):
+    import json
+    with open(setup['tmp'] / f'{name}.json') as f:
+        result = json.load(f)
+    with open(setup['tmp'] / f'{name}.pkl', 'rb') as f:
+        return result, pickle.load(f)
+
+
+def _run_all(procs, timeout=240):
+    """Wait for every process; kill all of them on a timeout or failure."""
+    import subprocess
+    outputs = []
+    try:
+        for p in procs:
+            out, _ = p.communicate(timeout=timeout)
+            outputs.append(out)
+    except subprocess.TimeoutExpired:
+        raise AssertionError('timed out')
+    finally:
+        for p in procs:
+            D.kill_group(p)
+    for p, out in zip(procs, outputs):
+        assert p.returncode == 0, out[-4000:]
+
+
+def _start(argv, **env):
+    import subprocess
+    return subprocess.Popen(
+        argv, cwd=D.REPO_ROOT, env=D.tool_env(**env),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True)
+
+
+@pytest.mark.slow
+def test_two_nodes_on_one_machine(clip_setup, one_process):
+    """tools/dist_test.sh twice, NNODES=2 and NODE_RANK 0 / 1 on
+    127.0.0.1, one process per node: the multi-node rendezvous."""
+    port = str(D.free_port())
+    script = D.os.path.join(D.REPO_ROOT, 'tools', 'dist_test.sh')
+    args = _test_py_args(clip_setup, 'nodes')
+    procs = [
+        _start(['bash', script, *args[:2], '1', *args[2:]], NNODES='2',
+               NODE_RANK=str(rank), PORT=port, MASTER_ADDR='127.0.0.1')
+        for rank in (0, 1)
+    ]
+    _run_all(procs)
+    two, dump_two = _load_run(clip_setup, 'nodes')
+    one, dump_one = one_process
+    assert two['world_size'] == 2
+    assert two['metrics'] == one['metrics']
+    assert_same_predictions(dump_one, dump_two, atol=1e-6)
+
+
+FAKE_SRUN = r'''#!/usr/bin/env bash
+# srun stand-in: --ntasks=N starts N copies with Slurm's variables.
+N=1
+while [[ "$1" == -* ]]; do
+  case "$1" in --ntasks=*) N="${1#--ntasks=}";; -p) shift;; esac
+  shift
+done
+pids=()
+for ((i = 0; i < N; i++)); do
+  SLURM_PROCID=$i SLURM_LOCALID=$i SLURM_NTASKS=$N \
+  SLURM_NODELIST=localhost "$@" &
+  pids+=($!)
+done
+status=0
+for p in "${pids[@]}"; do wait $p || status=1; done
+exit $status
+'''
+
+
+@pytest.mark.slow
+def test_slurm_script_and_launcher(clip_setup, one_process, tmp_path):
+    """tools/slurm_test.sh through a stand-in srun on PATH (2 tasks,
+    GPUS_PER_NODE=0): the slurm launcher maps Slurm's variables on CPU."""
+    srun = tmp_path / 'bin' / 'srun'
+    srun.parent.mkdir()
+    srun.write_text(FAKE_SRUN)
+    srun.chmod(0o755)
+    script = D.os.path.join(D.REPO_ROOT, 'tools', 'slurm_test.sh')
+    args = _test_py_args(clip_setup, 'slurm')
+    proc = _start(
+        ['bash', script, 'cpu', 'job', *args],
+        PATH=f'{srun.parent}{D.os.pathsep}{D.os.environ["PATH"]}',
+        GPUS='2', GPUS_PER_NODE='0', MASTER_ADDR='127.0.0.1',
+        MASTER_PORT=str(D.free_port()))
+    _run_all([proc])
+    two, dump_two = _load_run(clip_setup, 'slurm')
+    one, dump_one = one_process
+    assert two['world_size'] == 2
+    assert two['metrics'] == one['metrics']
     assert_same_predictions(dump_one, dump_two, atol=1e-6)

@@ -280,3 +280,64 @@ def test_ram_bad_tag_list_checksum_caches_nothing(ram_release, home,
                            match='ram_tag_list_threshold.txt: SHA-256'):
             ImageTagger(RAM_NAME)
     assert all_files(home) == []
+
+
+def clip_with_tiny_text_bytes(seed=0):
+    """An OpenAI-layout CLIP whose text tower has testing_utils.ram's
+    TINY_TEXT shapes (32 wide, 2 layers, 4 heads, 512-d output)."""
+    import io
+
+    import open_clip
+    torch.manual_seed(seed)
+    model = open_clip.model.CLIP(
+        embed_dim=512,
+        vision_cfg=dict(
+            layers=2, width=64, head_width=64, patch_size=32, image_size=64),
+        text_cfg=dict(
+            context_length=77, vocab_size=49408, width=32, heads=4,
+            layers=2),
+        quick_gelu=True)
+    buffer = io.BytesIO()
+    torch.save({k: v.detach().clone()
+                for k, v in model.state_dict().items()}, buffer)
+    return buffer.getvalue()
+
+
+def test_openset_ram_by_name_gets_its_text_tower(ram_release, ram_vectors_dir,
+                                                 home, monkeypatch, tmp_path):
+    pytest.importorskip('open_clip')
+    name = 'ram_swin-large-p4-w12_384px_openset'
+    clip_bytes = clip_with_tiny_text_bytes(seed=4)
+    files = dict(ram_release['files'], **{'/oa/ViT-B-16.pt': clip_bytes})
+    config = R.write_tiny_config(
+        str(tmp_path / 'openset.py'),
+        'ram/ram_swin-large-p4-w12_384px_openset.py',
+        20,
+        text_encoder=R.tiny_text_encoder())
+    with H.FileServer(files) as server:
+        patch_ram(monkeypatch, server, ram_release)
+        ram_entry = model_zoo.get_model_info(RAM_NAME)
+        patch_zoo(
+            monkeypatch,
+            name,
+            weights=ram_entry.weights,
+            sha256=ram_entry.sha256,
+            data_files=ram_entry.data_files,
+            config=config)
+        patch_zoo(
+            monkeypatch,
+            'clip_vit-base-p16',
+            weights=server.url('/oa/ViT-B-16.pt'),
+            sha256=H.sha256(clip_bytes))
+        tagger = ImageTagger(name)
+        assert sorted(server.requests)[0] == '/gh/ram_tag_list.txt'
+        assert '/oa/ViT-B-16.pt' in server.requests
+    # The text tower is the converted CLIP's, loaded from safetensors.
+    clip_sd, _ = read_checkpoint(hub.get_checkpoint('clip_vit-base-p16'))
+    for k, v in tagger.model.text_encoder.state_dict().items():
+        assert torch.equal(v, clip_sd[f'text_encoder.{k}']), k
+    images = [osp.join(ram_vectors_dir, 'images', n) for n in R.IMAGES]
+    categories = ['apple', 'umbrella stand', 'Ale']
+    results = tagger(images, categories=categories, batch_size=2)
+    assert all(r['pred_tags_chinese'] is None for r in results)
+    assert len(results) == 2

@@ -174,3 +174,12 @@ def test_pretrained_means_the_same_for_clip_and_ram(tmp_path, monkeypatch):
     for k, v in loaded.state_dict().items():
         if k in again.state_dict():
             assert (again.state_dict()[k] == v).all(), k
+
+
+def test_readme_table_is_generated_from_the_zoo():
+    assert model_zoo.update_readme(
+        osp.join(REPO_ROOT, 'README.md'), check=True), (
+            'README.md is stale: run python tools/misc/model_zoo_table.py')
+    table = model_zoo.markdown_table()
+    assert table.count('\n') == 1 + len(list_models())
+    assert '[ram_plus_swin_large_14m.pth](https://huggingface.co/' in table

@@ -299,6 +299,24 @@ def test_imagenet_folder_planted_and_prototype_cache(tmp_path, checkpoint):
     assert os.stat(cache / os.listdir(cache)[0]).st_mtime_ns == stamp
 
 
+def test_safetensors_checkpoint(tmp_path, checkpoint):
+    """The Runner's load_from reads a .safetensors checkpoint: the same
+    metrics as its .pth."""
+    from mmprompt.utils.checkpoint import read_checkpoint, save_checkpoint
+    sd, meta = read_checkpoint(checkpoint)
+    st = str(tmp_path / 'tiny_clip.safetensors')
+    save_checkpoint(sd, meta, st)
+    labels = [0, 1, 2, 417, 999, 5]
+    root = tmp_path / 'imagenet'
+    write_imagenet_folder(root, labels)
+    config = H.write_tiny_config(
+        str(tmp_path / 'cfg.py'), IN1K_CFG, model=dict(templates='simple'))
+    option = f'test_dataloader.dataset.data_root={root}'
+    from_pth, _ = run_tool(tmp_path, config, checkpoint, option)
+    from_st, _ = run_tool(tmp_path, config, st, option)
+    assert from_st == from_pth
+
+
 def test_bad_arguments(tmp_path):
     with pytest.raises(SystemExit):
         TOOL.parse_args(['cfg.py', 'ckpt.pth', '--out', 'metrics.pkl'])

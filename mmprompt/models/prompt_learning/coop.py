@@ -1,0 +1,268 @@
+# Copyright (c) mmprompt contributors. All rights reserved.
+"""CoOp and CoCoOp on a frozen CLIP.
+
+`CoOp <https://arxiv.org/abs/2109.01134>`_ learns the context of the
+prompts; `CoCoOp <https://arxiv.org/abs/2203.05557>`_ adds to it a vector
+computed from each image by a small meta-net. Semantics of
+KaiyangZhou/CoOp's ``CustomCLIP`` (MIT licence); the code is written for
+mmprompt. CLIP is frozen and stays in eval mode; only the learner (and the
+meta-net) train, and only they are saved.
+
+Speed-ups, all exact: the prompts are cut to the longest one; with a
+unified context at the end, the start token and the context are the same
+for every category, so their keys and values are computed once per step
+and shared (:meth:`CLIPTextTransformer.encode_prefix`, exact under the
+causal mask); image features are computed under ``no_grad``.
+"""
+import copy
+from typing import Dict, List, Optional, Sequence, Union
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmengine.model import BaseModel
+from mmpretrain.structures import DataSample
+
+from mmprompt.models.utils.data_preprocessor import build_cls_preprocessor
+from mmprompt.registry import MODELS
+from mmprompt.utils.errors import InvalidInputError
+from ..clip.clip import CLIP_MEAN, CLIP_STD
+from ..clip.prompts import resolve_categories
+from .prompt_learner import PromptLearner
+
+
+@MODELS.register_module()
+class CoOp(BaseModel):
+    """Context Optimization: a learned prompt context on a frozen CLIP.
+
+    Args:
+        clip (dict | nn.Module): Config of a
+            :class:`~mmprompt.models.clip.CLIP` (or a built one). Its
+            ``init_cfg=dict(type='Pretrained', checkpoint=...)``, if any,
+            is loaded strictly by :meth:`init_weights`.
+        categories (str | Sequence[str]): ``'cifar100'``, ``'imagenet'``, a
+            text file or a list of names (``tools/train.py`` fills them
+            from the training set when None). Defaults to None.
+        n_ctx (int): Number of context vectors. Defaults to 16.
+        ctx_init (str, optional): Initial words, e.g. ``'a photo of a'``.
+            Defaults to None (N(0, 0.02)).
+        csc (bool): Class-specific contexts. Defaults to False.
+        class_token_position (str): ``'end'``, ``'middle'`` or
+            ``'front'``. Defaults to ``'end'``.
+        share_prefix (bool): Use the shared-prefix speed-up when it
+            applies (exact; off only to compare). Defaults to True.
+        data_preprocessor (dict, optional): Defaults to CLIP's.
+        init_cfg (dict, optional): Unused by this class. Defaults to None.
+    """
+    method = 'CoOp'
+
+    def __init__(self,
+                 clip: Union[dict, nn.Module],
+                 categories: Optional[Union[str, Sequence[str]]] = None,
+                 n_ctx: int = 16,
+                 ctx_init: Optional[str] = None,
+                 csc: bool = False,
+                 class_token_position: str = 'end',
+                 share_prefix: bool = True,
+                 data_preprocessor: Optional[dict] = None,
+                 init_cfg: Optional[dict] = None) -> None:
+        if categories is None:
+            raise InvalidInputError(
+                f'{type(self).__name__} needs categories (tools/train.py '
+                "takes them from the training set's classes)")
+        if isinstance(clip, nn.Module):
+            clip_init = None
+            data_preprocessor = data_preprocessor or clip.data_preprocessor
+        else:
+            clip = copy.deepcopy(clip)
+            clip_init = clip.pop('init_cfg', None)
+            if data_preprocessor is None:
+                data_preprocessor = copy.deepcopy(
+                    clip.get('data_preprocessor'))
+            clip = MODELS.build(clip)
+        super().__init__(
+            data_preprocessor=build_cls_preprocessor(data_preprocessor,
+                                                     CLIP_MEAN, CLIP_STD),
+            init_cfg=init_cfg)
+        self.clip_init = clip_init
+        self.clip = clip
+        self.clip.requires_grad_(False)
+        self.clip.eval()
+        self.share_prefix = share_prefix
+        text = self.clip.text_encoder
+        self.prompt_learner = PromptLearner(
+            text.token_embedding,
+            self.clip.tokenizer,
+            list(resolve_categories(categories)),
+            n_ctx=n_ctx,
+            ctx_init=ctx_init,
+            csc=csc,
+            class_token_position=class_token_position,
+            context_length=text.context_length)
+        self._register_state_dict_hook(_drop_clip_keys)
+        self.register_load_state_dict_post_hook(_allow_missing_clip_keys)
+
+    # -- frozen CLIP -----------------------------------------------------
+    def train(self, mode: bool = True) -> 'CoOp':
+        """Set the learned parts' mode; the frozen CLIP stays in eval."""
+        super().train(mode)
+        self.clip.eval()
+        return self
+
+    def init_weights(self) -> None:
+        """Load CLIP's weights from its ``init_cfg`` (strictly); the
+        context was initialised at construction."""
+        if self.clip_init and self.clip_init.get('checkpoint'):
+            from mmprompt.utils.checkpoint import load_checkpoint
+            load_checkpoint(self.clip, self.clip_init['checkpoint'])
+        self._is_init = True
+
+    @property
+    def categories(self) -> List[str]:
+        """list[str]: The current category names."""
+        return self.prompt_learner.categories
+
+    def set_categories(self, categories: Sequence[str]) -> None:
+        """Classify among other names (a unified context takes any)."""
+        self.prompt_learner.set_categories(list(categories))
+
+    # -- features ---------------------------------------------------------
+    def extract_image_feat(self, images: torch.Tensor) -> torch.Tensor:
+        """Normalised image features, ``(N, D)``, without gradients."""
+        with torch.no_grad():
+            return F.normalize(self.clip.extract_image_feat(images), dim=-1)
+
+    def extract_text_feat(self) -> torch.Tensor:
+        """Normalised features of every category's prompt, ``(C, D)``."""
+        learner = self.prompt_learner
+        text = self.clip.text_encoder
+        embed = text.token_embedding
+        if self.share_prefix and learner.shares_prefix:
+            n = learner.n_ctx
+            ids = learner.token_ids
+            head = torch.cat([embed(ids[:1, :1]), learner.ctx[None]], dim=1)
+            prefix = text.encode_prefix(head)
+            feats = text.forward_embeddings(
+                embed(ids[:, 1 + n:]), learner.eot - 1 - n, prefix)
+        else:
+            embeds, eot = learner(embed)
+            feats = text.forward_embeddings(embeds, eot)
+        return F.normalize(feats, dim=-1)
+
+    def compute_logits(self, image_feats: torch.Tensor) -> torch.Tensor:
+        """Logits ``(N, C)`` of normalised image features."""
+        text_feats = self.extract_text_feat()
+        return self.clip.logit_scale.exp() * image_feats @ text_feats.t()
+
+    # -- MMEngine entry points -------------------------------------------
+    def forward(self,
+                inputs: torch.Tensor,
+                data_samples: Optional[List[DataSample]] = None,
+                mode: str = 'tensor'):
+        """``'loss'``: cross-entropy dict; ``'predict'``: data samples;
+        ``'tensor'``: logits."""
+        logits = self.compute_logits(self.extract_image_feat(inputs))
+        if mode == 'tensor':
+            return logits
+        if mode == 'loss':
+            labels = torch.cat([s.gt_label for s in data_samples])
+            return dict(loss=F.cross_entropy(logits, labels.to(logits.device)))
+        if mode == 'predict':
+            return _to_samples(logits, data_samples)
+        raise ValueError(f"invalid mode {mode!r}: 'loss', 'predict' or "
+                         "'tensor'")
+
+    # -- what is saved ----------------------------------------------------
+    def learned_meta(self) -> Dict:
+        """The meta of a learned-prompt file (see :mod:`.learned`)."""
+        learner = self.prompt_learner
+        return dict(
+            method=self.method,
+            n_ctx=learner.n_ctx,
+            ctx_init=learner.ctx_init,
+            csc=learner.csc,
+            class_token_position=learner.class_token_position,
+            categories=list(learner.trained_categories))
+
+
+def _to_samples(logits: torch.Tensor,
+                data_samples: Optional[List[DataSample]]) -> List[DataSample]:
+    scores = logits.softmax(dim=-1)
+    labels = scores.argmax(dim=-1, keepdim=True)
+    if data_samples is None:
+        data_samples = [DataSample() for _ in range(scores.size(0))]
+    for sample, score, label in zip(data_samples, scores, labels):
+        sample.set_pred_score(score).set_pred_label(label)
+    return data_samples
+
+
+def _drop_clip_keys(module, state_dict, prefix, local_metadata) -> None:
+    """State-dict hook: the frozen CLIP is not part of what was learned."""
+    for key in [k for k in state_dict if k.startswith(prefix + 'clip.')]:
+        del state_dict[key]
+
+
+def _allow_missing_clip_keys(module, incompatible_keys) -> None:
+    """Strict loading of learned weights: CLIP's come from its own file."""
+    missing = incompatible_keys.missing_keys
+    for key in [k for k in missing if k.startswith('clip.')]:
+        missing.remove(key)
+
+
+@MODELS.register_module()
+class CoCoOp(CoOp):
+    """Conditional CoOp: the context shifted by a meta-net of each image.
+
+    ``meta_net`` is ``Linear(D, D // 16) -> ReLU -> Linear(D // 16, width)``
+    of the normalised image feature; its output is added to every context
+    vector, and each image is scored against the prompts made with its own
+    context. A unified context at the end position, as in CoCoOp.
+
+    Args:
+        **kwargs: Arguments of :class:`CoOp` (``ctx_init`` defaults to
+            ``'a photo of a'``).
+    """
+    method = 'CoCoOp'
+
+    def __init__(self, ctx_init: Optional[str] = 'a photo of a', **kwargs):
+        if kwargs.get('csc') or kwargs.get('class_token_position',
+                                           'end') != 'end':
+            raise InvalidInputError(
+                'CoCoOp uses a unified context at the end position')
+        super().__init__(ctx_init=ctx_init, **kwargs)
+        dim = self.clip.proj_dims
+        width = self.clip.text_encoder.embed_dims
+        self.meta_net = nn.Sequential(
+            nn.Linear(dim, dim // 16), nn.ReLU(inplace=True),
+            nn.Linear(dim // 16, width))
+
+    def compute_logits(self, image_feats: torch.Tensor) -> torch.Tensor:
+        """Logits ``(N, C)``; each image with its own shifted context."""
+        learner = self.prompt_learner
+        text = self.clip.text_encoder
+        embed = text.token_embedding
+        n, num_cls = learner.n_ctx, len(learner.categories)
+        batch = image_feats.size(0)
+        ctx = learner.ctx[None] + self.meta_net(image_feats)[:, None]
+        ids = learner.token_ids
+        if self.share_prefix:
+            head = torch.cat([embed(ids[:1, :1]).expand(batch, -1, -1), ctx],
+                             dim=1)
+            prefix = text.encode_prefix(head)
+            prefix = prefix._replace(keys_values=[
+                tuple(t.repeat_interleave(num_cls, dim=0) for t in kv)
+                for kv in prefix.keys_values
+            ])
+            suffix = embed(ids[:, 1 + n:]).repeat(batch, 1, 1)
+            eot = (learner.eot - 1 - n).repeat(batch)
+            feats = text.forward_embeddings(suffix, eot, prefix)
+        else:
+            rows = [
+                learner(embed, c[None].expand(num_cls, -1, -1)) for c in ctx
+            ]
+            feats = text.forward_embeddings(
+                torch.cat([r[0] for r in rows]),
+                torch.cat([r[1] for r in rows]))
+        feats = F.normalize(feats, dim=-1).view(batch, num_cls, -1)
+        scale = self.clip.logit_scale.exp()
+        return scale * torch.einsum('nd,ncd->nc', image_feats, feats)

@@ -1,0 +1,130 @@
+# Copyright (c) mmprompt contributors. All rights reserved.
+"""Learned-prompt files: what was learned, plus what it was learned on.
+
+A file holds the state dict of a prompt-learning model without the frozen
+CLIP (kilobytes to megabytes) and a meta dict: the method and its settings
+(``n_ctx``, ``class_token_position``, ``csc``, the category names) and the
+CLIP it was learned on: ``clip_arch``, the shapes of its tensors, and
+``clip_fingerprint``, a digest of its values. Loading over a CLIP of
+another architecture is an error; over other weights of the same
+architecture it is a warning (the prompts still run, but were tuned for
+other features).
+"""
+import hashlib
+import logging
+from typing import Dict
+
+import torch.nn as nn
+from mmengine.logging import print_log
+
+from mmprompt.utils.checkpoint import read_checkpoint, save_checkpoint
+from mmprompt.utils.errors import CheckpointError
+from ..clip.zero_shot import tensors_fingerprint
+
+FORMAT = 1
+
+
+def clip_arch(clip: nn.Module) -> str:
+    """A digest of the names and shapes of CLIP's tensors."""
+    h = hashlib.sha256()
+    for name, t in clip.state_dict().items():
+        h.update(f'{name}:{tuple(t.shape)};'.encode())
+    return h.hexdigest()[:16]
+
+
+def clip_fingerprint(clip: nn.Module) -> str:
+    """A digest of CLIP's weights (:func:`tensors_fingerprint`)."""
+    return tensors_fingerprint(list(clip.state_dict().items()))[:16]
+
+
+def learned_state(model: nn.Module) -> Dict:
+    """The learned tensors (the model's state dict has no CLIP keys)."""
+    return {k: v.detach().cpu() for k, v in model.state_dict().items()}
+
+
+def save_learned(model: nn.Module, path: str, force: bool = False) -> None:
+    """Write ``model``'s learned parameters and meta to ``path``.
+
+    Args:
+        model (nn.Module): A :class:`CoOp`, :class:`CoCoOp` or
+            :class:`TipAdapterF`.
+        path (str): ``.pth`` or ``.safetensors``.
+        force (bool): Replace an existing file. Defaults to False.
+    """
+    meta = dict(
+        model.learned_meta(),
+        format=FORMAT,
+        clip_arch=clip_arch(model.clip),
+        clip_fingerprint=clip_fingerprint(model.clip))
+    save_checkpoint(learned_state(model), dict(mmprompt_learned=meta), path,
+                    force)
+
+
+def is_learned_file(path: str) -> bool:
+    """Whether ``path`` is a learned-prompt file."""
+    try:
+        return 'mmprompt_learned' in read_checkpoint(path)[1]
+    except CheckpointError:
+        return False
+
+
+def load_learned(model: nn.Module, path: str) -> Dict:
+    """Load a learned-prompt file into a model built from its config.
+
+    The model's CLIP weights must already be in place
+    (``model.init_weights()``).
+
+    Args:
+        model (nn.Module): The prompt-learning model.
+        path (str): The file.
+
+    Returns:
+        dict: The file's meta.
+
+    Raises:
+        CheckpointError: Not a learned-prompt file, another method or
+            settings, or a CLIP of another architecture.
+    """
+    sd, meta = read_checkpoint(path)
+    meta = meta.get('mmprompt_learned')
+    if not isinstance(meta, dict):
+        raise CheckpointError(f'{path}: not a learned-prompt file (no '
+                              'mmprompt_learned meta); tools/train.py '
+                              'writes them')
+    expected = model.learned_meta()
+    if meta.get('method') != expected['method']:
+        raise CheckpointError(f"{path}: learned with {meta.get('method')}, "
+                              f"not {expected['method']}")
+    if meta.get('clip_arch') != clip_arch(model.clip):
+        raise CheckpointError(
+            f'{path}: learned on a CLIP of another architecture than this '
+            "config's; use the config it was trained with")
+    for key in ('n_ctx', 'csc', 'class_token_position'):
+        if key in expected and meta.get(key) != expected[key]:
+            raise CheckpointError(
+                f'{path}: learned with {key}={meta.get(key)!r}, the config '
+                f'has {expected[key]!r}')
+    if meta.get('clip_fingerprint') != clip_fingerprint(model.clip):
+        print_log(
+            f'{path}: learned on other CLIP weights of the same '
+            'architecture; the prompts were tuned for other features',
+            logger='current',
+            level=logging.WARNING)
+    own = set(model.state_dict())
+    if set(sd) != own:
+        missing, extra = sorted(own - set(sd)), sorted(set(sd) - own)
+        raise CheckpointError(f'{path}: keys differ from the model: missing '
+                              f'{missing[:3]}, unexpected {extra[:3]}')
+    learner = model.prompt_learner
+    if learner.csc:
+        learner.trained_categories = list(meta['categories'])
+    shapes = [
+        k for k, v in model.state_dict().items() if v.shape != sd[k].shape
+    ]
+    if shapes:
+        raise CheckpointError(f'{path}: tensors of another shape: {shapes}'
+                              ' (another number of categories for csc?)')
+    model.load_state_dict(sd, strict=True)
+    if learner.csc:
+        learner.set_categories(learner.categories)
+    return meta

@@ -1,0 +1,202 @@
+# Copyright (c) mmprompt contributors. All rights reserved.
+"""The learnable context of CoOp and CoCoOp.
+
+Semantics of CoOp's ``PromptLearner`` (`Zhou et al., 2022
+<https://arxiv.org/abs/2109.01134>`_, KaiyangZhou/CoOp, MIT licence): the
+prompt of a category is ``prefix + ' ' + name + '.'`` with ``_`` in names
+read as spaces, the ``n_ctx`` tokens of the prefix replaced by learned
+vectors, placed before the name (``'end'``), around it (``'middle'``) or
+after it (``'front'``). The code is written for mmprompt.
+
+Only the context is a parameter. The token ids of the prompts are
+non-persistent buffers rebuilt from the category names, so a saved learner
+holds the context alone, and a unified context can be used with names it
+never saw.
+"""
+from typing import Callable, List, Optional, Sequence, Tuple
+
+import torch
+import torch.nn as nn
+
+from mmprompt.utils.errors import InvalidInputError
+
+POSITIONS = ('end', 'middle', 'front')
+
+
+class PromptLearner(nn.Module):
+    """Learned context vectors and the token layout of the prompts.
+
+    Args:
+        token_embedding (nn.Embedding): The frozen token embedding of the
+            text tower; read once here to initialise the context from
+            ``ctx_init``, not kept.
+        tokenizer: CLIP's tokenizer (``encode``, ``sot_token_id``,
+            ``eot_token_id``).
+        categories (Sequence[str]): Category names in label order.
+        n_ctx (int): Number of context vectors (ignored with ``ctx_init``,
+            which sets it to its token count). Defaults to 16.
+        ctx_init (str, optional): Words the context starts from, e.g.
+            ``'a photo of a'``. Defaults to None: N(0, 0.02).
+        csc (bool): A context per category, ``(C, n_ctx, width)``, instead
+            of one shared ``(n_ctx, width)``. Defaults to False.
+        class_token_position (str): ``'end'``, ``'middle'`` or ``'front'``.
+            Defaults to ``'end'``.
+        context_length (int): The text tower's context. Defaults to 77.
+    """
+
+    def __init__(self,
+                 token_embedding: nn.Embedding,
+                 tokenizer,
+                 categories: Sequence[str],
+                 n_ctx: int = 16,
+                 ctx_init: Optional[str] = None,
+                 csc: bool = False,
+                 class_token_position: str = 'end',
+                 context_length: int = 77) -> None:
+        super().__init__()
+        if class_token_position not in POSITIONS:
+            raise InvalidInputError(
+                f'class_token_position must be one of {POSITIONS}, got '
+                f'{class_token_position!r}')
+        self.tokenizer = tokenizer
+        self.context_length = context_length
+        self.csc = bool(csc)
+        self.class_token_position = class_token_position
+        self.ctx_init = ctx_init.replace('_', ' ') if ctx_init else None
+        width = token_embedding.embedding_dim
+        if self.ctx_init:
+            ids = tokenizer.encode(self.ctx_init)
+            if not ids or len(ids) + 2 > context_length:
+                raise InvalidInputError(
+                    f'ctx_init {ctx_init!r} is {len(ids)} tokens; it must '
+                    f'have 1 to {context_length - 2}')
+            n_ctx = len(ids)
+            with torch.no_grad():
+                vectors = token_embedding.weight[torch.tensor(ids)].clone()
+            if self.csc:
+                vectors = vectors.repeat(len(categories), 1, 1)
+            self.prefix_text = self.ctx_init
+        else:
+            if n_ctx < 1 or n_ctx + 2 > context_length:
+                raise InvalidInputError(
+                    f'n_ctx must be in [1, {context_length - 2}], got {n_ctx}')
+            shape = (len(categories), n_ctx,
+                     width) if self.csc else (n_ctx, width)
+            vectors = torch.empty(
+                shape, dtype=token_embedding.weight.dtype).normal_(std=0.02)
+            self.prefix_text = ' '.join(['X'] * n_ctx)
+        self.n_ctx = n_ctx
+        self.ctx = nn.Parameter(vectors.to(token_embedding.weight.device))
+        self.trained_categories: List[str] = list(categories)
+        self.set_categories(categories)
+
+    # -- the prompts' token layout --------------------------------------
+    def set_categories(self, categories: Sequence[str]) -> None:
+        """Lay out the prompts of ``categories`` (no learned value changes).
+
+        A class-specific context keeps the row of each name it was trained
+        with; names it has no row for are refused.
+
+        Args:
+            categories (Sequence[str]): Category names in label order.
+
+        Raises:
+            InvalidInputError: Unknown names for a class-specific context,
+                or prompts longer than the context (the names are listed).
+        """
+        categories = list(categories)
+        if not categories:
+            raise InvalidInputError('no categories given')
+        if self.csc:
+            known = {n: i for i, n in enumerate(self.trained_categories)}
+            unknown = [n for n in categories if n not in known]
+            if unknown:
+                raise InvalidInputError(
+                    f'a class-specific context (csc=True) has no context for '
+                    f'{len(unknown)} name(s) it was not trained on: '
+                    f'{unknown[:5]}; use a unified context for new names')
+            rows = [known[n] for n in categories]
+        else:
+            rows = list(range(len(categories)))
+        tok = self.tokenizer
+        id_rows, name_lens, too_long = [], [], []
+        for name in categories:
+            name = name.replace('_', ' ')
+            ids = [tok.sot_token_id
+                   ] + tok.encode(f'{self.prefix_text} {name}.') + [
+                       tok.eot_token_id
+                   ]
+            if len(ids) > self.context_length:
+                too_long.append(name)
+            id_rows.append(ids)
+            name_lens.append(len(tok.encode(name)))
+        if too_long:
+            raise InvalidInputError(
+                f'{len(too_long)} prompt(s) exceed the {self.context_length}'
+                f'-token context with n_ctx={self.n_ctx}: {too_long[:5]}')
+        length = max(len(r) for r in id_rows)
+        ids = torch.zeros(len(id_rows), length, dtype=torch.long)
+        for i, r in enumerate(id_rows):
+            ids[i, :len(r)] = torch.tensor(r)
+        device = self.ctx.device
+        self.categories = categories
+        self.register_buffer('token_ids', ids.to(device), persistent=False)
+        self.register_buffer(
+            'name_lens', torch.tensor(name_lens, device=device),
+            persistent=False)
+        self.register_buffer(
+            'ctx_rows', torch.tensor(rows, device=device), persistent=False)
+
+    @property
+    def eot(self) -> torch.Tensor:
+        """torch.Tensor: ``(C, )`` end-of-text position of each prompt."""
+        return self.token_ids.argmax(dim=-1)
+
+    @property
+    def shares_prefix(self) -> bool:
+        """bool: Whether every prompt starts with the same start token and
+        context (a unified context at the end)."""
+        return not self.csc and self.class_token_position == 'end'
+
+    def class_context(self) -> torch.Tensor:
+        """torch.Tensor: ``(C, n_ctx, width)``, the context of each
+        category."""
+        if self.csc:
+            return self.ctx[self.ctx_rows]
+        return self.ctx.unsqueeze(0).expand(len(self.categories), -1, -1)
+
+    def forward(
+        self,
+        embed: Callable[[torch.Tensor], torch.Tensor],
+        ctx: Optional[torch.Tensor] = None
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Token embeddings of every prompt, context inserted.
+
+        Args:
+            embed (Callable): The frozen token embedding, ids -> vectors.
+            ctx (torch.Tensor, optional): ``(C, n_ctx, width)`` context to
+                insert instead of the learned one (CoCoOp's shifted
+                context). Defaults to None.
+
+        Returns:
+            tuple: ``(embeds, eot)``: ``(C, L, width)`` with ``L`` the
+            longest prompt, and ``(C, )`` pooling positions.
+        """
+        ctx = self.class_context() if ctx is None else ctx
+        tokens = embed(self.token_ids)
+        n = self.n_ctx
+        prefix, suffix = tokens[:, :1], tokens[:, 1 + n:]
+        if self.class_token_position == 'end':
+            return torch.cat([prefix, ctx, suffix], dim=1), self.eot
+        # Middle and front move the name tokens, the first name_len of the
+        # suffix, into the context; the row length and eot stay.
+        rows = []
+        half = n // 2
+        for i, name_len in enumerate(self.name_lens.tolist()):
+            name, rest = suffix[i, :name_len], suffix[i, name_len:]
+            if self.class_token_position == 'middle':
+                parts = [prefix[i], ctx[i, :half], name, ctx[i, half:], rest]
+            else:
+                parts = [prefix[i], name, ctx[i], rest]
+            rows.append(torch.cat(parts, dim=0))
+        return torch.stack(rows), self.eot

@@ -60,8 +60,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument(
         '--model',
         required=True,
-        help='a zoo name (tools list them: mmprompt.apis.list_models), '
-        'a mmprompt:: config name or a config file')
+        help='a zoo name (see mmprompt.apis.list_models()), a mmprompt:: '
+        'config name or a config file')
     parser.add_argument(
         '--checkpoint',
         help="weights (default: the zoo's official weights, or the "

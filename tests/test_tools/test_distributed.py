@@ -162,6 +162,33 @@ def test_prototypes_split_across_ranks_match_one_process(tmp_path):
     assert os.listdir(cache) == ['k' * 64 + '.pth']
 
 
+@pytest.mark.parametrize('launcher', ['mpi', 'slurm'])
+def test_mpi_and_slurm_variables_start_a_cpu_group(monkeypatch, launcher):
+    """Open MPI's / Slurm's variables (one task) become torch's; no CUDA
+    call is made on the way."""
+    import torch.distributed as dist
+    if dist.is_initialized():
+        pytest.skip('a process group is already running in this process')
+    for key in ('RANK', 'WORLD_SIZE', 'LOCAL_RANK'):
+        monkeypatch.setenv(key, '')  # restored after the test, which the
+        monkeypatch.delenv(key)  # launcher sets them again
+    env = dict(
+        mpi=dict(OMPI_COMM_WORLD_RANK='0', OMPI_COMM_WORLD_SIZE='1',
+                 OMPI_COMM_WORLD_LOCAL_RANK='0'),
+        slurm=dict(SLURM_PROCID='0', SLURM_NTASKS='1', SLURM_LOCALID='0',
+                   SLURM_NODELIST='localhost'))[launcher]
+    for key, value in dict(env, MASTER_ADDR='127.0.0.1',
+                           MASTER_PORT=str(D.free_port())).items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setattr(torch.cuda, 'set_device', None)  # would raise
+    assert init_distributed(launcher, backend='gloo', timeout=60)
+    try:
+        assert dist.get_world_size() == 1 and dist.get_backend() == 'gloo'
+        assert os.environ['RANK'] == '0' and os.environ['WORLD_SIZE'] == '1'
+    finally:
+        dist.destroy_process_group()
+
+
 def write_folder(root, num_images=NUM_IMAGES):
     """An ImageNet-layout folder (val/*.JPEG, meta/val.txt) of random
     images of several sizes, labels cycling over the categories."""

@@ -249,8 +249,8 @@ def _children(pid):
 def _rank_of(pid):
     try:
         with open(f'/proc/{pid}/environ', 'rb') as f:
-            env = dict(
-                kv.split(b'=', 1) for kv in f.read().split(b'\0') if b'=' in kv)
+            pairs = [kv for kv in f.read().split(b'\0') if b'=' in kv]
+        env = dict(kv.split(b'=', 1) for kv in pairs)
         return int(env.get(b'RANK', b'-1'))
     except OSError:
         return -1

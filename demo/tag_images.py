@@ -3,16 +3,16 @@
 write one JSON line per image.
 
 Examples:
-    # RAM's 4585 tags, English and Chinese.
+    # RAM's 4585 tags, English and Chinese (the zoo's official weights,
+    # downloaded and converted once; or --checkpoint a converted file).
     python demo/tag_images.py photos/ \
         --config ram_swin-large-p4-w12_384px_normal \
-        --checkpoint checkpoints/ram_swin_large_14m_mmprompt.pth \
         --out tags.jsonl --batch-size 8
 
     # RAM++ on categories of your own, with LLM descriptions.
     python demo/tag_images.py a.jpg b.png \
         --config ram-plus_swin-large-p4-w12_384px_openset \
-        --checkpoint checkpoints/ram_plus_swin_large_14m_mmprompt.pth \
+        --checkpoint checkpoints/ram_plus_swin_large_14m.safetensors \
         --categories openimages_rare_200_llm_tag_descriptions.json \
         --out tags.jsonl
 

@@ -341,3 +341,29 @@ def test_openset_ram_by_name_gets_its_text_tower(ram_release, ram_vectors_dir,
     results = tagger(images, categories=categories, batch_size=2)
     assert all(r['pred_tags_chinese'] is None for r in results)
     assert len(results) == 2
+
+
+def test_offline_demo_classify_prints_one_line(payload, home, monkeypatch,
+                                               capsys, tmp_path):
+    """demo/classify.py with a zoo name, offline: one line, no traceback."""
+    import runpy
+    import sys
+
+    from PIL import Image
+
+    from testing_utils import REPO_ROOT
+    data, sha = payload
+    url = closed_port_url('/m/ViT-B-16.pt')
+    patch_zoo(monkeypatch, NAME, weights=url, sha256=sha)
+    image = str(tmp_path / 'a.png')
+    Image.new('RGB', (8, 8)).save(image)
+    monkeypatch.setattr(sys, 'argv', [
+        'classify.py', image, '--model', NAME, '--categories', 'cat', 'dog'
+    ])
+    with pytest.raises(SystemExit) as e:
+        runpy.run_path(
+            osp.join(REPO_ROOT, 'demo', 'classify.py'), run_name='__main__')
+    assert e.value.code not in (0, None)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith('error: cannot download')
+    assert url in err[0]

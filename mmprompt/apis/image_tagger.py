@@ -21,7 +21,7 @@ from PIL import Image
 from mmprompt.models.ram import ram_preprocess
 from mmprompt.utils.errors import InputTypeError, InvalidInputError
 from mmprompt.utils.image_io import decode_image
-from .model_zoo import get_model, list_models
+from .model_zoo import check_task, get_model, list_models
 from .utils import speed_up
 
 ImageInput = Union[str, np.ndarray, Image.Image]
@@ -43,6 +43,8 @@ def build_tagging_model(model: ModelType,
     loaded by :func:`~mmprompt.models.ram.load_ram_checkpoint`, or False /
     None for random weights).
     """
+    check_task(model, ('Image Tagging', 'Open-set Image Tagging'),
+               'ImageTagger')
     return get_model(model, pretrained, device, **kwargs)
 
 

@@ -313,6 +313,29 @@ def _use_text_encoder(cfg: Config, checkpoint: str) -> None:
     text_encoder['init_cfg'] = init_cfg
 
 
+def check_task(model: Union[str, Config, BaseModel], tasks: Tuple[str, ...],
+               user: str) -> None:
+    """Refuse, before anything is downloaded, a zoo name of another task.
+
+    Args:
+        model: What was passed to an inferencer.
+        tasks (tuple[str]): The tasks the inferencer serves.
+        user (str): The inferencer's name, for the message.
+
+    Raises:
+        InvalidInputError: Naming the model's task and the right names.
+    """
+    if not isinstance(model, str) or model.lower() not in load_zoo():
+        return
+    info = get_model_info(model)
+    if info.task in tasks:
+        return
+    names = [n for t in tasks for n in list_models(task=t)]
+    raise InvalidInputError(
+        f'{info.name} is a model for {info.task}, not for {user}; use one '
+        f'of {", ".join(sorted(names)[:4])}, ... (list_models(task=...))')
+
+
 def get_model(model: Union[str, Config, BaseModel],
               pretrained: Union[bool, str, None] = True,
               device: Union[str, torch.device, None] = None,

@@ -25,7 +25,7 @@ from mmprompt.models.clip.prompts import (resolve_categories,
                                           resolve_descriptions,
                                           resolve_templates)
 from mmprompt.utils.errors import InvalidInputError
-from .model_zoo import get_model, list_models
+from .model_zoo import check_task, get_model, list_models
 from .utils import speed_up
 
 ImageInput = Union[str, np.ndarray, Image.Image]
@@ -42,6 +42,8 @@ def build_zero_shot_model(model: ModelType,
     official weights or the config's ``load_from``, a checkpoint path, or
     False / None for random weights).
     """
+    check_task(model, ('Zero-shot Image Classification', ),
+               'ZeroShotClassifier')
     return get_model(model, pretrained, device, **kwargs)
 
 

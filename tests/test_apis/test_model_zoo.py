@@ -141,6 +141,12 @@ def test_unknown_name_lists_close_names():
         ZeroShotClassifier('clip-vit-base-p16')
     with pytest.raises(UserError, match='no such config file'):
         get_model('configs/clip/nothing.py')
+    # A name of the other task is refused before any download.
+    with pytest.raises(UserError, match='is a model for Image Tagging, not for '
+                       'ZeroShotClassifier; use one of clip_vit'):
+        ZeroShotClassifier('ram_swin-large-p4-w12_384px_normal')
+    with pytest.raises(UserError, match='Zero-shot Image Classification, not for ImageTagger'):
+        ImageTagger('clip_vit-base-p16')
 
 
 def test_config_names_of_the_package():

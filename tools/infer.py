@@ -75,6 +75,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         'names, a built-in set (imagenet, cifar100) or a .txt file')
     parser.add_argument('--templates', help='prompt templates (a set name)')
     parser.add_argument(
+        '--learned',
+        help='classify: a learned-prompt file of tools/train.py, with its '
+        'prompt-learning config as --model (CoOp, CoCoOp)')
+    parser.add_argument(
         '--threshold', type=float, help='tag: one threshold for all tags')
     parser.add_argument(
         '--topk', type=int, default=5, help='classify: classes per image')
@@ -111,6 +115,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     for name in ('batch_size', 'chunk_size', 'topk'):
         if getattr(args, name) < 1:
             parser.error(f'--{name.replace("_", "-")} must be at least 1')
+    if args.learned and args.task != 'classify':
+        parser.error('--learned is for classify')
     if args.num_workers < 0:
         parser.error('--num-workers must be >= 0')
     return args
@@ -136,6 +142,8 @@ def build_task(args: argparse.Namespace):
                 cats[0] if len(cats) == 1 and os.path.isfile(cats[0]) else
                 cats, args.templates)
         return bulk.TagTask(tagger, args.threshold)
+    if args.task == 'classify' and args.learned:
+        return bulk.ClassifyTask(learned_model(args, device), args.topk)
     if args.task == 'classify':
         from mmprompt.apis import ZeroShotClassifier
         classifier = ZeroShotClassifier(
@@ -143,12 +151,40 @@ def build_task(args: argparse.Namespace):
         cats = args.categories
         classifier.set_categories(
             cats[0] if cats and len(cats) == 1 else cats, args.templates)
-        return bulk.ClassifyTask(classifier, args.topk)
+        return bulk.ClassifyTask(classifier.model, args.topk)
     from mmprompt.apis.utils import speed_up
     from mmprompt.apis.zero_shot_classifier import build_zero_shot_model
     model = build_zero_shot_model(args.model, pretrained, device)
     speed_up(model, args.precision, False)
     return bulk.EmbedTask(model)
+
+
+def learned_model(args: argparse.Namespace, device: str):
+    """A prompt-learning model from its config, CLIP weights from the
+    config's ``init_cfg`` (or ``--checkpoint``), prompts from
+    ``--learned``."""
+    from mmengine.config import Config
+
+    from mmprompt.apis.utils import (build_from_config, ready_for_inference,
+                                     speed_up)
+    from mmprompt.models.clip.prompts import resolve_categories
+    from mmprompt.models.prompt_learning import load_learned
+    from mmprompt.utils.checkpoint import load_checkpoint
+    if not os.path.isfile(args.model):
+        raise UserError(f'--learned needs the config file it was trained '
+                        f'with as --model, not {args.model!r}')
+    model = build_from_config(Config.fromfile(args.model))
+    model.init_weights()
+    if args.checkpoint:
+        load_checkpoint(model.clip, args.checkpoint)
+    load_learned(model, args.learned)
+    if args.categories:
+        cats = args.categories
+        model.set_categories(
+            list(resolve_categories(cats[0] if len(cats) == 1 else cats)))
+    model = ready_for_inference(model, device)
+    speed_up(model, args.precision, False)
+    return model
 
 
 def plan(args: argparse.Namespace, kind: str) -> dict:
@@ -162,6 +198,7 @@ def plan(args: argparse.Namespace, kind: str) -> dict:
         checkpoint=args.checkpoint,
         categories=args.categories,
         templates=args.templates,
+        learned=args.learned,
         threshold=args.threshold,
         topk=args.topk if args.task == 'classify' else None,
         precision=args.precision,

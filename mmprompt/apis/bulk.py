@@ -64,28 +64,35 @@ class TagTask:
 
 
 class ClassifyTask:
-    """The top-k categories of a zero-shot CLIP.
+    """The top-k categories of a classifier: a zero-shot CLIP, or a
+    prompt-learning model (CoOp, CoCoOp) with its learned prompts.
 
     Args:
-        classifier (ZeroShotClassifier): Categories already set.
+        model (BaseModel): Has ``categories``, ``test_step`` giving
+            ``pred_score``, and ``image_size`` (or a CLIP as ``clip``).
         topk (int): Classes per image. Defaults to 5.
     """
     kind = 'jsonl'
 
-    def __init__(self, classifier: Any, topk: int = 5) -> None:
-        self.classifier = classifier
+    def __init__(self, model: Any, topk: int = 5) -> None:
+        self.model = model
         self.topk = topk
-        self.transform = CLIPTransform(classifier.model.image_size)
+        size = getattr(model, 'image_size', None) or int(
+            model.clip.visual.img_size[0])
+        self.transform = CLIPTransform(size)
 
     @torch.no_grad()
     def __call__(self, data: List[dict]) -> List[dict]:
-        preds = self.classifier.model.test_step(pseudo_collate(data))
-        out = self.classifier.postprocess(preds, None, topk=self.topk)
+        preds = self.model.test_step(pseudo_collate(data))
+        names = list(self.model.categories)
+        scores = torch.stack([p.pred_score for p in preds]).float().cpu()
+        top, labels = scores.topk(min(self.topk, scores.size(1)), dim=1)
         return [
             dict(
-                classes=r['pred_classes'],
-                scores=[round(s, 6) for s in r['pred_scores']],
-                labels=r['pred_labels']) for r in out
+                classes=[names[i] for i in row],
+                scores=[round(v, 6) for v in values],
+                labels=row) for row, values in zip(labels.tolist(),
+                                                   top.tolist())
         ]
 
 

@@ -301,3 +301,54 @@ def test_rank_killed_then_resumed(tagging, reference, tmp_path):
     assert_same_records(records, reference['tags'])
     assert read_jsonl(str(out)[:-6] + '.failed.jsonl') == reference['failed']
     assert not osp.exists(parts)
+
+
+def test_classify_with_learned_prompts(clip_model, tmp_path):
+    """A CoOp context saved by save_learned, read back by --learned: the
+    model's own predictions, in input order."""
+    from mmengine.config import Config
+    from testing_utils import clip as H
+
+    from mmprompt.datasets.image_sources import CLIPTransform
+    from mmprompt.models.prompt_learning import save_learned
+    from mmprompt.registry import MODELS
+    base = Config.fromfile(
+        osp.join(H.CONFIGS, '_base_', 'models', 'clip_vit-base-p16.py'))
+    clip = base.model.to_dict()
+    clip.update(type='CLIP', init_cfg=dict(
+        type='Pretrained', checkpoint=clip_model['checkpoint']))
+    for key in ('templates', 'categories'):
+        clip.pop(key, None)
+    tiny = H.tiny_model_overrides()
+    clip['vision_backbone'].pop('arch')
+    clip['vision_backbone'].update(
+        {k: v for k, v in tiny['vision_backbone'].items()})
+    clip['vision_backbone']['arch'].pop('_delete_')
+    clip['text_backbone'].update(tiny['text_backbone'])
+    clip['proj_dims'] = tiny['proj_dims']
+    model_cfg = dict(type='CoOp', clip=clip, categories=['cat', 'dog', 'car'],
+                     n_ctx=4)
+    config = tmp_path / 'coop.py'
+    config.write_text("default_scope = 'mmprompt'\n"
+                      f'model = {model_cfg!r}\n')
+    model = MODELS.build(model_cfg)
+    model.init_weights()
+    torch.manual_seed(3)
+    with torch.no_grad():
+        model.prompt_learner.ctx.normal_(0, 0.5)
+    learned = tmp_path / 'learned.pth'
+    save_learned(model, str(learned))
+    TOOL.main(['classify', clip_model['inputs'][0], '--model', str(config),
+               '--learned', str(learned), '--topk', '2', '--out',
+               str(tmp_path / 'classes.jsonl'), '--no-progress',
+               '--num-workers', '0'])
+    got = read_jsonl(tmp_path / 'classes.jsonl')
+    transform = CLIPTransform(int(model.clip.visual.img_size[0]))
+    from mmengine.dataset import pseudo_collate
+    with torch.no_grad():
+        preds = model.eval().test_step(pseudo_collate(
+            [transform(Image.open(r['image']).convert('RGB')) for r in got]))
+    for record, pred in zip(got, preds):
+        top = pred.pred_score.topk(2)
+        assert record['labels'] == top.indices.tolist()
+        assert np.allclose(record['scores'], top.values.tolist(), atol=2e-6)

@@ -302,6 +302,15 @@ def load_weights(model: BaseModel, checkpoint: str) -> dict:
     return load_checkpoint(model, checkpoint)
 
 
+def _checkpoint_arg(pretrained: str) -> str:
+    """A checkpoint file as it is; a zoo name (not a file) through the
+    official-weights cache."""
+    if not osp.isfile(pretrained) and pretrained.lower() in load_zoo():
+        from . import hub
+        return hub.get_checkpoint(pretrained)
+    return pretrained
+
+
 def _use_text_encoder(cfg: Config, checkpoint: str) -> None:
     """Point an open-set config's text tower at a CLIP checkpoint."""
     text_encoder = cfg.model.get('text_encoder')
@@ -349,7 +358,9 @@ def get_model(model: Union[str, Config, BaseModel],
       :func:`mmprompt.apis.hub.get_checkpoint`), and an open-set RAM the
       text tower of its ``Text Encoder``; a config file its ``load_from``
       (random weights, with a warning, if it has none).
-    - a path: that converted checkpoint (``.pth`` or ``.safetensors``).
+    - a path: that converted checkpoint (``.pth`` or ``.safetensors``); a
+      zoo name: that model's official weights (as ``tools/test.py`` takes
+      them), e.g. a config file of your own with ``'clip_vit-base-p16'``.
     - ``False`` or ``None``: random weights, with a warning.
 
     Args:
@@ -375,7 +386,7 @@ def get_model(model: Union[str, Config, BaseModel],
             raise InvalidInputError(
                 'model overrides need a config, not a built model')
         if isinstance(pretrained, str) and pretrained:
-            load_weights(model, pretrained)
+            load_weights(model, _checkpoint_arg(pretrained))
         return ready_for_inference(model, device)
     cfg, info = load_config(model)
     if kwargs:
@@ -390,7 +401,7 @@ def get_model(model: Union[str, Config, BaseModel],
         else:
             checkpoint = cfg.get('load_from') or None
     elif isinstance(pretrained, str) and pretrained:
-        checkpoint = pretrained
+        checkpoint = _checkpoint_arg(pretrained)
     built = build_from_config(cfg)
     if checkpoint:
         load_weights(built, checkpoint)

@@ -367,3 +367,35 @@ def test_offline_demo_classify_prints_one_line(payload, home, monkeypatch,
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith('error: cannot download')
     assert url in err[0]
+
+
+def test_download_weights_tool(payload, home, monkeypatch, capsys):
+    from testing_utils import REPO_ROOT, load_module
+    from mmprompt.utils.errors import run_tool
+    tool = load_module(
+        '_mmprompt_download_weights',
+        osp.join(REPO_ROOT, 'tools', 'misc', 'download_weights.py'))
+    data, sha = payload
+    with H.FileServer({'/m/ViT-B-16.pt': data}) as server:
+        for name in (NAME, 'clip_vit-base-p16_zeroshot-cls_in1k'):
+            patch_zoo(
+                monkeypatch, name, weights=server.url('/m/ViT-B-16.pt'),
+                sha256=sha)
+        assert tool.main([NAME, 'clip_vit-base-p16_zeroshot-cls_in1k']) == 0
+        assert len(server.requests) == 1
+    out = capsys.readouterr().out.strip().splitlines()
+    cached = home / cached_name(server.url('/m/ViT-B-16.pt'), sha)
+    assert out == [f'{NAME}: {cached}']
+    with pytest.raises(SystemExit) as e:
+        run_tool(tool.main, ['clip_vit-base-p61'])
+    assert e.value.code == 2
+    assert 'close names: clip_vit-base-p16' in capsys.readouterr().err
+    # A config of one's own with a zoo name as its weights.
+    from mmprompt.apis import get_model
+    config = H.write_tiny_config(
+        str(home / 'tiny.py'),
+        'clip/clip_vit-base-p16_zeroshot-cls_cifar100.py')
+    model = get_model(config, pretrained=NAME)
+    sd, _ = read_checkpoint(hub.get_checkpoint(NAME))
+    assert torch.equal(model.state_dict()['visual.cls_token'],
+                       sd['visual.cls_token'])

@@ -168,6 +168,21 @@ def read_checkpoint(path: str) -> Tuple[StateDict, dict]:
     return split_checkpoint(_read_pth(path), path)
 
 
+def _own_storage(state_dict: StateDict) -> StateDict:
+    """Tensors safetensors accepts: contiguous, detached, none sharing
+    storage with another (those are copied; the others are not)."""
+    out, seen = OrderedDict(), set()
+    for key, value in state_dict.items():
+        value = value.detach()
+        if value.numel():
+            ptr = value.untyped_storage().data_ptr()
+            if ptr in seen or not value.is_contiguous():
+                value = value.contiguous().clone()
+            seen.add(value.untyped_storage().data_ptr())
+        out[key] = value
+    return out
+
+
 def save_checkpoint(state_dict: StateDict,
                     meta: Optional[dict],
                     path: str,
@@ -193,15 +208,15 @@ def save_checkpoint(state_dict: StateDict,
     check_output(path, force=force)
     meta = dict(meta or {})
     if path.endswith('.safetensors'):
-        from safetensors.torch import save
-        # safetensors refuses tensors sharing storage: give each its own.
-        tensors = {
-            k: v.detach().contiguous().clone()
-            for k, v in state_dict.items()
-        }
-        data = save(tensors, metadata={META_KEY: json.dumps(meta)})
+        from safetensors.torch import save_file
         with atomic_write(path) as f:
-            f.write(data)
+            # Written by path into atomic_write's temporary file (the same
+            # inode it fsyncs and renames): tensor by tensor, never the
+            # whole file in memory.
+            save_file(
+                _own_storage(state_dict),
+                f.name,
+                metadata={META_KEY: json.dumps(meta)})
         return
     with atomic_write(path) as f:
         torch.save(dict(state_dict=OrderedDict(state_dict), meta=meta), f)

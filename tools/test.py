@@ -8,23 +8,26 @@ Example:
 """
 import argparse
 import json
-import os
 import os.path as osp
 import sys
 import time
 from typing import List, Optional
 
+import numpy as np
 import torch
 from mmengine.config import Config, DictAction
 from mmengine.dist import all_reduce, get_dist_info, is_main_process
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
+from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
 from mmengine.utils import ProgressBar
 
 from mmprompt.models.utils import COMPILE_MODES
+from mmprompt.utils import UserError, atomic_write, check_output, run_tool
+from mmprompt.utils.checkpoint import load_checkpoint
+from mmprompt.utils.errors import CheckpointError
 from mmprompt.utils.dist import LAUNCHERS, setup_distributed
-from mmprompt.utils.errors import CheckpointError, run_tool
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -46,6 +49,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument(
         '--dump',
         help='also dump the per-sample predictions to this pickle file')
+    parser.add_argument(
+        '--force',
+        action='store_true',
+        help='overwrite existing --out / --dump files')
     parser.add_argument(
         '--no-progress', action='store_true', help='hide the progress bar')
     parser.add_argument(
@@ -164,7 +171,8 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
     cfg.launcher = args.launcher
-    cfg.load_from = resolve_checkpoint(args.checkpoint)
+    # Loaded strictly by load_weights, not by the Runner (non-strict).
+    cfg.load_from = None
     precision = args.precision or cfg.get('precision', 'fp32')
     if precision != 'fp32':
         cfg.custom_hooks = [
@@ -212,22 +220,118 @@ def resolve_checkpoint(checkpoint: str) -> str:
         f'zoo; {model_zoo.close_names(checkpoint, model_zoo.list_models())}')
 
 
+def check_outputs(args: argparse.Namespace) -> None:
+    """Refuse, before any work, a --out / --dump that cannot be written or
+    would replace a file without --force."""
+    for path in (args.out, args.dump):
+        if path:
+            check_output(path, force=args.force)
+
+
+def build_runner(cfg: Config, config_path: str) -> Runner:
+    """The Runner and its test loop (model, dataset), or one line on a
+    config typo or missing data."""
+    try:
+        runner = Runner.from_cfg(cfg)
+    except TypeError as e:
+        if 'unexpected keyword argument' not in str(e):
+            raise
+        raise UserError(f'{config_path}: {str(e).splitlines()[0]}') from None
+    try:
+        runner.test_loop  # builds the dataset and the dataloader
+    except (OSError, FileNotFoundError) as e:
+        raise UserError(
+            f'{config_path}: the test dataset cannot be read '
+            f'({type(e).__name__}: {str(e).splitlines()[0]})') from None
+    return runner
+
+
+def load_weights(runner: Runner, checkpoint: str) -> None:
+    """Load the checkpoint strictly (the Runner's ``load_from`` is not) and
+    call the hooks' ``after_load_checkpoint`` as the Runner does."""
+    model = runner.model
+    model = model.module if is_model_wrapper(model) else model
+    loaded = load_checkpoint(model, checkpoint)
+    runner.call_hook('after_load_checkpoint', checkpoint=loaded)
+
+
+class CheckLabelsHook(Hook):
+    """Before testing, once the categories are set: every label of the
+    dataset names one of the model's categories, and the evaluator's top-k
+    fits them (else an error, before any image is evaluated)."""
+    priority = 'LOW'
+
+    def before_test(self, runner) -> None:
+        model = runner.model
+        model = model.module if is_model_wrapper(model) else model
+        num = num_categories(model)
+        if num is None:
+            return
+        dataset = runner.test_dataloader.dataset
+        top = max_label(dataset)
+        if top is not None and top >= num:
+            raise UserError(
+                f'the dataset has labels up to {top}, the model only {num} '
+                'categories (0 to {}); check model.categories'.format(num - 1))
+        for k in evaluator_topk(runner.cfg.get('test_evaluator')):
+            if k > num:
+                raise UserError(
+                    f'the evaluator asks for top-{k} accuracy with only '
+                    f'{num} categories; set test_evaluator.topk')
+
+
+def num_categories(model) -> Optional[int]:
+    """How many classes the model predicts, if it says."""
+    for attr in ('categories', 'openset_categories'):
+        names = getattr(model, attr, None)
+        if names:
+            return len(names)
+    num = getattr(model, 'num_classes', None)
+    return int(num) if num else None
+
+
+def max_label(dataset) -> Optional[int]:
+    """The largest ground-truth label of ``dataset``, or None."""
+    top = None
+    for i in range(len(dataset)):
+        label = dataset.get_data_info(i).get('gt_label')
+        if label is None:
+            continue
+        values = np.asarray(label).reshape(-1)
+        if values.size:
+            top = int(values.max()) if top is None else max(
+                top, int(values.max()))
+    return top
+
+
+def evaluator_topk(evaluator) -> List[int]:
+    """The ``topk`` values of the Accuracy metrics of a test evaluator."""
+    metrics = evaluator if isinstance(evaluator,
+                                      (list, tuple)) else [evaluator]
+    ks = []
+    for metric in metrics:
+        if isinstance(metric, dict) and 'Accuracy' in str(metric.get('type')):
+            topk = metric.get('topk', (1, ))
+            ks += list(topk) if isinstance(topk, (list, tuple)) else [topk]
+    return [int(k) for k in ks]
+
+
 def write_json(path: str, payload: dict) -> None:
-    """Write ``payload`` to ``path`` through a temporary file."""
-    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-    tmp = f'{path}.tmp'
-    with open(tmp, 'w', encoding='utf-8') as f:
+    """Write ``payload`` to ``path`` atomically."""
+    with atomic_write(path, 'w') as f:
         json.dump(payload, f, indent=2)
         f.write('\n')
-    os.replace(tmp, path)
 
 
 def main(argv: Optional[List[str]] = None) -> dict:
     args = parse_args(argv)
-    from mmprompt.apis.model_zoo import load_config
-    cfg = merge_args(load_config(args.config)[0], args)
+    check_outputs(args)
+    checkpoint = resolve_checkpoint(args.checkpoint)
+    cfg = merge_args(load_config(args.config), args)
     setup_distributed(cfg, args.launcher, training=False)
-    runner = Runner.from_cfg(cfg)
+    runner = build_runner(cfg, args.config)
+    load_weights(runner, checkpoint)
+    runner.register_hook(CheckLabelsHook())
     if torch.cuda.is_available():
         # MMPreTrain's ClsDataPreprocessor takes no `non_blocking` argument;
         # MMEngine's base class reads this attribute.
@@ -262,6 +366,20 @@ def main(argv: Optional[List[str]] = None) -> dict:
                 speed=speed))
         print_log(f'Metrics written to {args.out}', logger='current')
     return metrics
+
+
+def load_config(config: str) -> Config:
+    """The config (a file, a zoo name or an ``mmprompt::`` name), or one
+    line if it does not parse."""
+    from mmprompt.apis.model_zoo import load_config as read_config
+    try:
+        return read_config(config)[0]
+    except UserError:
+        raise
+    except (SyntaxError, KeyError, ValueError, NameError, OSError) as e:
+        reason = str(e).splitlines()[0] if str(e) else repr(e)
+        raise UserError(f'{config}: cannot be read ({type(e).__name__}: '
+                        f'{reason})') from None
 
 
 if __name__ == '__main__':

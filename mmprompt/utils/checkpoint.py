@@ -414,12 +414,45 @@ def load_from_safetensors(filename: str, map_location=None) -> dict:
     return dict(state_dict=state_dict, meta=meta)
 
 
-def _register_mmengine_loader() -> None:
-    from mmengine.runner import CheckpointLoader
+def _mmengine_local(filename: str, map_location=None) -> dict:
+    """MMEngine's local-file loader with ``weights_only=True`` (no code
+    run)."""
+    filename = osp.expanduser(filename)
+    if not osp.isfile(filename):
+        raise FileNotFoundError(f'{filename} can not be found.')
+    return _read_pth(filename)
+
+
+def _mmengine_http(filename: str,
+                   map_location=None,
+                   model_dir: Optional[str] = None,
+                   progress: bool = False) -> dict:
+    """MMEngine's URL loader with ``weights_only=True``."""
+    return torch.hub.load_state_dict_from_url(
+        filename,
+        model_dir=model_dir,
+        map_location=map_location or 'cpu',
+        progress=progress,
+        weights_only=True)
+
+
+def install_mmengine_loaders() -> None:
+    """Make MMEngine's checkpoint loading (``load_from``, ``init_cfg=dict(
+    type='Pretrained')``) read local files and URLs with ``weights_only=True``
+    explicitly, as every load mmprompt makes does: torch before 2.6, or with
+    ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1``, would otherwise unpickle
+    anything; ``.safetensors`` files go through :func:`read_checkpoint`.
+    Run when this module is imported (and so by
+    :func:`mmprompt.utils.register_all_modules`)."""
+    from mmengine.runner.checkpoint import CheckpointLoader
     CheckpointLoader.register_scheme(
         prefixes=r'(?!\w+://).*\.safetensors$',
         loader=load_from_safetensors,
         force=True)
+    CheckpointLoader.register_scheme('', _mmengine_local, force=True)
+    CheckpointLoader.register_scheme(('http://', 'https://'),
+                                     _mmengine_http,
+                                     force=True)
 
 
-_register_mmengine_loader()
+install_mmengine_loaders()

@@ -63,8 +63,7 @@ def _mpi_env() -> None:
 
 
 _LAUNCHER_VARS = dict(
-    pytorch=('RANK', 'WORLD_SIZE', 'LOCAL_RANK', 'MASTER_ADDR',
-             'MASTER_PORT'),
+    pytorch=('RANK', 'WORLD_SIZE', 'LOCAL_RANK', 'MASTER_ADDR', 'MASTER_PORT'),
     slurm=('SLURM_PROCID', 'SLURM_NTASKS', 'SLURM_NODELIST'),
     mpi=('OMPI_COMM_WORLD_RANK', 'OMPI_COMM_WORLD_SIZE',
          'OMPI_COMM_WORLD_LOCAL_RANK'))
@@ -227,8 +226,7 @@ def shard_bounds(total: int, rank: int, world_size: int) -> Tuple[int, int]:
     return start, start + base + (1 if rank < extra else 0)
 
 
-def all_gather_rows(rows: torch.Tensor,
-                    counts: Sequence[int]) -> torch.Tensor:
+def all_gather_rows(rows: torch.Tensor, counts: Sequence[int]) -> torch.Tensor:
     """Concatenate every rank's rows, in rank order.
 
     Each rank contributes ``counts[rank]`` rows of the same trailing shape
@@ -259,5 +257,4 @@ def all_gather_rows(rows: torch.Tensor,
         torch.empty_like(padded) for _ in range(world_size)
     ]
     torch_dist.all_gather(gathered, padded)
-    return torch.cat([g[:n] for g, n in zip(gathered, counts)]).to(
-        rows.device)
+    return torch.cat([g[:n] for g, n in zip(gathered, counts)]).to(rows.device)

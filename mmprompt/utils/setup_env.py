@@ -18,6 +18,8 @@ def register_all_modules(init_default_scope: bool = True) -> None:
     """
     import mmpretrain.utils
     mmpretrain.utils.register_all_modules(init_default_scope=False)
+    from .checkpoint import install_mmengine_loaders
+    install_mmengine_loaders()
 
     import mmprompt.datasets  # noqa: F401
     import mmprompt.engine  # noqa: F401

@@ -152,7 +152,7 @@ def run_tool(tmp_path,
     argv = [
         config, checkpoint, '--work-dir',
         str(tmp_path / 'work'), '--out',
-        str(out)
+        str(out), '--force'
     ]
     if dump:
         argv += ['--dump', str(dump)]

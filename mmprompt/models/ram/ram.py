@@ -24,7 +24,6 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.logging import print_log
 from mmengine.model import BaseModel
-from mmengine.runner import load_checkpoint
 from mmpretrain.structures import DataSample
 
 from mmprompt.models.utils.data_preprocessor import build_cls_preprocessor
@@ -445,8 +444,8 @@ def load_ram_checkpoint(model: RAM,
     text_encoder = getattr(model, 'text_encoder', None)
     if text_encoder is not None and not text_encoder.is_init:
         text_encoder.init_weights()
-    checkpoint = load_checkpoint(
-        model, filename, map_location=map_location, strict=True, logger=logger)
+    from mmprompt.utils.checkpoint import load_checkpoint
+    checkpoint = load_checkpoint(model, filename)
     meta = checkpoint.get('meta') or {}
     if isinstance(model, RAMNormal) and meta.get('tag_list') is not None:
         model.set_tags_from_meta(meta)

@@ -19,16 +19,22 @@ Examples:
 Each line of ``--out`` is ``{"path", "tags", "tags_chinese", "scores"}``
 (tags in vocabulary order, ``tags_chinese`` null when unknown). Files that
 cannot be read are reported with a warning and in the final summary, and
-skipped; the run goes on.
+skipped; the run goes on. An existing ``--out`` is never lost: the run
+refuses it without ``--force`` (replace) or ``--resume`` (keep its records,
+tag the rest); the output may not be an input nor inside an input folder,
+and it is written through a temporary file.
 """
 import argparse
 import json
 import logging
 import os
 import os.path as osp
+import sys
 from typing import List, Optional, Tuple
 
 from mmengine.logging import print_log
+
+from mmprompt.utils import UserError, atomic_write, check_output, run_tool
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.gif', '.ppm', '.pgm',
                     '.tif', '.tiff', '.webp')
@@ -52,6 +58,14 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         'weights of a zoo model, downloaded and converted once)')
     parser.add_argument(
         '--out', required=True, help='output JSON-lines file (.jsonl)')
+    existing = parser.add_mutually_exclusive_group()
+    existing.add_argument(
+        '--force', action='store_true', help='replace an existing --out')
+    existing.add_argument(
+        '--resume',
+        action='store_true',
+        help='keep the records of an existing --out, tag only the images '
+        'it lacks and add them')
     parser.add_argument(
         '--categories',
         nargs='+',
@@ -129,6 +143,37 @@ def read_batch(paths: List[str]) -> Tuple[list, list, list]:
     return images, good, bad
 
 
+def check_paths(args: argparse.Namespace) -> None:
+    """Before anything is opened: every input exists, and ``--out`` can be
+    written without losing a file (not an input, not inside an input
+    folder, not an existing file without ``--force`` / ``--resume``)."""
+    for item in args.inputs:
+        if not osp.exists(item):
+            raise UserError(f'{item}: no such file or folder')
+    check_output(
+        args.out,
+        force=args.force or args.resume,
+        inputs=args.inputs,
+        flag='--force (or --resume)')
+
+
+def read_done(path: str) -> List[str]:
+    """The records of an earlier run's output, as JSON lines; a cut last
+    line (an interrupted run) is dropped."""
+    if not osp.exists(path):
+        return []
+    lines = []
+    with open(path, encoding='utf-8') as f:
+        for line in f:
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(record, dict) and 'path' in record:
+                lines.append(json.dumps(record, ensure_ascii=False))
+    return lines
+
+
 def categories_arg(items: Optional[List[str]]) -> Optional[object]:
     """One existing file stays a path; otherwise a list of names."""
     if not items:
@@ -143,7 +188,18 @@ def main(argv: Optional[List[str]] = None) -> int:
     from mmengine.utils import ProgressBar
 
     from mmprompt.apis import ImageTagger
+    check_paths(args)
+    done = read_done(args.out) if args.resume else []
+    done_paths = {json.loads(line)['path'] for line in done}
     paths = list_images(args.inputs, args.recursive)
+    if done_paths:
+        print_log(
+            f'--resume: {len(done_paths)} images already in {args.out}',
+            logger='current')
+        paths = [p for p in paths if p not in done_paths]
+    if not paths and done_paths:
+        print_log('nothing left to tag', logger='current')
+        return 0
     if not paths:
         print_log(
             f'no images found in {args.inputs}',
@@ -159,10 +215,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     categories = categories_arg(args.categories)
     if categories is not None:
         tagger.set_categories(categories)
-    os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
     skipped, tagged = [], 0
     bar = ProgressBar(len(paths))
-    with open(args.out, 'w', encoding='utf-8') as f:
+    # Written whole through a temporary file: an interrupted run leaves the
+    # previous output as it was.
+    with atomic_write(args.out, 'w') as f:
+        for line in done:
+            f.write(line + '\n')
         for start in range(0, len(paths), args.batch_size):
             chunk = paths[start:start + args.batch_size]
             images, good, bad = read_batch(chunk)
@@ -193,10 +252,4 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 
 if __name__ == '__main__':
-    from mmprompt.utils.errors import UserError
-    try:
-        raise SystemExit(main())
-    except UserError as e:  # one line; --debug-free tools keep it short
-        import sys
-        sys.stderr.write(f'error: {e}\n')
-        raise SystemExit(2)
+    run_tool(lambda argv: sys.exit(main(argv)))

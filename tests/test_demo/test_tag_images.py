@@ -4,6 +4,7 @@ tagged by the tiny RAM reference checkpoint."""
 import contextlib
 import json
 import logging
+import os
 import os.path as osp
 import shutil
 
@@ -12,6 +13,7 @@ from mmengine.logging import MMLogger
 from testing_utils import REPO_ROOT, load_module
 
 from testing_utils import ram as H  # noqa: E402
+
 DEMO = load_module('_mmprompt_demo_tag_images',
                    osp.join(REPO_ROOT, 'demo', 'tag_images.py'))
 NORMAL = 'ram/ram_swin-large-p4-w12_384px_normal.py'
@@ -112,7 +114,7 @@ def test_recursive_files_threshold_and_open_set(setup, tmp_path):
     assert DEMO.main([
         str(folder / 'a.png'), '--config', config, '--checkpoint',
         setup['ckpt'], '--out',
-        str(out), '--categories', 'apple', 'Ale', 'umbrella_stand'
+        str(out), '--force', '--categories', 'apple', 'Ale', 'umbrella_stand'
     ]) == 0
     record, = read_jsonl(out)
     assert set(record['tags']) <= {'apple', 'Ale', 'umbrella_stand'}
@@ -150,3 +152,66 @@ def test_precision_and_compile_reach_the_tagger(setup, tmp_path, monkeypatch):
     assert built['precision'] == 'bf16' and built['compile'] is True
     row, = read_jsonl(out)
     assert row['tags'] and all(0 <= s <= 1 for s in row['scores'])
+
+
+def _tag(setup, *argv):
+    return DEMO.main(
+        [*argv, '--config', setup['config'], '--checkpoint', setup['ckpt']])
+
+
+def test_output_is_never_lost(setup, tmp_path):
+    """Issue 12, section 2: each case destroyed data before."""
+    from mmprompt.utils import OutputPathError, UserError
+    folder = tmp_path / 'photos'
+    shutil.copytree(setup['folder'], folder)
+    image = folder / 'a.png'
+    original = image.read_bytes()
+    # --out equal to an input image, or inside the input folder.
+    with pytest.raises(OutputPathError, match='one of the inputs'):
+        _tag(setup, str(image), '--out', str(image), '--force')
+    with pytest.raises(OutputPathError, match='inside the input folder'):
+        _tag(setup, str(folder), '--out', str(folder / 'tags.jsonl'))
+    assert image.read_bytes() == original
+    # A misspelled input with an existing --out: an error, --out intact.
+    out = tmp_path / 'tags.jsonl'
+    assert _tag(setup, str(image), '--out', str(out)) == 0
+    before = out.read_text()
+    with pytest.raises(UserError, match='phtos: no such file or folder'):
+        _tag(setup, str(tmp_path / 'phtos'), '--out', str(out), '--force')
+    assert out.read_text() == before
+    # A second run: refused without --force / --resume.
+    with pytest.raises(OutputPathError, match='pass --force \\(or --resume'):
+        _tag(setup, str(folder), '--out', str(out))
+    assert out.read_text() == before
+    # --resume keeps the first record and adds the rest, once each.
+    assert _tag(setup, str(folder), '--out', str(out), '--resume') == 0
+    paths = [r['path'] for r in read_jsonl(out)]
+    assert paths == [str(image), str(folder / 'b.png')]
+    assert read_jsonl(out)[0] == json.loads(before)
+    assert _tag(setup, str(folder), '--out', str(out), '--resume') == 0
+    assert [r['path'] for r in read_jsonl(out)] == paths
+    # --out a directory or in an unwritable place: one line.
+    with pytest.raises(OutputPathError, match='is a directory'):
+        _tag(setup, str(image), '--out', str(tmp_path))
+    (tmp_path / 'file').write_text('x')
+    with pytest.raises(OutputPathError, match='is not a folder'):
+        _tag(setup, str(image), '--out', str(tmp_path / 'file' / 'o.jsonl'))
+    assert not [n for n in os.listdir(tmp_path) if 'tmp' in n]
+
+
+def test_cli_one_line_exit_2(setup, tmp_path):
+    import subprocess
+    import sys
+    proc = subprocess.run([
+        sys.executable,
+        osp.join(REPO_ROOT, 'demo', 'tag_images.py'),
+        str(tmp_path / 'missing'), '--config', setup['config'], '--out',
+        str(tmp_path / 'o.jsonl')
+    ],
+                          capture_output=True,
+                          text=True,
+                          env=dict(os.environ, PYTHONPATH=REPO_ROOT))
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f"error: {tmp_path / 'missing'}: no such file or folder")
+    assert 'Traceback' not in proc.stderr

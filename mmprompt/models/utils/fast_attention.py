@@ -78,7 +78,12 @@ class SDPAWindowMSA(WindowMSA):
             dropout_p=self.attn_drop.p if self.training else 0.,
             scale=1.0)
         out = out.reshape(batch_windows, heads, n, c // heads)
-        out = out.transpose(1, 2).reshape(batch_windows, n, c)
+        # The heads side by side, (B', N, heads * C'): a concatenation
+        # rather than transpose + reshape, whose view / copy choice depends
+        # on SDPA's output strides, which differ between its CPU kernels and
+        # its traced decomposition (torch.export / ONNX with a dynamic
+        # batch fails on it). Same values, same one copy.
+        out = torch.cat(out.unbind(1), dim=-1)
         return self.proj_drop(self.proj(out))
 
 

@@ -1,0 +1,12 @@
+# Copyright (c) mmprompt contributors. All rights reserved.
+"""Deployment: ONNX export with onnxruntime checks."""
+from .onnx import (EXPORT_KINDS, ClassifierExport, ExportError,
+                   ImageTowerExport, TaggerExport, TextTowerExport,
+                   build_export_module, compare_onnx, default_kind,
+                   export_onnx, onnx_session, run_onnx)
+
+__all__ = [
+    'EXPORT_KINDS', 'ClassifierExport', 'ExportError', 'ImageTowerExport',
+    'TaggerExport', 'TextTowerExport', 'build_export_module', 'compare_onnx',
+    'default_kind', 'export_onnx', 'onnx_session', 'run_onnx'
+]

@@ -1,0 +1,464 @@
+# Copyright (c) mmprompt contributors. All rights reserved.
+"""ONNX export of CLIP and RAM, checked with onnxruntime.
+
+Four graphs, each the ``forward`` of a small wrapper around a built model
+(the model's own methods, nothing re-implemented):
+
+- ``image`` (:class:`ImageTowerExport`): CLIP's image tower,
+  ``images -> image_feats`` ``(N, proj_dims)``, not normalised;
+- ``text`` (:class:`TextTowerExport`): CLIP's text tower,
+  ``token_ids (N, L) int64 -> text_feats (N, proj_dims)``, any ``N`` and
+  ``L <= context_length``;
+- ``classifier`` (:class:`ClassifierExport`): a :class:`CLIPZeroShot` with
+  its text prototypes and example cache folded in as constants,
+  ``images -> probs (N, C)`` (the softmax of ``predict``);
+- ``tagging`` (:class:`TaggerExport`): RAM, RAM++ and their open-set
+  models, ``images -> probs (N, K), thresholds (K, )``; tag ``k`` of an
+  image is selected where ``probs[:, k] > thresholds[k]`` (strictly), as in
+  ``RAM.select_tags``; deleted tags get the threshold 1, which no sigmoid
+  score exceeds.
+
+``images`` are RGB, float32 in ``[0, 255]``, ``(N, 3, H, W)``, resized
+(and cropped) as the model's preprocessing does; the mean / std
+normalisation is part of the graph. The batch ``N`` is dynamic everywhere.
+The file's metadata (``metadata_props``) says what the graph is:
+``mmprompt_kind``, ``mmprompt_model``, ``image_size``, and the
+``categories`` or ``tags`` as JSON lists.
+
+Graphs come from ``torch.onnx.export(dynamo=True)`` (``torch.export`` and
+onnxscript). Two model paths are switched for the export only: the RAM
+tagging head decodes all queries at once (its CPU chunk loop depends on
+the batch size), and the ``TensorCache`` of the label queries is off
+(autograd on while tracing), so the queries are computed in the graph
+from the weights.
+"""
+import contextlib
+import json
+import os
+import os.path as osp
+import shutil
+import tempfile
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from mmprompt.utils.errors import InvalidInputError, UserError
+
+EXPORT_KINDS = ('image', 'text', 'classifier', 'tagging')
+DEFAULT_OPSET = 18
+# Protobuf's limit; bigger models keep their weights beside the graph.
+MAX_INLINE_BYTES = 2**31 - 2**26
+
+
+class ExportError(UserError, ValueError):
+    """A model or setting that cannot be exported."""
+
+
+def require_deploy() -> None:
+    """Raise a clear error when the ``deploy`` extra is missing."""
+    missing = []
+    for name in ('onnx', 'onnxruntime', 'onnxscript'):
+        try:
+            __import__(name)
+        except ImportError:
+            missing.append(name)
+    if missing:
+        raise ExportError(
+            f'ONNX export needs {", ".join(missing)}: '
+            "pip install 'mmprompt[deploy]'")
+
+
+class _ImageInput(nn.Module):
+    """Folds a model's mean / std normalisation into the graph."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        preprocessor = model.data_preprocessor
+        mean = getattr(preprocessor, 'mean', None)
+        std = getattr(preprocessor, 'std', None)
+        if mean is None or std is None:
+            raise ExportError(
+                f'{type(model).__name__} has no mean / std in its data '
+                'preprocessor: cannot fold the image normalisation')
+        self.register_buffer('mean', mean.detach().float().view(1, 3, 1, 1))
+        self.register_buffer('std', std.detach().float().view(1, 3, 1, 1))
+
+    def normalise(self, images: torch.Tensor) -> torch.Tensor:
+        return (images - self.mean) / self.std
+
+
+def _image_size(model: nn.Module) -> Tuple[int, int]:
+    """``(H, W)`` of the images a CLIP or RAM model takes."""
+    encoder = getattr(model, 'visual', None) or getattr(
+        model, 'visual_encoder', None)
+    # MMPreTrain's ViT keeps img_size; its Swin only the patch embedding's.
+    size = getattr(encoder, 'img_size', None) or getattr(
+        getattr(encoder, 'patch_embed', None), 'init_input_size', None)
+    if size is None:
+        raise ExportError(f'{type(model).__name__}: unknown image size')
+    size = (size, size) if isinstance(size, int) else tuple(size)
+    return int(size[0]), int(size[1])
+
+
+def _check_type(model: nn.Module, kind: str, cls: type,
+                hint: str) -> None:
+    if not isinstance(model, cls):
+        raise ExportError(f'cannot export {type(model).__name__} as '
+                          f'{kind!r}: it needs a {cls.__name__} ({hint})')
+
+
+class ImageTowerExport(_ImageInput):
+    """CLIP's image tower: ``images -> image_feats``.
+
+    Args:
+        model (CLIP): A CLIP (or :class:`CLIPZeroShot`) model.
+    """
+    kind = 'image'
+    input_names = ('images', )
+    output_names = ('image_feats', )
+
+    def __init__(self, model: nn.Module) -> None:
+        from mmprompt.models.clip import CLIP
+        _check_type(model, self.kind, CLIP, 'a CLIP config')
+        super().__init__(model)
+        self.model = model
+        self.image_size = _image_size(model)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.model.extract_image_feat(self.normalise(images))
+
+    def example_inputs(self, batch: int = 2) -> Tuple[torch.Tensor, ...]:
+        """Random images of the right shape, ``(batch, 3, H, W)``."""
+        return (torch.rand(batch, 3, *self.image_size) * 255, )
+
+    def metadata(self) -> Dict[str, str]:
+        return dict(image_size=json.dumps(list(self.image_size)))
+
+
+class TextTowerExport(nn.Module):
+    """CLIP's text tower: ``token_ids -> text_feats``.
+
+    Args:
+        model (CLIP): A CLIP (or :class:`CLIPZeroShot`) model.
+    """
+    kind = 'text'
+    input_names = ('token_ids', )
+    output_names = ('text_feats', )
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        from mmprompt.models.clip import CLIP
+        _check_type(model, self.kind, CLIP, 'a CLIP config')
+        self.model = model
+
+    def forward(self, token_ids: torch.Tensor) -> torch.Tensor:
+        return self.model.extract_text_feat(token_ids)
+
+    def example_inputs(self,
+                       batch: int = 2,
+                       length: int = 8) -> Tuple[torch.Tensor, ...]:
+        """Token ids of ``batch`` prompts of ``length`` tokens."""
+        texts = [' '.join(['photo'] * (length - 2))] * batch
+        return (self.model.tokenize(texts)[:, :length], )
+
+    def metadata(self) -> Dict[str, str]:
+        return dict(context_length=str(self.model.context_length))
+
+
+class ClassifierExport(ImageTowerExport):
+    """A zero-shot classifier: ``images -> probs``, prototypes folded in.
+
+    The prototypes (and example cache) are built now if they are not yet.
+
+    Args:
+        model (CLIPZeroShot): A classifier with categories or prototypes.
+    """
+    kind = 'classifier'
+    output_names = ('probs', )
+
+    def __init__(self, model: nn.Module) -> None:
+        from mmprompt.models.clip import CLIPZeroShot
+        _check_type(model, self.kind, CLIPZeroShot,
+                    'a zero-shot CLIP config')
+        super().__init__(model)
+        try:
+            with torch.no_grad():
+                model.get_prototypes()
+        except RuntimeError as e:
+            raise ExportError(f'cannot export the classifier: {e}') from None
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        feats = F.normalize(super().forward(images), dim=-1)
+        return self.model.compute_class_logits(feats).softmax(dim=-1)
+
+    def metadata(self) -> Dict[str, str]:
+        meta = super().metadata()
+        if self.model.categories is not None:
+            meta['categories'] = json.dumps(list(self.model.categories))
+        return meta
+
+
+class TaggerExport(_ImageInput):
+    """RAM / RAM++ tagging: ``images -> probs, thresholds``.
+
+    Args:
+        model (RAM): A RAM model; an open-set one scores its current
+            open-set categories.
+    """
+    kind = 'tagging'
+    input_names = ('images', )
+    output_names = ('probs', 'thresholds')
+
+    def __init__(self, model: nn.Module) -> None:
+        from mmprompt.models.ram import RAM
+        _check_type(model, self.kind, RAM, 'a RAM or RAM++ config')
+        super().__init__(model)
+        self.model = model
+        self.image_size = _image_size(model)
+        thresholds = model.tag_thresholds().detach().float().clone()
+        deleted = list(model.deleted_tags())
+        if deleted:
+            thresholds[deleted] = 1.0
+        self.register_buffer('thresholds', thresholds)
+
+    def forward(self,
+                images: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        probs = self.model.compute_logits(self.normalise(images)).sigmoid()
+        return probs, self.thresholds
+
+    example_inputs = ImageTowerExport.example_inputs
+
+    def metadata(self) -> Dict[str, str]:
+        meta = dict(image_size=json.dumps(list(self.image_size)))
+        names = getattr(self.model, 'tag_names', None)
+        english = names()[0] if names is not None else None
+        if english is not None:
+            meta['tags'] = json.dumps(list(english), ensure_ascii=False)
+        return meta
+
+
+WRAPPERS = dict(
+    image=ImageTowerExport,
+    text=TextTowerExport,
+    classifier=ClassifierExport,
+    tagging=TaggerExport)
+
+
+def build_export_module(model: nn.Module, kind: str) -> nn.Module:
+    """The wrapper whose forward is exported.
+
+    Args:
+        model (nn.Module): A built model in eval mode.
+        kind (str): One of ``EXPORT_KINDS``.
+
+    Returns:
+        nn.Module: The wrapper, in eval mode.
+    """
+    if kind not in WRAPPERS:
+        raise ExportError(f'unknown export {kind!r}; choose one of '
+                          f'{", ".join(EXPORT_KINDS)}')
+    return WRAPPERS[kind](model).eval()
+
+
+def default_kind(model: nn.Module) -> str:
+    """The export a model gets when none is asked for."""
+    from mmprompt.models.clip import CLIPZeroShot
+    from mmprompt.models.ram import RAM
+    if isinstance(model, RAM):
+        return 'tagging'
+    if isinstance(model, CLIPZeroShot) and (
+            model.categories is not None
+            or model.text_prototypes is not None):
+        return 'classifier'
+    raise ExportError(
+        f'say what to export from {type(model).__name__}: --kind '
+        f'{" / ".join(EXPORT_KINDS)} (classifier needs categories)')
+
+
+def _window_reverse(windows: torch.Tensor, H: int, W: int,
+                    window_size: int) -> torch.Tensor:
+    """MMPreTrain's ``ShiftWindowMSA.window_reverse`` without its
+    ``int(batch / ...)``, which fixes the batch size of a traced graph."""
+    x = windows.view(-1, H // window_size, W // window_size, window_size,
+                     window_size, windows.size(-1))
+    return x.permute(0, 1, 3, 2, 4, 5).reshape(-1, H, W, windows.size(-1))
+
+
+@contextlib.contextmanager
+def export_mode(model: nn.Module) -> Iterator[None]:
+    """Paths that trace into one graph for any batch size, for the export.
+
+    The same values, computed so that the batch size stays symbolic:
+    RAM's tagging head decodes every query at once (its CPU chunk size
+    depends on the batch size); the Swin windows are merged back by
+    :func:`_window_reverse`; autograd is on, which turns the
+    ``TensorCache`` of label queries off (no cached tensor is baked in).
+    Everything is restored on exit.
+    """
+    from mmpretrain.models.utils.attention import ShiftWindowMSA
+    heads = [m for m in model.modules() if hasattr(m, 'cpu_chunk_rows')]
+    saved = [h.cpu_chunk_rows for h in heads]
+    shifts = [m for m in model.modules() if isinstance(m, ShiftWindowMSA)]
+    try:
+        for head in heads:
+            head.cpu_chunk_rows = None
+        for shift in shifts:
+            shift.window_reverse = _window_reverse
+        with torch.enable_grad():
+            yield
+    finally:
+        for head, rows in zip(heads, saved):
+            head.cpu_chunk_rows = rows
+        for shift in shifts:
+            del shift.window_reverse
+
+
+def _dynamic_shapes(module: nn.Module) -> dict:
+    batch = torch.export.Dim('batch', min=1, max=1024)
+    if module.kind == 'text':
+        length = torch.export.Dim(
+            'length', min=2, max=module.model.context_length)
+        return dict(token_ids={0: batch, 1: length})
+    return dict(images={0: batch})
+
+
+def _param_bytes(module: nn.Module) -> int:
+    tensors = list(module.parameters()) + list(module.buffers())
+    return sum(t.numel() * t.element_size() for t in tensors)
+
+
+def export_onnx(module: nn.Module,
+                path: str,
+                opset: int = DEFAULT_OPSET,
+                force: bool = False,
+                metadata: Optional[Dict[str, str]] = None) -> List[str]:
+    """Export a wrapper of :func:`build_export_module` to an ONNX file.
+
+    The file (and its ``.data`` weights beside it, for models over 2 GB) is
+    written into a temporary folder next to ``path`` and moved into place,
+    so a failed export leaves nothing behind.
+
+    Args:
+        module (nn.Module): The wrapper.
+        path (str): The ``.onnx`` file.
+        opset (int): ONNX opset. Defaults to 18.
+        force (bool): Overwrite existing files. Defaults to False.
+        metadata (dict, optional): More ``metadata_props``.
+            Defaults to None.
+
+    Returns:
+        list[str]: The files written.
+    """
+    require_deploy()
+    if not path.endswith('.onnx'):
+        raise InvalidInputError(f'{path}: the output must end with .onnx')
+    external = _param_bytes(module) > MAX_INLINE_BYTES
+    outputs = [path] + ([path + '.data'] if external else [])
+    _check_outputs(outputs, force)
+    props = dict(
+        mmprompt_kind=module.kind,
+        mmprompt_model=type(module.model).__name__,
+        inputs=json.dumps(list(module.input_names)),
+        outputs=json.dumps(list(module.output_names)))
+    props.update(module.metadata())
+    props.update(metadata or {})
+    with export_mode(module):
+        program = torch.onnx.export(
+            module,
+            module.example_inputs(),
+            input_names=list(module.input_names),
+            output_names=list(module.output_names),
+            opset_version=opset,
+            dynamo=True,
+            dynamic_shapes=_dynamic_shapes(module),
+            verbose=False)
+    program.model.metadata_props.update(props)
+    parent = osp.dirname(osp.abspath(path))
+    tmp_dir = tempfile.mkdtemp(prefix='.onnx-export-', dir=parent)
+    try:
+        tmp = osp.join(tmp_dir, osp.basename(path))
+        program.save(tmp, external_data=external)
+        for out in outputs:
+            written = osp.join(tmp_dir, osp.basename(out))
+            os.chmod(written, 0o666 & ~_umask())
+            os.replace(written, out)
+    finally:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+    return outputs
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _check_outputs(paths: Sequence[str], force: bool) -> None:
+    for out in paths:
+        if osp.isdir(out):
+            raise InvalidInputError(f'{out}: is a directory; give a file')
+        if osp.exists(out) and not force:
+            raise InvalidInputError(
+                f'{out} exists; pass --force to overwrite it')
+    parent = osp.dirname(osp.abspath(paths[0]))
+    if not osp.isdir(parent):
+        raise InvalidInputError(f'{parent}: no such folder')
+    if not os.access(parent, os.W_OK):
+        raise InvalidInputError(f'{parent}: not writable')
+
+
+def onnx_session(path: str, threads: Optional[int] = None):
+    """An onnxruntime CPU session of an exported file.
+
+    Args:
+        path (str): The ``.onnx`` file.
+        threads (int, optional): Intra-op threads; None lets onnxruntime
+            choose. Defaults to None.
+    """
+    require_deploy()
+    import onnxruntime as ort
+    options = ort.SessionOptions()
+    if threads is not None:
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+    return ort.InferenceSession(
+        path, options, providers=['CPUExecutionProvider'])
+
+
+def run_onnx(session, module: nn.Module,
+             inputs: Sequence[torch.Tensor]) -> List[torch.Tensor]:
+    """Run an onnxruntime session on torch inputs; torch outputs."""
+    feeds = {
+        name: t.detach().cpu().numpy()
+        for name, t in zip(module.input_names, inputs)
+    }
+    return [torch.from_numpy(out) for out in session.run(None, feeds)]
+
+
+@torch.no_grad()
+def compare_onnx(session, module: nn.Module,
+                 inputs: Sequence[torch.Tensor]) -> Dict[str, float]:
+    """Max absolute difference of each output, PyTorch vs onnxruntime.
+
+    Args:
+        session: From :func:`onnx_session`.
+        module (nn.Module): The exported wrapper.
+        inputs (Sequence[torch.Tensor]): Its inputs.
+
+    Returns:
+        dict: Output name -> max abs difference.
+    """
+    expected = module(*inputs)
+    if isinstance(expected, torch.Tensor):
+        expected = (expected, )
+    got = run_onnx(session, module, inputs)
+    diffs = {}
+    for name, ref, out in zip(module.output_names, expected, got):
+        if tuple(ref.shape) != tuple(out.shape):
+            raise ExportError(f'{name}: onnxruntime gives shape '
+                              f'{tuple(out.shape)}, PyTorch '
+                              f'{tuple(ref.shape)}')
+        diffs[name] = (ref.float() - out.float()).abs().max().item()
+    return diffs

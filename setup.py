@@ -72,5 +72,6 @@ setup(
     extras_require={
         'tests': parse_requirements('requirements/tests.txt'),
         'demo': parse_requirements('requirements/demo.txt'),
+        'deploy': parse_requirements('requirements/deploy.txt'),
     },
     zip_safe=False)

@@ -45,6 +45,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from mmprompt.utils.errors import InvalidInputError, UserError
+from mmprompt.utils.io import check_output, get_umask
 
 EXPORT_KINDS = ('image', 'text', 'classifier', 'tagging')
 DEFAULT_OPSET = 18
@@ -200,6 +201,38 @@ class ClassifierExport(ImageTowerExport):
         return meta
 
 
+class LearnedPromptExport(ImageTowerExport):
+    """A CoOp classifier: ``images -> probs``, the learned prompts' text
+    features folded in (they do not depend on the image).
+
+    Args:
+        model (CoOp): A CoOp model with its learned context loaded.
+    """
+    kind = 'classifier'
+    output_names = ('probs', )
+
+    def __init__(self, model: nn.Module) -> None:
+        from mmprompt.models.clip import CLIP
+        _ImageInput.__init__(self, model)
+        if not isinstance(getattr(model, 'clip', None), CLIP):
+            raise ExportError(f'{type(model).__name__} has no CLIP')
+        self.model = model
+        self.image_size = _image_size(model.clip)
+        with torch.no_grad():
+            feats = model.extract_text_feat().detach().float().clone()
+        self.register_buffer('text_feats', feats)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        feats = self.model.extract_image_feat(self.normalise(images))
+        scale = self.model.clip.logit_scale.exp()
+        return (scale * feats @ self.text_feats.t()).softmax(dim=-1)
+
+    def metadata(self) -> Dict[str, str]:
+        meta = super().metadata()
+        meta['categories'] = json.dumps(list(self.model.categories))
+        return meta
+
+
 class TaggerExport(_ImageInput):
     """RAM / RAM++ tagging: ``images -> probs, thresholds``.
 
@@ -259,15 +292,28 @@ def build_export_module(model: nn.Module, kind: str) -> nn.Module:
     if kind not in WRAPPERS:
         raise ExportError(f'unknown export {kind!r}; choose one of '
                           f'{", ".join(EXPORT_KINDS)}')
+    from mmprompt.models.prompt_learning import CoCoOp, CoOp
+    if isinstance(model, CoCoOp):
+        raise ExportError(
+            'cannot export CoCoOp: its prompts depend on each image; export '
+            "its CLIP's image and text towers instead")
+    if isinstance(model, CoOp):
+        if kind != 'classifier':
+            raise ExportError(f'cannot export CoOp as {kind!r}: a learned '
+                              'prompt exports as a classifier')
+        return LearnedPromptExport(model).eval()
     return WRAPPERS[kind](model).eval()
 
 
 def default_kind(model: nn.Module) -> str:
     """The export a model gets when none is asked for."""
     from mmprompt.models.clip import CLIPZeroShot
+    from mmprompt.models.prompt_learning import CoOp
     from mmprompt.models.ram import RAM
     if isinstance(model, RAM):
         return 'tagging'
+    if isinstance(model, CoOp):
+        return 'classifier'
     if isinstance(model, CLIPZeroShot) and (
             model.categories is not None
             or model.text_prototypes is not None):
@@ -356,7 +402,7 @@ def export_onnx(module: nn.Module,
         raise InvalidInputError(f'{path}: the output must end with .onnx')
     external = _param_bytes(module) > MAX_INLINE_BYTES
     outputs = [path] + ([path + '.data'] if external else [])
-    _check_outputs(outputs, force)
+    check_outputs(outputs, force)
     props = dict(
         mmprompt_kind=module.kind,
         mmprompt_model=type(module.model).__name__,
@@ -382,31 +428,17 @@ def export_onnx(module: nn.Module,
         program.save(tmp, external_data=external)
         for out in outputs:
             written = osp.join(tmp_dir, osp.basename(out))
-            os.chmod(written, 0o666 & ~_umask())
+            os.chmod(written, 0o666 & ~get_umask())
             os.replace(written, out)
     finally:
         shutil.rmtree(tmp_dir, ignore_errors=True)
     return outputs
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _check_outputs(paths: Sequence[str], force: bool) -> None:
+def check_outputs(paths: Sequence[str], force: bool) -> None:
     for out in paths:
-        if osp.isdir(out):
-            raise InvalidInputError(f'{out}: is a directory; give a file')
-        if osp.exists(out) and not force:
-            raise InvalidInputError(
-                f'{out} exists; pass --force to overwrite it')
-    parent = osp.dirname(osp.abspath(paths[0]))
-    if not osp.isdir(parent):
-        raise InvalidInputError(f'{parent}: no such folder')
-    if not os.access(parent, os.W_OK):
-        raise InvalidInputError(f'{parent}: not writable')
+        check_output(out, force=force)
+    os.makedirs(osp.dirname(osp.abspath(paths[0])), exist_ok=True)
 
 
 def onnx_session(path: str, threads: Optional[int] = None):

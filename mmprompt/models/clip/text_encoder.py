@@ -41,6 +41,23 @@ class PrefixCache(NamedTuple):
     length: int
 
 
+def eot_positions(texts: torch.Tensor) -> torch.Tensor:
+    """Where each row's end-of-text token is: its largest id (the first one,
+    if repeated), as in OpenAI's code.
+
+    The argmax runs over float32, which holds every id below 2**24 exactly:
+    an int64 ``ArgMax`` is missing from ONNX runtimes (onnxruntime's CUDA
+    provider, TensorRT), so the exported text tower runs everywhere.
+
+    Args:
+        texts (torch.Tensor): Token ids, ``(N, L)``.
+
+    Returns:
+        torch.Tensor: ``(N, )`` int64 positions.
+    """
+    return texts.float().argmax(dim=-1)
+
+
 class CausalSelfAttention(nn.Module):
     """Multi-head self-attention with a causal mask and a fused in-projection.
 
@@ -246,7 +263,7 @@ class CLIPTextTransformer(BaseModule):
             raise ValueError('expected token ids of shape (N, L), got '
                              f'{tuple(texts.shape)}')
         return self.forward_embeddings(
-            self.token_embedding(texts), texts.argmax(dim=-1))
+            self.token_embedding(texts), eot_positions(texts))
 
     def _check_length(self, length: int) -> None:
         if length > self.context_length:

@@ -1,0 +1,108 @@
+# Copyright (c) mmprompt contributors. All rights reserved.
+"""Export a CLIP or RAM model to ONNX, optionally checked with onnxruntime.
+
+Examples:
+    python tools/deployment/pytorch2onnx.py clip_vit-base-p16 clip.onnx \
+        --kind classifier --categories cat dog --verify
+    python tools/deployment/pytorch2onnx.py \
+        configs/ram/ram_swin-large-p4-w12_384px_normal.py ram.onnx \
+        --checkpoint ram_swin_large_14m.safetensors --verify
+
+See :mod:`mmprompt.deployment.onnx` for the graphs' inputs and outputs.
+"""
+import argparse
+from typing import List, Optional
+
+import torch
+from mmengine.config import DictAction
+from mmengine.logging import print_log
+
+from mmprompt.deployment import (EXPORT_KINDS, build_export_module,
+                                 compare_onnx, default_kind, export_onnx,
+                                 onnx_session)
+from mmprompt.deployment.onnx import (DEFAULT_OPSET, check_outputs,
+                                      require_deploy)
+from mmprompt.utils.errors import run_tool
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('model', help='zoo name, mmprompt:: name or config')
+    parser.add_argument('out', help='the .onnx file to write')
+    parser.add_argument(
+        '--checkpoint',
+        help='converted weights (default: the zoo weights of a name, or '
+        "the config's load_from)")
+    parser.add_argument('--kind', choices=EXPORT_KINDS, help='what to export')
+    parser.add_argument('--categories', nargs='+', help='classifier / '
+                        'open-set categories: names, a set name or a file')
+    parser.add_argument('--templates', nargs='+', help='prompt templates')
+    parser.add_argument('--descriptions', help='JSON file of descriptions')
+    parser.add_argument('--examples', help='folder of example images')
+    parser.add_argument(
+        '--learned', help='a learned-prompt file (tools/train.py, CoOp)')
+    parser.add_argument('--opset', type=int, default=DEFAULT_OPSET)
+    parser.add_argument(
+        '--verify',
+        action='store_true',
+        help='compare onnxruntime with PyTorch at batch 1 and 2')
+    parser.add_argument('--force', action='store_true',
+                        help='overwrite the output')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='model config overrides')
+    return parser.parse_args(argv)
+
+
+def build_model(args: argparse.Namespace) -> torch.nn.Module:
+    """The model to export, with its weights and categories."""
+    from mmprompt.apis import get_model
+    overrides = dict(args.cfg_options or {})
+    for key in ('categories', 'templates', 'descriptions', 'examples'):
+        value = getattr(args, key)
+        if value is not None:
+            single = key in ('descriptions', 'examples') or len(value) > 1
+            overrides[key] = value if single else value[0]
+    pretrained = args.checkpoint or True
+    if args.learned:
+        return load_learned_model(args.model, args.learned, overrides)
+    return get_model(args.model, pretrained=pretrained, **overrides)
+
+
+def load_learned_model(config: str, learned: str,
+                       overrides: dict) -> torch.nn.Module:
+    """A prompt-learning model: CLIP from its config, then the file."""
+    from mmprompt.apis.model_zoo import load_config
+    from mmprompt.apis.utils import build_from_config, ready_for_inference
+    from mmprompt.models.prompt_learning import load_learned
+    cfg, _ = load_config(config)
+    if overrides:
+        cfg.merge_from_dict(dict(model=overrides))
+    model = build_from_config(cfg)
+    model.init_weights()
+    load_learned(model, learned)
+    return ready_for_inference(model)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = parse_args(argv)
+    require_deploy()
+    # Refuse an existing output before the (slow) model build.
+    check_outputs([args.out], args.force)
+    model = build_model(args)
+    module = build_export_module(model, args.kind or default_kind(model))
+    files = export_onnx(module, args.out, opset=args.opset, force=args.force)
+    print_log(f'{module.kind} graph written to {", ".join(files)}',
+              logger='current')
+    if args.verify:
+        session = onnx_session(args.out)
+        for batch in (1, 2):
+            diffs = compare_onnx(session, module,
+                                 module.example_inputs(batch))
+            text = ', '.join(f'{k} {v:.2e}' for k, v in diffs.items())
+            print_log(f'batch {batch}: max abs diff {text}',
+                      logger='current')
+    return 0
+
+
+if __name__ == '__main__':
+    run_tool(main)

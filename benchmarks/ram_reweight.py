@@ -75,7 +75,7 @@ def build_model(num_tags: int, num_descriptions: int):
 
 def per_image(model, image_embeds: torch.Tensor) -> torch.Tensor:
     """The reference's loop: one image at a time, the whole table."""
-    k, d = model.num_tags, model.num_descriptions
+    k, d = model.vocabulary.num_tags, model.num_descriptions
     table = model.label_embed.view(k, d, -1)
     image = image_embeds[:, 0]
     image = image / image.norm(dim=-1, keepdim=True)
@@ -89,7 +89,7 @@ def per_image(model, image_embeds: torch.Tensor) -> torch.Tensor:
 
 def per_image_and_tag(model, image_embeds: torch.Tensor) -> torch.Tensor:
     """The plain double loop over images and tags."""
-    k, d = model.num_tags, model.num_descriptions
+    k, d = model.vocabulary.num_tags, model.num_descriptions
     table = model.label_embed.view(k, d, -1)
     scale = model.reweight_scale.exp()
     out = torch.empty(image_embeds.size(0), k, table.size(-1))

@@ -183,18 +183,18 @@ class ImageTagger(BaseInferencer):
             threshold (float, optional): Threshold of every category.
                 Defaults to the config's ``openset_threshold`` (0.5).
         """
-        if not hasattr(self.model, 'set_openset'):
+        if getattr(self.model, 'category_encoder', None) is None:
             raise TypeError(
                 f'categories need an open-set model (RAMOpenset or '
-                f'RAMPlusOpenset), not {type(self.model).__name__}; use e.g. '
+                f'RAMPlusOpenset), not {type(self.model).__name__} without a '
+                "category_encoder; use e.g. "
                 "'ram_swin-large-p4-w12_384px_openset'")
         self.model.set_openset(
             _as_category_list(categories), templates, threshold=threshold)
 
     def clear_categories(self) -> None:
         """Go back to the model's closed vocabulary."""
-        if hasattr(self.model, 'clear_openset'):
-            self.model.clear_openset()
+        self.model.clear_openset()
 
     def __call__(self,
                  inputs: Union[ImageInput, Sequence[ImageInput]],
@@ -296,10 +296,8 @@ class ImageTagger(BaseInferencer):
         """Indices of the selected tags, ascending."""
         if threshold is None:
             return sample.pred_label.cpu().long()
-        selected = sample.pred_score.cpu() > threshold
-        deleted = list(self.model.deleted_tags())
-        if deleted:
-            selected[deleted] = False
+        selected = self.model.vocabulary.select(sample.pred_score.cpu()[None],
+                                                threshold)[0]
         return selected.nonzero()[:, 0]
 
     def postprocess(self,
@@ -323,7 +321,7 @@ class ImageTagger(BaseInferencer):
         """
         if return_datasamples:
             return preds
-        english, chinese = self.model.tag_names()
+        vocabulary = self.model.vocabulary
         results = []
         for sample in preds:
             labels = self._select(sample, threshold)
@@ -332,12 +330,11 @@ class ImageTagger(BaseInferencer):
                 order = scores.argsort(descending=True, stable=True)
                 labels, scores = labels[order], scores[order]
             labels = labels.tolist()
+            english, chinese = vocabulary.names_of(labels)
             results.append(
                 dict(
-                    pred_tags=[english[i]
-                               for i in labels] if english else None,
-                    pred_tags_chinese=[chinese[i]
-                                       for i in labels] if chinese else None,
+                    pred_tags=english,
+                    pred_tags_chinese=chinese,
                     pred_scores=scores.tolist(),
                     pred_labels=labels))
         return results

@@ -19,18 +19,18 @@ from mmprompt.registry import HOOKS
 class PrepareOpensetHook(Hook):
     """Build an open-set tagger's vocabulary once the weights are loaded.
 
-    Before the test loop, for a model with ``set_openset`` (RAMOpenset,
-    RAMPlusOpenset): the text encoder, whose weights are not in a RAM
-    checkpoint, is initialised from its own ``init_cfg`` if it has not been;
-    then ``set_openset()`` embeds the model's configured ``categories``.
-    Checkpoint loading happens before ``before_test``, so the embeddings come
-    from the loaded weights. Tag names stored in a converted checkpoint's
-    ``meta`` are also given to the model when it loads (they are not needed
-    by the metrics, only by visualisers and dumps).
+    Before the test loop, a RAM model with a category encoder (configs of
+    type ``RAMOpenset`` / ``RAMPlusOpenset``) gets ready the way
+    :func:`~mmprompt.models.ram.load_ram_checkpoint` makes it ready, through
+    :meth:`~mmprompt.models.ram.RAM.prepare_vocabulary`:
+    tag names from the loaded checkpoint's ``meta``, the text tower from
+    its own ``init_cfg``, then the configured ``categories`` embedded.
+    Checkpoint loading happens before ``before_test``, so the embeddings
+    come from the loaded weights.
 
-    A model without ``set_openset`` is left as it is; one without configured
-    ``categories`` is an error, since its predictions would not be over the
-    open set the evaluation expects.
+    A model without a category encoder only gets its tag names; one without
+    configured ``categories`` is an error, since its predictions would not
+    be over the open set the evaluation expects.
 
     Args:
         categories (str | list, optional): Categories to use instead of the
@@ -41,6 +41,7 @@ class PrepareOpensetHook(Hook):
     def __init__(self,
                  categories: Optional[Union[str, Sequence]] = None) -> None:
         self.categories = categories
+        self._meta: Optional[dict] = None
 
     @staticmethod
     def _model(runner):
@@ -48,41 +49,43 @@ class PrepareOpensetHook(Hook):
         return model.module if is_model_wrapper(model) else model
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
-        """Give the model the tag names of a converted checkpoint.
+        """Keep the loaded checkpoint's ``meta`` for :meth:`before_test`.
 
         Args:
             runner (Runner): The runner.
             checkpoint (dict): The loaded checkpoint.
         """
-        model = self._model(runner)
         meta = checkpoint.get('meta') if isinstance(checkpoint, dict) else None
-        if hasattr(model, 'set_tags_from_meta') and isinstance(
-                meta, dict) and meta.get('tag_list') is not None:
-            model.set_tags_from_meta(meta)
+        self._meta = meta if isinstance(meta, dict) else {}
 
     def before_test(self, runner) -> None:
-        """Initialise the text encoder and embed the categories.
+        """Name the tags, initialise the text tower, embed the categories.
 
         Args:
             runner (Runner): The runner.
         """
         model = self._model(runner)
-        if not hasattr(model, 'set_openset'):
+        if not hasattr(model, 'prepare_vocabulary'):
             print_log(
-                f'PrepareOpensetHook: {type(model).__name__} has no open '
-                'set; nothing to prepare',
+                f'PrepareOpensetHook: {type(model).__name__} is not a RAM '
+                'model; nothing to prepare',
                 logger='current',
                 level=logging.WARNING)
             return
-        categories = self.categories
-        if categories is None and getattr(model, 'categories', None) is None:
+        encoder = model.category_encoder
+        if encoder is None:
+            print_log(
+                f'PrepareOpensetHook: {type(model).__name__} has no open '
+                'set; only its tags are named',
+                logger='current',
+                level=logging.WARNING)
+            model.prepare_vocabulary(self._meta)
+            return
+        if self.categories is None and encoder.categories is None:
             raise ValueError(
                 f'PrepareOpensetHook: {type(model).__name__} has no '
                 'categories; set model.categories in the config')
-        text_encoder = getattr(model, 'text_encoder', None)
-        if text_encoder is not None and not text_encoder.is_init:
-            text_encoder.init_weights()
-        model.set_openset(categories)
+        model.prepare_vocabulary(self._meta, self.categories)
 
 
 class _ModelOnceHook(Hook):

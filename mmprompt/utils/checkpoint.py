@@ -38,15 +38,15 @@ META_KEY = 'mmprompt_meta'
 RUNTIME_KEYS = (
     r'(.*\.)?text_prototypes',  # CLIPZeroShot.set_categories
     r'(.*\.)?example_(feats|labels)',  # CLIPZeroShot.set_examples
-    r'(.*\.)?openset_(label_embed|class_threshold)',  # RAMOpenset
+    r'(.*\.)?openset_(label_embed|class_threshold)',  # RAM.set_vocabulary
     r'(.*\.)?attn_mask',  # the causal mask; attention is is_causal
 )
 
 #: Model class (or a base class) name -> regex of the keys a checkpoint of
-#: it lacks because they load from elsewhere: RAM's open-set models take
-#: their CLIP text tower from its own ``init_cfg``.
+#: it lacks because they load from elsewhere: RAM's category encoder takes
+#: its CLIP text tower from the tower's own ``init_cfg``.
 LOADED_ELSEWHERE = {
-    'RAMOpenset': r'text_encoder\..+',
+    'RAM': r'category_encoder\.text_encoder\..+',
 }
 
 CLIP_CONVERTER = 'tools/model_converters/openai_clip_to_mmprompt.py'

@@ -14,6 +14,7 @@ from testing_utils import REPO_ROOT, load_module
 from mmprompt.apis import ImageTagger, list_models
 
 from testing_utils import ram as H  # noqa: E402
+
 NORMAL = 'ram/ram_swin-large-p4-w12_384px_normal.py'
 OPENSET = 'ram/ram_swin-large-p4-w12_384px_openset.py'
 PLUS_OPENSET = 'ram/ram-plus_swin-large-p4-w12_384px_openset.py'
@@ -161,7 +162,9 @@ def test_openset_categories(files):
     categories = ['Aerial photography', 'apple', 'umbrella_stand', 'Ale']
     results = tagger(files['images'], categories=categories, batch_size=2)
     model = tagger.model
-    assert tagger.is_openset and model.tag_names() == (tuple(categories), None)
+    vocabulary = model.vocabulary
+    assert tagger.is_openset and vocabulary.names == tuple(categories)
+    assert vocabulary.names_chinese is None
     with torch.no_grad():
         from mmprompt.models.ram import ram_preprocess
         x = torch.stack([ram_preprocess(p) for p in files['images']])
@@ -198,7 +201,7 @@ def test_ram_plus_descriptions(files, ram_data_dir):
     as_dict = {k: v[:51] for item in items for k, v in item.items()}
     from_dict = tagger(files['images'], categories=as_dict, batch_size=2)
     names = tuple(as_dict)
-    assert tagger.model.tag_names()[0] == names
+    assert tagger.model.vocabulary.names == names
     assert tagger.model.openset_label_embed.shape == (3 * 51, 512)
     from_file = tagger(files['images'], categories=str(subset), batch_size=2)
     assert from_file == from_dict

@@ -277,7 +277,7 @@ def test_cli_converts_and_loads_strictly(cli, source_files, tmp_path, tiny,
 
     model = tiny_model('ram_swin-large-p4-w12_384px_normal.py', 20).eval()
     load_ram_checkpoint(model, str(dst))
-    assert model.tag_list == tuple(meta['tags_en'])
+    assert model.vocabulary.names == tuple(meta['tags_en'])
     assert model.class_threshold.tolist() == pytest.approx(meta['thresholds'])
     images = load(osp.join(ram_vectors_dir, 'inputs.pth'))['images']
     with torch.no_grad():
@@ -325,8 +325,8 @@ def test_openset_model_loads_ram_checkpoint_strictly(cli, source_files,
     load_ram_checkpoint(model, str(dst))
     for k, v in clip.state_dict().items():
         assert torch.equal(model.text_encoder.state_dict()[k], v), k
-    assert model.openset_tags == ('cat', 'Ale')
-    assert model.tag_names()[0] == ('cat', 'Ale')
+    assert model.is_openset
+    assert model.vocabulary.names == ('cat', 'Ale')
     # Only the text encoder's keys may be missing.
     state = {
         k: v
@@ -376,7 +376,7 @@ def test_ram_plus_cli(cli, tiny_plus, tmp_path):
     assert cli.main([str(src), str(dst), '--model', 'ram_plus']) == 0
     model = tiny_model('ram-plus_swin-large-p4-w12_384px_normal.py', 8)
     load_ram_checkpoint(model, str(dst))  # no names: indices only
-    assert model.tag_list is None
+    assert model.vocabulary.names is None
     with pytest.raises(ValueError, match='no tag_list'):
         model.set_tags_from_meta(load(dst)['meta'])
     assert torch.equal(model.reweight_scale, sd['reweight_scale'])

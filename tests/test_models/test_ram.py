@@ -263,9 +263,9 @@ def test_ram_openset_tiny(ram, ram_data_dir):
     assert encoder.calls == 2  # 504 prompts in batches of 256
     torch.testing.assert_close(
         model.openset_label_embed, ref['label_embed'], atol=1e-6, rtol=0)
-    assert model.tag_thresholds().tolist() == [0.5] * 8
+    assert model.vocabulary.thresholds.tolist() == [0.5] * 8
     with torch.no_grad():
-        queries = model.wordvec_proj(model.tag_label_embed())
+        queries = model.wordvec_proj(model.vocabulary.label_embed)
         samples = model.predict(ram.images)
     torch.testing.assert_close(
         queries, ref['wordvec_proj_out'], atol=ATOL, rtol=0)
@@ -352,8 +352,10 @@ def test_ram_plus_openset_plain_names_and_errors(ram_plus, tmp_path):
     path = tmp_path / 'names.txt'
     path.write_text('cat\n\nAle\n')
     model.set_openset(str(path), encode_text=encode, threshold=0.3)
-    assert model.tag_names() == (('cat', 'Ale'), None)
-    assert model.tag_thresholds().tolist() == pytest.approx([0.3, 0.3])
+    vocabulary = model.vocabulary
+    assert (vocabulary.names, vocabulary.names_chinese) == (('cat', 'Ale'),
+                                                            None)
+    assert model.vocabulary.thresholds.tolist() == pytest.approx([0.3, 0.3])
 
 
 def test_openset_prompts_and_templates(ram_data_dir):
@@ -403,8 +405,9 @@ def test_openset_embeddings_from_clip_text_encoder(ram):
 
     # Cached by content; new text-encoder weights empty the cache.
     calls = []
-    original = model.encode_text
-    model.encode_text = lambda texts: calls.append(texts) or original(texts)
+    encoder = model.category_encoder
+    original = encoder.encode_text
+    encoder.encode_text = lambda texts: calls.append(texts) or original(texts)
     model.set_openset(list(categories))
     assert calls == []
     model.text_encoder.load_state_dict(model.text_encoder.state_dict())
@@ -416,7 +419,7 @@ def test_openset_embeddings_from_clip_text_encoder(ram):
     # A copy's hook empties the copy's cache, not the original's.
     clone = copy.deepcopy(model)
     clone.text_encoder.load_state_dict(clone.text_encoder.state_dict())
-    assert clone._openset_cache == {}
+    assert clone.category_encoder._cache == {}
     model.set_openset(categories)
     assert len(calls) == 4
     with pytest.raises(ValueError, match=r'\[0, 1\]'):

@@ -16,8 +16,7 @@ checkpoint's ``meta``. :func:`load_ram_checkpoint` loads both.
 """
 import copy
 import logging
-import math
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import Callable, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -30,9 +29,9 @@ from mmprompt.models.utils.data_preprocessor import build_cls_preprocessor
 from mmprompt.models.utils.fast_attention import enable_sdpa
 from mmprompt.models.utils.tensor_cache import TensorCache
 from mmprompt.registry import MODELS
+from .label_embedding import CategorySpec, TemplateSpec, TextEncoder
 from .preprocess import RAM_MEAN, RAM_STD
-
-TagNames = Tuple[str, ...]
+from .vocabulary import TagNames, TagVocabulary, check_names
 
 
 def _encoder_channels(encoder: nn.Module) -> int:
@@ -47,16 +46,27 @@ def _encoder_channels(encoder: nn.Module) -> int:
 
 
 @MODELS.register_module()
+@MODELS.register_module('RAMNormal')
 class RAM(BaseModel):
-    """RAM's tagging network: image -> one logit per tag.
+    """RAM's tagging network: image -> one logit per tag of a vocabulary.
 
     The image tokens of the Swin encoder (its pooled mean first, then the
     final-norm tokens) are projected by ``image_proj``; the label queries
     ``relu(wordvec_proj(label_embed))`` attend to them in the tagging head;
-    ``fc`` gives a logit per tag. A tag is selected where its sigmoid score
-    is strictly above its threshold, unless it is in ``delete_tag_index``.
+    ``fc`` gives a logit per tag.
 
-    Tag names are not part of the network; see :class:`RAMNormal`.
+    What is scored is :attr:`vocabulary`, a
+    :class:`~.vocabulary.TagVocabulary`: RAM's own tags (``label_embed``,
+    the ``class_threshold`` buffer, the names of the converted checkpoint's
+    ``meta`` set by :func:`load_ram_checkpoint`, ``delete_tag_index``), or
+    one set by :meth:`set_vocabulary`. With a ``category_encoder``, the
+    model also tags categories of your own (:meth:`set_openset`); the
+    configs name that ``RAMOpenset`` (see :func:`RAMOpenset`). ``RAMNormal``
+    is this class under MMPreTrain's name. :meth:`predict` fills
+    ``pred_tags`` and, when known, ``pred_tags_chinese``: the names of
+    ``pred_label``, in vocabulary order; the caller joins them (RAM prints
+    ``' | '.join(...)``). Without names, predictions hold indices and scores
+    only.
 
     Args:
         visual_encoder (dict): Config of MMPreTrain's ``SwinTransformer``.
@@ -64,13 +74,17 @@ class RAM(BaseModel):
             window_size=12, out_indices=(3, )`` (final LayerNorm ``norm3``).
         tagging_head (dict, optional): Config of the tagging head. Defaults
             to ``dict(type='RAMTaggingHead')`` (RAM's 2 x 768 decoder).
-        num_classes (int): Number of tags. Defaults to 4585.
+        num_classes (int): Number of tags of RAM's own vocabulary.
+            Defaults to 4585.
         embed_dims (int): Width of the label embeddings and of
             ``image_proj`` (CLIP's text width). Defaults to 512.
         threshold (float): Initial threshold of every tag; a converted
             checkpoint replaces them (``class_threshold``). Defaults to 0.68.
-        delete_tag_index (Sequence[int]): Tags never selected.
-            Defaults to ().
+        delete_tag_index (Sequence[int]): Tags of RAM's own vocabulary
+            never selected. Defaults to ().
+        category_encoder (dict, optional): Config of a
+            :class:`~.vocabulary.CategoryEncoder` (CLIP's text tower,
+            templates, threshold) for open-set tagging. Defaults to None.
         fast_attention (bool): Run the Swin window attention through
             ``F.scaled_dot_product_attention``
             (:func:`~mmprompt.models.utils.enable_sdpa`; same parameters,
@@ -82,6 +96,8 @@ class RAM(BaseModel):
         init_cfg (dict, optional): Initialization config dict.
             Defaults to None.
     """
+    #: Whether open-set categories may carry several descriptions each.
+    takes_descriptions = False
 
     def __init__(self,
                  visual_encoder: dict,
@@ -90,6 +106,7 @@ class RAM(BaseModel):
                  embed_dims: int = 512,
                  threshold: float = 0.68,
                  delete_tag_index: Sequence[int] = (),
+                 category_encoder: Optional[dict] = None,
                  fast_attention: bool = True,
                  data_preprocessor: Optional[Union[dict, nn.Module]] = None,
                  init_cfg: Optional[dict] = None) -> None:
@@ -124,6 +141,23 @@ class RAM(BaseModel):
         self.fc = nn.Linear(head_dims, 1)
         self.register_buffer('class_threshold',
                              torch.full((num_classes, ), float(threshold)))
+        self.category_encoder = None
+        if category_encoder is not None:
+            self.category_encoder = MODELS.build(
+                dict(type='CategoryEncoder', **category_encoder))
+        # RAM's names, and the vocabulary set by set_vocabulary: its
+        # tensors are non-persistent buffers, so that they follow the
+        # model's device and are never saved.
+        self._names: Tuple[Optional[TagNames],
+                           Optional[TagNames]] = (None, None)
+        self._openset = False
+        self._openset_names: Optional[TagNames] = None
+        self.register_buffer(
+            'openset_label_embed',
+            torch.zeros(0, embed_dims),
+            persistent=False)
+        self.register_buffer(
+            'openset_class_threshold', torch.zeros(0), persistent=False)
         self._label_queries = TensorCache()
 
     @property
@@ -136,23 +170,179 @@ class RAM(BaseModel):
             for i in range(len(self.tagging_head.layers))
         ]
 
-    # The vocabulary being scored. Open-set subclasses swap it.
     @property
-    def num_tags(self) -> int:
-        """int: Number of tags scored per image."""
-        return self.num_classes
+    def text_encoder(self) -> Optional[nn.Module]:
+        """nn.Module | None: The category encoder's CLIP text tower."""
+        encoder = self.category_encoder
+        return None if encoder is None else encoder.text_encoder
 
-    def tag_label_embed(self) -> torch.Tensor:
-        """Label embeddings of the scored tags, ``(num_tags * D, C)``."""
-        return self.label_embed
+    # -- the vocabulary ----------------------------------------------------
+    @property
+    def closed_vocabulary(self) -> TagVocabulary:
+        """TagVocabulary: RAM's own tags, a view of ``label_embed`` and
+        ``class_threshold``."""
+        return TagVocabulary(self.label_embed, self.class_threshold,
+                             *self._names, self.delete_tag_index)
 
-    def tag_thresholds(self) -> torch.Tensor:
-        """Thresholds of the scored tags, ``(num_tags, )``."""
-        return self.class_threshold
+    @property
+    def is_openset(self) -> bool:
+        """bool: Whether a vocabulary of :meth:`set_vocabulary` is scored."""
+        return self._openset
 
-    def deleted_tags(self) -> Tuple[int, ...]:
-        """Indices of scored tags never selected."""
-        return self.delete_tag_index
+    @property
+    def vocabulary(self) -> TagVocabulary:
+        """TagVocabulary: What is scored: the one of :meth:`set_vocabulary`,
+        else :attr:`closed_vocabulary`."""
+        if not self.is_openset:
+            return self.closed_vocabulary
+        return TagVocabulary(self.openset_label_embed,
+                             self.openset_class_threshold, self._openset_names)
+
+    def set_tags(self,
+                 tag_list: Sequence[str],
+                 tag_list_chinese: Optional[Sequence[str]] = None,
+                 thresholds: Optional[Sequence[float]] = None) -> None:
+        """Name RAM's own tags and, optionally, set their thresholds.
+
+        Args:
+            tag_list (Sequence[str]): English names, one per class.
+            tag_list_chinese (Sequence[str], optional): Chinese names, kept
+                exactly (RAM's have trailing spaces). Defaults to None.
+            thresholds (Sequence[float], optional): Per-class thresholds in
+                [0, 1]; None keeps ``class_threshold``. Defaults to None.
+        """
+        names = (check_names(tag_list, self.num_classes, 'tag_list'),
+                 check_names(tag_list_chinese, self.num_classes,
+                             'tag_list_chinese'))
+        if thresholds is not None:
+            thr = torch.as_tensor(thresholds, dtype=torch.float32)
+            if thr.shape != (self.num_classes, ):
+                raise ValueError(f'thresholds must have shape '
+                                 f'({self.num_classes},), got '
+                                 f'{tuple(thr.shape)}')
+            if not bool(((thr >= 0) & (thr <= 1)).all()):
+                raise ValueError('thresholds must lie in [0, 1]')
+            self.class_threshold.copy_(thr)
+        self._names = names
+
+    def set_tags_from_meta(self, meta: dict) -> None:
+        """Name RAM's own tags from a converted checkpoint's meta.
+
+        Args:
+            meta (dict): ``checkpoint['meta']``, with ``tag_list`` and
+                optionally ``tag_list_chinese``.
+        """
+        if not isinstance(meta, dict) or meta.get('tag_list') is None:
+            raise ValueError(
+                'the checkpoint meta has no tag_list; convert the original '
+                'checkpoint with tools/model_converters/ram_to_mmprompt.py '
+                '--tag-list ...')
+        self.set_tags(meta['tag_list'], meta.get('tag_list_chinese'))
+
+    def set_vocabulary(self, vocabulary: TagVocabulary) -> None:
+        """Score ``vocabulary`` instead of RAM's own tags from now on.
+
+        Its tensors are copied to the device and dtype of ``label_embed``
+        (thresholds: of ``class_threshold``'s device, float32).
+
+        Args:
+            vocabulary (TagVocabulary): E.g. of
+                :meth:`CategoryEncoder.encode
+                <mmprompt.models.ram.CategoryEncoder.encode>`.
+        """
+        embed = vocabulary.label_embed
+        if embed.size(1) != self.embed_dims:
+            raise ValueError(f'label embeddings of {embed.size(1)} dims for '
+                             f'a model of {self.embed_dims}')
+        if vocabulary.num_descriptions > 1 and not self.takes_descriptions:
+            raise ValueError(
+                f'{vocabulary.num_descriptions} embeddings per tag need '
+                f'RAM++; {type(self).__name__} takes one')
+        if vocabulary.deleted:
+            raise ValueError('an open vocabulary deletes no tags; leave '
+                             'its tags out instead')
+        device = self.label_embed.device
+        self.openset_label_embed = embed.detach().to(
+            device=device, dtype=self.label_embed.dtype)
+        self.openset_class_threshold = vocabulary.thresholds.detach().to(
+            device=device, dtype=torch.float32)
+        self._openset, self._openset_names = True, vocabulary.names
+
+    def set_openset(self,
+                    categories: Optional[CategorySpec] = None,
+                    templates: Optional[TemplateSpec] = None,
+                    threshold: Optional[float] = None,
+                    encode_text: Optional[TextEncoder] = None) -> None:
+        """Score these categories from now on, embedded by the
+        ``category_encoder``.
+
+        Args:
+            categories (str | Sequence, optional): Names (and, for RAM++,
+                ``{name: [descriptions]}`` items) or a file, see
+                :meth:`CategoryEncoder.encode
+                <mmprompt.models.ram.CategoryEncoder.encode>`. Defaults to
+                the configured ones.
+            templates (str | Sequence[str], optional): Prompt templates.
+                Defaults to the configured ones.
+            threshold (float, optional): Threshold of every category.
+                Defaults to the configured one.
+            encode_text (Callable, optional): ``list[str] -> (N, C)`` raw
+                text features, used instead of the text tower (nothing is
+                cached then). Defaults to None.
+        """
+        if self.category_encoder is None:
+            raise TypeError(
+                f'{type(self).__name__} has no category_encoder: use an '
+                'open-set model (RAMOpenset or RAMPlusOpenset), e.g. '
+                "'ram_swin-large-p4-w12_384px_openset'")
+        self.set_vocabulary(
+            self.category_encoder.encode(
+                categories,
+                templates,
+                threshold,
+                encode_text,
+                descriptions=self.takes_descriptions))
+
+    def clear_openset(self) -> None:
+        """Go back to RAM's own tags."""
+        self._openset, self._openset_names = False, None
+        self.openset_label_embed = self.openset_label_embed.new_zeros(
+            0, self.embed_dims)
+        self.openset_class_threshold = \
+            self.openset_class_threshold.new_zeros(0)
+
+    def prepare_vocabulary(self,
+                           meta: Optional[dict],
+                           categories: Optional[CategorySpec] = None,
+                           source: str = 'the checkpoint') -> None:
+        """Get the vocabulary ready once RAM's weights are loaded.
+
+        In order: RAM's own tags get the names of the converted
+        checkpoint's ``meta`` (a warning if it has none); the category
+        encoder's text tower is initialised from its ``init_cfg`` if it has
+        not been; the ``categories`` (or the configured ones) are embedded.
+
+        Args:
+            meta (dict, optional): The checkpoint's ``meta``; None if no
+                checkpoint was loaded.
+            categories (str | Sequence, optional): Categories to use instead
+                of the configured ones. Defaults to None.
+            source (str): The checkpoint, for the warning.
+        """
+        if isinstance(meta, dict) and meta.get('tag_list') is not None:
+            self.set_tags_from_meta(meta)
+        elif meta is not None:
+            print_log(
+                f'{source} holds no tag names (converted without '
+                '--tag-list): predictions will give tag indices only',
+                logger='current',
+                level=logging.WARNING)
+        encoder = self.category_encoder
+        if encoder is None:
+            return
+        encoder.init_text_encoder()
+        if categories is not None or encoder.categories is not None:
+            self.set_openset(categories)
 
     def extract_image_feat(self, images: torch.Tensor) -> torch.Tensor:
         """Encode images into RAM's image tokens.
@@ -181,7 +371,7 @@ class RAM(BaseModel):
             computed once while the embeddings and weights are unchanged
             (inference only).
         """
-        embed, proj = self.tag_label_embed(), self.wordvec_proj
+        embed, proj = self.vocabulary.label_embed, self.wordvec_proj
         return self._label_queries.get((embed, proj.weight, proj.bias),
                                        lambda: F.relu(proj(embed)))
 
@@ -192,26 +382,25 @@ class RAM(BaseModel):
             images (torch.Tensor): Preprocessed images, ``(B, 3, H, W)``.
 
         Returns:
-            torch.Tensor: Logits, ``(B, num_tags)``.
+            torch.Tensor: Logits, ``(B, K)`` for the ``K`` tags of
+            :attr:`vocabulary`.
         """
         image_embeds = self.image_proj(self.extract_image_feat(images))
         queries = self.compute_label_queries(image_embeds)
         return self.fc(self.tagging_head(queries, image_embeds)).squeeze(-1)
 
     def select_tags(self, scores: torch.Tensor) -> torch.Tensor:
-        """Threshold scores: ``score > threshold``, deleted tags off.
+        """Threshold scores with :attr:`vocabulary`'s thresholds, deleted
+        tags off (see :meth:`TagVocabulary.select
+        <mmprompt.models.ram.TagVocabulary.select>`).
 
         Args:
-            scores (torch.Tensor): Sigmoid scores, ``(B, num_tags)``.
+            scores (torch.Tensor): Sigmoid scores, ``(B, K)``.
 
         Returns:
-            torch.Tensor: Boolean ``(B, num_tags)``.
+            torch.Tensor: Boolean ``(B, K)``.
         """
-        selected = scores > self.tag_thresholds()
-        deleted = self.deleted_tags()
-        if deleted:
-            selected[:, list(deleted)] = False
-        return selected
+        return self.vocabulary.select(scores)
 
     def forward(self,
                 inputs: torch.Tensor,
@@ -253,11 +442,13 @@ class RAM(BaseModel):
 
         Returns:
             List[DataSample]: Per image, ``pred_score`` (the sigmoid score of
-            every tag, ``(num_tags, )``) and ``pred_label`` (the selected tag
-            indices, ascending). Subclasses with tag names add them.
+            every tag, ``(K, )``), ``pred_label`` (the selected tag indices,
+            ascending) and, where the vocabulary names them, ``pred_tags``
+            and ``pred_tags_chinese``.
         """
+        vocabulary = self.vocabulary
         scores = self.compute_logits(images).sigmoid()
-        selected = self.select_tags(scores)
+        selected = vocabulary.select(scores)
         # Selected indices of all images, ascending, cut per image.
         indices = selected.nonzero()[:, 1]
         per_image = indices.split(selected.sum(dim=1).tolist())
@@ -265,157 +456,50 @@ class RAM(BaseModel):
             data_samples = [DataSample() for _ in range(scores.size(0))]
         for sample, score, labels in zip(data_samples, scores, per_image):
             sample.set_pred_score(score).set_pred_label(labels)
-            self._add_tag_names(sample, labels.tolist())
+            english, chinese = vocabulary.names_of(labels.tolist())
+            if english is not None:
+                sample.set_field(english, 'pred_tags')
+            if chinese is not None:
+                sample.set_field(chinese, 'pred_tags_chinese')
         return data_samples
 
-    def _add_tag_names(self, sample: DataSample, labels: List[int]) -> None:
-        """Hook for subclasses that know the tags' names."""
+
+def with_category_encoder(model_type: type) -> Callable[..., RAM]:
+    """A builder of ``model_type`` with a
+    :class:`~.vocabulary.CategoryEncoder`, taking the encoder's arguments
+    flat, as the open-set configs write them: ``text_encoder``,
+    ``tokenizer``, ``categories``, ``templates``, ``openset_threshold``
+    (the encoder's ``threshold``) and ``text_batch_size`` (its
+    ``batch_size``); the other arguments are ``model_type``'s."""
+
+    def build(text_encoder: Optional[dict] = None,
+              tokenizer: Optional[dict] = None,
+              categories: Optional[CategorySpec] = None,
+              templates: TemplateSpec = 'openai_imagenet',
+              openset_threshold: float = 0.5,
+              text_batch_size: int = 256,
+              **kwargs) -> RAM:
+        return model_type(
+            category_encoder=dict(
+                text_encoder=text_encoder,
+                tokenizer=tokenizer,
+                categories=categories,
+                templates=templates,
+                threshold=openset_threshold,
+                batch_size=text_batch_size),
+            **kwargs)
+
+    build.__name__ = build.__qualname__ = f'{model_type.__name__}Openset'
+    build.__doc__ = (f'{model_type.__name__} tagging categories of your '
+                     'own; see :func:`with_category_encoder`.')
+    return build
 
 
-@MODELS.register_module()
-class RAMNormal(RAM):
-    """RAM with its closed vocabulary: tag names in English and Chinese.
-
-    The names come from the converted checkpoint's ``meta``, through
-    :func:`load_ram_checkpoint` or :meth:`set_tags_from_meta`, or from
-    :meth:`set_tags`. :meth:`predict` then also fills ``pred_tags`` and, when
-    known, ``pred_tags_chinese``: the names of ``pred_label``, in vocabulary
-    order. The caller joins them (RAM prints ``' | '.join(...)``). Without
-    names, predictions hold indices and scores only.
-
-    Args:
-        **kwargs: The arguments of :class:`RAM`.
-    """
-
-    tag_list: Optional[TagNames] = None
-    tag_list_chinese: Optional[TagNames] = None
-
-    def _check_names(self, names: Sequence[str], what: str) -> TagNames:
-        names = tuple(names)
-        if len(names) != self.num_classes:
-            raise ValueError(f'{what} has {len(names)} names, the model '
-                             f'{self.num_classes} classes')
-        if not all(isinstance(n, str) for n in names):
-            raise TypeError(f'{what} must hold strings')
-        return names
-
-    def set_tags(self,
-                 tag_list: Sequence[str],
-                 tag_list_chinese: Optional[Sequence[str]] = None,
-                 thresholds: Optional[Sequence[float]] = None) -> None:
-        """Set the vocabulary's names and, optionally, thresholds.
-
-        Args:
-            tag_list (Sequence[str]): English names, one per class.
-            tag_list_chinese (Sequence[str], optional): Chinese names, kept
-                exactly (RAM's have trailing spaces). Defaults to None.
-            thresholds (Sequence[float], optional): Per-class thresholds in
-                [0, 1]; None keeps ``class_threshold``. Defaults to None.
-        """
-        tag_list = self._check_names(tag_list, 'tag_list')
-        if tag_list_chinese is not None:
-            tag_list_chinese = self._check_names(tag_list_chinese,
-                                                 'tag_list_chinese')
-        if thresholds is not None:
-            thr = torch.as_tensor(thresholds, dtype=torch.float32)
-            if thr.shape != (self.num_classes, ):
-                raise ValueError(f'thresholds must have shape '
-                                 f'({self.num_classes},), got '
-                                 f'{tuple(thr.shape)}')
-            if not bool(((thr >= 0) & (thr <= 1)).all()):
-                raise ValueError('thresholds must lie in [0, 1]')
-            self.class_threshold.copy_(thr)
-        self.tag_list = tag_list
-        self.tag_list_chinese = tag_list_chinese
-
-    def set_tags_from_meta(self, meta: dict) -> None:
-        """Set the names stored by RAM's converter in a checkpoint's meta.
-
-        Args:
-            meta (dict): ``checkpoint['meta']``, with ``tag_list`` and
-                optionally ``tag_list_chinese``.
-        """
-        if not isinstance(meta, dict) or meta.get('tag_list') is None:
-            raise ValueError(
-                'the checkpoint meta has no tag_list; convert the original '
-                'checkpoint with tools/model_converters/ram_to_mmprompt.py '
-                '--tag-list ...')
-        self.set_tags(meta['tag_list'], meta.get('tag_list_chinese'))
-
-    def tag_names(self) -> Tuple[Optional[TagNames], Optional[TagNames]]:
-        """English and Chinese names of the scored tags (None if unknown)."""
-        return self.tag_list, self.tag_list_chinese
-
-    def _add_tag_names(self, sample: DataSample, labels: List[int]) -> None:
-        english, chinese = self.tag_names()
-        if english is not None:
-            sample.set_field([english[i] for i in labels], 'pred_tags')
-        if chinese is not None:
-            sample.set_field([chinese[i] for i in labels], 'pred_tags_chinese')
-
-
-@MODELS.register_module()
-class RAMPlus(RAMNormal):
-    """RAM++: label queries mixed per image from several descriptions.
-
-    ``label_embed`` holds ``num_descriptions`` CLIP text embeddings per tag,
-    class-major. For each image, the softmax over a tag's descriptions of
-    ``exp(reweight_scale) * <normalised image token 0, description>`` weights
-    them into one label embedding; the rest is RAM.
-
-    Args:
-        num_descriptions (int): Descriptions per tag. Defaults to 51.
-        **kwargs: The arguments of :class:`RAM`.
-    """
-
-    def __init__(self, num_descriptions: int = 51, **kwargs) -> None:
-        super().__init__(**kwargs)
-        self.num_descriptions = num_descriptions
-        self.label_embed = nn.Parameter(
-            torch.zeros(self.num_classes * num_descriptions, self.embed_dims))
-        self.reweight_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))
-
-    def description_weights(self, image_embeds: torch.Tensor) -> torch.Tensor:
-        """Softmax weights of each tag's descriptions, per image.
-
-        Args:
-            image_embeds (torch.Tensor): ``image_proj`` output, ``(B, N, C)``;
-                token 0 is the CLIP-aligned image embedding.
-
-        Returns:
-            torch.Tensor: ``(B, num_tags, D)``.
-        """
-        label_embed = self.tag_label_embed()
-        image = image_embeds[:, 0]
-        image = image / image.norm(dim=-1, keepdim=True)
-        sim = self.reweight_scale.exp() * image @ label_embed.t()
-        return sim.view(image.size(0), self.num_tags, -1).softmax(dim=-1)
-
-    def reweight_label_embed(self, image_embeds: torch.Tensor) -> torch.Tensor:
-        """Per-image label embeddings: descriptions mixed by their weights.
-
-        Args:
-            image_embeds (torch.Tensor): ``image_proj`` output, ``(B, N, C)``.
-
-        Returns:
-            torch.Tensor: ``(B, num_tags, C)``.
-        """
-        weights = self.description_weights(image_embeds)
-        label_embed = self.tag_label_embed().view(*weights.shape[1:], -1)
-        return torch.einsum('bkd,kdc->bkc', weights, label_embed)
-
-    def compute_label_queries(self,
-                              image_embeds: torch.Tensor) -> torch.Tensor:
-        """The tagging head's queries, one set per image.
-
-        Args:
-            image_embeds (torch.Tensor): ``image_proj`` output, ``(B, N, C)``.
-
-        Returns:
-            torch.Tensor: ``(B, num_tags, H)``.
-        """
-        return F.relu(
-            self.wordvec_proj(self.reweight_label_embed(image_embeds)))
+# RAM tagging categories of your own. Typical use:
+#     model = MODELS.build(cfg.model)
+#     load_ram_checkpoint(model, 'ram_swin_large_14m_mmprompt.pth')
+#     model.set_openset(['Crocodilia', 'Digital camera'])
+RAMOpenset = MODELS.register_module(module=with_category_encoder(RAM))
 
 
 def load_ram_checkpoint(model: RAM,
@@ -424,11 +508,11 @@ def load_ram_checkpoint(model: RAM,
                         logger: Optional[str] = 'current') -> dict:
     """Load a converted RAM / RAM++ checkpoint and make the model ready.
 
-    In order: an open-set model's text encoder gets its weights from its own
-    ``init_cfg`` (if not initialised yet); the RAM weights load strictly
-    (thresholds included, as the ``class_threshold`` buffer); tag names come
-    from the checkpoint's ``meta`` (a warning if it has none); an open-set
-    model configured with ``categories`` builds their label embeddings.
+    The RAM weights load strictly (thresholds included, as the
+    ``class_threshold`` buffer; an open-set model's text tower is not in
+    the checkpoint), then :meth:`RAM.prepare_vocabulary` names the tags from
+    the checkpoint's ``meta``, initialises the text tower from its own
+    ``init_cfg`` and embeds the configured ``categories``.
 
     Args:
         model (RAM): The model, built from a config.
@@ -441,20 +525,7 @@ def load_ram_checkpoint(model: RAM,
     Returns:
         dict: The loaded checkpoint (``state_dict`` and ``meta``).
     """
-    text_encoder = getattr(model, 'text_encoder', None)
-    if text_encoder is not None and not text_encoder.is_init:
-        text_encoder.init_weights()
     from mmprompt.utils.checkpoint import load_checkpoint
     checkpoint = load_checkpoint(model, filename)
-    meta = checkpoint.get('meta') or {}
-    if isinstance(model, RAMNormal) and meta.get('tag_list') is not None:
-        model.set_tags_from_meta(meta)
-    elif isinstance(model, RAMNormal):
-        print_log(
-            f'{filename} holds no tag names (converted without --tag-list): '
-            'predictions will give tag indices only',
-            logger='current',
-            level=logging.WARNING)
-    if getattr(model, 'categories', None) is not None:
-        model.set_openset()
+    model.prepare_vocabulary(checkpoint.get('meta') or {}, source=filename)
     return checkpoint

@@ -1,5 +1,5 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
-"""Label embeddings for RAM's and RAM++'s open-set tagging.
+"""Label embeddings from text, for RAM's and RAM++'s open-set tagging.
 
 RAM and RAM++ (``recognize-anything``, Apache-2.0,
 ``ram/utils/openset_utils.py``) tag unseen categories by replacing their
@@ -14,13 +14,17 @@ label embeddings with CLIP ViT-B/16 text features:
 The functions here are pure and batched: all prompts of all categories go
 through ``encode_text`` together, in chunks of ``batch_size`` texts, never
 one category at a time. ``encode_text`` maps a list of strings to raw text
-features ``(N, C)``, e.g. a CLIP text tower after the tokenizer.
+features ``(N, C)``, e.g. a CLIP text tower after the tokenizer;
+:class:`~.vocabulary.CategoryEncoder` wraps them into a
+:class:`~.vocabulary.TagVocabulary`.
 """
 import json
 import os.path as osp
 from typing import Callable, Dict, List, Mapping, Sequence, Tuple, Union
 
 import torch
+
+from mmprompt.utils.io import read_lines
 
 TextEncoder = Callable[[List[str]], torch.Tensor]
 # An open-set category: a name, or {name: [descriptions]} (RAM++).
@@ -287,9 +291,9 @@ def load_categories(spec: CategorySpec) -> Sequence[CategoryItem]:
     """
     if not isinstance(spec, str):
         return spec
+    if not spec.endswith('.json'):
+        return read_lines(spec, what='category')
     if not osp.isfile(spec):
         raise ValueError(f'category file {spec!r} does not exist')
     with open(spec, encoding='utf-8') as f:
-        if spec.endswith('.json'):
-            return json.load(f)
-        return [line.strip() for line in f if line.strip()]
+        return json.load(f)

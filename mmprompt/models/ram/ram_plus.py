@@ -1,0 +1,90 @@
+# Copyright (c) mmprompt contributors. All rights reserved.
+"""RAM++: RAM whose label queries are mixed per image from descriptions.
+
+`RAM++ <https://arxiv.org/abs/2310.15200>`_ (``xinyu1205/recognize-anything``,
+Apache-2.0) embeds each tag by several LLM descriptions; the code is written
+for mmprompt on :class:`~.ram.RAM`.
+"""
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from mmprompt.registry import MODELS
+from .ram import RAM, with_category_encoder
+
+
+@MODELS.register_module()
+class RAMPlus(RAM):
+    """RAM++: label queries mixed per image from several descriptions.
+
+    ``label_embed`` holds ``num_descriptions`` CLIP text embeddings per tag,
+    class-major. For each image, the softmax over a tag's descriptions of
+    ``exp(reweight_scale) * <normalised image token 0, description>`` weights
+    them into one label embedding; the rest is RAM.
+
+    Args:
+        num_descriptions (int): Descriptions per tag of RAM++'s own
+            vocabulary. Defaults to 51.
+        **kwargs: The arguments of :class:`RAM`.
+    """
+    takes_descriptions = True
+
+    def __init__(self, num_descriptions: int = 51, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.num_descriptions = num_descriptions
+        self.label_embed = nn.Parameter(
+            torch.zeros(self.num_classes * num_descriptions, self.embed_dims))
+        self.reweight_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))
+
+    def description_weights(self, image_embeds: torch.Tensor) -> torch.Tensor:
+        """Softmax weights of each tag's descriptions, per image.
+
+        Args:
+            image_embeds (torch.Tensor): ``image_proj`` output, ``(B, N, C)``;
+                token 0 is the CLIP-aligned image embedding.
+
+        Returns:
+            torch.Tensor: ``(B, K, D)``.
+        """
+        vocabulary = self.vocabulary
+        image = image_embeds[:, 0]
+        image = image / image.norm(dim=-1, keepdim=True)
+        sim = self.reweight_scale.exp() * image @ vocabulary.label_embed.t()
+        return sim.view(image.size(0), vocabulary.num_tags, -1).softmax(dim=-1)
+
+    def reweight_label_embed(self, image_embeds: torch.Tensor) -> torch.Tensor:
+        """Per-image label embeddings: descriptions mixed by their weights.
+
+        Args:
+            image_embeds (torch.Tensor): ``image_proj`` output, ``(B, N, C)``.
+
+        Returns:
+            torch.Tensor: ``(B, K, C)``.
+        """
+        weights = self.description_weights(image_embeds)
+        label_embed = self.vocabulary.label_embed.view(*weights.shape[1:], -1)
+        return torch.einsum('bkd,kdc->bkc', weights, label_embed)
+
+    def compute_label_queries(self,
+                              image_embeds: torch.Tensor) -> torch.Tensor:
+        """The tagging head's queries, one set per image.
+
+        Args:
+            image_embeds (torch.Tensor): ``image_proj`` output, ``(B, N, C)``.
+
+        Returns:
+            torch.Tensor: ``(B, K, H)``.
+        """
+        return F.relu(
+            self.wordvec_proj(self.reweight_label_embed(image_embeds)))
+
+
+# RAM++ tagging categories of your own, each with LLM descriptions
+# ({name: [descriptions]} items, the format of RAM++'s
+# openimages_rare_200_llm_tag_descriptions.json): every description is
+# encoded (cut at 77 tokens) and RAM++ mixes them per image. All described
+# categories need as many descriptions; a plain name gets RAM's
+# prompt-ensemble embedding, repeated, which the mixing returns unchanged.
+RAMPlusOpenset = MODELS.register_module(module=with_category_encoder(RAMPlus))

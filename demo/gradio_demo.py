@@ -10,7 +10,7 @@ its tab with instructions)::
 
 This file only draws the page. What happens behind it (image decoding,
 parsing the text boxes, calling the models, formatting results) is in
-:mod:`mmprompt.apis.demo_backend`, tested without a browser.
+:mod:`demo_backend` beside this file, tested without a browser.
 """
 import argparse
 import functools
@@ -21,10 +21,9 @@ from typing import Any, Callable, List, Optional, Sequence
 import gradio as gr
 from mmengine.logging import print_log
 
-from mmprompt.apis.demo_backend import (RAM_CONFIG, RAM_OPENSET_CONFIG,
-                                        DemoBackend, DemoInputError,
-                                        MMPromptBackend, run_classify,
-                                        run_tagging)
+from demo_backend import (RAM_CONFIG, RAM_OPENSET_CONFIG, DemoBackend,
+                          DemoInputError, MMPromptBackend, run_classify,
+                          run_tagging)
 
 NUM_EXAMPLE_SLOTS = 3  # the classify handler names each slot's inputs
 DEFAULT_CLIP_CONFIG = 'clip_vit-base-p16'
@@ -45,7 +44,7 @@ def _image_input(elem_id: str) -> gr.Image:
     ``gr.Image`` opens every upload with PIL before the handler runs, so an
     unreadable file or a decompression bomb fails inside gradio with a
     message that shows server paths. This instance passes the path on and
-    leaves decoding to :func:`~mmprompt.apis.demo_backend.load_image`, which
+    leaves decoding to :func:`demo_backend.load_image`, which
     says what is wrong. (A ``gr.Image`` subclass would do the same, but
     gradio writes a ``.pyi`` file beside any module defining one.)
     """

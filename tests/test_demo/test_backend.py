@@ -11,12 +11,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mmprompt.apis import demo_backend as db
-from mmprompt.apis.demo_backend import (DemoBackend, DemoInputError,
-                                        MMPromptBackend, TagRow, load_image,
-                                        parse_categories, parse_descriptions,
-                                        parse_examples, run_classify,
-                                        run_tagging)
+import demo_backend as db  # demo/, on sys.path through __init__.py
+from demo_backend import (DemoBackend, DemoInputError, MMPromptBackend,
+                          TagRow, load_image, parse_categories,
+                          parse_descriptions, parse_examples, run_classify,
+                          run_tagging)
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 

@@ -2,9 +2,13 @@
 """The functions behind the Gradio demo (``demo/gradio_demo.py``).
 
 Everything the page does, except drawing it, lives here and needs no
-gradio, so it is unit-tested without a browser:
+gradio, so it is unit-tested without a browser. It is the demo's own code,
+not the library's: it sits beside ``gradio_demo.py`` and is imported from
+there (a script's directory is on ``sys.path``); the library offers what
+any caller needs (:func:`mmprompt.utils.image_io.decode_image`, the
+inferencers).
 
-- :mod:`mmprompt.apis.demo_inputs` checks what comes in: uploads decoded
+- :mod:`demo_inputs` checks what comes in: uploads decoded
   safely (:func:`load_image`) and the text boxes parsed, bad input raising
   :class:`DemoInputError` with a message meant for the page. Its names are
   importable from here too.
@@ -29,7 +33,7 @@ from typing import (Any, Callable, Dict, List, NamedTuple, Optional, Sequence,
 from mmengine.logging import print_log
 from PIL import Image
 
-from .demo_inputs import (  # noqa: F401 (re-exported for the demo)
+from demo_inputs import (  # noqa: F401 (re-exported for the page)
     MAX_CATEGORIES, MAX_EXAMPLES_PER_CATEGORY, MAX_NAME_CHARS, MAX_PIXELS,
     MAX_SIDE, DemoInputError, ImageInput, load_image, match_category,
     parse_categories, parse_descriptions, parse_examples)

@@ -50,9 +50,12 @@ def build_tagging_model(model: ModelType,
 
 def _as_category_list(categories: Categories) -> Any:
     """A ``{name: [descriptions], ...}`` dict becomes the list of one-key
-    dicts the models take; anything else passes through."""
+    dicts the models take (a string is one description); anything else
+    passes through."""
     if isinstance(categories, Mapping):
-        return [{name: list(texts)} for name, texts in categories.items()]
+        return [{
+            name: [texts] if isinstance(texts, str) else list(texts)
+        } for name, texts in categories.items()]
     return categories
 
 
@@ -236,6 +239,8 @@ class ImageTagger(BaseInferencer):
             ``pred_labels`` (vocabulary indices) of the selected tags, in
             the order ``sort_by`` says.
         """
+        from .zero_shot_classifier import check_count
+        check_count(batch_size, 'batch_size')
         if categories is not None:
             self.set_categories(categories, templates)
         if threshold is not None and not 0 <= threshold <= 1:

@@ -24,7 +24,7 @@ from mmprompt.datasets.transforms import CLIPPreprocess
 from mmprompt.models.clip.prompts import (resolve_categories,
                                           resolve_descriptions,
                                           resolve_templates)
-from mmprompt.utils.errors import InvalidInputError
+from mmprompt.utils.errors import InputTypeError, InvalidInputError
 from .model_zoo import check_task, get_model, list_models
 from .utils import speed_up
 
@@ -195,12 +195,32 @@ class ZeroShotClassifier(BaseInferencer):
             and ``pred_labels`` (the top-k, best first) and ``pred_class``,
             ``pred_score``, ``pred_label`` (the best).
         """
-        self.set_categories(categories, templates, descriptions, examples)
-        return super().__call__(
-            inputs,
-            return_datasamples=return_datasamples,
-            batch_size=batch_size,
-            topk=topk)
+        check_count(topk, 'topk')
+        check_count(batch_size, 'batch_size')
+        saved = self._save_state()
+        try:
+            self.set_categories(categories, templates, descriptions, examples)
+            return super().__call__(
+                inputs,
+                return_datasamples=return_datasamples,
+                batch_size=batch_size,
+                topk=topk)
+        except BaseException:
+            # A failed call changes nothing: the next call with
+            # categories=None classifies into the previous set.
+            self._restore_state(saved)
+            raise
+
+    def _save_state(self) -> dict:
+        model = self.model
+        state = {k: getattr(model, k, None) for k in _MODEL_STATE}
+        state['_spec'] = self._spec
+        return state
+
+    def _restore_state(self, state: dict) -> None:
+        self._spec = state.pop('_spec')
+        for key, value in state.items():
+            setattr(self.model, key, value)
 
     def _inputs_to_list(self, inputs: Any) -> list:
         if isinstance(inputs, (list, tuple)):
@@ -222,7 +242,7 @@ class ZeroShotClassifier(BaseInferencer):
         results = []
         for sample in preds:
             scores = sample.pred_score.detach().float().cpu()
-            k = max(1, min(int(topk), scores.numel()))
+            k = min(int(topk), scores.numel())
             top_scores, top_labels = scores.topk(k)
             labels = top_labels.tolist()
             classes = [names[i] for i in labels] if names else None
@@ -235,6 +255,23 @@ class ZeroShotClassifier(BaseInferencer):
                     pred_score=float(top_scores[0]),
                     pred_class=classes[0] if classes else None))
         return results
+
+
+# What set_categories / set_examples change on the model.
+_MODEL_STATE = ('categories', 'templates', 'descriptions', 'examples',
+                'text_prototypes', 'example_feats', 'example_labels',
+                '_hand_set')
+
+
+def check_count(value: Any, name: str) -> int:
+    """A positive int (not a bool), or a clear error."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise InputTypeError(
+            f'{name} must be a positive integer, not {value!r}')
+    if value < 1:
+        raise InvalidInputError(
+            f'{name} must be a positive integer, got {value}')
+    return int(value)
 
 
 def _freeze(value: Any) -> Any:

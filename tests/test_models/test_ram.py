@@ -452,7 +452,7 @@ def test_ram_openset_rejects_descriptions_and_needs_categories(ram):
         model.set_openset([{'a': ['x']}], encode_text=lambda t: None)
     with pytest.raises(RuntimeError, match='no text_encoder'):
         model.set_openset(['cat'])
-    with pytest.raises(ValueError, match='repeated'):
+    with pytest.raises(ValueError, match='duplicate category names'):
         model.set_openset(['cat', 'cat'], encode_text=lambda t: None)
 
 

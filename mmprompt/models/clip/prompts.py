@@ -1381,6 +1381,10 @@ def resolve_descriptions(
                          f'{unknown}')
     out = {}
     for name, texts in spec.items():
+        if not isinstance(texts, (str, list, tuple)):
+            raise TypeError(f'the descriptions of {name!r} must be a string '
+                            f'or a list of strings, not '
+                            f'{type(texts).__name__}')
         texts = (texts, ) if isinstance(texts, str) else tuple(texts)
         for text in texts:
             if not isinstance(text, str):

@@ -212,9 +212,10 @@ def split_categories(
         if not isinstance(name, str) or not name.strip():
             raise ValueError(f'category {i} has a blank name')
         names.append(name)
-    repeated = sorted({n for n in names if names.count(n) > 1})
-    if repeated:
-        raise ValueError(f'repeated categories: {repeated}')
+    # The zero-shot classifier's rule: names the tokenizer reads alike
+    # (case, whitespace) are one category.
+    from mmprompt.models.clip.prompts import check_categories
+    check_categories(names)
     return tuple(names), descriptions
 
 

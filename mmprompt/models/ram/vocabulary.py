@@ -12,7 +12,7 @@ The code is written for mmprompt.
 """
 import copy
 from collections import OrderedDict
-from typing import List, Mapping, Optional, Sequence, Tuple
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -22,7 +22,8 @@ from mmengine.model import BaseModule
 from mmprompt.registry import MODELS, TOKENIZER
 from .label_embedding import (CategorySpec, TemplateSpec, TextEncoder,
                               build_description_label_embed, load_categories,
-                              resolve_ram_templates, split_categories)
+                              ram_openset_prompts, resolve_ram_templates,
+                              split_categories)
 
 TagNames = Tuple[str, ...]
 
@@ -252,6 +253,24 @@ class CategoryEncoder(BaseModule):
         """The text tower on token ids ``(N, L)``: features ``(N, C)``."""
         return self.text_encoder(tokens)
 
+    def _check_truncation(self, names: Sequence[str],
+                          templates: Sequence[str]) -> None:
+        """Refuse names whose prompts are the same once cut at the context
+        length: they would get identical scores."""
+        seen: Dict[bytes, str] = {}
+        for name in names:
+            if len(name) < 20:  # far below 77 tokens
+                continue
+            prompts = ram_openset_prompts([name], templates)
+            tokens = self.tokenizer.tokenize(prompts, truncate=True)
+            key = tokens.numpy().tobytes()
+            if key in seen:
+                raise ValueError(
+                    f'categories {seen[key][:40]!r}... and {name[:40]!r}... '
+                    "are the same once cut at the text tower's "
+                    f'{tokens.shape[1]} tokens; shorten them')
+            seen[key] = name
+
     def _label_embed(self, names: TagNames,
                      descriptions: Mapping[int, Sequence[str]],
                      templates: Sequence[str],
@@ -314,6 +333,8 @@ class CategoryEncoder(BaseModule):
             resolve_ram_templates(templates)
         threshold = self.threshold if threshold is None else \
             check_threshold(threshold)
+        if encode_text is None:
+            self._check_truncation(names, templates)
         embed = self._label_embed(names, described, templates, encode_text)
         return TagVocabulary(
             embed.detach(),

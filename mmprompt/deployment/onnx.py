@@ -250,8 +250,9 @@ class TaggerExport(_ImageInput):
         super().__init__(model)
         self.model = model
         self.image_size = _image_size(model)
-        thresholds = model.tag_thresholds().detach().float().clone()
-        deleted = list(model.deleted_tags())
+        vocabulary = model.vocabulary
+        thresholds = vocabulary.thresholds.detach().float().clone()
+        deleted = list(vocabulary.deleted)
         if deleted:
             thresholds[deleted] = 1.0
         self.register_buffer('thresholds', thresholds)
@@ -265,8 +266,7 @@ class TaggerExport(_ImageInput):
 
     def metadata(self) -> Dict[str, str]:
         meta = dict(image_size=json.dumps(list(self.image_size)))
-        names = getattr(self.model, 'tag_names', None)
-        english = names()[0] if names is not None else None
+        english = self.model.vocabulary.names
         if english is not None:
             meta['tags'] = json.dumps(list(english), ensure_ascii=False)
         return meta

@@ -145,4 +145,4 @@ def test_ram_tagging(ram_vectors_dir, tmp_path):
             expected = model.select_tags(
                 model.compute_logits(module.normalise(images[0])).sigmoid())
         assert torch.equal(probs > thr, expected)
-    assert json.loads(metadata(out)['tags']) == list(model.tag_list)
+    assert json.loads(metadata(out)['tags']) == list(model.vocabulary.names)

@@ -16,7 +16,7 @@ checkpoint's ``meta``. :func:`load_ram_checkpoint` loads both.
 """
 import copy
 import logging
-from typing import Callable, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -152,6 +152,9 @@ class RAM(BaseModel):
                            Optional[TagNames]] = (None, None)
         self._openset = False
         self._openset_names: Optional[TagNames] = None
+        # Calibrated open-set thresholds of a checkpoint's meta
+        # (``openset_thresholds``, tools/calibrate_thresholds.py).
+        self.category_thresholds: Dict[str, float] = {}
         self.register_buffer(
             'openset_label_embed',
             torch.zeros(0, embed_dims),
@@ -238,6 +241,11 @@ class RAM(BaseModel):
                 'checkpoint with tools/model_converters/ram_to_mmprompt.py '
                 '--tag-list ...')
         self.set_tags(meta['tag_list'], meta.get('tag_list_chinese'))
+        calibrated = meta.get('openset_thresholds') or {}
+        self.category_thresholds = {
+            str(k): float(v)
+            for k, v in calibrated.items()
+        }
 
     def set_vocabulary(self, vocabulary: TagVocabulary) -> None:
         """Score ``vocabulary`` instead of RAM's own tags from now on.
@@ -285,7 +293,9 @@ class RAM(BaseModel):
             templates (str | Sequence[str], optional): Prompt templates.
                 Defaults to the configured ones.
             threshold (float, optional): Threshold of every category.
-                Defaults to the configured one.
+                Defaults to the calibrated ``category_thresholds`` of the
+                categories that have one (from the checkpoint's meta), else
+                the configured one.
             encode_text (Callable, optional): ``list[str] -> (N, C)`` raw
                 text features, used instead of the text tower (nothing is
                 cached then). Defaults to None.
@@ -302,6 +312,16 @@ class RAM(BaseModel):
                 threshold,
                 encode_text,
                 descriptions=self.takes_descriptions))
+        if threshold is None and self.category_thresholds:
+            calibrated = [
+                self.category_thresholds.get(name, float(thr))
+                for name, thr in zip(self._openset_names,
+                                     self.openset_class_threshold.tolist())
+            ]
+            self.openset_class_threshold = torch.tensor(
+                calibrated,
+                dtype=torch.float32,
+                device=self.openset_class_threshold.device)
 
     def clear_openset(self) -> None:
         """Go back to RAM's own tags."""

@@ -1,0 +1,126 @@
+# Copyright (c) mmprompt contributors. All rights reserved.
+"""Scores of a tagger on a labelled set, and calibrated checkpoints.
+
+The two I/O halves of ``tools/calibrate_thresholds.py``; the thresholds
+themselves come from :mod:`mmprompt.evaluation.calibration`.
+"""
+from typing import Optional
+
+import torch
+from mmengine.registry import DefaultScope
+from mmengine.runner import Runner
+
+from mmprompt.utils.errors import CheckpointError, InvalidInputError
+
+
+def _columns(model: torch.nn.Module, classes) -> list:
+    """The model's index of every calibration tag, by name."""
+    names = model.vocabulary.names
+    if names is None:
+        raise InvalidInputError(
+            'the model has no tag names (a checkpoint converted with '
+            '--tag-list, or open-set categories, is needed)')
+    index = {name: i for i, name in enumerate(names)}
+    missing = [c for c in classes if c not in index]
+    if missing:
+        where = 'open-set categories' if getattr(
+            model, 'is_openset', False) else 'tags'
+        raise InvalidInputError(
+            f"{len(missing)} calibration tags are not the model's {where}: "
+            f'{", ".join(map(repr, missing[:8]))}'
+            f'{" ..." if len(missing) > 8 else ""}')
+    return [index[c] for c in classes]
+
+
+@torch.no_grad()
+def collect_scores(config: str,
+                   checkpoint: str,
+                   cfg_options: Optional[dict] = None) -> dict:
+    """Run a tagger over its config's ``test_dataloader``.
+
+    Args:
+        config (str): A config (file, zoo or ``mmprompt::`` name) whose
+            test set is a :class:`~mmprompt.datasets.TaggingDataset`.
+        checkpoint (str): Converted RAM / RAM++ weights.
+        cfg_options (dict, optional): Config overrides. Defaults to None.
+
+    Returns:
+        dict: ``scores`` ``(N, K)`` (the model's scores of the set's ``K``
+        classes), ``target`` ``(N, K)`` boolean, ``names`` (the classes),
+        ``columns`` (the model's index of each), ``thresholds`` (the
+        current ones, ``(K, )``), ``never`` (boolean ``(K, )``: deleted
+        tags, never selected) and ``open_set``.
+    """
+    from .model_zoo import get_model, load_config
+    cfg, _ = load_config(config)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    if not hasattr(cfg, 'test_dataloader'):
+        raise InvalidInputError(f'{config}: no test_dataloader to calibrate '
+                                'on')
+    model = get_model(cfg, pretrained=checkpoint)
+    if not hasattr(model, 'vocabulary'):
+        raise InvalidInputError(
+            f'{type(model).__name__} is not a tagger: thresholds are '
+            'calibrated for RAM and RAM++')
+    with DefaultScope.overwrite_default_scope('mmprompt'):
+        loader = Runner.build_dataloader(cfg.test_dataloader)
+    classes = list(loader.dataset.metainfo['classes'])
+    columns = _columns(model, classes)
+    cols = torch.as_tensor(columns)
+    scores, target = [], []
+    for batch in loader:
+        for sample in model.test_step(batch):
+            scores.append(sample.pred_score.float().cpu()[cols])
+            row = torch.zeros(len(classes), dtype=torch.bool)
+            row[sample.gt_label.cpu().long()] = True
+            target.append(row)
+    if not scores:
+        raise InvalidInputError(f'{config}: the test set has no images')
+    vocabulary = model.vocabulary
+    deleted = set(vocabulary.deleted)
+    return dict(
+        scores=torch.stack(scores),
+        target=torch.stack(target),
+        names=classes,
+        columns=columns,
+        thresholds=vocabulary.thresholds.detach().float().cpu()[cols],
+        never=torch.tensor([c in deleted for c in columns]),
+        open_set=bool(getattr(model, 'is_openset', False)))
+
+
+def write_thresholds(src: str,
+                     dst: str,
+                     data: dict,
+                     thresholds: torch.Tensor,
+                     force: bool = False) -> None:
+    """Write a copy of ``src`` with new thresholds (atomic).
+
+    Closed set: the ``class_threshold`` entries of the calibrated tags;
+    open set: ``meta['openset_thresholds']``, ``{category: threshold}``,
+    which ``RAMOpenset.set_tags_from_meta`` reads.
+
+    Args:
+        src (str): The input checkpoint (not modified).
+        dst (str): The output (``.pth`` or ``.safetensors``).
+        data (dict): From :func:`collect_scores`.
+        thresholds (torch.Tensor): ``(K, )``, one per calibration tag.
+        force (bool): Replace an existing ``dst``. Defaults to False.
+    """
+    from mmprompt.utils.checkpoint import read_checkpoint, save_checkpoint
+    state_dict, meta = read_checkpoint(src)
+    meta = dict(meta or {})
+    values = thresholds.float()
+    if data['open_set']:
+        calibrated = dict(meta.get('openset_thresholds') or {})
+        calibrated.update(
+            {name: float(v)
+             for name, v in zip(data['names'], values)})
+        meta['openset_thresholds'] = calibrated
+    else:
+        if 'class_threshold' not in state_dict:
+            raise CheckpointError(f'{src}: no class_threshold to update')
+        thr = state_dict['class_threshold'].clone()
+        thr[torch.as_tensor(data['columns'])] = values.to(thr.dtype)
+        state_dict = dict(state_dict, class_threshold=thr)
+    save_checkpoint(state_dict, meta, dst, force=force)

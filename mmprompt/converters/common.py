@@ -315,9 +315,14 @@ def check_output_path(src: str, dst: str, force: bool) -> None:
         dst (str): Output path.
         force (bool): Whether overwriting ``dst`` is allowed.
     """
-    if osp.exists(dst) and osp.exists(src) and osp.samefile(src, dst):
+    from mmprompt.utils.io import check_output
+    if osp.isdir(src):
+        raise ConverterError(f'{src}: is a directory; give the checkpoint '
+                             'file')
+    if not osp.isfile(src):
+        raise ConverterError(f'{src}: no such file')
+    if osp.exists(dst) and osp.samefile(src, dst):
         raise ConverterError(f'{dst}: output would overwrite the input')
-    if osp.exists(dst) and not force:
-        raise ConverterError(f'{dst}: exists; pass --force to overwrite it')
-    if osp.isdir(dst):
-        raise ConverterError(f'{dst}: is a directory')
+    # An existing file, a dangling symbolic link, a directory or an
+    # unwritable folder: refused with one line.
+    check_output(dst, force=force)

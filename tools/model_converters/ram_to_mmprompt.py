@@ -37,6 +37,26 @@ def read_lines(path: str) -> List[str]:
         return f.read().splitlines()
 
 
+def read_tag_list(path: str, unique: bool = True) -> List[str]:
+    """A tag list as RAM reads it, refusing blank lines (a tag ``''``) and,
+    if ``unique``, repeated tags (two classes the tagger cannot tell
+    apart). RAM's Chinese list repeats names for distinct English tags, so
+    it is read with ``unique=False``."""
+    if osp.isdir(path):
+        raise ConverterError(f'{path}: is a directory, not a tag list')
+    lines, seen = read_lines(path), {}
+    for i, line in enumerate(lines, 1):
+        name = line.strip()
+        if not name:
+            raise ConverterError(f'{path}:{i}: blank line (a tag with no '
+                                 'name)')
+        if unique and name in seen:
+            raise ConverterError(f'{path}:{i}: the tag {name!r} repeats '
+                                 f'line {seen[name]}')
+        seen.setdefault(name, i)
+    return lines
+
+
 def read_thresholds(path: str) -> List[float]:
     """One float per line."""
     values = []
@@ -80,8 +100,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         output_format(args.dst, args.format)
         check_output_path(args.src, args.dst, args.force)
-        tags = read_lines(args.tag_list) if args.tag_list else None
-        tags_zh = read_lines(args.tag_list_chinese) \
+        tags = read_tag_list(args.tag_list) if args.tag_list else None
+        tags_zh = read_tag_list(args.tag_list_chinese, unique=False) \
             if args.tag_list_chinese else None
         thresholds = read_thresholds(args.thresholds) \
             if args.thresholds else None

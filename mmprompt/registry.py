@@ -163,16 +163,16 @@ EVALUATORS = Registry(
     locations=['mmprompt.evaluation'])
 
 #######################################################################
-#                       mmprompt.visualization                        #
+#                            visualization                            #
 #######################################################################
+# mmprompt draws nothing of its own: these nodes (no ``locations``) only
+# keep ``default_scope='mmprompt'`` resolving MMPreTrain's visualizers.
 
 VISUALIZERS = Registry(
     'visualizer',
     parent=MMPRETRAIN_VISUALIZERS,
-    scope='mmprompt',
-    locations=['mmprompt.visualization'])
+    scope='mmprompt')
 VISBACKENDS = Registry(
     'vis_backend',
     parent=MMPRETRAIN_VISBACKENDS,
-    scope='mmprompt',
-    locations=['mmprompt.visualization'])
+    scope='mmprompt')

@@ -25,7 +25,6 @@ def register_all_modules(init_default_scope: bool = True) -> None:
     import mmprompt.engine  # noqa: F401
     import mmprompt.evaluation  # noqa: F401
     import mmprompt.models  # noqa: F401
-    import mmprompt.visualization  # noqa: F401
 
     if not init_default_scope:
         return

@@ -1,5 +1,6 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
 import json
+import os.path as osp
 
 import pytest
 
@@ -27,6 +28,25 @@ def test_template_sets_equal_open_clip_and_mmpretrain():
     ours = [t.format('x') for t in prompts.OPENAI_IMAGENET_SUBSET_TEMPLATES]
     assert ours == [f('x') for f in metadata.SIMPLE_IMAGENET_TEMPLATES]
     assert prompts.IMAGENET_CATEGORIES == tuple(metadata.IMAGENET_CLASSNAMES)
+
+    # MMPreTrain 1.2.0 keeps the same sets as lambdas in its CLIP package,
+    # read by path: importing the package registers a second CLIPZeroShot.
+    import mmpretrain
+    from mmpretrain.datasets.categories import IMAGENET_SIMPLE_CATEGORIES
+    from testing_utils import load_module
+    path = osp.join(
+        osp.dirname(mmpretrain.__file__), 'models', 'multimodal', 'clip',
+        'utils.py')
+    if not osp.isfile(path):
+        pytest.skip(f'MMPreTrain has no CLIP prompt file at {path}')
+    mmpre = load_module('_mmpretrain_clip_prompts', path)
+    for ours, theirs in (
+        (prompts.OPENAI_IMAGENET_TEMPLATES, mmpre.OPENAI_IMAGENET_PROMPT),
+        (prompts.OPENAI_IMAGENET_SUBSET_TEMPLATES,
+         mmpre.OPENAI_IMAGENET_PROMPT_SUB),
+        (prompts.OPENAI_CIFAR_TEMPLATES, mmpre.OPENAI_CIFAR100_PROMPT)):
+        assert [t.format('x y') for t in ours] == [f('x y') for f in theirs]
+    assert prompts.IMAGENET_CATEGORIES == tuple(IMAGENET_SIMPLE_CATEGORIES)
 
 
 def test_imagenet_categories():

@@ -50,7 +50,6 @@ import json
 import logging
 import os
 import os.path as osp
-from collections import Counter
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
@@ -450,20 +449,6 @@ def save_cached_prototypes(cache_dir: str, key: str,
     if world_size > 1:
         barrier()
     return path
-
-
-def count_examples(key_labels: Sequence[int], num_classes: int) -> List[int]:
-    """Number of example images per label.
-
-    Args:
-        key_labels (Sequence[int]): Label of each example.
-        num_classes (int): Number of categories.
-
-    Returns:
-        list[int]: One count per label.
-    """
-    counts = Counter(int(k) for k in key_labels)
-    return [counts.get(i, 0) for i in range(num_classes)]
 
 
 def resolve_examples(spec: Any,

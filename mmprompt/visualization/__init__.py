@@ -1,2 +1,0 @@
-# Copyright (c) mmprompt contributors. All rights reserved.
-"""Placeholder so the registry ``locations`` import cleanly."""

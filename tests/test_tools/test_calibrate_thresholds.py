@@ -156,3 +156,48 @@ def test_recovers_the_best_cut_of_real_scores():
         tp = (sel & target[:, k]).sum().item()
         got = 2 * tp / (sel.sum().item() + target[:, k].sum().item())
         assert got == pytest.approx(best)
+
+
+def test_open_set_thresholds_round_trip(bench, ram_vectors_dir, tmp_path):
+    """Open-set categories: the thresholds go to the checkpoint's meta, and
+    tools/test.py (through PrepareOpensetHook) uses them."""
+    with open(osp.join(ram_vectors_dir, 'ram_tiny_openset.json')) as f:
+        categories = json.load(f)['categories']
+    root = bench['root']
+    text_ckpt = H.save_text_encoder(str(root / 'text.pth'))
+    H.write_lines(str(root / 'open_classes.txt'), categories)
+    truth = {0: categories[:3], 1: categories[2:6]}
+    H.write_lines(str(root / 'open_ann.txt'), [
+        ','.join([name, *truth[src]]) for name, src in SAMPLES
+    ])
+    dataset = dict(
+        data_root=str(root),
+        ann_file='open_ann.txt',
+        data_prefix='imgs',
+        img_suffix='.png',
+        classes='open_classes.txt')
+    config = H.write_tiny_config(
+        str(root / 'open.py'),
+        'ram/ram_swin-large-p4-w12_384px_openset_openimages-rare.py',
+        20,
+        f'test_dataloader = dict(batch_size=2, num_workers=0, '
+        f'dataset={dataset!r})\n',
+        text_encoder=H.tiny_text_encoder(text_ckpt),
+        categories=str(root / 'open_classes.txt'),
+        templates='openai_imagenet')
+    out = tmp_path / 'open_calibrated.pth'
+    report = CALIB.main([config, bench['ckpt'], str(out)])
+    assert report['open_set']
+    _, meta = read_checkpoint(str(out))
+    new = meta['openset_thresholds']
+    assert sorted(new) == sorted(categories)
+    assert any(v != 0.5 for v in new.values())
+    # The after-figures differ from the flat 0.5's, so matching them below
+    # means tools/test.py used the calibrated thresholds.
+    assert report['overall']['after']['OF1'] != \
+        report['overall']['before']['OF1']
+    open_bench = dict(bench, config=config)
+    got = evaluate(open_bench, out, 'open_after')
+    for key in KEYS:
+        assert got[key] == pytest.approx(report['overall']['after'][key],
+                                         abs=1e-9)

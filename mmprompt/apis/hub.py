@@ -18,6 +18,7 @@ checked and used as if downloaded. The cache is ``$MMPROMPT_HOME`` or
 shared cache is readable by all.
 """
 import hashlib
+import json
 import logging
 import os
 import os.path as osp
@@ -257,6 +258,59 @@ def _convert(info: ModelInfo, weights: str, data: Dict[str, str]):
                     f'converter {info.converter!r}')
 
 
+def _stamp_path(path: str) -> str:
+    return path + '.stamp.json'
+
+
+def write_stamp(path: str) -> None:
+    """Record the size and SHA-256 of a cached file beside it."""
+    from mmprompt.utils.io import atomic_write
+    stamp = dict(size=os.path.getsize(path), sha256=sha256_file(path))
+    with atomic_write(_stamp_path(path), 'w') as f:
+        json.dump(stamp, f)
+
+
+def cache_is_valid(path: str) -> bool:
+    """Whether a cached checkpoint matches its stamp (size, then SHA-256).
+
+    A file without a stamp (cached by an older version) is read once; if it
+    loads it gets a stamp. A file that fails is removed, with a message,
+    so that the caller fetches it again.
+    """
+    from mmprompt.utils.checkpoint import read_checkpoint
+    from mmprompt.utils.errors import CheckpointError
+    stamp_file = _stamp_path(path)
+    reason = None
+    try:
+        with open(stamp_file, encoding='utf-8') as f:
+            stamp = json.load(f)
+    except (OSError, ValueError):
+        stamp = None
+    if stamp is None:
+        try:
+            read_checkpoint(path)
+            write_stamp(path)
+            return True
+        except CheckpointError as e:
+            reason = str(e)
+    elif os.path.getsize(path) != stamp.get('size'):
+        reason = (f'{os.path.getsize(path)} bytes, its stamp says '
+                  f"{stamp.get('size')}")
+    elif sha256_file(path) != stamp.get('sha256'):
+        reason = 'its SHA-256 differs from its stamp'
+    if reason is None:
+        return True
+    print_log(
+        f'The cached checkpoint {path} is damaged ({reason}); fetching it '
+        'again',
+        logger='current',
+        level=logging.WARNING)
+    for stale in (path, stamp_file):
+        if osp.exists(stale):
+            os.remove(stale)
+    return False
+
+
 def get_checkpoint(name: str,
                    home: Optional[str] = None,
                    progress: bool = True) -> str:
@@ -281,7 +335,7 @@ def get_checkpoint(name: str,
     info = get_model_info(name)
     home = home or get_home()
     dst = checkpoint_path(info.name, home)
-    if osp.isfile(dst):
+    if osp.isfile(dst) and cache_is_valid(dst):
         return dst
     what_to_do = (
         f'download it by hand to {osp.join(home, "downloads")}/ and run '
@@ -304,6 +358,7 @@ def get_checkpoint(name: str,
             source_sha256=info.sha256,
             zoo_name=info.name)
         save_checkpoint(converted, meta, dst, force=True)
+        write_stamp(dst)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print_log(f'Cached {info.name} at {dst}', logger='current')

@@ -77,7 +77,10 @@ def test_clip_download_verify_convert_cache(payload, home, monkeypatch):
         finally:
             os.umask(old_umask)
         # Only the converted checkpoint is kept, as safetensors, 0644.
-        assert all_files(home) == [cached_name(url, sha)]
+        assert all_files(home) == [
+            cached_name(url, sha),
+            cached_name(url, sha) + '.stamp.json'
+        ]
         assert path == str(home / cached_name(url, sha))
         assert stat.S_IMODE(os.stat(path).st_mode) == 0o644
         from safetensors import safe_open
@@ -92,6 +95,33 @@ def test_clip_download_verify_convert_cache(payload, home, monkeypatch):
         # The second call reads the cache: no request.
         assert hub.get_checkpoint(NAME, progress=False) == path
         assert server.requests == ['/m/ViT-B-16.pt']
+
+
+def test_damaged_cache_is_fetched_again(payload, home, monkeypatch):
+    """Issue 12, s.6: a corrupted cached checkpoint was returned as is."""
+    data, sha = payload
+    with H.FileServer({'/m/ViT-B-16.pt': data}) as server:
+        url = server.url('/m/ViT-B-16.pt')
+        patch_zoo(monkeypatch, NAME, weights=url, sha256=sha)
+        path = hub.get_checkpoint(NAME, progress=False)
+        good = open(path, 'rb').read()
+        # Same size, one byte changed: the hash catches it.
+        with open(path, 'r+b') as f:
+            f.seek(len(good) // 2)
+            f.write(bytes([good[len(good) // 2] ^ 1]))
+        assert hub.get_checkpoint(NAME, progress=False) == path
+        assert open(path, 'rb').read() == good
+        # Cut short: the size catches it.
+        with open(path, 'r+b') as f:
+            f.truncate(len(good) // 3)
+        assert hub.get_checkpoint(NAME, progress=False) == path
+        assert open(path, 'rb').read() == good
+        assert len(server.requests) == 3
+        # No stamp (an older cache): read once, stamped, no download.
+        os.remove(path + '.stamp.json')
+        assert hub.get_checkpoint(NAME, progress=False) == path
+        assert osp.exists(path + '.stamp.json')
+        assert len(server.requests) == 3
 
 
 def test_names_sharing_weights_share_the_cache(payload, home, monkeypatch):
@@ -126,7 +156,9 @@ def test_cut_short_download_caches_nothing(payload, home, monkeypatch):
     with H.FileServer(
             files, truncate={'/m/ViT-B-16.pt': len(data) // 2}) as server:
         patch_zoo(
-            monkeypatch, NAME, weights=server.url('/m/ViT-B-16.pt'),
+            monkeypatch,
+            NAME,
+            weights=server.url('/m/ViT-B-16.pt'),
             sha256=sha)
         with pytest.raises(hub.DownloadError, match='stopped after') as e:
             hub.get_checkpoint(NAME, progress=False)
@@ -135,7 +167,10 @@ def test_cut_short_download_caches_nothing(payload, home, monkeypatch):
         # A later, complete download works and uses nothing of the first.
         server.truncate.clear()
         path = hub.get_checkpoint(NAME, progress=False)
-        assert all_files(home) == [osp.relpath(path, home)]
+        assert all_files(home) == [
+            osp.relpath(path, home),
+            osp.relpath(path, home) + '.stamp.json'
+        ]
         assert len(server.requests) == 2
 
 
@@ -216,9 +251,12 @@ def ram_release(ram_vectors_dir, tmp_path_factory):
         '/hf/ram_swin_large_14m.pth':
         open(osp.join(ram_vectors_dir, 'ram_tiny_state_dict.pth'),
              'rb').read(),
-        '/gh/ram_tag_list.txt': text(meta['tags_en']),
-        '/gh/ram_tag_list_chinese.txt': text(meta['tags_zh']),
-        '/gh/ram_tag_list_threshold.txt': text(meta['thresholds']),
+        '/gh/ram_tag_list.txt':
+        text(meta['tags_en']),
+        '/gh/ram_tag_list_chinese.txt':
+        text(meta['tags_zh']),
+        '/gh/ram_tag_list_threshold.txt':
+        text(meta['thresholds']),
     }
     config = R.write_tiny_config(str(root / 'normal.py'), NORMAL, 20)
     return dict(files=files, config=config, meta=meta)
@@ -249,21 +287,22 @@ def test_ram_by_name_downloads_converts_and_tags(ram_release, ram_vectors_dir,
         patch_ram(monkeypatch, server, ram_release)
         tagger = ImageTagger(RAM_NAME)  # pretrained=True: the zoo's weights
         assert len(server.requests) == 4
-        path, = [osp.join(home, p) for p in all_files(home)]
+        path, = [
+            osp.join(home, p) for p in all_files(home)
+            if not p.endswith('.stamp.json')
+        ]
         assert path.endswith('.safetensors')
         state_dict, meta = read_checkpoint(path)
         assert meta['tag_list'] == ram_release['meta']['tags_en']
         assert meta['tag_list_chinese'] == ram_release['meta']['tags_zh']
         torch.testing.assert_close(
             state_dict['class_threshold'],
-            torch.tensor(ram_release['meta']['thresholds'],
-                         dtype=torch.float32))
+            torch.tensor(
+                ram_release['meta']['thresholds'], dtype=torch.float32))
         # Cached: a second tagger makes no request.
         ImageTagger(RAM_NAME)
         assert len(server.requests) == 4
-    images = [
-        osp.join(ram_vectors_dir, 'images', name) for name in R.IMAGES
-    ]
+    images = [osp.join(ram_vectors_dir, 'images', name) for name in R.IMAGES]
     results = tagger(images, batch_size=2)
     expected = ram_release['meta']['expected']
     for i, result in enumerate(results):
@@ -276,8 +315,9 @@ def test_ram_bad_tag_list_checksum_caches_nothing(ram_release, home,
                                                   monkeypatch):
     with H.FileServer(ram_release['files']) as server:
         patch_ram(monkeypatch, server, ram_release, thresholds='2' * 64)
-        with pytest.raises(hub.ChecksumError,
-                           match='ram_tag_list_threshold.txt: SHA-256'):
+        with pytest.raises(
+                hub.ChecksumError,
+                match='ram_tag_list_threshold.txt: SHA-256'):
             ImageTagger(RAM_NAME)
     assert all_files(home) == []
 
@@ -294,12 +334,13 @@ def clip_with_tiny_text_bytes(seed=0):
         vision_cfg=dict(
             layers=2, width=64, head_width=64, patch_size=32, image_size=64),
         text_cfg=dict(
-            context_length=77, vocab_size=49408, width=32, heads=4,
-            layers=2),
+            context_length=77, vocab_size=49408, width=32, heads=4, layers=2),
         quick_gelu=True)
     buffer = io.BytesIO()
-    torch.save({k: v.detach().clone()
-                for k, v in model.state_dict().items()}, buffer)
+    torch.save({
+        k: v.detach().clone()
+        for k, v in model.state_dict().items()
+    }, buffer)
     return buffer.getvalue()
 
 
@@ -357,9 +398,9 @@ def test_offline_demo_classify_prints_one_line(payload, home, monkeypatch,
     patch_zoo(monkeypatch, NAME, weights=url, sha256=sha)
     image = str(tmp_path / 'a.png')
     Image.new('RGB', (8, 8)).save(image)
-    monkeypatch.setattr(sys, 'argv', [
-        'classify.py', image, '--model', NAME, '--categories', 'cat', 'dog'
-    ])
+    monkeypatch.setattr(
+        sys, 'argv',
+        ['classify.py', image, '--model', NAME, '--categories', 'cat', 'dog'])
     with pytest.raises(SystemExit) as e:
         runpy.run_path(
             osp.join(REPO_ROOT, 'demo', 'classify.py'), run_name='__main__')
@@ -379,7 +420,9 @@ def test_download_weights_tool(payload, home, monkeypatch, capsys):
     with H.FileServer({'/m/ViT-B-16.pt': data}) as server:
         for name in (NAME, 'clip_vit-base-p16_zeroshot-cls_in1k'):
             patch_zoo(
-                monkeypatch, name, weights=server.url('/m/ViT-B-16.pt'),
+                monkeypatch,
+                name,
+                weights=server.url('/m/ViT-B-16.pt'),
                 sha256=sha)
         assert tool.main([NAME, 'clip_vit-base-p16_zeroshot-cls_in1k']) == 0
         assert len(server.requests) == 1

@@ -25,7 +25,9 @@ from mmengine.utils import ProgressBar
 
 from mmprompt.models.utils import COMPILE_MODES
 from mmprompt.utils import UserError, atomic_write, check_output, run_tool
-from mmprompt.utils.checkpoint import load_checkpoint
+from mmprompt.models.prompt_learning import load_learned
+from mmprompt.models.prompt_learning.learned import is_learned_file
+from mmprompt.utils.checkpoint import load_checkpoint, read_checkpoint
 from mmprompt.utils.errors import CheckpointError
 from mmprompt.utils.dist import LAUNCHERS, setup_distributed
 
@@ -255,6 +257,27 @@ def load_weights(runner: Runner, checkpoint: str) -> None:
     runner.call_hook('after_load_checkpoint', checkpoint=loaded)
 
 
+def prepare_learned(cfg: Config, checkpoint: str) -> None:
+    """A learned-prompt file (tools/train.py): the model's categories
+    default to those it was trained on, and each loop classifies among its
+    dataset's classes (PromptClassesHook)."""
+    if cfg.model.get('categories') is None:
+        meta = read_checkpoint(checkpoint)[1]['mmprompt_learned']
+        cfg.model.categories = meta['categories']
+    cfg.custom_hooks = [
+        *cfg.get('custom_hooks', []),
+        dict(type='PromptClassesHook')
+    ]
+
+
+def load_learned_prompts(runner: Runner, checkpoint: str) -> None:
+    """CLIP from the config's ``init_cfg`` (strictly), then the prompts."""
+    model = runner.model
+    model = model.module if is_model_wrapper(model) else model
+    model.init_weights()
+    load_learned(model, checkpoint)
+
+
 class CheckLabelsHook(Hook):
     """Before testing, once the categories are set: every label of the
     dataset names one of the model's categories, and the evaluator's top-k
@@ -329,8 +352,14 @@ def main(argv: Optional[List[str]] = None) -> dict:
     checkpoint = resolve_checkpoint(args.checkpoint)
     cfg = merge_args(load_config(args.config), args)
     setup_distributed(cfg, args.launcher, training=False)
+    learned = is_learned_file(checkpoint)
+    if learned:
+        prepare_learned(cfg, checkpoint)
     runner = build_runner(cfg, args.config)
-    load_weights(runner, checkpoint)
+    if learned:
+        load_learned_prompts(runner, checkpoint)
+    else:
+        load_weights(runner, checkpoint)
     runner.register_hook(CheckLabelsHook())
     if torch.cuda.is_available():
         # MMPreTrain's ClsDataPreprocessor takes no `non_blocking` argument;

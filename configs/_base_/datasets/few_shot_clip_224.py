@@ -1,0 +1,20 @@
+# Few-shot training (FewShotDataset: `shots` images per class, seeded; the
+# draw is written to the work dir by tools/train.py and read back on
+# --resume) with CoOp's augmentation: RandomResizedCrop (bicubic) + flip at
+# 224 px. Leaf configs set the wrapped `dataset` and `shots`.
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(
+        type='RandomResizedCrop',
+        scale=224,
+        backend='pillow',
+        interpolation='bicubic'),
+    dict(type='RandomFlip', prob=0.5, direction='horizontal'),
+    dict(type='PackInputs'),
+]
+train_dataloader = dict(
+    batch_size=32,
+    num_workers=4,
+    dataset=dict(type='FewShotDataset', shots=16, seed=1),
+    sampler=dict(type='DefaultSampler', shuffle=True),
+)

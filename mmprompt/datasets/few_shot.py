@@ -1,0 +1,182 @@
+# Copyright (c) mmprompt contributors. All rights reserved.
+"""Few-shot subsets of any dataset, reproducible from a file.
+
+The rule of CoOp's Dassl ``generate_fewshot_dataset`` and CoCoOp's
+``subsample_classes``, written for mmprompt: per class, ``shots`` samples
+drawn without replacement by a seeded generator; the base / novel split
+keeps the first half (rounded up) of the sorted labels, or the rest, and
+renumbers them from 0.
+"""
+import json
+import math
+import os
+import os.path as osp
+import random
+from typing import List, Optional, Union
+
+import numpy as np
+from mmcv.transforms import BaseTransform
+from mmengine.dataset import BaseDataset
+
+from mmprompt.registry import DATASETS, TRANSFORMS
+from mmprompt.utils.errors import InvalidInputError
+from mmprompt.utils.io import atomic_write
+
+SPLITS = ('all', 'base', 'novel')
+
+
+def split_labels(num_classes: int, split: str) -> List[int]:
+    """Labels kept by a base / novel split (CoCoOp: base = first half,
+    rounded up)."""
+    if split not in SPLITS:
+        raise InvalidInputError(f'split must be one of {SPLITS}, got '
+                                f'{split!r}')
+    m = math.ceil(num_classes / 2)
+    return dict(
+        all=list(range(num_classes)),
+        base=list(range(m)),
+        novel=list(range(m, num_classes)))[split]
+
+
+@DATASETS.register_module()
+class FewShotDataset:
+    """``shots`` samples per class of a dataset, optionally of a class split.
+
+    Args:
+        dataset (dict | BaseDataset): The full dataset (any MMPreTrain
+            dataset, e.g. ``CustomDataset`` over ``train/<class>/*.jpg``).
+        shots (int, optional): Samples per class; None keeps all (for a
+            base / novel test split). Defaults to None.
+        seed (int): Seed of the draw. Defaults to 1.
+        split (str): ``'all'``, ``'base'`` or ``'novel'``. Defaults to
+            ``'all'``.
+        list_file (str, optional): JSON file of the chosen samples. If it
+            exists it is read back (and checked against the dataset),
+            otherwise the draw is written to it, so a run is reproducible
+            exactly. ``tools/train.py`` puts it in the work dir.
+            Defaults to None.
+    """
+
+    def __init__(self,
+                 dataset: Union[dict, BaseDataset],
+                 shots: Optional[int] = None,
+                 seed: int = 1,
+                 split: str = 'all',
+                 list_file: Optional[str] = None) -> None:
+        if isinstance(dataset, dict):
+            dataset = DATASETS.build(dataset)
+        self.dataset = dataset
+        classes = list(dataset.metainfo.get('classes') or ())
+        if not classes:
+            raise InvalidInputError('the dataset has no class names '
+                                    "(metainfo['classes'])")
+        if shots is not None and shots < 1:
+            raise InvalidInputError(f'shots must be >= 1, got {shots}')
+        self.shots, self.seed, self.split = shots, seed, split
+        keep = split_labels(len(classes), split)
+        self.label_map = {old: new for new, old in enumerate(keep)}
+        self._metainfo = dict(
+            dataset.metainfo, classes=tuple(classes[i] for i in keep))
+        if list_file and osp.isfile(list_file):
+            self.indices = self._read(list_file)
+        else:
+            self.indices = self._draw(classes)
+            if list_file:
+                self._write(list_file)
+
+    @property
+    def metainfo(self) -> dict:
+        return self._metainfo
+
+    def _labels(self) -> List[int]:
+        if hasattr(self.dataset, 'get_gt_labels'):
+            return [int(v) for v in self.dataset.get_gt_labels()]
+        return [
+            int(self.dataset.get_data_info(i)['gt_label'])
+            for i in range(len(self.dataset))
+        ]
+
+    def _draw(self, classes: List[str]) -> List[int]:
+        per_class = {label: [] for label in self.label_map}
+        for i, label in enumerate(self._labels()):
+            if label in per_class:
+                per_class[label].append(i)
+        if self.shots is None:
+            return sorted(i for v in per_class.values() for i in v)
+        short = [
+            f'{classes[k]} ({len(v)})' for k, v in per_class.items()
+            if len(v) < self.shots
+        ]
+        if short:
+            raise InvalidInputError(
+                f'{len(short)} class(es) have fewer than {self.shots} '
+                f'images: {", ".join(short[:10])}')
+        rng = random.Random(self.seed)
+        chosen = []
+        for label in sorted(per_class):
+            chosen.extend(sorted(rng.sample(per_class[label], self.shots)))
+        return chosen
+
+    def _identity(self, index: int) -> dict:
+        info = self.dataset.get_data_info(index)
+        entry = dict(index=index, gt_label=int(info['gt_label']))
+        if 'img_path' in info:
+            entry['img_path'] = osp.relpath(
+                info['img_path'], self.dataset.data_prefix.get('img_path', ''))
+        return entry
+
+    def _write(self, path: str) -> None:
+        os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+        payload = dict(
+            shots=self.shots,
+            seed=self.seed,
+            split=self.split,
+            samples=[self._identity(i) for i in self.indices])
+        with atomic_write(path, 'w') as f:
+            json.dump(payload, f, indent=1)
+
+    def _read(self, path: str) -> List[int]:
+        with open(path, encoding='utf-8') as f:
+            payload = json.load(f)
+        if (payload.get('shots'), payload.get('split')) != (self.shots,
+                                                            self.split):
+            raise InvalidInputError(
+                f"{path}: lists {payload.get('shots')} shots of split "
+                f"{payload.get('split')!r}, the config asks {self.shots} of "
+                f'{self.split!r}; remove it or use another work dir')
+        indices = []
+        for entry in payload['samples']:
+            i = int(entry['index'])
+            if i >= len(self.dataset) or self._identity(i) != entry:
+                raise InvalidInputError(
+                    f'{path}: sample {entry} is not in this dataset')
+            indices.append(i)
+        return indices
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def get_data_info(self, idx: int) -> dict:
+        info = dict(self.dataset.get_data_info(self.indices[idx]))
+        info['gt_label'] = self.label_map[int(info['gt_label'])]
+        return info
+
+    def __getitem__(self, idx: int) -> dict:
+        data = self.dataset.prepare_data(self.indices[idx]) if hasattr(
+            self.dataset, 'prepare_data') else self.dataset[self.indices[idx]]
+        # Renumber the packed label for base / novel splits.
+        sample = data['data_samples']
+        old = int(sample.gt_label[0])
+        sample.set_gt_label(self.label_map[old])
+        return data
+
+
+@TRANSFORMS.register_module()
+class RGBToBGR(BaseTransform):
+    """Reverse the channels of ``results['img']`` (datasets such as CIFAR
+    give RGB arrays; the pipelines and the model expect BGR like
+    ``LoadImageFromFile``)."""
+
+    def transform(self, results: dict) -> dict:
+        results['img'] = np.ascontiguousarray(results['img'][..., ::-1])
+        return results

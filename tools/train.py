@@ -1,0 +1,132 @@
+# Copyright (c) mmprompt contributors. All rights reserved.
+"""Train a prompt-learning model (CoOp, CoCoOp) on a frozen CLIP with
+MMEngine's Runner; the learned prompts go to WORK_DIR/learned.pth.
+
+Example:
+    python tools/train.py configs/coop/coop_vit-base-p16_16shots_cifar100.py \
+        --work-dir work_dirs/coop_cifar100
+"""
+import argparse
+import copy
+import os.path as osp
+from typing import List, Optional
+
+from mmengine.config import Config, DictAction
+from mmengine.dist import is_main_process
+from mmengine.logging import print_log
+from mmengine.model import is_model_wrapper
+from mmengine.runner import Runner
+
+from mmprompt.utils.dist import LAUNCHERS, setup_distributed
+from mmprompt.utils.errors import InvalidInputError, run_tool
+
+LEARNED = 'learned.pth'
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description='Train prompts on a frozen CLIP.')
+    parser.add_argument('config', help='config file path')
+    parser.add_argument(
+        '--work-dir', help='where to save logs, checkpoints and the learned '
+        'prompts (default: ./work_dirs/CONFIG)')
+    parser.add_argument(
+        '--resume',
+        nargs='?',
+        type=str,
+        const='auto',
+        help='resume from this checkpoint, or from the latest one in the '
+        'work dir when no path is given')
+    parser.add_argument(
+        '--amp', action='store_true', help='automatic mixed precision')
+    parser.add_argument(
+        '--force',
+        action='store_true',
+        help=f'train again in a work dir that holds a {LEARNED}')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override config settings, e.g. train_cfg.max_epochs=10')
+    parser.add_argument(
+        '--launcher',
+        choices=LAUNCHERS,
+        default='none',
+        help='job launcher (tools/dist_train.sh uses pytorch)')
+    parser.add_argument('--debug', action='store_true',
+                        help='show tracebacks of expected errors')
+    return parser.parse_args(argv)
+
+
+def fill_few_shot_list(dataset: dict, work_dir: str) -> None:
+    """Write / read the few-shot draw beside the run, unless set."""
+    if dataset.get('type') == 'FewShotDataset' and not dataset.get(
+            'list_file') and dataset.get('shots'):
+        dataset['list_file'] = osp.join(
+            work_dir, f"few_shot_{dataset['shots']}shots_seed"
+            f"{dataset.get('seed', 1)}_{dataset.get('split', 'all')}.json")
+
+
+def train_classes(cfg: Config) -> List[str]:
+    """The class names of the training set (builds it once)."""
+    from mmprompt.registry import DATASETS
+    from mmprompt.utils import register_all_modules
+    register_all_modules(init_default_scope=True)
+    dataset = DATASETS.build(copy.deepcopy(cfg.train_dataloader.dataset))
+    classes = list(dataset.metainfo.get('classes') or ())
+    if not classes:
+        raise InvalidInputError('the training set has no class names; set '
+                                'model.categories')
+    return classes
+
+
+def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
+    """Apply the command line to the config."""
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    cfg.launcher = args.launcher
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = osp.join('./work_dirs',
+                                osp.splitext(osp.basename(args.config))[0])
+    if args.amp:
+        cfg.optim_wrapper.type = 'AmpOptimWrapper'
+        cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+    if args.resume == 'auto':
+        cfg.resume, cfg.load_from = True, None
+    elif args.resume is not None:
+        cfg.resume, cfg.load_from = True, args.resume
+    fill_few_shot_list(cfg.train_dataloader.dataset, cfg.work_dir)
+    if cfg.model.get('categories') is None:
+        cfg.model.categories = train_classes(cfg)
+    hooks = cfg.get('custom_hooks', [])
+    if not any(h.get('type') == 'PromptClassesHook' for h in hooks):
+        cfg.custom_hooks = [*hooks, dict(type='PromptClassesHook')]
+    return cfg
+
+
+def main(argv: Optional[List[str]] = None) -> str:
+    args = parse_args(argv)
+    cfg = Config.fromfile(args.config)
+    cfg = merge_args(cfg, args)
+    learned = osp.join(cfg.work_dir, LEARNED)
+    if osp.exists(learned) and not (args.force or args.resume):
+        raise InvalidInputError(
+            f'{learned} exists: pass --force to train again there, '
+            '--resume to continue, or another --work-dir')
+    setup_distributed(cfg, args.launcher, training=True)
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    model = runner.model
+    model = model.module if is_model_wrapper(model) else model
+    if is_main_process():
+        from mmprompt.models.prompt_learning import save_learned
+        model.set_categories(model.prompt_learner.trained_categories)
+        save_learned(model, learned, force=True)
+        print_log(f'Learned prompts written to {learned}', logger='current')
+    return learned
+
+
+if __name__ == '__main__':
+    run_tool(main)

@@ -36,7 +36,7 @@ from PIL import Image
 from demo_inputs import (  # noqa: F401 (re-exported for the page)
     MAX_CATEGORIES, MAX_EXAMPLES_PER_CATEGORY, MAX_NAME_CHARS, MAX_PIXELS,
     MAX_SIDE, DemoInputError, ImageInput, load_image, match_category,
-    parse_categories, parse_descriptions, parse_examples)
+    parse_categories, parse_descriptions, parse_examples, parse_topk)
 
 #: Most tags drawn as bars.
 MAX_BARS = 30
@@ -491,7 +491,7 @@ def run_classify(backend: DemoBackend, image: Optional[ImageInput],
     if templates not in choices:
         raise DemoInputError(f'unknown template set {templates!r}; choose '
                              f'one of {choices}')
-    topk = max(1, min(int(topk), len(categories)))
+    topk = parse_topk(topk, len(categories))
     scores = backend.classify(img, categories, descriptions, examples,
                               templates, topk)
     return sort_scores(scores, topk)

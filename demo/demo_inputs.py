@@ -84,6 +84,54 @@ def _name_key(name: str) -> str:
     return ' '.join(name.lower().split())
 
 
+#: Tokens a name may take: CLIP's 77-token context less the start and end
+#: tokens and the longest built-in template around the name.
+MAX_NAME_TOKENS = 60
+
+
+def check_token_lengths(names: Sequence[str]) -> None:
+    """Refuse a name the text tower would have to cut (CJK characters take
+    2-3 tokens each, so 120 of them do not fit).
+
+    Raises:
+        DemoInputError: Naming the first name that is too long.
+    """
+    from mmprompt.models.clip.tokenizer import CLIPTokenizer
+    tokenizer = _tokenizer(CLIPTokenizer)
+    for name in names:
+        count = len(tokenizer.encode(name))
+        if count > MAX_NAME_TOKENS:
+            raise DemoInputError(
+                f'the category name {name[:20]!r}... is too long for the text '
+                f'model: {count} tokens, at most {MAX_NAME_TOKENS}; shorten '
+                'it')
+
+
+_TOKENIZERS: Dict[type, Any] = {}
+
+
+def _tokenizer(cls: type) -> Any:
+    if cls not in _TOKENIZERS:
+        _TOKENIZERS[cls] = cls()
+    return _TOKENIZERS[cls]
+
+
+def parse_topk(topk: Any, num_categories: int) -> int:
+    """The page's top-k as an int in ``[1, num_categories]``.
+
+    Raises:
+        DemoInputError: If it is not a whole number of at least 1.
+    """
+    try:
+        value = float(topk)
+    except (TypeError, ValueError):
+        raise DemoInputError(
+            f'top-k must be a whole number, not {topk!r}') from None
+    if value != int(value) or value < 1:
+        raise DemoInputError(f'top-k must be a whole number >= 1, not {topk}')
+    return min(int(value), num_categories)
+
+
 def parse_categories(text: Optional[str],
                      max_categories: int = MAX_CATEGORIES) -> List[str]:
     """Read category names separated by commas or newlines.
@@ -121,6 +169,7 @@ def parse_categories(text: Optional[str],
         raise DemoInputError(
             f'category names are limited to {MAX_NAME_CHARS} characters: '
             f'{too_long[0][:40]!r}... is {len(too_long[0])}')
+    check_token_lengths(names)
     seen: Dict[str, List[str]] = {}
     for name in names:
         seen.setdefault(_name_key(name), []).append(name)

@@ -12,10 +12,9 @@ import pytest
 from PIL import Image
 
 import demo_backend as db  # demo/, on sys.path through __init__.py
-from demo_backend import (DemoBackend, DemoInputError, MMPromptBackend,
-                          TagRow, load_image, parse_categories,
-                          parse_descriptions, parse_examples, run_classify,
-                          run_tagging)
+from demo_backend import (DemoBackend, DemoInputError, MMPromptBackend, TagRow,
+                          load_image, parse_categories, parse_descriptions,
+                          parse_examples, run_classify, run_tagging)
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -295,6 +294,18 @@ def test_run_classify(tmp_path):
         run_classify(fake, img, 'cat', '', [], 'nope', 5)
     with pytest.raises(DemoInputError, match='no image'):
         run_classify(fake, None, 'cat', '', [], 'simple', 5)
+    # Issue 12, s.6: these reached the page as raw ValueErrors.
+    for topk in ('abc', 0, 1.5, None):
+        with pytest.raises(DemoInputError, match='top-k must be a whole'):
+            run_classify(fake, img, 'cat, dog', '', [], 'simple', topk)
+    cjk = '猫' * 120
+    with pytest.raises(
+            DemoInputError,
+            match=r'too long for the text model: \d+ tokens, at '
+            'most 60'):
+        run_classify(fake, img, f'{cjk}, dog', '', [], 'simple', 2)
+    with pytest.raises(DemoInputError, match='too long for the text model'):
+        run_tagging(fake, img, 0.5, False, cjk)
 
 
 # ---------------------------------------------------------- real backend

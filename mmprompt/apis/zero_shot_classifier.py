@@ -177,8 +177,9 @@ class ZeroShotClassifier(BaseInferencer):
             categories (str | Sequence[str], optional): Category names, a
                 built-in set (``'imagenet'``, ``'cifar100'``) or a text file.
                 Defaults to those of the config or the previous call.
-            templates (str | Sequence[str], optional): Template set name,
-                template, file or list. Defaults to the current ones.
+            templates (str | Sequence[str], optional): As
+                :func:`~mmprompt.models.clip.prompts.resolve_templates`
+                takes them. Defaults to the current ones.
             descriptions (str | dict, optional): ``{name: text or texts}``.
                 Defaults to None.
             examples (str | dict, optional): ``{name: images}`` (paths, PIL

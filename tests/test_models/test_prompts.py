@@ -99,9 +99,25 @@ def test_resolve_templates_errors(spec, match):
 def test_resolve_templates_type_errors():
     with pytest.raises(TypeError, match='must be a string'):
         prompts.resolve_templates(['a {}', 3])
-    # A string is a set name or a file; one template goes in a list.
+    # A string without braces is a set name or a file.
     with pytest.raises(TypeError, match='openai_cifar, openai_imagenet'):
-        prompts.resolve_templates('a photo of a {}.')
+        prompts.resolve_templates('a photo of a cat.')
+
+
+def test_resolve_templates_single_template_string(tmp_path, monkeypatch):
+    """A string with a brace is one template, checked like any other; set
+    names never hold one, so the two cannot be confused."""
+    assert prompts.resolve_templates('a photo of a {}.') == (
+        'a photo of a {}.', )
+    assert not any('{' in name for name in prompts.TEMPLATE_SETS)
+    with pytest.raises(ValueError, match='exactly one'):
+        prompts.resolve_templates('a {} and a {}')
+    with pytest.raises(ValueError, match="not a format string with '{}'"):
+        prompts.resolve_templates('a {name}')
+    # A set name wins over a file of that name in the working directory.
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / 'simple').write_text('the {}.\n', encoding='utf-8')
+    assert prompts.resolve_templates('simple') == ('a photo of a {}.', )
 
 
 def test_resolve_categories_list_and_file(tmp_path):

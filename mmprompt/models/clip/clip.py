@@ -280,10 +280,10 @@ class CLIPZeroShot(CLIP):
             names; label ``i`` is name ``i``. Without them, call
             :meth:`set_categories` or :meth:`set_prototypes` before
             predicting. Defaults to None.
-        templates (str | Sequence[str]): A set name (``'openai_imagenet'``,
-            ``'openai_cifar'``, ``'openai_imagenet_subset'``, ``'simple'``),
-            one template, a text file or a list of format strings with one
-            ``{}``. Defaults to ``'simple'`` (``'a photo of a {}.'``).
+        templates (str | Sequence[str]): Anything
+            :func:`~mmprompt.models.clip.prompts.resolve_templates` takes
+            (a set name, one template, a file or a list). Defaults to
+            ``'simple'`` (``'a photo of a {}.'``).
         descriptions (str | dict, optional): ``{name: text or texts}`` or a
             JSON file of it. Descriptions over the 77-token context are
             truncated with a warning. Defaults to None.

@@ -1227,6 +1227,12 @@ def check_templates(templates: Sequence[str]) -> Tuple[str, ...]:
 def resolve_templates(spec: TemplateSpec) -> Tuple[str, ...]:
     """Turn a template specification into a checked tuple of templates.
 
+    This is the one statement of the template rule; the models, the
+    inferencers and the tools refer to it. A string is read, in this order,
+    as a built-in set name, then (if it holds a brace; set names never do)
+    as one template, then as a text file; every template is checked by
+    :func:`check_templates`.
+
     Args:
         spec (str | Sequence[str]): One of
 
@@ -1234,6 +1240,7 @@ def resolve_templates(spec: TemplateSpec) -> Tuple[str, ...]:
               templates), ``'openai_imagenet_subset'`` (7 of them),
               ``'openai_cifar'`` (OpenAI's 18 CIFAR templates) or
               ``'simple'`` (``'a photo of a {}.'``);
+            - one template: a string with ``{}``, ``'a photo of a {}.'``;
             - a path to a UTF-8 text file, one template per line (blank
               lines are skipped);
             - a list or tuple of templates.
@@ -1242,19 +1249,22 @@ def resolve_templates(spec: TemplateSpec) -> Tuple[str, ...]:
         tuple[str]: Format strings, each with exactly one ``{}``.
 
     Raises:
-        TypeError: For a string that is neither a set name nor a file (a
-            single template goes in a list: ``['a photo of a {}.']``).
-        ValueError: For an empty set or a template without ``{}``.
+        TypeError: For a string that is neither a set name, a template nor
+            a file.
+        ValueError: For an empty set or a template without exactly one
+            ``{}``.
     """
     if isinstance(spec, str):
         if spec in TEMPLATE_SETS:
             return TEMPLATE_SETS[spec]
+        if '{' in spec or '}' in spec:
+            return check_templates([spec])
         if osp.isfile(spec):
             return check_templates(read_lines(spec))
         raise TypeError(
-            'templates must be a sequence of format strings, a set name '
-            f'({", ".join(sorted(TEMPLATE_SETS))}) or a text file; got '
-            f'{spec!r}')
+            'templates must be a set name '
+            f'({", ".join(sorted(TEMPLATE_SETS))}), a template with "{{}}" '
+            f'for the category name, a text file or a list; got {spec!r}')
     return check_templates(spec)
 
 

@@ -70,8 +70,7 @@ def resolve_ram_templates(spec: TemplateSpec) -> Tuple[str, ...]:
               ``'multiple_templates'`` entry is that list (RAM's
               ``openset_templates.json``: the 63 templates RAM uses);
             - anything :func:`mmprompt.models.clip.prompts.resolve_templates`
-              takes: a set name such as ``'openai_imagenet'`` (OpenAI's 80
-              ImageNet templates), one template, a text file or a list.
+              takes (a set name, one template, a file or a list).
 
     Returns:
         tuple[str]: The templates.

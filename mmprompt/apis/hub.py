@@ -33,7 +33,7 @@ from typing import Dict, List, Optional
 from mmengine.logging import print_log
 
 from mmprompt.utils.errors import UserError
-from mmprompt.utils.io import temp_path
+from mmprompt.utils.io import read_lines, temp_path
 from .model_zoo import ModelInfo, get_configs_dir, get_model_info
 
 __all__ = [
@@ -228,8 +228,7 @@ def _fetch(url: str, sha256: Optional[str], work: str, home: str,
 def _read_list(path: str) -> List[str]:
     # RAM's tag lists as recognize-anything reads them: splitlines, kept as
     # they are (its Chinese names end in spaces).
-    with open(path, encoding='utf-8') as f:
-        return f.read().splitlines()
+    return read_lines(path, skip_blank=False, strip=False, what='line')
 
 
 def _convert(info: ModelInfo, weights: str, data: Dict[str, str]):

@@ -15,6 +15,7 @@ from mmengine.fileio import get_local_path
 from mmpretrain.datasets import MultiLabelDataset
 
 from mmprompt.registry import DATASETS
+from mmprompt.utils.io import read_lines
 
 
 def read_tag_list(path: str) -> Tuple[str, ...]:
@@ -29,10 +30,8 @@ def read_tag_list(path: str) -> Tuple[str, ...]:
     Raises:
         ValueError: If the file holds no names or repeats one.
     """
-    with get_local_path(path) as local, open(local, encoding='utf-8') as f:
-        names = tuple(line.strip() for line in f if line.strip())
-    if not names:
-        raise ValueError(f'{path}: no tag names')
+    with get_local_path(path) as local:
+        names = tuple(read_lines(local, what='tag name'))
     repeated = sorted({n for n in names if names.count(n) > 1})
     if repeated:
         raise ValueError(f'{path}: repeated tags {repeated}')

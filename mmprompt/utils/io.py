@@ -223,8 +223,12 @@ def check_output(path: str,
 def read_lines(path: str,
                skip_blank: bool = True,
                unique: bool = False,
-               what: str = 'name') -> List[str]:
+               what: str = 'name',
+               strip: bool = True) -> List[str]:
     """Read one item per line, stripped of surrounding whitespace.
+
+    The one reader of line lists (categories, templates, tag lists, image
+    lists).
 
     Args:
         path (str): A UTF-8 text file.
@@ -232,6 +236,10 @@ def read_lines(path: str,
             error (where line numbers are indices). Defaults to True.
         unique (bool): Refuse a repeated item. Defaults to False.
         what (str): What a line holds, for messages. Defaults to ``'name'``.
+        strip (bool): Strip each item; False keeps it exactly as
+            ``str.splitlines`` gives it (RAM's Chinese tag names end in
+            spaces), a line of only spaces still counting as blank.
+            Defaults to True.
 
     Returns:
         list[str]: The items, in file order.
@@ -251,8 +259,8 @@ def read_lines(path: str,
         raise InvalidInputError(f'{path}: cannot read ({e})') from None
     items, seen = [], {}
     for lineno, line in enumerate(raw, 1):
-        item = line.strip()
-        if not item:
+        item = line.strip() if strip else line
+        if not item.strip():
             if skip_blank:
                 continue
             raise InvalidInputError(f'{path}: line {lineno} is blank')

@@ -173,3 +173,17 @@ def test_openset_config_is_ram_with_a_category_encoder():
     normal = tiny('ram_swin-large-p4-w12_384px_normal.py')
     with pytest.raises(TypeError, match='open-set model'):
         normal.set_openset(['cat'], encode_text=unit_rows)
+
+
+def test_one_template_rule_for_clip_and_ram():
+    from mmprompt.models.clip.prompts import check_templates
+    from mmprompt.models.ram import resolve_ram_templates
+    ram = ('a photo of {article} {}.', 'the {}.')
+    assert check_templates(ram, fields=('article', )) == ram
+    assert resolve_ram_templates(list(ram)) == ram
+    with pytest.raises(ValueError, match='and "{article}" and no other'):
+        resolve_ram_templates(['a {} {kind}'])
+    with pytest.raises(ValueError, match='no other replacement field'):
+        check_templates(ram)  # CLIP's templates take no {article}
+    with pytest.raises(ValueError, match='exactly one'):
+        resolve_ram_templates(['{article} photo'])

@@ -121,3 +121,15 @@ def test_read_lines(tmp_path):
         read_lines(str(tmp_path))
     with pytest.raises(InvalidInputError, match='no such file'):
         read_lines(str(tmp_path / 'missing.txt'))
+
+
+def test_read_lines_unstripped_keeps_items_exactly(tmp_path):
+    """RAM's tag lists: Chinese names end in spaces, kept as they are."""
+    path = tmp_path / 'zh.txt'
+    path.write_text('猫 \n 狗\n', encoding='utf-8')
+    assert read_lines(str(path), strip=False) == ['猫 ', ' 狗']
+    assert read_lines(str(path)) == ['猫', '狗']
+    path.write_text('a\n  \nb\n', encoding='utf-8')
+    assert read_lines(str(path), strip=False) == ['a', 'b']
+    with pytest.raises(InvalidInputError, match='line 2 is blank'):
+        read_lines(str(path), skip_blank=False, strip=False)

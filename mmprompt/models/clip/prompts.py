@@ -14,7 +14,9 @@ gives (a set name, a list or a text file) into a checked tuple of strings.
 """
 import os.path as osp
 from collections import defaultdict
-from typing import Dict, List, Sequence, Tuple, Union
+from typing import Dict, Sequence, Tuple, Union
+
+from mmprompt.utils.io import read_lines
 
 TemplateSpec = Union[str, Sequence[str]]
 CategorySpec = Union[str, Sequence[str]]
@@ -1171,37 +1173,32 @@ def builtin_category_sets() -> Dict[str, Tuple[str, ...]]:
     }
 
 
-def read_lines(path: str) -> List[str]:
-    """Read the non-blank lines of a UTF-8 text file, stripped.
-
-    Args:
-        path (str): The file.
-
-    Returns:
-        list[str]: One entry per non-blank line.
-    """
-    with open(path, encoding='utf-8') as f:
-        return [line.strip() for line in f if line.strip()]
-
-
-def check_templates(templates: Sequence[str]) -> Tuple[str, ...]:
+def check_templates(templates: Sequence[str],
+                    fields: Sequence[str] = ()) -> Tuple[str, ...]:
     """Check that every template is a string with exactly one ``{}``.
+
+    The one template rule, for CLIP's templates and RAM's open-set ones.
 
     Args:
         templates (Sequence[str]): Format strings such as
             ``'a photo of a {}.'``.
+        fields (Sequence[str]): Named fields a template may use besides
+            ``{}``, e.g. ``('article', )`` for RAM's ``'{article}'``.
+            Defaults to ().
 
     Returns:
         tuple[str]: The templates.
 
     Raises:
-        ValueError: If there is no template, or one has no ``{}`` or other
-            replacement fields.
+        ValueError: If there is no template, or one has no ``{}``, several,
+            or other replacement fields.
         TypeError: If a template is not a string.
     """
     templates = tuple(templates)
     if not templates:
         raise ValueError('templates is empty: give at least one template')
+    named = {field: '' for field in fields}
+    allowed = ''.join(f' and "{{{f}}}"' for f in fields)
     for template in templates:
         if not isinstance(template, str):
             raise TypeError(
@@ -1210,17 +1207,18 @@ def check_templates(templates: Sequence[str]) -> Tuple[str, ...]:
         if '{}' not in template:
             raise ValueError(
                 f"template {template!r} is not a format string with '{{}}' "
-                'for the category name')
+                'for the category name (it needs exactly one)')
         try:
-            filled = template.format('')
+            filled = template.format('', **named)
         except (IndexError, KeyError, ValueError) as e:
             raise ValueError(
-                f'template {template!r} must hold exactly one "{{}}" and no '
-                f'other replacement field ({type(e).__name__}: {e})') from None
+                f'template {template!r} must hold exactly one "{{}}"'
+                f'{allowed} and no other replacement field '
+                f'({type(e).__name__}: {e})') from None
         if template.count('{}') != 1 or '{' in filled or '}' in filled:
             raise ValueError(
-                f'template {template!r} must hold exactly one "{{}}" and no '
-                'other braces')
+                f'template {template!r} must hold exactly one "{{}}"'
+                f'{allowed} and no other braces')
     return templates
 
 

@@ -24,6 +24,8 @@ from typing import Callable, Dict, List, Mapping, Sequence, Tuple, Union
 
 import torch
 
+from mmprompt.models.clip.prompts import (check_categories, check_templates,
+                                          resolve_templates)
 from mmprompt.utils.io import read_lines
 
 TextEncoder = Callable[[List[str]], torch.Tensor]
@@ -34,27 +36,8 @@ TemplateSpec = Union[str, Sequence[str]]
 
 # The key of the template list in RAM's ``openset_templates.json``.
 RAM_TEMPLATES_KEY = 'multiple_templates'
-
-
-def _check_ram_templates(templates: Sequence[str]) -> Tuple[str, ...]:
-    """Check that each template takes the name as ``{}`` and maybe
-    ``{article}``, nothing else."""
-    templates = tuple(templates)
-    if not templates:
-        raise ValueError('no templates given')
-    for template in templates:
-        if not isinstance(template, str):
-            raise TypeError(f'a template must be a string, got {template!r}')
-        try:
-            filled = template.format('', article='')
-        except (IndexError, KeyError, ValueError) as e:
-            raise ValueError(
-                f'template {template!r} may only use "{{}}" and '
-                f'"{{article}}" ({type(e).__name__}: {e})') from None
-        if template.count('{}') != 1 or '{' in filled or '}' in filled:
-            raise ValueError(
-                f'template {template!r} must hold exactly one "{{}}"')
-    return templates
+# Named fields of RAM's templates besides ``{}``: ``'a'`` or ``'an'``.
+RAM_TEMPLATE_FIELDS = ('article', )
 
 
 def resolve_ram_templates(spec: TemplateSpec) -> Tuple[str, ...]:
@@ -85,11 +68,10 @@ def resolve_ram_templates(spec: TemplateSpec) -> Tuple[str, ...]:
                 raise ValueError(f'{spec}: a dict of templates needs a '
                                  f'{RAM_TEMPLATES_KEY!r} list')
             data = data[RAM_TEMPLATES_KEY]
-        return _check_ram_templates(data)
-    if isinstance(spec, str) or not any('{article}' in t for t in spec):
-        from mmprompt.models.clip.prompts import resolve_templates
+        return check_templates(data, fields=RAM_TEMPLATE_FIELDS)
+    if isinstance(spec, str):
         return resolve_templates(spec)
-    return _check_ram_templates(spec)
+    return check_templates(spec, fields=RAM_TEMPLATE_FIELDS)
 
 
 def ram_openset_prompts(categories: Sequence[str],
@@ -213,7 +195,6 @@ def split_categories(
         names.append(name)
     # The zero-shot classifier's rule: names the tokenizer reads alike
     # (case, whitespace) are one category.
-    from mmprompt.models.clip.prompts import check_categories
     check_categories(names)
     return tuple(names), descriptions
 

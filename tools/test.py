@@ -23,6 +23,7 @@ from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
 from mmengine.utils import ProgressBar
 
+from mmprompt.datasets.integrity import check_cifar_files
 from mmprompt.models.utils import COMPILE_MODES
 from mmprompt.utils import UserError, atomic_write, check_output, run_tool
 from mmprompt.models.prompt_learning import load_learned
@@ -351,6 +352,7 @@ def main(argv: Optional[List[str]] = None) -> dict:
     check_outputs(args)
     checkpoint = resolve_checkpoint(args.checkpoint)
     cfg = merge_args(load_config(args.config), args)
+    check_cifar_files(cfg.test_dataloader.dataset)
     setup_distributed(cfg, args.launcher, training=False)
     learned = is_learned_file(checkpoint)
     if learned:

@@ -1,0 +1,52 @@
+# Copyright (c) mmprompt contributors. All rights reserved.
+import json
+
+import numpy as np
+import pytest
+from mmcv import imwrite
+
+from mmprompt.datasets import FewShotDataset
+from mmprompt.utils import register_all_modules
+from mmprompt.utils.errors import InvalidInputError
+
+register_all_modules()
+
+
+def make_folder(root, counts):
+    for name, n in counts.items():
+        (root / name).mkdir(parents=True)
+        for i in range(n):
+            imwrite(np.full((4, 4, 3), i, np.uint8), str(root / name / f'{i}.png'))
+    return dict(type='CustomDataset', data_root=str(root), pipeline=[])
+
+
+def test_draw_is_seeded_written_and_read_back(tmp_path):
+    cfg = make_folder(tmp_path / 'train', dict(a=5, b=6, c_d=4, e=7))
+    listing = str(tmp_path / 'work' / 'list.json')
+    ds = FewShotDataset(cfg, shots=3, seed=1, list_file=listing)
+    assert len(ds) == 12
+    again = FewShotDataset(cfg, shots=3, seed=1)
+    assert ds.indices == again.indices
+    assert FewShotDataset(cfg, shots=3, seed=2).indices != ds.indices
+    saved = json.load(open(listing))
+    assert [s['index'] for s in saved['samples']] == ds.indices
+    assert FewShotDataset(cfg, shots=3, seed=9, list_file=listing).indices \
+        == ds.indices
+    with pytest.raises(InvalidInputError, match='lists 3 shots'):
+        FewShotDataset(cfg, shots=2, list_file=listing)
+
+
+def test_base_novel_split_renumbers(tmp_path):
+    cfg = make_folder(tmp_path / 'train', dict(a=2, b=2, c=2))
+    base = FewShotDataset(cfg, split='base')
+    novel = FewShotDataset(cfg, split='novel')
+    assert base.metainfo['classes'] == ('a', 'b')
+    assert novel.metainfo['classes'] == ('c', )
+    assert {novel.get_data_info(i)['gt_label'] for i in range(len(novel))} \
+        == {0}
+
+
+def test_too_few_images_names_the_classes(tmp_path):
+    cfg = make_folder(tmp_path / 'train', dict(a=5, b=2, c=1))
+    with pytest.raises(InvalidInputError, match=r'b \(2\), c \(1\)'):
+        FewShotDataset(cfg, shots=4)

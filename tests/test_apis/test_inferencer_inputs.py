@@ -94,3 +94,48 @@ def test_ram_plus_description_string_is_one(files):  # noqa: F811
     assert as_string == as_list
     tagger(files['images'], categories={'cat': list(text)})
     assert tagger.model.openset_label_embed.shape[0] == len(text)
+
+
+PAYLOAD = ('import os, sys, torch\n'
+           'class P:\n'
+           '    def __reduce__(self):\n'
+           "        return (os.system, ('touch ' + sys.argv[2],))\n"
+           "torch.save({'state_dict': {}, 'x': P()}, sys.argv[1])\n")
+
+
+def test_inferencers_load_strictly_and_safely(
+        files,
+        tmp_path,  # noqa: F811
+        monkeypatch):
+    """Issue 12, s.1 and s.3: a RAM checkpoint for a CLIP config, an
+    unconverted OpenAI CLIP, and a planted payload under
+    TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1, through both inferencers."""
+    import os.path as osp
+    import subprocess
+    import sys
+    from mmprompt.utils import CheckpointError
+    cfg = clip_testing.write_tiny_config(str(tmp_path / 'clip.py'), CIFAR)
+    with pytest.raises(
+            CheckpointError,
+            match='a RAM checkpoint .*, but this config is CLIP'):
+        ZeroShotClassifier(cfg, pretrained=files['ram'])
+    raw = str(tmp_path / 'openai.pth')
+    torch.save(clip_testing.openai_state_dict(), raw)
+    with pytest.raises(CheckpointError, match='not converted; convert it'):
+        ZeroShotClassifier(cfg, pretrained=raw)
+    evil, marker = str(tmp_path / 'evil.pth'), str(tmp_path / 'ran')
+    subprocess.run([sys.executable, '-c', PAYLOAD, evil, marker], check=True)
+    monkeypatch.setenv('TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD', '1')
+    with pytest.raises(CheckpointError, match='weights-only load refuses'):
+        ZeroShotClassifier(cfg, pretrained=evil)
+    ram_cfg = H.write_tiny_config(
+        str(tmp_path / 'ram.py'), 'ram/ram_swin-large-p4-w12_384px_normal.py',
+        20)
+    with pytest.raises(CheckpointError, match='weights-only load refuses'):
+        ImageTagger(ram_cfg, pretrained=evil)
+    with pytest.raises(CheckpointError, match='CLIP .*config is RAM'):
+        ImageTagger(
+            ram_cfg,
+            pretrained=clip_testing.write_converted_checkpoint(
+                str(tmp_path / 'c.pth')))
+    assert not osp.exists(marker)

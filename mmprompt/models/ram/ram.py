@@ -88,8 +88,8 @@ class RAM(BaseModel):
         fast_attention (bool): Run the Swin window attention through
             ``F.scaled_dot_product_attention``
             (:func:`~mmprompt.models.utils.enable_sdpa`; same parameters,
-            within 1e-6 of MMPreTrain's ``WindowMSA`` in fp32, about 30%
-            faster for Swin-L/384 on a CPU). Defaults to True.
+            within 1e-6 of MMPreTrain's ``WindowMSA`` in fp32; speed in
+            ``docs/benchmarks.md``). Defaults to True.
         data_preprocessor (dict | nn.Module, optional): Defaults to
             MMPreTrain's ``ClsDataPreprocessor`` with ImageNet's mean and std
             and ``to_rgb=True``; a dict without ``type`` gets that type.

@@ -151,8 +151,8 @@ class RAMTaggingHead(BaseModule):
     The label queries never attend to each other, so they are decoded in
     chunks on the CPU: the MLP activations of a few thousand (image, tag)
     rows stay in cache instead of a ``(B, 4585, 3072)`` tensor going through
-    memory for every element-wise op, which is about 15% faster for the
-    head and exact. The queries shared by all images and their first
+    memory for every element-wise op; exact, and faster (figures in
+    ``docs/benchmarks.md``). The queries shared by all images and their first
     projection are cached between calls while the weights are unchanged
     (inference only).
 

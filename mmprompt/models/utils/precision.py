@@ -11,9 +11,8 @@ projections, logit scales, prototypes, thresholds, sigmoid and softmax.
   that casts its floating outputs back to fp32, so the code around it does
   not change.
 - ``'autocast'``: the weights stay fp32 and the tower's forward runs under
-  ``torch.autocast``, which keeps LayerNorm and softmax in fp32. Measured on
-  an AMX CPU this was both faster and closer to fp32 than ``'cast'`` (see
-  ``docs/benchmarks.md``).
+  ``torch.autocast``, which keeps LayerNorm and softmax in fp32 (speed and
+  accuracy of both strategies: ``docs/benchmarks.md``).
 """
 from typing import Any, Dict, List, Optional, Sequence
 

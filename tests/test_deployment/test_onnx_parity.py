@@ -73,6 +73,7 @@ def test_clip_towers_and_classifier(tmp_path):
     print('\nONNX max abs diffs (CLIP ViT-B/16):', report)
 
 
+@pytest.mark.heavy
 @pytest.mark.parametrize('name', list(RAM_CFGS))
 def test_ram_tagging(name, tmp_path):
     model = build(RAM_CFGS[name], 1)

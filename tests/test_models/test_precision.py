@@ -70,6 +70,60 @@ def clip_b32():
     return model.eval()
 
 
+@pytest.fixture(scope='module')
+def tiny_clip():
+    from testing_utils import clip as clip_testing
+    cfg = Config.fromfile(
+        osp.join(CONFIGS, '_base_/models/clip_vit-base-p32.py'))
+    cfg.merge_from_dict(dict(model=clip_testing.tiny_model_overrides()))
+    model = MODELS.build(cfg.model)
+    _randomize(model)
+    model.logit_scale.data.fill_(4.6)
+    return model.eval()
+
+
+# What stays fp32 after apply_precision: the projections, the text tower's
+# embeddings and final LayerNorm, the logit scale.
+FP32_PARAMS = ('visual_proj.', 'text_encoder.text_projection',
+               'text_encoder.token_embedding.', 'text_encoder.ln_final.',
+               'text_encoder.positional_embedding', 'logit_scale')
+
+
+def test_bf16_casts_towers_and_keeps_projections_fp32(tiny_clip):
+    """Every parameter's dtype after apply_precision('bf16'): the image
+    tower and the text blocks bf16, the projections and the logit scale
+    fp32; features are fp32 and close to fp32's."""
+    model = apply_precision(copy.deepcopy(tiny_clip), 'bf16')
+    assert model.low_precision_modules == ('visual', 'text_encoder.resblocks')
+    for name, param in model.named_parameters():
+        if name.startswith(FP32_PARAMS):
+            assert param.dtype == torch.float32, name
+        else:
+            assert name.startswith(('visual.', 'text_encoder.resblocks.'))
+            assert param.dtype == torch.bfloat16, name
+    torch.manual_seed(0)
+    images = torch.randn(2, 3, 64, 64)
+    texts = model.tokenize(['a photo of a cat.', 'a dog'])
+    with torch.no_grad():
+        img, ref_img = (m.extract_image_feat(images)
+                        for m in (model, tiny_clip))
+        txt, ref_txt = (m.extract_text_feat(texts)
+                        for m in (model, tiny_clip))
+        # The shared-prefix path runs the blocks in bf16 as well.
+        enc = model.text_encoder
+        embeds = enc.token_embedding(texts)
+        prefix = enc.encode_prefix(embeds[:, :1])
+        eot = texts.argmax(-1) - 1
+        cached = enc.forward_embeddings(embeds[:, 1:], eot, prefix)
+    for got, ref in ((img, ref_img), (txt, ref_txt), (cached, ref_txt)):
+        assert got.dtype == torch.float32
+        diff = (got - ref).abs().max().item()
+        # bf16 arithmetic: close to fp32, but not equal.
+        assert 0 < diff < 0.05 * ref.abs().max().item(), diff
+    model.set_categories(['cat', 'dog'], templates=['a photo of a {}.'])
+    assert model.get_prototypes().dtype == torch.float32
+
+
 def test_fp32_is_a_no_op(clip_b32):
     model = copy.deepcopy(clip_b32)
     apply_precision(model, 'fp32')
@@ -106,7 +160,9 @@ def test_bf16_top1_agrees_with_fp32(clip_b32):
     fp32.set_categories(categories)
     low = apply_precision(copy.deepcopy(clip_b32), 'bf16')
     assert low.visual.cls_token.dtype == torch.bfloat16
-    assert low.text_encoder.ln_final.weight.dtype == torch.bfloat16
+    assert low.text_encoder.resblocks[0].mlp.c_fc.weight.dtype == \
+        torch.bfloat16
+    assert low.text_encoder.text_projection.dtype == torch.float32
     low.set_categories(categories)
     with torch.no_grad():
         ref = fp32.predict(images)

@@ -109,6 +109,12 @@ class CLIP(BaseModel):
     #: prompts of varying length).
     compile_modules = ('visual', )
 
+    #: Submodules :func:`~mmprompt.models.utils.apply_precision` casts: the
+    #: image tower and the text tower's residual blocks. ``visual_proj``,
+    #: the text tower's embeddings, ``ln_final`` and ``text_projection``,
+    #: ``logit_scale`` and the prototypes stay fp32.
+    low_precision_modules = ('visual', 'text_encoder.resblocks')
+
     @property
     def context_length(self) -> int:
         """int: Longest row of token ids the text tower accepts."""

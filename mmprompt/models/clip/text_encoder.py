@@ -248,6 +248,14 @@ class CLIPTextTransformer(BaseModule):
             nn.init.normal_(block.mlp.c_proj.weight, std=proj_std)
         nn.init.normal_(self.text_projection, std=width**-0.5)
 
+    @property
+    def block_dtype(self) -> torch.dtype:
+        """torch.dtype: The dtype of the residual blocks' weights. The
+        blocks run in it (:func:`~mmprompt.models.utils.apply_precision` may
+        cast them alone); the embeddings before them and ``ln_final`` and
+        ``text_projection`` after them keep their own dtype."""
+        return self.resblocks[0].attn.in_proj_weight.dtype
+
     def forward(self, texts: torch.Tensor) -> torch.Tensor:
         """Project each row of token ids into the joint embedding space.
 
@@ -299,15 +307,16 @@ class CLIPTextTransformer(BaseModule):
         length = embeds.size(1)
         self._check_length(start + length)
         x = embeds + self.positional_embedding[start:start + length]
+        x = x.to(self.block_dtype)
         if prefix is None:
             for block in self.resblocks:
                 x = block(x)
         else:
             for block, past in zip(self.resblocks, prefix.keys_values):
                 x = block.forward_cached(x, past)[0]
-        x = self.ln_final(x)
+        x = self.ln_final(x.to(self.ln_final.weight.dtype))
         x = x[torch.arange(x.size(0), device=x.device), eot]
-        return x @ self.text_projection
+        return x.to(self.text_projection.dtype) @ self.text_projection
 
     def encode_prefix(self, embeds: torch.Tensor) -> PrefixCache:
         """Run the first tokens of rows that share them, once.
@@ -322,7 +331,7 @@ class CLIPTextTransformer(BaseModule):
         """
         length = embeds.size(1)
         self._check_length(length)
-        x = embeds + self.positional_embedding[:length]
+        x = (embeds + self.positional_embedding[:length]).to(self.block_dtype)
         cache = []
         for block in self.resblocks:
             x, kv = block.forward_cached(x)

@@ -174,6 +174,18 @@ class RAM(BaseModel):
         ]
 
     @property
+    def low_precision_modules(self) -> List[str]:
+        """Submodules :func:`~mmprompt.models.utils.apply_precision` casts:
+        the Swin encoder, the tagging head and, with a ``category_encoder``,
+        its text tower's residual blocks. ``image_proj``, the label
+        embeddings, ``wordvec_proj``, ``fc`` and the thresholds stay
+        fp32."""
+        names = ['visual_encoder', 'tagging_head']
+        if self.text_encoder is not None:
+            names.append('category_encoder.text_encoder.resblocks')
+        return names
+
+    @property
     def text_encoder(self) -> Optional[nn.Module]:
         """nn.Module | None: The category encoder's CLIP text tower."""
         encoder = self.category_encoder

@@ -9,7 +9,10 @@ projections, logit scales, prototypes, thresholds, sigmoid and softmax.
   on a GPU the one-time cast is the cheaper path. A cast tower gets a forward
   pre-hook that casts its floating inputs to its dtype and a forward hook
   that casts its floating outputs back to fp32, so the code around it does
-  not change.
+  not change. A cast ``nn.ModuleList`` is never called, so it gets no
+  hooks: its owner runs its blocks in their dtype (the CLIP text tower casts
+  to :attr:`~mmprompt.models.clip.CLIPTextTransformer.block_dtype` before
+  its blocks and back after them).
 - ``'autocast'``: the weights stay fp32 and the tower's forward runs under
   ``torch.autocast``, which keeps LayerNorm and softmax in fp32 (speed and
   accuracy of both strategies: ``docs/benchmarks.md``).
@@ -73,10 +76,12 @@ def apply_precision(model: nn.Module,
         model (nn.Module): A built model (CLIP, RAM, ...).
         precision (str): ``'fp32'``, ``'fp16'`` or ``'bf16'``.
             Defaults to ``'fp32'`` (nothing is cast).
-        modules (Sequence[str], optional): Names of the submodules to cast.
-            Defaults to the model's ``low_precision_modules`` attribute, or
-            else every direct child with parameters but the data
-            preprocessor.
+        modules (Sequence[str], optional): Names of the submodules to cast
+            (dotted paths allowed). Defaults to the model's
+            ``low_precision_modules`` (CLIP: the image tower and the text
+            tower's blocks; RAM: the Swin encoder, the tagging head and the
+            category encoder's blocks), or else every direct child with
+            parameters but the data preprocessor.
         fast_attention (bool, optional): Switch MMPreTrain's Swin window
             attention to SDPA (:func:`enable_sdpa`). Defaults to True for
             fp16 / bf16; fp32 keeps MMPreTrain's kernels, bit for bit.
@@ -108,9 +113,13 @@ def apply_precision(model: nn.Module,
                                f'{child._mmprompt_precision}')
         child._mmprompt_precision = precision
         if strategy == 'autocast':
-            child.forward = _autocast_forward(child, dtype)
+            for part in (child if isinstance(child, nn.ModuleList) else
+                         [child]):
+                part.forward = _autocast_forward(part, dtype)
             continue
         child.to(dtype)
+        if isinstance(child, nn.ModuleList):
+            continue
         child.register_forward_pre_hook(
             lambda m, args, kwargs, dt=dtype:
             (_cast_floats(args, dt), _cast_floats(kwargs, dt)),

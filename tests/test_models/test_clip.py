@@ -354,8 +354,9 @@ def test_zero_shot_argument_checks():
         model.set_categories('cat')
     with pytest.raises(ValueError, match='categories is empty'):
         model.set_categories([])
-    with pytest.raises(TypeError, match='sequence of format strings'):
-        build_tiny(templates='a photo of a {}.')
+    # One template string is one template (resolve_templates' rule).
+    assert build_tiny(templates='a photo of a {}.').templates == (
+        'a photo of a {}.', )
 
 
 # ---------------------------------------------------------------- parity --

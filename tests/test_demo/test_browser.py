@@ -183,12 +183,15 @@ def _wait(drv, condition, what, timeout=RESULT_S):
 
 
 def _open(drv, url, tab=None):
+    """Load the page, pick ``tab``, and wait until its controls exist.
+
+    Gradio draws the tab bar before the tab's contents, so waiting for the
+    tabs alone races the first ``find_element`` (seen in CI).
+    """
     from selenium.webdriver.common.by import By
     drv.get(url)
-    _wait(
-        drv,
-        lambda d: d.find_elements(By.ID, 'tab-tagging') or d.find_elements(
-            By.CSS_SELECTOR, 'button[role=tab]'), 'the page to render')
+    _wait(drv, lambda d: d.find_elements(By.CSS_SELECTOR, 'button[role=tab]'),
+          'the page to render')
     if tab:
         buttons = [
             b for b in drv.find_elements(By.CSS_SELECTOR, 'button[role=tab]')
@@ -196,6 +199,10 @@ def _open(drv, url, tab=None):
         ]
         assert buttons, f'no tab {tab!r}'
         buttons[0].click()
+    button = 'cls-button' if tab == 'Classify' else 'tag-button'
+    _wait(drv, lambda d: any(b.is_displayed()
+                             for b in d.find_elements(By.ID, button)),
+          f'the {tab or "Tagging"} tab\'s controls')
 
 
 def _upload(drv, elem_id, path):

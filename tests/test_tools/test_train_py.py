@@ -59,14 +59,21 @@ def planted(tmp_path_factory):
     save_checkpoint(clip.state_dict(), {}, clip_path)
     g = torch.Generator().manual_seed(0)
     x = gratings(1200, g)
-    teacher = CoOp(clip, categories=NAMES, n_ctx=4)
+    # The teacher runs in float64: fitted in float32, its 150 Adam steps
+    # amplify the rounding of a different thread count into different
+    # labels (CI, with 2 threads, once kept 4 classes where 1 thread kept 5).
+    teacher = CoOp(clip, categories=NAMES, n_ctx=4).double()
     with torch.no_grad():
         data = clip.data_preprocessor(
             dict(inputs=list(x.byte())), False)['inputs']
-        feats = teacher.extract_image_feat(data)
+        feats = teacher.extract_image_feat(data.double())
     # The hidden context: fitted to random directions of the features so
-    # that the teacher's labels are spread over several classes.
-    target = ((feats - feats.mean(0)) @ torch.randn(32, 6, generator=g))
+    # that the teacher's labels are spread over several classes (this seed
+    # gives all six at least SHOTS + HELD_OUT images).
+    directions = torch.randn(
+        32, 6, generator=torch.Generator().manual_seed(5),
+        dtype=torch.float64)
+    target = (feats - feats.mean(0)) @ directions
     opt = torch.optim.Adam(teacher.prompt_learner.parameters(), lr=0.05)
     for _ in range(150):
         loss = F.cross_entropy(teacher.compute_logits(feats),
@@ -80,7 +87,7 @@ def planted(tmp_path_factory):
         c for c in range(len(NAMES))
         if int((labels == c).sum()) >= SHOTS + HELD_OUT
     ]
-    assert len(kept) >= 3, torch.bincount(labels, minlength=6)
+    assert len(kept) == len(NAMES), torch.bincount(labels, minlength=6)
     for c in kept:
         rows = torch.nonzero(labels == c)[:, 0].tolist()
         for split, chosen in (('train', rows[:SHOTS]),
@@ -148,8 +155,9 @@ def test_planted_task_is_recovered_and_reproducible(planted, tmp_path):
     top1, start_top1 = runs[0][1]['accuracy/top1'], start['accuracy/top1']
     print(f'planted task: {len(kept)} classes, held-out top-1 '
           f'{top1:.1f} after training vs {start_top1:.1f} at the start')
-    # Measured: 46.0 after training vs 16.0 at the start (5 classes).
-    assert top1 >= 40 and top1 - start_top1 >= 25
+    # Measured: 78.3 after training vs 16.7 at the start (6 classes, chance
+    # 16.7), the same with 1 and 2 threads.
+    assert top1 >= 65 and top1 - start_top1 >= 45
     assert runs[0][1] == runs[1][1]
     assert torch.equal(runs[0][0]['state_dict']['prompt_learner.ctx'],
                        runs[1][0]['state_dict']['prompt_learner.ctx'])

@@ -241,21 +241,23 @@ def test_cocoop_logits_match_reference(full):
 @pytest.mark.parity
 @pytest.mark.slow
 def test_coop_sgd_steps_match_reference_loop(full):
-    """20 SGD steps (CoOp's recipe: lr 0.002, momentum 0.9, wd 5e-4) from
-    the same init on the same batches give the same context."""
+    """6 SGD steps (CoOp's recipe: lr 0.002, momentum 0.9, wd 5e-4) from
+    the same init on the same batches give the same context: enough for the
+    momentum buffer and weight decay to act (each full-size step is about
+    8 s on one core; 20 steps on 8 classes took 5 minutes)."""
     ref, clip, ref_img, ours_img = full
     torch.manual_seed(5)
-    model = CoOp(clip, categories=NAMES, n_ctx=16).train()
-    ref_learner = RefPromptLearner(NAMES, ref,
+    model = CoOp(clip, categories=NAMES[:4], n_ctx=16).train()
+    ref_learner = RefPromptLearner(NAMES[:4], ref,
                                    model.prompt_learner.ctx.detach(), 16,
                                    None, 'end')
     ref_text = RefTextEncoder(ref)
     init = model.prompt_learner.ctx.detach().clone()
-    labels = torch.tensor([0, 3, 5, 7])
+    labels = torch.tensor([0, 3, 1, 2])
     kw = dict(lr=0.002, momentum=0.9, weight_decay=5e-4)
     opt = torch.optim.SGD(model.prompt_learner.parameters(), **kw)
     ref_opt = torch.optim.SGD(ref_learner.parameters(), **kw)
-    for step in range(20):
+    for step in range(6):
         feats = F.normalize(ours_img, dim=-1)
         loss = F.cross_entropy(model.compute_logits(feats), labels)
         opt.zero_grad()
@@ -269,7 +271,7 @@ def test_coop_sgd_steps_match_reference_loop(full):
         labels = labels.roll(1)
     diff = (model.prompt_learner.ctx - ref_learner.ctx).abs().max()
     moved = (model.prompt_learner.ctx - init).abs().max()
-    print(f'20 SGD steps: max |ctx - ref ctx| = {float(diff):.2e}, '
+    print(f'6 SGD steps: max |ctx - ref ctx| = {float(diff):.2e}, '
           f'moved {float(moved):.2e}')
     assert float(diff) <= 1e-5, float(diff)
     assert float(moved) > 1e-4

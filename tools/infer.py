@@ -128,6 +128,22 @@ def default_device() -> str:
     return 'cpu'
 
 
+def category_spec(values: Optional[List[str]]):
+    """``--categories`` as the inferencers take it: one value that is a
+    file or a built-in set name stays a string, anything else (one name
+    included) is a list of names."""
+    if not values:
+        return None
+    if len(values) == 1:
+        from mmprompt.models.clip.prompts import builtin_category_sets
+        value = values[0]
+        if os.path.isfile(value) or value in builtin_category_sets():
+            return value
+        if value.endswith('.txt'):
+            raise UserError(f'--categories: no such file {value!r}')
+    return list(values)
+
+
 def build_task(args: argparse.Namespace):
     """The model and what it computes per batch."""
     pretrained = args.checkpoint or True
@@ -137,10 +153,8 @@ def build_task(args: argparse.Namespace):
         tagger = ImageTagger(
             args.model, pretrained, device, precision=args.precision)
         if args.categories:
-            cats = args.categories
             tagger.set_categories(
-                cats[0] if len(cats) == 1 and os.path.isfile(cats[0]) else
-                cats, args.templates)
+                category_spec(args.categories), args.templates)
         return bulk.TagTask(tagger, args.threshold)
     if args.task == 'classify' and args.learned:
         return bulk.ClassifyTask(learned_model(args, device), args.topk)
@@ -148,9 +162,8 @@ def build_task(args: argparse.Namespace):
         from mmprompt.apis import ZeroShotClassifier
         classifier = ZeroShotClassifier(
             args.model, pretrained, device, precision=args.precision)
-        cats = args.categories
         classifier.set_categories(
-            cats[0] if cats and len(cats) == 1 else cats, args.templates)
+            category_spec(args.categories), args.templates)
         return bulk.ClassifyTask(classifier.model, args.topk)
     from mmprompt.apis.utils import speed_up
     from mmprompt.apis.zero_shot_classifier import build_zero_shot_model
@@ -179,9 +192,8 @@ def learned_model(args: argparse.Namespace, device: str):
         load_checkpoint(model.clip, args.checkpoint)
     load_learned(model, args.learned)
     if args.categories:
-        cats = args.categories
         model.set_categories(
-            list(resolve_categories(cats[0] if len(cats) == 1 else cats)))
+            list(resolve_categories(category_spec(args.categories))))
     model = ready_for_inference(model, device)
     speed_up(model, args.precision, False)
     return model

@@ -352,3 +352,19 @@ def test_classify_with_learned_prompts(clip_model, tmp_path):
         top = pred.pred_score.topk(2)
         assert record['labels'] == top.indices.tolist()
         assert np.allclose(record['scores'], top.values.tolist(), atol=2e-6)
+
+
+def test_categories_argument(tmp_path):
+    """One ``--categories`` value is a file or a set name if it is one, else
+    a name; a missing .txt is one clear error (it used to reach
+    resolve_categories as a string and fail with a TypeError)."""
+    from mmprompt.utils.errors import UserError
+    names = tmp_path / 'names.txt'
+    names.write_text('cat\ndog\n')
+    assert TOOL.category_spec(None) is None
+    assert TOOL.category_spec(['cat']) == ['cat']
+    assert TOOL.category_spec(['cat', 'dog']) == ['cat', 'dog']
+    assert TOOL.category_spec(['imagenet']) == 'imagenet'
+    assert TOOL.category_spec([str(names)]) == str(names)
+    with pytest.raises(UserError, match='no such file'):
+        TOOL.category_spec([str(tmp_path / 'missing.txt')])

@@ -14,6 +14,10 @@ Examples:
     python demo/classify.py cat.jpg --categories "tabby cat" beagle \
         --descriptions descriptions.json \
         --examples "tabby cat=examples/cat1.jpg,examples/cat2.jpg"
+
+    # Prompts learned by tools/train.py (CoOp, CoCoOp) on the same CLIP;
+    # a unified context also takes new names (--categories).
+    python demo/classify.py cat.jpg --learned work_dirs/coop/learned.pth
 """
 import argparse
 import json
@@ -58,6 +62,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         metavar='NAME=IMG[,IMG...]',
         help='example images per category, or one folder holding a '
         'subfolder per category')
+    parser.add_argument(
+        '--learned',
+        help='a learned-prompt file of tools/train.py (CoOp, CoCoOp) '
+        'learned on this CLIP; its prompts replace the templates')
     parser.add_argument('--topk', type=int, default=5, help='default: 5')
     parser.add_argument('--device', default='cpu', help='default: cpu')
     parser.add_argument('--out', help='also write the results to this JSON')
@@ -93,6 +101,7 @@ def main(argv: Optional[List[str]] = None) -> list:
         args.model,
         pretrained=args.checkpoint or True,
         device=args.device,
+        learned=args.learned,
         **overrides)
     categories = args.categories
     if categories and len(categories) == 1 and (categories[0]

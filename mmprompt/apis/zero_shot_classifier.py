@@ -26,7 +26,7 @@ from mmprompt.models.clip.prompts import (resolve_categories,
                                           resolve_templates)
 from mmprompt.utils.errors import InputTypeError, InvalidInputError
 from .model_zoo import check_task, get_model, list_models
-from .utils import speed_up
+from .utils import ready_for_inference, speed_up
 
 ImageInput = Union[str, np.ndarray, Image.Image]
 ModelType = Union[str, Config, BaseModel]
@@ -74,6 +74,15 @@ class ZeroShotClassifier(BaseInferencer):
             :func:`mmprompt.models.utils.compile_model`), each graph built
             on the first call of each batch shape; a string is the
             ``torch.compile`` mode. Defaults to False.
+        learned (str, optional): A learned-prompt file of
+            ``tools/train.py`` (CoOp, CoCoOp) learned on this CLIP: its
+            prompts replace the templates (no templates, descriptions or
+            examples then), and the categories default to those it was
+            trained on. A unified context takes any names (base-to-novel);
+            a class-specific one (CSC) only those it was trained on. A file
+            learned on a CLIP of another architecture is refused; on other
+            weights of the same architecture it loads with a warning.
+            Defaults to None.
         **kwargs: Overrides of the config's ``model`` dict, e.g.
             ``templates='openai_imagenet'``.
 
@@ -94,11 +103,17 @@ class ZeroShotClassifier(BaseInferencer):
                  device: Union[str, torch.device, None] = None,
                  precision: str = 'fp32',
                  compile: Union[bool, str] = False,
+                 learned: Optional[str] = None,
                  **kwargs) -> None:
         built = build_zero_shot_model(model, pretrained, device, **kwargs)
         if not hasattr(built, 'set_categories'):
             raise TypeError(f'{type(built).__name__} is not a zero-shot '
                             'classifier (no set_categories)')
+        self.learned = learned
+        if learned is not None:
+            from mmprompt.models.prompt_learning.learned import \
+                build_learned_model
+            built = ready_for_inference(build_learned_model(built, learned))
         speed_up(built, precision, compile)
         super().__init__(built, pretrained=False)
         self._spec = None
@@ -144,6 +159,10 @@ class ZeroShotClassifier(BaseInferencer):
             examples (str | dict, optional): Defaults to None.
         """
         model = self.model
+        if self.learned is not None:
+            self._set_learned_categories(categories, templates, descriptions,
+                                         examples)
+            return
         if categories is None:
             if model.categories is None:
                 raise ValueError('no categories: pass categories=[...]')
@@ -158,6 +177,25 @@ class ZeroShotClassifier(BaseInferencer):
             self._spec = spec
         elif examples is not None or model.examples:
             model.set_examples(examples)
+
+    def _set_learned_categories(self, categories, templates, descriptions,
+                                examples) -> None:
+        """Learned prompts: only the category names change."""
+        given = [
+            name for name, value in (('templates', templates),
+                                     ('descriptions', descriptions),
+                                     ('examples', examples))
+            if value is not None
+        ]
+        if given:
+            raise InvalidInputError(
+                f'{self.learned}: learned prompts replace templates, '
+                f'descriptions and examples; drop {", ".join(given)}')
+        if categories is None:
+            return
+        names = list(resolve_categories(categories))
+        if names != list(self.model.categories):
+            self.model.set_categories(names)
 
     def __call__(self,
                  inputs: Union[ImageInput, Sequence[ImageInput]],
@@ -214,11 +252,17 @@ class ZeroShotClassifier(BaseInferencer):
 
     def _save_state(self) -> dict:
         model = self.model
+        if self.learned is not None:
+            return dict(categories=list(model.categories))
         state = {k: getattr(model, k, None) for k in _MODEL_STATE}
         state['_spec'] = self._spec
         return state
 
     def _restore_state(self, state: dict) -> None:
+        if self.learned is not None:
+            if list(self.model.categories) != state['categories']:
+                self.model.set_categories(state['categories'])
+            return
         self._spec = state.pop('_spec')
         for key, value in state.items():
             setattr(self.model, key, value)

@@ -172,6 +172,11 @@ class CoOp(BaseModel):
         raise ValueError(f"invalid mode {mode!r}: 'loss', 'predict' or "
                          "'tensor'")
 
+    @property
+    def image_size(self) -> int:
+        """int: Side of the square images CLIP's image tower takes."""
+        return int(self.clip.visual.img_size[0])
+
     # -- what is saved ----------------------------------------------------
     def learned_meta(self) -> Dict:
         """The meta of a learned-prompt file (see :mod:`.learned`)."""
@@ -183,6 +188,19 @@ class CoOp(BaseModel):
             csc=learner.csc,
             class_token_position=learner.class_token_position,
             categories=list(learner.trained_categories))
+
+    @classmethod
+    def from_learned_meta(cls, clip: nn.Module, meta: Dict) -> 'CoOp':
+        """A model with the settings of a learned-prompt file's meta, over
+        a built CLIP (:func:`.learned.build_learned_model`); the context
+        is the initial one until the file is loaded."""
+        return cls(
+            clip=clip,
+            categories=list(meta['categories']),
+            n_ctx=int(meta['n_ctx']),
+            ctx_init=meta.get('ctx_init'),
+            csc=bool(meta['csc']),
+            class_token_position=meta['class_token_position'])
 
 
 def _to_samples(logits: torch.Tensor,

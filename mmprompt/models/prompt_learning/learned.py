@@ -14,6 +14,7 @@ import hashlib
 import logging
 from typing import Dict
 
+import torch
 import torch.nn as nn
 from mmengine.logging import print_log
 
@@ -86,11 +87,7 @@ def load_learned(model: nn.Module, path: str) -> Dict:
             settings, or a CLIP of another architecture.
     """
     sd, meta = read_checkpoint(path)
-    meta = meta.get('mmprompt_learned')
-    if not isinstance(meta, dict):
-        raise CheckpointError(f'{path}: not a learned-prompt file (no '
-                              'mmprompt_learned meta); tools/train.py '
-                              'writes them')
+    meta = _learned_meta(path, meta)
     expected = model.learned_meta()
     if meta.get('method') != expected['method']:
         raise CheckpointError(f"{path}: learned with {meta.get('method')}, "
@@ -128,3 +125,56 @@ def load_learned(model: nn.Module, path: str) -> Dict:
     if learner.csc:
         learner.set_categories(learner.categories)
     return meta
+
+
+def read_learned_meta(path: str) -> Dict:
+    """The meta dict of a learned-prompt file, or a one-line error."""
+    return _learned_meta(path, read_checkpoint(path)[1])
+
+
+def _learned_meta(path: str, meta: Dict) -> Dict:
+    meta = meta.get('mmprompt_learned')
+    if not isinstance(meta, dict):
+        raise CheckpointError(f'{path}: not a learned-prompt file (no '
+                              'mmprompt_learned meta); tools/train.py '
+                              'writes them')
+    return meta
+
+
+def build_learned_model(clip: nn.Module, path: str) -> nn.Module:
+    """The prompt-learning model of a learned-prompt file, over a built
+    CLIP (its weights in place), without the method's config.
+
+    The method and its settings come from the file's meta (the method's
+    ``from_learned_meta``); the checks are those of :func:`load_learned`:
+    a CLIP of another architecture is an error, other weights of the same
+    architecture a warning. The model starts with the file's categories.
+
+    Args:
+        clip (nn.Module): A :class:`~mmprompt.models.clip.CLIP` (or a
+            subclass such as ``CLIPZeroShot``) with its weights loaded.
+        path (str): The learned-prompt file.
+
+    Returns:
+        nn.Module: The model (e.g. :class:`CoOp`), CLIP frozen, on CLIP's
+        device.
+    """
+    from mmprompt.registry import MODELS
+    meta = read_learned_meta(path)
+    if meta.get('clip_arch') != clip_arch(clip):
+        raise CheckpointError(
+            f'{path}: learned on a CLIP of another architecture than this '
+            "one; use the CLIP it was trained on")
+    cls = MODELS.get(str(meta.get('method')))
+    if cls is None or not hasattr(cls, 'from_learned_meta'):
+        raise CheckpointError(
+            f"{path}: a {meta.get('method')} file cannot be built from its "
+            'meta alone; give its config (tools/test.py CONFIG FILE)')
+    device = next(clip.parameters()).device
+    # The initial context is replaced by the file's: keep the caller's
+    # random stream as it was.
+    with torch.random.fork_rng(devices=[]):
+        model = cls.from_learned_meta(clip, meta)
+    model.to(device)
+    load_learned(model, path)
+    return model

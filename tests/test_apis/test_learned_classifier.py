@@ -1,0 +1,174 @@
+# Copyright (c) mmprompt contributors. All rights reserved.
+"""ZeroShotClassifier with a learned-prompt file (CoOp), on a tiny CLIP:
+the same scores as tools/test.py on the same images, new names for a
+unified context, and the refusals."""
+import logging
+import os.path as osp
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from mmengine.logging import MMLogger
+from PIL import Image
+from testing_utils import REPO_ROOT, load_module
+
+from mmprompt.apis import ZeroShotClassifier
+from mmprompt.utils.errors import CheckpointError, InvalidInputError
+
+from testing_utils import clip as H  # noqa: E402
+TEST = load_module('_mmprompt_test_py_learned',
+                   osp.join(REPO_ROOT, 'tools', 'test.py'))
+NAMES = ['beagle', 'owl', 'red fox', 'tabby cat']  # sorted: folder order
+
+
+def write_coop_config(root, ckpt, csc=False) -> str:
+    """A CoOp config over the tiny CLIP; its test set is root/data/test."""
+    base = osp.join(H.CONFIGS, 'coop', 'coop_vit-base-p16_16shots_custom.py')
+    clip = dict(H.tiny_model_overrides(),
+                init_cfg=dict(type='Pretrained', checkpoint=ckpt))
+    size = H.TINY['img_size']
+    pipeline = [dict(type='CLIPPreprocess', scale=size),
+                dict(type='PackInputs')]
+    path = str(root / f'coop_tiny_csc{int(csc)}.py')
+    with open(path, 'w') as f:
+        f.write(f'_base_ = [{base!r}]\n'
+                f'model = dict(clip={clip!r}, n_ctx=4, csc={csc})\n'
+                f"test_dataloader = dict(num_workers=0, batch_size=3, "
+                f"dataset=dict(data_root={str(root / 'data')!r}, "
+                f'pipeline={pipeline!r}))\n'
+                "test_evaluator = [dict(type='Accuracy', topk=(1, 2))]\n")
+    return path
+
+
+def write_learned(config, path, seed) -> str:
+    from mmengine.config import Config
+
+    from mmprompt.models.prompt_learning import save_learned
+    from mmprompt.registry import MODELS
+    cfg = Config.fromfile(config)
+    model = MODELS.build(dict(cfg.model, categories=NAMES))
+    model.init_weights()
+    with torch.no_grad():
+        g = torch.Generator().manual_seed(seed)
+        ctx = model.prompt_learner.ctx
+        ctx.copy_(torch.randn(ctx.shape, generator=g) * 0.5)
+    save_learned(model, path)
+    return path
+
+
+@pytest.fixture(scope='module')
+def files(tmp_path_factory):
+    pytest.importorskip('open_clip')
+    root = tmp_path_factory.mktemp('learned')
+    ckpt = H.write_converted_checkpoint(str(root / 'tiny.pth'), seed=1)
+    config = H.write_tiny_config(str(root / 'tiny.py'),
+                                 '_base_/models/clip_vit-base-p16.py')
+    rng = np.random.default_rng(0)
+    images = []
+    for c, name in enumerate(NAMES):
+        folder = root / 'data' / 'test' / name
+        folder.mkdir(parents=True)
+        for i in range(2):
+            img = rng.integers(0, 256, (50 + 10 * i, 70, 3), np.uint8)
+            Image.fromarray(img).save(folder / f'{i}.png')
+            images.append(str(folder / f'{i}.png'))
+    coop = write_coop_config(root, ckpt)
+    csc = write_coop_config(root, ckpt, csc=True)
+    return dict(
+        root=root,
+        ckpt=ckpt,
+        config=config,
+        images=images,
+        coop=coop,
+        learned=write_learned(coop, str(root / 'coop.pth'), seed=0),
+        csc=write_learned(csc, str(root / 'csc.pth'), seed=1))
+
+
+def scores(results, n):
+    out = np.zeros((len(results), n))
+    for row, r in zip(out, results):
+        row[r['pred_labels']] = r['pred_scores']
+    return out
+
+
+def test_learned_file_gives_tools_test_scores(files, tmp_path):
+    dump = str(tmp_path / 'preds.pkl')
+    metrics = TEST.main([
+        files['coop'], files['learned'], '--work-dir',
+        str(tmp_path / 'work'), '--dump', dump, '--no-progress'
+    ])
+    with open(dump, 'rb') as f:
+        preds = {p['img_path']: p['pred_score'].numpy() for p in
+                 pickle.load(f)}
+    classifier = ZeroShotClassifier(
+        files['config'], pretrained=files['ckpt'], learned=files['learned'])
+    assert classifier.model.categories == NAMES
+    got = scores(classifier(files['images'], topk=4), len(NAMES))
+    want = np.stack([preds[p] for p in files['images']])
+    diff = float(np.abs(got - want).max())
+    print(f'ZeroShotClassifier(learned=) vs tools/test.py: max abs diff '
+          f'{diff:.1e}, top-1 {metrics["accuracy/top1"]:.1f}')
+    assert diff <= 1e-6
+    # A unified context takes names it never saw (base-to-novel).
+    novel = classifier(files['images'][:2], categories=['zebra', 'kayak'],
+                       topk=2)
+    assert {novel[0]['pred_class'], novel[1]['pred_class']} <= {
+        'zebra', 'kayak'}
+    assert classifier.model.categories == ['zebra', 'kayak']
+    with pytest.raises(InvalidInputError, match='drop templates'):
+        classifier(files['images'][0], templates='simple')
+    assert classifier.model.categories == ['zebra', 'kayak']
+
+
+def test_csc_file_refuses_unknown_names(files):
+    classifier = ZeroShotClassifier(
+        files['config'], pretrained=files['ckpt'], learned=files['csc'])
+    out = classifier(files['images'][0], categories=['owl', 'beagle'])
+    assert sorted(out[0]['pred_classes']) == ['beagle', 'owl']
+    with pytest.raises(InvalidInputError, match=r"\['zebra'\]"):
+        classifier(files['images'][0], categories=['owl', 'zebra'])
+    # The failed call changed nothing.
+    assert classifier.model.categories == ['owl', 'beagle']
+
+
+def test_learned_file_over_another_clip(files, tmp_path):
+    other = H.write_tiny_config(
+        str(tmp_path / 'other.py'), '_base_/models/clip_vit-base-p16.py',
+        model=dict(proj_dims=16))
+    with pytest.raises(CheckpointError, match='another architecture'):
+        ZeroShotClassifier(other, pretrained=False, learned=files['learned'])
+    # Same architecture, other (random) weights: a warning, and it runs.
+    logger = MMLogger.get_current_instance()
+    records = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = records.append
+    logger.addHandler(handler)
+    try:
+        classifier = ZeroShotClassifier(
+            files['config'], pretrained=False, learned=files['learned'])
+    finally:
+        logger.removeHandler(handler)
+    assert any('other CLIP weights' in r.getMessage() for r in records)
+    assert len(classifier(files['images'][0])[0]['pred_classes']) == 4
+    with pytest.raises(CheckpointError, match='not a learned-prompt file'):
+        ZeroShotClassifier(
+            files['config'], pretrained=False, learned=files['ckpt'])
+
+
+def test_demo_classify_takes_learned(files, tmp_path):
+    demo = load_module('_mmprompt_demo_classify_learned',
+                       osp.join(REPO_ROOT, 'demo', 'classify.py'))
+    out = tmp_path / 'results.json'
+    results = demo.main([
+        *files['images'][:2], '--model', files['config'], '--checkpoint',
+        files['ckpt'], '--learned', files['learned'], '--topk', '4',
+        '--out', str(out)
+    ])
+    classifier = ZeroShotClassifier(
+        files['config'], pretrained=files['ckpt'], learned=files['learned'])
+    want = classifier(files['images'][:2], topk=4)
+    assert [r['pred_classes'] for r in results] == [
+        r['pred_classes'] for r in want]
+    np.testing.assert_allclose(
+        scores(results, 4), scores(want, 4), atol=1e-6)

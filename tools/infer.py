@@ -76,8 +76,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--templates', help='prompt templates (a set name)')
     parser.add_argument(
         '--learned',
-        help='classify: a learned-prompt file of tools/train.py, with its '
-        'prompt-learning config as --model (CoOp, CoCoOp)')
+        help='classify: a learned-prompt file of tools/train.py (CoOp, '
+        'CoCoOp); --model is its prompt-learning config, or the CLIP it '
+        'was learned on (a zoo name or a zero-shot config)')
     parser.add_argument(
         '--threshold', type=float, help='tag: one threshold for all tags')
     parser.add_argument(
@@ -175,7 +176,8 @@ def build_task(args: argparse.Namespace):
 def learned_model(args: argparse.Namespace, device: str):
     """A prompt-learning model from its config, CLIP weights from the
     config's ``init_cfg`` (or ``--checkpoint``), prompts from
-    ``--learned``."""
+    ``--learned``; with a zoo name or a zero-shot config as ``--model``,
+    the model is built from the file's meta over that CLIP."""
     from mmengine.config import Config
 
     from mmprompt.apis.utils import (build_from_config, ready_for_inference,
@@ -183,10 +185,22 @@ def learned_model(args: argparse.Namespace, device: str):
     from mmprompt.models.clip.prompts import resolve_categories
     from mmprompt.models.prompt_learning import load_learned
     from mmprompt.utils.checkpoint import load_checkpoint
-    if not os.path.isfile(args.model):
-        raise UserError(f'--learned needs the config file it was trained '
-                        f'with as --model, not {args.model!r}')
-    model = build_from_config(Config.fromfile(args.model))
+    from mmprompt.registry import MODELS
+    from mmprompt.utils import register_all_modules
+    register_all_modules(init_default_scope=False)
+    cfg = Config.fromfile(args.model) if os.path.isfile(args.model) else None
+    if cfg is None or not hasattr(
+            MODELS.get(str(cfg.model.get('type'))), 'from_learned_meta'):
+        # A zoo name or a zero-shot CLIP config: the prompt-learning model
+        # is built from the file's meta, as ZeroShotClassifier(learned=).
+        from mmprompt.apis import ZeroShotClassifier
+        classifier = ZeroShotClassifier(
+            args.model, args.checkpoint or True, device,
+            precision=args.precision, learned=args.learned)
+        if args.categories:
+            classifier.set_categories(category_spec(args.categories))
+        return classifier.model
+    model = build_from_config(cfg)
     model.init_weights()
     if args.checkpoint:
         load_checkpoint(model.clip, args.checkpoint)

@@ -172,3 +172,28 @@ def test_demo_classify_takes_learned(files, tmp_path):
         r['pred_classes'] for r in want]
     np.testing.assert_allclose(
         scores(results, 4), scores(want, 4), atol=1e-6)
+
+
+def test_infer_classify_learned_over_a_zero_shot_config(files, tmp_path):
+    """tools/infer.py classify --learned with the CLIP's own (zero-shot)
+    config as --model, and novel names: ZeroShotClassifier's scores."""
+    import json
+    infer = load_module('_mmprompt_tools_infer_learned',
+                        osp.join(REPO_ROOT, 'tools', 'infer.py'))
+    out = tmp_path / 'classes.jsonl'
+    infer.main([
+        'classify', *files['images'][:3], '--model', files['config'],
+        '--checkpoint', files['ckpt'], '--learned', files['learned'],
+        '--categories', 'zebra', 'kayak', 'owl', '--topk', '3', '--out',
+        str(out), '--no-progress', '--num-workers', '0'
+    ])
+    with open(out, encoding='utf-8') as f:
+        got = {r['image']: r for r in map(json.loads, f)}
+    classifier = ZeroShotClassifier(
+        files['config'], pretrained=files['ckpt'], learned=files['learned'])
+    want = classifier(files['images'][:3], categories=['zebra', 'kayak',
+                                                        'owl'], topk=3)
+    for path, w in zip(files['images'][:3], want):
+        assert got[path]['classes'] == w['pred_classes']
+        np.testing.assert_allclose(got[path]['scores'], w['pred_scores'],
+                                   atol=2e-6)

@@ -28,12 +28,12 @@ import socket
 import tempfile
 import urllib.error
 import urllib.request
-from typing import Dict, List, Optional
+from typing import Dict, Optional
 
 from mmengine.logging import print_log
 
 from mmprompt.utils.errors import UserError
-from mmprompt.utils.io import read_lines, temp_path
+from mmprompt.utils.io import temp_path
 from .model_zoo import ModelInfo, get_configs_dir, get_model_info
 
 __all__ = [
@@ -225,17 +225,12 @@ def _fetch(url: str, sha256: Optional[str], work: str, home: str,
         what_to_do=what_to_do)
 
 
-def _read_list(path: str) -> List[str]:
-    # RAM's tag lists as recognize-anything reads them: splitlines, kept as
-    # they are (its Chinese names end in spaces).
-    return read_lines(path, skip_blank=False, strip=False, what='line')
-
-
 def _convert(info: ModelInfo, weights: str, data: Dict[str, str]):
     """Convert the downloaded files with the converter the zoo names."""
     from mmprompt.converters import (convert_openai_clip, convert_ram,
                                      load_source_checkpoint,
                                      unwrap_state_dict)
+    from mmprompt.converters.common import read_tag_list, read_thresholds
     tool = shlex.split(info.converter)
     name = osp.basename(tool[0]) if tool else ''
     state_dict = unwrap_state_dict(load_source_checkpoint(weights), weights)
@@ -243,15 +238,14 @@ def _convert(info: ModelInfo, weights: str, data: Dict[str, str]):
         return convert_openai_clip(state_dict)
     if name == 'ram_to_mmprompt.py':
         model = tool[tool.index('--model') + 1] if '--model' in tool else None
-        thresholds = None
-        if 'thresholds' in data:
-            thresholds = [float(x) for x in _read_list(data['thresholds'])]
+        # The files the zoo names, read as the converter script reads them.
         return convert_ram(
             state_dict,
-            _read_list(data['tag_list']) if 'tag_list' in data else None,
-            _read_list(data['tag_list_chinese'])
+            read_tag_list(data['tag_list']) if 'tag_list' in data else None,
+            read_tag_list(data['tag_list_chinese'], unique=False)
             if 'tag_list_chinese' in data else None,
-            thresholds,
+            read_thresholds(data['thresholds'])
+            if 'thresholds' in data else None,
             model=model)
     raise UserError(f'{info.metafile}: {info.name} names an unknown '
                     f'converter {info.converter!r}')

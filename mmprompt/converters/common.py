@@ -1,24 +1,23 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
-"""Pieces shared by every checkpoint converter.
+"""Checkpoint I/O around the converters.
 
-Converters are pure functions over state dicts; this module holds the I/O
-around them (safe loading, unwrapping, atomic saving) and the declarative rule
-engine that maps every source key or drops it on purpose.
+The converters themselves are pure functions over state dicts (the rule
+engine is :mod:`mmprompt.converters.rules`, Swin's layout helpers sit beside
+the RAM converter in :mod:`mmprompt.converters.swin`). This module reads
+what they take (source checkpoints without running their code, RAM's tag
+lists and thresholds) and writes what they give (atomically, the format by
+the extension); :mod:`mmprompt.converters.cli` is the command line both
+``tools/model_converters`` scripts share.
 """
-import os
 import os.path as osp
-import re
 import warnings
 import zipfile
 from collections import OrderedDict
-from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional
 
 import torch
 
 from mmprompt.utils.errors import UserError
-
-Transform = Optional[Callable[[torch.Tensor], torch.Tensor]]
-Rule = Tuple[str, str, Transform]
 
 MMPROMPT_FORMAT = 'mmprompt'
 
@@ -123,136 +122,6 @@ def unwrap_state_dict(obj: dict,
     return tensors
 
 
-def apply_rules(
-    state_dict: Dict[str, torch.Tensor],
-    rules: Sequence[Rule],
-    drop: Iterable[str] = (),
-    model_name: str = 'model',
-) -> Tuple['OrderedDict[str, torch.Tensor]', List[str]]:
-    """Map every key of ``state_dict`` by the first rule whose regex matches.
-
-    Args:
-        state_dict (dict): Source tensors.
-        rules (Sequence[tuple]): ``(pattern, replacement, transform)``: an
-            anchored regex (``re.fullmatch``), its replacement (``\\1``
-            groups allowed) and an optional tensor transform.
-        drop (Iterable[str]): Regexes (``re.fullmatch``) of keys dropped on
-            purpose.
-        model_name (str): Name used in error messages.
-
-    Returns:
-        tuple: The converted ``OrderedDict`` and the sorted dropped keys.
-
-    Raises:
-        ConverterError: If a key is neither mapped nor dropped, or two keys
-            map to the same target.
-    """
-    compiled = [(re.compile(p), r, t) for p, r, t in rules]
-    dropped_res = [re.compile(p) for p in drop]
-    out = OrderedDict()
-    dropped, unknown = [], []
-    for key, value in state_dict.items():
-        for regex, repl, transform in compiled:
-            if regex.fullmatch(key):
-                new_key = regex.sub(repl, key)
-                if new_key in out:
-                    raise ConverterError(
-                        f'{model_name}: two keys map to {new_key!r}')
-                out[new_key] = transform(value) if transform else value
-                break
-        else:
-            if any(r.fullmatch(key) for r in dropped_res):
-                dropped.append(key)
-            else:
-                unknown.append(key)
-    if unknown:
-        shown = ', '.join(unknown[:10])
-        more = f' and {len(unknown) - 10} more' if len(unknown) > 10 else ''
-        raise ConverterError(
-            f'not a {model_name} checkpoint: {len(unknown)} unknown '
-            f'key(s): {shown}{more}')
-    return out, sorted(dropped)
-
-
-def swin_unfold_reduction(weight: torch.Tensor) -> torch.Tensor:
-    """Reorder a PatchMerging ``reduction`` weight for ``nn.Unfold`` input.
-
-    The Microsoft layout concatenates the 2x2 neighbours on channels as
-    ``[x(0,0), x(1,0), x(0,1), x(1,1)]`` (offsets ``(row, col)``), one block
-    of C channels each. MMPreTrain's PatchMerging uses ``nn.Unfold``, whose
-    output is channel-major: index ``c * 4 + row * 2 + col``. The input
-    columns are permuted accordingly.
-
-    Args:
-        weight (Tensor): ``(out, 4C)`` in the Microsoft layout.
-
-    Returns:
-        Tensor: ``(out, 4C)`` in MMPreTrain's layout.
-    """
-    out_ch, in_ch = weight.shape
-    # Microsoft block b holds offset (b % 2, b // 2); unfold orders offsets
-    # by row * 2 + col, i.e. Microsoft blocks [0, 2, 1, 3], channel-major.
-    w = weight.reshape(out_ch, 4, in_ch // 4)[:, [0, 2, 1, 3], :]
-    return w.transpose(1, 2).reshape(out_ch, in_ch).contiguous()
-
-
-def swin_unfold_norm(vector: torch.Tensor) -> torch.Tensor:
-    """Reorder a PatchMerging ``norm`` weight or bias like
-    :func:`swin_unfold_reduction`.
-
-    Args:
-        vector (Tensor): ``(4C,)`` in the Microsoft layout.
-
-    Returns:
-        Tensor: ``(4C,)`` in MMPreTrain's layout.
-    """
-    in_ch = vector.shape[0]
-    v = vector.reshape(4, in_ch // 4)[[0, 2, 1, 3], :]
-    return v.transpose(0, 1).reshape(in_ch).contiguous()
-
-
-def swin_relative_position_index(window_size: int) -> torch.Tensor:
-    """The ``relative_position_index`` buffer of a Swin window attention.
-
-    Entry ``(i, j)`` is ``(hi - hj + ws - 1) * (2 ws - 1) + (wi - wj + ws -
-    1)`` for the row-major positions ``i = (hi, wi)`` and ``j = (hj, wj)``
-    of a ``ws x ws`` window: Microsoft's formula, and the values of
-    MMPreTrain's (persistent) buffer.
-
-    Args:
-        window_size (int): Side of the window.
-
-    Returns:
-        torch.Tensor: ``(ws * ws, ws * ws)``, int64.
-    """
-    coords = torch.arange(window_size)
-    rows = coords.repeat_interleave(window_size)
-    cols = coords.repeat(window_size)
-    rel_rows = rows[:, None] - rows[None, :] + window_size - 1
-    rel_cols = cols[:, None] - cols[None, :] + window_size - 1
-    return rel_rows * (2 * window_size - 1) + rel_cols
-
-
-def swin_window_size(bias_table: torch.Tensor) -> int:
-    """Window side of a Swin ``relative_position_bias_table``.
-
-    Args:
-        bias_table (Tensor): ``((2 ws - 1) ** 2, heads)``.
-
-    Returns:
-        int: ``ws``.
-
-    Raises:
-        ConverterError: If the first dimension is not an odd square.
-    """
-    side = round(bias_table.shape[0]**0.5)
-    if side * side != bias_table.shape[0] or side % 2 == 0:
-        raise ConverterError(
-            'relative_position_bias_table has '
-            f'{bias_table.shape[0]} rows, not (2 * window - 1) ** 2')
-    return (side + 1) // 2
-
-
 def save_checkpoint_atomic(checkpoint: dict,
                            dst: str,
                            force: bool = False) -> None:
@@ -326,3 +195,51 @@ def check_output_path(src: str, dst: str, force: bool) -> None:
     # An existing file, a dangling symbolic link, a directory or an
     # unwritable folder: refused with one line.
     check_output(dst, force=force)
+
+
+def read_tag_list(path: str, unique: bool = True) -> List[str]:
+    """A RAM tag list as recognize-anything reads it: one name a line, kept
+    exactly (its Chinese names end in spaces).
+
+    Read with :func:`mmprompt.utils.io.read_lines`: a blank line (a tag with
+    no name) is refused, and with ``unique`` a repeated name (two classes
+    the tagger cannot tell apart). RAM's Chinese list repeats names for
+    distinct English tags, so it is read with ``unique=False``.
+
+    Args:
+        path (str): A UTF-8 text file.
+        unique (bool): Refuse a repeated name. Defaults to True.
+
+    Returns:
+        list[str]: The names, one per class.
+
+    Raises:
+        InvalidInputError: A one-line message naming the file and line.
+    """
+    from mmprompt.utils.io import read_lines
+    return read_lines(
+        path, skip_blank=False, unique=unique, what='tag', strip=False)
+
+
+def read_thresholds(path: str) -> List[float]:
+    """RAM's per-class thresholds, one number a line.
+
+    Args:
+        path (str): A UTF-8 text file (``ram_tag_list_threshold.txt``).
+
+    Returns:
+        list[float]: The thresholds, one per class.
+
+    Raises:
+        UserError: If a line is blank or not a number (one line naming it).
+    """
+    from mmprompt.utils.io import read_lines
+    lines = read_lines(path, skip_blank=False, what='threshold')
+    values = []
+    for lineno, line in enumerate(lines, 1):
+        try:
+            values.append(float(line))
+        except ValueError:
+            raise ConverterError(
+                f'{path}: line {lineno} is not a number: {line!r}') from None
+    return values

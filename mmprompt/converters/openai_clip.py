@@ -14,7 +14,8 @@ from typing import Dict, Optional, Tuple
 
 import torch
 
-from .common import MMPROMPT_FORMAT, ConverterError, apply_rules
+from .common import MMPROMPT_FORMAT, ConverterError
+from .rules import apply_rules
 
 MODEL_NAME = 'CLIP ViT (OpenAI layout)'
 SOURCE = 'openai_clip'

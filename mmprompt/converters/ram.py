@@ -24,10 +24,10 @@ from typing import Dict, Optional, Sequence, Tuple
 
 import torch
 
-from .common import (MMPROMPT_FORMAT, ConverterError, apply_rules,
-                     swin_relative_position_index, swin_unfold_norm,
-                     swin_unfold_reduction, swin_window_size,
-                     unwrap_state_dict)
+from .common import MMPROMPT_FORMAT, ConverterError, unwrap_state_dict
+from .rules import apply_rules
+from .swin import (swin_relative_position_index, swin_unfold_norm,
+                   swin_unfold_reduction, swin_window_size)
 
 MODEL_NAME = 'RAM / RAM++ (recognize-anything layout)'
 SOURCES = {'ram': 'RAMNormal', 'ram_plus': 'RAMPlus'}

@@ -41,8 +41,9 @@ def test_ram_tag_lists_blank_or_repeated(ram_vectors_dir, tmp_path, capsys):
     src = osp.join(ram_vectors_dir, 'ram_tiny_state_dict.pth')
     blank = ram_testing.write_lines(str(tmp_path / 'blank.txt'), [''] * 20)
     dup = ram_testing.write_lines(str(tmp_path / 'dup.txt'), ['dup'] * 20)
-    for tags, message in [(blank, 'blank.txt:1: blank line'),
-                          (dup, "dup.txt:2: the tag 'dup' repeats line 1")]:
+    for tags, message in [(blank, 'blank.txt: line 1 is blank'),
+                          (dup, "dup.txt: line 2 repeats the tag 'dup' of "
+                           'line 1')]:
         dst = str(tmp_path / 'out.pth')
         assert RAM_CLI.main([src, dst, '--tag-list', tags]) == 1
         assert message in capsys.readouterr().err

@@ -1,0 +1,89 @@
+# Copyright (c) mmprompt contributors. All rights reserved.
+"""The command line the ``tools/model_converters`` scripts share.
+
+Every converter script takes its input the same way: positional ``src``
+(never modified) and ``dst``, ``--format`` (by default the extension of
+``dst`` decides: ``.safetensors`` or a ``.pth``), ``--force`` to replace
+an existing ``dst``; every expected failure is one ``error: ...`` line on
+stderr and exit status 1, checked before any work where it can be (the
+output path first, then the side files, then the source checkpoint).
+"""
+import argparse
+import os.path as osp
+import sys
+from typing import Callable, Optional, Tuple
+
+from mmengine.logging import print_log
+
+from mmprompt.utils.errors import UserError
+from .common import (OUTPUT_FORMATS, check_output_path, load_source_checkpoint,
+                     output_format, save_checkpoint_atomic, unwrap_state_dict)
+
+#: ``convert(state_dict, **inputs) -> (converted, meta)``.
+Convert = Callable[..., Tuple[dict, dict]]
+
+
+def converter_parser(description: str) -> argparse.ArgumentParser:
+    """An argument parser with the arguments every converter takes.
+
+    Args:
+        description (str): What the script converts.
+
+    Returns:
+        argparse.ArgumentParser: With ``src``, ``dst``, ``--format`` and
+        ``--force``; the script adds its own options.
+    """
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument(
+        'src',
+        help='source checkpoint (a state dict, possibly wrapped, a '
+        'TorchScript archive or a .safetensors file), never modified')
+    parser.add_argument('dst', help='output checkpoint')
+    parser.add_argument(
+        '--format',
+        choices=OUTPUT_FORMATS,
+        help='output format (default: from the extension of dst: '
+        '.safetensors, tensors only with the meta in its metadata, else a '
+        '.pth of tensors and plain data)')
+    parser.add_argument(
+        '--force', action='store_true', help='overwrite an existing dst')
+    return parser
+
+
+def run_converter(args: argparse.Namespace,
+                  convert: Convert,
+                  read_inputs: Optional[Callable[[], dict]] = None,
+                  describe: Optional[Callable[[dict, dict], str]] = None
+                  ) -> int:
+    """Check the paths, read, convert and save; one line on a failure.
+
+    Args:
+        args (argparse.Namespace): From :func:`converter_parser`.
+        convert (Callable): ``convert(state_dict, **inputs)`` returning the
+            converted tensors and the meta, e.g. :func:`convert_ram`.
+        read_inputs (Callable, optional): Reads the side files (tag lists,
+            ...) into the keyword arguments of ``convert``, before the
+            source checkpoint is loaded. Defaults to None (none).
+        describe (Callable, optional): ``describe(converted, meta)``, what
+            the success line says about the result. Defaults to None.
+
+    Returns:
+        int: The exit status: 0, or 1 after an ``error: ...`` line.
+    """
+    try:
+        output_format(args.dst, args.format)
+        check_output_path(args.src, args.dst, args.force)
+        inputs = read_inputs() if read_inputs is not None else {}
+        state_dict = unwrap_state_dict(
+            load_source_checkpoint(args.src), args.src)
+        converted, meta = convert(state_dict, **inputs)
+        meta['source_file'] = osp.basename(args.src)
+        save_checkpoint_atomic(
+            dict(state_dict=converted, meta=meta), args.dst, force=args.force)
+    except (UserError, OSError) as e:
+        sys.stderr.write(f'error: {e}\n')
+        return 1
+    what = describe(converted, meta) if describe else \
+        f'{len(converted)} tensors'
+    print_log(f'Saved {what} to {args.dst}', logger='current')
+    return 0

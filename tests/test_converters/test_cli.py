@@ -1,0 +1,113 @@
+# Copyright (c) mmprompt contributors. All rights reserved.
+"""The two converter scripts take their input the same way: ``src dst``,
+``--format`` or the extension of dst, ``--force``, and the same one-line
+errors for the same mistakes (:mod:`mmprompt.converters.cli`)."""
+import os.path as osp
+
+import pytest
+import torch
+
+from testing_utils import REPO_ROOT, load_module
+from testing_utils import clip as clip_testing
+
+CLIS = {
+    name: load_module(
+        f'_mmprompt_cli_{name}',
+        osp.join(REPO_ROOT, 'tools', 'model_converters',
+                 f'{name}_to_mmprompt.py'))
+    for name in ('openai_clip', 'ram')
+}
+
+
+@pytest.fixture(scope='module', autouse=True)
+def _logger_outside_capsys():
+    """MMEngine's logger keeps the stream it was made with: make it before
+    capsys swaps stderr."""
+    from mmengine.logging import MMLogger
+    MMLogger.get_current_instance()
+
+
+@pytest.fixture(scope='module')
+def sources(tmp_path_factory, ram_vectors_dir):
+    """A source checkpoint of each converter."""
+    clip = str(tmp_path_factory.mktemp('src') / 'openai.pth')
+    torch.save(clip_testing.openai_state_dict(), clip)
+    return dict(
+        openai_clip=clip,
+        ram=osp.join(ram_vectors_dir, 'ram_tiny_state_dict.pth'))
+
+
+def one_error(capsys) -> str:
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith('error: '), err
+    return lines[0]
+
+
+def test_same_arguments():
+    """The shared arguments come from one parser: same names, same help."""
+    def shared(cli):
+        parser = cli.converter_parser('x')
+        return [(a.dest, a.help, a.choices) for a in parser._actions]
+
+    assert shared(CLIS['openai_clip']) == shared(CLIS['ram'])
+    for cli in CLIS.values():
+        args = cli.parse_args(['in.pth', 'out.safetensors', '--force'])
+        assert (args.src, args.dst, args.force, args.format) == (
+            'in.pth', 'out.safetensors', True, None)
+
+
+def test_same_errors(sources, tmp_path, capsys):
+    """Each mistake gives both scripts the same line, with the paths
+    swapped in, and writes nothing."""
+    notes = tmp_path / 'notes.txt'
+    notes.write_text('not a checkpoint')
+    exists = tmp_path / 'exists.pth'
+    exists.write_bytes(b'keep me')
+    messages = {}
+    for name, cli in CLIS.items():
+        src = sources[name]
+        cases = dict(
+            missing=[str(tmp_path / 'missing.pth'), str(tmp_path / 'a.pth')],
+            folder=[str(tmp_path), str(tmp_path / 'b.pth')],
+            not_checkpoint=[str(notes), str(tmp_path / 'c.pth')],
+            exists=[src, str(exists)],
+            onto_input=[src, src, '--force'],
+            format=[src, str(tmp_path / 'd.pth'), '--format', 'safetensors'],
+        )
+        for case, argv in cases.items():
+            assert cli.main(argv) == 1, (name, case)
+            line = one_error(capsys)
+            messages.setdefault(case, []).append(
+                line.replace(src, 'SRC').replace(str(tmp_path), 'TMP'))
+    for case, (clip_line, ram_line) in messages.items():
+        assert clip_line == ram_line, case
+    assert exists.read_bytes() == b'keep me'
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        'exists.pth', 'notes.txt'
+    ]
+    assert 'exists; pass --force' in messages['exists'][0]
+    assert 'overwrite the input' in messages['onto_input'][0]
+
+
+def test_format_by_extension(sources, tmp_path):
+    """``.safetensors`` by its name, ``.pth`` otherwise, for both; the
+    files load back with the same tensors."""
+    from mmprompt.utils.checkpoint import read_checkpoint
+    for name, cli in CLIS.items():
+        st = str(tmp_path / f'{name}.safetensors')
+        pth = str(tmp_path / f'{name}.pth')
+        assert cli.main([sources[name], st]) == 0
+        assert cli.main([sources[name], pth]) == 0
+        with open(st, 'rb') as f:
+            header = int.from_bytes(f.read(8), 'little')
+            assert f.read(1) == b'{' and header > 0  # safetensors' header
+        assert torch.load(pth, weights_only=True).keys() == {
+            'state_dict', 'meta'
+        }
+        (sd_st, meta_st), (sd_pth, meta_pth) = (read_checkpoint(st),
+                                                read_checkpoint(pth))
+        assert meta_st == meta_pth
+        assert meta_st['source_file'] == osp.basename(sources[name])
+        assert sd_st.keys() == sd_pth.keys()
+        assert all(torch.equal(sd_st[k], sd_pth[k]) for k in sd_st)

@@ -161,6 +161,16 @@ class DemoBackend:
         """Names of the prompt template sets offered on the page."""
         return ['simple']
 
+    def learned_prompts(self) -> Optional[str]:
+        """What the learned prompts classify with (Markdown), or None when
+        Classify uses templates."""
+        return None
+
+    def learned_categories(self) -> List[str]:
+        """The categories the learned prompts were trained on (the
+        categories box starts with them), or [] without learned prompts."""
+        return []
+
     def tag(self, image: Image.Image, threshold: Optional[float],
             categories: Optional[Sequence[str]]) -> List[TagRow]:
         """Tag an image.
@@ -281,6 +291,12 @@ class MMPromptBackend(DemoBackend):
             it (or with a closed-set config) the open set is disabled.
             Defaults to None.
         device (str, optional): Torch device. Defaults to None (CPU).
+        learned (str, optional): A learned-prompt file of
+            ``tools/train.py`` (CoOp, CoCoOp) learned on this CLIP; its
+            prompts replace the templates, descriptions and examples. Its
+            meta is read here (a bad file is an error at start-up); the
+            architecture check runs when the classifier is built.
+            Defaults to None.
     """
 
     def __init__(self,
@@ -289,8 +305,15 @@ class MMPromptBackend(DemoBackend):
                  ram_config: Optional[str] = None,
                  ram_checkpoint: Optional[str] = None,
                  ram_text_checkpoint: Optional[str] = None,
-                 device: Optional[str] = None) -> None:
+                 device: Optional[str] = None,
+                 learned: Optional[str] = None) -> None:
         self.clip_config, self.clip_checkpoint = clip_config, clip_checkpoint
+        self.learned = learned
+        self._learned_meta = None
+        if learned is not None:
+            from mmprompt.models.prompt_learning.learned import \
+                read_learned_meta
+            self._learned_meta = read_learned_meta(learned)
         if ram_config is None:
             ram_config = RAM_OPENSET_CONFIG if ram_text_checkpoint else \
                 RAM_CONFIG
@@ -341,12 +364,31 @@ class MMPromptBackend(DemoBackend):
         # encode for every new category list on a CPU.
         return sorted(TEMPLATE_SETS, key=lambda n: (n != 'simple', n))
 
+    def learned_prompts(self) -> Optional[str]:
+        meta = self._learned_meta
+        if meta is None:
+            return None
+        names = list(meta.get('categories') or ())
+        context = ('class-specific: only these names' if meta.get('csc')
+                   else 'unified: any names')
+        shown = ', '.join(names[:10]) + (', ...' if len(names) > 10 else '')
+        return (f"**Learned prompts:** `{osp.basename(self.learned)}` "
+                f"({meta.get('method')}, {meta.get('n_ctx')} context "
+                f'vectors, {context}), trained on {len(names)} categories: '
+                f'{shown}. They replace the templates, descriptions and '
+                'examples.')
+
+    def learned_categories(self) -> List[str]:
+        meta = self._learned_meta
+        return list(meta.get('categories') or ()) if meta else []
+
     def _build_classifier(self) -> Any:
         from mmprompt.apis import ZeroShotClassifier
         return ZeroShotClassifier(
             self.clip_config,
             pretrained=self.clip_checkpoint,
-            device=self.device)
+            device=self.device,
+            learned=self.learned)
 
     def _build_tagger(self) -> Any:
         from mmprompt.apis import ImageTagger
@@ -386,6 +428,12 @@ class MMPromptBackend(DemoBackend):
                  descriptions: Dict[str, List[str]],
                  examples: Dict[str, List[Image.Image]], templates: str,
                  topk: int) -> Dict[str, float]:
+        if self.learned is not None:
+            if descriptions or examples:
+                raise DemoInputError(
+                    'the learned prompts replace descriptions and example '
+                    'images: leave them empty')
+            templates = None  # the learned context is the prompt
         result = self._classifier.run(lambda classifier: classifier(
             image,
             categories=list(categories),

@@ -167,16 +167,22 @@ def _classify_tab(backend: DemoBackend) -> None:
     if unavailable:
         gr.Markdown(unavailable, elem_id='cls-unavailable')
         return
+    learned = backend.learned_prompts()
+    if learned:
+        gr.Markdown(learned, elem_id='cls-learned')
     with gr.Row():
         with gr.Column():
             image = _image_input('cls-image')
             categories = gr.Textbox(
+                value=', '.join(backend.learned_categories()),
                 lines=3,
                 label='Categories',
                 placeholder='Comma or newline separated, e.g. "tabby cat, '
                 'golden retriever, red fox"',
                 elem_id='cls-categories')
-            with gr.Accordion('Descriptions (optional)', open=False):
+            # Learned prompts replace descriptions, examples and templates.
+            with gr.Accordion('Descriptions (optional)', open=False,
+                              visible=not learned):
                 descriptions = gr.Textbox(
                     lines=3,
                     show_label=False,
@@ -184,7 +190,8 @@ def _classify_tab(backend: DemoBackend) -> None:
                     'e.g.\nred fox: a small wild dog with a bushy red tail',
                     elem_id='cls-descriptions')
             slots: List[Any] = []
-            with gr.Accordion('Example images (optional)', open=False):
+            with gr.Accordion('Example images (optional)', open=False,
+                              visible=not learned):
                 for i in range(NUM_EXAMPLE_SLOTS):
                     with gr.Row():
                         name = gr.Dropdown(
@@ -207,6 +214,7 @@ def _classify_tab(backend: DemoBackend) -> None:
                     choices=choices,
                     value=choices[0],
                     label='Prompt templates',
+                    visible=not learned,
                     elem_id='cls-templates')
                 topk = gr.Slider(
                     1, 20, value=5, step=1, label='Top-k', elem_id='cls-topk')
@@ -298,6 +306,10 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         default=DEFAULT_CLIP_CONFIG,
         help='CLIP model name or config file (default: %(default)s)')
     parser.add_argument(
+        '--learned',
+        help='a learned-prompt file of tools/train.py (CoOp, CoCoOp) '
+        'learned on the --clip-checkpoint CLIP: Classify uses its prompts')
+    parser.add_argument(
         '--ram-checkpoint',
         help='converted RAM checkpoint (tools/model_converters/'
         'ram_to_mmprompt.py); without it Tagging is disabled')
@@ -341,7 +353,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         ram_config=args.ram_config,
         ram_checkpoint=args.ram_checkpoint,
         ram_text_checkpoint=text_checkpoint,
-        device=args.device)
+        device=args.device,
+        learned=args.learned)
     for what, why in (('Classify', backend.clip_unavailable()),
                       ('Tagging', backend.ram_unavailable()),
                       ('Open-set tagging', backend.open_set_unavailable())):
@@ -363,4 +376,5 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
 
 
 if __name__ == '__main__':
-    main()
+    from mmprompt.utils.errors import run_tool
+    run_tool(main)  # a bad --learned file is one line

@@ -623,3 +623,51 @@ def test_page_via_client(tmp_path):
             api_name='/tag')[1] == 'frisbee | grass | dog'
     finally:
         page.close()
+
+
+def test_learned_prompts_in_the_classify_tab(tmp_path):
+    """``--learned``: the real backend classifies with a CoOp file (the
+    scores of ZeroShotClassifier(learned=)), the page shows it and starts
+    with its categories; descriptions are refused, a bad file is refused
+    at start-up."""
+    from testing_utils import demo_models as tiny
+
+    from mmprompt.apis import ZeroShotClassifier
+    from mmprompt.models.prompt_learning import CoOp, save_learned
+    from mmprompt.utils.errors import CheckpointError
+    clip = tiny.make_tiny_clip(str(tmp_path))
+    names = ['cat', 'dog', 'red car']
+    zero_shot = ZeroShotClassifier(clip['config'], clip['checkpoint'])
+    import torch
+    torch.manual_seed(0)
+    coop = CoOp(zero_shot.model, categories=names, n_ctx=2)
+    learned = str(tmp_path / 'coop.pth')
+    save_learned(coop, learned)
+    backend = MMPromptBackend(clip['config'], clip['checkpoint'],
+                              learned=learned)
+    note = backend.learned_prompts()
+    assert 'CoOp' in note and 'cat, dog, red car' in note
+    assert backend.learned_categories() == names
+    image = np.random.default_rng(0).integers(0, 256, (40, 50, 3), np.uint8)
+    out = run_classify(backend, image, 'cat, red car, zebra', '', [],
+                       'simple', 3)
+    want = ZeroShotClassifier(
+        clip['config'], clip['checkpoint'], learned=learned)(
+            Image.fromarray(image), categories=['cat', 'red car', 'zebra'],
+            topk=3)[0]
+    assert list(out) == want['pred_classes']
+    assert np.allclose(list(out.values()), want['pred_scores'], atol=1e-6)
+    with pytest.raises(DemoInputError, match='replace descriptions'):
+        run_classify(backend, image, 'cat, dog', 'cat: small', [], 'simple',
+                     2)
+    with pytest.raises(CheckpointError, match='not a learned-prompt file'):
+        MMPromptBackend(clip['config'], clip['checkpoint'],
+                        learned=clip['checkpoint'])
+    if importlib.util.find_spec('gradio') is None:
+        pytest.skip('gradio is not installed: the page is not checked')
+    page = _load_demo_module().build_demo(backend, queue_size=4)
+    props = {c['props'].get('elem_id'): c['props']
+             for c in page.config['components']}
+    assert props['cls-learned']['value'] == note
+    assert props['cls-categories']['value'] == 'cat, dog, red car'
+    assert props['cls-templates']['visible'] is False

@@ -41,5 +41,11 @@ class PromptClassesHook(Hook):
     def before_val_epoch(self, runner) -> None:
         self._set(runner, runner.val_dataloader)
 
+    def before_test(self, runner) -> None:
+        # Before the checks of the loop's start (tools/test.py's labels
+        # against the categories): a base-to-novel test set has more
+        # classes than the prompts were trained on.
+        self._set(runner, runner.test_dataloader)
+
     def before_test_epoch(self, runner) -> None:
         self._set(runner, runner.test_dataloader)

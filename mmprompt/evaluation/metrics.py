@@ -1,5 +1,7 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
-"""Mean per-class recall, as zero-shot benchmarks report it.
+"""Mean per-class recall, as zero-shot benchmarks report it, and the
+base / novel / harmonic-mean accuracy of the base-to-novel protocol
+(:class:`BaseNovelAccuracy`).
 
 MMPreTrain's ``SingleLabelMetric(average='macro', items=('recall', ))``
 averages over all ``num_classes`` columns of the scores, so a class absent
@@ -78,3 +80,78 @@ class MeanPerClassRecall(BaseMetric):
         """
         pred, gt = torch.tensor(results, dtype=torch.long).reshape(-1, 2).t()
         return dict(mean_per_class_recall=mean_per_class_recall(pred, gt))
+
+
+def harmonic_mean(base: float, novel: float) -> float:
+    """``2 b n / (b + n)``, 0 when both are 0."""
+    return 2 * base * novel / (base + novel) if base + novel else 0.0
+
+
+@METRICS.register_module()
+class BaseNovelAccuracy(BaseMetric):
+    """Base-to-novel accuracy (CoCoOp's protocol), in one pass.
+
+    The test set holds every class, base ones first (labels below
+    ``num_base``; by default the first half of the labels, rounded up:
+    :func:`mmprompt.datasets.few_shot.split_labels`, the rule of the
+    training split). A base image is classified among the base classes
+    only and a novel image among the novel ones only, by the arg-max of its
+    scores over that group: the same predictions as two runs over each
+    half of the classes, since a category's logit depends on its own
+    prompt alone. Result keys (with the prefix ``base_novel/``): ``base``,
+    ``novel`` (top-1, percent) and ``hm``, their harmonic mean
+    ``2 b n / (b + n)``.
+
+    Args:
+        num_base (int, optional): Number of base classes. Defaults to None
+            (half of the score columns, rounded up).
+        collect_device (str): ``'cpu'`` or ``'gpu'``. Defaults to
+            ``'cpu'``.
+        prefix (str, optional): Defaults to ``'base_novel'``.
+    """
+    default_prefix: Optional[str] = 'base_novel'
+
+    def __init__(self,
+                 num_base: Optional[int] = None,
+                 collect_device: str = 'cpu',
+                 prefix: Optional[str] = None) -> None:
+        super().__init__(collect_device=collect_device, prefix=prefix)
+        self.num_base = num_base
+
+    def process(self, data_batch, data_samples: Sequence[dict]) -> None:
+        """Keep, per sample, whether it is a base image and whether it is
+        right within its group.
+
+        Args:
+            data_batch: Unused.
+            data_samples (Sequence[dict]): Model outputs with
+                ``pred_score`` (over all classes) and ``gt_label``.
+        """
+        for sample in data_samples:
+            scores = sample['pred_score'].reshape(-1)
+            m = self.num_base or (scores.numel() + 1) // 2
+            gt = int(sample['gt_label'].reshape(-1)[0])
+            if gt < m:
+                pred = int(scores[:m].argmax())
+            else:
+                pred = m + int(scores[m:].argmax())
+            self.results.append((gt < m, pred == gt))
+
+    def compute_metrics(self, results: List[tuple]) -> dict:
+        """``base``, ``novel`` and ``hm`` in percent.
+
+        Raises:
+            InvalidInputError: The test set lacks base or novel images.
+        """
+        from mmprompt.utils.errors import InvalidInputError
+        groups = {True: [], False: []}
+        for is_base, right in results:
+            groups[bool(is_base)].append(bool(right))
+        for is_base, name in ((True, 'base'), (False, 'novel')):
+            if not groups[is_base]:
+                raise InvalidInputError(
+                    f'BaseNovelAccuracy: no {name}-class images; its test '
+                    'set holds every class (base and novel)')
+        base, novel = (100.0 * sum(groups[g]) / len(groups[g])
+                       for g in (True, False))
+        return dict(base=base, novel=novel, hm=harmonic_mean(base, novel))

@@ -1,7 +1,8 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
 """ZeroShotClassifier with a learned-prompt file (CoOp), on a tiny CLIP:
 the same scores as tools/test.py on the same images, new names for a
-unified context, and the refusals."""
+unified context, and the refusals; tools/test.py's base-to-novel report
+equals two runs over the base and the novel classes."""
 import logging
 import os.path as osp
 import pickle
@@ -22,32 +23,36 @@ TEST = load_module('_mmprompt_test_py_learned',
 NAMES = ['beagle', 'owl', 'red fox', 'tabby cat']  # sorted: folder order
 
 
-def write_coop_config(root, ckpt, csc=False) -> str:
+PIPELINE = [dict(type='CLIPPreprocess', scale=H.TINY['img_size']),
+            dict(type='PackInputs')]
+
+
+def write_coop_config(root, ckpt, csc=False,
+                      name='coop_vit-base-p16_16shots_custom.py',
+                      extra=None) -> str:
     """A CoOp config over the tiny CLIP; its test set is root/data/test."""
-    base = osp.join(H.CONFIGS, 'coop', 'coop_vit-base-p16_16shots_custom.py')
+    base = osp.join(H.CONFIGS, 'coop', name)
     clip = dict(H.tiny_model_overrides(),
                 init_cfg=dict(type='Pretrained', checkpoint=ckpt))
-    size = H.TINY['img_size']
-    pipeline = [dict(type='CLIPPreprocess', scale=size),
-                dict(type='PackInputs')]
-    path = str(root / f'coop_tiny_csc{int(csc)}.py')
+    if extra is None:
+        extra = "test_evaluator = [dict(type='Accuracy', topk=(1, 2))]\n"
+    path = str(root / f'{osp.splitext(name)[0]}_csc{int(csc)}.py')
     with open(path, 'w') as f:
         f.write(f'_base_ = [{base!r}]\n'
                 f'model = dict(clip={clip!r}, n_ctx=4, csc={csc})\n'
                 f"test_dataloader = dict(num_workers=0, batch_size=3, "
                 f"dataset=dict(data_root={str(root / 'data')!r}, "
-                f'pipeline={pipeline!r}))\n'
-                "test_evaluator = [dict(type='Accuracy', topk=(1, 2))]\n")
+                f'pipeline={PIPELINE!r}))\n' + extra)
     return path
 
 
-def write_learned(config, path, seed) -> str:
+def write_learned(config, path, seed, names=NAMES) -> str:
     from mmengine.config import Config
 
     from mmprompt.models.prompt_learning import save_learned
     from mmprompt.registry import MODELS
     cfg = Config.fromfile(config)
-    model = MODELS.build(dict(cfg.model, categories=NAMES))
+    model = MODELS.build(dict(cfg.model, categories=names))
     model.init_weights()
     with torch.no_grad():
         g = torch.Generator().manual_seed(seed)
@@ -197,3 +202,43 @@ def test_infer_classify_learned_over_a_zero_shot_config(files, tmp_path):
         assert got[path]['classes'] == w['pred_classes']
         np.testing.assert_allclose(got[path]['scores'], w['pred_scores'],
                                    atol=2e-6)
+
+
+def test_base_to_novel_report_equals_two_runs(files, tmp_path):
+    """A CoOp file trained on the base classes (the first half of the
+    sorted labels), tested by the base-to-novel config on every class:
+    ``base`` and ``novel`` equal tools/test.py's top-1 over test sets of
+    only the base / only the novel classes (FewShotDataset splits, each
+    classified among its own classes), ``hm`` their harmonic mean."""
+    root = files['root']
+    config = write_coop_config(
+        root, files['ckpt'],
+        name='coop_vit-base-p16_16shots_base2novel_custom.py', extra='')
+    learned = write_learned(config, str(tmp_path / 'base.pth'), seed=2,
+                            names=NAMES[:2])
+    metrics = TEST.main([
+        config, learned, '--work-dir', str(tmp_path / 'b2n'), '--no-progress'
+    ])
+    halves = {}
+    for split in ('base', 'novel'):
+        dataset = dict(
+            _delete_=True, type='FewShotDataset', split=split,
+            dataset=dict(type='CustomDataset', data_root=str(root / 'data'),
+                         data_prefix='test', pipeline=PIPELINE))
+        extra = (f'test_dataloader = dict(dataset={dataset!r})\n'
+                 "test_evaluator = [dict(type='Accuracy', topk=(1, ))]\n")
+        cfg = write_coop_config(
+            tmp_path, files['ckpt'],
+            name='coop_vit-base-p16_16shots_base2novel_custom.py',
+            extra=extra)
+        halves[split] = TEST.main([
+            cfg, learned, '--work-dir', str(tmp_path / split),
+            '--no-progress'
+        ])['accuracy/top1']
+    base, novel = halves['base'], halves['novel']
+    print(f'base-to-novel: base {base:.1f}, novel {novel:.1f}, '
+          f"HM {metrics['base_novel/hm']:.2f}")
+    assert metrics['base_novel/base'] == pytest.approx(base, abs=1e-9)
+    assert metrics['base_novel/novel'] == pytest.approx(novel, abs=1e-9)
+    assert metrics['base_novel/hm'] == pytest.approx(
+        2 * base * novel / (base + novel) if base + novel else 0.0)

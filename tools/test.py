@@ -24,6 +24,7 @@ from mmengine.runner import Runner
 from mmengine.utils import ProgressBar
 
 from mmprompt.datasets.integrity import check_cifar_files
+from mmprompt.engine.hooks import pop_zero_shot_inputs
 from mmprompt.models.utils import COMPILE_MODES
 from mmprompt.utils import UserError, atomic_write, check_output, run_tool
 from mmprompt.models.prompt_learning import load_learned
@@ -176,6 +177,14 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
     cfg.launcher = args.launcher
     # Loaded strictly by load_weights, not by the Runner (non-strict).
     cfg.load_from = None
+    # Example images and the prototype cache are the caller's business,
+    # not the model's: a hook reads them once the weights are loaded.
+    zero_shot = pop_zero_shot_inputs(cfg.model)
+    if zero_shot:
+        cfg.custom_hooks = [
+            *cfg.get('custom_hooks', []),
+            dict(type='PrepareZeroShotHook', **zero_shot)
+        ]
     precision = args.precision or cfg.get('precision', 'fp32')
     if precision != 'fp32':
         cfg.custom_hooks = [

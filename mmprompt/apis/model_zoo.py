@@ -402,7 +402,10 @@ def get_model(model: Union[str, Config, BaseModel],
             checkpoint = cfg.get('load_from') or None
     elif isinstance(pretrained, str) and pretrained:
         checkpoint = _checkpoint_arg(pretrained)
-    built = build_from_config(cfg)
+    from mmprompt.engine.hooks import pop_zero_shot_inputs, prepare_zero_shot
+    model_cfg = copy.deepcopy(cfg.model)
+    zero_shot = pop_zero_shot_inputs(model_cfg)
+    built = build_from_config(cfg, model_cfg)
     if checkpoint:
         load_weights(built, checkpoint)
     else:
@@ -410,7 +413,13 @@ def get_model(model: Union[str, Config, BaseModel],
             'No checkpoint: the model keeps random weights',
             logger='current',
             level=logging.WARNING)
-    return ready_for_inference(built, device)
+    built = ready_for_inference(built, device)
+    if zero_shot:
+        # What the model does not take: example images and the prototype
+        # cache, read now that the weights are in place.
+        with torch.no_grad():
+            prepare_zero_shot(built, **zero_shot)
+    return built
 
 
 #: The markers around the generated table in the README.

@@ -10,11 +10,14 @@ from mmengine.registry import DefaultScope
 from mmprompt.models.utils import apply_precision, compile_model
 
 
-def build_from_config(cfg: Config) -> BaseModel:
+def build_from_config(cfg: Config,
+                      model_cfg: Optional[dict] = None) -> BaseModel:
     """Build ``cfg.model`` in the mmprompt scope; keep ``cfg`` on it.
 
     Args:
         cfg (Config): A config with a ``model`` dict.
+        model_cfg (dict, optional): What to build instead of ``cfg.model``
+            (it, less the keys the caller handles). Defaults to None.
 
     Returns:
         BaseModel: The model, with ``_config`` set to ``cfg``.
@@ -23,7 +26,7 @@ def build_from_config(cfg: Config) -> BaseModel:
     from mmprompt.utils import register_all_modules
     register_all_modules(init_default_scope=False)
     with DefaultScope.overwrite_default_scope('mmprompt'):
-        model = MODELS.build(cfg.model)
+        model = MODELS.build(cfg.model if model_cfg is None else model_cfg)
     model._config = cfg
     return model
 

@@ -20,7 +20,9 @@ from mmpretrain.datasets.transforms import PackInputs
 from mmpretrain.structures import DataSample
 from PIL import Image
 
+from mmprompt.datasets import load_example_images
 from mmprompt.datasets.transforms import CLIPPreprocess
+from mmprompt.models.clip.prototype_cache import PrototypeCache
 from mmprompt.models.clip.prompts import (resolve_categories,
                                           resolve_descriptions,
                                           resolve_templates)
@@ -84,7 +86,10 @@ class ZeroShotClassifier(BaseInferencer):
             weights of the same architecture it loads with a warning.
             Defaults to None.
         **kwargs: Overrides of the config's ``model`` dict, e.g.
-            ``templates='openai_imagenet'``.
+            ``templates='openai_imagenet'``; ``prototype_cache_dir`` (also
+            read from the config) keeps the text prototypes of every
+            category set in a
+            :class:`~mmprompt.models.clip.prototype_cache.PrototypeCache`.
 
     Example:
         >>> classifier = ZeroShotClassifier(
@@ -117,6 +122,9 @@ class ZeroShotClassifier(BaseInferencer):
         speed_up(built, precision, compile)
         super().__init__(built, pretrained=False)
         self._spec = None
+        cache_dir = built._config.get('model', {}).get('prototype_cache_dir')
+        self.prototype_cache = PrototypeCache(cache_dir) if cache_dir \
+            else None
 
     @staticmethod
     def list_models(pattern: Optional[str] = None) -> List[str]:
@@ -170,13 +178,19 @@ class ZeroShotClassifier(BaseInferencer):
         categories = resolve_categories(categories)
         templates = model.templates if templates is None else (
             resolve_templates(templates))
-        spec = (categories, templates,
-                _freeze(resolve_descriptions(descriptions, categories)))
+        resolved = resolve_descriptions(descriptions, categories)
+        spec = (categories, templates, _freeze(resolved))
         if spec != self._spec or model.text_prototypes is None:
-            model.set_categories(categories, templates, descriptions, examples)
+            prototypes = None
+            if self.prototype_cache is not None:
+                prototypes = self.prototype_cache.prototypes(
+                    model, categories, templates, resolved)
+            model.set_categories(categories, templates, descriptions,
+                                 prototypes)
             self._spec = spec
-        elif examples is not None or model.examples:
-            model.set_examples(examples)
+        if examples is not None or model.example_feats is not None:
+            model.set_examples(*load_example_images(
+                examples, model.categories, model.image_size))
 
     def _set_learned_categories(self, categories, templates, descriptions,
                                 examples) -> None:
@@ -303,9 +317,9 @@ class ZeroShotClassifier(BaseInferencer):
 
 
 # What set_categories / set_examples change on the model.
-_MODEL_STATE = ('categories', 'templates', 'descriptions', 'examples',
-                'text_prototypes', 'example_feats', 'example_labels',
-                '_hand_set')
+_MODEL_STATE = ('categories', 'templates', 'descriptions', 'text_prototypes',
+                'example_feats', 'example_labels', '_hand_set',
+                '_examples_stale')
 
 
 def check_count(value: Any, name: str) -> int:

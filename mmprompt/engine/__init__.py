@@ -1,5 +1,9 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
-from .hooks import CompileHook, PrecisionHook, PrepareOpensetHook
+from .hooks import (CompileHook, PrecisionHook, PrepareOpensetHook,
+                    PrepareZeroShotHook, prepare_zero_shot)
 from .prompt_hooks import PromptClassesHook
 
-__all__ = ['CompileHook', 'PrecisionHook', 'PrepareOpensetHook', 'PromptClassesHook']
+__all__ = [
+    'CompileHook', 'PrecisionHook', 'PrepareOpensetHook',
+    'PrepareZeroShotHook', 'PromptClassesHook', 'prepare_zero_shot'
+]

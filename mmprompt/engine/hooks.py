@@ -3,10 +3,12 @@
 
 ``Runner.test()`` loads ``load_from`` and runs the loop; it never calls
 ``init_weights()`` and knows nothing of open-set vocabularies, whose label
-embeddings must be built from the loaded weights.
+embeddings must be built from the loaded weights, nor of a zero-shot
+classifier's example images and prototype cache, which the model leaves to
+its callers.
 """
 import logging
-from typing import Optional, Sequence, Union
+from typing import Any, Optional, Sequence, Union
 
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
@@ -86,6 +88,105 @@ class PrepareOpensetHook(Hook):
                 f'PrepareOpensetHook: {type(model).__name__} has no '
                 'categories; set model.categories in the config')
         model.prepare_vocabulary(self._meta, self.categories)
+
+
+#: Keys of a zero-shot config's ``model`` dict that are inputs for the
+#: model's caller, not arguments of the model: read by
+#: :func:`prepare_zero_shot`.
+ZERO_SHOT_INPUTS = ('examples', 'prototype_cache_dir')
+
+
+def pop_zero_shot_inputs(model_cfg: Any) -> dict:
+    """Take :data:`ZERO_SHOT_INPUTS` out of a ``model`` config dict.
+
+    Args:
+        model_cfg (dict): A config's ``model`` dict, changed in place.
+
+    Returns:
+        dict: The keys that were set (not None), for
+        :func:`prepare_zero_shot` or :class:`PrepareZeroShotHook`.
+    """
+    found = {}
+    for key in ZERO_SHOT_INPUTS:
+        value = model_cfg.pop(key, None) if hasattr(model_cfg, 'pop') \
+            else None
+        if value is not None:
+            found[key] = value
+    return found
+
+
+def prepare_zero_shot(model,
+                      examples: Optional[Union[str, dict]] = None,
+                      prototype_cache_dir: Optional[str] = None) -> None:
+    """Give a zero-shot CLIP with loaded weights its prototypes (through a
+    :class:`~mmprompt.models.clip.prototype_cache.PrototypeCache` when
+    ``prototype_cache_dir`` is set) and its example images.
+
+    Args:
+        model (CLIPZeroShot): The model, its categories set.
+        examples (str | dict, optional): See
+            :func:`mmprompt.datasets.resolve_examples`. Defaults to None.
+        prototype_cache_dir (str, optional): The cache folder. Defaults to
+            None (prototypes built when first needed, not cached).
+    """
+    from mmprompt.datasets import load_example_images
+    from mmprompt.models.clip.prototype_cache import PrototypeCache
+    names = model.categories
+    if (examples is not None or prototype_cache_dir) and names is None:
+        raise ValueError('examples and prototype_cache_dir need categories '
+                         '(model.categories)')
+    if prototype_cache_dir:
+        prototypes = PrototypeCache(prototype_cache_dir).prototypes(
+            model, names, model.templates, model.descriptions)
+        descriptions = {
+            names[label]: list(texts)
+            for label, texts in model.descriptions.items()
+        }
+        model.set_categories(names, model.templates, descriptions,
+                             prototypes)
+    if examples is not None:
+        model.set_examples(
+            *load_example_images(examples, names, model.image_size))
+
+
+@HOOKS.register_module()
+class PrepareZeroShotHook(Hook):
+    """Ready a zero-shot classifier once the weights are loaded: text
+    prototypes through an on-disk cache, example images encoded.
+
+    Runs :func:`prepare_zero_shot` on ``before_test``, after the checkpoint
+    is loaded and after :class:`PrecisionHook` and :class:`CompileHook`
+    (lower priority), so prototypes and examples are encoded by the towers
+    the test runs. ``tools/test.py`` adds it for a config's
+    ``model.examples`` / ``model.prototype_cache_dir``
+    (:data:`ZERO_SHOT_INPUTS`), which the model does not take.
+
+    Args:
+        examples (str | dict, optional): ``{name: image files}`` or a folder
+            with one subfolder of images per category. Defaults to None.
+        prototype_cache_dir (str, optional): Folder of the prototype cache.
+            Defaults to None (no cache).
+    """
+    priority = 'VERY_LOW'
+
+    def __init__(self,
+                 examples: Optional[Union[str, dict]] = None,
+                 prototype_cache_dir: Optional[str] = None) -> None:
+        self.examples = examples
+        self.prototype_cache_dir = prototype_cache_dir
+
+    def before_test(self, runner) -> None:
+        """Build (or read) the prototypes and encode the examples.
+
+        Args:
+            runner (Runner): The runner.
+        """
+        model = runner.model
+        model = model.module if is_model_wrapper(model) else model
+        if not hasattr(model, 'set_examples'):
+            raise ValueError(f'PrepareZeroShotHook: {type(model).__name__} '
+                             'is not a zero-shot classifier')
+        prepare_zero_shot(model, self.examples, self.prototype_cache_dir)
 
 
 class _ModelOnceHook(Hook):

@@ -14,14 +14,16 @@ CLIP, a RAM checkpoint for a CLIP config, a CLIP of another size, ...), not
 loaded with a warning. The keys a checkpoint may lack or hold without the
 model having them are named once, in :data:`RUNTIME_KEYS` and
 :data:`LOADED_ELSEWHERE`. Every check runs before any weight is copied: a
-refused file leaves the model as it was.
+refused file leaves the model as it was. :func:`tensors_fingerprint`
+names weights by their values (prototype caches, learned-prompt files).
 """
+import hashlib
 import json
 import os.path as osp
 import re
 import zipfile
 from collections import OrderedDict
-from typing import Dict, Optional, Tuple, Union
+from typing import Dict, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -456,3 +458,23 @@ def install_mmengine_loaders() -> None:
 
 
 install_mmengine_loaders()
+
+
+def tensors_fingerprint(
+        named_tensors: Sequence[Tuple[str, torch.Tensor]]) -> str:
+    """A SHA-256 hex digest of names, shapes, dtypes and values.
+
+    Args:
+        named_tensors (Sequence[tuple]): ``(name, tensor)`` pairs, e.g.
+            ``module.state_dict().items()``.
+
+    Returns:
+        str: The digest.
+    """
+    digest = hashlib.sha256()
+    for name, tensor in named_tensors:
+        t = tensor.detach().cpu().contiguous()
+        digest.update(f'{name}:{tuple(t.shape)}:{t.dtype};'.encode())
+        if t.numel():
+            digest.update(t.reshape(-1).view(torch.uint8).numpy())
+    return digest.hexdigest()

@@ -144,43 +144,6 @@ def test_cache_logits_numbers():
     torch.testing.assert_close(got, want, atol=1e-6, rtol=0)
 
 
-def test_prototype_cache_roundtrip(tmp_path):
-    key = zero_shot.prototype_cache_key('w', ['cat'], ['a {}'], {}, 0.5)
-    assert len(key) == 64
-    variants = [
-        zero_shot.prototype_cache_key('w2', ['cat'], ['a {}'], {}, 0.5),
-        zero_shot.prototype_cache_key('w', ['dog'], ['a {}'], {}, 0.5),
-        zero_shot.prototype_cache_key('w', ['cat'], ['the {}'], {}, 0.5),
-        zero_shot.prototype_cache_key('w', ['cat'], ['a {}'], {0: ['x']}, 0.5),
-        zero_shot.prototype_cache_key('w', ['cat'], ['a {}'], {0: ['x']}, 1.0),
-    ]
-    assert len(set(variants + [key])) == 6
-    # The weight only matters when there are descriptions.
-    assert key == zero_shot.prototype_cache_key('w', ['cat'], ['a {}'], {},
-                                                1.0)
-
-    assert zero_shot.load_cached_prototypes(str(tmp_path), key) is None
-    protos = torch.randn(3, 8)
-    path = zero_shot.save_cached_prototypes(str(tmp_path), key, protos)
-    assert path.endswith(f'{key}.pth')
-    assert [p.name for p in tmp_path.iterdir()] == [f'{key}.pth']
-    torch.testing.assert_close(
-        zero_shot.load_cached_prototypes(str(tmp_path), key), protos)
-    (tmp_path / f'{key}.pth').write_bytes(b'garbage')
-    assert zero_shot.load_cached_prototypes(str(tmp_path), key) is None
-
-
-def test_tensors_fingerprint():
-    a = [('w', torch.ones(2, 3)), ('b', torch.zeros(3))]
-    b = [('w', torch.ones(2, 3)), ('b', torch.tensor([0.0, 0.0, 1e-7]))]
-    c = [('w', torch.ones(3, 2)), ('b', torch.zeros(3))]
-    fps = {zero_shot.tensors_fingerprint(x) for x in (a, b, c)}
-    assert len(fps) == 3
-    assert zero_shot.tensors_fingerprint(a) == zero_shot.tensors_fingerprint([
-        ('w', torch.ones(2, 3)), ('b', torch.zeros(3))
-    ])
-
-
 def test_mean_per_class_recall():
     gt = torch.tensor([0, 0, 0, 0, 1, 2, 2])
     pred = torch.tensor([0, 0, 0, 1, 1, 0, 2])

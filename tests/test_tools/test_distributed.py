@@ -104,6 +104,7 @@ import json
 import sys
 import torch
 from mmprompt.models.clip import zero_shot
+from mmprompt.models.clip.prototype_cache import PrototypeCache
 from mmprompt.models.clip.text_encoder import CLIPTextTransformer
 from mmprompt.models.clip.tokenizer import CLIPTokenizer
 from mmprompt.utils.dist import init_distributed
@@ -118,9 +119,10 @@ categories, templates, descriptions, weight = json.loads(sys.argv[3])
 descriptions = {int(k): v for k, v in descriptions.items()}
 args = (encoder, CLIPTokenizer(), categories, templates, descriptions, weight)
 protos = zero_shot.build_text_prototypes_sharded(*args, batch_size=3)
-before = zero_shot.load_cached_prototypes(cache, 'k' * 64)
-zero_shot.save_cached_prototypes(cache, 'k' * 64, protos)
-after = zero_shot.load_cached_prototypes(cache, 'k' * 64)
+cache = PrototypeCache(cache)
+before = cache.load('k' * 64)
+cache.save('k' * 64, protos)
+after = cache.load('k' * 64)
 torch.save(dict(protos=protos, before=before, after=after),
            f'{out}/rank{rank}.pth')
 '''

@@ -9,7 +9,11 @@ Prompt ensembling over templates follows OpenAI's ImageNet notebook and
 open_clip's ``build_zero_shot_classifier`` (MIT licence), batched over all
 classes at once; example images use Tip-Adapter's training-free cache
 (https://arxiv.org/abs/2207.09519). The prototype builders live in
-:mod:`mmprompt.models.clip.zero_shot`. The code is written for mmprompt.
+:mod:`mmprompt.models.clip.zero_shot`. The models read no files: example
+images come in as tensors (:mod:`mmprompt.datasets.examples` reads them),
+and the on-disk prototype cache is
+:class:`~mmprompt.models.clip.prototype_cache.PrototypeCache`, used by the
+callers. The code is written for mmprompt.
 """
 import copy
 import math
@@ -22,15 +26,11 @@ from mmengine.logging import print_log
 from mmengine.model import BaseModel
 from mmpretrain.structures import DataSample
 
-from mmprompt.datasets.transforms import CLIPPreprocess
 from mmprompt.models.utils.data_preprocessor import build_cls_preprocessor
 from mmprompt.registry import MODELS, TOKENIZER
 from .prompts import (check_categories, resolve_categories,
                       resolve_descriptions, resolve_templates)
-from .zero_shot import (build_text_prototypes_sharded, cache_logits,
-                        load_cached_prototypes, prototype_cache_key,
-                        resolve_examples, save_cached_prototypes,
-                        tensors_fingerprint)
+from .zero_shot import build_text_prototypes_sharded, cache_logits
 
 # OpenAI's normalisation, for RGB images in [0, 255].
 CLIP_MEAN = tuple(255 * m for m in (0.48145466, 0.4578275, 0.40821073))
@@ -277,8 +277,18 @@ class CLIPZeroShot(CLIP):
     :meth:`set_prototypes`. Loading weights (``load_state_dict``,
     ``load_checkpoint``) clears them because they depend on the towers;
     what was built from categories is rebuilt by the next :meth:`predict`,
-    hand-set prototypes must be set again. After changing weights in any
-    other way, call :meth:`set_categories` again.
+    hand-set prototypes and examples must be set again (predicting first
+    is an error). After changing weights in any other way, call
+    :meth:`set_categories` again.
+
+    The model reads no files and keeps no cache: example images come as
+    tensors (:func:`mmprompt.datasets.load_example_images` reads them), and
+    ready prototypes (e.g. from a
+    :class:`~mmprompt.models.clip.prototype_cache.PrototypeCache`) go to
+    :meth:`set_categories`. Under ``tools/test.py`` a config's
+    ``model.examples`` and ``model.prototype_cache_dir`` are handed to
+    :class:`~mmprompt.engine.PrepareZeroShotHook`, which does both once the
+    weights are loaded.
 
     Args:
         categories (str | Sequence[str], optional): ``'cifar100'``,
@@ -296,17 +306,12 @@ class CLIPZeroShot(CLIP):
         description_weight (float): Weight of a category's description
             ensemble against its template ensemble, in ``[0, 1]``; ``1``
             uses the descriptions instead of the templates. Defaults to 0.5.
-        examples (str | dict, optional): ``{name: image paths}`` or a folder
-            with one subfolder of images per category. Defaults to None.
         cache_alpha (float): Tip-Adapter's weight of the example cache.
             Defaults to 1.0.
         cache_beta (float): Tip-Adapter's sharpness of the example
             affinities. Defaults to 5.5.
         text_batch_size (int): Prompts per forward pass when building
             prototypes. Defaults to 1024.
-        prototype_cache_dir (str, optional): Folder of an on-disk cache of
-            text prototypes, keyed by the text tower's weights, the
-            categories, descriptions and templates. Defaults to None (off).
         progress (bool): Show a progress bar while building prototypes.
             Defaults to True.
         **kwargs: Arguments of :class:`CLIP`.
@@ -317,11 +322,9 @@ class CLIPZeroShot(CLIP):
                  templates: Union[str, Sequence[str]] = 'simple',
                  descriptions: Optional[Union[str, dict]] = None,
                  description_weight: float = 0.5,
-                 examples: Optional[Union[str, dict]] = None,
                  cache_alpha: float = 1.0,
                  cache_beta: float = 5.5,
                  text_batch_size: int = 1024,
-                 prototype_cache_dir: Optional[str] = None,
                  progress: bool = True,
                  **kwargs) -> None:
         super().__init__(**kwargs)
@@ -332,7 +335,6 @@ class CLIPZeroShot(CLIP):
         self.cache_alpha = float(cache_alpha)
         self.cache_beta = float(cache_beta)
         self.text_batch_size = text_batch_size
-        self.prototype_cache_dir = prototype_cache_dir
         self.progress = progress
         self.register_buffer('text_prototypes', None, persistent=False)
         self.register_buffer('example_feats', None, persistent=False)
@@ -342,17 +344,17 @@ class CLIPZeroShot(CLIP):
         self.templates: Tuple[str, ...] = resolve_templates(templates)
         self.categories: Optional[List[str]] = None
         self.descriptions: Dict[int, Tuple[str, ...]] = {}
-        self.examples: Dict[int, list] = {}
         # Whether the prototypes came from set_prototypes, and so cannot be
         # rebuilt from the categories and templates.
         self._hand_set = False
+        # Whether examples were set and then cleared by new weights.
+        self._examples_stale = False
         if categories is not None:
             self.categories = list(resolve_categories(categories))
             self.descriptions = resolve_descriptions(descriptions,
                                                      self.categories)
-            self.examples = resolve_examples(examples, self.categories)
-        elif descriptions is not None or examples is not None:
-            raise ValueError('descriptions and examples need categories')
+        elif descriptions is not None:
+            raise ValueError('descriptions need categories')
 
     @property
     def image_size(self) -> int:
@@ -370,39 +372,82 @@ class CLIPZeroShot(CLIP):
                        categories: Union[str, Sequence[str]],
                        templates: Optional[Union[str, Sequence[str]]] = None,
                        descriptions: Optional[Union[str, dict]] = None,
-                       examples: Optional[Union[str, dict]] = None) -> None:
-        """Build and store the prototypes (and example cache) now.
+                       prototypes: Optional[torch.Tensor] = None) -> None:
+        """Set the categories and their prototypes; removes the examples.
 
         Args:
             categories (str | Sequence[str]): See the class docstring.
             templates (str | Sequence[str], optional): Defaults to the
                 current templates.
             descriptions (str | dict, optional): Defaults to None (none).
-            examples (str | dict, optional): Defaults to None (none).
+            prototypes (torch.Tensor, optional): The ``(C, proj_dims)``
+                prototypes of exactly these categories, templates and
+                descriptions, built by :meth:`build_prototypes` with the
+                current weights (e.g. read from a
+                :class:`~mmprompt.models.clip.prototype_cache.PrototypeCache`
+                ); unlike :meth:`set_prototypes`, they are rebuilt after
+                new weights load. Defaults to None (built now).
         """
         categories = list(resolve_categories(categories))
         templates = resolve_templates(self.templates if templates is
                                       None else templates)
         descriptions = resolve_descriptions(descriptions, categories)
-        examples = resolve_examples(examples, categories)
-        self.text_prototypes = self.build_prototypes(categories, templates,
-                                                     descriptions)
+        if prototypes is None:
+            prototypes = self.build_prototypes(categories, templates,
+                                               descriptions)
+        else:
+            prototypes = self._check_prototypes(prototypes, len(categories))
+        self.text_prototypes = prototypes
         self.categories, self.templates = categories, templates
-        self.descriptions, self.examples = descriptions, {}
-        self.example_feats = self.example_labels = None
+        self.descriptions = descriptions
         self._hand_set = False
-        self._set_example_cache(examples)
+        self.set_examples(None)
 
-    def set_examples(self, examples: Optional[Union[str, dict]]) -> None:
-        """Replace the example images of the current categories.
+    def set_examples(self,
+                     images: Optional[Union[torch.Tensor,
+                                            Sequence[torch.Tensor]]],
+                     labels: Optional[Sequence[int]] = None,
+                     batch_size: int = 32) -> None:
+        """Encode example images into Tip-Adapter's cache, or remove it.
+
+        The images are encoded now, with the current weights; new weights
+        clear them (see the class docstring).
 
         Args:
-            examples (str | dict, optional): See the class docstring; None
-                removes all examples.
+            images (torch.Tensor | Sequence[torch.Tensor], optional): ``(M,
+                3, H, W)`` or ``M`` tensors ``(3, H, W)``, uint8 pixels as
+                the data preprocessor takes them (BGR, as
+                :func:`mmprompt.datasets.load_example_images` gives them).
+                None or none removes all examples.
+            labels (Sequence[int], optional): The ``M`` labels, in ``[0,
+                num_classes)``. Defaults to None.
+            batch_size (int): Images per forward pass. Defaults to 32.
         """
-        if self.categories is None:
+        self._examples_stale = False
+        if images is None or len(images) == 0:
+            self.example_feats = self.example_labels = None
+            return
+        if self.num_classes == 0:
             raise RuntimeError('set categories before examples')
-        self._set_example_cache(resolve_examples(examples, self.categories))
+        labels = torch.as_tensor(
+            [] if labels is None else labels, dtype=torch.long).reshape(-1)
+        if labels.numel() != len(images):
+            raise ValueError(f'{len(images)} example images for '
+                             f'{labels.numel()} labels')
+        if labels.min() < 0 or labels.max() >= self.num_classes:
+            raise ValueError(f'example labels must be in [0, '
+                             f'{self.num_classes}), got {labels.tolist()}')
+        feats = []
+        with torch.no_grad():
+            for start in range(0, len(images), batch_size):
+                batch = list(images[start:start + batch_size])
+                data = self.data_preprocessor(dict(inputs=batch), False)
+                feats.append(
+                    F.normalize(
+                        self.extract_image_feat(data['inputs']).float(),
+                        dim=-1))
+        self.example_feats = torch.cat(feats).clone()
+        self.example_labels = labels.to(self.example_feats.device)
 
     def set_prototypes(self,
                        prototypes: torch.Tensor,
@@ -415,20 +460,25 @@ class CLIPZeroShot(CLIP):
             categories (Sequence[str], optional): Their ``C`` names.
                 Defaults to None.
         """
+        if categories is not None:
+            categories = list(check_categories(categories))
+        self.text_prototypes = self._check_prototypes(
+            prototypes, None if categories is None else len(categories))
+        self.categories = categories
+        self.descriptions = {}
+        self.set_examples(None)
+        self._hand_set = True
+
+    def _check_prototypes(self, prototypes: torch.Tensor,
+                          num: Optional[int]) -> torch.Tensor:
+        """``(num, proj_dims)`` prototypes, normalised, on our device."""
         if prototypes.dim() != 2 or prototypes.size(1) != self.proj_dims:
             raise ValueError(f'prototypes must be (C, {self.proj_dims}), got '
                              f'{tuple(prototypes.shape)}')
-        if categories is not None:
-            categories = list(check_categories(categories))
-            if len(categories) != prototypes.size(0):
-                raise ValueError(f'{len(categories)} categories for '
-                                 f'{prototypes.size(0)} prototypes')
-        self.text_prototypes = F.normalize(
-            prototypes.detach().to(self.logit_scale), dim=-1)
-        self.categories = categories
-        self.descriptions, self.examples = {}, {}
-        self.example_feats = self.example_labels = None
-        self._hand_set = True
+        if num is not None and num != prototypes.size(0):
+            raise ValueError(f'{num} categories for '
+                             f'{prototypes.size(0)} prototypes')
+        return F.normalize(prototypes.detach().to(self.logit_scale), dim=-1)
 
     def get_prototypes(self) -> torch.Tensor:
         """The current prototypes, (re)built first if they were cleared.
@@ -444,8 +494,10 @@ class CLIPZeroShot(CLIP):
                     'when weights are loaded)')
             self.text_prototypes = self.build_prototypes(
                 self.categories, self.templates, self.descriptions)
-        if self.examples and self.example_feats is None:
-            self._set_example_cache(self.examples)
+        if self._examples_stale:
+            raise RuntimeError(
+                'the example features were encoded with other weights: '
+                'call set_examples(...) again')
         return self.text_prototypes
 
     def build_prototypes(
@@ -460,9 +512,7 @@ class CLIPZeroShot(CLIP):
         length, in batches of ``text_batch_size``, each cut to its longest
         prompt (exact: attention is causal and pooling reads the
         end-of-text token); see
-        :func:`mmprompt.models.clip.zero_shot.build_text_prototypes`. With
-        ``prototype_cache_dir``, the result is read from or written to the
-        on-disk cache.
+        :func:`mmprompt.models.clip.zero_shot.build_text_prototypes`.
 
         Args:
             categories (Sequence[str]): Category names, ``C`` of them.
@@ -476,27 +526,12 @@ class CLIPZeroShot(CLIP):
             rows.
         """
         descriptions = descriptions or {}
-        key = None
-        if self.prototype_cache_dir:
-            weights = tensors_fingerprint(
-                list(self.text_encoder.state_dict().items()) +
-                [('tokenizer',
-                  torch.tensor(list(repr(self.tokenizer).encode())))])
-            key = prototype_cache_key(weights, categories, templates,
-                                      descriptions, self.description_weight)
-            cached = load_cached_prototypes(self.prototype_cache_dir, key)
-            if cached is not None and cached.shape == (len(categories),
-                                                       self.proj_dims):
-                print_log(
-                    f'Text prototypes read from the cache ({key[:12]})',
-                    logger='current')
-                return cached.to(self.logit_scale)
         num_desc = sum(len(d) for d in descriptions.values())
         print_log(
             f'Building text prototypes: {len(categories)} categories x '
             f'{len(templates)} templates, {num_desc} descriptions',
             logger='current')
-        prototypes = build_text_prototypes_sharded(
+        return build_text_prototypes_sharded(
             self.extract_text_feat,
             self.tokenize,
             categories,
@@ -506,55 +541,13 @@ class CLIPZeroShot(CLIP):
             batch_size=self.text_batch_size,
             device=self.logit_scale.device,
             progress=self.progress)
-        if key is not None:
-            save_cached_prototypes(self.prototype_cache_dir, key, prototypes)
-        return prototypes
-
-    def _set_example_cache(self, examples: Dict[int, list]) -> None:
-        """Encode example images into the cache keys."""
-        self.examples = examples
-        if not examples:
-            self.example_feats = self.example_labels = None
-            return
-        images = [img for imgs in examples.values() for img in imgs]
-        labels = [lab for lab, imgs in examples.items() for _ in imgs]
-        self.example_feats = self.encode_images(images)
-        self.example_labels = torch.tensor(
-            labels, dtype=torch.long, device=self.example_feats.device)
-
-    def encode_images(self,
-                      images: Sequence,
-                      batch_size: int = 32) -> torch.Tensor:
-        """Normalised features of raw images, preprocessed as OpenAI does.
-
-        Args:
-            images (Sequence): File paths, PIL images or ``(H, W, 3)`` BGR
-                uint8 arrays.
-            batch_size (int): Images per forward pass. Defaults to 32.
-
-        Returns:
-            torch.Tensor: ``(N, proj_dims)``, unit rows.
-        """
-        transform = CLIPPreprocess(scale=self.image_size)
-        feats = []
-        with torch.no_grad():
-            for start in range(0, len(images), batch_size):
-                batch = []
-                for image in images[start:start + batch_size]:
-                    key = 'img_path' if isinstance(image, str) else 'img'
-                    img = transform({key: image})['img']
-                    batch.append(torch.from_numpy(img).permute(2, 0, 1))
-                data = self.data_preprocessor(dict(inputs=batch), False)
-                feats.append(
-                    F.normalize(
-                        self.extract_image_feat(data['inputs']).float(),
-                        dim=-1))
-        return torch.cat(feats).clone()
 
     def _load_from_state_dict(self, *args, **kwargs) -> None:
         super()._load_from_state_dict(*args, **kwargs)
         # New weights make the prototypes and example features stale.
         self.text_prototypes = None
+        if self.example_feats is not None:
+            self._examples_stale = True
         self.example_feats = self.example_labels = None
 
     def compute_class_logits(self, image_feats: torch.Tensor) -> torch.Tensor:

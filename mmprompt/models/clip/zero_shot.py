@@ -28,8 +28,9 @@ of that category are not even encoded).
 **Many processes.** Under ``torch.distributed``,
 :func:`build_text_prototypes_sharded` gives every rank a contiguous share of
 the categories, builds it with :func:`build_text_prototypes` and gathers the
-shares; the on-disk cache is read by rank 0 and broadcast, and written by
-rank 0 alone while the others wait.
+shares. (The on-disk cache of prototypes is
+:class:`mmprompt.models.clip.prototype_cache.PrototypeCache`, used by the
+model's callers.)
 
 **Example images** follow Tip-Adapter's training-free cache
 (`Zhang et al., 2022 <https://arxiv.org/abs/2207.09519>`_): the normalised
@@ -45,26 +46,18 @@ prototypes, :math:`s` CLIP's logit scale, :math:`K` the keys and :math:`L`
 their one-hot labels. ``alpha`` weighs the cache against the text,
 ``beta`` sharpens it. Categories without examples get no cache term.
 """
-import hashlib
-import json
 import logging
-import os
-import os.path as osp
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
-from mmengine.dist import barrier, broadcast_object_list, get_dist_info
+from mmengine.dist import get_dist_info
 from mmengine.logging import print_log
 from mmengine.utils import ProgressBar
 
 from mmprompt.utils.dist import all_gather_rows, shard_bounds
-from mmprompt.utils.io import atomic_write
 
 TextEncoder = Callable[[torch.Tensor], torch.Tensor]
-CACHE_FORMAT = 1
-IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.webp', '.tif', '.tiff',
-                    '.gif')
 
 
 def collect_prompts(
@@ -331,173 +324,3 @@ def cache_logits(image_feats: torch.Tensor, keys: torch.Tensor,
     affinity = torch.exp(-beta * (1 - image_feats @ keys.t()))
     values = F.one_hot(key_labels.long(), num_classes).to(affinity.dtype)
     return affinity @ values
-
-
-def tensors_fingerprint(
-        named_tensors: Sequence[Tuple[str, torch.Tensor]]) -> str:
-    """A SHA-256 hex digest of names, shapes, dtypes and values.
-
-    Args:
-        named_tensors (Sequence[tuple]): ``(name, tensor)`` pairs, e.g.
-            ``module.state_dict().items()``.
-
-    Returns:
-        str: The digest.
-    """
-    h = hashlib.sha256()
-    for name, tensor in named_tensors:
-        t = tensor.detach().cpu().contiguous()
-        h.update(f'{name}:{tuple(t.shape)}:{t.dtype};'.encode())
-        if t.numel():
-            h.update(t.reshape(-1).view(torch.uint8).numpy())
-    return h.hexdigest()
-
-
-def prototype_cache_key(weights: str, categories: Sequence[str],
-                        templates: Sequence[str],
-                        descriptions: Dict[int, Sequence[str]],
-                        description_weight: float) -> str:
-    """The key of a cached prototype tensor.
-
-    Args:
-        weights (str): Fingerprint of the text tower's weights
-            (:func:`tensors_fingerprint`).
-        categories (Sequence[str]): Category names in label order.
-        templates (Sequence[str]): Templates.
-        descriptions (dict): Label -> descriptions.
-        description_weight (float): Weight of the descriptions.
-
-    Returns:
-        str: A SHA-256 hex digest of everything the prototypes depend on.
-    """
-    payload = json.dumps(
-        dict(
-            format=CACHE_FORMAT,
-            weights=weights,
-            categories=list(categories),
-            templates=list(templates),
-            descriptions={
-                str(k): list(v)
-                for k, v in descriptions.items()
-            },
-            description_weight=float(description_weight)
-            if descriptions else None),
-        sort_keys=True,
-        ensure_ascii=False)
-    return hashlib.sha256(payload.encode()).hexdigest()
-
-
-def load_cached_prototypes(cache_dir: str, key: str) -> Optional[torch.Tensor]:
-    """Read cached prototypes, or None if there are none (or unreadable).
-
-    Under ``torch.distributed`` rank 0 reads and broadcasts what it found,
-    so every rank decides alike (and other nodes need not see the folder).
-    Every rank must call it.
-
-    Args:
-        cache_dir (str): The cache folder.
-        key (str): From :func:`prototype_cache_key`.
-
-    Returns:
-        torch.Tensor, optional: ``(C, D)`` prototypes.
-    """
-    rank, world_size = get_dist_info()
-    if world_size == 1:
-        return _read_prototype_file(cache_dir, key)
-    found = [_read_prototype_file(cache_dir, key) if rank == 0 else None]
-    broadcast_object_list(found, src=0)
-    return found[0]
-
-
-def _read_prototype_file(cache_dir: str, key: str) -> Optional[torch.Tensor]:
-    path = osp.join(cache_dir, f'{key}.pth')
-    if not osp.isfile(path):
-        return None
-    try:
-        obj = torch.load(path, map_location='cpu', weights_only=True)
-        if obj.get('key') != key:
-            raise ValueError('key mismatch')
-        return obj['prototypes']
-    except Exception as e:  # noqa: BLE001 - a bad cache file is rebuilt
-        print_log(
-            f'ignoring unreadable prototype cache {path} ({e})',
-            logger='current',
-            level=logging.WARNING)
-        return None
-
-
-def save_cached_prototypes(cache_dir: str, key: str,
-                           prototypes: torch.Tensor) -> str:
-    """Write prototypes atomically (:func:`mmprompt.utils.io.atomic_write`).
-
-    Under ``torch.distributed`` only rank 0 writes, and every rank waits
-    until the file is in place. Every rank must call it.
-
-    Args:
-        cache_dir (str): The cache folder, created if needed.
-        key (str): From :func:`prototype_cache_key`.
-        prototypes (torch.Tensor): ``(C, D)`` prototypes.
-
-    Returns:
-        str: The path written.
-    """
-    path = osp.join(cache_dir, f'{key}.pth')
-    rank, world_size = get_dist_info()
-    if rank == 0:
-        with atomic_write(path) as f:
-            torch.save(dict(key=key, prototypes=prototypes.detach().cpu()), f)
-    if world_size > 1:
-        barrier()
-    return path
-
-
-def resolve_examples(spec: Any,
-                     categories: Sequence[str]) -> Dict[int, List[Any]]:
-    """Map example images to the labels of their categories.
-
-    Args:
-        spec (str | dict, optional): ``{category name: list of images}``,
-            each image a file path, a PIL image or an array; or a folder
-            with one subfolder per category, named after it, holding image
-            files. Categories may have no examples. None means none at all.
-        categories (Sequence[str]): Category names in label order.
-
-    Returns:
-        dict: Label -> list of images (only labels that have some).
-
-    Raises:
-        ValueError: If a key or subfolder names no category, or the folder
-            does not exist.
-    """
-    if spec is None:
-        return {}
-    if isinstance(spec, str):
-        if not osp.isdir(spec):
-            raise ValueError(f'examples folder {spec!r} does not exist')
-        folder = spec
-        spec = {}
-        for name in sorted(os.listdir(folder)):
-            sub = osp.join(folder, name)
-            if osp.isdir(sub):
-                spec[name] = [
-                    osp.join(sub, f) for f in sorted(os.listdir(sub))
-                    if f.lower().endswith(IMAGE_EXTENSIONS)
-                ]
-    if not isinstance(spec, dict):
-        raise TypeError('examples must be a dict {category: list of images} '
-                        f'or a folder, got {type(spec).__name__}')
-    labels = {}
-    for i, name in enumerate(categories):
-        labels.setdefault(name, []).append(i)
-    unknown = [k for k in spec if k not in labels]
-    if unknown:
-        raise ValueError(f'examples given for unknown categories: {unknown}')
-    out = {}
-    for name, images in spec.items():
-        if isinstance(images,
-                      (str, bytes)) or not isinstance(images, Sequence):
-            images = [images]
-        if len(images):
-            for label in labels[name]:
-                out[label] = list(images)
-    return dict(sorted(out.items()))

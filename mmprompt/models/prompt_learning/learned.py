@@ -18,9 +18,9 @@ import torch
 import torch.nn as nn
 from mmengine.logging import print_log
 
-from mmprompt.utils.checkpoint import read_checkpoint, save_checkpoint
+from mmprompt.utils.checkpoint import (read_checkpoint, save_checkpoint,
+                                       tensors_fingerprint)
 from mmprompt.utils.errors import CheckpointError
-from ..clip.zero_shot import tensors_fingerprint
 
 FORMAT = 1
 

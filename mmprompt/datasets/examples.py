@@ -1,0 +1,108 @@
+# Copyright (c) mmprompt contributors. All rights reserved.
+"""Example images of a zero-shot classifier, read for the model.
+
+:class:`~mmprompt.models.clip.CLIPZeroShot` takes example images as tensors
+(:meth:`~mmprompt.models.clip.CLIPZeroShot.set_examples`); its callers
+(:class:`~mmprompt.apis.ZeroShotClassifier`, ``tools/test.py``'s
+:class:`~mmprompt.engine.PrepareZeroShotHook`) read them here, through the
+decoder and preprocessing every input image gets
+(:class:`~mmprompt.datasets.CLIPPreprocess`).
+"""
+import os
+import os.path as osp
+from typing import Any, Dict, List, Sequence, Tuple
+
+import torch
+
+from .image_sources import IMAGE_EXTENSIONS
+from .transforms import CLIPPreprocess
+
+
+def _folder_examples(folder: str) -> Dict[str, List[str]]:
+    """``{subfolder name: its image files}`` of a folder."""
+    if not osp.isdir(folder):
+        raise ValueError(f'examples folder {folder!r} does not exist')
+    spec = {}
+    for name in sorted(os.listdir(folder)):
+        sub = osp.join(folder, name)
+        if osp.isdir(sub):
+            spec[name] = [
+                osp.join(sub, f) for f in sorted(os.listdir(sub))
+                if f.lower().endswith(IMAGE_EXTENSIONS)
+            ]
+    return spec
+
+
+def resolve_examples(spec: Any,
+                     categories: Sequence[str]) -> Dict[int, List[Any]]:
+    """Map example images to the labels of their categories.
+
+    Args:
+        spec (str | dict, optional): ``{category name: list of images}``,
+            each image a file path, a PIL image or a BGR array; or a folder
+            with one subfolder per category, named after it, holding image
+            files. Categories may have no examples. None means none at all.
+        categories (Sequence[str]): Category names in label order.
+
+    Returns:
+        dict: Label -> list of images (only labels that have some).
+
+    Raises:
+        ValueError: If a key or subfolder names no category, or the folder
+            does not exist.
+    """
+    if spec is None:
+        return {}
+    if isinstance(spec, str):
+        spec = _folder_examples(spec)
+    if not isinstance(spec, dict):
+        raise TypeError('examples must be a dict {category: list of images} '
+                        f'or a folder, got {type(spec).__name__}')
+    labels = {}
+    for i, name in enumerate(categories):
+        labels.setdefault(name, []).append(i)
+    unknown = [k for k in spec if k not in labels]
+    if unknown:
+        raise ValueError(f'examples given for unknown categories: {unknown}')
+    out = {}
+    for name, images in spec.items():
+        if isinstance(images,
+                      (str, bytes)) or not isinstance(images, Sequence):
+            images = [images]
+        if len(images):
+            for label in labels[name]:
+                out[label] = list(images)
+    return dict(sorted(out.items()))
+
+
+def load_example_images(
+        spec: Any, categories: Sequence[str],
+        image_size: int) -> Tuple[List[torch.Tensor], List[int]]:
+    """Decode and preprocess example images for
+    :meth:`CLIPZeroShot.set_examples
+    <mmprompt.models.clip.CLIPZeroShot.set_examples>`.
+
+    Args:
+        spec (str | dict, optional): See :func:`resolve_examples`.
+        categories (Sequence[str]): Category names in label order.
+        image_size (int): The model's input side (``model.image_size``).
+
+    Returns:
+        tuple: ``(images, labels)``: ``(3, S, S)`` uint8 BGR tensors (as
+        ``PackInputs`` gives the model's data preprocessor) and their
+        labels; two empty lists without examples.
+
+    Raises:
+        ValueError: As :func:`resolve_examples`, or naming an image that
+            cannot be decoded.
+    """
+    examples = resolve_examples(spec, categories)
+    transform = CLIPPreprocess(scale=image_size)
+    images, labels = [], []
+    for label, items in examples.items():
+        for item in items:
+            key = 'img_path' if isinstance(item, str) else 'img'
+            pixels = transform({key: item})['img']
+            images.append(torch.from_numpy(pixels).permute(2, 0, 1))
+            labels.append(label)
+    return images, labels

@@ -33,12 +33,12 @@ from typing import Dict, Optional
 from mmengine.logging import print_log
 
 from mmprompt.utils.errors import UserError
-from mmprompt.utils.io import temp_path
+from mmprompt.utils.io import atomic_write, file_digest
 from .model_zoo import ModelInfo, get_configs_dir, get_model_info
 
 __all__ = [
     'get_home', 'get_configs_dir', 'get_checkpoint', 'checkpoint_path',
-    'download', 'sha256_file', 'ChecksumError', 'DownloadError'
+    'download', 'ChecksumError', 'DownloadError'
 ]
 
 CHUNK = 1 << 20
@@ -64,15 +64,6 @@ def get_home() -> str:
         osp.expanduser('~'), '.cache', 'mmprompt')
 
 
-def sha256_file(path: str) -> str:
-    """SHA-256 hex digest of a file."""
-    h = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for block in iter(lambda: f.read(CHUNK), b''):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _reason(e: BaseException) -> str:
     if isinstance(e, urllib.error.HTTPError):
         return f'HTTP {e.code} {e.reason}'
@@ -89,9 +80,9 @@ def download(url: str,
              what_to_do: str = '') -> str:
     """Download ``url`` to ``dst`` if its SHA-256 is ``sha256``.
 
-    The bytes go to a temporary file beside ``dst``, hashed on the way; only
-    a complete file with the right digest is renamed to ``dst``. On any
-    failure the temporary file is removed.
+    The bytes go through :func:`mmprompt.utils.io.atomic_write`, hashed on
+    the way; only a complete file with the right digest replaces ``dst``.
+    On any failure the temporary file is removed.
 
     Args:
         url (str): Source URL.
@@ -110,51 +101,43 @@ def download(url: str,
             download stops short (one line: the URL and ``what_to_do``).
         ChecksumError: If the digest differs.
     """
-    os.makedirs(osp.dirname(osp.abspath(dst)), exist_ok=True)
-    tmp = temp_path(dst)
     tail = f'; {what_to_do}' if what_to_do else ''
+    h = hashlib.sha256()
     try:
-        h = hashlib.sha256()
-        try:
-            response = urllib.request.urlopen(url, timeout=timeout)
-        except (urllib.error.URLError, socket.timeout, OSError) as e:
-            raise DownloadError(
-                f'cannot download {url} ({_reason(e)}){tail}') from None
-        with response, open(tmp, 'wb') as f:
-            total = int(response.headers.get('Content-Length') or 0)
-            bar = None
-            if progress and total > CHUNK:
-                from mmengine.utils import ProgressBar
-                bar = ProgressBar(total // CHUNK + 1)
-            got = 0
-            while True:
-                try:
-                    block = response.read(CHUNK)
-                except (OSError, ValueError) as e:  # reset, http.client
-                    raise DownloadError(
-                        f'download of {url} failed after {got} bytes '
-                        f'({_reason(e)}); nothing was kept{tail}') from None
-                if not block:
-                    break
-                f.write(block)
-                h.update(block)
-                got += len(block)
-                if bar is not None:
-                    bar.update()
-            if total and got != total:
+        response = urllib.request.urlopen(url, timeout=timeout)
+    except (urllib.error.URLError, socket.timeout, OSError) as e:
+        raise DownloadError(
+            f'cannot download {url} ({_reason(e)}){tail}') from None
+    # An error inside the block removes the temporary file: nothing is kept.
+    with response, atomic_write(dst) as f:
+        total = int(response.headers.get('Content-Length') or 0)
+        bar = None
+        if progress and total > CHUNK:
+            from mmengine.utils import ProgressBar
+            bar = ProgressBar(total // CHUNK + 1)
+        got = 0
+        while True:
+            try:
+                block = response.read(CHUNK)
+            except (OSError, ValueError) as e:  # reset, http.client
                 raise DownloadError(
-                    f'download of {url} stopped after {got} of {total} '
-                    f'bytes; nothing was kept{tail}')
-            f.flush()
-            os.fsync(f.fileno())
+                    f'download of {url} failed after {got} bytes '
+                    f'({_reason(e)}); nothing was kept{tail}') from None
+            if not block:
+                break
+            f.write(block)
+            h.update(block)
+            got += len(block)
+            if bar is not None:
+                bar.update()
+        if total and got != total:
+            raise DownloadError(
+                f'download of {url} stopped after {got} of {total} '
+                f'bytes; nothing was kept{tail}')
         if h.hexdigest() != sha256.lower():
             raise ChecksumError(
                 f'{url}: SHA-256 {h.hexdigest()} differs from the published '
                 f'{sha256}; the download was discarded')
-        os.replace(tmp, dst)
-    finally:
-        if osp.exists(tmp):
-            os.remove(tmp)
     return dst
 
 
@@ -210,7 +193,7 @@ def _fetch(url: str, sha256: Optional[str], work: str, home: str,
             f'{url} has no published SHA-256 in the zoo, so mmprompt does '
             f'not download it; {what_to_do}')
     if osp.isfile(manual):
-        got = sha256_file(manual)
+        got = file_digest(manual)
         if got != sha256.lower():
             raise ChecksumError(
                 f'{manual}: SHA-256 {got} differs from the published '
@@ -258,7 +241,7 @@ def _stamp_path(path: str) -> str:
 def write_stamp(path: str) -> None:
     """Record the size and SHA-256 of a cached file beside it."""
     from mmprompt.utils.io import atomic_write
-    stamp = dict(size=os.path.getsize(path), sha256=sha256_file(path))
+    stamp = dict(size=os.path.getsize(path), sha256=file_digest(path))
     with atomic_write(_stamp_path(path), 'w') as f:
         json.dump(stamp, f)
 
@@ -289,7 +272,7 @@ def cache_is_valid(path: str) -> bool:
     elif os.path.getsize(path) != stamp.get('size'):
         reason = (f'{os.path.getsize(path)} bytes, its stamp says '
                   f"{stamp.get('size')}")
-    elif sha256_file(path) != stamp.get('sha256'):
+    elif file_digest(path) != stamp.get('sha256'):
         reason = 'its SHA-256 differs from its stamp'
     if reason is None:
         return True

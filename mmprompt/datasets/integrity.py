@@ -5,23 +5,15 @@ MMPreTrain's ``CIFAR10`` / ``CIFAR100`` check every file's md5 and, when
 one differs, download the archive again over the folder without saying
 why. :func:`check_cifar_files` names the files that do not match instead.
 """
-import hashlib
 import os.path as osp
 from typing import Any, List, Mapping
 
 from mmprompt.utils.errors import UserError
+from mmprompt.utils.io import file_digest
 
 
 class DatasetFilesError(UserError, ValueError):
     """Dataset files on disk are not the ones the dataset expects."""
-
-
-def _md5(path: str, chunk: int = 1 << 20) -> str:
-    h = hashlib.md5()
-    with open(path, 'rb') as f:
-        for block in iter(lambda: f.read(chunk), b''):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _cifar_class(dataset_type: Any) -> Any:
@@ -61,7 +53,7 @@ def check_cifar_files(dataset_cfg: Mapping) -> None:
         if not osp.isfile(path):
             problems.append(f'{name} is missing')
         elif md5 is not None:
-            got = _md5(path)
+            got = file_digest(path, 'md5')
             if got != md5:
                 problems.append(f'{name} has md5 {got}, expected {md5}')
     if problems:

@@ -12,8 +12,10 @@
   data (an existing file without ``force``, one of the inputs, a directory)
   or that cannot be written.
 * :func:`read_lines` reads a list of names, one per line.
+* :func:`file_digest` hashes a file in blocks (downloads, dataset files).
 """
 import contextlib
+import hashlib
 import os
 import os.path as osp
 import re
@@ -273,3 +275,25 @@ def read_lines(path: str,
     if not items:
         raise InvalidInputError(f'{path}: holds no {what}')
     return items
+
+
+def file_digest(path: str,
+                algorithm: str = 'sha256',
+                chunk: int = 1 << 20) -> str:
+    """The hex digest of a file, read in blocks (Python 3.11's
+    ``hashlib.file_digest``, for the Pythons mmprompt supports).
+
+    Args:
+        path (str): The file.
+        algorithm (str): A ``hashlib`` name, e.g. ``'sha256'`` or
+            ``'md5'``. Defaults to ``'sha256'``.
+        chunk (int): Bytes per read. Defaults to 1 MiB.
+
+    Returns:
+        str: The hex digest.
+    """
+    digest = hashlib.new(algorithm)
+    with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(chunk), b''):
+            digest.update(block)
+    return digest.hexdigest()

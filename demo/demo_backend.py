@@ -18,25 +18,40 @@ inferencers).
   Tests inject a fake; :class:`MMPromptBackend` wraps
   :class:`mmprompt.apis.ImageTagger` and
   :class:`mmprompt.apis.ZeroShotClassifier`, each built once, lazily, and
-  called on its own single worker thread (the models keep category
-  prototypes as state, so concurrent requests must not interleave).
+  called on its own worker thread (:class:`demo_worker.ModelWorker`: the
+  models keep category prototypes as state, so one request uses a model
+  at a time), which serves requests in turns, one step each.
+- Fairness: an open set of more than :data:`OPEN_SET_STEP` categories is
+  embedded :data:`OPEN_SET_STEP` names per step, each chunk cached by the
+  model's category encoder as a category set of its own; the last step
+  sets the joined vocabulary and tags. One user's 1,000-name request
+  (32 steps) therefore delays another's small request by about one step,
+  not by the whole embedding, and asking for the same 1,000 names again
+  costs no embedding. The encoder's cache is enlarged to hold a largest
+  request's chunks beside the small sets (for RAM, 32 names x 512 floats,
+  64 KiB a chunk).
 - :func:`run_tagging` and :func:`run_classify` are the page's two event
   handlers minus gradio: raw widget values in, display values out.
 """
-import logging
+import functools
 import os.path as osp
-import traceback
-from concurrent.futures import ThreadPoolExecutor
-from typing import (Any, Callable, Dict, List, NamedTuple, Optional, Sequence,
+from typing import (Any, Dict, Generator, List, NamedTuple, Optional, Sequence,
                     Tuple)
 
-from mmengine.logging import print_log
+import torch
 from PIL import Image
 
 from demo_inputs import (  # noqa: F401 (re-exported for the page)
     MAX_CATEGORIES, MAX_EXAMPLES_PER_CATEGORY, MAX_NAME_CHARS, MAX_PIXELS,
     MAX_SIDE, DemoInputError, ImageInput, load_image, match_category,
     parse_categories, parse_descriptions, parse_examples, parse_topk)
+from demo_worker import ModelWorker
+
+#: Open-set categories embedded per step of the tagging worker: a larger
+#: set is embedded over several steps, other requests served in between
+#: (see :mod:`demo_worker`). With the 80 ImageNet templates a step is 2,560
+#: prompts through the text tower.
+OPEN_SET_STEP = 32
 
 #: Most tags drawn as bars.
 MAX_BARS = 30
@@ -208,52 +223,6 @@ class DemoBackend:
         raise NotImplementedError
 
 
-class _ModelWorker:
-    """Build a model on first use, once, and run every call on one thread.
-
-    One thread per model serialises the requests (the inferencers keep the
-    current categories as state) and keeps memory flat: PyTorch's CPU
-    kernels start an OpenMP thread team for each new calling thread, so
-    calls from gradio's pool of worker threads would grow the process by a
-    team per pool thread.
-
-    Args:
-        build (Callable): Makes the model.
-        name (str): Name prefix of the worker thread.
-    """
-
-    def __init__(self, build: Callable[[], Any], name: str) -> None:
-        self._build = build
-        self._obj = None
-        self._error: Optional[str] = None
-        # The thread starts with the first call, not here.
-        self._executor = ThreadPoolExecutor(
-            max_workers=1, thread_name_prefix=name)
-
-    def _get(self) -> Any:
-        if self._obj is None and self._error is None:
-            try:
-                self._obj = self._build()
-            except Exception as e:  # shown on the page, logged in full
-                print_log(
-                    'Building a demo model failed:\n' + traceback.format_exc(),
-                    logger='current',
-                    level=logging.ERROR)
-                self._error = f'{type(e).__name__}: {e}'
-        if self._error is not None:
-            raise RuntimeError(f'the model could not be loaded '
-                               f'({self._error}); see the server log')
-        return self._obj
-
-    def run(self, fn: Callable[[Any], Any]) -> Any:
-        """Call ``fn(model)`` on the worker thread and wait for it.
-
-        Raises:
-            RuntimeError: If the model could not be built (now or before).
-        """
-        return self._executor.submit(lambda: fn(self._get())).result()
-
-
 def _missing(path: Optional[str]) -> bool:
     return not path or not osp.isfile(path)
 
@@ -297,6 +266,8 @@ class MMPromptBackend(DemoBackend):
             meta is read here (a bad file is an error at start-up); the
             architecture check runs when the classifier is built.
             Defaults to None.
+        open_set_step (int): Open-set categories embedded per step of the
+            tagging worker. Defaults to :data:`OPEN_SET_STEP`.
     """
 
     def __init__(self,
@@ -306,7 +277,8 @@ class MMPromptBackend(DemoBackend):
                  ram_checkpoint: Optional[str] = None,
                  ram_text_checkpoint: Optional[str] = None,
                  device: Optional[str] = None,
-                 learned: Optional[str] = None) -> None:
+                 learned: Optional[str] = None,
+                 open_set_step: int = OPEN_SET_STEP) -> None:
         self.clip_config, self.clip_checkpoint = clip_config, clip_checkpoint
         self.learned = learned
         self._learned_meta = None
@@ -320,8 +292,12 @@ class MMPromptBackend(DemoBackend):
         self.ram_config, self.ram_checkpoint = ram_config, ram_checkpoint
         self.ram_text_checkpoint = ram_text_checkpoint
         self.device = device
-        self._classifier = _ModelWorker(self._build_classifier, 'demo-clip')
-        self._tagger = _ModelWorker(self._build_tagger, 'demo-ram')
+        if open_set_step < 1:
+            raise ValueError(f'open_set_step must be >= 1, got '
+                             f'{open_set_step}')
+        self.open_set_step = open_set_step
+        self._classifier = ModelWorker(self._build_classifier, 'demo-clip')
+        self._tagger = ModelWorker(self._build_tagger, 'demo-ram')
         self._ram_openset: Optional[bool] = None
 
     def clip_unavailable(self) -> Optional[str]:
@@ -369,8 +345,8 @@ class MMPromptBackend(DemoBackend):
         if meta is None:
             return None
         names = list(meta.get('categories') or ())
-        context = ('class-specific: only these names' if meta.get('csc')
-                   else 'unified: any names')
+        context = ('class-specific: only these names'
+                   if meta.get('csc') else 'unified: any names')
         shown = ', '.join(names[:10]) + (', ...' if len(names) > 10 else '')
         return (f"**Learned prompts:** `{osp.basename(self.learned)}` "
                 f"({meta.get('method')}, {meta.get('n_ctx')} context "
@@ -400,29 +376,68 @@ class MMPromptBackend(DemoBackend):
                     type='Pretrained',
                     checkpoint=self.ram_text_checkpoint,
                     prefix='text_encoder.'))
-        return ImageTagger(
+        tagger = ImageTagger(
             self.ram_config,
             pretrained=self.ram_checkpoint,
             device=self.device,
             **overrides)
+        encoder = getattr(tagger.model, 'category_encoder', None)
+        if encoder is not None:
+            # Room for the chunks of a largest request beside the sets of
+            # the small ones (see the module docstring).
+            encoder.cache_size += -(-MAX_CATEGORIES // self.open_set_step)
+        return tagger
 
     def tag(self, image: Image.Image, threshold: Optional[float],
             categories: Optional[Sequence[str]]) -> List[TagRow]:
         if categories and self.open_set_unavailable():
             raise DemoInputError(self.open_set_unavailable())
+        names = list(categories or ())
+        if len(names) > self.open_set_step:
+            result = self._tagger.run_steps(
+                functools.partial(self._tag_in_steps, image, threshold, names))
+            return _tag_rows(result)
 
         def run(tagger: Any) -> list:
-            if categories:
+            if names:
                 return tagger(
                     image,
-                    categories=list(categories),
+                    categories=names,
                     threshold=threshold,
                     sort_by='score')
             tagger.clear_categories()  # a previous request's open set
             return tagger(image, threshold=threshold, sort_by='score')
 
-        result = self._tagger.run(run)
-        return _tag_rows(result)
+        return _tag_rows(self._tagger.run(run))
+
+    def _tag_in_steps(self, image: Image.Image, threshold: Optional[float],
+                      names: List[str],
+                      tagger: Any) -> Generator[None, None, list]:
+        """Tag against many open-set categories, embedding
+        :attr:`open_set_step` of them per step (other requests' steps run
+        in between; the embeddings stay in the encoder's cache). The last
+        step sets the joined vocabulary and tags, in one step."""
+        from mmprompt.models.ram import TagVocabulary
+        model = tagger.model
+        parts = []
+        for i in range(0, len(names), self.open_set_step):
+            parts.append(
+                model.category_encoder.encode(
+                    names[i:i + self.open_set_step],
+                    descriptions=model.takes_descriptions))
+            yield
+        thresholds = torch.cat([p.thresholds for p in parts])
+        if model.category_thresholds:  # as RAM.set_openset does
+            thresholds = torch.tensor([
+                model.category_thresholds.get(n, float(t))
+                for n, t in zip(names, thresholds.tolist())
+            ])
+        model.set_vocabulary(
+            TagVocabulary(
+                torch.cat([p.label_embed for p in parts]),
+                thresholds,
+                names=names))
+        return tagger(image, threshold=threshold, sort_by='score')
 
     def classify(self, image: Image.Image, categories: Sequence[str],
                  descriptions: Dict[str, List[str]],

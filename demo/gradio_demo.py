@@ -26,6 +26,10 @@ from demo_backend import (RAM_CONFIG, RAM_OPENSET_CONFIG, DemoBackend,
                           run_tagging)
 
 NUM_EXAMPLE_SLOTS = 3  # the classify handler names each slot's inputs
+#: Requests per model let into the backend at once; more wait in gradio's
+#: queue. The backend's worker serves them in turns, one step each (see
+#: demo_worker.py), so a small request is not stuck behind a large one.
+ACTIVE_REQUESTS = 16
 DEFAULT_CLIP_CONFIG = 'clip_vit-base-p16'
 
 INTRO = """\
@@ -159,7 +163,8 @@ def _tagging_tab(backend: DemoBackend) -> None:
         inputs=[image, threshold, calibrated, open_set],
         outputs=[bars, english, chinese, table],
         api_name='tag',
-        concurrency_id='ram')
+        concurrency_id='ram',
+        concurrency_limit=ACTIVE_REQUESTS)
 
 
 def _classify_tab(backend: DemoBackend) -> None:
@@ -248,7 +253,8 @@ def _classify_tab(backend: DemoBackend) -> None:
         inputs=[image, categories, descriptions, templates, topk] + slots,
         outputs=label,
         api_name='classify',
-        concurrency_id='clip')
+        concurrency_id='clip',
+        concurrency_limit=ACTIVE_REQUESTS)
 
 
 def build_demo(backend: DemoBackend, queue_size: int = 64) -> Any:
@@ -280,8 +286,8 @@ def build_demo(backend: DemoBackend, queue_size: int = 64) -> Any:
         gr.Markdown('Images are decoded as the library decodes them (EXIF '
                     'orientation, 16-bit scaling, at most 89.5 megapixels): '
                     'the page answers as the API does.')
-    # One request per model at a time (the backend also locks); tagging and
-    # classification run side by side.
+    # Each model's worker takes its requests in turns (ACTIVE_REQUESTS in
+    # the backend per model); tagging and classification run side by side.
     demo.queue(max_size=queue_size, default_concurrency_limit=1)
     return demo
 

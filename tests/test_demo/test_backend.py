@@ -15,6 +15,7 @@ import demo_backend as db  # demo/, on sys.path through __init__.py
 from demo_backend import (DemoBackend, DemoInputError, MMPromptBackend, TagRow,
                           load_image, parse_categories, parse_descriptions,
                           parse_examples, run_classify, run_tagging)
+from demo_worker import ModelWorker
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -643,31 +644,174 @@ def test_learned_prompts_in_the_classify_tab(tmp_path):
     coop = CoOp(zero_shot.model, categories=names, n_ctx=2)
     learned = str(tmp_path / 'coop.pth')
     save_learned(coop, learned)
-    backend = MMPromptBackend(clip['config'], clip['checkpoint'],
-                              learned=learned)
+    backend = MMPromptBackend(
+        clip['config'], clip['checkpoint'], learned=learned)
     note = backend.learned_prompts()
     assert 'CoOp' in note and 'cat, dog, red car' in note
     assert backend.learned_categories() == names
     image = np.random.default_rng(0).integers(0, 256, (40, 50, 3), np.uint8)
-    out = run_classify(backend, image, 'cat, red car, zebra', '', [],
-                       'simple', 3)
+    out = run_classify(backend, image, 'cat, red car, zebra', '', [], 'simple',
+                       3)
     want = ZeroShotClassifier(
         clip['config'], clip['checkpoint'], learned=learned)(
-            Image.fromarray(image), categories=['cat', 'red car', 'zebra'],
+            Image.fromarray(image),
+            categories=['cat', 'red car', 'zebra'],
             topk=3)[0]
     assert list(out) == want['pred_classes']
     assert np.allclose(list(out.values()), want['pred_scores'], atol=1e-6)
     with pytest.raises(DemoInputError, match='replace descriptions'):
-        run_classify(backend, image, 'cat, dog', 'cat: small', [], 'simple',
-                     2)
+        run_classify(backend, image, 'cat, dog', 'cat: small', [], 'simple', 2)
     with pytest.raises(CheckpointError, match='not a learned-prompt file'):
-        MMPromptBackend(clip['config'], clip['checkpoint'],
-                        learned=clip['checkpoint'])
+        MMPromptBackend(
+            clip['config'], clip['checkpoint'], learned=clip['checkpoint'])
     if importlib.util.find_spec('gradio') is None:
         pytest.skip('gradio is not installed: the page is not checked')
     page = _load_demo_module().build_demo(backend, queue_size=4)
-    props = {c['props'].get('elem_id'): c['props']
-             for c in page.config['components']}
+    props = {
+        c['props'].get('elem_id'): c['props']
+        for c in page.config['components']
+    }
     assert props['cls-learned']['value'] == note
     assert props['cls-categories']['value'] == 'cat, dog, red car'
     assert props['cls-templates']['visible'] is False
+
+
+# -------------------------------------------------------------- fairness
+
+
+def test_worker_serves_requests_in_turns():
+    """Round robin: a one-step request submitted while a six-step one runs
+    is served after the long one's current step, not after all six; a
+    failing step fails only its own request; the model is built once."""
+    builds = []
+    worker = ModelWorker(lambda: builds.append(1) or 'model', 'test-worker')
+    log = []
+
+    def long_request(model):
+        for i in range(6):
+            log.append(f'long {i}')
+            if i == 0:  # hold the first step until the others are waiting
+                deadline = time.monotonic() + 30
+                while worker.pending() < 2 and time.monotonic() < deadline:
+                    time.sleep(0.001)
+            yield
+        return 'long done'
+
+    def failing(model):
+        log.append('failing')
+        raise KeyError('bad step')
+
+    results = {}
+
+    def call(name, fn):
+        try:
+            results[name] = fn()
+        except KeyError as e:
+            results[name] = e
+
+    threads = [
+        threading.Thread(
+            target=call, args=('long', lambda: worker.run_steps(long_request)))
+    ]
+    threads[0].start()
+    while not log:
+        time.sleep(0.001)
+    for name, fn in (('short',
+                      lambda: worker.run(lambda m: log.append('short') or m)),
+                     ('failing', lambda: worker.run(failing))):
+        threads.append(threading.Thread(target=call, args=(name, fn)))
+        threads[-1].start()
+    for t in threads:
+        t.join(30)
+    assert log[:3] == ['long 0', 'short', 'failing'] or \
+        log[:3] == ['long 0', 'failing', 'short']
+    assert log[3:] == [f'long {i}' for i in range(1, 6)]
+    assert results['long'] == 'long done' and results['short'] == 'model'
+    assert isinstance(results['failing'], KeyError)
+    assert builds == [1]
+
+
+def test_large_open_set_does_not_starve_small_requests(tiny_backend,
+                                                       monkeypatch):
+    """While an 8-name open set is embedded (2 names a step: 4 steps and the
+    tagging), a closed-set and a small open-set request both finish before
+    it; every answer equals the one served alone (the large one: the
+    library's one-call embedding of all 8 names)."""
+    backend, image, _ = tiny_backend
+    monkeypatch.setattr(backend, 'open_set_step', 2)
+    img = load_image(image)
+    names = [f'thing {i}' for i in range(8)]
+    alone = {
+        'closed':
+        backend.tag(img, None, None),
+        'small':
+        backend.tag(img, 0.0, ['cat', 'dog']),
+        'large':
+        backend._tagger.run(
+            lambda t: t(img, categories=names, threshold=0.0, sort_by='score'))
+    }
+    encoder = backend._tagger.run(lambda t: t.model.category_encoder)
+    encode = encoder.encode
+    chunks = []
+
+    def encode_after_others_wait(categories, *args, **kwargs):
+        chunks.append(list(categories))
+        if len(chunks) == 1:  # the large request's first step
+            deadline = time.monotonic() + 30
+            while (backend._tagger.pending() < 2
+                   and time.monotonic() < deadline):
+                time.sleep(0.001)
+            assert backend._tagger.pending() == 2, 'the others never came'
+        return encode(categories, *args, **kwargs)
+
+    monkeypatch.setattr(encoder, 'encode', encode_after_others_wait)
+    done, got = [], {}
+
+    def call(name, *args):
+        got[name] = backend.tag(img, *args)
+        done.append(name)
+
+    large = threading.Thread(target=call, args=('large', 0.0, names))
+    large.start()
+    while not chunks:
+        time.sleep(0.001)
+    small = [
+        threading.Thread(target=call, args=('closed', None, None)),
+        threading.Thread(target=call, args=('small', 0.0, ['cat', 'dog']))
+    ]
+    for t in small:
+        t.start()
+    for t in [large] + small:
+        t.join(60)
+    assert sorted(done[:2]) == ['closed', 'small'] and done[2] == 'large'
+    assert [len(c) for c in chunks if c[0].startswith('thing')] == [2] * 4
+    assert got['closed'] == alone['closed'] and got['small'] == alone['small']
+    want = dict(
+        zip(alone['large'][0]['pred_tags'], alone['large'][0]['pred_scores']))
+    have = {row.tag: row.score for row in got['large']}
+    assert set(have) == set(want) == set(names)
+    assert max(abs(have[n] - want[n]) for n in names) < 1e-5
+    # The same large set again: its chunks are cached, nothing re-embedded.
+    tokenized = []
+    tokenize = encoder.tokenizer.tokenize
+
+    def counted(*args, **kwargs):
+        tokenized.append(1)
+        return tokenize(*args, **kwargs)
+
+    monkeypatch.setattr(encoder.tokenizer, 'tokenize', counted)
+    assert backend.tag(img, 0.0, names) == got['large']
+    assert not tokenized
+
+
+def test_page_lets_requests_into_the_backend_in_turns():
+    demo_module = _load_demo_module()
+    page = demo_module.build_demo(FakeBackend(), queue_size=8)
+    limits = {
+        fn.api_name: (fn.concurrency_id, fn.concurrency_limit)
+        for fn in page.fns.values() if fn.api_name in ('tag', 'classify')
+    }
+    assert limits == {
+        'tag': ('ram', demo_module.ACTIVE_REQUESTS),
+        'classify': ('clip', demo_module.ACTIVE_REQUESTS)
+    }

@@ -34,10 +34,8 @@ from typing import List, Optional, Tuple
 
 from mmengine.logging import print_log
 
+from mmprompt.datasets.image_sources import IMAGE_EXTENSIONS
 from mmprompt.utils import UserError, atomic_write, check_output, run_tool
-
-IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.gif', '.ppm', '.pgm',
-                    '.tif', '.tiff', '.webp')
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:

@@ -1,6 +1,6 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
-"""Train a prompt-learning model (CoOp, CoCoOp) on a frozen CLIP with
-MMEngine's Runner; the learned prompts go to WORK_DIR/learned.pth.
+"""Train a prompt-learning model (CoOp, CoCoOp, Tip-Adapter-F) on a frozen
+CLIP with MMEngine's Runner; what was learned goes to WORK_DIR/learned.pth.
 
 Example:
     python tools/train.py configs/coop/coop_vit-base-p16_16shots_cifar100.py \
@@ -67,17 +67,46 @@ def fill_few_shot_list(dataset: dict, work_dir: str) -> None:
             f"{dataset.get('seed', 1)}_{dataset.get('split', 'all')}.json")
 
 
-def train_classes(cfg: Config) -> List[str]:
-    """The class names of the training set (builds it once)."""
-    from mmprompt.registry import DATASETS
+def fill_from_train_set(cfg: Config) -> None:
+    """Unset model settings the training set decides: ``categories`` (its
+    class names) and, for a model with a cache of the training images
+    (Tip-Adapter-F), ``cache_size`` (its length). Builds it once."""
+    from mmprompt.registry import DATASETS, MODELS
     from mmprompt.utils import register_all_modules
     register_all_modules(init_default_scope=True)
+    model_cls = MODELS.get(cfg.model.type)
+    size = getattr(model_cls, 'cache_from_train_set',
+                   False) and cfg.model.get('cache_size') is None
+    if cfg.model.get('categories') is not None and not size:
+        return
     dataset = DATASETS.build(copy.deepcopy(cfg.train_dataloader.dataset))
-    classes = list(dataset.metainfo.get('classes') or ())
-    if not classes:
-        raise InvalidInputError('the training set has no class names; set '
-                                'model.categories')
-    return classes
+    if cfg.model.get('categories') is None:
+        classes = list(dataset.metainfo.get('classes') or ())
+        if not classes:
+            raise InvalidInputError('the training set has no class names; '
+                                    'set model.categories')
+        cfg.model.categories = classes
+    if size:
+        cfg.model.cache_size = len(dataset)
+
+
+def fill_val_exclude(cfg: Config) -> None:
+    """A validation FewShotDataset with ``exclude='train'`` leaves out the
+    training set's draw (its shots, seed, split and list file)."""
+    val = cfg.get('val_dataloader') or {}
+    dataset = val.get('dataset') or {}
+    if dataset.get('exclude') != 'train':
+        return
+    train = cfg.train_dataloader.dataset
+    if train.get('type') != 'FewShotDataset':
+        raise InvalidInputError(
+            "val_dataloader.dataset.exclude='train' needs a FewShotDataset "
+            'training set')
+    dataset['exclude'] = {
+        k: train[k]
+        for k in ('shots', 'seed', 'split', 'list_file')
+        if train.get(k) is not None
+    }
 
 
 def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
@@ -98,8 +127,8 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
     elif args.resume is not None:
         cfg.resume, cfg.load_from = True, args.resume
     fill_few_shot_list(cfg.train_dataloader.dataset, cfg.work_dir)
-    if cfg.model.get('categories') is None:
-        cfg.model.categories = train_classes(cfg)
+    fill_val_exclude(cfg)
+    fill_from_train_set(cfg)
     hooks = cfg.get('custom_hooks', [])
     if not any(h.get('type') == 'PromptClassesHook' for h in hooks):
         cfg.custom_hooks = [*hooks, dict(type='PromptClassesHook')]
@@ -122,7 +151,7 @@ def main(argv: Optional[List[str]] = None) -> str:
     model = model.module if is_model_wrapper(model) else model
     if is_main_process():
         from mmprompt.models.prompt_learning import save_learned
-        model.set_categories(model.prompt_learner.trained_categories)
+        model.set_categories(model.trained_categories)
         save_learned(model, learned, force=True)
         print_log(f'Learned prompts written to {learned}', logger='current')
     return learned

@@ -55,6 +55,12 @@ class FewShotDataset:
             otherwise the draw is written to it, so a run is reproducible
             exactly. ``tools/train.py`` puts it in the work dir.
             Defaults to None.
+        exclude (dict | str, optional): Leave out, before drawing, the
+            samples of another draw over the same dataset, given by its
+            ``shots``, ``seed``, ``split`` and ``list_file``: a validation
+            split disjoint from the training shots (Tip-Adapter-F's alpha /
+            beta search). ``'train'`` is filled in by ``tools/train.py``
+            with the training set's draw. Defaults to None.
     """
 
     def __init__(self,
@@ -62,7 +68,8 @@ class FewShotDataset:
                  shots: Optional[int] = None,
                  seed: int = 1,
                  split: str = 'all',
-                 list_file: Optional[str] = None) -> None:
+                 list_file: Optional[str] = None,
+                 exclude: Optional[Union[dict, str]] = None) -> None:
         if isinstance(dataset, dict):
             dataset = DATASETS.build(dataset)
         self.dataset = dataset
@@ -77,12 +84,31 @@ class FewShotDataset:
         self.label_map = {old: new for new, old in enumerate(keep)}
         self._metainfo = dict(
             dataset.metainfo, classes=tuple(classes[i] for i in keep))
+        self.excluded = self._excluded(exclude)
         if list_file and osp.isfile(list_file):
             self.indices = self._read(list_file)
+            overlap = self.excluded.intersection(self.indices)
+            if overlap:
+                raise InvalidInputError(
+                    f'{list_file}: {len(overlap)} sample(s) of the excluded '
+                    'draw are listed; remove it or use another work dir')
         else:
             self.indices = self._draw(classes)
             if list_file:
                 self._write(list_file)
+
+    def _excluded(self, exclude: Optional[Union[dict, str]]) -> set:
+        if exclude is None:
+            return set()
+        if not isinstance(exclude, dict):
+            raise InvalidInputError(
+                f"exclude={exclude!r}: give the excluded draw as dict(shots="
+                "..., seed=..., split=..., list_file=...) ('train' is "
+                'filled in by tools/train.py)')
+        other = dict(exclude)
+        if other.get('list_file') and not osp.isfile(other['list_file']):
+            other.pop('list_file')  # drawn again, not written
+        return set(FewShotDataset(self.dataset, **other).indices)
 
     @property
     def metainfo(self) -> dict:
@@ -99,7 +125,7 @@ class FewShotDataset:
     def _draw(self, classes: List[str]) -> List[int]:
         per_class = {label: [] for label in self.label_map}
         for i, label in enumerate(self._labels()):
-            if label in per_class:
+            if label in per_class and i not in self.excluded:
                 per_class[label].append(i)
         if self.shots is None:
             return sorted(i for v in per_class.values() for i in v)
@@ -108,9 +134,11 @@ class FewShotDataset:
             if len(v) < self.shots
         ]
         if short:
+            left = (f' once the {len(self.excluded)} excluded ones are left '
+                    'out' if self.excluded else '')
             raise InvalidInputError(
                 f'{len(short)} class(es) have fewer than {self.shots} '
-                f'images: {", ".join(short[:10])}')
+                f'images{left}: {", ".join(short[:10])}')
         rng = random.Random(self.seed)
         chosen = []
         for label in sorted(per_class):

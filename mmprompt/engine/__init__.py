@@ -1,9 +1,10 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
 from .hooks import (CompileHook, PrecisionHook, PrepareOpensetHook,
                     PrepareZeroShotHook, prepare_zero_shot)
-from .prompt_hooks import PromptClassesHook
+from .prompt_hooks import PromptClassesHook, TipAdapterHook
 
 __all__ = [
     'CompileHook', 'PrecisionHook', 'PrepareOpensetHook',
-    'PrepareZeroShotHook', 'PromptClassesHook', 'prepare_zero_shot'
+    'PrepareZeroShotHook', 'PromptClassesHook', 'TipAdapterHook',
+    'prepare_zero_shot'
 ]

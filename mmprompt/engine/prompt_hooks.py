@@ -1,9 +1,18 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
-"""Hooks of prompt learning: each loop classifies among its own classes."""
+"""Hooks of prompt learning: each loop classifies among its own classes;
+Tip-Adapter-F's cache is built before training and its alpha / beta chosen
+on the validation split after it."""
+from typing import Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+from mmengine.dist import all_reduce, broadcast, get_dist_info
 from mmengine.hooks import Hook
+from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 
 from mmprompt.registry import HOOKS
+from mmprompt.utils.errors import InvalidInputError
 
 
 def _model(runner):
@@ -49,3 +58,148 @@ class PromptClassesHook(Hook):
 
     def before_test_epoch(self, runner) -> None:
         self._set(runner, runner.test_dataloader)
+
+
+def _positions(dataset):
+    """Map a packed sample's ``sample_idx`` to its row in ``dataset``: a
+    few-shot subset's samples carry the index of the full dataset."""
+    indices = getattr(dataset, 'indices', None)
+    if indices is None:
+        return lambda idx: idx
+    where = {int(i): row for row, i in enumerate(indices)}
+    return where.__getitem__
+
+
+def collect_features(model, dataloader, passes: int = 1
+                     ) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Per sample of ``dataloader.dataset``: the mean of its unnormalised
+    CLIP image features over ``passes`` passes, and its label.
+
+    Each pass is a new draw of the pipeline's random augmentation (as
+    Tip-Adapter's ``augment_epoch`` loop over its cache loader); samples are
+    matched across passes by ``sample_idx``, so the loader may shuffle.
+    Under ``torch.distributed`` every rank encodes its sampler's share and
+    the sums are all-reduced: every rank gets the same tensors (a sample the
+    sampler repeats to pad the shares gets its extra views averaged in).
+
+    Args:
+        model: A prompt-learning model (``data_preprocessor``, ``clip``).
+        dataloader: Batches of ``inputs`` and ``data_samples``.
+        passes (int): Passes over the loader. Defaults to 1.
+
+    Returns:
+        tuple: ``(N, D)`` mean features (float32) and ``(N, )`` labels.
+    """
+    dataset = dataloader.dataset
+    row_of = _positions(dataset)
+    device = model.clip.logit_scale.device
+    sums = torch.zeros(len(dataset), model.clip.proj_dims,
+                       dtype=torch.float64, device=device)
+    counts = torch.zeros(len(dataset), dtype=torch.float64, device=device)
+    labels = torch.full((len(dataset), ), -1, dtype=torch.long,
+                        device=device)
+    with torch.no_grad():
+        for _ in range(passes):
+            for batch in dataloader:
+                data = model.data_preprocessor(batch, False)
+                samples = data['data_samples']
+                if any('sample_idx' not in s for s in samples):
+                    raise InvalidInputError(
+                        "the pipeline's PackInputs must keep 'sample_idx' "
+                        'in its meta_keys (the views of each image are '
+                        'matched by it)')
+                rows = torch.tensor([row_of(int(s.sample_idx))
+                                     for s in samples], device=device)
+                feats = model.clip.extract_image_feat(data['inputs'])
+                sums.index_add_(0, rows, feats.double())
+                counts.index_add_(0, rows, torch.ones_like(rows,
+                                                           dtype=sums.dtype))
+                labels[rows] = torch.cat([s.gt_label for s in samples]).to(
+                    device)
+    if get_dist_info()[1] > 1:
+        all_reduce(sums)
+        all_reduce(counts)
+        all_reduce(labels, op='max')
+    missing = int((counts == 0).sum())
+    if missing:
+        raise InvalidInputError(
+            f'{missing} of {len(dataset)} samples never came out of the '
+            'dataloader (a sampler that drops samples?)')
+    return (sums / counts[:, None]).float(), labels
+
+
+@HOOKS.register_module()
+class TipAdapterHook(Hook):
+    """Tip-Adapter-F's cache before training, alpha / beta after it.
+
+    Before training (unless the cache came with a resumed checkpoint) the
+    keys are built from ``augment_epochs`` passes over the train dataloader,
+    its augmentation included (:func:`collect_features`, then
+    L2-normalised), under ``no_grad``. After training,
+    :meth:`TipAdapterF.search_alpha_beta` picks alpha and beta on the
+    features of the **validation** dataloader (the config's
+    ``val_dataloader``; the test set is never read), identically on every
+    rank (rank 0's values are broadcast).
+
+    Args:
+        augment_epochs (int): Augmented views averaged per key
+            (Tip-Adapter's ``augment_epoch``). Defaults to 10.
+        search_scale (Sequence[float]): Largest beta and alpha of the
+            search. Defaults to (7, 3) (Tip-Adapter's ImageNet values).
+        search_step (Sequence[int]): Numbers of betas and alphas.
+            Defaults to (200, 20).
+    """
+    # After PromptClassesHook (HIGH) set the training classes.
+    priority = 'NORMAL'
+
+    def __init__(self,
+                 augment_epochs: int = 10,
+                 search_scale: Sequence[float] = (7, 3),
+                 search_step: Sequence[int] = (200, 20)) -> None:
+        if augment_epochs < 1:
+            raise InvalidInputError(
+                f'augment_epochs must be >= 1, got {augment_epochs}')
+        self.augment_epochs = augment_epochs
+        self.search_scale = tuple(search_scale)
+        self.search_step = tuple(search_step)
+
+    def before_train(self, runner) -> None:
+        if runner.val_loop is None:
+            raise InvalidInputError(
+                'TipAdapterHook chooses alpha and beta on a validation '
+                'split: the config needs val_dataloader, val_cfg and '
+                'val_evaluator (see configs/tip_adapter/)')
+        model = _model(runner)
+        if model.cache_ready:
+            print_log('Tip-Adapter cache: kept from the checkpoint',
+                      logger='current')
+            return
+        feats, labels = collect_features(model, runner.train_dataloader,
+                                         self.augment_epochs)
+        model.set_cache(F.normalize(feats, dim=-1), labels)
+        print_log(
+            f'Tip-Adapter cache: {feats.size(0)} keys, each the mean of '
+            f'{self.augment_epochs} augmented views', logger='current')
+
+    def after_train(self, runner) -> None:
+        model = _model(runner)
+        loader = runner.val_dataloader
+        if _classes(loader) != list(model.trained_categories):
+            raise InvalidInputError(
+                'the validation split must have the classes of the training '
+                'set, in the same order')
+        if list(model.categories) != list(model.trained_categories):
+            model.set_categories(model.trained_categories)
+        feats, labels = collect_features(model, loader)
+        found = model.search_alpha_beta(
+            F.normalize(feats, dim=-1), labels, self.search_scale,
+            self.search_step)
+        if get_dist_info()[1] > 1:
+            broadcast(model.alpha, src=0)
+            broadcast(model.beta, src=0)
+        print_log(
+            f"Tip-Adapter-F on {feats.size(0)} validation images: alpha "
+            f"{found['alpha']:.4g}, beta {found['beta']:.4g}, top-1 "
+            f"{found['accuracy']:.2f} (before the search "
+            f"{found['initial']:.2f}, zero-shot {found['zero_shot']:.2f})",
+            logger='current')

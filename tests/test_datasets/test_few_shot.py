@@ -50,3 +50,21 @@ def test_too_few_images_names_the_classes(tmp_path):
     cfg = make_folder(tmp_path / 'train', dict(a=5, b=2, c=1))
     with pytest.raises(InvalidInputError, match=r'b \(2\), c \(1\)'):
         FewShotDataset(cfg, shots=4)
+
+
+def test_validation_draw_excludes_the_training_shots(tmp_path):
+    """The Tip-Adapter-F validation rule: min(shots, 4) per class from the
+    images not chosen as shots (read from the training list when it
+    exists), disjoint and deterministic."""
+    cfg = make_folder(tmp_path / 'train', dict(a=6, b=7))
+    listing = str(tmp_path / 'list.json')
+    train = FewShotDataset(cfg, shots=4, seed=1, list_file=listing)
+    exclude = dict(shots=4, seed=1, list_file=listing)
+    val = FewShotDataset(cfg, shots=2, seed=1, exclude=exclude)
+    assert len(val) == 4 and not set(val.indices) & set(train.indices)
+    assert val.indices == FewShotDataset(
+        cfg, shots=2, seed=1, exclude=dict(shots=4, seed=1)).indices
+    with pytest.raises(InvalidInputError, match=r'once the 8 excluded'):
+        FewShotDataset(cfg, shots=3, exclude=exclude)
+    with pytest.raises(InvalidInputError, match='tools/train.py'):
+        FewShotDataset(cfg, shots=2, exclude='train')

@@ -1,6 +1,6 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
-"""CoOp / CoCoOp: parity with a reference written here from CoOp's code, and
-unit tests on a tiny CLIP.
+"""CoOp / CoCoOp / Tip-Adapter-F: parity with references written here from
+CoOp's and Tip-Adapter's code, and unit tests on a tiny CLIP.
 
 The reference (``RefTextEncoder``, ``RefPromptLearner``, ``ref_logits``)
 follows KaiyangZhou/CoOp's ``TextEncoder`` / ``PromptLearner`` /
@@ -19,7 +19,7 @@ from mmengine.config import Config
 from torch.testing import assert_close
 
 from mmprompt.models.clip import CLIPTokenizer
-from mmprompt.models.prompt_learning import CoCoOp, CoOp
+from mmprompt.models.prompt_learning import CoCoOp, CoOp, TipAdapterF
 from mmprompt.registry import MODELS
 from mmprompt.utils.errors import InvalidInputError
 
@@ -340,3 +340,225 @@ def test_bad_prompt_settings_are_refused(tiny_clip):
         CoOp(tiny_clip, categories=['cat'], class_token_position='left')
     with pytest.raises(InvalidInputError, match='unified context'):
         CoCoOp(clip=tiny_clip, categories=['cat'], csc=True)
+
+
+# -- Tip-Adapter-F ------------------------------------------------------------
+TIP_TEMPLATES = ('a photo of a {}.', 'itap of a {}.')
+
+
+def ref_clip_weights(ref, classnames, templates):
+    """Tip-Adapter's ``clip_classifier``: ``(D, C)``."""
+    weights = []
+    with torch.no_grad():
+        for classname in classnames:
+            classname = classname.replace('_', ' ')
+            texts = ref_tokenize([t.format(classname) for t in templates])
+            emb = ref.encode_text(texts)
+            emb = emb / emb.norm(dim=-1, keepdim=True)
+            emb = emb.mean(dim=0)
+            weights.append(emb / emb.norm())
+    return torch.stack(weights, dim=1)
+
+
+def ref_cache_keys(view_feats):
+    """Tip-Adapter's ``build_cache_model``: the per-pass features (raw)
+    stacked, averaged over passes, normalised; ``(M, D)`` (not transposed)."""
+    keys = torch.cat([f.unsqueeze(0) for f in view_feats]).mean(dim=0)
+    return keys / keys.norm(dim=-1, keepdim=True)
+
+
+def ref_tip_logits(scale, feats, clip_weights, adapter, values, alpha, beta):
+    """Tip-Adapter-F's training / evaluation logits (``100.`` is OpenAI's
+    ``logit_scale.exp()``; random weights have their own)."""
+    affinity = adapter(feats)
+    cache_logits = ((-1) * (beta - beta * affinity)).exp() @ values
+    clip_logits = scale * feats @ clip_weights
+    return clip_logits + cache_logits * alpha
+
+
+@pytest.mark.parity
+@pytest.mark.slow
+def test_tip_adapter_f_logits_and_adamw_steps_match_reference(full):
+    """Full-size ViT-B/16: Tip-Adapter-F's logits (text prototypes, cache,
+    scale) and 5 AdamW steps of the keys (lr 0.001, eps 1e-4, cosine) equal
+    the reference written from Tip-Adapter's main.py / utils.py."""
+    ref, clip, ref_img, ours_img = full
+    labels = torch.tensor([0, 3, 5, 7])
+    alpha, beta = 1.17, 5.5
+    # Two "augmented views" of 4 training images: the images and the next.
+    model = TipAdapterF(clip, categories=NAMES, templates=TIP_TEMPLATES,
+                        cache_size=4, alpha=alpha, beta=beta)
+    views = (ours_img + ours_img.roll(-1, 0)) / 2
+    model.set_cache(F.normalize(views, dim=-1), labels)
+    ref_keys = ref_cache_keys([ref_img, ref_img.roll(-1, 0)])
+    adapter = nn.Linear(ref_keys.size(1), 4, bias=False)
+    adapter.weight = nn.Parameter(ref_keys.clone())
+    values = F.one_hot(labels, len(NAMES)).float()
+    weights = ref_clip_weights(ref, NAMES, TIP_TEMPLATES)
+    scale = float(ref.logit_scale.exp())
+    ours_f = F.normalize(ours_img, dim=-1)
+    ref_f = ref_img / ref_img.norm(dim=-1, keepdim=True)
+    with torch.no_grad():
+        got = model.compute_logits(ours_f)
+        want = ref_tip_logits(scale, ref_f, weights, adapter, values, alpha,
+                              beta)
+    logit_diff = float((got - want).abs().max())
+    assert logit_diff <= 1e-5 * scale, logit_diff
+    steps, kw = 5, dict(lr=0.001, eps=1e-4)
+    opt = torch.optim.AdamW([model.cache_keys], **kw)
+    ref_opt = torch.optim.AdamW(adapter.parameters(), **kw)
+    scheds = [torch.optim.lr_scheduler.CosineAnnealingLR(o, steps)
+              for o in (opt, ref_opt)]
+    init = model.cache_keys.detach().clone()
+    targets = torch.tensor([1, 3, 5, 0])
+    model.train()
+    for _ in range(steps):
+        loss = F.cross_entropy(model.compute_logits(ours_f), targets)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        ref_loss = F.cross_entropy(
+            ref_tip_logits(scale, ref_f, weights, adapter, values, alpha,
+                           beta), targets)
+        ref_opt.zero_grad()
+        ref_loss.backward()
+        ref_opt.step()
+        for sched in scheds:
+            sched.step()
+        targets = targets.roll(1)
+    with torch.no_grad():
+        diff = float((model.cache_keys - adapter.weight).abs().max())
+        moved = float((model.cache_keys - init).abs().max())
+    print(f'Tip-Adapter-F: max |logits - ref| = {logit_diff:.2e} (scale '
+          f'{scale:.1f}); {steps} AdamW steps: max |keys - ref keys| = '
+          f'{diff:.2e}, moved {moved:.2e}')
+    assert diff <= 1e-5, diff
+    assert moved > 1e-3
+
+
+class _Loader:
+    """Batches of a few-shot-like dataset, shuffled anew each pass; every
+    pass shows each image as another (random) "augmented" view."""
+
+    def __init__(self, views, labels, indices, batch_size=3):
+        self.views, self.labels = views, labels
+        self.dataset = type('D', (), dict(indices=indices,
+                                          __len__=lambda s: len(indices)))()
+        self.batch_size, self.passes = batch_size, 0
+
+    def __iter__(self):
+        from mmpretrain.structures import DataSample
+        views = self.views[self.passes]
+        self.passes += 1
+        order = torch.randperm(len(self.labels),
+                               generator=torch.Generator().manual_seed(
+                                   self.passes)).tolist()
+        for start in range(0, len(order), self.batch_size):
+            rows = order[start:start + self.batch_size]
+            yield dict(
+                inputs=[views[r] for r in rows],
+                data_samples=[
+                    DataSample(metainfo=dict(sample_idx=self.dataset.indices[
+                        r])).set_gt_label(int(self.labels[r])) for r in rows
+                ])
+
+
+def test_tip_adapter_cache_averages_views_like_the_reference(tiny_clip):
+    """The hook's cache: per image, the mean of its raw features over the
+    passes, normalised (Tip-Adapter's build_cache_model), whatever order
+    the shuffled loader gives them in."""
+    from mmprompt.engine.prompt_hooks import collect_features
+    g = torch.Generator().manual_seed(0)
+    views = [torch.randint(0, 256, (7, 3, 32, 32), generator=g).byte()
+             for _ in range(3)]
+    labels = torch.tensor([0, 0, 1, 1, 2, 2, 3])
+    model = TipAdapterF(tiny_clip, categories=NAMES[:4], cache_size=7)
+    loader = _Loader(views, labels, indices=[40, 3, 17, 8, 99, 5, 61])
+    feats, got_labels = collect_features(model, loader, passes=3)
+    model.set_cache(F.normalize(feats, dim=-1), got_labels)
+    with torch.no_grad():
+        want = ref_cache_keys([
+            tiny_clip.extract_image_feat(
+                model.data_preprocessor(dict(inputs=list(v)))['inputs'])
+            for v in views
+        ])
+    assert_close(model.cache_keys.detach(), want, atol=1e-6, rtol=0)
+    assert torch.equal(model.cache_labels, labels)
+
+
+def test_tip_adapter_search_finds_the_planted_alpha_beta(tiny_clip):
+    """Validation labels planted by the model's own logits at one pair of
+    the grid: the search returns that pair (the unique best, checked here
+    by brute force) and stores it."""
+    from mmprompt.models.prompt_learning.tip_adapter import search_grid
+    g = torch.Generator().manual_seed(0)
+    # 5 classes around random centres, 8 keys each; the validation images
+    # scattered further, so that text and cache terms compete.
+    model = TipAdapterF(tiny_clip, categories=NAMES[:5], cache_size=40)
+    centres = F.normalize(torch.randn(5, 32, generator=g), dim=-1)
+    keys = F.normalize(
+        centres.repeat_interleave(8, 0) +
+        0.7 * torch.randn(40, 32, generator=g) / 32**0.5, dim=-1)
+    model.set_cache(keys, torch.arange(5).repeat_interleave(8))
+    feats = F.normalize(
+        centres.repeat(80, 1) + 1.05 * torch.randn(400, 32, generator=g) /
+        32**0.5, dim=-1)
+    scale, step = (7, 3), (8, 6)
+    betas, alphas = search_grid(7, 8), search_grid(3, 6)
+    planted = (alphas[3], betas[5])
+    with torch.no_grad():
+        labels = model.compute_logits(feats, *planted).argmax(-1)
+        acc = {(a, b): int((model.compute_logits(feats, a, b).argmax(-1) ==
+                            labels).sum())
+               for b in betas for a in alphas}
+    others = max(v for k, v in acc.items() if k != planted)
+    assert acc[planted] == 400 > others  # the construction is valid
+    found = model.search_alpha_beta(feats, labels, scale, step)
+    assert (found['alpha'], found['beta']) == planted
+    assert found['accuracy'] == 100.0
+    assert float(model.alpha) == pytest.approx(planted[0])
+    assert float(model.beta) == pytest.approx(planted[1])
+
+
+def test_tip_adapter_trains_only_its_keys_and_round_trips(tiny_clip, tmp_path):
+    from mmprompt.models.prompt_learning import load_learned, save_learned
+    from mmpretrain.structures import DataSample
+    torch.manual_seed(0)
+    before = {k: v.clone() for k, v in tiny_clip.state_dict().items()}
+    model = TipAdapterF(tiny_clip, categories=NAMES[:4], cache_size=8)
+    model.set_cache(F.normalize(torch.randn(8, 32), dim=-1),
+                    torch.arange(4).repeat(2))
+    model.train()
+    assert not any(m.training for m in model.clip.modules())
+    trainable = [n for n, p in model.named_parameters() if p.requires_grad]
+    assert trainable == ['cache_keys']
+    opt = torch.optim.AdamW([model.cache_keys], lr=0.01, eps=1e-4)
+    samples = [DataSample().set_gt_label(i) for i in (0, 1, 3)]
+    for _ in range(2):
+        loss = model(torch.randn(3, 3, 32, 32), samples, mode='loss')['loss']
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    for k, v in tiny_clip.state_dict().items():
+        assert torch.equal(v, before[k]), k
+    assert all(p.grad is None for p in tiny_clip.parameters())
+    assert set(model.state_dict()) == {'cache_keys', 'cache_labels', 'alpha',
+                                       'beta'}
+    path = str(tmp_path / 'tip.pth')
+    save_learned(model.eval(), path)
+    fresh = TipAdapterF(tiny_clip, categories=NAMES[:4])  # no cache_size
+    load_learned(fresh, path)
+    feats = F.normalize(torch.randn(5, 32), dim=-1)
+    with torch.no_grad():
+        assert torch.equal(fresh.compute_logits(feats),
+                           model.compute_logits(feats))
+        # Other names: each trained one keeps its cache; a new one has none.
+        fresh.set_categories([NAMES[2], 'zebra', NAMES[0]])
+        got = fresh.compute_logits(feats)
+        cache = got - tiny_clip.logit_scale.exp() * feats @ \
+            fresh.get_prototypes().t()
+    assert_close(got[:, [0, 2]], model.compute_logits(feats)[:, [2, 0]])
+    assert float(cache[:, 1].abs().max()) < 1e-5
+    other = TipAdapterF(tiny_clip, categories=NAMES[:4], templates='a {}.')
+    with pytest.raises(Exception, match='templates'):
+        load_learned(other, path)

@@ -14,25 +14,21 @@ for every category, so their keys and values are computed once per step
 and shared (:meth:`CLIPTextTransformer.encode_prefix`, exact under the
 causal mask); image features are computed under ``no_grad``.
 """
-import copy
 from typing import Dict, List, Optional, Sequence, Union
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from mmengine.model import BaseModel
-from mmpretrain.structures import DataSample
 
-from mmprompt.models.utils.data_preprocessor import build_cls_preprocessor
 from mmprompt.registry import MODELS
 from mmprompt.utils.errors import InvalidInputError
-from ..clip.clip import CLIP_MEAN, CLIP_STD
 from ..clip.prompts import resolve_categories
+from .base import FrozenCLIPModel
 from .prompt_learner import PromptLearner
 
 
 @MODELS.register_module()
-class CoOp(BaseModel):
+class CoOp(FrozenCLIPModel):
     """Context Optimization: a learned prompt context on a frozen CLIP.
 
     Args:
@@ -70,24 +66,7 @@ class CoOp(BaseModel):
             raise InvalidInputError(
                 f'{type(self).__name__} needs categories (tools/train.py '
                 "takes them from the training set's classes)")
-        if isinstance(clip, nn.Module):
-            clip_init = None
-            data_preprocessor = data_preprocessor or clip.data_preprocessor
-        else:
-            clip = copy.deepcopy(clip)
-            clip_init = clip.pop('init_cfg', None)
-            if data_preprocessor is None:
-                data_preprocessor = copy.deepcopy(
-                    clip.get('data_preprocessor'))
-            clip = MODELS.build(clip)
-        super().__init__(
-            data_preprocessor=build_cls_preprocessor(data_preprocessor,
-                                                     CLIP_MEAN, CLIP_STD),
-            init_cfg=init_cfg)
-        self.clip_init = clip_init
-        self.clip = clip
-        self.clip.requires_grad_(False)
-        self.clip.eval()
+        super().__init__(clip, data_preprocessor, init_cfg)
         self.share_prefix = share_prefix
         text = self.clip.text_encoder
         self.prompt_learner = PromptLearner(
@@ -99,39 +78,22 @@ class CoOp(BaseModel):
             csc=csc,
             class_token_position=class_token_position,
             context_length=text.context_length)
-        self._register_state_dict_hook(_drop_clip_keys)
-        self.register_load_state_dict_post_hook(_allow_missing_clip_keys)
-
-    # -- frozen CLIP -----------------------------------------------------
-    def train(self, mode: bool = True) -> 'CoOp':
-        """Set the learned parts' mode; the frozen CLIP stays in eval."""
-        super().train(mode)
-        self.clip.eval()
-        return self
-
-    def init_weights(self) -> None:
-        """Load CLIP's weights from its ``init_cfg`` (strictly); the
-        context was initialised at construction."""
-        if self.clip_init and self.clip_init.get('checkpoint'):
-            from mmprompt.utils.checkpoint import load_checkpoint
-            load_checkpoint(self.clip, self.clip_init['checkpoint'])
-        self._is_init = True
 
     @property
     def categories(self) -> List[str]:
         """list[str]: The current category names."""
         return self.prompt_learner.categories
 
+    @property
+    def trained_categories(self) -> List[str]:
+        """list[str]: The category names it was trained on."""
+        return self.prompt_learner.trained_categories
+
     def set_categories(self, categories: Sequence[str]) -> None:
         """Classify among other names (a unified context takes any)."""
         self.prompt_learner.set_categories(list(categories))
 
     # -- features ---------------------------------------------------------
-    def extract_image_feat(self, images: torch.Tensor) -> torch.Tensor:
-        """Normalised image features, ``(N, D)``, without gradients."""
-        with torch.no_grad():
-            return F.normalize(self.clip.extract_image_feat(images), dim=-1)
-
     def extract_text_feat(self) -> torch.Tensor:
         """Normalised features of every category's prompt, ``(C, D)``."""
         learner = self.prompt_learner
@@ -153,29 +115,6 @@ class CoOp(BaseModel):
         """Logits ``(N, C)`` of normalised image features."""
         text_feats = self.extract_text_feat()
         return self.clip.logit_scale.exp() * image_feats @ text_feats.t()
-
-    # -- MMEngine entry points -------------------------------------------
-    def forward(self,
-                inputs: torch.Tensor,
-                data_samples: Optional[List[DataSample]] = None,
-                mode: str = 'tensor'):
-        """``'loss'``: cross-entropy dict; ``'predict'``: data samples;
-        ``'tensor'``: logits."""
-        logits = self.compute_logits(self.extract_image_feat(inputs))
-        if mode == 'tensor':
-            return logits
-        if mode == 'loss':
-            labels = torch.cat([s.gt_label for s in data_samples])
-            return dict(loss=F.cross_entropy(logits, labels.to(logits.device)))
-        if mode == 'predict':
-            return _to_samples(logits, data_samples)
-        raise ValueError(f"invalid mode {mode!r}: 'loss', 'predict' or "
-                         "'tensor'")
-
-    @property
-    def image_size(self) -> int:
-        """int: Side of the square images CLIP's image tower takes."""
-        return int(self.clip.visual.img_size[0])
 
     # -- what is saved ----------------------------------------------------
     def learned_meta(self) -> Dict:
@@ -201,30 +140,6 @@ class CoOp(BaseModel):
             ctx_init=meta.get('ctx_init'),
             csc=bool(meta['csc']),
             class_token_position=meta['class_token_position'])
-
-
-def _to_samples(logits: torch.Tensor,
-                data_samples: Optional[List[DataSample]]) -> List[DataSample]:
-    scores = logits.softmax(dim=-1)
-    labels = scores.argmax(dim=-1, keepdim=True)
-    if data_samples is None:
-        data_samples = [DataSample() for _ in range(scores.size(0))]
-    for sample, score, label in zip(data_samples, scores, labels):
-        sample.set_pred_score(score).set_pred_label(label)
-    return data_samples
-
-
-def _drop_clip_keys(module, state_dict, prefix, local_metadata) -> None:
-    """State-dict hook: the frozen CLIP is not part of what was learned."""
-    for key in [k for k in state_dict if k.startswith(prefix + 'clip.')]:
-        del state_dict[key]
-
-
-def _allow_missing_clip_keys(module, incompatible_keys) -> None:
-    """Strict loading of learned weights: CLIP's come from its own file."""
-    missing = incompatible_keys.missing_keys
-    for key in [k for k in missing if k.startswith('clip.')]:
-        missing.remove(key)
 
 
 @MODELS.register_module()

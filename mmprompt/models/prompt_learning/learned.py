@@ -2,8 +2,11 @@
 """Learned-prompt files: what was learned, plus what it was learned on.
 
 A file holds the state dict of a prompt-learning model without the frozen
-CLIP (kilobytes to megabytes) and a meta dict: the method and its settings
-(``n_ctx``, ``class_token_position``, ``csc``, the category names) and the
+CLIP (kilobytes to megabytes: Tip-Adapter-F's cache keys are 16 x 1,000 x
+512 floats, 33 MB, for ImageNet) and a meta dict: the method and its
+settings (``n_ctx``, ``class_token_position``, ``csc``; Tip-Adapter-F's
+``templates``, ``cache_size``, ``alpha`` and ``beta``, the last two also in
+the state dict, which is what loading reads; the category names) and the
 CLIP it was learned on: ``clip_arch``, the shapes of its tensors, and
 ``clip_fingerprint``, a digest of its values. Loading over a CLIP of
 another architecture is an error; over other weights of the same
@@ -96,7 +99,7 @@ def load_learned(model: nn.Module, path: str) -> Dict:
         raise CheckpointError(
             f'{path}: learned on a CLIP of another architecture than this '
             "config's; use the config it was trained with")
-    for key in ('n_ctx', 'csc', 'class_token_position'):
+    for key in ('n_ctx', 'csc', 'class_token_position', 'templates'):
         if key in expected and meta.get(key) != expected[key]:
             raise CheckpointError(
                 f'{path}: learned with {key}={meta.get(key)!r}, the config '
@@ -107,13 +110,18 @@ def load_learned(model: nn.Module, path: str) -> Dict:
             'architecture; the prompts were tuned for other features',
             logger='current',
             level=logging.WARNING)
+    prepare = getattr(model, 'prepare_learned', None)
+    if prepare is not None:
+        # Tensors sized by what was learned (Tip-Adapter-F's cache).
+        prepare(sd, meta)
     own = set(model.state_dict())
     if set(sd) != own:
         missing, extra = sorted(own - set(sd)), sorted(set(sd) - own)
         raise CheckpointError(f'{path}: keys differ from the model: missing '
                               f'{missing[:3]}, unexpected {extra[:3]}')
-    learner = model.prompt_learner
-    if learner.csc:
+    learner = getattr(model, 'prompt_learner', None)
+    csc = learner is not None and learner.csc
+    if csc:
         learner.trained_categories = list(meta['categories'])
     shapes = [
         k for k, v in model.state_dict().items() if v.shape != sd[k].shape
@@ -122,7 +130,7 @@ def load_learned(model: nn.Module, path: str) -> Dict:
         raise CheckpointError(f'{path}: tensors of another shape: {shapes}'
                               ' (another number of categories for csc?)')
     model.load_state_dict(sd, strict=True)
-    if learner.csc:
+    if csc:
         learner.set_categories(learner.categories)
     return meta
 

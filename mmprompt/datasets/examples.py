@@ -14,6 +14,7 @@ from typing import Any, Dict, List, Sequence, Tuple
 
 import torch
 
+from mmprompt.utils.errors import InputTypeError, InvalidInputError
 from .image_sources import IMAGE_EXTENSIONS
 from .transforms import CLIPPreprocess
 
@@ -21,7 +22,8 @@ from .transforms import CLIPPreprocess
 def _folder_examples(folder: str) -> Dict[str, List[str]]:
     """``{subfolder name: its image files}`` of a folder."""
     if not osp.isdir(folder):
-        raise ValueError(f'examples folder {folder!r} does not exist')
+        raise InvalidInputError(
+            f'examples folder {folder!r} does not exist')
     spec = {}
     for name in sorted(os.listdir(folder)):
         sub = osp.join(folder, name)
@@ -48,22 +50,24 @@ def resolve_examples(spec: Any,
         dict: Label -> list of images (only labels that have some).
 
     Raises:
-        ValueError: If a key or subfolder names no category, or the folder
-            does not exist.
+        InvalidInputError: If a key or subfolder names no category, or the
+            folder does not exist (a ``ValueError``, one line).
     """
     if spec is None:
         return {}
     if isinstance(spec, str):
         spec = _folder_examples(spec)
     if not isinstance(spec, dict):
-        raise TypeError('examples must be a dict {category: list of images} '
-                        f'or a folder, got {type(spec).__name__}')
+        raise InputTypeError('examples must be a dict {category: list of '
+                             'images} or a folder, got '
+                             f'{type(spec).__name__}')
     labels = {}
     for i, name in enumerate(categories):
         labels.setdefault(name, []).append(i)
     unknown = [k for k in spec if k not in labels]
     if unknown:
-        raise ValueError(f'examples given for unknown categories: {unknown}')
+        raise InvalidInputError(
+            f'examples given for unknown categories: {unknown}')
     out = {}
     for name, images in spec.items():
         if isinstance(images,

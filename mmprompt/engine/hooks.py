@@ -15,6 +15,7 @@ from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 
 from mmprompt.registry import HOOKS
+from mmprompt.utils.errors import InvalidInputError
 
 
 @HOOKS.register_module()
@@ -133,8 +134,8 @@ def prepare_zero_shot(model,
     from mmprompt.models.clip.prototype_cache import PrototypeCache
     names = model.categories
     if (examples is not None or prototype_cache_dir) and names is None:
-        raise ValueError('examples and prototype_cache_dir need categories '
-                         '(model.categories)')
+        raise InvalidInputError('examples and prototype_cache_dir need '
+                                'categories (model.categories)')
     if prototype_cache_dir:
         prototypes = PrototypeCache(prototype_cache_dir).prototypes(
             model, names, model.templates, model.descriptions)
@@ -184,8 +185,10 @@ class PrepareZeroShotHook(Hook):
         model = runner.model
         model = model.module if is_model_wrapper(model) else model
         if not hasattr(model, 'set_examples'):
-            raise ValueError(f'PrepareZeroShotHook: {type(model).__name__} '
-                             'is not a zero-shot classifier')
+            raise InvalidInputError(
+                f'PrepareZeroShotHook: {type(model).__name__} is not a '
+                'zero-shot classifier (model.examples and '
+                'model.prototype_cache_dir are for CLIPZeroShot)')
         prepare_zero_shot(model, self.examples, self.prototype_cache_dir)
 
 

@@ -14,7 +14,7 @@ from typing import Dict, Optional, Tuple
 
 import torch
 
-from .common import MMPROMPT_FORMAT, ConverterError
+from .common import MMPROMPT_FORMAT, ConverterError, unwrap_state_dict
 from .rules import apply_rules
 
 MODEL_NAME = 'CLIP ViT (OpenAI layout)'
@@ -157,7 +157,7 @@ def infer_openai_clip_arch(state_dict: Dict[str, torch.Tensor]) -> dict:
 
 
 def convert_openai_clip(
-    state_dict: Dict[str, torch.Tensor],
+    checkpoint: Dict[str, torch.Tensor],
     dtype: Optional[torch.dtype] = torch.float32,
 ) -> Tuple['OrderedDict[str, torch.Tensor]', dict]:
     """Map an OpenAI CLIP ViT state dict to mmprompt's :class:`CLIP`.
@@ -167,7 +167,11 @@ def convert_openai_clip(
     and other models fail this way). Pure: no I/O, the input is untouched.
 
     Args:
-        state_dict (dict): OpenAI keys to tensors, unwrapped.
+        checkpoint (dict): The loaded checkpoint, taken as
+            :func:`~mmprompt.converters.convert_ram` takes its own: OpenAI
+            keys to tensors, or a dict wrapping them under ``'state_dict'``
+            or ``'model'`` (``module.`` prefixes stripped, see
+            :func:`~mmprompt.converters.common.unwrap_state_dict`).
         dtype (torch.dtype, optional): Type of the floating-point outputs;
             None keeps the source's. Defaults to ``torch.float32``, so that
             OpenAI's fp16 weights become fp32.
@@ -180,6 +184,7 @@ def convert_openai_clip(
     Raises:
         ConverterError: If the state dict is not an OpenAI CLIP ViT.
     """
+    state_dict = unwrap_state_dict(checkpoint)
     converted, dropped = apply_rules(
         state_dict, RULES, DROP, model_name=MODEL_NAME)
     arch = infer_openai_clip_arch(state_dict)

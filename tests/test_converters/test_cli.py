@@ -111,3 +111,25 @@ def test_format_by_extension(sources, tmp_path):
         assert meta_st['source_file'] == osp.basename(sources[name])
         assert sd_st.keys() == sd_pth.keys()
         assert all(torch.equal(sd_st[k], sd_pth[k]) for k in sd_st)
+
+
+def test_converters_take_checkpoints_the_same_way(sources):
+    """Both converter functions take what a file holds: the state dict, or
+    it wrapped under 'state_dict' / 'model' with DataParallel's 'module.'
+    prefixes; the results are equal."""
+    from mmprompt.converters import (ConverterError, convert_openai_clip,
+                                     convert_ram)
+    for name, convert in (('openai_clip', convert_openai_clip),
+                          ('ram', convert_ram)):
+        raw = torch.load(sources[name], weights_only=True)
+        sd = raw.get('model', raw)
+        want, _ = convert(sd)
+        for wrapped in (dict(state_dict=sd), dict(model=sd),
+                        dict(state_dict={f'module.{k}': v
+                                         for k, v in sd.items()})):
+            got, _ = convert(wrapped)
+            assert got.keys() == want.keys(), name
+            assert all(torch.equal(got[k], want[k]) for k in want), name
+        converted = dict(state_dict=want, meta=dict(format='mmprompt'))
+        with pytest.raises(ConverterError, match='already an mmprompt'):
+            convert(converted)

@@ -126,6 +126,11 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
         cfg.resume, cfg.load_from = True, None
     elif args.resume is not None:
         cfg.resume, cfg.load_from = True, args.resume
+    for name in ('train_dataloader', 'val_dataloader'):
+        loader = cfg.get(name) or {}
+        if loader.get('num_workers', 0) == 0:
+            # The recipes' persistent workers need workers.
+            loader.pop('persistent_workers', None)
     fill_few_shot_list(cfg.train_dataloader.dataset, cfg.work_dir)
     fill_val_exclude(cfg)
     fill_from_train_set(cfg)

@@ -453,3 +453,103 @@ default_hooks = dict(checkpoint=dict(interval=100))
     print(f'CoOp context, 2 vs 1 process: max abs diff {diff:.2e} '
           f'(largest entry {largest:.2f})')
     assert diff <= 1e-5, diff
+
+
+CACHE_SCRIPT = r'''
+import os
+import sys
+import torch
+from mmengine.dataset import DefaultSampler
+from mmpretrain.structures import DataSample
+from mmprompt.engine.prompt_hooks import collect_features
+from mmprompt.utils.dist import init_distributed
+
+if 'RANK' in os.environ:
+    init_distributed('pytorch', backend='gloo', timeout=120)
+INDICES = [40, 3, 17, 8, 99, 5, 61]  # a few-shot subset of a larger set
+
+
+class Clip(torch.nn.Module):
+    proj_dims = 4
+
+    def __init__(self):
+        super().__init__()
+        self.logit_scale = torch.nn.Parameter(torch.tensor(1.))
+        self.proj = torch.nn.Linear(6, 4)
+
+    def extract_image_feat(self, x):
+        return self.proj(x)
+
+
+class Model:
+    torch.manual_seed(0)
+    clip = Clip()
+
+    @staticmethod
+    def data_preprocessor(batch, training):
+        return batch
+
+
+class Dataset:
+    indices = INDICES
+
+    def __len__(self):
+        return len(INDICES)
+
+
+class Loader:
+    """Each rank's DefaultSampler share (7 samples: rank 1's is padded),
+    shuffled; pass p shows sample r as its p-th "augmented" view."""
+
+    def __init__(self):
+        self.dataset = Dataset()
+        self.sampler = DefaultSampler(self.dataset, shuffle=True, seed=0)
+        self.passes = 0
+
+    def __iter__(self):
+        self.passes += 1
+        rows = list(self.sampler)
+        for start in range(0, len(rows), 2):
+            part = rows[start:start + 2]
+            yield dict(
+                inputs=torch.stack([
+                    torch.sin(torch.arange(6.) * self.passes + r)
+                    for r in part
+                ]),
+                data_samples=[
+                    DataSample(metainfo=dict(
+                        sample_idx=INDICES[r])).set_gt_label(r % 3)
+                    for r in part
+                ])
+
+
+with torch.no_grad():
+    feats, labels = collect_features(Model, Loader(), passes=3)
+rank = int(os.environ.get('RANK', 0))
+torch.save(dict(feats=feats, labels=labels),
+           os.path.join(sys.argv[1], f'rank{rank}.pth'))
+'''
+
+
+@pytest.mark.slow
+def test_tip_adapter_cache_on_two_ranks_matches_one(tmp_path, monkeypatch):
+    """Tip-Adapter-F's cache features (3 augmented passes, each rank its
+    shuffled share, rank 1's padded) all-reduced: both ranks get one
+    process's tensors."""
+    import runpy
+    import sys
+    script = tmp_path / 'cache.py'
+    script.write_text(CACHE_SCRIPT)
+    one = tmp_path / 'one'
+    two = tmp_path / 'two'
+    one.mkdir()
+    two.mkdir()
+    monkeypatch.setattr(sys, 'argv', [str(script), str(one)])
+    runpy.run_path(str(script), run_name='__main__')
+    want = torch.load(one / 'rank0.pth', weights_only=True)
+    D.run(D.torchrun_argv(str(script), [str(two)]), timeout=180)
+    for rank in (0, 1):
+        got = torch.load(two / f'rank{rank}.pth', weights_only=True)
+        assert torch.equal(got['labels'], want['labels'])
+        diff = float((got['feats'] - want['feats']).abs().max())
+        assert diff <= 1e-6, diff

@@ -195,8 +195,7 @@ def write_tip_config(root, clip_path) -> str:
     text = f"""_base_ = [{base!r}]
 model = dict(clip=dict(_delete_=True, **{cfg!r}))
 data_root = {str(root / 'data')!r}
-train_dataloader = dict(num_workers=0, persistent_workers=False,
-    batch_size=16, dataset=dict(shots=12, dataset=dict(
+train_dataloader = dict(num_workers=0, batch_size=16, dataset=dict(shots=12, dataset=dict(
         data_root=data_root, pipeline={load + flip + pack!r})))
 val_dataloader = dict(num_workers=0, dataset=dict(dataset=dict(
     data_root=data_root, pipeline={load + pack!r})))

@@ -12,9 +12,12 @@ train_pipeline = [
     dict(type='RandomFlip', prob=0.5, direction='horizontal'),
     dict(type='PackInputs'),
 ]
+# Persistent workers: MMEngine seeds new workers alike each epoch, so
+# without them every epoch would repeat the same crops and flips.
 train_dataloader = dict(
     batch_size=32,
     num_workers=4,
+    persistent_workers=True,
     dataset=dict(type='FewShotDataset', shots=16, seed=1),
     sampler=dict(type='DefaultSampler', shuffle=True),
 )

@@ -134,9 +134,13 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
     fill_few_shot_list(cfg.train_dataloader.dataset, cfg.work_dir)
     fill_val_exclude(cfg)
     fill_from_train_set(cfg)
-    hooks = cfg.get('custom_hooks', [])
-    if not any(h.get('type') == 'PromptClassesHook' for h in hooks):
-        cfg.custom_hooks = [*hooks, dict(type='PromptClassesHook')]
+    # Each loop's classes; what --resume needs to continue exactly.
+    hooks = list(cfg.get('custom_hooks', []))
+    for name in ('PromptClassesHook', 'EpochSeedHook',
+                 'WeightsOnlyCheckpointHook'):
+        if not any(h.get('type') == name for h in hooks):
+            hooks.append(dict(type=name))
+    cfg.custom_hooks = hooks
     return cfg
 
 

@@ -2,9 +2,10 @@
 from .hooks import (CompileHook, PrecisionHook, PrepareOpensetHook,
                     PrepareZeroShotHook, prepare_zero_shot)
 from .prompt_hooks import PromptClassesHook, TipAdapterHook
+from .resume_hooks import EpochSeedHook, WeightsOnlyCheckpointHook
 
 __all__ = [
     'CompileHook', 'PrecisionHook', 'PrepareOpensetHook',
     'PrepareZeroShotHook', 'PromptClassesHook', 'TipAdapterHook',
-    'prepare_zero_shot'
+    'prepare_zero_shot', 'EpochSeedHook', 'WeightsOnlyCheckpointHook'
 ]

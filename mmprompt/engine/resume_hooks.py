@@ -1,0 +1,105 @@
+# Copyright (c) mmprompt contributors. All rights reserved.
+"""What ``tools/train.py --resume`` needs to continue a killed run exactly.
+
+The random stream of each epoch is a function of the seed and the epoch
+(:class:`EpochSeedHook`), not of what ran before, so a resumed run draws
+the same crops and flips as an uninterrupted one.
+
+Training checkpoints must be readable by a weights-only load:
+
+mmprompt reads every ``.pth`` with ``torch.load(weights_only=True)``: a
+load never runs code. MMEngine's training checkpoints (the ones
+``--resume`` reads) hold its ``MessageHub`` state, whose ``HistoryBuffer``
+objects pickle numpy arrays and bound methods (``getattr``); a
+weights-only load refuses them, and allowing ``getattr`` would allow any
+code. :class:`WeightsOnlyCheckpointHook` writes that state as plain
+tensors and numbers instead, and rebuilds it when the checkpoint is loaded
+for resuming, exactly (the arrays keep their dtype and values).
+"""
+import random
+from typing import Any
+
+import numpy as np
+import torch
+from mmengine.hooks import Hook
+from mmengine.logging import HistoryBuffer
+
+from mmprompt.registry import HOOKS
+
+_BUFFER = '__mmprompt_history_buffer__'
+_ARRAY = '__mmprompt_ndarray__'
+
+
+def to_plain(value: Any) -> Any:
+    """``HistoryBuffer`` / numpy values as tensors, numbers and dicts."""
+    if isinstance(value, HistoryBuffer):
+        log, count = value.data
+        return {
+            _BUFFER: True,
+            'log_history': to_plain(log),
+            'count_history': to_plain(count),
+            'max_length': int(value.max_length)
+        }
+    if isinstance(value, np.ndarray):
+        return {_ARRAY: torch.from_numpy(np.ascontiguousarray(value).copy())}
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, dict):
+        return type(value)((k, to_plain(v)) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return type(value)(to_plain(v) for v in value)
+    return value
+
+
+def from_plain(value: Any) -> Any:
+    """The inverse of :func:`to_plain`."""
+    if isinstance(value, dict):
+        if value.get(_BUFFER) is True:
+            return HistoryBuffer(
+                from_plain(value['log_history']),
+                from_plain(value['count_history']), value['max_length'])
+        if set(value) == {_ARRAY}:
+            return value[_ARRAY].numpy()
+        return type(value)((k, from_plain(v)) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return type(value)(from_plain(v) for v in value)
+    return value
+
+
+@HOOKS.register_module()
+class WeightsOnlyCheckpointHook(Hook):
+    """Save the message hub's state as plain data; rebuild it on load.
+
+    ``tools/train.py`` adds it, so ``--resume`` reads its own checkpoints
+    with a weights-only load.
+    """
+    priority = 'LOWEST'  # after any hook that adds to the checkpoint
+
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        if 'message_hub' in checkpoint:
+            checkpoint['message_hub'] = to_plain(checkpoint['message_hub'])
+
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        if 'message_hub' in checkpoint:
+            checkpoint['message_hub'] = from_plain(checkpoint['message_hub'])
+
+
+@HOOKS.register_module()
+class EpochSeedHook(Hook):
+    """Seed Python's, numpy's and torch's global generators at the start of
+    every training epoch from the run's seed and the epoch.
+
+    Without it, the augmentation of epoch ``k`` (drawn in the main process
+    when ``num_workers=0``) depends on everything drawn before, and a run
+    resumed at epoch ``k`` starts from a fresh seed instead: other crops,
+    other numbers. Dataloader workers are seeded by MMEngine's
+    ``worker_init_fn`` (the same every epoch while ``persistent_workers``
+    is off), which a resume repeats as well.
+    """
+    priority = 'VERY_HIGH'  # before the epoch's data iterator is made
+
+    def before_train_epoch(self, runner) -> None:
+        seed = (int(runner.seed or 0) + 1_000_003 * runner.epoch) % 2**32
+        random.seed(seed)
+        np.random.seed(seed)
+        torch.manual_seed(seed)

@@ -29,7 +29,11 @@ inferencers).
   not by the whole embedding, and asking for the same 1,000 names again
   costs no embedding. The encoder's cache is enlarged to hold a largest
   request's chunks beside the small sets (for RAM, 32 names x 512 floats,
-  64 KiB a chunk).
+  64 KiB a chunk; RAM++ keeps a row per description, 51x that). Chunking
+  loses none of the encoder's checks: :func:`parse_categories` refuses
+  repeated and over-long names over the whole list first. Classification
+  is one step however many categories it has (at most
+  :data:`MAX_CATEGORIES`, with the cheap ``simple`` templates first).
 - :func:`run_tagging` and :func:`run_classify` are the page's two event
   handlers minus gradio: raw widget values in, display values out.
 """

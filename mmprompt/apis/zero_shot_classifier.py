@@ -27,7 +27,7 @@ from mmprompt.models.clip.prompts import (resolve_categories,
                                           resolve_descriptions,
                                           resolve_templates)
 from mmprompt.utils.errors import InputTypeError, InvalidInputError
-from .model_zoo import check_task, get_model, list_models
+from .model_zoo import check_task, get_model, list_models, load_config
 from .utils import ready_for_inference, speed_up
 
 ImageInput = Union[str, np.ndarray, Image.Image]
@@ -110,6 +110,14 @@ class ZeroShotClassifier(BaseInferencer):
                  compile: Union[bool, str] = False,
                  learned: Optional[str] = None,
                  **kwargs) -> None:
+        cache_dir = kwargs.pop('prototype_cache_dir', None)
+        if not isinstance(model, BaseModel):
+            if cache_dir is None:
+                cache_dir = load_config(model)[0].model.get(
+                    'prototype_cache_dir')
+            # Every category set goes through the cache when it is asked
+            # for (set_categories); get_model would build the config's now.
+            kwargs['prototype_cache_dir'] = None
         built = build_zero_shot_model(model, pretrained, device, **kwargs)
         if not hasattr(built, 'set_categories'):
             raise TypeError(f'{type(built).__name__} is not a zero-shot '
@@ -122,7 +130,6 @@ class ZeroShotClassifier(BaseInferencer):
         speed_up(built, precision, compile)
         super().__init__(built, pretrained=False)
         self._spec = None
-        cache_dir = built._config.get('model', {}).get('prototype_cache_dir')
         self.prototype_cache = PrototypeCache(cache_dir) if cache_dir \
             else None
 

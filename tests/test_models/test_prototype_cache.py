@@ -1,6 +1,6 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
 """The prototype cache is an object of its own; the model takes tensors
-(prototypes, example images) and reads no files."""
+(prototypes, example images) and decodes no images."""
 import ast
 import inspect
 

@@ -9,7 +9,7 @@ Prompt ensembling over templates follows OpenAI's ImageNet notebook and
 open_clip's ``build_zero_shot_classifier`` (MIT licence), batched over all
 classes at once; example images use Tip-Adapter's training-free cache
 (https://arxiv.org/abs/2207.09519). The prototype builders live in
-:mod:`mmprompt.models.clip.zero_shot`. The models read no files: example
+:mod:`mmprompt.models.clip.zero_shot`. The models decode no images: example
 images come in as tensors (:mod:`mmprompt.datasets.examples` reads them),
 and the on-disk prototype cache is
 :class:`~mmprompt.models.clip.prototype_cache.PrototypeCache`, used by the
@@ -281,9 +281,11 @@ class CLIPZeroShot(CLIP):
     is an error). After changing weights in any other way, call
     :meth:`set_categories` again.
 
-    The model reads no files and keeps no cache: example images come as
-    tensors (:func:`mmprompt.datasets.load_example_images` reads them), and
-    ready prototypes (e.g. from a
+    The model decodes no images and keeps no cache (category and
+    description files are read by :mod:`~mmprompt.models.clip.prompts`):
+    example images come as tensors
+    (:func:`mmprompt.datasets.load_example_images` reads them), and ready
+    prototypes (e.g. from a
     :class:`~mmprompt.models.clip.prototype_cache.PrototypeCache`) go to
     :meth:`set_categories`. Under ``tools/test.py`` a config's
     ``model.examples`` and ``model.prototype_cache_dir`` are handed to

@@ -136,9 +136,13 @@ class FewShotDataset:
         if short:
             left = (f' once the {len(self.excluded)} excluded ones are left '
                     'out' if self.excluded else '')
+            empty = [classes[k] for k, v in per_class.items() if not v]
+            hint = (f'; no images at all for {", ".join(empty[:10])} (an '
+                    'empty class folder is still a class: fill or remove '
+                    'it)' if empty else '')
             raise InvalidInputError(
                 f'{len(short)} class(es) have fewer than {self.shots} '
-                f'images{left}: {", ".join(short[:10])}')
+                f'images{left}: {", ".join(short[:10])}{hint}')
         rng = random.Random(self.seed)
         chosen = []
         for label in sorted(per_class):

@@ -33,8 +33,9 @@ class PromptLearner(nn.Module):
         tokenizer: CLIP's tokenizer (``encode``, ``sot_token_id``,
             ``eot_token_id``).
         categories (Sequence[str]): Category names in label order.
-        n_ctx (int): Number of context vectors (ignored with ``ctx_init``,
-            which sets it to its token count). Defaults to 16.
+        n_ctx (int): Number of context vectors. With ``ctx_init`` it is
+            the most tokens the words may have, and the context has as many
+            vectors as they have tokens (CoOp's rule). Defaults to 16.
         ctx_init (str, optional): Words the context starts from, e.g.
             ``'a photo of a'``. Defaults to None: N(0, 0.02).
         csc (bool): A context per category, ``(C, n_ctx, width)``, instead
@@ -70,6 +71,10 @@ class PromptLearner(nn.Module):
                 raise InvalidInputError(
                     f'ctx_init {ctx_init!r} is {len(ids)} tokens; it must '
                     f'have 1 to {context_length - 2}')
+            if len(ids) > n_ctx:
+                raise InvalidInputError(
+                    f'ctx_init {ctx_init!r} is {len(ids)} tokens, more than '
+                    f'n_ctx={n_ctx} allows; shorten it or raise n_ctx')
             n_ctx = len(ids)
             with torch.no_grad():
                 vectors = token_embedding.weight[torch.tensor(ids)].clone()

@@ -14,6 +14,12 @@ process, one after the other:
   offline Hugging Face ``CLIPTokenizer`` written from mmprompt's vocabulary
   (its own config asks the Hugging Face hub).
 
+``--sharing`` times mmprompt's builder alone, with and without prefix
+sharing (the text tower itself, whose prompts that start alike run their
+start once, vs ``extract_text_feat``, i.e. the builder before prefix
+sharing), alternating ``--repeats`` times in one process; it prints the
+medians, their ratio and the largest difference of the two prototype sets.
+
 MMPreTrain's builder needs ``transformers`` (4.45.2) and
 ``huggingface_hub<1``, which mmprompt does not: run this in a separate
 environment that has them, or pass ``--skip-mmpretrain``. On a CPU, use
@@ -21,6 +27,7 @@ environment that has them, or pass ``--skip-mmpretrain``. On a CPU, use
 
 Example:
     python benchmarks/prototypes.py --num-classes 20 --threads 1
+    python benchmarks/prototypes.py --sharing --repeats 3 --threads 1
 """
 import argparse
 import json
@@ -44,10 +51,20 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         default=1000,
         help='first N ImageNet classes (default: all 1000)')
     parser.add_argument(
+        '--spread',
+        action='store_true',
+        help='--num-classes evenly spaced over the 1000, not the first')
+    parser.add_argument(
         '--threads', type=int, default=1, help='torch threads (default 1)')
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--skip-mmpretrain', action='store_true')
     parser.add_argument('--skip-open-clip', action='store_true')
+    parser.add_argument(
+        '--sharing',
+        action='store_true',
+        help='time mmprompt with and without prefix sharing, alternating')
+    parser.add_argument(
+        '--repeats', type=int, default=3, help='runs per side of --sharing')
     parser.add_argument('--out', help='write the figures to this JSON file')
     return parser.parse_args(argv)
 
@@ -149,6 +166,80 @@ def timed(fn):
     return out, time.perf_counter() - start
 
 
+def token_positions(model, classes: List[str],
+                    templates: List[str]) -> Dict[str, int]:
+    """Token positions each side runs through the text tower (the prefix
+    side: the rests, plus every distinct prefix once per batch)."""
+    from mmprompt.models.clip import zero_shot
+    ids = model.tokenize([t.format(c) for c in classes for t in templates])
+    lengths = (ids != 0).sum(dim=1)
+    unshared = sum(
+        len(rows) * int(lengths[rows].max())
+        for rows in torch.argsort(lengths, stable=True).split(
+            model.text_batch_size))
+    prefix = zero_shot.shared_prefix_lengths(ids)
+    shared = 0
+    for rows in zero_shot.plan_prefix_batches(ids, prefix,
+                                              model.text_batch_size):
+        p = int(prefix[rows[0]])
+        heads = len(torch.unique(ids[rows, :p], dim=0)) if p else 0
+        shared += len(rows) * int(lengths[rows].max() - p) + heads * p
+    return dict(unshared=unshared, shared=shared)
+
+
+def compare_sharing(model, classes: List[str], templates: List[str],
+                    args: argparse.Namespace, figures: dict) -> dict:
+    """Alternate the builder with and without prefix sharing."""
+    from statistics import median
+
+    from mmprompt.models.clip.zero_shot import build_text_prototypes
+    sides = dict(
+        unshared=model.extract_text_feat, shared=model.text_encoder)
+    times = {name: [] for name in sides}
+    cpu = {name: [] for name in sides}
+    protos = {}
+    figures['load_before'] = os.getloadavg()
+    for _ in range(args.repeats):
+        for name, encode in sides.items():
+            start = time.process_time()
+            protos[name], seconds = timed(lambda: build_text_prototypes(
+                encode, model.tokenize, classes, templates,
+                batch_size=model.text_batch_size, device=args.device))
+            cpu[name].append(round(time.process_time() - start, 3))
+            times[name].append(round(seconds, 3))
+            print_log(
+                f'{name}: {seconds:.2f} s ({cpu[name][-1]:.2f} s CPU)',
+                logger='current')
+    figures['load_after'] = os.getloadavg()
+    positions = token_positions(model, classes, templates)
+    for name in sides:
+        figures[name] = dict(
+            seconds=times[name],
+            cpu_seconds=cpu[name],
+            median_seconds=median(times[name]),
+            median_cpu_seconds=median(cpu[name]),
+            token_positions=positions[name])
+    ratio = median(times['unshared']) / median(times['shared'])
+    cpu_ratio = median(cpu['unshared']) / median(cpu['shared'])
+    diff = (protos['shared'] - protos['unshared']).abs().max().item()
+    figures.update(
+        speedup=round(ratio, 3),
+        cpu_speedup=round(cpu_ratio, 3),
+        positions_ratio=round(positions['unshared'] / positions['shared'],
+                              3),
+        max_abs_diff=diff)
+    print_log(
+        f"{figures['prompts']} prompts, {args.threads} thread(s), medians of "
+        f"{args.repeats}: unshared {median(times['unshared']):.2f} s "
+        f"({median(cpu['unshared']):.2f} s CPU), shared "
+        f"{median(times['shared']):.2f} s ({median(cpu['shared']):.2f} s "
+        f'CPU): {ratio:.2f}x ({cpu_ratio:.2f}x CPU); token positions '
+        f"{positions['unshared']} vs {positions['shared']}; max |diff| "
+        f'{diff:.1e}',
+        logger='current')
+    return figures
+
+
 def main(argv: Optional[List[str]] = None) -> dict:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -156,7 +247,13 @@ def main(argv: Optional[List[str]] = None) -> dict:
 
     from mmprompt.models.clip.prompts import (IMAGENET_CATEGORIES,
                                               OPENAI_IMAGENET_TEMPLATES)
-    classes = list(IMAGENET_CATEGORIES[:args.num_classes])
+    if args.spread:
+        step = len(IMAGENET_CATEGORIES) / args.num_classes
+        classes = [
+            IMAGENET_CATEGORIES[int(i * step)] for i in range(args.num_classes)
+        ]
+    else:
+        classes = list(IMAGENET_CATEGORIES[:args.num_classes])
     templates = list(OPENAI_IMAGENET_TEMPLATES)
     oc_model = open_clip_model(args.device)
     openai_sd = {
@@ -172,6 +269,12 @@ def main(argv: Optional[List[str]] = None) -> dict:
         threads=args.threads,
         device=args.device,
         torch=torch.__version__)
+    if args.sharing:
+        figures = compare_sharing(ours, classes, templates, args, figures)
+        if args.out:
+            with open(args.out, 'w') as f:
+                json.dump(figures, f, indent=2)
+        return figures
     results = {}
 
     _, seconds = timed(lambda: ours.set_categories(classes, templates))

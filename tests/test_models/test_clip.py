@@ -290,7 +290,10 @@ def test_zero_shot_scores_from_hand_made_prototypes(tiny, images):
 
 
 def test_prototypes_batch_all_prompts(tokenizer, monkeypatch):
-    categories = ['golden retriever', 'cat', 'dog']
+    categories = [
+        'golden retriever', 'cat', 'dog', 'tabby cat', 'red fox', 'kite',
+        'goldfish', 'great white shark'
+    ]
     templates = ['a photo of a {}.', 'a blurry drawing of the small {}.']
     model = build_tiny(categories=categories, templates=templates)
     # Per class, full-length ids: OpenAI's loop.
@@ -302,19 +305,22 @@ def test_prototypes_batch_all_prompts(tokenizer, monkeypatch):
             mean = F.normalize(feats, dim=-1).mean(dim=0)
             expected.append(F.normalize(mean, dim=0))
         expected = torch.stack(expected)
-    lengths = []
-    encode = model.extract_text_feat
+    calls = []
+    run = model.text_encoder.forward_embeddings
 
-    def spy(texts):
-        lengths.append(tuple(texts.shape))
-        return encode(texts)
+    def spy(embeds, eot, prefix=None):
+        calls.append((prefix.length, tuple(embeds.shape[:2])))
+        return run(embeds, eot, prefix)
 
-    monkeypatch.setattr(model, 'extract_text_feat', spy)
+    monkeypatch.setattr(model.text_encoder, 'forward_embeddings', spy)
     model.text_batch_size = 4  # batches cross the class boundaries
     model.set_categories(categories)
-    # 6 prompts (8, 8, 9, 10, 10 and 11 ids) sorted by length, in batches
-    # of 4 and 2, each cut after its longest prompt.
-    assert lengths == [(4, 10), (2, 11)]
+    # 16 prompts; each template's start (5 and 7 ids with the start token)
+    # runs once per batch, the rests (names, '.', end) by equal length, at
+    # most 4 a batch
+    # (4 one-token names, 3 of two tokens, 'great white shark').
+    assert sorted(calls) == [(5, (1, 5)), (5, (3, 4)), (5, (4, 3)),
+                             (7, (1, 5)), (7, (3, 4)), (7, (4, 3))]
     assert_close(model.text_prototypes, expected, atol=1e-6, rtol=0)
     assert not model.text_prototypes.is_inference()
 

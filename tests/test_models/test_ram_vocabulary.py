@@ -155,6 +155,51 @@ def test_category_encoder_builds_and_caches_vocabularies():
         CategoryEncoder(categories=['cat']).encode()
 
 
+def test_category_encoder_shares_template_starts_exactly():
+    """Prompts of 10 categories share each template's start (run once per
+    batch); the embeddings equal full 77-token rows, one category at a
+    time, to 1e-6."""
+    from mmprompt.models.clip import CLIPTokenizer
+    torch.manual_seed(0)
+    encoder = CategoryEncoder(
+        text_encoder=dict(
+            type='CLIPTextTransformer',
+            embed_dims=32,
+            num_layers=2,
+            num_heads=4,
+            out_dims=16),
+        templates=['a photo of {article} {}.', 'itap of the {}.'],
+        batch_size=4).eval()
+    names = [f'thing number {i}' for i in range(8)] + ['apple', 'ox']
+    tower = encoder.text_encoder
+    prefixes = []
+    run = tower.forward_embeddings
+
+    def spy(embeds, eot, prefix=None):
+        prefixes.append(0 if prefix is None else prefix.length)
+        return run(embeds, eot, prefix)
+
+    tower.forward_embeddings = spy
+    got = encoder.encode(names).label_embed
+    seen = set(prefixes)
+    tokenizer = CLIPTokenizer()
+    want = []
+    with torch.no_grad():
+        for name in names:
+            article = 'an' if name[0] in 'aeiou' else 'a'
+            texts = [f'This is a photo of {article} {name}.',
+                     f'itap of the {name}.']
+            feats = tower(tokenizer.tokenize(texts, truncate=True))
+            mean = (feats / feats.norm(dim=-1, keepdim=True)).mean(dim=0)
+            want.append(mean / mean.norm())
+    torch.testing.assert_close(got, torch.stack(want), atol=1e-6, rtol=0)
+    # Each prompt shares its longest start common to >= 8 prompts: 'This
+    # is a photo of a thing number' (9 ids with the start token), 'itap of
+    # the thing number' (7); 'apple' and 'ox' keep 'This is a photo of' (6)
+    # and 'itap of the' (5).
+    assert seen == {9, 7, 6, 5}
+
+
 def test_openset_config_is_ram_with_a_category_encoder():
     model = tiny(
         'ram_swin-large-p4-w12_384px_openset.py',

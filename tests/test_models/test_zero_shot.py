@@ -78,6 +78,91 @@ def test_context_is_cut_per_batch(tokenizer):
     assert feats.shape == (4, 3)
 
 
+def test_shared_prefix_lengths(tokenizer):
+    """Each row shares its longest start common to ``min_rows`` rows, up to
+    its end-of-text token."""
+    ids = tokenizer([
+        'a photo of a cat.', 'a photo of a dog.', 'a photo of the cat.',
+        'itap of a cat.', 'cat', 'cat'
+    ])
+    got = zero_shot.shared_prefix_lengths(ids, min_rows=2)
+    # <start> a photo of a | <start> a photo of | <start> | <start> cat,
+    # whose end-of-text token (position 2) stays in the rest.
+    assert got.tolist() == [5, 5, 4, 1, 2, 2]
+    assert zero_shot.shared_prefix_lengths(ids, min_rows=3).tolist() == [
+        4, 4, 4, 1, 1, 1
+    ]
+    assert zero_shot.shared_prefix_lengths(ids[:2]).tolist() == [0, 0]
+    batches = zero_shot.plan_prefix_batches(ids, got, batch_size=1)
+    assert sorted(torch.cat(batches).tolist()) == list(range(6))
+    assert [b.tolist() for b in batches
+            ] == [[3], [4], [5], [2], [0], [1]]  # by (prefix, rest) length
+
+
+@pytest.mark.parametrize('batch_size', [7, 1024])
+def test_prefix_sharing_is_exact(encoder, tokenizer, batch_size):
+    """The text tower shares each template's start (20 categories x 8
+    templates); the prototypes equal the unshared builder's and OpenAI's
+    loop to 1e-6."""
+    from mmprompt.models.clip.prompts import (IMAGENET_CATEGORIES,
+                                              OPENAI_IMAGENET_TEMPLATES)
+    categories = IMAGENET_CATEGORIES[:20]
+    templates = OPENAI_IMAGENET_TEMPLATES[:8]
+    prefixes = []
+    run = encoder.forward_embeddings
+
+    def spy(embeds, eot, prefix=None):
+        prefixes.append(0 if prefix is None else prefix.length)
+        return run(embeds, eot, prefix)
+
+    encoder.forward_embeddings = spy
+    try:
+        shared = zero_shot.build_text_prototypes(
+            encoder, tokenizer, categories, templates, batch_size=batch_size)
+    finally:
+        del encoder.forward_embeddings
+    assert min(prefixes) >= 4  # '<start> a bad photo of the', ...
+    unshared = zero_shot.build_text_prototypes(
+        lambda ids: encoder(ids), tokenizer, categories, templates,
+        batch_size=batch_size)
+    want = reference_prototypes(encoder, tokenizer, categories, templates)
+    torch.testing.assert_close(shared, unshared, atol=1e-6, rtol=0)
+    torch.testing.assert_close(shared, want, atol=1e-6, rtol=0)
+
+
+@pytest.mark.parity
+@pytest.mark.slow
+def test_prefix_sharing_is_exact_at_full_size(tokenizer):
+    """ViT-B/16's text tower (random weights from open_clip, converted):
+    20 categories x 8 templates with shared template starts equal the
+    unshared builder and open_clip's ``encode_text`` (one category at a
+    time, 77 tokens) to 1e-6 (measured: 6.7e-8 and 6.0e-8)."""
+    open_clip = pytest.importorskip('open_clip')
+    from mmprompt.converters import convert_openai_clip
+    from mmprompt.models.clip.prompts import (IMAGENET_CATEGORIES,
+                                              OPENAI_IMAGENET_TEMPLATES)
+    torch.manual_seed(0)
+    ref = open_clip.create_model('ViT-B-16-quickgelu').eval()
+    converted = convert_openai_clip(ref.state_dict())[0]
+    prefix = 'text_encoder.'
+    tower = CLIPTextTransformer().eval()
+    tower.load_state_dict({
+        k[len(prefix):]: v
+        for k, v in converted.items() if k.startswith(prefix)
+    })
+    categories = IMAGENET_CATEGORIES[:20]
+    templates = OPENAI_IMAGENET_TEMPLATES[:8]
+    shared = zero_shot.build_text_prototypes(tower, tokenizer, categories,
+                                             templates)
+    unshared = zero_shot.build_text_prototypes(
+        lambda ids: tower(ids), tokenizer, categories, templates)
+    # open_clip runs 77 tokens a row: the first 5 categories suffice.
+    want = reference_prototypes(ref.encode_text, tokenizer, categories[:5],
+                                templates)
+    torch.testing.assert_close(shared, unshared, atol=1e-6, rtol=0)
+    torch.testing.assert_close(shared[:5], want, atol=1e-6, rtol=0)
+
+
 def test_descriptions(encoder, tokenizer):
     descriptions = {
         0: ('a facial photo of a tabby cat', ),

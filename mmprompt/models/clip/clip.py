@@ -513,8 +513,9 @@ class CLIPZeroShot(CLIP):
         All prompts of all categories are encoded together, sorted by
         length, in batches of ``text_batch_size``, each cut to its longest
         prompt (exact: attention is causal and pooling reads the
-        end-of-text token); see
-        :func:`mmprompt.models.clip.zero_shot.build_text_prototypes`.
+        end-of-text token), and the tokens that prompts start with alike (a
+        template's words before ``{}``) run once per batch; see
+        :func:`mmprompt.models.clip.zero_shot.encode_token_ids`.
 
         Args:
             categories (Sequence[str]): Category names, ``C`` of them.
@@ -534,7 +535,7 @@ class CLIPZeroShot(CLIP):
             f'{len(templates)} templates, {num_desc} descriptions',
             logger='current')
         return build_text_prototypes_sharded(
-            self.extract_text_feat,
+            self.text_encoder,
             self.tokenize,
             categories,
             templates,

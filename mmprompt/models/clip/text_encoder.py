@@ -36,9 +36,13 @@ class PrefixCache(NamedTuple):
             ``(P, heads, length, C / heads)`` with ``P`` 1 (shared by every
             row) or the number of rows.
         length (int): Number of prefix tokens.
+        rows (torch.Tensor, optional): ``(N, )`` index of each row's prefix
+            among the ``P``, for ``P`` prefixes shared by groups of rows.
+            Defaults to None (``P`` is 1 or ``N``).
     """
     keys_values: List[KeyValue]
     length: int
+    rows: Optional[torch.Tensor] = None
 
 
 def eot_positions(texts: torch.Tensor) -> torch.Tensor:
@@ -313,6 +317,8 @@ class CLIPTextTransformer(BaseModule):
                 x = block(x)
         else:
             for block, past in zip(self.resblocks, prefix.keys_values):
+                if prefix.rows is not None:
+                    past = tuple(t[prefix.rows] for t in past)
                 x = block.forward_cached(x, past)[0]
         x = self.ln_final(x.to(self.ln_final.weight.dtype))
         x = x[torch.arange(x.size(0), device=x.device), eot]

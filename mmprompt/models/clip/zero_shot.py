@@ -9,8 +9,11 @@ the category name, and the category's descriptions) is tokenized once, the
 prompts are sorted by token length and encoded in large batches, each batch
 cut to its longest prompt. Cutting is exact: CLIP's text transformer is
 causal and pools the end-of-text token, so padding after it never changes
-the result. The features are L2-normalised and averaged per category, as in
-OpenAI's prompt ensembling (``Prompt_Engineering_for_ImageNet.ipynb``).
+the result. Given the text tower itself, prompts that start alike (a
+template's words before ``{}``) also run that start once per batch
+(:func:`encode_token_ids`), exact for the same reason. The features are
+L2-normalised and averaged per category, as in OpenAI's prompt ensembling
+(``Prompt_Engineering_for_ImageNet.ipynb``).
 
 **Descriptions** form a second ensemble per category. The prototype of a
 category with descriptions is
@@ -49,6 +52,7 @@ their one-hot labels. ``alpha`` weighs the cache against the text,
 import logging
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from mmengine.dist import get_dist_info
@@ -56,8 +60,12 @@ from mmengine.logging import print_log
 from mmengine.utils import ProgressBar
 
 from mmprompt.utils.dist import all_gather_rows, shard_bounds
+from .text_encoder import eot_positions
 
 TextEncoder = Callable[[torch.Tensor], torch.Tensor]
+# A prefix is encoded once for at least this many rows (fewer would split
+# ImageNet's 80 templates x 1,000 names into thousands of small groups).
+MIN_SHARED_ROWS = 8
 
 
 def collect_prompts(
@@ -135,44 +143,155 @@ def tokenize_prompts(tokenizer: Callable[...,
     return ids
 
 
+def shared_prefix_lengths(ids: torch.Tensor,
+                          min_rows: int = MIN_SHARED_ROWS) -> torch.Tensor:
+    """How many leading tokens of each row to encode once for its group.
+
+    Row ``i`` gets the longest ``p`` such that at least ``min_rows`` rows
+    (itself included) start with its first ``p`` tokens, at most its
+    end-of-text position (the pooled token stays in the rest of the row).
+    For filled templates that is the template's words before ``{}``, shared
+    by every category. Rows that share nothing with ``min_rows - 1`` others
+    get 0.
+
+    Args:
+        ids (torch.Tensor): ``(N, L)`` zero-padded ids.
+        min_rows (int): Fewest rows a shared prefix serves.
+            Defaults to ``MIN_SHARED_ROWS``.
+
+    Returns:
+        torch.Tensor: ``(N, )`` int64 prefix lengths.
+    """
+    eot = eot_positions(ids).cpu()
+    if len(ids) < min_rows:
+        return torch.zeros_like(eot)
+    rows = ids[:, :int(eot.max()) + 1].cpu()
+    # Rows sorted lexicographically: those that share a prefix are a run.
+    order = torch.from_numpy(np.lexsort(rows.numpy().T[::-1]))
+    ranked = rows[order]
+    common = (ranked[1:] == ranked[:-1]).long().cumprod(dim=1).sum(dim=1)
+    share = torch.zeros_like(eot)
+    for k in range(1, rows.size(1) + 1):
+        run = torch.cat([common.new_zeros(1), (common < k).long()]).cumsum(0)
+        ok = torch.bincount(run)[run] >= min_rows
+        if not ok.any():
+            break
+        share[ok] = k
+    lengths = torch.empty_like(share)
+    lengths[order] = share
+    return torch.minimum(lengths, eot)
+
+
+def plan_prefix_batches(ids: torch.Tensor, prefix_lengths: torch.Tensor,
+                        batch_size: int) -> List[torch.Tensor]:
+    """Batches of rows with one prefix length and one rest length.
+
+    Nothing is padded: a batch cut to its longest rest would mostly pad the
+    short rests, since each prefix length holds few rows of long names.
+
+    Args:
+        ids (torch.Tensor): ``(N, L)`` zero-padded ids.
+        prefix_lengths (torch.Tensor): ``(N, )``, from
+            :func:`shared_prefix_lengths`.
+        batch_size (int): Most rows per batch.
+
+    Returns:
+        list[torch.Tensor]: Row indices of each batch.
+    """
+    rest = eot_positions(ids).cpu() + 1 - prefix_lengths
+    key = prefix_lengths * (ids.size(1) + 1) + rest
+    order = torch.argsort(key, stable=True)
+    counts = torch.unique_consecutive(key[order], return_counts=True)[1]
+    return [
+        batch for rows in order.split(counts.tolist())
+        for batch in rows.split(batch_size)
+    ]
+
+
+def _encode_with_prefixes(tower: Any, ids: torch.Tensor,
+                          prefix_lengths: torch.Tensor, rows: torch.Tensor,
+                          device: torch.device) -> torch.Tensor:
+    """Raw features of ``ids[rows]``, rows of one prefix length ``p``: the
+    distinct prefixes run once, the rest of each row attends to its own."""
+    p = int(prefix_lengths[rows[0]])
+    eot = eot_positions(ids[rows])
+    batch = ids[rows, :int(eot.max()) + 1].to(device)
+    eot = eot.to(device)
+    embed = tower.token_embedding
+    if p == 0:
+        return tower.forward_embeddings(embed(batch), eot)
+    heads, group = torch.unique(batch[:, :p], dim=0, return_inverse=True)
+    cache = tower.encode_prefix(embed(heads))
+    cache = cache._replace(rows=group)
+    return tower.forward_embeddings(embed(batch[:, p:]), eot - p, cache)
+
+
+def _shares_prefixes(encode: Any) -> bool:
+    return all(
+        hasattr(encode, name)
+        for name in ('token_embedding', 'encode_prefix', 'forward_embeddings'))
+
+
 def encode_token_ids(encode: TextEncoder,
                      ids: torch.Tensor,
                      batch_size: int = 1024,
                      device: Optional[torch.device] = None,
-                     progress: bool = False) -> torch.Tensor:
+                     progress: bool = False,
+                     normalize: bool = True) -> torch.Tensor:
     """Encode token rows in length-sorted batches, each cut to its longest row.
+
+    Given CLIP's text tower itself (anything with ``token_embedding``,
+    ``encode_prefix`` and ``forward_embeddings``, e.g.
+    :class:`~mmprompt.models.clip.text_encoder.CLIPTextTransformer`), rows
+    that start alike also share their start (:func:`shared_prefix_lengths`):
+    the hidden states of a prefix are computed once per batch and the rest
+    of each row attends to them. Under the causal mask that is exact, like
+    the cut. Batches then hold rows of one prefix length and one rest
+    length (:func:`plan_prefix_batches`).
 
     Args:
         encode (Callable): Maps ``(B, L')`` ids to ``(B, D)`` features and
             accepts any ``L'`` up to the context length (CLIP's
-            ``extract_text_feat``).
+            ``extract_text_feat``), or CLIP's text tower (see above).
         ids (torch.Tensor): ``(N, L)`` zero-padded ids.
         batch_size (int): Rows per forward pass. Defaults to 1024.
         device (torch.device, optional): Where to run. Defaults to the
             device of ``ids``.
         progress (bool): Show a progress bar. Defaults to False.
+        normalize (bool): L2-normalise the features. Defaults to True.
 
     Returns:
-        torch.Tensor: ``(N, D)`` L2-normalised features, in the order of
-        ``ids``.
+        torch.Tensor: ``(N, D)`` features, in the order of ``ids``.
     """
-    lengths = (ids != 0).sum(dim=1)
-    order = torch.argsort(lengths, stable=True)
-    bar = ProgressBar(len(order)) if progress else None
+    device = device or ids.device
+    if _shares_prefixes(encode):
+        prefix_lengths = shared_prefix_lengths(ids)
+        batches = plan_prefix_batches(ids, prefix_lengths, batch_size)
+
+        def run(rows):
+            return _encode_with_prefixes(encode, ids, prefix_lengths, rows,
+                                         device)
+    else:
+        lengths = (ids != 0).sum(dim=1)
+        order = torch.argsort(lengths, stable=True)
+        batches = order.split(batch_size)
+
+        def run(rows):
+            return encode(ids[rows, :int(lengths[rows].max())].to(device))
+
+    bar = ProgressBar(len(ids)) if progress else None
     chunks = []
     with torch.no_grad():
-        for start in range(0, len(order), batch_size):
-            rows = order[start:start + batch_size]
-            longest = int(lengths[rows].max())
-            batch = ids[rows, :longest].to(device or ids.device)
-            chunks.append(F.normalize(encode(batch).float(), dim=-1))
+        for rows in batches:
+            feats = run(rows).float()
+            chunks.append(F.normalize(feats, dim=-1) if normalize else feats)
             if bar is not None:
                 bar.update(len(rows))
     if bar is not None:
         bar.file.write('\n')
     feats = torch.cat(chunks)
     out = torch.empty_like(feats)
-    out[order.to(feats.device)] = feats
+    out[torch.cat(batches).to(feats.device)] = feats
     return out.clone()
 
 

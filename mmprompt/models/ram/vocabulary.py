@@ -11,6 +11,7 @@ ViT-B/16's text tower, as ``recognize-anything`` (Apache-2.0,
 The code is written for mmprompt.
 """
 import copy
+import sys
 from collections import OrderedDict
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
@@ -19,6 +20,7 @@ import torch.nn as nn
 from mmengine.logging import print_log
 from mmengine.model import BaseModule
 
+from mmprompt.models.clip.zero_shot import encode_token_ids
 from mmprompt.registry import MODELS, TOKENIZER
 from .label_embedding import (CategorySpec, TemplateSpec, TextEncoder,
                               build_description_label_embed, load_categories,
@@ -235,6 +237,12 @@ class CategoryEncoder(BaseModule):
     def encode_text(self, texts: List[str]) -> torch.Tensor:
         """Raw CLIP text features of texts, cut at the context length.
 
+        The texts go through the tower in batches of :attr:`batch_size`,
+        sorted by length and cut to it, and texts that start alike (a
+        template's words before the name) run their start once
+        (:func:`~mmprompt.models.clip.zero_shot.encode_token_ids`; exact
+        under the causal mask).
+
         Args:
             texts (List[str]): The texts.
 
@@ -247,7 +255,12 @@ class CategoryEncoder(BaseModule):
                 'or pass encode_text to set_openset')
         device = next(self.text_encoder.parameters()).device
         tokens = self.tokenizer.tokenize(texts, truncate=True)
-        return self(tokens.to(device))
+        return encode_token_ids(
+            self.text_encoder,
+            tokens,
+            batch_size=self.batch_size,
+            device=device,
+            normalize=False)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         """The text tower on token ids ``(N, L)``: features ``(N, C)``."""
@@ -286,9 +299,10 @@ class CategoryEncoder(BaseModule):
         print_log(
             f'Building label embeddings of {len(names)} open-set categories',
             logger='current')
+        # All prompts in one call: encode_text batches them itself, and
+        # prompts of every category share their template's start.
         embed = build_description_label_embed(names, descriptions, templates,
-                                              self.encode_text,
-                                              self.batch_size)
+                                              self.encode_text, sys.maxsize)
         if len(self._cache) >= self.cache_size:  # drop the oldest
             self._cache.popitem(last=False)
         self._cache[key] = embed

@@ -815,3 +815,22 @@ def test_page_lets_requests_into_the_backend_in_turns():
         'tag': ('ram', demo_module.ACTIVE_REQUESTS),
         'classify': ('clip', demo_module.ACTIVE_REQUESTS)
     }
+
+
+def test_large_open_set_keeps_calibrated_thresholds(tiny_backend, monkeypatch):
+    """Without a threshold, an open set served in steps selects by the
+    checkpoint's calibrated per-category thresholds, as the library's
+    one-call ``set_openset`` does."""
+    backend, image, _ = tiny_backend
+    monkeypatch.setattr(backend, 'open_set_step', 2)
+    img = load_image(image)
+    names = [f'thing {i}' for i in range(8)]
+    model = backend._tagger.run(lambda t: t.model)
+    monkeypatch.setattr(model, 'category_thresholds', {
+        'thing 1': 0.0,
+        'thing 2': 1.0
+    })
+    stepped = {row.tag for row in backend.tag(img, None, names)}
+    alone = backend._tagger.run(lambda t: t(img, categories=names))
+    assert stepped == set(alone[0]['pred_tags'])
+    assert 'thing 1' in stepped and 'thing 2' not in stepped

@@ -242,3 +242,40 @@ def test_base_to_novel_report_equals_two_runs(files, tmp_path):
     assert metrics['base_novel/novel'] == pytest.approx(novel, abs=1e-9)
     assert metrics['base_novel/hm'] == pytest.approx(
         2 * base * novel / (base + novel) if base + novel else 0.0)
+
+
+def test_cocoop_file(files, tmp_path):
+    """A CoCoOp file (context and meta-net) through ZeroShotClassifier:
+    the scores of the model built from its config with load_learned (what
+    tools/test.py runs), on novel names too."""
+    from mmengine.config import Config
+    from mmengine.dataset import pseudo_collate
+
+    from mmprompt.datasets.transforms import CLIPPreprocess
+    from mmprompt.models.prompt_learning import load_learned, save_learned
+    from mmprompt.registry import MODELS
+    cfg = Config.fromfile(files['coop']).model
+    cfg.update(type='CoCoOp', ctx_init='a photo of a')
+    model = MODELS.build(dict(cfg, categories=NAMES))
+    model.init_weights()
+    torch.manual_seed(4)
+    with torch.no_grad():
+        for p in [model.prompt_learner.ctx, *model.meta_net.parameters()]:
+            p.normal_(0, 0.3)
+    path = str(tmp_path / 'cocoop.pth')
+    save_learned(model, path)
+    names = ['zebra', 'owl', 'kayak']
+    got = ZeroShotClassifier(
+        files['config'], pretrained=files['ckpt'], learned=path)(
+            files['images'][:3], categories=names, topk=3)
+    ref = MODELS.build(dict(cfg, categories=NAMES))
+    ref.init_weights()
+    load_learned(ref, path)
+    ref.set_categories(names)
+    from mmpretrain.datasets.transforms import PackInputs
+    prep, pack = CLIPPreprocess(scale=H.TINY['img_size']), PackInputs()
+    with torch.no_grad():
+        preds = ref.eval().test_step(pseudo_collate(
+            [pack(prep(dict(img_path=p))) for p in files['images'][:3]]))
+    want = np.stack([p.pred_score.numpy() for p in preds])
+    assert np.abs(scores(got, 3) - want).max() <= 1e-6

@@ -548,9 +548,13 @@ def test_tip_adapter_trains_only_its_keys_and_round_trips(tiny_clip, tmp_path):
     save_learned(model.eval(), path)
     fresh = TipAdapterF(tiny_clip, categories=NAMES[:4])  # no cache_size
     load_learned(fresh, path)
+    from mmprompt.models.prompt_learning.learned import build_learned_model
+    built = build_learned_model(tiny_clip, path)  # from the meta alone
     feats = F.normalize(torch.randn(5, 32), dim=-1)
     with torch.no_grad():
         assert torch.equal(fresh.compute_logits(feats),
+                           model.compute_logits(feats))
+        assert torch.equal(built.compute_logits(feats),
                            model.compute_logits(feats))
         # Other names: each trained one keeps its cache; a new one has none.
         fresh.set_categories([NAMES[2], 'zebra', NAMES[0]])

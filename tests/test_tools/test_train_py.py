@@ -195,7 +195,8 @@ def write_tip_config(root, clip_path) -> str:
     text = f"""_base_ = [{base!r}]
 model = dict(clip=dict(_delete_=True, **{cfg!r}))
 data_root = {str(root / 'data')!r}
-train_dataloader = dict(num_workers=0, batch_size=16, dataset=dict(shots=12, dataset=dict(
+train_dataloader = dict(num_workers=0, batch_size=16, dataset=dict(
+    shots=12, dataset=dict(
         data_root=data_root, pipeline={load + flip + pack!r})))
 val_dataloader = dict(num_workers=0, dataset=dict(dataset=dict(
     data_root=data_root, pipeline={load + pack!r})))
@@ -205,6 +206,8 @@ test_dataloader = dict(num_workers=0, dataset=dict(data_root=data_root,
 optim_wrapper = dict(optimizer=dict(lr=0.01))
 custom_hooks = [dict(type='TipAdapterHook', augment_epochs=2,
                      search_step=(40, 10))]
+# One checkpoint: each save formats the whole config with yapf (seconds).
+default_hooks = dict(checkpoint=dict(interval=20))
 """
     path = str(root / 'tip_tiny.py')
     with open(path, 'w') as f:

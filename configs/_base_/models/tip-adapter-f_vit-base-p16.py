@@ -15,7 +15,8 @@ model = dict(
         proj_dims={{_base_.model.proj_dims}},
         data_preprocessor={{_base_.model.data_preprocessor}},
         init_cfg=dict(
-            type='Pretrained', checkpoint='checkpoints/clip_vit-base-p16.pth')),
+            type='Pretrained',
+            checkpoint='checkpoints/clip_vit-base-p16.pth')),
     templates='simple',
     # Tip-Adapter's init_alpha / init_beta, used in training; the search
     # after it replaces them.

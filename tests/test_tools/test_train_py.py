@@ -242,6 +242,7 @@ def test_tip_adapter_f_beats_zero_shot_on_the_planted_task(planted, tmp_path):
     print(f'planted task, Tip-Adapter-F: {len(kept)} classes, held-out '
           f"top-1 {top1:.1f} (alpha {meta['alpha']:.3g}, beta "
           f"{meta['beta']:.3g} from validation) vs zero-shot {start_top1:.1f}")
+    # Measured: 76.7 vs 20.0 (alpha 1.26, beta 0.79), chance 16.7.
     assert top1 - start_top1 >= 30
 
 

@@ -566,3 +566,51 @@ def test_tip_adapter_trains_only_its_keys_and_round_trips(tiny_clip, tmp_path):
     other = TipAdapterF(tiny_clip, categories=NAMES[:4], templates='a {}.')
     with pytest.raises(Exception, match='templates'):
         load_learned(other, path)
+
+
+def test_tip_adapter_hook_reads_validation_never_test(tiny_clip):
+    """The hook's search reads the runner's validation loader only (the
+    test loader raises if touched); a resumed cache is kept; no validation
+    split is an error before any training."""
+    from types import SimpleNamespace
+
+    from mmprompt.engine import TipAdapterHook
+    g = torch.Generator().manual_seed(0)
+    views = [torch.randint(0, 256, (6, 3, 32, 32), generator=g).byte()]
+    labels = torch.tensor([0, 1, 2, 0, 1, 2])
+    model = TipAdapterF(tiny_clip, categories=NAMES[:3], cache_size=3)
+    model.set_cache(F.normalize(torch.randn(3, 32, generator=g), dim=-1),
+                    torch.arange(3))
+    keys = model.cache_keys.detach().clone()
+    val = _Loader(views, labels, indices=list(range(6)))
+    val.dataset.metainfo = dict(classes=tuple(NAMES[:3]))
+
+    class Runner:
+        train_dataloader = None  # a kept cache reads no training image
+        val_loop = SimpleNamespace(dataloader=val)
+        val_dataloader = val
+
+        def __init__(self):
+            self.model = model
+
+        @property
+        def test_dataloader(self):
+            raise AssertionError('the test set was read')
+
+        test_loop = test_dataloader
+
+    hook = TipAdapterHook(search_scale=(7, 3), search_step=(10, 5))
+    hook.before_train(Runner())
+    assert torch.equal(model.cache_keys, keys)
+    hook.after_train(Runner())
+    feats = model.extract_image_feat(
+        model.data_preprocessor(dict(inputs=list(views[0])))['inputs'])
+    want = TipAdapterF(tiny_clip, categories=NAMES[:3], cache_size=3)
+    want.set_cache(keys, torch.arange(3))
+    found = want.search_alpha_beta(feats, labels, (7, 3), (10, 5))
+    assert (float(model.alpha), float(model.beta)) == pytest.approx(
+        (found['alpha'], found['beta']))
+    no_val = Runner()
+    no_val.val_loop = None
+    with pytest.raises(InvalidInputError, match='validation split'):
+        hook.before_train(no_val)

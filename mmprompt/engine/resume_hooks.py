@@ -16,6 +16,7 @@ code. :class:`WeightsOnlyCheckpointHook` writes that state as plain
 tensors and numbers instead, and rebuilds it when the checkpoint is loaded
 for resuming, exactly (the arrays keep their dtype and values).
 """
+import logging
 import random
 from typing import Any
 
@@ -84,22 +85,60 @@ class WeightsOnlyCheckpointHook(Hook):
             checkpoint['message_hub'] = from_plain(checkpoint['message_hub'])
 
 
+def _seed_all(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def seed_worker(worker_id: int, base: int) -> None:
+    """``worker_init_fn`` of :class:`EpochSeedHook`: worker ``worker_id``
+    of an epoch draws from ``base + worker_id``."""
+    _seed_all((base + worker_id) % 2**32)
+
+
 @HOOKS.register_module()
 class EpochSeedHook(Hook):
-    """Seed Python's, numpy's and torch's global generators at the start of
-    every training epoch from the run's seed and the epoch.
+    """Seed each training epoch's random stream from the run's seed and the
+    epoch alone.
 
-    Without it, the augmentation of epoch ``k`` (drawn in the main process
-    when ``num_workers=0``) depends on everything drawn before, and a run
-    resumed at epoch ``k`` starts from a fresh seed instead: other crops,
-    other numbers. Dataloader workers are seeded by MMEngine's
-    ``worker_init_fn`` (the same every epoch while ``persistent_workers``
-    is off), which a resume repeats as well.
+    Without it, the augmentation of epoch ``k`` depends on everything drawn
+    before (in the main process with ``num_workers=0``; in persistent
+    workers otherwise), and a run resumed at epoch ``k`` starts from fresh
+    seeds instead: other crops, other numbers. The hook seeds Python's,
+    numpy's and torch's generators in the main process, and gives the
+    epoch's new dataloader workers seeds of their own (``worker_init_fn``;
+    MMEngine's seeds new workers alike every epoch, hence repeated crops).
+    Persistent workers keep their stream across epochs, so a resume cannot
+    repeat it: the hook warns when resuming, and CoOp's recipes turn them
+    off.
     """
     priority = 'VERY_HIGH'  # before the epoch's data iterator is made
 
+    def __init__(self) -> None:
+        self._warned = False
+
     def before_train_epoch(self, runner) -> None:
+        from functools import partial
+
+        from mmengine.dist import get_rank
         seed = (int(runner.seed or 0) + 1_000_003 * runner.epoch) % 2**32
-        random.seed(seed)
-        np.random.seed(seed)
-        torch.manual_seed(seed)
+        _seed_all(seed)
+        loader = runner.train_dataloader
+        workers = getattr(loader, 'num_workers', 0)
+        if not workers:
+            return
+        if getattr(loader, 'persistent_workers', False):
+            if runner.cfg.get('resume') and not self._warned:
+                from mmengine.logging import print_log
+                print_log(
+                    'persistent dataloader workers: a run resumed with '
+                    '--resume draws other augmentations than an '
+                    'uninterrupted one; set train_dataloader.'
+                    'persistent_workers=False for an exact resume',
+                    logger='current',
+                    level=logging.WARNING)
+                self._warned = True
+            return
+        loader.worker_init_fn = partial(
+            seed_worker, base=seed + 7919 * (1 + get_rank() * workers))

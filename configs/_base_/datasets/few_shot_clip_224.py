@@ -12,12 +12,14 @@ train_pipeline = [
     dict(type='RandomFlip', prob=0.5, direction='horizontal'),
     dict(type='PackInputs'),
 ]
-# Persistent workers: MMEngine seeds new workers alike each epoch, so
-# without them every epoch would repeat the same crops and flips.
+# No persistent workers: tools/train.py's EpochSeedHook gives each epoch's
+# new workers seeds of their own (MMEngine's alone would repeat the same
+# crops every epoch), a function of the seed and the epoch, so --resume
+# draws what an uninterrupted run draws; persistent workers could not.
 train_dataloader = dict(
     batch_size=32,
     num_workers=4,
-    persistent_workers=True,
+    persistent_workers=False,
     dataset=dict(type='FewShotDataset', shots=16, seed=1),
     sampler=dict(type='DefaultSampler', shuffle=True),
 )

@@ -30,6 +30,7 @@ from mmprompt.utils import UserError, atomic_write, check_output, run_tool
 from mmprompt.models.prompt_learning import load_learned
 from mmprompt.models.prompt_learning.learned import is_learned_file
 from mmprompt.utils.checkpoint import load_checkpoint, read_checkpoint
+from mmprompt.utils.config import format_once
 from mmprompt.utils.errors import CheckpointError
 from mmprompt.utils.dist import LAUNCHERS, setup_distributed
 
@@ -244,7 +245,7 @@ def build_runner(cfg: Config, config_path: str) -> Runner:
     """The Runner and its test loop (model, dataset), or one line on a
     config typo or missing data."""
     try:
-        runner = Runner.from_cfg(cfg)
+        runner = Runner.from_cfg(format_once(cfg))
     except TypeError as e:
         if 'unexpected keyword argument' not in str(e):
             raise

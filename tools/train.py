@@ -17,6 +17,7 @@ from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
 
+from mmprompt.utils.config import format_once
 from mmprompt.utils.dist import LAUNCHERS, setup_distributed
 from mmprompt.utils.errors import InvalidInputError, run_tool
 
@@ -154,7 +155,7 @@ def main(argv: Optional[List[str]] = None) -> str:
             f'{learned} exists: pass --force to train again there, '
             '--resume to continue, or another --work-dir')
     setup_distributed(cfg, args.launcher, training=True)
-    runner = Runner.from_cfg(cfg)
+    runner = Runner.from_cfg(format_once(cfg))
     runner.train()
     model = runner.model
     model = model.module if is_model_wrapper(model) else model

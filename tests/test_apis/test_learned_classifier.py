@@ -214,7 +214,7 @@ def test_base_to_novel_report_equals_two_runs(files, tmp_path):
     config = write_coop_config(
         root, files['ckpt'],
         name='coop_vit-base-p16_16shots_base2novel_custom.py', extra='')
-    learned = write_learned(config, str(tmp_path / 'base.pth'), seed=2,
+    learned = write_learned(config, str(tmp_path / 'base.pth'), seed=3,
                             names=NAMES[:2])
     metrics = TEST.main([
         config, learned, '--work-dir', str(tmp_path / 'b2n'), '--no-progress'
@@ -238,6 +238,8 @@ def test_base_to_novel_report_equals_two_runs(files, tmp_path):
     base, novel = halves['base'], halves['novel']
     print(f'base-to-novel: base {base:.1f}, novel {novel:.1f}, '
           f"HM {metrics['base_novel/hm']:.2f}")
+    # Measured: base 75.0, novel 50.0, HM 60.0 (seed 3: the halves differ;
+    # not asserted, a near tie of a random context may flip with threads).
     assert metrics['base_novel/base'] == pytest.approx(base, abs=1e-9)
     assert metrics['base_novel/novel'] == pytest.approx(novel, abs=1e-9)
     assert metrics['base_novel/hm'] == pytest.approx(

@@ -196,8 +196,8 @@ def test_infer_classify_learned_over_a_zero_shot_config(files, tmp_path):
         got = {r['image']: r for r in map(json.loads, f)}
     classifier = ZeroShotClassifier(
         files['config'], pretrained=files['ckpt'], learned=files['learned'])
-    want = classifier(files['images'][:3], categories=['zebra', 'kayak',
-                                                        'owl'], topk=3)
+    want = classifier(
+        files['images'][:3], categories=['zebra', 'kayak', 'owl'], topk=3)
     for path, w in zip(files['images'][:3], want):
         assert got[path]['classes'] == w['pred_classes']
         np.testing.assert_allclose(got[path]['scores'], w['pred_scores'],

@@ -1,20 +1,26 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
 """Benchmark: onnxruntime on the CPU vs PyTorch eager, same exported graph.
 
-For CLIP ViT-B/16's image tower and RAM (Swin-L/384, 4585 tags), random
-full-size weights: the wrapper of :mod:`mmprompt.deployment.onnx` runs in
-PyTorch eager (``torch.inference_mode``) and as its exported ONNX file in
-onnxruntime's CPU provider, on the same inputs, with the same number of
-threads. Runs are interleaved (torch, ort, torch, ort, ...) after a warm-up;
-medians are reported, and the outputs are compared first (max abs diff).
+For CLIP ViT-B/16's image tower, RAM and RAM++ (Swin-L/384, 4585 tags),
+random full-size weights: the wrapper of :mod:`mmprompt.deployment.onnx`
+runs in PyTorch eager (``torch.inference_mode``) and as its exported ONNX
+file in onnxruntime's CPU provider, on the same inputs, with the same
+number of threads. Runs are interleaved (torch, ort, torch, ort, ...)
+after a warm-up; medians are reported, with the load average before and
+after, and the outputs are compared first (max abs diff).
 
     python benchmarks/onnx_cpu.py --model image --threads 1 --batch 1
-    python benchmarks/onnx_cpu.py --model ram --onnx /tmp/ram.onnx
+    python benchmarks/onnx_cpu.py --model ram ram_plus \
+        --onnx /tmp/ram.onnx /tmp/ram_plus.onnx --out results.json
 
-``--onnx`` keeps the export (an existing file is reused).
+``--onnx`` (one file per ``--model``) keeps the exports; an existing file
+is reused, e.g. the one the heavy parity test leaves in pytest's temporary
+folder (``test_ram_tagging_ram_plus0/ram_plus.onnx``): same seeds, same
+model.
 """
 import argparse
 import json
+import os
 import os.path as osp
 import statistics
 import tempfile
@@ -26,7 +32,8 @@ from mmengine.config import Config
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIGS = dict(
     image=('clip/clip_vit-base-p16_zeroshot-cls_in1k.py', 'image'),
-    ram=('ram/ram_swin-large-p4-w12_384px_normal.py', 'tagging'))
+    ram=('ram/ram_swin-large-p4-w12_384px_normal.py', 'tagging'),
+    ram_plus=('ram/ram-plus_swin-large-p4-w12_384px_normal.py', 'tagging'))
 
 
 def build(name: str) -> torch.nn.Module:
@@ -55,25 +62,22 @@ def timed(fn, repeats: int) -> float:
     return (time.perf_counter() - start) / repeats
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--model', choices=list(CONFIGS), default='image')
-    parser.add_argument('--batch', type=int, default=1)
-    parser.add_argument('--threads', type=int, default=1)
-    parser.add_argument('--runs', type=int, default=5)
-    parser.add_argument('--onnx', help='keep the export here (reused)')
-    args = parser.parse_args()
+def load_average() -> list:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def bench(name: str, path: str, batch: int, threads: int, runs: int) -> dict:
+    """One model: export (or reuse ``path``), compare, interleaved timing."""
     from mmprompt.deployment import (compare_onnx, export_onnx, onnx_session,
                                      run_onnx)
-    torch.set_num_threads(args.threads)
-    module = build(args.model)
-    path = args.onnx or osp.join(tempfile.mkdtemp(), f'{args.model}.onnx')
+    module = build(name)
     start = time.perf_counter()
-    if not osp.exists(path):
+    reused = osp.exists(path)
+    if not reused:
         export_onnx(module, path)
     export_s = time.perf_counter() - start
-    session = onnx_session(path, threads=args.threads)
-    inputs = module.example_inputs(args.batch)
+    session = onnx_session(path, threads=threads)
+    inputs = module.example_inputs(batch)
     diffs = compare_onnx(session, module, inputs)
 
     def eager():
@@ -83,25 +87,69 @@ def main() -> None:
     def ort():
         run_onnx(session, module, inputs)
 
+    load_before = load_average()
     eager(), ort()  # warm-up
     times = dict(torch=[], onnxruntime=[])
-    for _ in range(args.runs):
+    for _ in range(runs):
         times['torch'].append(timed(eager, 1))
         times['onnxruntime'].append(timed(ort, 1))
     medians = {k: statistics.median(v) for k, v in times.items()}
-    print(
-        json.dumps(
-            dict(
-                model=args.model,
-                batch=args.batch,
-                threads=args.threads,
-                runs=args.runs,
-                export_s=round(export_s, 1),
-                max_abs_diff=diffs,
-                median_s=medians,
-                eager_over_ort=medians['torch'] / medians['onnxruntime'],
-                torch=torch.__version__),
-            indent=2))
+    return dict(
+        model=name,
+        batch=batch,
+        threads=threads,
+        runs=runs,
+        export_s=None if reused else round(export_s, 1),
+        max_abs_diff=diffs,
+        times_s={
+            k: [round(t, 3) for t in v]
+            for k, v in times.items()
+        },
+        median_s={
+            k: round(v, 3)
+            for k, v in medians.items()
+        },
+        eager_over_ort=round(medians['torch'] / medians['onnxruntime'], 3),
+        load_before=load_before,
+        load_after=load_average())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        '--model', nargs='+', choices=list(CONFIGS), default=['image'])
+    parser.add_argument('--batch', type=int, default=1)
+    parser.add_argument('--threads', type=int, default=1)
+    parser.add_argument('--runs', type=int, default=5)
+    parser.add_argument(
+        '--onnx', nargs='+', help='keep the exports here (reused)')
+    parser.add_argument('--out', help='write the figures to this JSON file')
+    args = parser.parse_args()
+    if args.onnx and len(args.onnx) != len(args.model):
+        parser.error('give one --onnx file per --model')
+    if args.out:
+        from mmprompt.utils.io import check_output
+        check_output(args.out)
+    torch.set_num_threads(args.threads)
+    tmp = tempfile.mkdtemp()
+    paths = args.onnx or [osp.join(tmp, f'{m}.onnx') for m in args.model]
+    results = dict(
+        benchmark='onnx_cpu',
+        started=time.strftime('%Y-%m-%d %H:%M:%S'),
+        cores=os.cpu_count(),
+        torch=torch.__version__,
+        onnxruntime=__import__('onnxruntime').__version__,
+        models=[])
+    for name, path in zip(args.model, paths):
+        results['models'].append(
+            bench(name, path, args.batch, args.threads, args.runs))
+        print(json.dumps(results['models'][-1]), flush=True)
+    text = json.dumps(results, indent=2)
+    print(text)
+    if args.out:
+        from mmprompt.utils.io import atomic_write
+        with atomic_write(args.out, 'w') as f:
+            f.write(text + '\n')
 
 
 if __name__ == '__main__':

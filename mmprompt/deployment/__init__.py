@@ -4,11 +4,12 @@ from .onnx import (EXPORT_KINDS, ClassifierExport, ExportError,
                    LearnedPromptExport,
                    ImageTowerExport, TaggerExport, TextTowerExport,
                    build_export_module, compare_onnx, default_kind,
-                   export_onnx, onnx_session, run_onnx)
+                   export_onnx, max_abs_diffs, onnx_session, run_onnx)
 
 __all__ = [
     'EXPORT_KINDS', 'ClassifierExport', 'ExportError', 'ImageTowerExport',
     'LearnedPromptExport',
     'TaggerExport', 'TextTowerExport', 'build_export_module', 'compare_onnx',
-    'default_kind', 'export_onnx', 'onnx_session', 'run_onnx'
+    'default_kind', 'export_onnx', 'max_abs_diffs', 'onnx_session',
+    'run_onnx'
 ]

@@ -469,6 +469,28 @@ def run_onnx(session, module: nn.Module,
     return [torch.from_numpy(out) for out in session.run(None, feeds)]
 
 
+def max_abs_diffs(names: Sequence[str], expected: Sequence[torch.Tensor],
+                  got: Sequence[torch.Tensor]) -> Dict[str, float]:
+    """Max absolute difference of each output, after a shape check.
+
+    Args:
+        names (Sequence[str]): The outputs' names.
+        expected (Sequence[torch.Tensor]): PyTorch's outputs.
+        got (Sequence[torch.Tensor]): onnxruntime's outputs.
+
+    Returns:
+        dict: Output name -> max abs difference.
+    """
+    diffs = {}
+    for name, ref, out in zip(names, expected, got):
+        if tuple(ref.shape) != tuple(out.shape):
+            raise ExportError(f'{name}: onnxruntime gives shape '
+                              f'{tuple(out.shape)}, PyTorch '
+                              f'{tuple(ref.shape)}')
+        diffs[name] = (ref.float() - out.float()).abs().max().item()
+    return diffs
+
+
 @torch.no_grad()
 def compare_onnx(session, module: nn.Module,
                  inputs: Sequence[torch.Tensor]) -> Dict[str, float]:
@@ -485,12 +507,5 @@ def compare_onnx(session, module: nn.Module,
     expected = module(*inputs)
     if isinstance(expected, torch.Tensor):
         expected = (expected, )
-    got = run_onnx(session, module, inputs)
-    diffs = {}
-    for name, ref, out in zip(module.output_names, expected, got):
-        if tuple(ref.shape) != tuple(out.shape):
-            raise ExportError(f'{name}: onnxruntime gives shape '
-                              f'{tuple(out.shape)}, PyTorch '
-                              f'{tuple(ref.shape)}')
-        diffs[name] = (ref.float() - out.float()).abs().max().item()
-    return diffs
+    return max_abs_diffs(module.output_names, expected,
+                         run_onnx(session, module, inputs))

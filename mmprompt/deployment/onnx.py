@@ -26,9 +26,10 @@ The file's metadata (``metadata_props``) says what the graph is:
 ``categories`` or ``tags`` as JSON lists.
 
 Graphs come from ``torch.onnx.export(dynamo=True)`` (``torch.export`` and
-onnxscript). Two model paths are switched for the export only: the RAM
-tagging head decodes all queries at once (its CPU chunk loop depends on
-the batch size), and the ``TensorCache`` of the label queries is off
+onnxscript). Some model paths are switched for the export only
+(:func:`export_mode`): the RAM tagging head decodes all queries at once
+(its CPU chunk loop depends on the batch size), the Swin shifted-window
+masks are constants, and the ``TensorCache`` of the label queries is off
 (autograd on while tracing), so the queries are computed in the graph
 from the weights.
 """
@@ -332,26 +333,69 @@ def _window_reverse(windows: torch.Tensor, H: int, W: int,
     return x.permute(0, 1, 3, 2, 4, 5).reshape(-1, H, W, windows.size(-1))
 
 
+class _FixedShiftMask:
+    """``ShiftWindowMSA.get_attn_mask`` of one module, computed once.
+
+    The shifted-window mask depends only on the feature size, window and
+    shift (Python ints), yet MMPreTrain builds it in every forward from a
+    zero image and nine slice assignments: about 660 ONNX nodes per
+    shifted block before optimisation, most of a Swin-L graph and of its
+    export time. The first (eager) call keeps the mask as a non-persistent
+    buffer of the module; a traced call reads the buffer, so the graph has
+    the mask as a constant (the same values).
+    """
+
+    def __init__(self, module: nn.Module, compute) -> None:
+        self.module, self.compute, self.key = module, compute, None
+
+    def __call__(self, hw_shape, window_size, shift_size, device=None):
+        key = (tuple(hw_shape), window_size, shift_size)
+        if key != self.key:  # the first, eager call (or a new size)
+            mask = self.compute(hw_shape, window_size, shift_size, device)
+            if mask is None:
+                return None
+            self.module.register_buffer(
+                '_export_attn_mask', mask, persistent=False)
+            self.key = key
+        return self.module._export_attn_mask
+
+    def restore(self) -> None:
+        if '_export_attn_mask' in self.module._buffers:
+            del self.module._buffers['_export_attn_mask']
+        del self.module.get_attn_mask
+
+
 @contextlib.contextmanager
-def export_mode(model: nn.Module) -> Iterator[None]:
-    """Paths that trace into one graph for any batch size, for the export.
+def export_mode(module: nn.Module) -> Iterator[None]:
+    """Paths that trace into one small graph for any batch size.
 
     The same values, computed so that the batch size stays symbolic:
     RAM's tagging head decodes every query at once (its CPU chunk size
     depends on the batch size); the Swin windows are merged back by
-    :func:`_window_reverse`; autograd is on, which turns the
-    ``TensorCache`` of label queries off (no cached tensor is baked in).
-    Everything is restored on exit.
+    :func:`_window_reverse`; the shifted-window masks are constants
+    (:class:`_FixedShiftMask`, filled by one eager forward at batch 1 on
+    entry); autograd is on, which turns the ``TensorCache`` of label
+    queries off (no cached tensor is baked in). Everything is restored on
+    exit.
+
+    Args:
+        module (nn.Module): A wrapper of :func:`build_export_module`.
     """
     from mmpretrain.models.utils.attention import ShiftWindowMSA
-    heads = [m for m in model.modules() if hasattr(m, 'cpu_chunk_rows')]
+    heads = [m for m in module.modules() if hasattr(m, 'cpu_chunk_rows')]
     saved = [h.cpu_chunk_rows for h in heads]
-    shifts = [m for m in model.modules() if isinstance(m, ShiftWindowMSA)]
+    shifts = [m for m in module.modules() if isinstance(m, ShiftWindowMSA)]
+    masks = []
     try:
         for head in heads:
             head.cpu_chunk_rows = None
         for shift in shifts:
             shift.window_reverse = _window_reverse
+            masks.append(_FixedShiftMask(shift, shift.get_attn_mask))
+            shift.get_attn_mask = masks[-1]
+        if shifts:
+            with torch.no_grad():
+                module(*module.example_inputs(1))
         with torch.enable_grad():
             yield
     finally:
@@ -359,6 +403,8 @@ def export_mode(model: nn.Module) -> Iterator[None]:
             head.cpu_chunk_rows = rows
         for shift in shifts:
             del shift.window_reverse
+        for mask in masks:
+            mask.restore()
 
 
 def _dynamic_shapes(module: nn.Module) -> dict:

@@ -6,8 +6,9 @@ random full-size weights: the wrapper of :mod:`mmprompt.deployment.onnx`
 runs in PyTorch eager (``torch.inference_mode``) and as its exported ONNX
 file in onnxruntime's CPU provider, on the same inputs, with the same
 number of threads. Runs are interleaved (torch, ort, torch, ort, ...)
-after a warm-up; medians are reported, with the load average before and
-after, and the outputs are compared first (max abs diff).
+after a warm-up; medians of the wall and of the CPU time are reported, with
+the load average before and after, and the outputs are compared first
+(max abs diff).
 
     python benchmarks/onnx_cpu.py --model image --threads 1 --batch 1
     python benchmarks/onnx_cpu.py --model ram ram_plus \
@@ -55,11 +56,13 @@ def build(name: str) -> torch.nn.Module:
     return build_export_module(model.eval(), kind)
 
 
-def timed(fn, repeats: int) -> float:
-    start = time.perf_counter()
-    for _ in range(repeats):
-        fn()
-    return (time.perf_counter() - start) / repeats
+def timed(fn) -> tuple:
+    """Wall and CPU seconds (the process's, all threads) of one call. On
+    a shared machine the wall time includes waiting for a core; with one
+    thread per side the CPU time is the work itself."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    fn()
+    return time.perf_counter() - wall, time.process_time() - cpu
 
 
 def load_average() -> list:
@@ -89,11 +92,16 @@ def bench(name: str, path: str, batch: int, threads: int, runs: int) -> dict:
 
     load_before = load_average()
     eager(), ort()  # warm-up
-    times = dict(torch=[], onnxruntime=[])
+    sides = dict(torch=eager, onnxruntime=ort)
+    times = {k: [] for k in sides}
+    cpu = {k: [] for k in sides}
     for _ in range(runs):
-        times['torch'].append(timed(eager, 1))
-        times['onnxruntime'].append(timed(ort, 1))
+        for side, fn in sides.items():
+            wall_s, cpu_s = timed(fn)
+            times[side].append(wall_s)
+            cpu[side].append(cpu_s)
     medians = {k: statistics.median(v) for k, v in times.items()}
+    cpu_medians = {k: statistics.median(v) for k, v in cpu.items()}
     return dict(
         model=name,
         batch=batch,
@@ -110,6 +118,16 @@ def bench(name: str, path: str, batch: int, threads: int, runs: int) -> dict:
             for k, v in medians.items()
         },
         eager_over_ort=round(medians['torch'] / medians['onnxruntime'], 3),
+        cpu_s={
+            k: [round(t, 3) for t in v]
+            for k, v in cpu.items()
+        },
+        cpu_median_s={
+            k: round(v, 3)
+            for k, v in cpu_medians.items()
+        },
+        cpu_eager_over_ort=round(
+            cpu_medians['torch'] / cpu_medians['onnxruntime'], 3),
         load_before=load_before,
         load_after=load_average())
 

@@ -140,20 +140,17 @@ def _request(client, kind: str, i: int, image: str):
         open_set = f'cat, dog, thing {i}' if i % 4 == 1 else ''
         return client.submit(
             handle_file(image), 0.5, True, open_set, api_name='/tag')
-    categories = f'cat, dog, car {i}, tree {i}'
     return client.submit(
-        handle_file(image),
-        categories,
-        '',
-        'simple',
-        4,
-        None,
-        None,
-        None,
-        None,
-        None,
-        None,
+        *classify_args(image, f'cat, dog, car {i}, tree {i}', 4),
         api_name='/classify')
+
+
+def classify_args(image: str, categories: str, topk: int) -> tuple:
+    """The page's ``/classify`` inputs in order: the image, the categories,
+    no descriptions, the ``simple`` templates, top-k and its six example
+    slots left empty."""
+    from gradio_client import handle_file
+    return (handle_file(image), categories, '', 'simple', topk) + (None, ) * 6
 
 
 def _check(kind: str, i: int, result) -> Optional[str]:
@@ -392,17 +389,7 @@ def main_mixed(args: argparse.Namespace, models: Dict[str, str],
                 handle_file(files['image']), 0.5, True, '', api_name='/tag')
             [1])
         client.predict(
-            handle_file(files['image']),
-            'cat, dog',
-            '',
-            'simple',
-            2,
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
+            *classify_args(files['image'], 'cat, dog', 2),
             api_name='/classify')
         client.close()
         rss_before = rss_mb(proc.pid)

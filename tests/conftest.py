@@ -13,6 +13,21 @@ RAM_DATA = osp.join(SHARED, 'ram', 'data')
 RAM_VECTORS = osp.join(SHARED, 'ram', 'vectors')
 
 
+def pytest_report_header(config):
+    """The free disk under the temporary directory: the full-size tests
+    write up to about 2 GB each (a passed test's files go at its teardown,
+    see pytest.ini), and a full disk shows as errors in unrelated tests."""
+    import shutil
+    import tempfile
+    where = tempfile.gettempdir()
+    free = shutil.disk_usage(where).free / 2**30
+    line = f'mmprompt: {free:.1f} GiB free under {where}'
+    if free < 6:
+        line += (' -- the suite needs about 6 GiB; set TMPDIR to a larger '
+                 'disk')
+    return line
+
+
 def pytest_sessionstart(session):
     """In CI the shared data must be there: parity tests that skip for
     want of their reference would pass without checking anything."""

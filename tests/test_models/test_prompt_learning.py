@@ -241,10 +241,10 @@ def test_cocoop_logits_match_reference(full):
 @pytest.mark.parity
 @pytest.mark.slow
 def test_coop_sgd_steps_match_reference_loop(full):
-    """6 SGD steps (CoOp's recipe: lr 0.002, momentum 0.9, wd 5e-4) from
-    the same init on the same batches give the same context: enough for the
-    momentum buffer and weight decay to act (each full-size step is about
-    8 s on one core; 20 steps on 8 classes took 5 minutes)."""
+    """The first 20 SGD steps (CoOp's recipe: lr 0.002, momentum 0.9, wd
+    5e-4) from the same init on the same batches give the same context as
+    the reference's loop. 4 classes keep it to a few seconds a step on one
+    core (the reference runs each class at 77 tokens, with gradients)."""
     ref, clip, ref_img, ours_img = full
     torch.manual_seed(5)
     model = CoOp(clip, categories=NAMES[:4], n_ctx=16).train()
@@ -257,7 +257,8 @@ def test_coop_sgd_steps_match_reference_loop(full):
     kw = dict(lr=0.002, momentum=0.9, weight_decay=5e-4)
     opt = torch.optim.SGD(model.prompt_learner.parameters(), **kw)
     ref_opt = torch.optim.SGD(ref_learner.parameters(), **kw)
-    for step in range(6):
+    steps = 20
+    for _ in range(steps):
         feats = F.normalize(ours_img, dim=-1)
         loss = F.cross_entropy(model.compute_logits(feats), labels)
         opt.zero_grad()
@@ -269,9 +270,10 @@ def test_coop_sgd_steps_match_reference_loop(full):
         ref_loss.backward()
         ref_opt.step()
         labels = labels.roll(1)
-    diff = (model.prompt_learner.ctx - ref_learner.ctx).abs().max()
-    moved = (model.prompt_learner.ctx - init).abs().max()
-    print(f'6 SGD steps: max |ctx - ref ctx| = {float(diff):.2e}, '
+    ctx = model.prompt_learner.ctx.detach()
+    diff = (ctx - ref_learner.ctx.detach()).abs().max()
+    moved = (ctx - init).abs().max()
+    print(f'{steps} SGD steps: max |ctx - ref ctx| = {float(diff):.2e}, '
           f'moved {float(moved):.2e}')
     assert float(diff) <= 1e-5, float(diff)
     assert float(moved) > 1e-4

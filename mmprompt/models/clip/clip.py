@@ -42,6 +42,21 @@ def _cosine(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return F.normalize(a, dim=-1) @ F.normalize(b, dim=-1).t()
 
 
+def logits_to_samples(
+        logits: torch.Tensor,
+        data_samples: Optional[List[DataSample]] = None) -> List[DataSample]:
+    """Fill ``pred_score`` (softmax of the class logits) and ``pred_label``
+    of each sample, making new samples if None: the single-label result of
+    every classifier here (zero-shot CLIP, CoOp, CoCoOp, Tip-Adapter-F)."""
+    scores = logits.softmax(dim=-1)
+    labels = scores.argmax(dim=-1, keepdim=True)
+    if data_samples is None:
+        data_samples = [DataSample() for _ in range(scores.size(0))]
+    for sample, score, label in zip(data_samples, scores, labels):
+        sample.set_pred_score(score).set_pred_label(label)
+    return data_samples
+
+
 @MODELS.register_module()
 class CLIP(BaseModel):
     """`CLIP <https://arxiv.org/abs/2103.00020>`_ image and text encoders.
@@ -587,10 +602,5 @@ class CLIPZeroShot(CLIP):
             logits) and ``pred_label`` ``(1,)``.
         """
         image_feats = F.normalize(self.extract_image_feat(inputs), dim=-1)
-        scores = self.compute_class_logits(image_feats).softmax(dim=-1)
-        labels = scores.argmax(dim=-1, keepdim=True)
-        if data_samples is None:
-            data_samples = [DataSample() for _ in range(scores.size(0))]
-        for sample, score, label in zip(data_samples, scores, labels):
-            sample.set_pred_score(score).set_pred_label(label)
-        return data_samples
+        return logits_to_samples(
+            self.compute_class_logits(image_feats), data_samples)

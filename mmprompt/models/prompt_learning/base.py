@@ -18,7 +18,7 @@ from mmpretrain.structures import DataSample
 
 from mmprompt.models.utils.data_preprocessor import build_cls_preprocessor
 from mmprompt.registry import MODELS
-from ..clip.clip import CLIP_MEAN, CLIP_STD
+from ..clip.clip import CLIP_MEAN, CLIP_STD, logits_to_samples
 
 
 class FrozenCLIPModel(BaseModel):
@@ -100,20 +100,9 @@ class FrozenCLIPModel(BaseModel):
             labels = torch.cat([s.gt_label for s in data_samples])
             return dict(loss=F.cross_entropy(logits, labels.to(logits.device)))
         if mode == 'predict':
-            return _to_samples(logits, data_samples)
+            return logits_to_samples(logits, data_samples)
         raise ValueError(f"invalid mode {mode!r}: 'loss', 'predict' or "
                          "'tensor'")
-
-
-def _to_samples(logits: torch.Tensor,
-                data_samples: Optional[List[DataSample]]) -> List[DataSample]:
-    scores = logits.softmax(dim=-1)
-    labels = scores.argmax(dim=-1, keepdim=True)
-    if data_samples is None:
-        data_samples = [DataSample() for _ in range(scores.size(0))]
-    for sample, score, label in zip(data_samples, scores, labels):
-        sample.set_pred_score(score).set_pred_label(label)
-    return data_samples
 
 
 def _drop_clip_keys(module, state_dict, prefix, local_metadata) -> None:

@@ -133,6 +133,15 @@ def start_demo(args: argparse.Namespace, models: Dict[str, str],
         raise RuntimeError(f'the demo did not start; log:\n{f.read()[-2000:]}')
 
 
+def stop_demo(proc: subprocess.Popen) -> None:
+    """Stop the demo server: SIGTERM, then SIGKILL after 15 s."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
 def _request(client, kind: str, i: int, image: str):
     from gradio_client import handle_file
     if kind == 'tag':
@@ -404,11 +413,7 @@ def main_mixed(args: argparse.Namespace, models: Dict[str, str],
         rss_after = rss_mb(proc.pid)
         alive = proc.poll() is None
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_demo(proc)
     figures = dict(
         benchmark='demo_mixed_load',
         machine=dict(
@@ -557,11 +562,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                     failures.append(f'round {r + 1}: unanswered requests')
             alive = proc.poll() is None
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop_demo(proc)
         growth = rss[-1] - rss[1] if len(rss) > 2 else 0.0
         print_log(
             'server RSS (MiB): ' + ' -> '.join(f'{v:.0f}' for v in rss) +

@@ -18,12 +18,14 @@ for resuming, exactly (the arrays keep their dtype and values).
 """
 import logging
 import random
+from functools import partial
 from typing import Any
 
 import numpy as np
 import torch
+from mmengine.dist import get_rank
 from mmengine.hooks import Hook
-from mmengine.logging import HistoryBuffer
+from mmengine.logging import HistoryBuffer, print_log
 
 from mmprompt.registry import HOOKS
 
@@ -119,9 +121,6 @@ class EpochSeedHook(Hook):
         self._warned = False
 
     def before_train_epoch(self, runner) -> None:
-        from functools import partial
-
-        from mmengine.dist import get_rank
         seed = (int(runner.seed or 0) + 1_000_003 * runner.epoch) % 2**32
         _seed_all(seed)
         loader = runner.train_dataloader
@@ -130,7 +129,6 @@ class EpochSeedHook(Hook):
             return
         if getattr(loader, 'persistent_workers', False):
             if runner.cfg.get('resume') and not self._warned:
-                from mmengine.logging import print_log
                 print_log(
                     'persistent dataloader workers: a run resumed with '
                     '--resume draws other augmentations than an '

@@ -79,6 +79,14 @@ class CoOp(FrozenCLIPModel):
             class_token_position=class_token_position,
             context_length=text.context_length)
 
+    def init_weights(self) -> None:
+        """Load CLIP's weights, then start a ``ctx_init`` context from the
+        loaded token embedding (at construction it read the embedding the
+        CLIP was built with, random until now in the Runner's order)."""
+        super().init_weights()
+        self.prompt_learner.init_context(
+            self.clip.text_encoder.token_embedding)
+
     @property
     def categories(self) -> List[str]:
         """list[str]: The current category names."""

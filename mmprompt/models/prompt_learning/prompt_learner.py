@@ -28,14 +28,23 @@ class PromptLearner(nn.Module):
 
     Args:
         token_embedding (nn.Embedding): The frozen token embedding of the
-            text tower; read once here to initialise the context from
-            ``ctx_init``, not kept.
+            text tower, read (not kept) to start the context from
+            ``ctx_init``. A CLIP whose weights are loaded later (the
+            Runner's order: construct, then ``init_weights``) must call
+            :meth:`init_context` again once they are in place.
         tokenizer: CLIP's tokenizer (``encode``, ``sot_token_id``,
             ``eot_token_id``).
         categories (Sequence[str]): Category names in label order.
         n_ctx (int): Number of context vectors. With ``ctx_init`` it is
-            the most tokens the words may have, and the context has as many
-            vectors as they have tokens (CoOp's rule). Defaults to 16.
+            the most BPE tokens the words may have, and the context has one
+            vector per BPE token of the words. This differs from CoOp,
+            which counts words (``len(ctx_init.split(' '))``) and takes the
+            embeddings of that many first tokens, leaving the rest of the
+            words' tokens fixed in the prompt: for ``'a photo of a'`` (one
+            token per word) both give the same 4 vectors; for
+            ``'itap of a'`` (4 tokens, 3 words) CoOp learns 3 vectors and
+            keeps the token ``'a'`` fixed, mmprompt learns all 4.
+            Defaults to 16.
         ctx_init (str, optional): Words the context starts from, e.g.
             ``'a photo of a'``. Defaults to None: N(0, 0.02).
         csc (bool): A context per category, ``(C, n_ctx, width)``, instead
@@ -76,10 +85,9 @@ class PromptLearner(nn.Module):
                     f'ctx_init {ctx_init!r} is {len(ids)} tokens, more than '
                     f'n_ctx={n_ctx} allows; shorten it or raise n_ctx')
             n_ctx = len(ids)
-            with torch.no_grad():
-                vectors = token_embedding.weight[torch.tensor(ids)].clone()
-            if self.csc:
-                vectors = vectors.repeat(len(categories), 1, 1)
+            shape = (len(categories), n_ctx,
+                     width) if self.csc else (n_ctx, width)
+            vectors = torch.empty(shape, dtype=token_embedding.weight.dtype)
             self.prefix_text = self.ctx_init
         else:
             if n_ctx < 1 or n_ctx + 2 > context_length:
@@ -92,8 +100,25 @@ class PromptLearner(nn.Module):
             self.prefix_text = ' '.join(['X'] * n_ctx)
         self.n_ctx = n_ctx
         self.ctx = nn.Parameter(vectors.to(token_embedding.weight.device))
+        self.init_context(token_embedding)
         self.trained_categories: List[str] = list(categories)
         self.set_categories(categories)
+
+    def init_context(self, token_embedding: nn.Embedding) -> None:
+        """Start the context from the embeddings of ``ctx_init``'s tokens
+        in ``token_embedding`` (every category's row alike with ``csc``);
+        nothing to do for a random context.
+
+        Args:
+            token_embedding (nn.Embedding): The text tower's token
+                embedding, with the weights the prompts will be learned on.
+        """
+        if not self.ctx_init:
+            return
+        ids = torch.tensor(self.tokenizer.encode(self.ctx_init),
+                           device=token_embedding.weight.device)
+        with torch.no_grad():
+            self.ctx.copy_(token_embedding.weight[ids].expand_as(self.ctx))
 
     # -- the prompts' token layout --------------------------------------
     def set_categories(self, categories: Sequence[str]) -> None:

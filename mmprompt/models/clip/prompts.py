@@ -2,25 +2,25 @@
 """Resolving and checking template sets and category sets for zero-shot
 classification.
 
-The data (OpenAI's template sets and ImageNet class names) lives in
-:mod:`mmprompt.models.clip.zero_shot_metadata`; its names are re-exported
-here so that ``from mmprompt.models.clip.prompts import TEMPLATE_SETS`` keeps
-working.
+OpenAI's template sets live in :mod:`mmprompt.models.clip.templates` and
+are re-exported here; the class names of the built-in category sets are
+MMPreTrain's (``mmpretrain.datasets.categories``).
 
 :func:`resolve_templates` and :func:`resolve_categories` turn what a user
 gives (a set name, a list or a text file) into a checked tuple of strings.
 """
+import functools
 import os.path as osp
 from collections import defaultdict
 from typing import Dict, Sequence, Tuple, Union
 
 from mmprompt.utils.io import read_lines
-from .zero_shot_metadata import (IMAGENET_CATEGORIES, OPENAI_CIFAR_TEMPLATES,
-                                 OPENAI_IMAGENET_SUBSET_TEMPLATES,
-                                 OPENAI_IMAGENET_TEMPLATES, SIMPLE_TEMPLATES,
-                                 TEMPLATE_SETS)
+from .templates import (OPENAI_CIFAR_TEMPLATES,
+                        OPENAI_IMAGENET_SUBSET_TEMPLATES,
+                        OPENAI_IMAGENET_TEMPLATES, SIMPLE_TEMPLATES,
+                        TEMPLATE_SETS)
 
-__all__ = [
+__all__ = [  # noqa: F822 (IMAGENET_CATEGORIES: module __getattr__)
     'IMAGENET_CATEGORIES', 'OPENAI_CIFAR_TEMPLATES',
     'OPENAI_IMAGENET_SUBSET_TEMPLATES', 'OPENAI_IMAGENET_TEMPLATES',
     'SIMPLE_TEMPLATES', 'TEMPLATE_SETS', 'TemplateSpec', 'CategorySpec',
@@ -39,6 +39,22 @@ def _cifar100_categories() -> Tuple[str, ...]:
     return tuple(name.replace('_', ' ') for name in CIFAR100_CATEGORIES)
 
 
+@functools.lru_cache(maxsize=None)
+def _imagenet_categories() -> Tuple[str, ...]:
+    """OpenAI's 1000 cleaned ImageNet names in label order (MMPreTrain's
+    ``IMAGENET_SIMPLE_CATEGORIES``, open_clip's ``IMAGENET_CLASSNAMES``)."""
+    from mmpretrain.datasets.categories import IMAGENET_SIMPLE_CATEGORIES
+    return tuple(IMAGENET_SIMPLE_CATEGORIES)
+
+
+def __getattr__(name: str):
+    # IMAGENET_CATEGORIES on first use: MMPreTrain's datasets package is
+    # slow to import and most callers never need it.
+    if name == 'IMAGENET_CATEGORIES':
+        return _imagenet_categories()
+    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
+
+
 def builtin_category_sets() -> Dict[str, Tuple[str, ...]]:
     """The built-in category sets by name.
 
@@ -51,8 +67,8 @@ def builtin_category_sets() -> Dict[str, Tuple[str, ...]]:
         dict: Set name -> tuple of category names.
     """
     return {
-        'imagenet': IMAGENET_CATEGORIES,
-        'in1k': IMAGENET_CATEGORIES,
+        'imagenet': _imagenet_categories(),
+        'in1k': _imagenet_categories(),
         'cifar100': _cifar100_categories(),
     }
 
@@ -186,9 +202,9 @@ def check_categories(categories: Sequence[str]) -> Tuple[str, ...]:
         names.append(name.strip())
     if not names:
         raise ValueError('categories is empty: give at least one name')
-    if tuple(names) == IMAGENET_CATEGORIES:
+    if len(names) == 1000 and tuple(names) == _imagenet_categories():
         # OpenAI's published list, as given back by a model or a user.
-        return IMAGENET_CATEGORIES
+        return _imagenet_categories()
     positions = defaultdict(list)
     for i, name in enumerate(names):
         positions[_name_key(name)].append(i)

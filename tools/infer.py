@@ -158,14 +158,15 @@ def build_task(args: argparse.Namespace):
                 category_spec(args.categories), args.templates)
         return bulk.TagTask(tagger, args.threshold)
     if args.task == 'classify' and args.learned:
-        return bulk.ClassifyTask(learned_model(args, device), args.topk)
+        model, vocabulary = learned_model(args, device)
+        return bulk.ClassifyTask(model, args.topk, vocabulary)
     if args.task == 'classify':
         from mmprompt.apis import ZeroShotClassifier
         classifier = ZeroShotClassifier(
             args.model, pretrained, device, precision=args.precision)
-        classifier.set_categories(
+        vocabulary = classifier.set_categories(
             category_spec(args.categories), args.templates)
-        return bulk.ClassifyTask(classifier.model, args.topk)
+        return bulk.ClassifyTask(classifier.model, args.topk, vocabulary)
     from mmprompt.apis.utils import speed_up
     from mmprompt.apis.zero_shot_classifier import build_zero_shot_model
     model = build_zero_shot_model(args.model, pretrained, device)
@@ -173,11 +174,13 @@ def build_task(args: argparse.Namespace):
     return bulk.EmbedTask(model)
 
 
-def learned_model(args: argparse.Namespace, device: str):
+def learned_model(args: argparse.Namespace, device: str) -> tuple:
     """A prompt-learning model from its config, CLIP weights from the
     config's ``init_cfg`` (or ``--checkpoint``), prompts from
-    ``--learned``; with a zoo name or a zero-shot config as ``--model``,
-    the model is built from the file's meta over that CLIP."""
+    ``--learned``; with a zoo name or a zero-shot CLIP config as
+    ``--model``, the model is built from the file's meta over that CLIP.
+    Returns the model and the vocabulary of ``--categories`` (None: the
+    model's)."""
     from mmengine.config import Config
 
     from mmprompt.apis.utils import (build_from_config, ready_for_inference,
@@ -197,9 +200,9 @@ def learned_model(args: argparse.Namespace, device: str):
         classifier = ZeroShotClassifier(
             args.model, args.checkpoint or True, device,
             precision=args.precision, learned=args.learned)
-        if args.categories:
-            classifier.set_categories(category_spec(args.categories))
-        return classifier.model
+        vocabulary = classifier.set_categories(
+            category_spec(args.categories)) if args.categories else None
+        return classifier.model, vocabulary
     model = build_from_config(cfg)
     model.init_weights()
     if args.checkpoint:
@@ -210,7 +213,7 @@ def learned_model(args: argparse.Namespace, device: str):
             list(resolve_categories(category_spec(args.categories))))
     model = ready_for_inference(model, device)
     speed_up(model, args.precision, False)
-    return model
+    return model, None
 
 
 def plan(args: argparse.Namespace, kind: str) -> dict:

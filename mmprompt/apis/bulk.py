@@ -68,23 +68,34 @@ class ClassifyTask:
     prompt-learning model (CoOp, CoCoOp) with its learned prompts.
 
     Args:
-        model (BaseModel): Has ``categories``, ``test_step`` giving
-            ``pred_score``, and ``image_size`` (or a CLIP as ``clip``).
+        model (BaseModel): Has ``categories``, ``predict(inputs,
+            vocabulary=)`` giving ``pred_score``, and ``image_size`` (or a
+            CLIP as ``clip``).
         topk (int): Classes per image. Defaults to 5.
+        vocabulary (optional): What to classify into (a
+            :class:`~mmprompt.apis.ZeroShotClassifier`'s vocabulary).
+            Defaults to None: the model's categories.
     """
     kind = 'jsonl'
 
-    def __init__(self, model: Any, topk: int = 5) -> None:
+    def __init__(self,
+                 model: Any,
+                 topk: int = 5,
+                 vocabulary: Any = None) -> None:
         self.model = model
         self.topk = topk
+        self.vocabulary = vocabulary
         size = getattr(model, 'image_size', None) or int(
             model.clip.visual.img_size[0])
         self.transform = CLIPTransform(size)
 
     @torch.no_grad()
     def __call__(self, data: List[dict]) -> List[dict]:
-        preds = self.model.test_step(pseudo_collate(data))
-        names = list(self.model.categories)
+        batch = self.model.data_preprocessor(pseudo_collate(data), False)
+        preds = self.model.predict(
+            batch['inputs'], vocabulary=self.vocabulary)
+        names = list(self.model.categories if self.vocabulary is None else
+                     self.vocabulary.names)
         scores = torch.stack([p.pred_score for p in preds]).float().cpu()
         top, labels = scores.topk(min(self.topk, scores.size(1)), dim=1)
         return [

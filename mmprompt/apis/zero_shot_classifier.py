@@ -8,6 +8,9 @@ Example:
     >>> classifier('cat.jpg', categories=['tabby cat', 'beagle'], topk=1)
     [{'pred_classes': ['tabby cat'], 'pred_scores': [0.98], ...}]
 """
+import hashlib
+import threading
+from collections import OrderedDict
 from typing import Any, Callable, List, Optional, Sequence, Union
 
 import numpy as np
@@ -98,9 +101,11 @@ class ZeroShotClassifier(BaseInferencer):
         >>> classifier(['a.jpg', pil_image], topk=5)[0]['pred_classes']
     """
     preprocess_kwargs: set = set()
-    forward_kwargs: set = set()
+    forward_kwargs: set = {'vocabulary'}
     visualize_kwargs: set = set()
-    postprocess_kwargs: set = {'topk'}
+    postprocess_kwargs: set = {'topk', 'vocabulary'}
+    #: How many vocabularies are kept.
+    cache_size: int = 8
 
     def __init__(self,
                  model: ModelType,
@@ -129,7 +134,9 @@ class ZeroShotClassifier(BaseInferencer):
             built = ready_for_inference(build_learned_model(built, learned))
         speed_up(built, precision, compile)
         super().__init__(built, pretrained=False)
-        self._spec = None
+        self._default = None
+        self._vocabularies: 'OrderedDict[tuple, Any]' = OrderedDict()
+        self._lock = threading.Lock()
         self.prototype_cache = PrototypeCache(cache_dir) if cache_dir \
             else None
 
@@ -154,69 +161,124 @@ class ZeroShotClassifier(BaseInferencer):
 
         return load
 
+    def vocabulary(self,
+                   categories: Optional[Union[str, Sequence[str]]] = None,
+                   templates: Optional[Union[str, Sequence[str]]] = None,
+                   descriptions: Optional[Union[str, dict]] = None,
+                   examples: Optional[Union[str, dict]] = None) -> Any:
+        """What to classify into, as a value for ``model.predict(...,
+        vocabulary=)``; the model is not changed.
+
+        Vocabularies are kept (the last :attr:`cache_size`) by what built
+        them: the names, templates, descriptions, the examples' pixels and
+        the state of the weights; the prototype cache, if any, is read
+        first.
+
+        Args:
+            categories (str | Sequence[str], optional): Names, a built-in
+                set or a file. Defaults to the current categories (those of
+                :meth:`set_categories`, the previous call or the config).
+            templates (str | Sequence[str], optional): Defaults to the
+                model's templates.
+            descriptions (str | dict, optional): Defaults to None.
+            examples (str | dict, optional): Defaults to None.
+
+        Returns:
+            ClassVocabulary: (a :class:`PromptLayout
+            <mmprompt.models.prompt_learning.prompt_learner.PromptLayout>`
+            for CoCoOp's learned prompts).
+        """
+        model = self.model
+        if categories is None:
+            if self._default is not None:
+                categories = self._default.names
+            elif model.categories is None:
+                raise ValueError('no categories: pass categories=[...]')
+            else:
+                categories = model.categories
+        names = resolve_categories(categories)
+        if self.learned is not None:
+            given = [
+                name for name, value in (('templates', templates),
+                                         ('descriptions', descriptions),
+                                         ('examples', examples))
+                if value is not None
+            ]
+            if given:
+                raise InvalidInputError(
+                    f'{self.learned}: learned prompts replace templates, '
+                    f'descriptions and examples; drop {", ".join(given)}')
+            return self._cached(('learned', names),
+                                lambda: model.build_vocabulary(names))
+        templates = model.templates if templates is None else (
+            resolve_templates(templates))
+        resolved = resolve_descriptions(descriptions, names)
+        images = labels = None
+        if examples is not None:
+            images, labels = load_example_images(examples, list(names),
+                                                 model.image_size)
+        key = (names, templates, _freeze(resolved),
+               _pixels_digest(images, labels))
+
+        def build():
+            prototypes = None
+            if self.prototype_cache is not None:
+                prototypes = self.prototype_cache.prototypes(
+                    model, names, templates, resolved)
+            vocabulary = model.build_vocabulary(names, templates,
+                                                descriptions, prototypes)
+            if images is not None and len(images):
+                vocabulary = vocabulary.with_examples(
+                    *model.encode_examples(images, labels))
+            return vocabulary
+
+        return self._cached(key, build)
+
+    @property
+    def default_vocabulary(self) -> Any:
+        """The vocabulary of the last successful call or
+        :meth:`set_categories`; None before any."""
+        return self._default
+
+    @property
+    def categories(self) -> Optional[List[str]]:
+        """list[str]: What calls without ``categories`` classify into."""
+        if self._default is not None:
+            return list(self._default.names)
+        names = self.model.categories
+        return None if names is None else list(names)
+
+    def _cached(self, key: tuple, build: Callable[[], Any]) -> Any:
+        """The vocabulary of ``key`` with the current weights, built once.
+        """
+        key = (_weights_state(self.model), key)
+        with self._lock:
+            vocabulary = self._vocabularies.get(key)
+            if vocabulary is not None:
+                self._vocabularies.move_to_end(key)
+                return vocabulary
+        vocabulary = build()
+        with self._lock:
+            self._vocabularies[key] = vocabulary
+            while len(self._vocabularies) > self.cache_size:
+                self._vocabularies.popitem(last=False)
+        return vocabulary
+
     def set_categories(self,
                        categories: Optional[Union[str, Sequence[str]]] = None,
                        templates: Optional[Union[str, Sequence[str]]] = None,
                        descriptions: Optional[Union[str, dict]] = None,
-                       examples: Optional[Union[str, dict]] = None) -> None:
-        """Set what later calls classify into.
+                       examples: Optional[Union[str, dict]] = None) -> Any:
+        """Set what later calls without ``categories`` classify into (see
+        :meth:`vocabulary` for the arguments); the model is not changed.
 
-        Text prototypes are rebuilt only when the categories, templates or
-        descriptions differ from the current ones; examples are re-encoded
-        whenever given.
-
-        Args:
-            categories (str | Sequence[str], optional): Names, a built-in
-                set or a file. Defaults to the current categories.
-            templates (str | Sequence[str], optional): Defaults to the
-                current templates.
-            descriptions (str | dict, optional): Defaults to None.
-            examples (str | dict, optional): Defaults to None.
+        Returns:
+            The vocabulary, as :meth:`vocabulary` gives it.
         """
-        model = self.model
-        if self.learned is not None:
-            self._set_learned_categories(categories, templates, descriptions,
-                                         examples)
-            return
-        if categories is None:
-            if model.categories is None:
-                raise ValueError('no categories: pass categories=[...]')
-            categories = model.categories
-        categories = resolve_categories(categories)
-        templates = model.templates if templates is None else (
-            resolve_templates(templates))
-        resolved = resolve_descriptions(descriptions, categories)
-        spec = (categories, templates, _freeze(resolved))
-        if spec != self._spec or model.text_prototypes is None:
-            prototypes = None
-            if self.prototype_cache is not None:
-                prototypes = self.prototype_cache.prototypes(
-                    model, categories, templates, resolved)
-            model.set_categories(categories, templates, descriptions,
-                                 prototypes)
-            self._spec = spec
-        if examples is not None or model.example_feats is not None:
-            model.set_examples(*load_example_images(
-                examples, model.categories, model.image_size))
-
-    def _set_learned_categories(self, categories, templates, descriptions,
-                                examples) -> None:
-        """Learned prompts: only the category names change."""
-        given = [
-            name for name, value in (('templates', templates),
-                                     ('descriptions', descriptions),
-                                     ('examples', examples))
-            if value is not None
-        ]
-        if given:
-            raise InvalidInputError(
-                f'{self.learned}: learned prompts replace templates, '
-                f'descriptions and examples; drop {", ".join(given)}')
-        if categories is None:
-            return
-        names = list(resolve_categories(categories))
-        if names != list(self.model.categories):
-            self.model.set_categories(names)
+        vocabulary = self.vocabulary(categories, templates, descriptions,
+                                     examples)
+        self._default = vocabulary
+        return vocabulary
 
     def __call__(self,
                  inputs: Union[ImageInput, Sequence[ImageInput]],
@@ -229,6 +291,10 @@ class ZeroShotClassifier(BaseInferencer):
                  return_datasamples: bool = False) -> list:
         """Classify images.
 
+        Calls share nothing but the model's weights and the kept
+        vocabularies: threads classifying among different categories at the
+        same time get the answers they get one at a time.
+
         Args:
             inputs (str | np.ndarray | PIL.Image.Image | list): One image or
                 a list: file paths, PIL images or ``(H, W, 3)`` uint8 arrays
@@ -238,7 +304,7 @@ class ZeroShotClassifier(BaseInferencer):
                 Defaults to those of the config or the previous call.
             templates (str | Sequence[str], optional): As
                 :func:`~mmprompt.models.clip.prompts.resolve_templates`
-                takes them. Defaults to the current ones.
+                takes them. Defaults to the model's.
             descriptions (str | dict, optional): ``{name: text or texts}``.
                 Defaults to None.
             examples (str | dict, optional): ``{name: images}`` (paths, PIL
@@ -257,36 +323,28 @@ class ZeroShotClassifier(BaseInferencer):
         """
         check_count(topk, 'topk')
         check_count(batch_size, 'batch_size')
-        saved = self._save_state()
-        try:
-            self.set_categories(categories, templates, descriptions, examples)
-            return super().__call__(
-                inputs,
-                return_datasamples=return_datasamples,
-                batch_size=batch_size,
-                topk=topk)
-        except BaseException:
-            # A failed call changes nothing: the next call with
-            # categories=None classifies into the previous set.
-            self._restore_state(saved)
-            raise
+        given = (categories, templates, descriptions, examples)
+        if any(v is not None for v in given) or self._default is None:
+            vocabulary = self.vocabulary(*given)
+        else:
+            vocabulary = self._default
+        results = super().__call__(
+            inputs,
+            return_datasamples=return_datasamples,
+            batch_size=batch_size,
+            topk=topk,
+            vocabulary=vocabulary)
+        # The next call without categories classifies into these; a failed
+        # call changes nothing.
+        self._default = vocabulary
+        return results
 
-    def _save_state(self) -> dict:
-        model = self.model
-        if self.learned is not None:
-            return dict(categories=list(model.categories))
-        state = {k: getattr(model, k, None) for k in _MODEL_STATE}
-        state['_spec'] = self._spec
-        return state
-
-    def _restore_state(self, state: dict) -> None:
-        if self.learned is not None:
-            if list(self.model.categories) != state['categories']:
-                self.model.set_categories(state['categories'])
-            return
-        self._spec = state.pop('_spec')
-        for key, value in state.items():
-            setattr(self.model, key, value)
+    @torch.no_grad()
+    def forward(self, inputs: dict, vocabulary: Any = None) -> list:
+        """Predict a batch against ``vocabulary``."""
+        data = self.model.data_preprocessor(inputs, False)
+        return self.model.predict(
+            data['inputs'], data.get('data_samples'), vocabulary=vocabulary)
 
     def _inputs_to_list(self, inputs: Any) -> list:
         if isinstance(inputs, (list, tuple)):
@@ -301,10 +359,12 @@ class ZeroShotClassifier(BaseInferencer):
                     preds: List[DataSample],
                     visualization: Any,
                     return_datasamples: bool = False,
-                    topk: int = 5) -> list:
+                    topk: int = 5,
+                    vocabulary: Any = None) -> list:
         if return_datasamples:
             return preds
-        names = self.model.categories
+        names = vocabulary.names if vocabulary is not None else \
+            self.model.categories
         results = []
         for sample in preds:
             scores = sample.pred_score.detach().float().cpu()
@@ -323,10 +383,22 @@ class ZeroShotClassifier(BaseInferencer):
         return results
 
 
-# What set_categories / set_examples change on the model.
-_MODEL_STATE = ('categories', 'templates', 'descriptions', 'text_prototypes',
-                'example_feats', 'example_labels', '_hand_set',
-                '_examples_stale')
+def _weights_state(model: torch.nn.Module) -> int:
+    """Changes when any parameter is changed in place (a weights load):
+    the sum of the parameters' version counters."""
+    return sum(p._version for p in model.parameters())
+
+
+def _pixels_digest(images: Optional[Sequence[torch.Tensor]],
+                   labels: Optional[Sequence[int]]) -> Optional[str]:
+    """A digest of example images and labels, or None without them."""
+    if images is None:
+        return None
+    digest = hashlib.sha256(repr(list(labels)).encode())
+    for image in images:
+        digest.update(repr(tuple(image.shape)).encode())
+        digest.update(image.contiguous().cpu().numpy().tobytes())
+    return digest.hexdigest()
 
 
 def check_count(value: Any, name: str) -> int:

@@ -108,7 +108,7 @@ def test_learned_file_gives_tools_test_scores(files, tmp_path):
                  pickle.load(f)}
     classifier = ZeroShotClassifier(
         files['config'], pretrained=files['ckpt'], learned=files['learned'])
-    assert classifier.model.categories == NAMES
+    assert classifier.categories == NAMES
     got = scores(classifier(files['images'], topk=4), len(NAMES))
     want = np.stack([preds[p] for p in files['images']])
     diff = float(np.abs(got - want).max())
@@ -120,10 +120,10 @@ def test_learned_file_gives_tools_test_scores(files, tmp_path):
                        topk=2)
     assert {novel[0]['pred_class'], novel[1]['pred_class']} <= {
         'zebra', 'kayak'}
-    assert classifier.model.categories == ['zebra', 'kayak']
+    assert classifier.categories == ['zebra', 'kayak']
     with pytest.raises(InvalidInputError, match='drop templates'):
         classifier(files['images'][0], templates='simple')
-    assert classifier.model.categories == ['zebra', 'kayak']
+    assert classifier.categories == ['zebra', 'kayak']
 
 
 def test_csc_file_refuses_unknown_names(files):
@@ -134,7 +134,7 @@ def test_csc_file_refuses_unknown_names(files):
     with pytest.raises(InvalidInputError, match=r"\['zebra'\]"):
         classifier(files['images'][0], categories=['owl', 'zebra'])
     # The failed call changed nothing.
-    assert classifier.model.categories == ['owl', 'beagle']
+    assert classifier.categories == ['owl', 'beagle']
 
 
 def test_learned_file_over_another_clip(files, tmp_path):

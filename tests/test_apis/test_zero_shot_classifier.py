@@ -123,7 +123,7 @@ def test_descriptions_and_examples(classifier, files, monkeypatch):
     results = classifier(
         images[3:5], categories=CATEGORIES, examples=mixed, topk=1)
     assert [r['pred_class'] for r in results] == ['owl', 'rocket']
-    assert classifier.model.example_feats.shape == (2, H.TINY['embed_dim'])
+    assert classifier.default_vocabulary.example_feats.shape == (2, H.TINY['embed_dim'])
 
 
 def test_builtin_imagenet_categories(classifier, files):
@@ -132,7 +132,7 @@ def test_builtin_imagenet_categories(classifier, files):
     result = classifier(
         files['images'][0], categories='imagenet', templates='simple',
         topk=3)[0]
-    assert len(classifier.model.categories) == 1000
+    assert len(classifier.categories) == 1000
     again = classifier(files['images'][0], topk=3)[0]
     assert again['pred_classes'] == result['pred_classes']
 
@@ -209,3 +209,35 @@ def test_demo_classify_cli(files, tmp_path):
     assert DEMO.parse_examples(['folder']) == 'folder'
     with pytest.raises(ValueError, match='NAME=IMG'):
         DEMO.parse_examples(['a=x.jpg', 'nofolder'])
+
+
+def test_threads_with_different_categories_get_their_own_answers(files):
+    """One classifier, two threads, 4 names in one and 5 in the other, 20
+    rounds each at once: every answer equals the one-at-a-time answer.
+    With the categories stored on the model (before vocabularies were
+    values) the threads' images were scored against each other's sets."""
+    import threading
+    classifier = ZeroShotClassifier(files['config'], pretrained=files['ckpt'])
+    sets = [CATEGORIES[:4], ['zebra', 'kayak', 'violin', 'tulip', 'moth']]
+    images = files['images'][:2]
+    alone = [classifier(images, categories=names, topk=5) for names in sets]
+    got = [[], []]
+    start = threading.Barrier(2)
+
+    def run(i):
+        start.wait()
+        for _ in range(20):
+            got[i].append(classifier(images, categories=sets[i], topk=5))
+
+    threads = [threading.Thread(target=run, args=(i, )) for i in (0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for i in (0, 1):
+        assert len(got[i]) == 20
+        for out in got[i]:
+            for result, want in zip(out, alone[i]):
+                assert result['pred_classes'] == want['pred_classes']
+                np.testing.assert_allclose(
+                    result['pred_scores'], want['pred_scores'], atol=1e-6)

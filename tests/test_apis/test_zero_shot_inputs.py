@@ -69,10 +69,10 @@ def test_classifier_caches_every_category_set(setup, tmp_path, monkeypatch):
     monkeypatch.setattr(again.model, 'build_prototypes', None)  # never built
     second = again(image, categories=CATEGORIES, topk=3,
                    examples=setup['examples'])
-    assert again.model.example_feats.shape[0] == 4
+    assert again.default_vocabulary.example_feats.shape[0] == 4
     assert second[0]['pred_classes'] and first[0]['pred_classes']
     third = again(image, categories=CATEGORIES, topk=3)
-    assert again.model.example_feats is None  # examples are per call
+    assert again.default_vocabulary.example_feats is None  # examples are per call
     assert third[0]['pred_classes'] == first[0]['pred_classes']
     np.testing.assert_allclose(
         third[0]['pred_scores'], first[0]['pred_scores'], atol=1e-6)

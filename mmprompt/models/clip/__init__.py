@@ -2,5 +2,9 @@
 from .clip import CLIP, CLIPZeroShot
 from .text_encoder import CLIPTextTransformer
 from .tokenizer import CLIPTokenizer
+from .vocabulary import ClassVocabulary
 
-__all__ = ['CLIP', 'CLIPZeroShot', 'CLIPTextTransformer', 'CLIPTokenizer']
+__all__ = [
+    'CLIP', 'CLIPZeroShot', 'CLIPTextTransformer', 'CLIPTokenizer',
+    'ClassVocabulary'
+]

@@ -16,6 +16,7 @@ and the on-disk prototype cache is
 callers. The code is written for mmprompt.
 """
 import copy
+import dataclasses
 import math
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
@@ -30,7 +31,8 @@ from mmprompt.models.utils.data_preprocessor import build_cls_preprocessor
 from mmprompt.registry import MODELS, TOKENIZER
 from .prompts import (check_categories, resolve_categories,
                       resolve_descriptions, resolve_templates)
-from .zero_shot import build_text_prototypes_sharded, cache_logits
+from .vocabulary import ClassVocabulary
+from .zero_shot import build_text_prototypes_sharded
 
 # OpenAI's normalisation, for RGB images in [0, 255].
 CLIP_MEAN = tuple(255 * m for m in (0.48145466, 0.4578275, 0.40821073))
@@ -287,14 +289,22 @@ class CLIPZeroShot(CLIP):
     one-hot labels, and ``pred_score = softmax(logits)``. See
     :mod:`mmprompt.models.clip.zero_shot` for the exact rules.
 
-    The prototypes and the example features live in non-persistent buffers
-    set by :meth:`set_categories`, :meth:`set_examples` or
-    :meth:`set_prototypes`. Loading weights (``load_state_dict``,
-    ``load_checkpoint``) clears them because they depend on the towers;
-    what was built from categories is rebuilt by the next :meth:`predict`,
-    hand-set prototypes and examples must be set again (predicting first
-    is an error). After changing weights in any other way, call
-    :meth:`set_categories` again.
+    What the model recognises is a value, a
+    :class:`~mmprompt.models.clip.vocabulary.ClassVocabulary` built by
+    :meth:`build_vocabulary` (and
+    :meth:`~mmprompt.models.clip.vocabulary.ClassVocabulary.with_examples`
+    with :meth:`encode_examples`) and passed to
+    ``predict(inputs, vocabulary=...)``; the model is not changed by it, so
+    callers with different category sets can share one model (the
+    inferencers do). For MMEngine's Runner (``tools/test.py``, configs) the
+    model keeps one default vocabulary, that of its configured categories,
+    built on first use or set by :meth:`set_categories`,
+    :meth:`set_examples` or :meth:`set_prototypes`. Loading weights
+    (``load_state_dict``, ``load_checkpoint``) drops it, since it depends
+    on the towers: one built from categories is rebuilt by the next
+    :meth:`predict`; hand-set prototypes and examples must be set again
+    (predicting first is an error). After changing weights in any other
+    way, call :meth:`set_categories` again.
 
     The model decodes no images and keeps no cache (category and
     description files are read by :mod:`~mmprompt.models.clip.prompts`):
@@ -353,19 +363,16 @@ class CLIPZeroShot(CLIP):
         self.cache_beta = float(cache_beta)
         self.text_batch_size = text_batch_size
         self.progress = progress
-        self.register_buffer('text_prototypes', None, persistent=False)
-        self.register_buffer('example_feats', None, persistent=False)
-        self.register_buffer('example_labels', None, persistent=False)
         # Inputs are checked now; prototypes need the final weights, so the
-        # first predict builds them, after any checkpoint is loaded.
+        # first predict builds the default vocabulary, after any checkpoint
+        # is loaded.
         self.templates: Tuple[str, ...] = resolve_templates(templates)
         self.categories: Optional[List[str]] = None
         self.descriptions: Dict[int, Tuple[str, ...]] = {}
-        # Whether the prototypes came from set_prototypes, and so cannot be
-        # rebuilt from the categories and templates.
-        self._hand_set = False
-        # Whether examples were set and then cleared by new weights.
-        self._examples_stale = False
+        self.vocabulary: Optional[ClassVocabulary] = None
+        # Why the default vocabulary cannot be rebuilt after new weights
+        # (hand-set prototypes or examples), if so.
+        self._lost: Optional[str] = None
         if categories is not None:
             self.categories = list(resolve_categories(categories))
             self.descriptions = resolve_descriptions(descriptions,
@@ -381,9 +388,63 @@ class CLIPZeroShot(CLIP):
     @property
     def num_classes(self) -> int:
         """int: Number of categories (0 before any are set)."""
-        if self.text_prototypes is not None:
-            return self.text_prototypes.size(0)
+        if self.vocabulary is not None:
+            return len(self.vocabulary)
         return len(self.categories or ())
+
+    @property
+    def text_prototypes(self) -> Optional[torch.Tensor]:
+        """torch.Tensor: The default vocabulary's prototypes, if built."""
+        return None if self.vocabulary is None else self.vocabulary.prototypes
+
+    @property
+    def example_feats(self) -> Optional[torch.Tensor]:
+        """torch.Tensor: The default vocabulary's example features."""
+        return None if self.vocabulary is None \
+            else self.vocabulary.example_feats
+
+    @property
+    def example_labels(self) -> Optional[torch.Tensor]:
+        """torch.Tensor: The default vocabulary's example labels."""
+        return None if self.vocabulary is None \
+            else self.vocabulary.example_labels
+
+    def build_vocabulary(
+            self,
+            categories: Union[str, Sequence[str]],
+            templates: Optional[Union[str, Sequence[str]]] = None,
+            descriptions: Optional[Union[str, dict]] = None,
+            prototypes: Optional[torch.Tensor] = None) -> ClassVocabulary:
+        """The vocabulary of ``categories`` with the current weights; the
+        model is not changed.
+
+        Args:
+            categories (str | Sequence[str]): See the class docstring.
+            templates (str | Sequence[str], optional): Defaults to the
+                model's templates.
+            descriptions (str | dict, optional): Defaults to None (none).
+            prototypes (torch.Tensor, optional): The ``(C, proj_dims)``
+                prototypes of exactly these categories, templates and
+                descriptions, built by :meth:`build_prototypes` with the
+                current weights (e.g. read from a
+                :class:`~mmprompt.models.clip.prototype_cache.PrototypeCache`
+                ). Defaults to None (built now).
+
+        Returns:
+            ClassVocabulary: Without examples.
+        """
+        categories = list(resolve_categories(categories))
+        templates = resolve_templates(self.templates if templates is
+                                      None else templates)
+        descriptions = resolve_descriptions(descriptions, categories)
+        if prototypes is None:
+            prototypes = self.build_prototypes(categories, templates,
+                                               descriptions)
+        # Built and given prototypes alike: normalising unit rows again can
+        # move the last bit, and a cached copy must predict what the built
+        # one predicts.
+        prototypes = self._check_prototypes(prototypes, len(categories))
+        return ClassVocabulary(prototypes, tuple(categories))
 
     def set_categories(self,
                        categories: Union[str, Sequence[str]],
@@ -405,20 +466,14 @@ class CLIPZeroShot(CLIP):
                 ); unlike :meth:`set_prototypes`, they are rebuilt after
                 new weights load. Defaults to None (built now).
         """
-        categories = list(resolve_categories(categories))
-        templates = resolve_templates(self.templates if templates is
-                                      None else templates)
-        descriptions = resolve_descriptions(descriptions, categories)
-        if prototypes is None:
-            prototypes = self.build_prototypes(categories, templates,
-                                               descriptions)
-        else:
-            prototypes = self._check_prototypes(prototypes, len(categories))
-        self.text_prototypes = prototypes
-        self.categories, self.templates = categories, templates
-        self.descriptions = descriptions
-        self._hand_set = False
-        self.set_examples(None)
+        vocabulary = self.build_vocabulary(categories, templates,
+                                           descriptions, prototypes)
+        self.categories = list(vocabulary.names)
+        self.templates = resolve_templates(self.templates if templates is
+                                           None else templates)
+        self.descriptions = resolve_descriptions(descriptions,
+                                                 self.categories)
+        self.vocabulary, self._lost = vocabulary, None
 
     def set_examples(self,
                      images: Optional[Union[torch.Tensor,
@@ -440,20 +495,43 @@ class CLIPZeroShot(CLIP):
                 num_classes)``. Defaults to None.
             batch_size (int): Images per forward pass. Defaults to 32.
         """
-        self._examples_stale = False
+        if self._lost == 'example features':
+            self._lost = None  # the categories' prototypes can be rebuilt
         if images is None or len(images) == 0:
-            self.example_feats = self.example_labels = None
+            if self.vocabulary is not None:
+                self.vocabulary = self.vocabulary.with_examples(None, None)
             return
         if self.num_classes == 0:
             raise RuntimeError('set categories before examples')
+        self.vocabulary = self.get_vocabulary().with_examples(
+            *self.encode_examples(images, labels, batch_size))
+
+    def encode_examples(
+        self,
+        images: Union[torch.Tensor, Sequence[torch.Tensor]],
+        labels: Sequence[int],
+        batch_size: int = 32,
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Features of example images for
+        :meth:`ClassVocabulary.with_examples
+        <mmprompt.models.clip.vocabulary.ClassVocabulary.with_examples>`;
+        the model is not changed.
+
+        Args:
+            images (torch.Tensor | Sequence[torch.Tensor]): See
+                :meth:`set_examples`.
+            labels (Sequence[int]): Their labels.
+            batch_size (int): Images per forward pass. Defaults to 32.
+
+        Returns:
+            tuple: ``(M, proj_dims)`` unit rows (float32) and ``(M, )``
+            labels, on the model's device.
+        """
         labels = torch.as_tensor(
             [] if labels is None else labels, dtype=torch.long).reshape(-1)
         if labels.numel() != len(images):
             raise ValueError(f'{len(images)} example images for '
                              f'{labels.numel()} labels')
-        if labels.min() < 0 or labels.max() >= self.num_classes:
-            raise ValueError(f'example labels must be in [0, '
-                             f'{self.num_classes}), got {labels.tolist()}')
         feats = []
         with torch.no_grad():
             for start in range(0, len(images), batch_size):
@@ -463,8 +541,8 @@ class CLIPZeroShot(CLIP):
                     F.normalize(
                         self.extract_image_feat(data['inputs']).float(),
                         dim=-1))
-        self.example_feats = torch.cat(feats).clone()
-        self.example_labels = labels.to(self.example_feats.device)
+        feats = torch.cat(feats).clone()
+        return feats, labels.to(feats.device)
 
     def set_prototypes(self,
                        prototypes: torch.Tensor,
@@ -479,12 +557,14 @@ class CLIPZeroShot(CLIP):
         """
         if categories is not None:
             categories = list(check_categories(categories))
-        self.text_prototypes = self._check_prototypes(
-            prototypes, None if categories is None else len(categories))
+        self.vocabulary = ClassVocabulary(
+            self._check_prototypes(
+                prototypes, None if categories is None else len(categories)),
+            None if categories is None else tuple(categories),
+            from_names=False)
         self.categories = categories
         self.descriptions = {}
-        self.set_examples(None)
-        self._hand_set = True
+        self._lost = None
 
     def _check_prototypes(self, prototypes: torch.Tensor,
                           num: Optional[int]) -> torch.Tensor:
@@ -497,25 +577,38 @@ class CLIPZeroShot(CLIP):
                              f'{prototypes.size(0)} prototypes')
         return F.normalize(prototypes.detach().to(self.logit_scale), dim=-1)
 
+    def get_vocabulary(self) -> ClassVocabulary:
+        """The default vocabulary, built first from the configured
+        categories if it is not there (see the class docstring).
+
+        Raises:
+            RuntimeError: No categories, or hand-set prototypes or examples
+                dropped by a weights load.
+        """
+        if self.vocabulary is None:
+            if self._lost == 'example features':
+                raise RuntimeError(
+                    'the example features were encoded with other weights: '
+                    'call set_examples(...) again')
+            if self._lost is not None:
+                raise RuntimeError(
+                    f'the {self._lost} were made with other weights: call '
+                    'set_categories(...) or set_prototypes(...) again')
+            if self.categories is None:
+                raise RuntimeError(
+                    'no text prototypes: call set_categories(...) or '
+                    'set_prototypes(...), or pass a vocabulary')
+            self.vocabulary = self.build_vocabulary(
+                self.categories, self.templates, self.descriptions)
+        return self.vocabulary
+
     def get_prototypes(self) -> torch.Tensor:
-        """The current prototypes, (re)built first if they were cleared.
+        """The default vocabulary's prototypes (see :meth:`get_vocabulary`).
 
         Returns:
             torch.Tensor: ``(C, proj_dims)``, unit rows.
         """
-        if self.text_prototypes is None:
-            if self.categories is None or self._hand_set:
-                raise RuntimeError(
-                    'no text prototypes: call set_categories(...) or '
-                    'set_prototypes(...) (hand-set prototypes are cleared '
-                    'when weights are loaded)')
-            self.text_prototypes = self.build_prototypes(
-                self.categories, self.templates, self.descriptions)
-        if self._examples_stale:
-            raise RuntimeError(
-                'the example features were encoded with other weights: '
-                'call set_examples(...) again')
-        return self.text_prototypes
+        return self.get_vocabulary().prototypes
 
     def build_prototypes(
         self,
@@ -562,33 +655,51 @@ class CLIPZeroShot(CLIP):
 
     def _load_from_state_dict(self, *args, **kwargs) -> None:
         super()._load_from_state_dict(*args, **kwargs)
-        # New weights make the prototypes and example features stale.
-        self.text_prototypes = None
-        if self.example_feats is not None:
-            self._examples_stale = True
-        self.example_feats = self.example_labels = None
+        # New weights make the default vocabulary stale.
+        vocabulary, self.vocabulary = self.vocabulary, None
+        if vocabulary is None:
+            return
+        if not vocabulary.from_names:
+            self._lost = 'hand-set prototypes'
+        elif vocabulary.example_feats is not None:
+            self._lost = 'example features'
 
-    def compute_class_logits(self, image_feats: torch.Tensor) -> torch.Tensor:
+    def _apply(self, fn, *args, **kwargs):
+        # The default vocabulary moves and casts with the model, as buffers.
+        super()._apply(fn, *args, **kwargs)
+        vocabulary = self.vocabulary
+        if vocabulary is not None:
+            self.vocabulary = dataclasses.replace(
+                vocabulary, **{
+                    k: fn(getattr(vocabulary, k))
+                    for k in ('prototypes', 'example_feats', 'example_labels')
+                    if getattr(vocabulary, k) is not None
+                })
+        return self
+
+    def compute_class_logits(
+            self,
+            image_feats: torch.Tensor,
+            vocabulary: Optional[ClassVocabulary] = None) -> torch.Tensor:
         """Logits of normalised image features over the categories.
 
         Args:
             image_feats (torch.Tensor): ``(N, proj_dims)``, unit rows.
+            vocabulary (ClassVocabulary, optional): Defaults to the model's
+                (:meth:`get_vocabulary`).
 
         Returns:
             torch.Tensor: ``(N, C)``.
         """
-        prototypes = self.get_prototypes()
-        logits = self.logit_scale.exp() * image_feats @ prototypes.t()
-        if self.example_feats is not None and self.cache_alpha != 0:
-            logits = logits + self.cache_alpha * cache_logits(
-                image_feats, self.example_feats, self.example_labels,
-                prototypes.size(0), self.cache_beta)
-        return logits
+        vocabulary = vocabulary or self.get_vocabulary()
+        return vocabulary.logits(image_feats, self.logit_scale.exp(),
+                                 self.cache_alpha, self.cache_beta)
 
     def predict(
-            self,
-            inputs: torch.Tensor,
-            data_samples: Optional[List[DataSample]] = None
+        self,
+        inputs: torch.Tensor,
+        data_samples: Optional[List[DataSample]] = None,
+        vocabulary: Optional[ClassVocabulary] = None
     ) -> List[DataSample]:
         """Classify images among the categories.
 
@@ -596,6 +707,8 @@ class CLIPZeroShot(CLIP):
             inputs (torch.Tensor): Preprocessed images, ``(N, 3, H, W)``.
             data_samples (List[DataSample], optional): Samples to fill;
                 new ones are made if None. Defaults to None.
+            vocabulary (ClassVocabulary, optional): What to classify into.
+                Defaults to the model's (:meth:`get_vocabulary`).
 
         Returns:
             List[DataSample]: With ``pred_score`` ``(C,)`` (softmax of the
@@ -603,4 +716,4 @@ class CLIPZeroShot(CLIP):
         """
         image_feats = F.normalize(self.extract_image_feat(inputs), dim=-1)
         return logits_to_samples(
-            self.compute_class_logits(image_feats), data_samples)
+            self.compute_class_logits(image_feats, vocabulary), data_samples)

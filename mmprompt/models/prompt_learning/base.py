@@ -8,7 +8,7 @@ called with; its weights are loaded by :meth:`init_weights` from its
 learned files hold only what was learned.
 """
 import copy
-from typing import List, Optional, Union
+from typing import Any, List, Optional, Union
 
 import torch
 import torch.nn as nn
@@ -19,6 +19,7 @@ from mmpretrain.structures import DataSample
 from mmprompt.models.utils.data_preprocessor import build_cls_preprocessor
 from mmprompt.registry import MODELS
 from ..clip.clip import CLIP_MEAN, CLIP_STD, logits_to_samples
+from ..clip.vocabulary import ClassVocabulary
 
 
 class FrozenCLIPModel(BaseModel):
@@ -87,20 +88,43 @@ class FrozenCLIPModel(BaseModel):
         """Logits ``(N, C)`` of normalised image features."""
         raise NotImplementedError
 
+    def vocabulary_logits(self, image_feats: torch.Tensor,
+                          vocabulary: ClassVocabulary) -> torch.Tensor:
+        """Logits ``(N, C)`` over a vocabulary of the subclass's
+        ``build_vocabulary``."""
+        return vocabulary.logits(image_feats, self.clip.logit_scale.exp())
+
+    def predict(self,
+                inputs: torch.Tensor,
+                data_samples: Optional[List[DataSample]] = None,
+                vocabulary: Optional[Any] = None) -> List[DataSample]:
+        """Classify images among the current categories, or those of
+        ``vocabulary`` (from ``build_vocabulary``; the model is not
+        changed).
+
+        Returns:
+            List[DataSample]: With ``pred_score`` (softmax of the logits)
+            and ``pred_label``.
+        """
+        feats = self.extract_image_feat(inputs)
+        logits = self.compute_logits(feats) if vocabulary is None else \
+            self.vocabulary_logits(feats, vocabulary)
+        return logits_to_samples(logits, data_samples)
+
     def forward(self,
                 inputs: torch.Tensor,
                 data_samples: Optional[List[DataSample]] = None,
                 mode: str = 'tensor'):
         """``'loss'``: cross-entropy dict; ``'predict'``: data samples;
         ``'tensor'``: logits."""
+        if mode == 'predict':
+            return self.predict(inputs, data_samples)
         logits = self.compute_logits(self.extract_image_feat(inputs))
         if mode == 'tensor':
             return logits
         if mode == 'loss':
             labels = torch.cat([s.gt_label for s in data_samples])
             return dict(loss=F.cross_entropy(logits, labels.to(logits.device)))
-        if mode == 'predict':
-            return logits_to_samples(logits, data_samples)
         raise ValueError(f"invalid mode {mode!r}: 'loss', 'predict' or "
                          "'tensor'")
 

@@ -23,8 +23,9 @@ import torch.nn.functional as F
 from mmprompt.registry import MODELS
 from mmprompt.utils.errors import InvalidInputError
 from ..clip.prompts import resolve_categories
+from ..clip.vocabulary import ClassVocabulary
 from .base import FrozenCLIPModel
-from .prompt_learner import PromptLearner
+from .prompt_learner import PromptLayout, PromptLearner
 
 
 @MODELS.register_module()
@@ -101,21 +102,44 @@ class CoOp(FrozenCLIPModel):
         """Classify among other names (a unified context takes any)."""
         self.prompt_learner.set_categories(list(categories))
 
+    def build_vocabulary(self,
+                         categories: Sequence[str]) -> ClassVocabulary:
+        """The vocabulary of ``categories`` with the learned prompts: their
+        text features as prototypes (the context is fixed at inference);
+        the model is not changed.
+
+        Args:
+            categories (Sequence[str]): Category names (a class-specific
+                context takes only those it was trained on).
+        """
+        layout = self.prompt_learner.layout(
+            list(resolve_categories(categories)))
+        with torch.no_grad():
+            prototypes = self.extract_text_feat(layout)
+        return ClassVocabulary(prototypes, layout.names)
+
     # -- features ---------------------------------------------------------
-    def extract_text_feat(self) -> torch.Tensor:
-        """Normalised features of every category's prompt, ``(C, D)``."""
+    def extract_text_feat(
+            self, layout: Optional[PromptLayout] = None) -> torch.Tensor:
+        """Normalised features of every category's prompt, ``(C, D)``.
+
+        Args:
+            layout (PromptLayout, optional): Defaults to the current
+                categories'.
+        """
         learner = self.prompt_learner
+        layout = layout or learner.default_layout()
         text = self.clip.text_encoder
         embed = text.token_embedding
         if self.share_prefix and learner.shares_prefix:
             n = learner.n_ctx
-            ids = learner.token_ids
+            ids = layout.token_ids
             head = torch.cat([embed(ids[:1, :1]), learner.ctx[None]], dim=1)
             prefix = text.encode_prefix(head)
             feats = text.forward_embeddings(
-                embed(ids[:, 1 + n:]), learner.eot - 1 - n, prefix)
+                embed(ids[:, 1 + n:]), layout.eot - 1 - n, prefix)
         else:
-            embeds, eot = learner(embed)
+            embeds, eot = learner(embed, layout=layout)
             feats = text.forward_embeddings(embeds, eot)
         return F.normalize(feats, dim=-1)
 
@@ -177,15 +201,38 @@ class CoCoOp(CoOp):
             nn.Linear(dim, dim // 16), nn.ReLU(inplace=True),
             nn.Linear(dim // 16, width))
 
-    def compute_logits(self, image_feats: torch.Tensor) -> torch.Tensor:
-        """Logits ``(N, C)``; each image with its own shifted context."""
+    def build_vocabulary(self, categories: Sequence[str]) -> PromptLayout:
+        """The vocabulary of ``categories``: their prompts' layout (each
+        image shifts the context, so text features are made per image);
+        the model is not changed."""
+        return self.prompt_learner.layout(
+            list(resolve_categories(categories)))
+
+    def vocabulary_logits(self, image_feats: torch.Tensor,
+                          vocabulary: PromptLayout) -> torch.Tensor:
+        """Logits ``(N, C)`` over a vocabulary of :meth:`build_vocabulary`.
+        """
+        return self.compute_logits(image_feats, vocabulary)
+
+    def compute_logits(
+            self,
+            image_feats: torch.Tensor,
+            layout: Optional[PromptLayout] = None) -> torch.Tensor:
+        """Logits ``(N, C)``; each image with its own shifted context.
+
+        Args:
+            image_feats (torch.Tensor): ``(N, D)``, unit rows.
+            layout (PromptLayout, optional): Defaults to the current
+                categories'.
+        """
         learner = self.prompt_learner
+        layout = layout or learner.default_layout()
         text = self.clip.text_encoder
         embed = text.token_embedding
-        n, num_cls = learner.n_ctx, len(learner.categories)
+        n, num_cls = learner.n_ctx, len(layout.names)
         batch = image_feats.size(0)
         ctx = learner.ctx[None] + self.meta_net(image_feats)[:, None]
-        ids = learner.token_ids
+        ids = layout.token_ids
         if self.share_prefix:
             head = torch.cat([embed(ids[:1, :1]).expand(batch, -1, -1), ctx],
                              dim=1)
@@ -195,11 +242,12 @@ class CoCoOp(CoOp):
                 for kv in prefix.keys_values
             ])
             suffix = embed(ids[:, 1 + n:]).repeat(batch, 1, 1)
-            eot = (learner.eot - 1 - n).repeat(batch)
+            eot = (layout.eot - 1 - n).repeat(batch)
             feats = text.forward_embeddings(suffix, eot, prefix)
         else:
             rows = [
-                learner(embed, c[None].expand(num_cls, -1, -1)) for c in ctx
+                learner(embed, c[None].expand(num_cls, -1, -1), layout)
+                for c in ctx
             ]
             feats = text.forward_embeddings(
                 torch.cat([r[0] for r in rows]),

@@ -13,7 +13,7 @@ non-persistent buffers rebuilt from the category names, so a saved learner
 holds the context alone, and a unified context can be used with names it
 never saw.
 """
-from typing import Callable, List, Optional, Sequence, Tuple
+from typing import Callable, List, NamedTuple, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -21,6 +21,30 @@ import torch.nn as nn
 from mmprompt.utils.errors import InvalidInputError
 
 POSITIONS = ('end', 'middle', 'front')
+
+
+class PromptLayout(NamedTuple):
+    """The token layout of the prompts of one category set: a value
+    (:meth:`PromptLearner.layout`), the vocabulary of an image-conditioned
+    learner (CoCoOp).
+
+    Attributes:
+        names (tuple[str]): The category names, in label order.
+        token_ids (torch.Tensor): ``(C, L)`` ids, the context's places
+            held by the prefix's tokens, cut to the longest prompt.
+        name_lens (torch.Tensor): ``(C, )`` tokens of each name.
+        ctx_rows (torch.Tensor): ``(C, )`` row of the context each
+            category uses (a class-specific context's trained row).
+    """
+    names: Tuple[str, ...]
+    token_ids: torch.Tensor
+    name_lens: torch.Tensor
+    ctx_rows: torch.Tensor
+
+    @property
+    def eot(self) -> torch.Tensor:
+        """torch.Tensor: ``(C, )`` end-of-text position of each prompt."""
+        return self.token_ids.argmax(dim=-1)
 
 
 class PromptLearner(nn.Module):
@@ -121,8 +145,9 @@ class PromptLearner(nn.Module):
             self.ctx.copy_(token_embedding.weight[ids].expand_as(self.ctx))
 
     # -- the prompts' token layout --------------------------------------
-    def set_categories(self, categories: Sequence[str]) -> None:
-        """Lay out the prompts of ``categories`` (no learned value changes).
+    def layout(self, categories: Sequence[str]) -> PromptLayout:
+        """The token layout of the prompts of ``categories``; nothing is
+        stored.
 
         A class-specific context keeps the row of each name it was trained
         with; names it has no row for are refused.
@@ -169,13 +194,25 @@ class PromptLearner(nn.Module):
         for i, r in enumerate(id_rows):
             ids[i, :len(r)] = torch.tensor(r)
         device = self.ctx.device
-        self.categories = categories
-        self.register_buffer('token_ids', ids.to(device), persistent=False)
-        self.register_buffer(
-            'name_lens', torch.tensor(name_lens, device=device),
-            persistent=False)
-        self.register_buffer(
-            'ctx_rows', torch.tensor(rows, device=device), persistent=False)
+        return PromptLayout(
+            tuple(categories), ids.to(device),
+            torch.tensor(name_lens, device=device),
+            torch.tensor(rows, device=device))
+
+    def set_categories(self, categories: Sequence[str]) -> None:
+        """Make the layout of ``categories`` (:meth:`layout`) the default
+        one (no learned value changes)."""
+        layout = self.layout(categories)
+        self.categories = list(layout.names)
+        self.register_buffer('token_ids', layout.token_ids, persistent=False)
+        self.register_buffer('name_lens', layout.name_lens, persistent=False)
+        self.register_buffer('ctx_rows', layout.ctx_rows, persistent=False)
+
+    def default_layout(self) -> PromptLayout:
+        """PromptLayout: The layout of the current categories."""
+        return PromptLayout(
+            tuple(self.categories), self.token_ids, self.name_lens,
+            self.ctx_rows)
 
     @property
     def eot(self) -> torch.Tensor:
@@ -188,17 +225,20 @@ class PromptLearner(nn.Module):
         context (a unified context at the end)."""
         return not self.csc and self.class_token_position == 'end'
 
-    def class_context(self) -> torch.Tensor:
+    def class_context(self,
+                      layout: Optional[PromptLayout] = None) -> torch.Tensor:
         """torch.Tensor: ``(C, n_ctx, width)``, the context of each
-        category."""
+        category (of ``layout``, default: the current categories)."""
+        layout = layout or self.default_layout()
         if self.csc:
-            return self.ctx[self.ctx_rows]
-        return self.ctx.unsqueeze(0).expand(len(self.categories), -1, -1)
+            return self.ctx[layout.ctx_rows]
+        return self.ctx.unsqueeze(0).expand(len(layout.names), -1, -1)
 
     def forward(
         self,
         embed: Callable[[torch.Tensor], torch.Tensor],
-        ctx: Optional[torch.Tensor] = None
+        ctx: Optional[torch.Tensor] = None,
+        layout: Optional[PromptLayout] = None
     ) -> Tuple[torch.Tensor, torch.Tensor]:
         """Token embeddings of every prompt, context inserted.
 
@@ -207,26 +247,29 @@ class PromptLearner(nn.Module):
             ctx (torch.Tensor, optional): ``(C, n_ctx, width)`` context to
                 insert instead of the learned one (CoCoOp's shifted
                 context). Defaults to None.
+            layout (PromptLayout, optional): The prompts' layout. Defaults
+                to the current categories'.
 
         Returns:
             tuple: ``(embeds, eot)``: ``(C, L, width)`` with ``L`` the
             longest prompt, and ``(C, )`` pooling positions.
         """
-        ctx = self.class_context() if ctx is None else ctx
-        tokens = embed(self.token_ids)
+        layout = layout or self.default_layout()
+        ctx = self.class_context(layout) if ctx is None else ctx
+        tokens = embed(layout.token_ids)
         n = self.n_ctx
         prefix, suffix = tokens[:, :1], tokens[:, 1 + n:]
         if self.class_token_position == 'end':
-            return torch.cat([prefix, ctx, suffix], dim=1), self.eot
+            return torch.cat([prefix, ctx, suffix], dim=1), layout.eot
         # Middle and front move the name tokens, the first name_len of the
         # suffix, into the context; the row length and eot stay.
         rows = []
         half = n // 2
-        for i, name_len in enumerate(self.name_lens.tolist()):
+        for i, name_len in enumerate(layout.name_lens.tolist()):
             name, rest = suffix[i, :name_len], suffix[i, name_len:]
             if self.class_token_position == 'middle':
                 parts = [prefix[i], ctx[i, :half], name, ctx[i, half:], rest]
             else:
                 parts = [prefix[i], name, ctx[i], rest]
             rows.append(torch.cat(parts, dim=0))
-        return torch.stack(rows), self.eot
+        return torch.stack(rows), layout.eot

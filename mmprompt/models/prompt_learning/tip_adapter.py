@@ -38,6 +38,7 @@ from mmengine.logging import print_log
 from mmprompt.registry import MODELS
 from mmprompt.utils.errors import CheckpointError, InvalidInputError
 from ..clip.prompts import resolve_categories, resolve_templates
+from ..clip.vocabulary import ClassVocabulary
 from ..clip.zero_shot import build_text_prototypes, cache_logits
 from .base import FrozenCLIPModel
 
@@ -117,16 +118,41 @@ class TipAdapterF(FrozenCLIPModel):
         self.text_prototypes = None
         self._map_labels()
 
-    def _map_labels(self) -> None:
-        index = {n: i for i, n in enumerate(self.categories)}
+    def _key_labels(
+        self, categories: Sequence[str]
+    ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """The label of each key among ``categories`` (-1 for none) and the
+        rows of the keys that have one (None: all of them)."""
+        index = {n: i for i, n in enumerate(categories)}
         table = torch.tensor(
             [index.get(n, -1) for n in self.trained_categories] + [-1],
             device=self.cache_labels.device)
         # A label of -1 (not built) reads the table's last entry, -1.
-        self.key_labels = table[self.cache_labels]
-        kept = self.key_labels >= 0
-        self._kept_rows = None if bool(kept.all()) else torch.nonzero(
+        key_labels = table[self.cache_labels]
+        kept = key_labels >= 0
+        return key_labels, None if bool(kept.all()) else torch.nonzero(
             kept)[:, 0]
+
+    def _map_labels(self) -> None:
+        self.key_labels, self._kept_rows = self._key_labels(self.categories)
+
+    def build_vocabulary(self,
+                         categories: Sequence[str]) -> ClassVocabulary:
+        """The vocabulary of ``categories``: their text prototypes and the
+        keys of the trained categories among them with their labels,
+        ``alpha`` and ``beta``; the model is not changed."""
+        categories = list(resolve_categories(list(categories)))
+        labels, rows = self._key_labels(categories)
+        keys = self.cache_keys.detach()
+        if rows is not None:
+            keys, labels = keys[rows], labels[rows]
+        return ClassVocabulary(
+            self._text_prototypes(categories),
+            tuple(categories),
+            example_feats=keys,
+            example_labels=labels,
+            cache_alpha=float(self.alpha),
+            cache_beta=float(self.beta))
 
     def init_weights(self) -> None:
         """Load CLIP's weights; the prototypes are built from them."""
@@ -139,18 +165,21 @@ class TipAdapterF(FrozenCLIPModel):
         (identically on every rank: no communication). ``_`` in a name
         reads as a space, as in Tip-Adapter's ``clip_classifier``."""
         if self.text_prototypes is None:
-            print_log(
-                f'Building text prototypes: {len(self.categories)} '
-                f'categories x {len(self.templates)} templates',
-                logger='current')
-            self.text_prototypes = build_text_prototypes(
-                self.clip.extract_text_feat,
-                self.clip.tokenize,
-                [name.replace('_', ' ') for name in self.categories],
-                self.templates,
-                batch_size=self.text_batch_size,
-                device=self.clip.logit_scale.device)
+            self.text_prototypes = self._text_prototypes(self.categories)
         return self.text_prototypes
+
+    def _text_prototypes(self, categories: Sequence[str]) -> torch.Tensor:
+        print_log(
+            f'Building text prototypes: {len(categories)} '
+            f'categories x {len(self.templates)} templates',
+            logger='current')
+        return build_text_prototypes(
+            self.clip.extract_text_feat,
+            self.clip.tokenize,
+            [name.replace('_', ' ') for name in categories],
+            self.templates,
+            batch_size=self.text_batch_size,
+            device=self.clip.logit_scale.device)
 
     # -- the cache --------------------------------------------------------
     @property

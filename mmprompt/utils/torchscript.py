@@ -267,8 +267,7 @@ class _ArchiveUnpickler(pickle.Unpickler):
             qualname = f'{module}.{name}'
             if qualname not in self.types:
                 info = self.archive.class_info(qualname)
-                self.types[qualname] = type(name, (_Object, ),
-                                            dict(info=info))
+                self.types[qualname] = type(name, (_Object, ), dict(info=info))
             return self.types[qualname]
         if (module, name) in _REBUILDERS:
             return _REBUILDERS[module, name]

@@ -63,10 +63,11 @@ def is_torchscript(path: str) -> bool:
     Returns:
         bool: True for an archive ``torch.jit.save`` wrote.
     """
-    if not zipfile.is_zipfile(path):
-        return False
-    with zipfile.ZipFile(path) as zf:
-        return any(n.endswith('constants.pkl') for n in zf.namelist())
+    try:
+        with zipfile.ZipFile(path) as zf:
+            return any(n.endswith('constants.pkl') for n in zf.namelist())
+    except (zipfile.BadZipFile, OSError):
+        return False  # not a zip; reading it as a checkpoint says more
 
 
 class _ClassInfo(NamedTuple):
@@ -153,6 +154,7 @@ class _Archive:
                              '<name>/data.pkl; truncated or corrupt')
         self.root = roots[0]
         self.classes: Dict[str, _ClassInfo] = {}
+        self.sources: Dict[str, ast.Module] = {}
         self.storages: Dict[str, _Storage] = {}
 
     def error(self, what: str) -> CheckpointError:
@@ -173,22 +175,17 @@ class _Archive:
         return self.classes[qualname]
 
     def _parse_class(self, qualname: str) -> _ClassInfo:
+        """Read the class as TorchScript's importer finds it: ``class
+        <name>`` in ``code/<namespace as folders>.py``."""
         *namespace, name = qualname.split('.')
-        source = self.read('code/' + '/'.join(namespace) + '.py')
-        try:
-            tree = ast.parse(source.decode('utf-8'))
-        except (SyntaxError, ValueError, RecursionError, MemoryError):
-            raise self.error(
-                f'the source of {qualname} in the TorchScript archive does '
-                'not parse; truncated or corrupt') from None
         found = [
-            node for node in tree.body
+            node for node in self._source('/'.join(namespace)).body
             if isinstance(node, ast.ClassDef) and node.name == name
         ]
         if len(found) != 1:
             raise self.error(f'a TorchScript archive without the class '
                              f'{qualname}; truncated or corrupt')
-        attributes: Dict[str, Tuple[str, ...]] = {}
+        declared: Dict[str, Tuple[str, ...]] = {}
         for node in found[0].body:
             if isinstance(node, ast.FunctionDef) and \
                     node.name == '__setstate__':
@@ -197,25 +194,37 @@ class _Archive:
                     '(__setstate__), and loading it would run that code, '
                     'which mmprompt never does; not a checkpoint to use')
             if isinstance(node, ast.Assign) and len(node.targets) == 1 and \
-                    isinstance(node.targets[0], ast.Name):
-                attributes[node.targets[0].id] = self._names(node, qualname)
+                    isinstance(node.targets[0], ast.Name) and \
+                    node.targets[0].id in ('__parameters__', '__buffers__'):
+                declared[node.targets[0].id] = self._names(node, qualname)
         bases = [b.id for b in found[0].bases if isinstance(b, ast.Name)]
         return _ClassInfo(qualname, 'Module' in bases,
-                          attributes.get('__parameters__', ()),
-                          attributes.get('__buffers__', ()))
+                          declared.get('__parameters__', ()),
+                          declared.get('__buffers__', ()))
+
+    def _source(self, namespace: str) -> ast.Module:
+        """The parsed (never compiled or run) ``code/<namespace>.py``."""
+        if namespace not in self.sources:
+            source = self.read(f'code/{namespace}.py')
+            try:
+                self.sources[namespace] = ast.parse(source.decode('utf-8'))
+            except (SyntaxError, ValueError, RecursionError, MemoryError):
+                raise self.error(
+                    f'code/{namespace}.py in the TorchScript archive does '
+                    'not parse; truncated or corrupt') from None
+        return self.sources[namespace]
 
     def _names(self, node: ast.Assign, qualname: str) -> Tuple[str, ...]:
+        """The strings of ``__parameters__ = ["weight", ...]``."""
         try:
             names = ast.literal_eval(node.value)
         except ValueError:
             names = None
         if not isinstance(names, list) or not all(
                 isinstance(n, str) for n in names):
-            if node.targets[0].id in ('__parameters__', '__buffers__'):
-                raise self.error(
-                    f'{qualname}.{node.targets[0].id} in the TorchScript '
-                    'archive is not a list of names; truncated or corrupt')
-            return ()
+            raise self.error(
+                f'{qualname}.{node.targets[0].id} in the TorchScript '
+                'archive is not a list of names; truncated or corrupt')
         return tuple(names)
 
     def storage(self, pid: Any) -> _Storage:

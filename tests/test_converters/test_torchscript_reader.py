@@ -240,8 +240,11 @@ def test_cli_refuses_archive_with_foreign_global(tmp_path, capsys):
         ('/data/3', lambda data: data[:4],
          'data/3 in the TorchScript archive holds 4 bytes, not the 8 its '
          'tensors need; truncated or corrupt'),
+        ('/modules/module.py', lambda data: data.replace(b']', b''),
+         'code/__torch__/torch/nn/modules/module.py in the TorchScript '
+         'archive does not parse; truncated or corrupt'),
     ],
-    ids=['truncated-pickle', 'garbage-pickle', 'short-storage'])
+    ids=['truncated-pickle', 'garbage-pickle', 'short-storage', 'bad-code'])
 def test_cli_corrupt_archive_one_line(tmp_path, capsys, suffix, change,
                                       reason):
     archive = str(tmp_path / 'ViT-T-16.pt')

@@ -242,7 +242,7 @@ class _Archive:
                 raise ValueError(f'storage {key} read as two types')
             return storage
         member = f'{self.root}/data/{key}'
-        nbytes = numel * dtype.itemsize
+        nbytes = numel * torch.empty((), dtype=dtype).element_size()
         try:
             size = self.zf.getinfo(member).file_size
         except KeyError:
@@ -293,10 +293,16 @@ class _ArchiveUnpickler(pickle.Unpickler):
         return self.archive.storage(pid)
 
 
-def _collect(obj: _Object, prefix: str, out: Dict[str, torch.Tensor],
-             archive: _Archive) -> None:
+def _collect(obj: _Object,
+             prefix: str,
+             out: Dict[str, torch.Tensor],
+             archive: _Archive,
+             parents: Tuple[int, ...] = ()) -> None:
     """Add a module's parameters, then buffers, then its submodules'
     (``nn.Module.state_dict``'s order) to ``out``."""
+    if id(obj) in parents:
+        raise archive.error(f'{prefix[:-1]} in the TorchScript archive '
+                            'contains itself; truncated or corrupt')
     state = getattr(obj, 'state', None)
     if not isinstance(state, dict):
         raise archive.error(
@@ -314,7 +320,8 @@ def _collect(obj: _Object, prefix: str, out: Dict[str, torch.Tensor],
             out[prefix + name] = value
     for name, value in state.items():
         if isinstance(value, _Object) and value.info.is_module:
-            _collect(value, f'{prefix}{name}.', out, archive)
+            _collect(value, f'{prefix}{name}.', out, archive,
+                     parents + (id(obj), ))
 
 
 def read_torchscript(path: str) -> Dict[str, torch.Tensor]:

@@ -258,3 +258,23 @@ def test_cli_corrupt_archive_one_line(tmp_path, capsys, suffix, change,
     err = capsys.readouterr().err
     assert err.splitlines() == [f'error: {info.value}']
     assert not dst.exists()
+
+
+def test_module_containing_itself_one_line(tmp_path):
+    """A data.pkl whose module is its own submodule: one line, no
+    RecursionError."""
+    payload = b''.join([
+        b'\x80\x02',  # PROTO 2
+        b'c__torch__.torch.nn.modules.module\nModule\n',  # the fixture's
+        b')\x81q\x01',  # NEWOBJ, memo 1
+        b'}X\x05\x00\x00\x00innerh\x01s',  # {'inner': memo 1}
+        b'b.',  # BUILD, STOP
+    ])
+    archive = str(tmp_path / 'ViT-T-16.pt')
+    tiny_archive(archive)
+    rewrite_member(archive, '/data.pkl', lambda data: payload)
+    with pytest.raises(CheckpointError) as info:
+        read_torchscript(archive)
+    assert str(info.value) == (
+        f'{archive}: inner in the TorchScript archive contains itself; '
+        'truncated or corrupt')

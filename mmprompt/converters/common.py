@@ -10,14 +10,13 @@ the extension); :mod:`mmprompt.converters.cli` is the command line both
 ``tools/model_converters`` scripts share.
 """
 import os.path as osp
-import warnings
-import zipfile
 from collections import OrderedDict
 from typing import Dict, List, Optional
 
 import torch
 
 from mmprompt.utils.errors import UserError
+from mmprompt.utils.torchscript import is_torchscript, read_torchscript
 
 MMPROMPT_FORMAT = 'mmprompt'
 
@@ -26,20 +25,13 @@ class ConverterError(UserError):
     """A checkpoint cannot be converted; the message says why in one line."""
 
 
-def _is_torchscript(path: str) -> bool:
-    """Whether ``path`` is a TorchScript archive (a zip with constants.pkl)."""
-    if not zipfile.is_zipfile(path):
-        return False
-    with zipfile.ZipFile(path) as zf:
-        return any(n.endswith('constants.pkl') for n in zf.namelist())
-
-
 def load_source_checkpoint(path: str) -> dict:
     """Load a source checkpoint without modifying it.
 
     Plain checkpoints are read with ``weights_only=True``. TorchScript
-    archives (OpenAI's released ``ViT-B-16.pt`` and friends) are read with
-    ``torch.jit.load`` and turned into a state dict.
+    archives (OpenAI's released ``ViT-B-16.pt`` and friends) are read by
+    :func:`mmprompt.utils.torchscript.read_torchscript`, which runs none of
+    their code.
 
     Args:
         path (str): Path of the file.
@@ -53,24 +45,17 @@ def load_source_checkpoint(path: str) -> dict:
     """
     if not osp.isfile(path):
         raise ConverterError(f'{path}: no such file')
-    if path.endswith('.safetensors'):
-        from mmprompt.utils.checkpoint import read_checkpoint
-        try:
-            state_dict, meta = read_checkpoint(path)
-        except UserError as e:
-            raise ConverterError(str(e)) from None
-        return dict(state_dict=state_dict, meta=meta)
     try:
-        if _is_torchscript(path):
-            with warnings.catch_warnings():
-                # torch.jit.load's deprecation notice; OpenAI's releases
-                # exist only as TorchScript archives.
-                warnings.simplefilter('ignore', FutureWarning)
-                module = torch.jit.load(path, map_location='cpu')
-            return {k: v for k, v in module.state_dict().items()}
+        if path.endswith('.safetensors'):
+            from mmprompt.utils.checkpoint import read_checkpoint
+            state_dict, meta = read_checkpoint(path)
+            return dict(state_dict=state_dict, meta=meta)
+        if is_torchscript(path):
+            return read_torchscript(path)
+    except UserError as e:
+        raise ConverterError(str(e)) from None
+    try:
         obj = torch.load(path, map_location='cpu', weights_only=True)
-    except ConverterError:
-        raise
     except Exception as e:  # noqa: BLE001 - torch raises many kinds
         reason = str(e).strip().splitlines()[0] if str(e).strip() else ''
         if 'Unsupported global' in str(e) or \

@@ -4,9 +4,11 @@
 Every checkpoint mmprompt loads goes through :func:`read_checkpoint`, which
 never runs code: ``.pth`` files are read by ``torch.load(...,
 weights_only=True)``, passed explicitly so that no torch version or
-``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD`` setting unpickles objects; ``.safetensors``
-files hold tensors only, their meta a JSON string under the metadata key
-:data:`META_KEY`.
+``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD`` setting unpickles objects;
+``.safetensors`` files hold tensors only, their meta a JSON string under
+the metadata key :data:`META_KEY`. A TorchScript archive (OpenAI's CLIP
+release) is refused here; the converter reads it with
+:func:`mmprompt.utils.torchscript.read_torchscript`.
 
 :func:`load_checkpoint` loads strictly. A file that does not fit the model
 is refused with one line naming what the file is (an unconverted OpenAI
@@ -21,7 +23,6 @@ import hashlib
 import json
 import os.path as osp
 import re
-import zipfile
 from collections import OrderedDict
 from typing import Dict, Optional, Sequence, Tuple, Union
 
@@ -30,6 +31,7 @@ import torch.nn as nn
 
 from .errors import CheckpointError
 from .io import atomic_write, check_output
+from .torchscript import is_torchscript
 
 #: Metadata key of the JSON meta in a ``.safetensors`` file.
 META_KEY = 'mmprompt_meta'
@@ -57,13 +59,6 @@ RAM_CONVERTER = 'tools/model_converters/ram_to_mmprompt.py'
 StateDict = Dict[str, torch.Tensor]
 
 
-def _is_torchscript(path: str) -> bool:
-    if not zipfile.is_zipfile(path):
-        return False
-    with zipfile.ZipFile(path) as zf:
-        return any(n.endswith('constants.pkl') for n in zf.namelist())
-
-
 def _first_line(e: BaseException) -> str:
     text = str(e).strip()
     return text.splitlines()[0][:200] if text else type(e).__name__
@@ -89,7 +84,7 @@ def _read_safetensors(path: str) -> Tuple[dict, dict]:
 
 
 def _read_pth(path: str) -> object:
-    if _is_torchscript(path):
+    if is_torchscript(path):
         raise CheckpointError(
             f'{path}: an OpenAI CLIP TorchScript archive, not an mmprompt '
             f'checkpoint; convert it with {CLIP_CONVERTER}')

@@ -116,12 +116,13 @@ def check_decode_cost(mode: str,
     cost = decode_cost(mode, width, height) / 1e6
     if limit and cost > limit:
         raise ImageDecodeError(
-            f'{name} would take {_mb(cost)} MB to decode (limit '
-            f'{_mb(limit)} MB; {mode}, {width} x {height}; set '
+            f'{name} would take {format_mb(cost)} MB to decode (limit '
+            f'{format_mb(limit)} MB; {mode}, {width} x {height}; set '
             f'{ENV_MAX_DECODE_MB} to change it)')
 
 
-def _mb(value: float) -> str:
+def format_mb(value: float) -> str:
+    """Megabytes for a message: ``'1,502'``, ``'0.17'``."""
     return f'{value:,.0f}' if value >= 10 else f'{value:.2g}'
 
 

@@ -295,8 +295,9 @@ def build_demo(backend: DemoBackend,
                     elem_id='tab-classify'):
                 _classify_tab(backend, budget)
         gr.Markdown('Images are decoded as the library decodes them (EXIF '
-                    'orientation, 16-bit scaling, at most 89.5 megapixels): '
-                    'the page answers as the API does.')
+                    'orientation, 16-bit scaling, at most 89.5 megapixels '
+                    'and 1,000 MB to decode): the page answers as the API '
+                    'does.')
     # Each model's worker takes its requests in turns (ACTIVE_REQUESTS in
     # the backend per model); tagging and classification run side by side.
     demo.queue(max_size=queue_size, default_concurrency_limit=1)

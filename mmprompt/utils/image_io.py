@@ -140,9 +140,9 @@ def estimate_decode_cost(image: ImageSource) -> int:
     """
     if isinstance(image, Image.Image):
         return decode_cost(image.mode, *image.size)
-    if isinstance(image, np.ndarray):
-        return 2 * image.nbytes + 4 * image.shape[0] * (
-            image.shape[1] if image.ndim > 1 else 1)
+    if isinstance(image, np.ndarray):  # its 8-bit copy and RGB image
+        pixels = image.shape[0] * image.shape[1] if image.ndim > 1 else 0
+        return image.nbytes + 8 * pixels
     if isinstance(image, (bytes, bytearray, memoryview)):
         image = io.BytesIO(bytes(image))
     try:

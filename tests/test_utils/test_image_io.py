@@ -196,6 +196,11 @@ def test_decode_cost_by_mode():
     # An RGB photo at the pixel limit fits the default budget.
     assert decode_cost('RGB', DEFAULT_MAX_PIXELS, 1) / 1e6 < 716
     assert DEFAULT_MAX_DECODE_MB == 1000
+    # Decoded inputs: a PIL image by its mode; an array, its bytes and an
+    # 8-bit RGB image.
+    assert estimate_decode_cost(Image.new('I;16', (100, 10))) == 9_000
+    assert estimate_decode_cost(np.zeros((10, 100), np.float32)) == 12_000
+    assert estimate_decode_cost(b'not an image') == 0
 
 
 def test_float_tiff_is_refused_by_its_decode_cost(tmp_path):

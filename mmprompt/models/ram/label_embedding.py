@@ -18,7 +18,6 @@ features ``(N, C)``, e.g. a CLIP text tower after the tokenizer;
 :class:`~.vocabulary.CategoryEncoder` wraps them into a
 :class:`~.vocabulary.TagVocabulary`.
 """
-import functools
 import json
 import os.path as osp
 from typing import Callable, Dict, List, Mapping, Sequence, Tuple, Union
@@ -52,7 +51,6 @@ _ART_FORMS = ('sculpture', 'rendering', 'rendition', 'graffiti', 'tattoo',
               'art of')
 
 
-@functools.lru_cache(maxsize=None)
 def ram_openset_templates() -> Tuple[str, ...]:
     """RAM's 63 open-set templates (``multiple_templates`` of
     recognize-anything's ``openset_templates.json``, after ViLD), made from

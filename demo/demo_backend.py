@@ -35,21 +35,26 @@ inferencers).
   is one step however many categories it has (at most
   :data:`MAX_CATEGORIES`, with the cheap ``simple`` templates first).
 - :func:`run_tagging` and :func:`run_classify` are the page's two event
-  handlers minus gradio: raw widget values in, display values out.
+  handlers minus gradio: raw widget values in, display values out. Given a
+  :class:`demo_worker.MemoryBudget`, a request first reserves what its
+  images take to decode (read from their headers), so that uploads that
+  each pass the decoder's limit cannot together exhaust the server.
 """
+import contextlib
 import functools
 import os.path as osp
-from typing import (Any, Dict, Generator, List, NamedTuple, Optional, Sequence,
-                    Tuple)
+from typing import (Any, ContextManager, Dict, Generator, List, NamedTuple,
+                    Optional, Sequence, Tuple)
 
 import torch
 from PIL import Image
 
+from mmprompt.utils.image_io import estimate_decode_cost
 from demo_inputs import (  # noqa: F401 (re-exported for the page)
     MAX_CATEGORIES, MAX_EXAMPLES_PER_CATEGORY, MAX_NAME_CHARS, MAX_PIXELS,
     MAX_SIDE, DemoInputError, ImageInput, load_image, match_category,
     parse_categories, parse_descriptions, parse_examples, parse_topk)
-from demo_worker import ModelWorker
+from demo_worker import MemoryBudget, ModelWorker
 
 #: Open-set categories embedded per step of the tagging worker: a larger
 #: set is embedded over several steps, other requests served in between
@@ -490,9 +495,30 @@ def _class_scores(result: Sequence[dict]) -> Dict[str, float]:
 # ---------------------------------------------------------------------------
 
 
+def _admit(budget: Optional[MemoryBudget], image: Any,
+           slots: Sequence[Tuple[Optional[str], Any]] = ()
+           ) -> ContextManager[None]:
+    """Reserve what the upload and the example images take to decode."""
+    if budget is None:
+        return contextlib.nullcontext()
+    files = []
+    for _, group in slots:
+        if group is not None:
+            files.extend(group if isinstance(group, (list, tuple)) else
+                         [group])
+    cost = sum(
+        estimate_decode_cost(getattr(f, 'name', f))
+        for f in [image, *files] if f is not None)
+    return budget.reserve(cost)
+
+
 def run_tagging(
-    backend: DemoBackend, image: Optional[ImageInput], threshold: float,
-    calibrated: bool, open_set: Optional[str]
+    backend: DemoBackend,
+    image: Optional[ImageInput],
+    threshold: float,
+    calibrated: bool,
+    open_set: Optional[str],
+    budget: Optional[MemoryBudget] = None
 ) -> Tuple[Dict[str, float], List[List[Any]], str, str]:
     """The tagging tab's handler.
 
@@ -504,33 +530,40 @@ def run_tagging(
             slider (closed set only; the open set always uses the slider).
         open_set (str, optional): Categories to tag against; empty means
             RAM's own tag list.
+        budget (MemoryBudget, optional): Where the request reserves its
+            memory first. Defaults to None (no admission).
 
     Returns:
         tuple: See :func:`format_tags`.
 
     Raises:
-        DemoInputError: For bad input.
+        DemoInputError: For bad input, or no room in the budget.
     """
-    img = load_image(image)
-    categories = None
-    if (open_set or '').strip():
-        why_not = backend.open_set_unavailable()
-        if why_not:
-            raise DemoInputError(why_not)
-        categories = parse_categories(open_set)
-    if not 0.0 <= float(threshold) <= 1.0:
-        raise DemoInputError(f'threshold {threshold} is not in [0, 1]')
-    use_slider = categories is not None or not calibrated
-    rows = backend.tag(img,
-                       float(threshold) if use_slider else None, categories)
+    with _admit(budget, image):
+        img = load_image(image)
+        categories = None
+        if (open_set or '').strip():
+            why_not = backend.open_set_unavailable()
+            if why_not:
+                raise DemoInputError(why_not)
+            categories = parse_categories(open_set)
+        if not 0.0 <= float(threshold) <= 1.0:
+            raise DemoInputError(f'threshold {threshold} is not in [0, 1]')
+        use_slider = categories is not None or not calibrated
+        rows = backend.tag(img,
+                           float(threshold) if use_slider else None,
+                           categories)
     return format_tags(rows)
 
 
-def run_classify(backend: DemoBackend, image: Optional[ImageInput],
+def run_classify(backend: DemoBackend,
+                 image: Optional[ImageInput],
                  categories_text: Optional[str],
                  descriptions_text: Optional[str],
                  example_slots: Sequence[Tuple[Optional[str], Any]],
-                 templates: Optional[str], topk: int) -> Dict[str, float]:
+                 templates: Optional[str],
+                 topk: int,
+                 budget: Optional[MemoryBudget] = None) -> Dict[str, float]:
     """The classify tab's handler.
 
     Args:
@@ -542,23 +575,27 @@ def run_classify(backend: DemoBackend, image: Optional[ImageInput],
         templates (str, optional): Template set name; None or empty picks
             the backend's first.
         topk (int): How many categories to show.
+        budget (MemoryBudget, optional): Where the request reserves the
+            memory of its upload and example images first. Defaults to
+            None (no admission).
 
     Returns:
         dict: ``{category: probability}``, sorted, at most ``topk``.
 
     Raises:
-        DemoInputError: For bad input.
+        DemoInputError: For bad input, or no room in the budget.
     """
-    img = load_image(image)
-    categories = parse_categories(categories_text)
-    descriptions = parse_descriptions(descriptions_text, categories)
-    examples = parse_examples(example_slots, categories)
-    choices = backend.template_sets()
-    templates = templates or choices[0]
-    if templates not in choices:
-        raise DemoInputError(f'unknown template set {templates!r}; choose '
-                             f'one of {choices}')
-    topk = parse_topk(topk, len(categories))
-    scores = backend.classify(img, categories, descriptions, examples,
-                              templates, topk)
+    with _admit(budget, image, example_slots):
+        img = load_image(image)
+        categories = parse_categories(categories_text)
+        descriptions = parse_descriptions(descriptions_text, categories)
+        examples = parse_examples(example_slots, categories)
+        choices = backend.template_sets()
+        templates = templates or choices[0]
+        if templates not in choices:
+            raise DemoInputError(f'unknown template set {templates!r}; '
+                                 f'choose one of {choices}')
+        topk = parse_topk(topk, len(categories))
+        scores = backend.classify(img, categories, descriptions, examples,
+                                  templates, topk)
     return sort_scores(scores, topk)

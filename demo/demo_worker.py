@@ -26,15 +26,22 @@ cache) embeddings.
 
 The page lets several requests per model into the backend at once (see
 ``ACTIVE_REQUESTS`` in ``gradio_demo.py``); gradio's queue holds the rest.
+What they may hold in memory together is bounded by a
+:class:`MemoryBudget`.
 """
+import contextlib
 import logging
 import threading
+import time
 import traceback
 from collections import deque
 from concurrent.futures import Future
-from typing import Any, Callable, Deque, Generator, Optional
+from typing import Any, Callable, Deque, Generator, Iterator, Optional
 
 from mmengine.logging import print_log
+
+from mmprompt.utils.image_io import format_mb
+from demo_inputs import DemoInputError
 
 #: A request in steps: ``steps(model)`` returns a generator that yields
 #: between steps and returns the request's result.
@@ -157,3 +164,55 @@ class ModelWorker:
             return False
         request.steps_done += 1
         return True
+
+
+class MemoryBudget:
+    """Admit requests by the memory they take: each reserves its estimate
+    (its images' decoding, :func:`mmprompt.utils.image_io.
+    estimate_decode_cost`) from a total until it ends. A request that
+    would go over waits for others to end, up to ``wait`` seconds, then is
+    refused; one larger than the whole budget is refused at once.
+
+    Args:
+        total (int): The budget, in bytes.
+        wait (float): Seconds a request may wait for room. Defaults to 30.
+    """
+
+    def __init__(self, total: int, wait: float = 30.0) -> None:
+        if total <= 0:
+            raise ValueError(f'a memory budget must be > 0, got {total}')
+        self.total = int(total)
+        self.wait = wait
+        self.used = 0
+        self._cond = threading.Condition()
+
+    @contextlib.contextmanager
+    def reserve(self, nbytes: int) -> Iterator[None]:
+        """Hold ``nbytes`` of the budget for the ``with`` block.
+
+        Raises:
+            DemoInputError: If the request is larger than the budget, or no
+                room was made within ``wait`` seconds.
+        """
+        nbytes = max(int(nbytes), 0)
+        if nbytes > self.total:
+            raise DemoInputError(
+                f'this request would take {format_mb(nbytes / 1e6)} MB to '
+                'decode, more than the demo allows '
+                f'({format_mb(self.total / 1e6)} MB); use a smaller image')
+        deadline = time.monotonic() + self.wait
+        with self._cond:
+            while self.used + nbytes > self.total:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise DemoInputError(
+                        'the demo is busy with other large images; try again '
+                        'in a minute')
+                self._cond.wait(left)
+            self.used += nbytes
+        try:
+            yield
+        finally:
+            with self._cond:
+                self.used -= nbytes
+                self._cond.notify_all()

@@ -24,12 +24,17 @@ from mmengine.logging import print_log
 from demo_backend import (RAM_CONFIG, RAM_OPENSET_CONFIG, DemoBackend,
                           DemoInputError, MMPromptBackend, run_classify,
                           run_tagging)
+from demo_worker import MemoryBudget
 
 NUM_EXAMPLE_SLOTS = 3  # the classify handler names each slot's inputs
 #: Requests per model let into the backend at once; more wait in gradio's
 #: queue. The backend's worker serves them in turns, one step each (see
 #: demo_worker.py), so a small request is not stuck behind a large one.
 ACTIVE_REQUESTS = 16
+#: What the requests of both tabs may take to decode their images together,
+#: in MB (two images at the decoder's own limit of 1,000 MB); a request
+#: over it waits for room, then is refused (demo_worker.MemoryBudget).
+MEMORY_BUDGET_MB = 2000
 DEFAULT_CLIP_CONFIG = 'clip_vit-base-p16'
 
 INTRO = """\
@@ -108,7 +113,7 @@ def _category_choices(text: Optional[str]) -> List[str]:
     return list(dict.fromkeys(n for n in names if n))
 
 
-def _tagging_tab(backend: DemoBackend) -> None:
+def _tagging_tab(backend: DemoBackend, budget: MemoryBudget) -> None:
     unavailable = backend.ram_unavailable()
     if unavailable:
         gr.Markdown(unavailable, elem_id='tag-unavailable')
@@ -155,7 +160,7 @@ def _tagging_tab(backend: DemoBackend) -> None:
 
     def tag(image, threshold, calibrated, open_set):
         bars_, table_, english_, chinese_ = run_tagging(
-            backend, image, threshold, calibrated, open_set)
+            backend, image, threshold, calibrated, open_set, budget)
         return bars_, english_, chinese_, table_
 
     button.click(
@@ -167,7 +172,7 @@ def _tagging_tab(backend: DemoBackend) -> None:
         concurrency_limit=ACTIVE_REQUESTS)
 
 
-def _classify_tab(backend: DemoBackend) -> None:
+def _classify_tab(backend: DemoBackend, budget: MemoryBudget) -> None:
     unavailable = backend.clip_unavailable()
     if unavailable:
         gr.Markdown(unavailable, elem_id='cls-unavailable')
@@ -246,7 +251,7 @@ def _classify_tab(backend: DemoBackend) -> None:
                  (example_category_2, example_images_2),
                  (example_category_3, example_images_3)]
         return run_classify(backend, image, categories, descriptions, pairs,
-                            templates, topk)
+                            templates, topk, budget)
 
     button.click(
         _guard(classify),
@@ -257,17 +262,23 @@ def _classify_tab(backend: DemoBackend) -> None:
         concurrency_limit=ACTIVE_REQUESTS)
 
 
-def build_demo(backend: DemoBackend, queue_size: int = 64) -> Any:
+def build_demo(backend: DemoBackend,
+               queue_size: int = 64,
+               memory_budget_mb: float = MEMORY_BUDGET_MB) -> Any:
     """Build the page.
 
     Args:
         backend (DemoBackend): The models behind the page.
         queue_size (int): Requests waiting at most; more are refused with
             "queue full". Defaults to 64.
+        memory_budget_mb (float): What running requests may take to decode
+            their images together, in MB. Defaults to
+            :data:`MEMORY_BUDGET_MB`.
 
     Returns:
         gradio.Blocks: The page, queued, not launched.
     """
+    budget = MemoryBudget(int(memory_budget_mb * 1e6))
     with gr.Blocks(title='mmprompt demo', analytics_enabled=False) as demo:
         gr.Markdown(INTRO)
         with gr.Tabs():
@@ -276,16 +287,17 @@ def build_demo(backend: DemoBackend, queue_size: int = 64) -> Any:
                     'Tagging' + (' (unavailable)' if ram_off else ''),
                     id='tagging',
                     elem_id='tab-tagging'):
-                _tagging_tab(backend)
+                _tagging_tab(backend, budget)
             clip_off = backend.clip_unavailable() is not None
             with gr.Tab(
                     'Classify' + (' (unavailable)' if clip_off else ''),
                     id='classify',
                     elem_id='tab-classify'):
-                _classify_tab(backend)
+                _classify_tab(backend, budget)
         gr.Markdown('Images are decoded as the library decodes them (EXIF '
-                    'orientation, 16-bit scaling, at most 89.5 megapixels): '
-                    'the page answers as the API does.')
+                    'orientation, 16-bit scaling, at most 89.5 megapixels '
+                    'and 1,000 MB to decode): the page answers as the API '
+                    'does.')
     # Each model's worker takes its requests in turns (ACTIVE_REQUESTS in
     # the backend per model); tagging and classification run side by side.
     demo.queue(max_size=queue_size, default_concurrency_limit=1)
@@ -343,7 +355,17 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         type=int,
         default=64,
         help='requests waiting at most (default: %(default)s)')
-    return parser.parse_args(argv)
+    parser.add_argument(
+        '--memory-budget-mb',
+        type=float,
+        default=MEMORY_BUDGET_MB,
+        help='MB that running requests may take to decode their images '
+        'together; more wait, then are refused (default: %(default)s)')
+    args = parser.parse_args(argv)
+    if not args.memory_budget_mb > 0:
+        parser.error(f'--memory-budget-mb must be > 0, got '
+                     f'{args.memory_budget_mb:g}')
+    return args
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
@@ -369,7 +391,10 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
                 f'{what} is disabled: see the page for how to enable it.',
                 logger='current',
                 level=logging.WARNING)
-    demo = build_demo(backend, queue_size=args.queue_size)
+    demo = build_demo(
+        backend,
+        queue_size=args.queue_size,
+        memory_budget_mb=args.memory_budget_mb)
     demo.launch(
         server_name=args.server_name,
         server_port=args.port,

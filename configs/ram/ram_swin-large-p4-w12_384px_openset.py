@@ -19,7 +19,7 @@ model = dict(
     # RAM's default is its openimages_rare_200_ram_taglist.txt.
     categories=None,
     # OpenAI's 80 ImageNet templates. RAM's own 63 reproduce it exactly:
-    # templates='data/ram/openset_templates.json' (multiple_templates).
+    # templates='ram_openset'.
     templates='openai_imagenet',
     openset_threshold=0.5,
 )

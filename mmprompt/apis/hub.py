@@ -15,7 +15,9 @@ is cut short or has another SHA-256 is discarded, so nothing half-done is
 ever cached. Offline, put the file by hand in ``<home>/downloads/``: it is
 checked and used as if downloaded. The cache is ``$MMPROMPT_HOME`` or
 ``~/.cache/mmprompt``; files get the umask's mode (0644 typically), so a
-shared cache is readable by all.
+shared cache is readable by all. Behind a firewall, ``$MMPROMPT_ENDPOINT``
+(or ``endpoint=``) points every download at a mirror (:func:`mirror_url`),
+with the same SHA-256 checks.
 """
 import hashlib
 import json
@@ -27,6 +29,7 @@ import shutil
 import socket
 import tempfile
 import urllib.error
+import urllib.parse
 import urllib.request
 from typing import Dict, Optional
 
@@ -38,12 +41,14 @@ from .model_zoo import ModelInfo, get_configs_dir, get_model_info
 
 __all__ = [
     'get_home', 'get_configs_dir', 'get_checkpoint', 'checkpoint_path',
-    'download', 'ChecksumError', 'DownloadError'
+    'download', 'mirror_url', 'ChecksumError', 'DownloadError'
 ]
 
 CHUNK = 1 << 20
 #: Socket timeout of downloads, in seconds.
 TIMEOUT = 60
+#: The environment variable naming a mirror of the downloads.
+ENV_ENDPOINT = 'MMPROMPT_ENDPOINT'
 
 
 class DownloadError(UserError, OSError):
@@ -62,6 +67,45 @@ def get_home() -> str:
     """
     return os.environ.get('MMPROMPT_HOME') or osp.join(
         osp.expanduser('~'), '.cache', 'mmprompt')
+
+
+def mirror_url(url: str, endpoint: Optional[str] = None) -> str:
+    """Where to download ``url`` from: on the mirror ``endpoint``, if any.
+
+    The endpoint replaces the URL's scheme and host, and may add a prefix:
+    with ``https://mirror.example.com/zoo``,
+    ``https://huggingface.co/a/b.pth`` is fetched from
+    ``https://mirror.example.com/zoo/a/b.pth``. A ``{host}`` in the
+    endpoint stands for the original host, for a mirror that keeps the
+    sources apart (``https://mirror.example.com/{host}`` gives
+    ``https://mirror.example.com/huggingface.co/a/b.pth``).
+
+    Args:
+        url (str): The official URL.
+        endpoint (str, optional): The mirror; ``''`` for none. Defaults to
+            ``$MMPROMPT_ENDPOINT``, else none.
+
+    Returns:
+        str: The URL to download.
+
+    Raises:
+        UserError: If the endpoint is not an http(s) or file URL.
+    """
+    if endpoint is None:
+        endpoint = os.environ.get(ENV_ENDPOINT, '')
+    endpoint = endpoint.strip()
+    if not endpoint:
+        return url
+    parts = urllib.parse.urlsplit(url)
+    base = endpoint.replace('{host}', parts.netloc)
+    scheme = urllib.parse.urlsplit(base)
+    if not (scheme.scheme in ('http', 'https') and scheme.netloc
+            or scheme.scheme == 'file' and scheme.path):
+        raise UserError(
+            f'mirror endpoint {endpoint!r} ({ENV_ENDPOINT}) is not an http(s) '
+            'or file URL; use e.g. https://mirror.example.com/mmprompt')
+    query = f'?{parts.query}' if parts.query else ''
+    return base.rstrip('/') + parts.path + query
 
 
 def _reason(e: BaseException) -> str:
@@ -181,9 +225,11 @@ def _convert_command(info: ModelInfo, dst: str, home: str) -> str:
 
 
 def _fetch(url: str, sha256: Optional[str], work: str, home: str,
-           progress: bool, what_to_do: str) -> str:
+           progress: bool, what_to_do: str,
+           endpoint: Optional[str] = None) -> str:
     """A verified local copy of ``url``: the file in ``<home>/downloads`` if
-    there is one, else a download into ``work``."""
+    there is one, else a download into ``work`` (from the mirror
+    ``endpoint``, see :func:`mirror_url`)."""
     file_name = _data_file_name(url)
     manual = manual_path(file_name, home)
     if not sha256:
@@ -199,9 +245,12 @@ def _fetch(url: str, sha256: Optional[str], work: str, home: str,
                 f'{manual}: SHA-256 {got} differs from the published '
                 f'{sha256} of {url}; remove it or download it again')
         return manual
-    print_log(f'Downloading {url}', logger='current', level=logging.INFO)
+    source = mirror_url(url, endpoint)
+    mirror = f' (mirror of {url})' if source != url else ''
+    print_log(
+        f'Downloading {source}{mirror}', logger='current', level=logging.INFO)
     return download(
-        url,
+        source,
         osp.join(work, file_name),
         sha256,
         progress=progress,
@@ -289,7 +338,8 @@ def cache_is_valid(path: str) -> bool:
 
 def get_checkpoint(name: str,
                    home: Optional[str] = None,
-                   progress: bool = True) -> str:
+                   progress: bool = True,
+                   endpoint: Optional[str] = None) -> str:
     """Path of the converted official checkpoint of a zoo model, fetched
     and converted once.
 
@@ -297,6 +347,9 @@ def get_checkpoint(name: str,
         name (str): A name of :func:`mmprompt.apis.list_models`.
         home (str, optional): Cache folder. Defaults to :func:`get_home`.
         progress (bool): Show a progress bar. Defaults to True.
+        endpoint (str, optional): A mirror of the downloads, see
+            :func:`mirror_url`. Defaults to ``$MMPROMPT_ENDPOINT``, else
+            the official URLs.
 
     Returns:
         str: The cached ``.safetensors`` checkpoint.
@@ -321,10 +374,10 @@ def get_checkpoint(name: str,
         prefix='.fetch.', dir=osp.join(home, 'downloads'))
     try:
         weights = _fetch(info.weights, info.sha256, work, home, progress,
-                         what_to_do)
+                         what_to_do, endpoint)
         data = {
             key: _fetch(entry['URL'], entry.get('SHA256'), work, home,
-                        progress, what_to_do)
+                        progress, what_to_do, endpoint)
             for key, entry in info.data_files.items()
         }
         converted, meta = _convert(info, weights, data)

@@ -4,7 +4,8 @@
 :func:`list_images` turns the inputs of ``tools/infer.py`` into one ordered
 list of :class:`ImageItem`:
 
-* a folder: every image file below it (any depth), sorted by path;
+* a folder: every image file below it (any depth), sorted by path; links
+  to folders are followed, each real folder once;
 * a ``.txt`` file: one image path a line, relative to the list's folder
   unless absolute, in file order;
 * a ``.tar`` shard in WebDataset layout: one sample per key (the member
@@ -54,9 +55,26 @@ def _is_image(name: str) -> bool:
     return name.lower().endswith(IMAGE_EXTENSIONS)
 
 
+def _dir_id(path: str) -> tuple:
+    st = os.stat(path)
+    return st.st_dev, st.st_ino
+
+
 def _walk(folder: str) -> List[ImageItem]:
-    found = []
+    """Images below ``folder``, following links to folders but entering
+    each real folder once: a link loop (``a/up -> ..``) is not walked again
+    and again, and a folder linked twice is listed under its first path in
+    sorted depth-first order."""
+    found, seen = [], set()
     for root, dirs, files in os.walk(folder, followlinks=True):
+        try:
+            key = _dir_id(root)
+        except OSError:  # gone since it was listed
+            key = None
+        if key is None or key in seen:
+            dirs[:] = []
+            continue
+        seen.add(key)
         dirs.sort()
         found.extend(
             osp.join(root, f) for f in sorted(files) if _is_image(f))

@@ -14,6 +14,7 @@ from testing_utils import ram as R
 
 from mmprompt.apis import ImageTagger, hub, model_zoo
 from mmprompt.utils.checkpoint import META_KEY, read_checkpoint
+from mmprompt.utils.errors import UserError
 
 NAME = 'clip_vit-base-p16'
 RAM_NAME = 'ram_swin-large-p4-w12_384px_normal'
@@ -442,3 +443,50 @@ def test_download_weights_tool(payload, home, monkeypatch, capsys):
     sd, _ = read_checkpoint(hub.get_checkpoint(NAME))
     assert torch.equal(model.state_dict()['visual.cls_token'],
                        sd['visual.cls_token'])
+
+
+def test_mirror_url(monkeypatch):
+    url = 'https://huggingface.co/a/b/resolve/main/w.pth?download=true'
+    monkeypatch.delenv(hub.ENV_ENDPOINT, raising=False)
+    assert hub.mirror_url(url) == url
+    assert hub.mirror_url(url, 'http://10.0.0.1:8080/zoo/') == (
+        'http://10.0.0.1:8080/zoo/a/b/resolve/main/w.pth?download=true')
+    monkeypatch.setenv(hub.ENV_ENDPOINT, 'https://m.example.com/{host}')
+    assert hub.mirror_url(url) == (
+        'https://m.example.com/huggingface.co/a/b/resolve/main/w.pth'
+        '?download=true')
+    assert hub.mirror_url(url, '') == url  # the argument wins
+    monkeypatch.setenv(hub.ENV_ENDPOINT, 'm.example.com')
+    with pytest.raises(
+            UserError,
+            match=r"^mirror endpoint 'm.example.com' \(MMPROMPT_ENDPOINT\) "
+            'is not an http'):
+        hub.mirror_url(url)
+
+
+def test_download_from_mirror_is_checked(payload, home, monkeypatch):
+    """The official host is unreachable; the mirror serves the file under
+    the same path; a wrong file on the mirror is refused as before."""
+    data, sha = payload
+    official = closed_port_url('/m/ViT-B-16.pt')
+    host = official.split('/')[2]
+    files = {
+        f'/zoo/{host}/m/ViT-B-16.pt': data,
+        '/bad/m/ViT-B-16.pt': data[:-1] + b'!'
+    }
+    patch_zoo(monkeypatch, NAME, weights=official, sha256=sha)
+    with H.FileServer(files) as server:
+        monkeypatch.setenv(hub.ENV_ENDPOINT, server.url('/bad'))
+        with pytest.raises(
+                hub.ChecksumError,
+                match=rf'^{server.url("/bad/m/ViT-B-16.pt")}: SHA-256 .* '
+                f'differs from the published {sha}'):
+            hub.get_checkpoint(NAME, progress=False)
+        assert all_files(home) == []
+        monkeypatch.setenv(hub.ENV_ENDPOINT, server.url('/zoo/{host}'))
+        path = hub.get_checkpoint(NAME, progress=False)
+        assert server.requests == [
+            '/bad/m/ViT-B-16.pt', f'/zoo/{host}/m/ViT-B-16.pt'
+        ]
+    assert path == str(home / cached_name(official, sha))
+    assert read_checkpoint(path)[1]['source_url'] == official

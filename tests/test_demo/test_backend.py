@@ -15,7 +15,7 @@ import demo_backend as db  # demo/, on sys.path through __init__.py
 from demo_backend import (DemoBackend, DemoInputError, MMPromptBackend, TagRow,
                           load_image, parse_categories, parse_descriptions,
                           parse_examples, run_classify, run_tagging)
-from demo_worker import ModelWorker
+from demo_worker import MemoryBudget, ModelWorker
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -834,3 +834,86 @@ def test_large_open_set_keeps_calibrated_thresholds(tiny_backend, monkeypatch):
     alone = backend._tagger.run(lambda t: t(img, categories=names))
     assert stepped == set(alone[0]['pred_tags'])
     assert 'thing 1' in stepped and 'thing 2' not in stepped
+
+
+# -------------------------------------------------------- memory admission
+
+
+class BlockingBackend(FakeBackend):
+    """Tags only when released; records the budget in use meanwhile."""
+
+    def __init__(self, budget):
+        super().__init__()
+        self.budget = budget
+        self.entered = threading.Semaphore(0)
+        self.release = threading.Event()
+
+    def tag(self, image, threshold, categories):
+        self.calls.append(('used', self.budget.used))
+        self.entered.release()
+        assert self.release.wait(10)
+        return super().tag(image, threshold, categories)
+
+
+def test_memory_budget_reserves_waits_and_refuses():
+    budget = MemoryBudget(100, wait=0.2)
+    with budget.reserve(60):
+        assert budget.used == 60
+        start = time.monotonic()
+        with pytest.raises(DemoInputError,
+                           match='busy with other large images'):
+            with budget.reserve(41):
+                pass
+        assert time.monotonic() - start >= 0.2
+        with budget.reserve(40):
+            assert budget.used == 100
+    assert budget.used == 0
+    with pytest.raises(
+            DemoInputError,
+            match=r'^this request would take 0.0001 MB to decode, more '
+            r'than the demo allows \(0.0001 MB\)'):
+        with budget.reserve(101):
+            pass
+    with pytest.raises(ValueError, match='budget must be > 0'):
+        MemoryBudget(0)
+
+
+def test_uploads_are_admitted_by_their_decode_cost(tmp_path):
+    """Two 100 x 50 RGB uploads (40,000 bytes each to decode) under a
+    60,000-byte budget: the second waits for the first to finish."""
+    path = str(tmp_path / 'rgb.png')
+    Image.new('RGB', (100, 50)).save(path)
+    budget = MemoryBudget(60_000, wait=10)
+    fake = BlockingBackend(budget)
+    threads = [
+        threading.Thread(
+            target=run_tagging,
+            args=(fake, path, 0.3, False, '', budget)) for _ in range(2)
+    ]
+    threads[0].start()
+    assert fake.entered.acquire(timeout=10)
+    threads[1].start()
+    time.sleep(0.3)
+    assert fake.calls == [('used', 40_000)]  # the second one waits
+    fake.release.set()
+    for t in threads:
+        t.join(10)
+    assert [c[0] for c in fake.calls] == ['used', 'tag', 'used', 'tag']
+    assert fake.calls[2] == ('used', 40_000) and budget.used == 0
+    # Over the whole budget: refused before decoding, nothing held.
+    with pytest.raises(DemoInputError, match='would take 0.04 MB'):
+        run_tagging(fake, path, 0.3, False, '', MemoryBudget(30_000))
+    assert len(fake.calls) == 4
+    # Example images count too.
+    with pytest.raises(DemoInputError, match='would take 0.08 MB'):
+        run_classify(FakeBackend(), path, 'cat, dog', '', [('cat', [path])],
+                     'simple', 2, MemoryBudget(60_000))
+
+
+def test_page_takes_a_memory_budget(capsys):
+    demo_module = _load_demo_module()
+    assert demo_module.parse_args([]).memory_budget_mb == 2000
+    with pytest.raises(SystemExit) as e:
+        demo_module.parse_args(['--memory-budget-mb', '0'])
+    assert e.value.code == 2
+    assert '--memory-budget-mb must be > 0, got 0' in capsys.readouterr().err

@@ -232,3 +232,51 @@ def test_one_template_rule_for_clip_and_ram():
         check_templates(ram)  # CLIP's templates take no {article}
     with pytest.raises(ValueError, match='exactly one'):
         resolve_ram_templates(['{article} photo'])
+
+
+def test_ram_openset_templates_are_rams(ram_data_dir):
+    """The 63 templates made from OpenAI's are RAM's file's, and embed
+    the same categories (the order differs: only the rounding)."""
+    import json
+
+    from mmprompt.models.ram import (build_openset_label_embed,
+                                     resolve_ram_templates)
+    with open(osp.join(ram_data_dir, 'openset_templates.json')) as f:
+        rams = json.load(f)['multiple_templates']
+    ours = resolve_ram_templates('ram_openset')
+    assert len(ours) == 63 and sorted(ours) == sorted(rams)
+    assert ours[:2] == ('There is {article} {} in the scene.',
+                        'There is the {} in the scene.')
+
+    def encode_text(texts):  # a fixed vector per text
+        return torch.stack([
+            torch.randn(16, generator=torch.Generator().manual_seed(
+                sum(map(ord, t)) * 131 + len(t))) for t in texts
+        ])
+
+    names = ['apple', 'ice_cream', 'Owl']
+    torch.testing.assert_close(
+        build_openset_label_embed(names, ours, encode_text),
+        build_openset_label_embed(names, rams, encode_text),
+        atol=1e-6,
+        rtol=0)
+
+
+def test_rare_openset_config_builds_from_another_folder(
+        tmp_path, monkeypatch):
+    """The zoo model's config names its templates through the package,
+    not a path under the working directory."""
+    from mmprompt.apis import get_model
+    from mmprompt.models.ram import ram_openset_templates
+    monkeypatch.chdir(tmp_path)
+    model = get_model(
+        'ram_swin-large-p4-w12_384px_openset_openimages-rare',
+        pretrained=False,
+        visual_encoder=dict(TINY_SWIN, arch=dict(TINY_SWIN['arch'],
+                                                 _delete_=True)),
+        tagging_head=TINY_HEAD,
+        num_classes=4,
+        text_encoder=None)
+    assert model.category_encoder.templates == ram_openset_templates()
+    assert model.category_encoder.categories == (
+        'data/openimages_rare_200/openimages_rare_200_ram_taglist.txt')

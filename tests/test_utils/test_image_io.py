@@ -10,8 +10,11 @@ from PIL import Image
 from mmprompt.datasets import CLIPPreprocess, RAMPreprocess
 from mmprompt.models.ram import ram_preprocess
 from mmprompt.utils import ImageDecodeError
-from mmprompt.utils.image_io import (DEFAULT_MAX_PIXELS, ENV_MAX_ASPECT,
-                                     ENV_MAX_PIXELS, decode_image)
+from mmprompt.utils.image_io import (DEFAULT_MAX_DECODE_MB,
+                                     DEFAULT_MAX_PIXELS, ENV_MAX_ASPECT,
+                                     ENV_MAX_DECODE_MB, ENV_MAX_PIXELS,
+                                     decode_cost, decode_image,
+                                     estimate_decode_cost)
 
 
 def png(path, image):
@@ -162,3 +165,74 @@ def test_one_image_one_answer(tmp_path):
 
 def test_default_budget_is_pils():
     assert DEFAULT_MAX_PIXELS == Image.MAX_IMAGE_PIXELS
+
+
+def float_tiff_claiming(path, width, height):
+    """A 1 x 1 float TIFF whose header says ``width`` x ``height`` (a few
+    hundred bytes; decoding it would need the full size)."""
+    Image.fromarray(np.zeros((1, 1), np.float32), mode='F').save(str(path))
+    data = bytearray(path.read_bytes())
+    assert data[:4] == b'II*\0'
+    ifd = int.from_bytes(data[4:8], 'little')
+    for i in range(int.from_bytes(data[ifd:ifd + 2], 'little')):
+        entry = ifd + 2 + 12 * i
+        tag = int.from_bytes(data[entry:entry + 2], 'little')
+        if tag in (256, 257):  # ImageWidth, ImageLength: LONG, count 1
+            data[entry + 2:entry + 12] = (
+                (4).to_bytes(2, 'little') + (1).to_bytes(4, 'little') +
+                (width if tag == 256 else height).to_bytes(4, 'little'))
+    path.write_bytes(bytes(data))
+    return str(path)
+
+
+def test_decode_cost_by_mode():
+    # Bytes per pixel: PIL's storage, twice, then 8-bit RGB (4 bytes).
+    assert decode_cost('F', 9400, 9400) == 17 * 88_360_000
+    assert decode_cost('I;16B', 100, 10) == decode_cost('I;16', 10, 100)
+    assert decode_cost('I;16', 100, 10) == 9_000
+    assert decode_cost('L', 100, 10) == decode_cost('P', 100, 10) == 5_000
+    assert decode_cost('CMYK', 100, 10) == decode_cost('RGB', 100, 10)
+    assert decode_cost('RGBA', 100, 10) == 8_000
+    # An RGB photo at the pixel limit fits the default budget.
+    assert decode_cost('RGB', DEFAULT_MAX_PIXELS, 1) / 1e6 < 716
+    assert DEFAULT_MAX_DECODE_MB == 1000
+    # Decoded inputs: a PIL image by its mode; an array, its bytes and an
+    # 8-bit RGB image.
+    assert estimate_decode_cost(Image.new('I;16', (100, 10))) == 9_000
+    assert estimate_decode_cost(np.zeros((10, 100), np.float32)) == 12_000
+    assert estimate_decode_cost(b'not an image') == 0
+
+
+def test_float_tiff_is_refused_by_its_decode_cost(tmp_path):
+    # Under the pixel limit (88.4 of 89.5 MP), but 1.5 GB to decode.
+    path = float_tiff_claiming(tmp_path / 'big.tif', 9400, 9400)
+    assert estimate_decode_cost(path) == 1_502_120_000
+    with open(path, 'rb') as f:
+        assert estimate_decode_cost(f.read()) == 1_502_120_000
+    tracemalloc.start()
+    with pytest.raises(
+            ImageDecodeError,
+            match=r'^big.tif would take 1,502 MB to decode \(limit 1,000 MB;'
+            r' F, 9400 x 9400; set MMPROMPT_MAX_DECODE_MB'):
+        decode_image(path, name='big.tif')
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 20e6
+
+
+def test_decode_budget_from_env_and_arguments(tmp_path, monkeypatch):
+    image = Image.fromarray(np.full((100, 100), 0.5, np.float32), mode='F')
+    path = str(tmp_path / 'small.tif')
+    image.save(path)
+    assert estimate_decode_cost(path) == 170_000
+    assert decode_image(path).getpixel((0, 0)) == (128, 128, 128)
+    with pytest.raises(ImageDecodeError,
+                       match=r'would take 0.17 MB to decode \(limit 0.1 MB'):
+        decode_image(path, max_decode_mb=0.1)
+    monkeypatch.setenv(ENV_MAX_DECODE_MB, '0.15')
+    with pytest.raises(ImageDecodeError, match=r'\(limit 0.15 MB'):
+        decode_image(path)
+    assert decode_image(path, max_decode_mb=0).size == (100, 100)
+    monkeypatch.setenv(ENV_MAX_DECODE_MB, '-1')
+    with pytest.raises(ImageDecodeError, match='must be >= 0'):
+        decode_image(path)

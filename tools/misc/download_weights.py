@@ -6,6 +6,8 @@ Example:
     python tools/misc/download_weights.py clip_vit-base-p16 \
         ram-plus_swin-large-p4-w12_384px_openset
     MMPROMPT_HOME=/shared/mmprompt python tools/misc/download_weights.py 'ram*'
+    MMPROMPT_ENDPOINT=https://mirror.example.com/{host} \
+        python tools/misc/download_weights.py clip_vit-base-p16
     python tools/misc/download_weights.py --list
 
 Each name may be a pattern of ``mmprompt.apis.list_models``; an open-set
@@ -27,6 +29,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         '--home', help='cache folder (default: $MMPROMPT_HOME or '
         '~/.cache/mmprompt)')
     parser.add_argument(
+        '--endpoint',
+        help='download from this mirror: it replaces the scheme and host '
+        'of every URL, {host} standing for the original host (default: '
+        '$MMPROMPT_ENDPOINT, else the official URLs)')
+    parser.add_argument(
         '--list', action='store_true', help='list the zoo and exit')
     args = parser.parse_args(argv)
     if args.list or not args.names:
@@ -47,7 +54,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             names += [name] + ([text_encoder] if text_encoder else [])
     seen = set()
     for name in names:
-        path = hub.get_checkpoint(name, home=args.home)
+        path = hub.get_checkpoint(
+            name, home=args.home, endpoint=args.endpoint)
         if path not in seen:
             seen.add(path)
             print(f'{name}: {path}')

@@ -1,7 +1,7 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
 from .label_embedding import (build_description_label_embed,
                               build_openset_label_embed, ram_openset_prompts,
-                              resolve_ram_templates)
+                              ram_openset_templates, resolve_ram_templates)
 from .preprocess import ram_preprocess
 from .ram import RAM, RAMOpenset, load_ram_checkpoint
 from .ram_plus import RAMPlus, RAMPlusOpenset
@@ -15,6 +15,6 @@ __all__ = [
     'RAM', 'RAMNormal', 'RAMOpenset', 'RAMPlus', 'RAMPlusOpenset',
     'CategoryEncoder', 'TagVocabulary', 'RAMTaggingHead',
     'build_description_label_embed', 'build_openset_label_embed',
-    'load_ram_checkpoint', 'ram_openset_prompts', 'ram_preprocess',
-    'resolve_ram_templates'
+    'load_ram_checkpoint', 'ram_openset_prompts', 'ram_openset_templates',
+    'ram_preprocess', 'resolve_ram_templates'
 ]

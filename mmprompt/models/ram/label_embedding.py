@@ -38,6 +38,43 @@ TemplateSpec = Union[str, Sequence[str]]
 RAM_TEMPLATES_KEY = 'multiple_templates'
 # Named fields of RAM's templates besides ``{}``: ``'a'`` or ``'an'``.
 RAM_TEMPLATE_FIELDS = ('article', )
+# The name of RAM's own 63 templates (:func:`ram_openset_templates`).
+RAM_TEMPLATE_SET = 'ram_openset'
+# What RAM's templates add to OpenAI's ImageNet ones, and what they leave out.
+_SCENE_TEMPLATES = ('There is {article} {} in the scene.',
+                    'There is the {} in the scene.',
+                    'a photo of {article} {} in the scene.',
+                    'a photo of the {} in the scene.',
+                    'a photo of one {} in the scene.')
+_ART_FORMS = ('sculpture', 'rendering', 'rendition', 'graffiti', 'tattoo',
+              'drawing', 'doodle', 'sketch', 'origami', 'video game',
+              'art of')
+
+
+def ram_openset_templates() -> Tuple[str, ...]:
+    """RAM's 63 open-set templates (``multiple_templates`` of
+    recognize-anything's ``openset_templates.json``, after ViLD), made from
+    OpenAI's 80 ImageNet templates: five "in the scene" prompts, then the
+    templates that name no art form, with ``'photo of a {}'`` and
+    ``'itap of a {}'`` taking the name's article and ``'a embroidered'``
+    read as ``'an embroidered'``.
+
+    The set is RAM's; the order is OpenAI's (the embedding is a mean over
+    templates, so only the rounding differs).
+
+    Returns:
+        tuple[str]: The templates, named ``'ram_openset'`` in configs.
+    """
+    kept = []
+    for template in resolve_templates('openai_imagenet'):
+        if any(art in template for art in _ART_FORMS):
+            continue
+        for old, new in (('a embroidered', 'an embroidered'),
+                         ('photo of a {}', 'photo of {article} {}'),
+                         ('itap of a {}', 'itap of {article} {}')):
+            template = template.replace(old, new)
+        kept.append(template)
+    return _SCENE_TEMPLATES + tuple(kept)
 
 
 def resolve_ram_templates(spec: TemplateSpec) -> Tuple[str, ...]:
@@ -49,6 +86,8 @@ def resolve_ram_templates(spec: TemplateSpec) -> Tuple[str, ...]:
     Args:
         spec (str | Sequence[str]): One of
 
+            - ``'ram_openset'``: RAM's 63 templates
+              (:func:`ram_openset_templates`);
             - a JSON file holding a list of templates, or a dict whose
               ``'multiple_templates'`` entry is that list (RAM's
               ``openset_templates.json``: the 63 templates RAM uses);
@@ -58,6 +97,8 @@ def resolve_ram_templates(spec: TemplateSpec) -> Tuple[str, ...]:
     Returns:
         tuple[str]: The templates.
     """
+    if spec == RAM_TEMPLATE_SET:
+        return ram_openset_templates()
     if isinstance(spec, str) and spec.endswith('.json'):
         if not osp.isfile(spec):
             raise ValueError(f'template file {spec!r} does not exist')

@@ -172,8 +172,8 @@ class CategoryEncoder(BaseModule):
             name a line) or ``.json`` file. Defaults to None.
         templates (str | Sequence[str]): Prompt templates, see
             :func:`~.label_embedding.resolve_ram_templates`: OpenAI's 80
-            ImageNet templates by default; RAM's own 63 are the
-            ``multiple_templates`` of its ``openset_templates.json``.
+            ImageNet templates by default; RAM's own 63 are
+            ``'ram_openset'``.
             Defaults to ``'openai_imagenet'``.
         threshold (float): Threshold of every category. Defaults to 0.5.
         batch_size (int): Prompts per text-tower call. Defaults to 256.

@@ -21,6 +21,7 @@ their values (prototype caches, learned-prompt files).
 """
 import hashlib
 import json
+import math
 import os.path as osp
 import re
 import zipfile
@@ -360,6 +361,20 @@ def _dtype_kind(dtype: torch.dtype) -> str:
     return 'integer'
 
 
+def _all_finite(tensor: torch.Tensor) -> bool:
+    """Whether no value is NaN or infinite.
+
+    A sum is finite only if every term is (NaN and Inf propagate; an
+    overflow can only make a finite tensor look non-finite), so the exact
+    element-wise check runs only when the float32 sum is not finite: on CPU
+    the sum costs a seventh of ``isfinite().all()``.
+    """
+    if tensor.dtype.is_floating_point and math.isfinite(
+            float(tensor.sum(dtype=torch.float32))):
+        return True
+    return bool(torch.isfinite(tensor).all())
+
+
 def _check_values(name: str, key: str, tensor: torch.Tensor,
                   target: torch.Tensor) -> None:
     """Refuse a tensor of another kind of dtype than the model's (integer
@@ -371,7 +386,7 @@ def _check_values(name: str, key: str, tensor: torch.Tensor,
             f'{name}: {key} holds {got} values ({tensor.dtype}) where the '
             f'model has {want} ones ({target.dtype}); the file is broken: '
             'convert or download it again')
-    if want == 'floating-point' and not bool(torch.isfinite(tensor).all()):
+    if want == 'floating-point' and not _all_finite(tensor):
         bad = int((~torch.isfinite(tensor)).sum())
         raise CheckpointError(
             f'{name}: {key} holds {bad} NaN or infinite value(s) of '

@@ -242,7 +242,8 @@ def test_impossible_weights_are_refused(tiny_clip, tmp_path, kind, ext):
 
 def test_integer_buffers_stay_integers(tmp_path):
     """An integer buffer must get integers: a float count is refused, a
-    count of another integer width and float16 weights load."""
+    count of another integer width, float16 weights and huge finite
+    weights load."""
     model = torch.nn.BatchNorm1d(2)
     sd = {k: v.clone() for k, v in model.state_dict().items()}
     with pytest.raises(
@@ -261,6 +262,9 @@ def test_integer_buffers_stay_integers(tmp_path):
             num_batches_tracked=torch.tensor(7, dtype=torch.int32)))
     assert model.weight.tolist() == [2., 3.]
     assert int(model.num_batches_tracked) == 7
+    # Finite values whose sum overflows are finite (no false refusal).
+    load_checkpoint(model, dict(sd, weight=torch.tensor([3e38, 3e38])))
+    assert torch.equal(model.weight, torch.tensor([3e38, 3e38]))
 
 
 def test_broken_weights_stop_a_tool_in_one_line(tiny_clip, tmp_path,

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from testing_utils import REPO_ROOT, load_module
 
 from mmprompt.apis import ImageTagger, list_models
 

@@ -40,11 +40,12 @@ def test_template_sets_equal_open_clip_and_mmpretrain():
     if not osp.isfile(path):
         pytest.skip(f'MMPreTrain has no CLIP prompt file at {path}')
     mmpre = load_module('_mmpretrain_clip_prompts', path)
-    for ours, theirs in (
+    pairs = (
         (prompts.OPENAI_IMAGENET_TEMPLATES, mmpre.OPENAI_IMAGENET_PROMPT),
         (prompts.OPENAI_IMAGENET_SUBSET_TEMPLATES,
          mmpre.OPENAI_IMAGENET_PROMPT_SUB),
-        (prompts.OPENAI_CIFAR_TEMPLATES, mmpre.OPENAI_CIFAR100_PROMPT)):
+        (prompts.OPENAI_CIFAR_TEMPLATES, mmpre.OPENAI_CIFAR100_PROMPT))
+    for ours, theirs in pairs:
         assert [t.format('x y') for t in ours] == [f('x y') for f in theirs]
     assert prompts.IMAGENET_CATEGORIES == tuple(IMAGENET_SIMPLE_CATEGORIES)
 

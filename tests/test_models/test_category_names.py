@@ -98,3 +98,37 @@ def test_ram_plus_json_object_is_read_as_descriptions(tmp_path):
         1: ('a dog, loyal', 'a dog, barking'),
         2: ('an owl at night', )
     }
+
+
+def test_a_tool_refuses_them_in_one_line(tmp_path, capsys):
+    """tools/infer.py classify: exit 2, the pair named, nothing written."""
+    pytest.importorskip('open_clip')
+    import os.path as osp
+
+    from PIL import Image
+    from testing_utils import REPO_ROOT, load_module
+    from testing_utils import clip as H
+
+    from mmprompt.utils.errors import run_tool
+    infer = load_module('_mmprompt_tools_infer_names',
+                        osp.join(REPO_ROOT, 'tools', 'infer.py'))
+    config = H.write_tiny_config(
+        str(tmp_path / 'cfg.py'),
+        'clip/clip_vit-base-p16_zeroshot-cls_in1k.py',
+        model=dict(templates='simple'))
+    image = str(tmp_path / 'a.png')
+    Image.new('RGB', (32, 32)).save(image)
+    out = tmp_path / 'classes.jsonl'
+    with pytest.raises(SystemExit) as info:
+        run_tool(infer.main, [
+            'classify', image, '--model', config, '--checkpoint',
+            H.write_converted_checkpoint(str(tmp_path / 'clip.pth')),
+            '--categories', 'cat', 'dog', '\uff43\uff41\uff54', '--out',
+            str(out), '--no-progress', '--num-workers', '0'
+        ])
+    assert info.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "error: duplicate category names: 'cat' (#0) and "
+        "'\uff43\uff41\uff54' (#2) are the same to the tokenizer (read as "
+        "'cat'); keep one of each")
+    assert not out.exists()

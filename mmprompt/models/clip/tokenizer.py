@@ -12,7 +12,7 @@ import html
 import logging
 import os.path as osp
 from functools import lru_cache
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from mmengine.logging import print_log
@@ -70,7 +70,8 @@ def _clean(text: str) -> str:
 
 
 @lru_cache()
-def _token_pattern():
+def _token_pattern() -> Any:
+    """:data:`TOKEN_PATTERN`, compiled once (``regex``, for ``\\p{L}``)."""
     import regex
     return regex.compile(TOKEN_PATTERN, regex.IGNORECASE)
 

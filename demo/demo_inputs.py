@@ -79,9 +79,11 @@ def load_image(image: Optional[ImageInput],
 # ---------------------------------------------------------------------------
 
 
-def _name_key(name: str) -> str:
-    """Names that CLIP reads alike: case and runs of spaces ignored."""
-    return ' '.join(name.lower().split())
+def _name_key(name: str) -> Tuple[str, ...]:
+    """Names that CLIP reads alike have one key: the tokenizer's pieces
+    (case, spacing, full-width letters, HTML entities ignored)."""
+    from mmprompt.models.clip.tokenizer import pre_tokens
+    return pre_tokens(name)
 
 
 #: Tokens a name may take: CLIP's 77-token context less the start and end
@@ -178,13 +180,15 @@ def parse_categories(text: Optional[str],
         shown = ', '.join(' = '.join(f'"{s}"'
                                      for s in dict.fromkeys(spellings)) +
                           f' ({len(spellings)}x)' for spellings in repeated)
-        raise DemoInputError(f'duplicate categories: {shown}. Each category '
-                             'must appear once (case is ignored).')
+        raise DemoInputError(
+            f'duplicate categories: {shown}. Each category must appear once '
+            '(as the text model reads them: case, spacing and full-width '
+            'letters are ignored).')
     return names
 
 
 def match_category(name: str, categories: Sequence[str], what: str) -> str:
-    """Find ``name`` among ``categories`` (case and spacing ignored).
+    """Find ``name`` among ``categories`` (as the text model reads them).
 
     Args:
         name (str): A name the user typed.

@@ -68,7 +68,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         '--categories',
         nargs='+',
         help='open-set categories (needs an open-set config): names, or one '
-        '.txt (a name a line) or .json file (RAM++ descriptions)')
+        '.txt (a name a line) or .json file (RAM++ descriptions: a list of '
+        '{name: [descriptions]} items or one such object)')
     parser.add_argument(
         '--threshold',
         type=float,

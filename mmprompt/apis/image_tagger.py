@@ -48,17 +48,6 @@ def build_tagging_model(model: ModelType,
     return get_model(model, pretrained, device, **kwargs)
 
 
-def _as_category_list(categories: Categories) -> Any:
-    """A ``{name: [descriptions], ...}`` dict becomes the list of one-key
-    dicts the models take (a string is one description); anything else
-    passes through."""
-    if isinstance(categories, Mapping):
-        return [{
-            name: [texts] if isinstance(texts, str) else list(texts)
-        } for name, texts in categories.items()]
-    return categories
-
-
 class ImageTagger(BaseInferencer):
     """Tag images with every label of RAM's or RAM++'s vocabulary, or of an
     open set of categories.
@@ -179,8 +168,9 @@ class ImageTagger(BaseInferencer):
         Args:
             categories (str | list | dict): Names; ``{name: [descriptions]}``
                 items or one dict of them (RAM++); or a file: one name a
-                line (``.txt``) or a JSON list (RAM++'s
-                ``openimages_rare_200_llm_tag_descriptions.json``).
+                line (``.txt``) or JSON, see
+                :func:`~mmprompt.models.ram.label_embedding.load_categories`.
+
             templates (str | Sequence[str], optional): Prompt templates of
                 the names. Defaults to the config's.
             threshold (float, optional): Threshold of every category.
@@ -193,7 +183,7 @@ class ImageTagger(BaseInferencer):
                 "category_encoder; use e.g. "
                 "'ram_swin-large-p4-w12_384px_openset'")
         self.model.set_openset(
-            _as_category_list(categories), templates, threshold=threshold)
+            categories, templates, threshold=threshold)
 
     def clear_categories(self) -> None:
         """Go back to the model's closed vocabulary."""

@@ -26,6 +26,7 @@ from typing import Dict, List, Optional, Sequence
 import torch
 
 from mmprompt.utils.errors import InvalidInputError
+from mmprompt.utils.scores import check_finite_scores
 from .tagging_metric import tagging_metrics
 
 MODES = ('f1', 'precision')
@@ -91,6 +92,10 @@ def calibrate_thresholds(scores: torch.Tensor,
         ``calibrated`` (bool, ``(K, )``), ``support`` ``(K, )`` and
         ``reason`` (list of str: why a tag kept its threshold, ``''`` when
         calibrated).
+
+    Raises:
+        NonFiniteScoresError: If a score is NaN or infinite (naming how
+            many images have one).
     """
     if mode not in MODES:
         raise InvalidInputError(f'mode must be one of {MODES}, got {mode!r}')
@@ -105,6 +110,7 @@ def calibrate_thresholds(scores: torch.Tensor,
         raise InvalidInputError(
             f'scores {tuple(scores.shape)}, target {tuple(target.shape)} '
             f'and thresholds {tuple(current.shape)} do not fit')
+    check_finite_scores(scores, 'cannot calibrate thresholds: ')
     target = target.bool()
     support = target.sum(dim=0)
     if not bool(support.any()):

@@ -16,11 +16,14 @@ CLIP, a RAM checkpoint for a CLIP config, a CLIP of another size, ...), not
 loaded with a warning. The keys a checkpoint may lack or hold without the
 model having them are named once, in :data:`RUNTIME_KEYS` and
 :data:`LOADED_ELSEWHERE`. Every check runs before any weight is copied: a
-refused file leaves the model as it was. :func:`tensors_fingerprint`
-names weights by their values (prototype caches, learned-prompt files).
+refused file leaves the model as it was. Integer or boolean values where
+the model has floats, and NaN / Inf weights, are refused too (see
+:func:`check_state_dict`). :func:`tensors_fingerprint` names weights by
+their values (prototype caches, learned-prompt files).
 """
 import hashlib
 import json
+import math
 import os.path as osp
 import re
 from collections import OrderedDict
@@ -319,9 +322,14 @@ def check_state_dict(model: nn.Module, sd: StateDict, meta: dict,
                      name: str) -> None:
     """Refuse, in one line, a state dict that does not fit ``model``.
 
+    Besides the kind of file and the shapes, every tensor the model has
+    must be of its kind of dtype (floating-point, integer or boolean; the
+    precision may differ) and, if floating-point, finite.
+
     Raises:
-        CheckpointError: Naming the kind of file, or the keys and shapes
-            that differ.
+        CheckpointError: Naming the kind of file, the keys and shapes that
+            differ, or the first tensor of another kind of dtype or with NaN
+            / Inf values.
     """
     model_sd = _drop_runtime_keys(model.state_dict())
     message = _mismatch_message(name, sd, meta, model_sd)
@@ -335,6 +343,50 @@ def check_state_dict(model: nn.Module, sd: StateDict, meta: dict,
         raise CheckpointError(
             f'{name}: does not fit this config: {len(shapes)} tensor(s) of '
             f'another shape (checkpoint vs model): {_listing(shapes, 2)}')
+    for key, value in model_sd.items():
+        if key in sd:
+            _check_values(name, key, sd[key], value)
+
+
+def _dtype_kind(dtype: torch.dtype) -> str:
+    if dtype == torch.bool:
+        return 'boolean'
+    if dtype.is_floating_point or dtype.is_complex:
+        return 'floating-point'
+    return 'integer'
+
+
+def _all_finite(tensor: torch.Tensor) -> bool:
+    """Whether no value is NaN or infinite.
+
+    A sum is finite only if every term is (NaN and Inf propagate; an
+    overflow can only make a finite tensor look non-finite), so the exact
+    element-wise check runs only when the float32 sum is not finite: on CPU
+    the sum costs a seventh of ``isfinite().all()``.
+    """
+    if tensor.dtype.is_floating_point and math.isfinite(
+            float(tensor.sum(dtype=torch.float32))):
+        return True
+    return bool(torch.isfinite(tensor).all())
+
+
+def _check_values(name: str, key: str, tensor: torch.Tensor,
+                  target: torch.Tensor) -> None:
+    """Refuse a tensor of another kind of dtype than the model's (integer
+    or boolean values where weights are floats give confident nonsense),
+    or a floating-point one holding NaN or Inf."""
+    got, want = _dtype_kind(tensor.dtype), _dtype_kind(target.dtype)
+    if got != want:
+        raise CheckpointError(
+            f'{name}: {key} holds {got} values ({tensor.dtype}) where the '
+            f'model has {want} ones ({target.dtype}); the file is broken: '
+            'convert or download it again')
+    if want == 'floating-point' and not _all_finite(tensor):
+        bad = int((~torch.isfinite(tensor)).sum())
+        raise CheckpointError(
+            f'{name}: {key} holds {bad} NaN or infinite value(s) of '
+            f'{tensor.numel()}; the weights are broken: convert or download '
+            'them again')
 
 
 def load_checkpoint(model: nn.Module,
@@ -356,8 +408,9 @@ def load_checkpoint(model: nn.Module,
 
     Raises:
         CheckpointError: If the file cannot be read or does not fit the
-            model: a missing or unexpected key, or a tensor of another
-            shape.
+            model: a missing or unexpected key, a tensor of another shape
+            or kind of dtype, or NaN / Inf weights (see
+            :func:`check_state_dict`).
     """
     if isinstance(checkpoint, str):
         name = name or checkpoint

@@ -31,6 +31,10 @@ class ImageDecodeError(UserError, ValueError):
     """An image cannot be decoded, or is larger than the pixel budget."""
 
 
+class NonFiniteScoresError(UserError, ValueError):
+    """A model produced NaN or infinite scores: broken weights or inputs."""
+
+
 class OutputPathError(UserError):
     """An output path cannot be written without losing data."""
 

@@ -233,7 +233,7 @@ def read_lines(path: str,
     lists).
 
     Args:
-        path (str): A UTF-8 text file.
+        path (str): A UTF-8 text file, with or without a byte-order mark.
         skip_blank (bool): Skip blank lines; if False a blank line is an
             error (where line numbers are indices). Defaults to True.
         unique (bool): Refuse a repeated item. Defaults to False.
@@ -253,7 +253,9 @@ def read_lines(path: str,
     if osp.isdir(path):
         raise InvalidInputError(f'{path}: is a directory, not a text file')
     try:
-        with open(path, encoding='utf-8') as f:
+        # utf-8-sig: a leading byte-order mark (Windows editors) is not
+        # part of the first item.
+        with open(path, encoding='utf-8-sig') as f:
             raw = f.read().splitlines()
     except FileNotFoundError:
         raise InvalidInputError(f'{path}: no such file') from None

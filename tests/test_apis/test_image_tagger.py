@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from testing_utils import REPO_ROOT, load_module
 
 from mmprompt.apis import ImageTagger, list_models
 
@@ -210,3 +209,36 @@ def test_ram_plus_descriptions(files, ram_data_dir):
     direct = tagger(files['images'], batch_size=2)
     assert direct == from_dict
     assert all(set(r['pred_tags']) <= set(names) for r in direct)
+
+
+def test_ram_plus_json_object_file_is_read_as_descriptions(
+        files, ram_data_dir, tmp_path):
+    """A categories file holding one JSON object ``{name: [descriptions]}``
+    (with a byte-order mark) tags as that dict does; RAM refuses it."""
+    config = H.write_tiny_config(
+        str(files['root'] / 'plus_openset_obj.py'),
+        PLUS_OPENSET,
+        8,
+        text_encoder=H.tiny_text_encoder(files['text']))
+    tagger = ImageTagger(config, pretrained=files['ram_plus'])
+    with open(
+            osp.join(ram_data_dir, 'datasets',
+                     'openimages_rare_200_llm_tag_descriptions.json')) as f:
+        items = json.load(f)[:2]
+    as_dict = {k: v[:3] for item in items for k, v in item.items()}
+    path = tmp_path / 'object.json'
+    path.write_bytes(b'\xef\xbb\xbf' + json.dumps(as_dict).encode())
+    from_file = tagger(files['images'][:2], categories=str(path))
+    assert tagger.model.vocabulary.names == tuple(as_dict)
+    assert tagger.model.openset_label_embed.shape == (2 * 3, 512)
+    assert from_file == tagger(files['images'][:2], categories=as_dict)
+    ram = ImageTagger(
+        H.write_tiny_config(
+            str(files['root'] / 'openset_obj.py'),
+            OPENSET,
+            20,
+            text_encoder=H.tiny_text_encoder(files['text'])),
+        pretrained=files['ram'])
+    with pytest.raises(ValueError, match='descriptions per category need '
+                       'RAM\\+\\+'):
+        ram.set_categories(str(path))

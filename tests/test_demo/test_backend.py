@@ -176,6 +176,17 @@ def test_parse_categories():
         parse_categories('x' * 121)
 
 
+def test_demo_names_are_compared_as_the_tokenizer_reads_them():
+    """Full-width letters and Unicode normal forms are no new category."""
+    with pytest.raises(DemoInputError) as e:
+        parse_categories('cat, \uff23\uff41\uff54, caf\u00e9, cafe\u0301')
+    msg = str(e.value)
+    assert ('"cat" = "\uff23\uff41\uff54" (2x), "caf\u00e9" = '
+            '"cafe\u0301" (2x)') in msg
+    assert db.match_category('\uff43\uff41\uff54', ['dog', 'Cat'],
+                             'x') == 'Cat'
+
+
 def test_parse_descriptions():
     cats = ['tabby cat', 'red fox']
     text = ('Tabby Cat: a cat with stripes\n\n'

@@ -333,6 +333,18 @@ def test_unified_context_takes_new_names_csc_refuses_them(tiny_clip):
         csc.set_categories(['cat', 'zebra'])
 
 
+def test_learned_prompt_names_the_tokenizer_reads_alike_are_refused(
+        tiny_clip):
+    model = CoOp(tiny_clip, categories=NAMES, n_ctx=4)
+    with pytest.raises(
+            InvalidInputError,
+            match=r"^duplicate category names: 'zebra' \(#0\) and "
+            r"'\uff5a\uff45\uff42\uff52\uff41' \(#1\) are the same to the "
+            r"tokenizer \(read as 'zebra'\); keep one of each$"):
+        model.set_categories(['zebra', '\uff5a\uff45\uff42\uff52\uff41'])
+    assert model.categories == NAMES
+
+
 def test_bad_prompt_settings_are_refused(tiny_clip):
     with pytest.raises(InvalidInputError, match='exceed the 77-token'):
         CoOp(tiny_clip, categories=['cat', 'dog ' * 40], n_ctx=40)

@@ -40,11 +40,12 @@ def test_template_sets_equal_open_clip_and_mmpretrain():
     if not osp.isfile(path):
         pytest.skip(f'MMPreTrain has no CLIP prompt file at {path}')
     mmpre = load_module('_mmpretrain_clip_prompts', path)
-    for ours, theirs in (
+    pairs = (
         (prompts.OPENAI_IMAGENET_TEMPLATES, mmpre.OPENAI_IMAGENET_PROMPT),
         (prompts.OPENAI_IMAGENET_SUBSET_TEMPLATES,
          mmpre.OPENAI_IMAGENET_PROMPT_SUB),
-        (prompts.OPENAI_CIFAR_TEMPLATES, mmpre.OPENAI_CIFAR100_PROMPT)):
+        (prompts.OPENAI_CIFAR_TEMPLATES, mmpre.OPENAI_CIFAR100_PROMPT))
+    for ours, theirs in pairs:
         assert [t.format('x y') for t in ours] == [f('x y') for f in theirs]
     assert prompts.IMAGENET_CATEGORIES == tuple(IMAGENET_SIMPLE_CATEGORIES)
 
@@ -147,8 +148,9 @@ def test_resolve_categories_errors(tmp_path):
             ['cat', 'dog', 'Cat', 'red  fox', 'red fox', 'owl'])
     message = str(info.value)
     assert 'duplicate category names' in message
-    assert "'cat' (#0), 'Cat' (#2)" in message
-    assert "'red  fox' (#3), 'red fox' (#4)" in message
+    assert ("'cat' (#0) and 'Cat' (#2) are the same to the tokenizer (read "
+            "as 'cat'); 'red  fox' (#3) and 'red fox' (#4) are the same to "
+            "the tokenizer (read as 'red fox'); keep one of each") in message
     assert 'owl' not in message and 'dog' not in message
 
 

@@ -1,6 +1,7 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
 import os
 import os.path as osp
+import re
 import subprocess
 import sys
 import textwrap
@@ -13,7 +14,7 @@ from mmprompt.apis.utils import build_from_config
 from mmprompt.utils import CheckpointError
 from mmprompt.utils.checkpoint import (META_KEY, load_checkpoint,
                                        read_checkpoint, save_checkpoint)
-from testing_utils import REPO_ROOT, save_openai_torchscript
+from testing_utils import REPO_ROOT, load_module, save_openai_torchscript
 from testing_utils import clip as clip_testing
 
 CIFAR = 'clip/clip_vit-base-p16_zeroshot-cls_cifar100.py'
@@ -184,3 +185,112 @@ def test_planted_payload_never_runs(tmp_path):
                          check=True).stdout
     assert not osp.exists(marker)
     assert out.startswith('CheckpointError') and 'refuses' in out
+
+
+def _int(t):
+    return t.round().long()
+
+
+def _bool(t):
+    return t > 0
+
+
+def _nan(t):
+    t = t.clone()
+    t.view(-1)[:2] = float('nan')
+    return t
+
+
+def _inf(t):
+    t = t.clone()
+    t.view(-1)[5] = float('-inf')
+    return t
+
+
+BROKEN = dict(
+    int=(_int, r'visual\.cls_token holds integer values \(torch\.int64\) '
+         r'where the model has floating-point ones \(torch\.float32\); the '
+         'file is broken: convert or download it again'),
+    bool=(_bool, r'visual\.cls_token holds boolean values \(torch\.bool\) '
+          r'where the model has floating-point ones \(torch\.float32\)'),
+    nan=(_nan, r'visual\.cls_token holds 2 NaN or infinite value\(s\) of 64; '
+         'the weights are broken: convert or download them again'),
+    inf=(_inf, r'visual\.cls_token holds 1 NaN or infinite value\(s\) of 64'),
+)
+
+
+@pytest.mark.parametrize('kind', sorted(BROKEN))
+@pytest.mark.parametrize('ext', ['.pth', '.safetensors'])
+def test_impossible_weights_are_refused(tiny_clip, tmp_path, kind, ext):
+    """Integer or boolean values where the model has floats, and NaN / Inf
+    weights, are refused in one line naming the key, before any copy."""
+    change, message = BROKEN[kind]
+    model = _model(tiny_clip[0])
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    sd, meta = read_checkpoint(tiny_clip[1])
+    sd['visual.cls_token'] = change(sd['visual.cls_token'])
+    path = str(tmp_path / f'broken{ext}')
+    save_checkpoint(sd, meta, path)
+    with pytest.raises(CheckpointError) as info:
+        load_checkpoint(model, path)
+    assert re.fullmatch(re.escape(path) + ': ' + message + '.*',
+                        str(info.value))
+    assert '\n' not in str(info.value)
+    for k, v in model.state_dict().items():
+        torch.testing.assert_close(v, before[k], atol=0, rtol=0)
+
+
+def test_integer_buffers_stay_integers(tmp_path):
+    """An integer buffer must get integers: a float count is refused, a
+    count of another integer width, float16 weights and huge finite
+    weights load."""
+    model = torch.nn.BatchNorm1d(2)
+    sd = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(
+            CheckpointError,
+            match=r'^ckpt: num_batches_tracked holds floating-point values '
+            r'\(torch\.float32\) where the model has integer ones '
+            r'\(torch\.int64\)'):
+        load_checkpoint(model,
+                        dict(sd, num_batches_tracked=torch.tensor(3.)),
+                        name='ckpt')
+    load_checkpoint(
+        model,
+        dict(
+            sd,
+            weight=torch.tensor([2., 3.]).half(),
+            num_batches_tracked=torch.tensor(7, dtype=torch.int32)))
+    assert model.weight.tolist() == [2., 3.]
+    assert int(model.num_batches_tracked) == 7
+    # Finite values whose sum overflows are finite (no false refusal).
+    load_checkpoint(model, dict(sd, weight=torch.tensor([3e38, 3e38])))
+    assert torch.equal(model.weight, torch.tensor([3e38, 3e38]))
+
+
+def test_broken_weights_stop_a_tool_in_one_line(tiny_clip, tmp_path,
+                                                capsys):
+    """tools/infer.py with NaN weights: exit 2, one line naming the key,
+    no output written."""
+    from PIL import Image
+
+    from mmprompt.utils.errors import run_tool
+    infer = load_module('_mmprompt_tools_infer_ckpt',
+                        osp.join(REPO_ROOT, 'tools', 'infer.py'))
+    sd, meta = read_checkpoint(tiny_clip[1])
+    sd['logit_scale'] = torch.tensor(float('inf'))
+    ckpt = str(tmp_path / 'inf.safetensors')
+    save_checkpoint(sd, meta, ckpt)
+    image = str(tmp_path / 'a.png')
+    Image.new('RGB', (32, 32), (200, 10, 10)).save(image)
+    out = tmp_path / 'classes.jsonl'
+    with pytest.raises(SystemExit) as info:
+        run_tool(infer.main, [
+            'classify', image, '--model', tiny_clip[0], '--checkpoint', ckpt,
+            '--out', str(out), '--no-progress', '--num-workers', '0'
+        ])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert err == (f'error: {ckpt}: logit_scale holds 1 NaN or infinite '
+                   'value(s) of 1; the weights are broken: convert or '
+                   'download them again\n')
+    assert not out.exists()

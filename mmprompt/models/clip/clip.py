@@ -29,6 +29,7 @@ from mmpretrain.structures import DataSample
 
 from mmprompt.models.utils.data_preprocessor import build_cls_preprocessor
 from mmprompt.registry import MODELS, TOKENIZER
+from mmprompt.utils.scores import check_finite_scores
 from .prompts import (check_categories, resolve_categories,
                       resolve_descriptions, resolve_templates)
 from .vocabulary import ClassVocabulary
@@ -49,8 +50,10 @@ def logits_to_samples(
         data_samples: Optional[List[DataSample]] = None) -> List[DataSample]:
     """Fill ``pred_score`` (softmax of the class logits) and ``pred_label``
     of each sample, making new samples if None: the single-label result of
-    every classifier here (zero-shot CLIP, CoOp, CoCoOp, Tip-Adapter-F)."""
-    scores = logits.softmax(dim=-1)
+    every classifier here (zero-shot CLIP, CoOp, CoCoOp, Tip-Adapter-F).
+    Non-finite logits are refused (:func:`~mmprompt.utils.scores.
+    check_finite_scores`)."""
+    scores = check_finite_scores(logits).softmax(dim=-1)
     labels = scores.argmax(dim=-1, keepdim=True)
     if data_samples is None:
         data_samples = [DataSample() for _ in range(scores.size(0))]

@@ -11,14 +11,17 @@ gives (a set name, a list or a text file) into a checked tuple of strings.
 """
 import functools
 import os.path as osp
+import unicodedata
 from collections import defaultdict
 from typing import Dict, Sequence, Tuple, Union
 
+from mmprompt.utils.errors import InvalidInputError
 from mmprompt.utils.io import read_lines
 from .templates import (OPENAI_CIFAR_TEMPLATES,
                         OPENAI_IMAGENET_SUBSET_TEMPLATES,
                         OPENAI_IMAGENET_TEMPLATES, SIMPLE_TEMPLATES,
                         TEMPLATE_SETS)
+from .tokenizer import pre_tokens
 
 __all__ = [  # noqa: F822 (IMAGENET_CATEGORIES: module __getattr__)
     'IMAGENET_CATEGORIES', 'OPENAI_CIFAR_TEMPLATES',
@@ -166,16 +169,13 @@ def resolve_templates(spec: TemplateSpec) -> Tuple[str, ...]:
     return check_templates(spec)
 
 
-def _name_key(name: str) -> str:
-    """What the tokenizer sees of a name: lower case, whitespace folded."""
-    return ' '.join(name.lower().split())
-
-
 def check_categories(categories: Sequence[str]) -> Tuple[str, ...]:
     """Check a user's category names: non-empty, strings, no duplicates.
 
-    Names are compared as the tokenizer reads them (case and runs of
-    whitespace ignored), since such names would get the same prototype.
+    Names are compared as the tokenizer reads them
+    (:func:`~mmprompt.models.clip.tokenizer.pre_tokens`: case, whitespace,
+    full-width letters, HTML entities, Unicode normal forms ignored), since
+    such names get the same ids, and so tie and split their probability.
     OpenAI's ImageNet list itself is accepted as published, with its two
     repeated names.
 
@@ -186,8 +186,9 @@ def check_categories(categories: Sequence[str]) -> Tuple[str, ...]:
         tuple[str]: The names, stripped of surrounding whitespace.
 
     Raises:
-        ValueError: If the list is empty, a name is blank, or names repeat
-            (the error names them and their positions).
+        ValueError: If the list is empty or a name is blank.
+        InvalidInputError: If names are the same to the tokenizer (the
+            error names them and their positions).
         TypeError: If a name is not a string.
     """
     if isinstance(categories, str):
@@ -207,13 +208,27 @@ def check_categories(categories: Sequence[str]) -> Tuple[str, ...]:
         return _imagenet_categories()
     positions = defaultdict(list)
     for i, name in enumerate(names):
-        positions[_name_key(name)].append(i)
-    repeated = [idx for idx in positions.values() if len(idx) > 1]
+        positions[pre_tokens(name)].append(i)
+    repeated = [(key, idx) for key, idx in positions.items() if len(idx) > 1]
     if repeated:
-        shown = '; '.join(', '.join(f'{names[i]!r} (#{i})' for i in idx)
-                          for idx in repeated)
-        raise ValueError(f'duplicate category names: {shown}')
+        shown = '; '.join(_same_names(names, idx, key)
+                          for key, idx in repeated)
+        raise InvalidInputError(f'duplicate category names: {shown}; keep '
+                                'one of each')
     return tuple(names)
+
+
+def _same_names(names: Sequence[str], idx: Sequence[int],
+                key: Tuple[str, ...]) -> str:
+    """``"'cat' (#0) and 'Cat' (#2) are the same to the tokenizer (...)"``;
+    a name not in NFC form is shown escaped, else it would look the same."""
+    shown = [
+        f'{names[i]!r} (#{i})' if unicodedata.is_normalized('NFC', names[i])
+        else f'{ascii(names[i])} (#{i})' for i in idx
+    ]
+    listed = ', '.join(shown[:-1]) + ' and ' + shown[-1]
+    return (f'{listed} are the same to the tokenizer (read as '
+            f"{' '.join(key)!r})")
 
 
 def resolve_categories(spec: CategorySpec) -> Tuple[str, ...]:
@@ -275,7 +290,7 @@ def resolve_descriptions(
         import json
         if not osp.isfile(spec):
             raise ValueError(f'descriptions file {spec!r} does not exist')
-        with open(spec, encoding='utf-8') as f:
+        with open(spec, encoding='utf-8-sig') as f:
             spec = json.load(f)
     if not isinstance(spec, dict):
         raise TypeError('descriptions must be a dict {category: text or '

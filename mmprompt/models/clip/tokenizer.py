@@ -12,7 +12,7 @@ import html
 import logging
 import os.path as osp
 from functools import lru_cache
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from mmengine.logging import print_log
@@ -69,6 +69,32 @@ def _clean(text: str) -> str:
     return ' '.join(text.split()).lower()
 
 
+@lru_cache()
+def _token_pattern() -> Any:
+    """:data:`TOKEN_PATTERN`, compiled once (``regex``, for ``\\p{L}``)."""
+    import regex
+    return regex.compile(TOKEN_PATTERN, regex.IGNORECASE)
+
+
+def pre_tokens(text: str) -> Tuple[str, ...]:
+    """The pieces of ``text`` the BPE encodes, one by one, into ids.
+
+    ``text`` is cleaned (ftfy, which also folds full-width letters and
+    normalises to NFC; double HTML unescaping; whitespace; lower case) and
+    split by :data:`TOKEN_PATTERN`, which drops whitespace. Texts with the
+    same pieces get the same ids, so this is the key by which the tokenizer
+    cannot tell texts apart: ``'cat'`` and ``'\uff43\uff41\uff54'``,
+    ``'fish & chips'`` and ``'fish &amp; chips'``.
+
+    Args:
+        text (str): Any text.
+
+    Returns:
+        tuple[str]: The pieces.
+    """
+    return tuple(_token_pattern().findall(_clean(text)))
+
+
 def _pairs(word: Tuple[str, ...]) -> set:
     return {(a, b) for a, b in zip(word[:-1], word[1:])}
 
@@ -92,7 +118,6 @@ class CLIPTokenizer:
     def __init__(self,
                  bpe_path: Optional[str] = None,
                  context_length: int = 77) -> None:
-        import regex
         self.bpe_path = bpe_path or DEFAULT_BPE_PATH
         self.context_length = context_length
         with gzip.open(self.bpe_path, 'rt', encoding='utf-8') as f:
@@ -110,7 +135,6 @@ class CLIPTokenizer:
         self.decoder = {i: token for token, i in self.encoder.items()}
         self.bpe_ranks = {m: i for i, m in enumerate(merges)}
         self.cache = {}
-        self.pattern = regex.compile(TOKEN_PATTERN, regex.IGNORECASE)
         self.sot_token_id = self.encoder[SOT_TEXT]
         self.eot_token_id = self.encoder[EOT_TEXT]
 
@@ -158,7 +182,7 @@ class CLIPTokenizer:
             list[int]: BPE ids.
         """
         ids = []
-        for piece in self.pattern.findall(_clean(text)):
+        for piece in pre_tokens(text):
             piece = ''.join(self.byte_encoder[b] for b in piece.encode())
             ids.extend(self.encoder[t] for t in self._bpe(piece).split(' '))
         return ids

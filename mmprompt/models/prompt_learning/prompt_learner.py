@@ -19,6 +19,7 @@ import torch
 import torch.nn as nn
 
 from mmprompt.utils.errors import InvalidInputError
+from ..clip.prompts import check_categories
 
 POSITIONS = ('end', 'middle', 'front')
 
@@ -157,11 +158,14 @@ class PromptLearner(nn.Module):
 
         Raises:
             InvalidInputError: Unknown names for a class-specific context,
-                or prompts longer than the context (the names are listed).
+                names the tokenizer reads alike (see
+                :func:`~mmprompt.models.clip.prompts.check_categories`), or
+                prompts longer than the context (the names are listed).
         """
         categories = list(categories)
         if not categories:
             raise InvalidInputError('no categories given')
+        categories = list(check_categories(categories))
         if self.csc:
             known = {n: i for i, n in enumerate(self.trained_categories)}
             unknown = [n for n in categories if n not in known]

@@ -102,7 +102,7 @@ def resolve_ram_templates(spec: TemplateSpec) -> Tuple[str, ...]:
     if isinstance(spec, str) and spec.endswith('.json'):
         if not osp.isfile(spec):
             raise ValueError(f'template file {spec!r} does not exist')
-        with open(spec, encoding='utf-8') as f:
+        with open(spec, encoding='utf-8-sig') as f:
             data = json.load(f)
         if isinstance(data, dict):
             if RAM_TEMPLATES_KEY not in data:
@@ -194,14 +194,16 @@ def build_openset_label_embed(categories: Sequence[str],
 
 
 def split_categories(
-    items: Sequence[CategoryItem]
+    items: Union[Sequence[CategoryItem], Mapping[str, Sequence[str]]]
 ) -> Tuple[Tuple[str, ...], Dict[int, Tuple[str, ...]]]:
     """Split open-set items into names and per-category descriptions.
 
     Args:
-        items (Sequence[str | dict]): Plain names, or one-key dicts
+        items (Sequence[str | dict] | dict): Plain names, or one-key dicts
             ``{name: [descriptions]}`` (the format of RAM++'s
-            ``openimages_rare_200_llm_tag_descriptions.json``).
+            ``openimages_rare_200_llm_tag_descriptions.json``); or one dict
+            ``{name: [descriptions], ...}``, read as those one-key dicts (a
+            string is one description).
 
     Returns:
         tuple: The names in order, and ``{index: descriptions}`` for the
@@ -212,6 +214,8 @@ def split_categories(
             other than one key, or an empty description list.
         TypeError: On items that are neither strings nor dicts.
     """
+    if isinstance(items, Mapping):
+        items = [{name: texts} for name, texts in items.items()]
     if isinstance(items, str) or not len(items):
         raise ValueError('categories must be a non-empty list')
     names, descriptions = [], {}
@@ -305,8 +309,10 @@ def load_categories(spec: CategorySpec) -> Sequence[CategoryItem]:
     Args:
         spec (str | Sequence): A list of names and/or ``{name:
             [descriptions]}`` dicts; or the path of a ``.json`` file holding
-            such a list (RAM++'s description files), or of a text file with
-            one name per line (blank lines skipped).
+            such a list (RAM++'s description files) or one object ``{name:
+            [descriptions], ...}`` (descriptions, as :func:`split_categories`
+            reads a dict), or of a text file with one name per line (blank
+            lines skipped). A UTF-8 byte-order mark is ignored.
 
     Returns:
         Sequence: The items.
@@ -317,5 +323,5 @@ def load_categories(spec: CategorySpec) -> Sequence[CategoryItem]:
         return read_lines(spec, what='category')
     if not osp.isfile(spec):
         raise ValueError(f'category file {spec!r} does not exist')
-    with open(spec, encoding='utf-8') as f:
+    with open(spec, encoding='utf-8-sig') as f:
         return json.load(f)

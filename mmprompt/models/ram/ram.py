@@ -29,6 +29,7 @@ from mmprompt.models.utils.data_preprocessor import build_cls_preprocessor
 from mmprompt.models.utils.fast_attention import enable_sdpa
 from mmprompt.models.utils.tensor_cache import TensorCache
 from mmprompt.registry import MODELS
+from mmprompt.utils.scores import check_finite_scores
 from .label_embedding import CategorySpec, TemplateSpec, TextEncoder
 from .preprocess import RAM_MEAN, RAM_STD
 from .vocabulary import TagNames, TagVocabulary, check_names
@@ -477,9 +478,13 @@ class RAM(BaseModel):
             every tag, ``(K, )``), ``pred_label`` (the selected tag indices,
             ascending) and, where the vocabulary names them, ``pred_tags``
             and ``pred_tags_chinese``.
+
+        Raises:
+            NonFiniteScoresError: If a logit is NaN or infinite.
         """
         vocabulary = self.vocabulary
-        scores = self.compute_logits(images).sigmoid()
+        # Refused if not finite: sigmoid would hide an infinite logit.
+        scores = check_finite_scores(self.compute_logits(images)).sigmoid()
         selected = vocabulary.select(scores)
         # Selected indices of all images, ascending, cut per image.
         indices = selected.nonzero()[:, 1]

@@ -140,7 +140,7 @@ def test_builtin_imagenet_categories(classifier, files):
 def test_bad_inputs(classifier, files, tmp_path):
     with pytest.raises(ValueError, match='categories is empty'):
         classifier(files['images'][0], categories=[])
-    with pytest.raises(ValueError, match="'owl' \\(#1\\), 'Owl' \\(#2\\)"):
+    with pytest.raises(ValueError, match="'owl' \\(#1\\) and 'Owl' \\(#2\\)"):
         classifier(files['images'][0], categories=['cat', 'owl', 'Owl'])
     with pytest.raises(ValueError, match="not a format string with '{}'"):
         classifier(

@@ -80,3 +80,22 @@ def ram_data_dir():
     if not osp.isdir(RAM_DATA):
         pytest.skip(f'RAM data not found at {RAM_DATA}')
     return RAM_DATA
+
+
+@pytest.fixture(autouse=True)
+def _close_runner_log_files():
+    """After each test, detach the log files MMEngine's Runners left on
+    their loggers. ``print_log(logger='current')`` writes to the newest
+    MMLogger, whose file lives in that test's work dir; once the dir is
+    gone (a passed test's tmp_path, pytest.ini), a later test's log line
+    would reopen it and raise FileNotFoundError in whichever test runs
+    next in the same process."""
+    yield
+    import logging
+
+    from mmengine.logging import MMLogger
+    for logger in list(MMLogger._instance_dict.values()):
+        for handler in list(logger.handlers):
+            if isinstance(handler, logging.FileHandler):
+                logger.removeHandler(handler)
+                handler.close()

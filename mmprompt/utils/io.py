@@ -7,7 +7,9 @@
   ``.<name>.<pid>.tmp-mmprompt``; it is removed on an exception and on
   SIGTERM, and a later write to the same path removes those a dead process
   left behind (SIGKILL). The result gets the mode the umask gives a new
-  file (``0644`` with the usual ``022``), also when it replaces a file.
+  file (``0644`` with the usual ``022``), also when it replaces a file. A
+  full disk (or any failure of the file system while writing) is one
+  :class:`OutputPathError` line, the old file intact.
 * :func:`check_output` refuses, before any work, an output that would lose
   data (an existing file without ``force``, one of the inputs, a directory)
   or that cannot be written.
@@ -15,6 +17,7 @@
 * :func:`file_digest` hashes a file in blocks (downloads, dataset files).
 """
 import contextlib
+import errno
 import hashlib
 import os
 import os.path as osp
@@ -26,6 +29,12 @@ from typing import IO, Iterable, Iterator, List, Set
 from .errors import InvalidInputError, OutputPathError
 
 TEMP_SUFFIX = '.tmp-mmprompt'
+
+#: Errors of the file system being written, whoever calls ``write``: the
+#: serializer inside an :func:`atomic_write` block gets them too.
+WRITE_ERRNOS = frozenset(
+    getattr(errno, name) for name in ('ENOSPC', 'EDQUOT', 'EFBIG', 'EIO',
+                                      'EROFS') if hasattr(errno, name))
 
 _live_temps: Set[str] = set()
 _lock = threading.Lock()
@@ -138,26 +147,46 @@ def atomic_write(path: str,
 
     Yields:
         file: The open temporary file.
+
+    Raises:
+        OutputPathError: If the file system fails: creating, writing
+            (:data:`WRITE_ERRNOS`, also raised by the block's own writes),
+            syncing or renaming the temporary file.
     """
     if mode not in ('w', 'wb'):
         raise InvalidInputError(f"atomic_write mode must be 'w' or 'wb', "
                                 f'not {mode!r}')
     if mode == 'w' and encoding is None:
         encoding = 'utf-8'
-    folder = osp.dirname(osp.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    remove_stale_temps(path)
+    existed = osp.lexists(path)
     tmp = temp_path(path)
     _install_sigterm_cleanup()
     with _lock:
         _live_temps.add(tmp)
     try:
-        with open(tmp, mode, encoding=encoding) as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~get_umask())
-        os.replace(tmp, path)
+        try:
+            os.makedirs(osp.dirname(tmp), exist_ok=True)
+            remove_stale_temps(path)
+            f = open(tmp, mode, encoding=encoding)
+        except OSError as e:
+            raise _write_error(path, e, existed) from None
+        with f:
+            try:
+                yield f
+            except OSError as e:
+                if e.errno not in WRITE_ERRNOS:
+                    raise
+                raise _write_error(path, e, existed) from None
+            try:
+                f.flush()
+                os.fsync(f.fileno())
+            except OSError as e:
+                raise _write_error(path, e, existed) from None
+        try:
+            os.chmod(tmp, 0o666 & ~get_umask())
+            os.replace(tmp, path)
+        except OSError as e:
+            raise _write_error(path, e, existed) from None
     except BaseException:
         with contextlib.suppress(OSError):
             os.remove(tmp)
@@ -165,6 +194,15 @@ def atomic_write(path: str,
     finally:
         with _lock:
             _live_temps.discard(tmp)
+
+
+def _write_error(path: str, error: OSError,
+                 existed: bool) -> OutputPathError:
+    """One line for a failed :func:`atomic_write`."""
+    reason = os.strerror(error.errno) if error.errno else str(error)
+    reason = reason[:1].lower() + reason[1:]
+    kept = 'the old file is untouched' if existed else 'nothing was written'
+    return OutputPathError(f'could not write {path}: {reason}; {kept}')
 
 
 def _inside(path: str, folder: str) -> bool:
@@ -200,6 +238,10 @@ def check_output(path: str,
     for item in inputs:
         if not osp.lexists(item):
             continue
+        if osp.exists(path) and osp.exists(item) and osp.samefile(
+                path, item):  # also a hard link of an input
+            raise OutputPathError(
+                f'{path}: is one of the inputs; write it elsewhere')
         if _inside(path, item) and osp.isdir(item):
             raise OutputPathError(
                 f'{path}: is inside the input folder {item}; write it '

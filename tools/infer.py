@@ -29,7 +29,7 @@ saved in chunks under ``<out>.parts/`` (see :mod:`mmprompt.apis.bulk`);
 import argparse
 import os
 import time
-from typing import List, Optional
+from typing import Any, Callable, List, Optional
 
 import numpy as np
 import torch
@@ -153,10 +153,14 @@ def build_task(args: argparse.Namespace):
         from mmprompt.apis import ImageTagger
         tagger = ImageTagger(
             args.model, pretrained, device, precision=args.precision)
+        descriptions = None
         if args.categories:
-            tagger.set_categories(
-                category_spec(args.categories), args.templates)
-        return bulk.TagTask(tagger, args.threshold)
+            spec = category_spec(args.categories)
+            tagger.set_categories(spec, args.templates)
+            from mmprompt.models.ram.label_embedding import (load_categories,
+                                                             split_categories)
+            descriptions = split_categories(load_categories(spec))[1]
+        return bulk.TagTask(tagger, args.threshold, descriptions)
     if args.task == 'classify' and args.learned:
         return bulk.ClassifyTask(learned_model(args, device), args.topk)
     if args.task == 'classify':
@@ -214,38 +218,60 @@ def learned_model(args: argparse.Namespace, device: str):
 
 
 def plan(args: argparse.Namespace, kind: str) -> dict:
-    """Rank 0's checks and listing: inputs first, then the outputs."""
+    """Rank 0's checks before the model is built, inputs first, then the
+    outputs; nothing is written yet."""
     items = list_images(args.inputs)
     paths = bulk.output_paths(args.out, kind)
-    manifest = dict(
-        format=bulk.FORMAT,
-        task=args.task,
-        model=args.model,
-        checkpoint=args.checkpoint,
-        categories=args.categories,
-        templates=args.templates,
-        learned=args.learned,
-        threshold=args.threshold,
-        topk=args.topk if args.task == 'classify' else None,
-        precision=args.precision,
-        chunk_size=args.chunk_size,
-        num_images=len(items),
-        listing=bulk.listing_digest(items))
-    mode = bulk.prepare_outputs(paths, manifest, args.force, args.resume)
+    mode = bulk.check_outputs(paths, args.force, args.resume)
     if mode == 'new':
         for key in ('out', 'failed', 'index'):
             if key in paths:
                 check_output(paths[key], args.force, inputs=args.inputs)
-        bulk.ChunkStore(paths, kind).start(manifest)
     return dict(items=items, paths=paths, mode=mode)
 
 
-def shared_plan(args: argparse.Namespace, kind: str) -> dict:
-    """:func:`plan` on rank 0, its result (or its error) on every rank."""
+def answer_digests(args: argparse.Namespace, task) -> dict:
+    """Digests of what decides the answers (see
+    :data:`mmprompt.apis.bulk.ANSWER_INPUTS`): the weight files' and the
+    learned prompts' contents, the resolved categories, templates,
+    descriptions and thresholds, and the model settings."""
+    from mmprompt.apis.model_zoo import weight_files
+    from mmprompt.utils.io import file_digest
+    answers = task.answer_inputs()
+    answers['model'] = dict(
+        settings=answers['model'], task=args.task, precision=args.precision)
+    digests = {
+        key: bulk.value_digest(value)
+        for key, value in answers.items()
+    }
+    digests['checkpoint'] = bulk.value_digest([
+        file_digest(f) for f in weight_files(args.model, args.checkpoint
+                                             or True)
+    ])
+    digests['learned'] = file_digest(args.learned) if args.learned else None
+    return digests
+
+
+def begin(args: argparse.Namespace, setup: dict, task) -> bulk.RunLock:
+    """Rank 0, once the model is built: lock the chunk folder and write the
+    manifest, or check the interrupted run's (``--resume``)."""
+    items = setup['items']
+    manifest = dict(
+        format=bulk.FORMAT,
+        task=args.task,
+        chunk_size=args.chunk_size,
+        num_images=len(items),
+        listing=bulk.listing_digest(items),
+        answers=answer_digests(args, task))
+    return bulk.begin_run(setup['paths'], manifest, setup['mode'])
+
+
+def on_main(fn: Callable, *args) -> Any:
+    """``fn(*args)`` on rank 0; its result (or its error) on every rank."""
     box = [None]
     if is_main_process():
         try:
-            box[0] = plan(args, kind)
+            box[0] = fn(*args)
         except UserError as e:
             box[0] = e
     if get_dist_info()[1] > 1:
@@ -310,9 +336,21 @@ def run_chunks(task, items, store, chunks, chunk_size, args,
 def main(argv: Optional[List[str]] = None) -> dict:
     args = parse_args(argv)
     init_distributed(args.launcher)
-    rank, world = get_dist_info()
     kind = 'npy' if args.task == 'embed' else 'jsonl'
-    setup = shared_plan(args, kind)
+    setup = on_main(plan, args, kind)
+    # The parts folder is made only once the model is built: a refused
+    # checkpoint or category set leaves nothing behind.
+    task = build_task(args)
+    lock = on_main(begin, args, setup, task)
+    try:
+        return run(args, task, setup, kind)
+    finally:
+        lock.release()  # a no-op where another process holds it
+
+
+def run(args: argparse.Namespace, task, setup: dict, kind: str) -> dict:
+    """Process the chunks not done yet, then merge them (rank 0)."""
+    rank, world = get_dist_info()
     items, paths = setup['items'], setup['paths']
     store = bulk.ChunkStore(paths, kind)
     num_chunks = -(-len(items) // args.chunk_size)
@@ -328,7 +366,6 @@ def main(argv: Optional[List[str]] = None) -> dict:
             f'{len(items)} images in {num_chunks} chunks, {todo} to do '
             f'({setup["mode"]} run) on {world} process(es)',
             logger='current')
-    task = build_task(args)
     progress = bulk.Progress(todo, is_main_process() and not args.no_progress)
     start = time.perf_counter()
     run_chunks(task, items, store, mine, args.chunk_size, args, progress)

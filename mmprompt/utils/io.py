@@ -81,7 +81,7 @@ def remove_stale_temps(path: str) -> List[str]:
         return removed
     for entry in entries:
         match = pattern.fullmatch(entry)
-        if not match or _pid_alive(int(match.group(1))):
+        if not match or pid_alive(int(match.group(1))):
             continue
         with contextlib.suppress(OSError):
             os.remove(osp.join(folder, entry))
@@ -89,7 +89,8 @@ def remove_stale_temps(path: str) -> List[str]:
     return removed
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` of this host lives (this one does)."""
     if pid == os.getpid():
         return True
     try:

@@ -170,24 +170,24 @@ def atomic_write(path: str,
             remove_stale_temps(path)
             f = open(tmp, mode, encoding=encoding)
         except OSError as e:
-            raise _write_error(path, e, existed) from None
+            raise write_failure(path, e, existed) from None
         with f:
             try:
                 yield f
             except OSError as e:
                 if e.errno not in WRITE_ERRNOS:
                     raise
-                raise _write_error(path, e, existed) from None
+                raise write_failure(path, e, existed) from None
             try:
                 f.flush()
                 os.fsync(f.fileno())
             except OSError as e:
-                raise _write_error(path, e, existed) from None
+                raise write_failure(path, e, existed) from None
         try:
             os.chmod(tmp, 0o666 & ~get_umask())
             os.replace(tmp, path)
         except OSError as e:
-            raise _write_error(path, e, existed) from None
+            raise write_failure(path, e, existed) from None
     except BaseException:
         with contextlib.suppress(OSError):
             os.remove(tmp)
@@ -197,9 +197,15 @@ def atomic_write(path: str,
             _live_temps.discard(tmp)
 
 
-def _write_error(path: str, error: OSError,
-                 existed: bool) -> OutputPathError:
-    """One line for a failed :func:`atomic_write`."""
+def write_failure(path: str, error: OSError,
+                  existed: bool) -> OutputPathError:
+    """The one line of a failed write of ``path`` (a full disk...).
+
+    Args:
+        path (str): The output.
+        error (OSError): What the file system said.
+        existed (bool): Whether ``path`` existed (and is left as it was).
+    """
     reason = os.strerror(error.errno) if error.errno else str(error)
     reason = reason[:1].lower() + reason[1:]
     kept = 'the old file is untouched' if existed else 'nothing was written'

@@ -1,7 +1,7 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
-"""demo/classify.py --out: checked before the model is built (an input,
-an existing file, an unwritable folder), written atomically, a full disk
-one line with the old file intact."""
+"""The demos' --out: checked before the model is built (an input, an
+existing file, an unwritable folder), written atomically, a full disk one
+line with the old file intact."""
 import errno
 import json
 import os
@@ -16,6 +16,8 @@ from mmprompt.utils.errors import OutputPathError
 
 CLI = load_module('_mmprompt_demo_classify',
                   osp.join(REPO_ROOT, 'demo', 'classify.py'))
+TAG = load_module('_mmprompt_demo_tag_images',
+                  osp.join(REPO_ROOT, 'demo', 'tag_images.py'))
 
 
 @pytest.fixture
@@ -100,3 +102,26 @@ def test_force_replaces_atomically_and_a_full_disk_keeps_the_old_file(
     assert len(written[0]['pred_classes']) == 1
     assert sorted(os.listdir(tmp_path)) == [
         'cat.png', 'cfg.py', 'clip.pth', 'results.json']
+
+
+def test_tag_images_out_that_is_a_model_input_is_refused(
+        image, tmp_path, monkeypatch):
+    """The category file and the checkpoint are inputs too."""
+    import mmprompt.apis
+
+    def build(*args, **kwargs):
+        raise AssertionError('the model was built before the refusal')
+
+    monkeypatch.setattr(mmprompt.apis, 'ImageTagger', build)
+    names = tmp_path / 'names.jsonl'
+    names.write_text('cat\n')
+    ckpt = tmp_path / 'ram.pth'
+    ckpt.write_bytes(b'weights')
+    for out in (names, ckpt):
+        with pytest.raises(OutputPathError,
+                           match=f'^{out}: is one of the inputs'):
+            TAG.main([str(image), '--config', 'ram', '--checkpoint',
+                      str(ckpt), '--categories', str(names), '--out',
+                      str(out), '--force'])
+    assert names.read_text() == 'cat\n'
+    assert ckpt.read_bytes() == b'weights'

@@ -24,7 +24,7 @@ import os.path as osp
 import re
 import signal
 import threading
-from typing import IO, Iterable, Iterator, List, Set
+from typing import IO, Iterable, Iterator, List, Optional, Set
 
 from .errors import InvalidInputError, OutputPathError
 
@@ -151,8 +151,9 @@ def atomic_write(path: str,
 
     Raises:
         OutputPathError: If the file system fails: creating, writing
-            (:data:`WRITE_ERRNOS`, also raised by the block's own writes),
-            syncing or renaming the temporary file.
+            (:data:`WRITE_ERRNOS`, also behind the block's own exceptions,
+            see :func:`_write_error_of`), syncing or renaming the
+            temporary file.
     """
     if mode not in ('w', 'wb'):
         raise InvalidInputError(f"atomic_write mode must be 'w' or 'wb', "
@@ -170,24 +171,30 @@ def atomic_write(path: str,
             remove_stale_temps(path)
             f = open(tmp, mode, encoding=encoding)
         except OSError as e:
-            raise write_failure(path, e, existed) from None
-        with f:
+            raise write_failure(path, e, existed) from e
+        try:
             try:
                 yield f
-            except OSError as e:
-                if e.errno not in WRITE_ERRNOS:
+            except Exception as e:
+                cause = _write_error_of(e, osp.dirname(tmp))
+                if cause is None:
                     raise
-                raise write_failure(path, e, existed) from None
+                raise write_failure(path, cause, existed) from e
             try:
                 f.flush()
                 os.fsync(f.fileno())
+                f.close()
             except OSError as e:
-                raise write_failure(path, e, existed) from None
+                raise write_failure(path, e, existed) from e
+        finally:
+            # Closed in any case; a buffer a full disk refuses is dropped.
+            with contextlib.suppress(OSError):
+                f.close()
         try:
             os.chmod(tmp, 0o666 & ~get_umask())
             os.replace(tmp, path)
         except OSError as e:
-            raise write_failure(path, e, existed) from None
+            raise write_failure(path, e, existed) from e
     except BaseException:
         with contextlib.suppress(OSError):
             os.remove(tmp)
@@ -195,6 +202,34 @@ def atomic_write(path: str,
     finally:
         with _lock:
             _live_temps.discard(tmp)
+
+
+def _write_error_of(error: BaseException,
+                    folder: str) -> Optional[OSError]:
+    """The file-system error behind an exception of an
+    :func:`atomic_write` block, if it is one.
+
+    Serializers wrap it: ``torch.save`` raises a ``RuntimeError`` with the
+    ``OSError`` as context; safetensors (Rust) its own error, saying
+    ``(os error 28)``. A folder left with no free space counts as a full
+    disk too.
+    """
+    seen = set()
+    cause = error
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, OSError) and cause.errno in WRITE_ERRNOS:
+            return cause
+        rust = re.search(r'\(os error (\d+)\)', str(cause))
+        if rust and int(rust.group(1)) in WRITE_ERRNOS:
+            number = int(rust.group(1))
+            return OSError(number, os.strerror(number))
+        cause = cause.__cause__ or cause.__context__
+    try:
+        full = os.statvfs(folder).f_bavail == 0
+    except (OSError, AttributeError):  # AttributeError: no statvfs
+        full = False
+    return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)) if full else None
 
 
 def write_failure(path: str, error: OSError,

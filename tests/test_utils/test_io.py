@@ -1,5 +1,6 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
 import errno
+import io
 import json
 import os
 import os.path as osp
@@ -95,6 +96,62 @@ def test_full_disk_on_fsync_is_one_line(tmp_path, monkeypatch):
             f.write(b'new')
     assert out.read_bytes() == b'old'
     assert os.listdir(tmp_path) == ['a.bin']
+
+
+class _FullRaw(io.FileIO):
+    """A real file (so that fileno, fsync and removal work) whose writes
+    fail as on a full disk."""
+
+    def write(self, data):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+@pytest.mark.parametrize('text', [True, False])
+@pytest.mark.parametrize('size', [10, 1000])
+def test_full_disk_behind_the_buffer_and_at_close(tmp_path, monkeypatch,
+                                                  text, size):
+    """The buffer refuses its bytes in the block and again when the file
+    is closed: still one line, the old file intact, no temporary file (a
+    real 256 KiB tmpfs gave the bare OSError of close before)."""
+    import mmprompt.utils.io as io_module
+
+    def full_open(path, mode, encoding=None):
+        buffer = io.BufferedWriter(_FullRaw(path, 'w'), 100)
+        return io.TextIOWrapper(buffer, encoding) if text else buffer
+
+    monkeypatch.setattr(io_module, 'open', full_open, raising=False)
+    out = tmp_path / 'r.json'
+    out.write_text('old')
+    with pytest.raises(OutputPathError, match='no space left on device; '
+                       'the old file is untouched$'):
+        with atomic_write(str(out), 'w' if text else 'wb') as f:
+            data = json.dumps(list(range(size)))[:size]
+            f.write(data if text else data.encode())
+    assert out.read_text() == 'old'
+    assert os.listdir(tmp_path) == ['r.json']
+
+
+def test_full_disk_inside_a_serializer_error(tmp_path):
+    """torch.save raises a RuntimeError with the OSError as context;
+    safetensors (Rust) an error saying "(os error 28)"."""
+    out = tmp_path / 'w.pth'
+    out.write_bytes(b'old')
+    with pytest.raises(OutputPathError, match='no space left on device'):
+        with atomic_write(str(out)):
+            try:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            except OSError:
+                raise RuntimeError('[enforce fail at inline_container.cc] '
+                                   'unexpected pos 768 vs 662')
+    with pytest.raises(OutputPathError, match='disk quota exceeded'):
+        with atomic_write(str(out)):
+            raise ValueError('Error while serializing: I/O error: Disk quota'
+                             f' exceeded (os error {errno.EDQUOT})')
+    with pytest.raises(ValueError, match='os error 2\\)'):  # not a write
+        with atomic_write(str(out)):
+            raise ValueError('No such file or directory (os error 2)')
+    assert out.read_bytes() == b'old'
+    assert os.listdir(tmp_path) == ['w.pth']
 
 
 def test_stale_temp_of_a_dead_process_is_removed(tmp_path):

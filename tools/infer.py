@@ -24,7 +24,8 @@ order: JSON lines (``tag``: ``image``, ``tags``, ``tags_chinese``,
 L2-normalised features and ``<stem>.index.jsonl`` (``image``, ``row``).
 Unreadable images go to ``<stem>.failed.jsonl`` with the reason. Work is
 saved in chunks under ``<out>.parts/`` (see :mod:`mmprompt.apis.bulk`);
-``--resume`` continues an interrupted run, with any number of processes.
+``--resume`` continues an interrupted run, with any number of processes, if
+nothing that decides the answers changed.
 """
 import argparse
 import os

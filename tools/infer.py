@@ -224,10 +224,15 @@ def plan(args: argparse.Namespace, kind: str) -> dict:
     items = list_images(args.inputs)
     paths = bulk.output_paths(args.out, kind)
     mode = bulk.check_outputs(paths, args.force, args.resume)
+    inputs = [
+        *args.inputs, *(args.categories or []), args.model, args.checkpoint,
+        args.learned
+    ]
     if mode == 'new':
         for key in ('out', 'failed', 'index'):
             if key in paths:
-                check_output(paths[key], args.force, inputs=args.inputs)
+                check_output(paths[key], args.force,
+                             inputs=[p for p in inputs if p])
     return dict(items=items, paths=paths, mode=mode)
 
 

@@ -140,6 +140,12 @@ def test_outputs_are_never_lost(tagging, reference, tmp_path):
     inside = osp.join(tagging['inputs'][0], 'tags.jsonl')
     with pytest.raises(OutputPathError, match='inside the input folder'):
         TOOL.main(tag_args(tagging, inside))
+    names = tmp_path / 'names.jsonl'  # the model's inputs count too
+    names.write_text('cat\n')
+    with pytest.raises(OutputPathError, match='is one of the inputs'):
+        TOOL.main(tag_args(tagging, names, '--categories', str(names),
+                           '--force'))
+    assert names.read_text() == 'cat\n'
     TOOL.main(tag_args(tagging, out, '--force', '--num-workers', '0'))
     assert_same_records(read_jsonl(out), reference['tags'])
     with pytest.raises(OutputPathError, match='nothing to resume'):

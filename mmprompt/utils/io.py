@@ -176,7 +176,9 @@ def atomic_write(path: str,
             try:
                 yield f
             except Exception as e:
-                cause = _write_error_of(e, osp.dirname(tmp))
+                # An OutputPathError is a nested write's, named already.
+                cause = None if isinstance(e, OutputPathError) else \
+                    _write_error_of(e, osp.dirname(tmp))
                 if cause is None:
                     raise
                 raise write_failure(path, cause, existed) from e

@@ -152,6 +152,13 @@ def test_full_disk_inside_a_serializer_error(tmp_path):
             raise ValueError('No such file or directory (os error 2)')
     assert out.read_bytes() == b'old'
     assert os.listdir(tmp_path) == ['w.pth']
+    # Nested writes (bulk's merge): the line names the file that failed.
+    inner = tmp_path / 'inner.json'
+    with pytest.raises(OutputPathError,
+                       match=f'^could not write {inner}: no space'):
+        with atomic_write(str(out)), atomic_write(str(inner)) as f:
+            _FullDisk(f, 0).write(b'x')
+    assert os.listdir(tmp_path) == ['w.pth']
 
 
 def test_stale_temp_of_a_dead_process_is_removed(tmp_path):

@@ -154,14 +154,10 @@ def build_task(args: argparse.Namespace):
         from mmprompt.apis import ImageTagger
         tagger = ImageTagger(
             args.model, pretrained, device, precision=args.precision)
-        descriptions = None
-        if args.categories:
-            spec = category_spec(args.categories)
+        spec = category_spec(args.categories)
+        if spec is not None:
             tagger.set_categories(spec, args.templates)
-            from mmprompt.models.ram.label_embedding import (load_categories,
-                                                             split_categories)
-            descriptions = split_categories(load_categories(spec))[1]
-        return bulk.TagTask(tagger, args.threshold, descriptions)
+        return bulk.TagTask(tagger, args.threshold, spec)
     if args.task == 'classify' and args.learned:
         return bulk.ClassifyTask(learned_model(args, device), args.topk)
     if args.task == 'classify':

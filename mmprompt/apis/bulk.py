@@ -71,19 +71,19 @@ class TagTask:
         tagger (ImageTagger): The inferencer, categories already set.
         threshold (float, optional): One threshold for every tag.
             Defaults to None (the model's).
-        descriptions (dict, optional): Label -> descriptions of the
-            open-set categories (RAM++), for :meth:`answer_inputs`.
-            Defaults to None.
+        categories (str | list, optional): The open-set categories the
+            tagger was given, for the descriptions of :meth:`answer_inputs`.
+            Defaults to None (the configured ones).
     """
     kind = 'jsonl'
 
     def __init__(self,
                  tagger: Any,
                  threshold: Optional[float] = None,
-                 descriptions: Optional[Dict[int, Sequence[str]]] = None):
+                 categories: Optional[Any] = None):
         self.tagger = tagger
         self.threshold = threshold
-        self.descriptions = descriptions
+        self.categories = categories
         self.transform = RAMTransform(tagger.image_size)
 
     def answer_inputs(self) -> dict:
@@ -91,14 +91,21 @@ class TagTask:
         model = self.tagger.model
         vocabulary = model.vocabulary
         encoder = getattr(model, 'category_encoder', None)
-        openset = bool(getattr(model, 'is_openset', False))
+        templates = descriptions = None
+        if getattr(model, 'is_openset', False) and encoder is not None:
+            from mmprompt.models.ram.label_embedding import (load_categories,
+                                                             split_categories)
+            templates = encoder.templates
+            spec = encoder.categories if self.categories is None else \
+                self.categories
+            descriptions = split_categories(load_categories(spec))[1]
         return dict(
             categories=[
                 vocabulary.names, vocabulary.names_chinese,
                 sorted(getattr(vocabulary, 'deleted', ()))
             ],
-            templates=encoder.templates if openset and encoder else None,
-            descriptions=self.descriptions if openset else None,
+            templates=templates,
+            descriptions=descriptions,
             thresholds=[vocabulary.thresholds.tolist(), self.threshold],
             model=config_of(model))
 

@@ -497,3 +497,34 @@ def test_refused_first_run_leaves_no_parts(clip_model, tmp_path):
     assert sorted(os.listdir(tmp_path)) == ['bad.pth', 'names.txt']
     TOOL.main([*common, '--checkpoint', clip_model['checkpoint']])
     assert len(read_jsonl(out)) == 4
+
+
+def test_resume_refuses_other_descriptions(tagging, ram_vectors_dir,
+                                           tmp_path, monkeypatch):
+    """RAM++ open set: a description edited in the --categories file (the
+    names kept) is refused by name."""
+    root = tagging['root']
+    config = R.write_tiny_config(
+        str(tmp_path / 'plus_openset.py'),
+        'ram/ram-plus_swin-large-p4-w12_384px_openset.py', 8,
+        text_encoder=R.tiny_text_encoder(
+            R.save_text_encoder(str(tmp_path / 'text.pth'))))
+    items = [{'cat': ['a small furry pet', 'an animal with whiskers']},
+             {'red car': ['a vehicle on a road', 'a painted automobile']}]
+    categories = tmp_path / 'categories.json'
+    categories.write_text(json.dumps(items))
+    out = tmp_path / 'tags.jsonl'
+    argv = ['tag', str(root / 'list.txt'), '--model', config, '--checkpoint',
+            R.convert_tiny(ram_vectors_dir, str(tmp_path), 'ram_plus'),
+            '--categories', str(categories), '--out', str(out),
+            '--chunk-size', '1', '--no-progress', '--num-workers', '0']
+    restore = _interrupt_after(monkeypatch, 1)
+    with pytest.raises(KeyboardInterrupt):
+        TOOL.main(argv)
+    restore()
+    items[1]['red car'][1] = 'a shiny automobile'
+    categories.write_text(json.dumps(items))
+    with pytest.raises(OutputPathError,
+                       match=r'\.parts: the interrupted run used other '
+                       r'descriptions; restore'):
+        TOOL.main([*argv, '--resume'])

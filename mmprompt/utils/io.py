@@ -33,8 +33,9 @@ TEMP_SUFFIX = '.tmp-mmprompt'
 #: Errors of the file system being written, whoever calls ``write``: the
 #: serializer inside an :func:`atomic_write` block gets them too.
 WRITE_ERRNOS = frozenset(
-    getattr(errno, name) for name in ('ENOSPC', 'EDQUOT', 'EFBIG', 'EIO',
-                                      'EROFS') if hasattr(errno, name))
+    getattr(errno, name)
+    for name in ('ENOSPC', 'EDQUOT', 'EFBIG', 'EIO', 'EROFS')
+    if hasattr(errno, name))
 
 _live_temps: Set[str] = set()
 _lock = threading.Lock()
@@ -206,8 +207,7 @@ def atomic_write(path: str,
             _live_temps.discard(tmp)
 
 
-def _write_error_of(error: BaseException,
-                    folder: str) -> Optional[OSError]:
+def _write_error_of(error: BaseException, folder: str) -> Optional[OSError]:
     """The file-system error behind an exception of an
     :func:`atomic_write` block, if it is one.
 
@@ -234,8 +234,7 @@ def _write_error_of(error: BaseException,
     return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)) if full else None
 
 
-def write_failure(path: str, error: OSError,
-                  existed: bool) -> OutputPathError:
+def write_failure(path: str, error: OSError, existed: bool) -> OutputPathError:
     """The one line of a failed write of ``path`` (a full disk...).
 
     Args:

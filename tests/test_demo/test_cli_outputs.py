@@ -43,29 +43,30 @@ def test_out_that_is_an_input_image_is_refused(image, no_model):
     data = image.read_bytes()
     for extra in ([], ['--force']):
         with pytest.raises(OutputPathError) as info:
-            CLI.main([str(image), '--categories', 'cat', 'dog', '--out',
-                      str(image), *extra])
+            CLI.main([
+                str(image), '--categories', 'cat', 'dog', '--out',
+                str(image), *extra
+            ])
         assert str(info.value) == (
             f'{image}: is one of the inputs; write it elsewhere')
     assert image.read_bytes() == data
 
 
-def test_unwritable_destination_is_refused_first(image, tmp_path,
-                                                 monkeypatch, no_model):
+def test_unwritable_destination_is_refused_first(image, tmp_path, monkeypatch,
+                                                 no_model):
     out = tmp_path / 'results.json'
     out.write_text('old')
-    with pytest.raises(OutputPathError,
-                       match='exists; pass --force to overwrite it'):
+    with pytest.raises(
+            OutputPathError, match='exists; pass --force to overwrite it'):
         CLI.main([str(image), '--out', str(out)])
     assert out.read_text() == 'old'
-    with pytest.raises(OutputPathError,
-                       match=f'{out} is not a folder$'):
+    with pytest.raises(OutputPathError, match=f'{out} is not a folder$'):
         CLI.main([str(image), '--out', str(out / 'sub' / 'r.json')])
     ro = tmp_path / 'ro'
     ro.mkdir()
     real_access = os.access
-    monkeypatch.setattr(os, 'access', lambda p, m: osp.realpath(p) != str(
-        ro) and real_access(p, m))  # as root, chmod cannot show it
+    monkeypatch.setattr(os, 'access', lambda p, m: osp.realpath(p) != str(ro)
+                        and real_access(p, m))  # as root, chmod cannot show it
     with pytest.raises(OutputPathError, match=f'{ro} is not writable$'):
         CLI.main([str(image), '--out', str(ro / 'r.json')])
     assert sorted(os.listdir(tmp_path)) == ['cat.png', 'results.json', 'ro']
@@ -82,8 +83,11 @@ def test_force_replaces_atomically_and_a_full_disk_keeps_the_old_file(
         model=dict(categories=['cat', 'dog'], templates='simple'))
     out = tmp_path / 'results.json'
     out.write_text('old')
-    argv = [str(image), '--model', config, '--checkpoint', checkpoint,
-            '--topk', '1', '--out', str(out), '--force']
+    argv = [
+        str(image), '--model', config, '--checkpoint', checkpoint, '--topk',
+        '1', '--out',
+        str(out), '--force'
+    ]
 
     def full(fd):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
@@ -101,7 +105,8 @@ def test_force_replaces_atomically_and_a_full_disk_keeps_the_old_file(
     assert written[0]['pred_classes'] == results[0]['pred_classes']
     assert len(written[0]['pred_classes']) == 1
     assert sorted(os.listdir(tmp_path)) == [
-        'cat.png', 'cfg.py', 'clip.pth', 'results.json']
+        'cat.png', 'cfg.py', 'clip.pth', 'results.json'
+    ]
 
 
 def test_tag_images_out_that_is_a_model_input_is_refused(
@@ -118,10 +123,13 @@ def test_tag_images_out_that_is_a_model_input_is_refused(
     ckpt = tmp_path / 'ram.pth'
     ckpt.write_bytes(b'weights')
     for out in (names, ckpt):
-        with pytest.raises(OutputPathError,
-                           match=f'^{out}: is one of the inputs'):
-            TAG.main([str(image), '--config', 'ram', '--checkpoint',
-                      str(ckpt), '--categories', str(names), '--out',
-                      str(out), '--force'])
+        with pytest.raises(
+                OutputPathError, match=f'^{out}: is one of the inputs'):
+            TAG.main([
+                str(image), '--config', 'ram', '--checkpoint',
+                str(ckpt), '--categories',
+                str(names), '--out',
+                str(out), '--force'
+            ])
     assert names.read_text() == 'cat\n'
     assert ckpt.read_bytes() == b'weights'

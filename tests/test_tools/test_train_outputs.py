@@ -42,8 +42,8 @@ def test_learned_file_checked_before_training(tmp_path, monkeypatch,
         f'{learned}: exists; pass --force (or --resume) to overwrite it')
     assert learned.read_bytes() == b'keep'
     real_access = os.access
-    monkeypatch.setattr(os, 'access', lambda p, m: osp.realpath(p) != str(
-        work) and real_access(p, m))  # as root, chmod cannot show it
+    monkeypatch.setattr(os, 'access', lambda p, m: osp.realpath(p) != str(work)
+                        and real_access(p, m))  # as root, chmod cannot show it
     with pytest.raises(OutputPathError, match=f'{work} is not writable$'):
         TOOL.main([str(config), '--work-dir', str(work), '--force'])
     with pytest.raises(OutputPathError, match='coop.py is not a folder$'):

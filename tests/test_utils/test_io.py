@@ -90,8 +90,10 @@ def test_full_disk_on_fsync_is_one_line(tmp_path, monkeypatch):
         raise OSError(errno.EDQUOT, os.strerror(errno.EDQUOT))
 
     monkeypatch.setattr(os, 'fsync', no_room)
-    with pytest.raises(OutputPathError, match=r'^could not write .*a\.bin: '
-                       r'disk quota exceeded; the old file is untouched$'):
+    with pytest.raises(
+            OutputPathError,
+            match=r'^could not write .*a\.bin: '
+            r'disk quota exceeded; the old file is untouched$'):
         with atomic_write(str(out)) as f:
             f.write(b'new')
     assert out.read_bytes() == b'old'
@@ -108,8 +110,8 @@ class _FullRaw(io.FileIO):
 
 @pytest.mark.parametrize('text', [True, False])
 @pytest.mark.parametrize('size', [10, 1000])
-def test_full_disk_behind_the_buffer_and_at_close(tmp_path, monkeypatch,
-                                                  text, size):
+def test_full_disk_behind_the_buffer_and_at_close(tmp_path, monkeypatch, text,
+                                                  size):
     """The buffer refuses its bytes in the block and again when the file
     is closed: still one line, the old file intact, no temporary file (a
     real 256 KiB tmpfs gave the bare OSError of close before)."""
@@ -122,8 +124,10 @@ def test_full_disk_behind_the_buffer_and_at_close(tmp_path, monkeypatch,
     monkeypatch.setattr(io_module, 'open', full_open, raising=False)
     out = tmp_path / 'r.json'
     out.write_text('old')
-    with pytest.raises(OutputPathError, match='no space left on device; '
-                       'the old file is untouched$'):
+    with pytest.raises(
+            OutputPathError,
+            match='no space left on device; '
+            'the old file is untouched$'):
         with atomic_write(str(out), 'w' if text else 'wb') as f:
             data = json.dumps(list(range(size)))[:size]
             f.write(data if text else data.encode())
@@ -154,8 +158,8 @@ def test_full_disk_inside_a_serializer_error(tmp_path):
     assert os.listdir(tmp_path) == ['w.pth']
     # Nested writes (bulk's merge): the line names the file that failed.
     inner = tmp_path / 'inner.json'
-    with pytest.raises(OutputPathError,
-                       match=f'^could not write {inner}: no space'):
+    with pytest.raises(
+            OutputPathError, match=f'^could not write {inner}: no space'):
         with atomic_write(str(out)), atomic_write(str(inner)) as f:
             _FullDisk(f, 0).write(b'x')
     assert os.listdir(tmp_path) == ['w.pth']
@@ -228,8 +232,8 @@ def test_check_output_unwritable_folder(tmp_path, monkeypatch):
     if os.geteuid() == 0:
         real_access = os.access
         monkeypatch.setattr(
-            os, 'access', lambda p, m: osp.realpath(p) != str(ro) and
-            real_access(p, m))
+            os, 'access',
+            lambda p, m: osp.realpath(p) != str(ro) and real_access(p, m))
     os.chmod(ro, 0o500)
     try:
         with pytest.raises(OutputPathError, match=f'{ro} is not writable'):

@@ -27,6 +27,8 @@ from typing import Dict, List, Optional
 
 from mmengine.logging import print_log
 
+from mmprompt.utils.io import atomic_write, check_output
+
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
@@ -69,7 +71,26 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--topk', type=int, default=5, help='default: 5')
     parser.add_argument('--device', default='cpu', help='default: cpu')
     parser.add_argument('--out', help='also write the results to this JSON')
+    parser.add_argument(
+        '--force', action='store_true', help='replace an existing --out')
     return parser.parse_args(argv)
+
+
+def check_out(args: argparse.Namespace) -> None:
+    """Refuse, before the model is built, an ``--out`` that is one of the
+    input files, exists (without ``--force``) or cannot be written."""
+    if not args.out:
+        return
+    examples = [
+        path for item in args.examples or []
+        for path in item.partition('=')[2 if '=' in item else 0].split(',')
+    ]
+    # Names that are no file (categories, set names) are skipped.
+    inputs = [
+        *args.images, *(args.categories or []), *examples, args.checkpoint,
+        args.templates, args.descriptions, args.learned
+    ]
+    check_output(args.out, args.force, inputs=[p for p in inputs if p])
 
 
 def parse_examples(items: Optional[List[str]]) -> Optional[object]:
@@ -92,6 +113,7 @@ def parse_examples(items: Optional[List[str]]) -> Optional[object]:
 
 def main(argv: Optional[List[str]] = None) -> list:
     args = parse_args(argv)
+    check_out(args)
     from mmprompt.apis import ZeroShotClassifier
     from mmprompt.models.clip.prompts import builtin_category_sets
     overrides = {}
@@ -122,7 +144,7 @@ def main(argv: Optional[List[str]] = None) -> list:
             lines.append(f'  {score:7.2%}  {name}')
     print_log('\n'.join(lines), logger='current')
     if args.out:
-        with open(args.out, 'w', encoding='utf-8') as f:
+        with atomic_write(args.out, 'w') as f:
             json.dump(
                 [dict(image=p, **r) for p, r in zip(args.images, results)],
                 f,
@@ -136,4 +158,4 @@ if __name__ == '__main__':
         main()
     except (UserError, ValueError, TypeError, FileNotFoundError) as e:
         sys.stderr.write(f'error: {e}\n')
-        sys.exit(1)
+        sys.exit(2)

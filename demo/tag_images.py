@@ -149,10 +149,12 @@ def check_paths(args: argparse.Namespace) -> None:
     for item in args.inputs:
         if not osp.exists(item):
             raise UserError(f'{item}: no such file or folder')
+    inputs = [*args.inputs, *(args.categories or []), args.config,
+              args.checkpoint]
     check_output(
         args.out,
         force=args.force or args.resume,
-        inputs=args.inputs,
+        inputs=[p for p in inputs if p],
         flag='--force (or --resume)')
 
 

@@ -24,12 +24,13 @@ order: JSON lines (``tag``: ``image``, ``tags``, ``tags_chinese``,
 L2-normalised features and ``<stem>.index.jsonl`` (``image``, ``row``).
 Unreadable images go to ``<stem>.failed.jsonl`` with the reason. Work is
 saved in chunks under ``<out>.parts/`` (see :mod:`mmprompt.apis.bulk`);
-``--resume`` continues an interrupted run, with any number of processes.
+``--resume`` continues an interrupted run, with any number of processes, if
+nothing that decides the answers changed.
 """
 import argparse
 import os
 import time
-from typing import List, Optional
+from typing import Any, Callable, List, Optional
 
 import numpy as np
 import torch
@@ -153,10 +154,10 @@ def build_task(args: argparse.Namespace):
         from mmprompt.apis import ImageTagger
         tagger = ImageTagger(
             args.model, pretrained, device, precision=args.precision)
-        if args.categories:
-            tagger.set_categories(
-                category_spec(args.categories), args.templates)
-        return bulk.TagTask(tagger, args.threshold)
+        spec = category_spec(args.categories)
+        if spec is not None:
+            tagger.set_categories(spec, args.templates)
+        return bulk.TagTask(tagger, args.threshold, spec)
     if args.task == 'classify' and args.learned:
         model, vocabulary = learned_model(args, device)
         return bulk.ClassifyTask(model, args.topk, vocabulary)
@@ -217,38 +218,65 @@ def learned_model(args: argparse.Namespace, device: str) -> tuple:
 
 
 def plan(args: argparse.Namespace, kind: str) -> dict:
-    """Rank 0's checks and listing: inputs first, then the outputs."""
+    """Rank 0's checks before the model is built, inputs first, then the
+    outputs; nothing is written yet."""
     items = list_images(args.inputs)
     paths = bulk.output_paths(args.out, kind)
-    manifest = dict(
-        format=bulk.FORMAT,
-        task=args.task,
-        model=args.model,
-        checkpoint=args.checkpoint,
-        categories=args.categories,
-        templates=args.templates,
-        learned=args.learned,
-        threshold=args.threshold,
-        topk=args.topk if args.task == 'classify' else None,
-        precision=args.precision,
-        chunk_size=args.chunk_size,
-        num_images=len(items),
-        listing=bulk.listing_digest(items))
-    mode = bulk.prepare_outputs(paths, manifest, args.force, args.resume)
+    mode = bulk.check_outputs(paths, args.force, args.resume)
+    inputs = [
+        *args.inputs, *(args.categories or []), args.model, args.checkpoint,
+        args.learned
+    ]
     if mode == 'new':
         for key in ('out', 'failed', 'index'):
             if key in paths:
-                check_output(paths[key], args.force, inputs=args.inputs)
-        bulk.ChunkStore(paths, kind).start(manifest)
+                check_output(paths[key], args.force,
+                             inputs=[p for p in inputs if p])
     return dict(items=items, paths=paths, mode=mode)
 
 
-def shared_plan(args: argparse.Namespace, kind: str) -> dict:
-    """:func:`plan` on rank 0, its result (or its error) on every rank."""
+def answer_digests(args: argparse.Namespace, task) -> dict:
+    """Digests of what decides the answers (see
+    :data:`mmprompt.apis.bulk.ANSWER_INPUTS`): the weight files' and the
+    learned prompts' contents, the resolved categories, templates,
+    descriptions and thresholds, and the model settings."""
+    from mmprompt.apis.model_zoo import weight_files
+    from mmprompt.utils.io import file_digest
+    answers = task.answer_inputs()
+    answers['model'] = dict(
+        settings=answers['model'], task=args.task, precision=args.precision)
+    digests = {
+        key: bulk.value_digest(value)
+        for key, value in answers.items()
+    }
+    digests['checkpoint'] = bulk.value_digest([
+        file_digest(f) for f in weight_files(args.model, args.checkpoint
+                                             or True)
+    ])
+    digests['learned'] = file_digest(args.learned) if args.learned else None
+    return digests
+
+
+def begin(args: argparse.Namespace, setup: dict, task) -> bulk.RunLock:
+    """Rank 0, once the model is built: lock the chunk folder and write the
+    manifest, or check the interrupted run's (``--resume``)."""
+    items = setup['items']
+    manifest = dict(
+        format=bulk.FORMAT,
+        task=args.task,
+        chunk_size=args.chunk_size,
+        num_images=len(items),
+        listing=bulk.listing_digest(items),
+        answers=answer_digests(args, task))
+    return bulk.begin_run(setup['paths'], manifest, setup['mode'])
+
+
+def on_main(fn: Callable, *args) -> Any:
+    """``fn(*args)`` on rank 0; its result (or its error) on every rank."""
     box = [None]
     if is_main_process():
         try:
-            box[0] = plan(args, kind)
+            box[0] = fn(*args)
         except UserError as e:
             box[0] = e
     if get_dist_info()[1] > 1:
@@ -313,9 +341,21 @@ def run_chunks(task, items, store, chunks, chunk_size, args,
 def main(argv: Optional[List[str]] = None) -> dict:
     args = parse_args(argv)
     init_distributed(args.launcher)
-    rank, world = get_dist_info()
     kind = 'npy' if args.task == 'embed' else 'jsonl'
-    setup = shared_plan(args, kind)
+    setup = on_main(plan, args, kind)
+    # The parts folder is made only once the model is built: a refused
+    # checkpoint or category set leaves nothing behind.
+    task = build_task(args)
+    lock = on_main(begin, args, setup, task)
+    try:
+        return run(args, task, setup, kind)
+    finally:
+        lock.release()  # a no-op where another process holds it
+
+
+def run(args: argparse.Namespace, task, setup: dict, kind: str) -> dict:
+    """Process the chunks not done yet, then merge them (rank 0)."""
+    rank, world = get_dist_info()
     items, paths = setup['items'], setup['paths']
     store = bulk.ChunkStore(paths, kind)
     num_chunks = -(-len(items) // args.chunk_size)
@@ -331,7 +371,6 @@ def main(argv: Optional[List[str]] = None) -> dict:
             f'{len(items)} images in {num_chunks} chunks, {todo} to do '
             f'({setup["mode"]} run) on {world} process(es)',
             logger='current')
-    task = build_task(args)
     progress = bulk.Progress(todo, is_main_process() and not args.no_progress)
     start = time.perf_counter()
     run_chunks(task, items, store, mine, args.chunk_size, args, progress)

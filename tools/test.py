@@ -234,11 +234,12 @@ def resolve_checkpoint(checkpoint: str) -> str:
 
 
 def check_outputs(args: argparse.Namespace) -> None:
-    """Refuse, before any work, a --out / --dump that cannot be written or
-    would replace a file without --force."""
+    """Refuse, before any work, a --out / --dump that cannot be written,
+    is an input, or would replace a file without --force."""
     for path in (args.out, args.dump):
         if path:
-            check_output(path, force=args.force)
+            check_output(path, force=args.force,
+                         inputs=[args.config, args.checkpoint])
 
 
 def build_runner(cfg: Config, config_path: str) -> Runner:

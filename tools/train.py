@@ -20,6 +20,7 @@ from mmengine.runner import Runner
 from mmprompt.utils.config import format_once
 from mmprompt.utils.dist import LAUNCHERS, setup_distributed
 from mmprompt.utils.errors import InvalidInputError, run_tool
+from mmprompt.utils.io import check_output
 
 LEARNED = 'learned.pth'
 
@@ -150,10 +151,10 @@ def main(argv: Optional[List[str]] = None) -> str:
     cfg = Config.fromfile(args.config)
     cfg = merge_args(cfg, args)
     learned = osp.join(cfg.work_dir, LEARNED)
-    if osp.exists(learned) and not (args.force or args.resume):
-        raise InvalidInputError(
-            f'{learned} exists: pass --force to train again there, '
-            '--resume to continue, or another --work-dir')
+    # Before training: the learned file can be written, and replaces one
+    # only with --force (or --resume).
+    check_output(learned, args.force or bool(args.resume),
+                 inputs=[args.config], flag='--force (or --resume)')
     setup_distributed(cfg, args.launcher, training=True)
     runner = Runner.from_cfg(format_once(cfg))
     runner.train()

@@ -10,15 +10,24 @@ processes, skips the chunks already there. At the end rank 0 merges the
 chunks, in input order, into the output and the list of unreadable images,
 and removes the parts.
 
+A resume continues only the run it was made for: the manifest records the
+digests of what decides the answers (:data:`ANSWER_INPUTS`) and a change of
+any of them is refused, naming it. A live run holds ``<out>.parts/lock``
+(:class:`RunLock`); a second run on the same output is refused, naming the
+owner.
+
 The tasks (:class:`TagTask`, :class:`ClassifyTask`, :class:`EmbedTask`) map
 a batch of decoded samples to one record per image: the tags, the top
 classes, or a row of L2-normalised CLIP image features.
 """
+import contextlib
 import hashlib
 import json
+import logging
 import os
 import os.path as osp
 import shutil
+import socket
 import sys
 import time
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
@@ -27,13 +36,32 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from mmengine.dataset import pseudo_collate
+from mmengine.logging import print_log
 
 from mmprompt.datasets.image_sources import (CLIPTransform, ImageItem,
                                              RAMTransform)
 from mmprompt.utils.errors import InvalidInputError, OutputPathError
-from mmprompt.utils.io import atomic_write
+from mmprompt.utils.io import atomic_write, pid_alive
 
-FORMAT = 1
+FORMAT = 2
+
+#: The manifest's ``answers``: what decides the answers, by name in the
+#: message refusing a resume that changes it.
+ANSWER_INPUTS = dict(
+    checkpoint='checkpoint',
+    learned='learned prompts',
+    categories='categories',
+    templates='templates',
+    descriptions='descriptions',
+    thresholds='thresholds',
+    model='model settings')
+#: The other manifest fields, likewise.
+RUN_INPUTS = dict(
+    format='mmprompt version',
+    task='task',
+    num_images='inputs',
+    listing='inputs',
+    chunk_size='--chunk-size')
 
 
 class TagTask:
@@ -43,13 +71,43 @@ class TagTask:
         tagger (ImageTagger): The inferencer, categories already set.
         threshold (float, optional): One threshold for every tag.
             Defaults to None (the model's).
+        categories (str | list, optional): The open-set categories the
+            tagger was given, for the descriptions of :meth:`answer_inputs`.
+            Defaults to None (the configured ones).
     """
     kind = 'jsonl'
 
-    def __init__(self, tagger: Any, threshold: Optional[float] = None):
+    def __init__(self,
+                 tagger: Any,
+                 threshold: Optional[float] = None,
+                 categories: Optional[Any] = None):
         self.tagger = tagger
         self.threshold = threshold
+        self.categories = categories
         self.transform = RAMTransform(tagger.image_size)
+
+    def answer_inputs(self) -> dict:
+        """The tags, templates, descriptions and thresholds scored."""
+        model = self.tagger.model
+        vocabulary = model.vocabulary
+        encoder = getattr(model, 'category_encoder', None)
+        templates = descriptions = None
+        if getattr(model, 'is_openset', False) and encoder is not None:
+            from mmprompt.models.ram.label_embedding import (load_categories,
+                                                             split_categories)
+            templates = encoder.templates
+            spec = encoder.categories if self.categories is None else \
+                self.categories
+            descriptions = split_categories(load_categories(spec))[1]
+        return dict(
+            categories=[
+                vocabulary.names, vocabulary.names_chinese,
+                sorted(getattr(vocabulary, 'deleted', ()))
+            ],
+            templates=templates,
+            descriptions=descriptions,
+            thresholds=[vocabulary.thresholds.tolist(), self.threshold],
+            model=config_of(model))
 
     def __call__(self, data: List[torch.Tensor]) -> List[dict]:
         preds = self.tagger.forward(dict(inputs=torch.stack(data)))
@@ -89,6 +147,16 @@ class ClassifyTask:
             model.clip.visual.img_size[0])
         self.transform = CLIPTransform(size)
 
+    def answer_inputs(self) -> dict:
+        """The categories, templates and descriptions, and top-k."""
+        model = self.model
+        return dict(
+            categories=list(model.categories),
+            templates=getattr(model, 'templates', None),
+            descriptions=getattr(model, 'descriptions', None),
+            thresholds=None,
+            model=dict(config=config_of(model), topk=self.topk))
+
     @torch.no_grad()
     def __call__(self, data: List[dict]) -> List[dict]:
         batch = self.model.data_preprocessor(pseudo_collate(data), False)
@@ -119,11 +187,34 @@ class EmbedTask:
         self.model = model
         self.transform = CLIPTransform(model.image_size)
 
+    def answer_inputs(self) -> dict:
+        """The model's config (no categories)."""
+        return dict(
+            categories=None,
+            templates=None,
+            descriptions=None,
+            thresholds=None,
+            model=config_of(self.model))
+
     @torch.no_grad()
     def __call__(self, data: List[dict]) -> np.ndarray:
         batch = self.model.data_preprocessor(pseudo_collate(data), False)
         feats = self.model.extract_image_feat(batch['inputs'])
         return F.normalize(feats.float(), dim=-1).cpu().numpy()
+
+
+def config_of(model: Any) -> Optional[dict]:
+    """The ``model`` dict of the config a model was built from."""
+    cfg = getattr(model, '_config', None)
+    model_cfg = None if cfg is None else cfg.get('model')
+    return None if model_cfg is None else model_cfg.to_dict()
+
+
+def value_digest(value: Any) -> str:
+    """SHA-256 of a JSON-like value (tuples as lists, keys sorted)."""
+    text = json.dumps(
+        value, sort_keys=True, ensure_ascii=False, default=repr)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def listing_digest(items: Sequence[ImageItem]) -> str:
@@ -180,12 +271,6 @@ class ChunkStore:
                 return json.load(f)
         except (OSError, ValueError):
             return None
-
-    def start(self, manifest: dict) -> None:
-        """Create the folder and write the manifest."""
-        os.makedirs(self.folder, exist_ok=True)
-        with atomic_write(self.manifest_path, 'w') as f:
-            json.dump(manifest, f, indent=1)
 
     def done(self, num_chunks: int) -> List[bool]:
         """Which chunks are finished."""
@@ -267,21 +352,112 @@ class ChunkStore:
         return rows, bad
 
 
-def prepare_outputs(paths: Dict[str, str], manifest: dict, force: bool,
-                    resume: bool) -> str:
-    """Decide, before any work, what to do with existing outputs.
+class RunLock:
+    """``<out>.parts/lock``: held by the live run writing the chunks.
+
+    Created with ``O_EXCL`` holding the owner's pid, host and start time.
+    A lock of a dead process of this host (a killed run) is taken over,
+    with a warning; any other is refused naming its owner.
+
+    Args:
+        folder (str): The chunk folder.
+    """
+
+    def __init__(self, folder: str) -> None:
+        self.folder = folder
+        self.path = osp.join(folder, 'lock')
+
+    def owner(self) -> Optional[dict]:
+        """The lock's record; ``{}`` if unreadable, None if unlocked."""
+        try:
+            with open(self.path, encoding='utf-8') as f:
+                owner = json.load(f)
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError):
+            return {}
+        return owner if isinstance(owner, dict) else {}
+
+    @staticmethod
+    def is_stale(owner: dict) -> bool:
+        """Whether ``owner`` is a dead process of this host."""
+        pid = owner.get('pid')
+        return (owner.get('host') == socket.gethostname()
+                and isinstance(pid, int) and not pid_alive(pid))
+
+    def refusal(self, owner: dict) -> OutputPathError:
+        if not owner:
+            return OutputPathError(
+                f'{self.folder}: another run is starting here (its lock '
+                f'file {self.path} is not written yet); if no run is '
+                'active, remove that file')
+        return OutputPathError(
+            f'{self.folder}: another run is writing here (pid '
+            f'{owner.get("pid")} on {owner.get("host")}, started '
+            f'{owner.get("started")}); wait for it to end or stop it')
+
+    def check(self) -> None:
+        """Refuse if a live run holds the lock."""
+        owner = self.owner()
+        if owner is not None and not self.is_stale(owner):
+            raise self.refusal(owner)
+
+    def acquire(self) -> None:
+        """Take the lock (the folder exists), or refuse naming its owner.
+
+        Raises:
+            OutputPathError: If another live run holds it.
+        """
+        record = dict(
+            pid=os.getpid(),
+            host=socket.gethostname(),
+            started=time.strftime('%Y-%m-%d %H:%M:%S %Z'))
+        while True:
+            try:
+                fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL,
+                             0o644)
+            except FileExistsError:
+                owner = self.owner()
+                if owner is None:
+                    continue  # released in between
+                if not self.is_stale(owner):
+                    raise self.refusal(owner) from None
+                print_log(
+                    f'{self.folder}: taking over the lock of pid '
+                    f'{owner["pid"]}, which is no longer running',
+                    logger='current',
+                    level=logging.WARNING)
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(self.path)
+                continue
+            with os.fdopen(fd, 'w', encoding='utf-8') as f:
+                json.dump(record, f)
+            return
+
+    def release(self) -> None:
+        """Remove the lock if this process holds it."""
+        owner = self.owner()
+        if owner and owner.get('pid') == os.getpid() and owner.get(
+                'host') == socket.gethostname():
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(self.path)
+
+
+def check_outputs(paths: Dict[str, str], force: bool, resume: bool) -> str:
+    """Decide, before the model is built, what to do with existing
+    outputs; nothing is written.
 
     Returns:
         str: ``'new'`` or ``'resume'``.
 
     Raises:
-        OutputPathError: If the run would lose data or cannot resume.
+        OutputPathError: If a live run writes there, or the run would lose
+            data or has nothing to resume.
     """
-    store_manifest = ChunkStore(paths, 'jsonl').read_manifest()
     parts = osp.isdir(paths['parts'])
+    if parts:
+        RunLock(paths['parts']).check()
     if force:
-        if parts:
-            shutil.rmtree(paths['parts'])
         return 'new'
     if parts:
         if not resume:
@@ -289,16 +465,80 @@ def prepare_outputs(paths: Dict[str, str], manifest: dict, force: bool,
                 f'{paths["parts"]}: an interrupted run left its chunks '
                 'here; pass --resume to continue it or --force to start '
                 'over')
-        if store_manifest != manifest:
-            raise OutputPathError(
-                f'{paths["parts"]}: was made for other inputs, model or '
-                'options; pass --force to start over')
         return 'resume'
     if resume and osp.exists(paths['out']):
         raise OutputPathError(
             f'{paths["out"]}: is complete, there is nothing to resume; pass '
             '--force to redo it')
     return 'new'
+
+
+def manifest_changes(old: Optional[dict], new: dict) -> List[str]:
+    """What differs between two manifests, by the names of
+    :data:`RUN_INPUTS` and :data:`ANSWER_INPUTS` (each once, in order)."""
+    if not isinstance(old, dict) or old.get('format') != new['format']:
+        return [RUN_INPUTS['format']]
+    changed = [
+        name for key, name in RUN_INPUTS.items()
+        if old.get(key) != new.get(key)
+    ]
+    old_answers = old.get('answers') or {}
+    changed += [
+        name for key, name in ANSWER_INPUTS.items()
+        if old_answers.get(key) != new['answers'].get(key)
+    ]
+    return list(dict.fromkeys(changed))
+
+
+def begin_run(paths: Dict[str, str], manifest: dict, mode: str) -> RunLock:
+    """Start or resume the chunk folder, once every input is checked.
+
+    A new run replaces the folder of a dead run (``--force``), creates it,
+    takes the lock and writes the manifest; a resumed run takes the lock
+    and refuses a manifest that differs. If this refuses, a folder it
+    created is removed.
+
+    Args:
+        paths (dict): From :func:`output_paths`.
+        manifest (dict): This run's, with ``answers`` (digests of
+            :data:`ANSWER_INPUTS`).
+        mode (str): Of :func:`check_outputs`.
+
+    Returns:
+        RunLock: The lock this process now holds.
+
+    Raises:
+        OutputPathError: If another run holds the lock, or the interrupted
+            run used other inputs (naming which).
+    """
+    folder = paths['parts']
+    lock = RunLock(folder)
+    if mode == 'resume':
+        lock.acquire()
+        changed = manifest_changes(
+            ChunkStore(paths, 'jsonl').read_manifest(), manifest)
+        if changed:
+            lock.release()
+            raise OutputPathError(
+                f'{folder}: the interrupted run used other '
+                f'{", ".join(changed)}; restore them to resume it, or pass '
+                '--force instead of --resume to start over')
+        return lock
+    if osp.isdir(folder):
+        lock.check()
+        shutil.rmtree(folder)
+    try:
+        os.makedirs(folder)
+    except FileExistsError:  # another run came first
+        raise lock.refusal(lock.owner() or {}) from None
+    try:
+        lock.acquire()
+        with atomic_write(osp.join(folder, 'manifest.json'), 'w') as f:
+            json.dump(manifest, f, indent=1)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    return lock
 
 
 class Progress:

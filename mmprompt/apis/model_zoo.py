@@ -322,6 +322,58 @@ def _use_text_encoder(cfg: Config, checkpoint: str) -> None:
     text_encoder['init_cfg'] = init_cfg
 
 
+def _weights(
+        cfg: Config, info: Optional[ModelInfo],
+        pretrained: Union[bool, str, None]
+) -> Tuple[Optional[str], Optional[str]]:
+    """The checkpoint :func:`get_model` loads, and the one of an open-set
+    RAM's text tower (official weights downloaded on first use)."""
+    if isinstance(pretrained, str) and pretrained:
+        return _checkpoint_arg(pretrained), None
+    if pretrained is not True:
+        return None, None
+    if info is None:
+        return cfg.get('load_from') or None, None
+    from . import hub
+    checkpoint, text_encoder = hub.get_checkpoint(info.name), None
+    if info.text_encoder and cfg.model.get('text_encoder'):
+        text_encoder = hub.get_checkpoint(info.text_encoder)
+    return checkpoint, text_encoder
+
+
+def weight_files(model: Union[str, Config],
+                 pretrained: Union[bool, str, None] = True) -> List[str]:
+    """The weight files :func:`get_model` loads for these arguments: the
+    checkpoint, an open-set RAM's text tower, and the existing files named
+    by ``init_cfg`` checkpoints of the config's model.
+
+    Args:
+        model (str | Config): As for :func:`get_model`.
+        pretrained (bool | str, optional): As for :func:`get_model`.
+            Defaults to True.
+
+    Returns:
+        list[str]: Real paths, sorted, without repeats.
+    """
+    cfg, info = load_config(model)
+    files = [f for f in _weights(cfg, info, pretrained) if f]
+
+    def walk(node) -> None:
+        if isinstance(node, dict):
+            init_cfg = node.get('init_cfg')
+            if isinstance(init_cfg, dict) and isinstance(
+                    init_cfg.get('checkpoint'), str):
+                files.append(init_cfg['checkpoint'])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, (list, tuple)):
+            for value in node:
+                walk(value)
+
+    walk(cfg.get('model'))
+    return sorted({osp.realpath(f) for f in files if osp.isfile(f)})
+
+
 def check_task(model: Union[str, Config, BaseModel], tasks: Tuple[str, ...],
                user: str) -> None:
     """Refuse, before anything is downloaded, a zoo name of another task.
@@ -391,17 +443,9 @@ def get_model(model: Union[str, Config, BaseModel],
     cfg, info = load_config(model)
     if kwargs:
         cfg.merge_from_dict(dict(model=copy.deepcopy(kwargs)))
-    checkpoint = None
-    if pretrained is True:
-        if info is not None:
-            from . import hub
-            checkpoint = hub.get_checkpoint(info.name)
-            if info.text_encoder and cfg.model.get('text_encoder'):
-                _use_text_encoder(cfg, hub.get_checkpoint(info.text_encoder))
-        else:
-            checkpoint = cfg.get('load_from') or None
-    elif isinstance(pretrained, str) and pretrained:
-        checkpoint = _checkpoint_arg(pretrained)
+    checkpoint, text_encoder = _weights(cfg, info, pretrained)
+    if text_encoder:
+        _use_text_encoder(cfg, text_encoder)
     from mmprompt.engine.hooks import pop_zero_shot_inputs, prepare_zero_shot
     model_cfg = copy.deepcopy(cfg.model)
     zero_shot = pop_zero_shot_inputs(model_cfg)

@@ -46,7 +46,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from mmprompt.utils.errors import InvalidInputError, UserError
-from mmprompt.utils.io import check_output, get_umask
+from mmprompt.utils.io import check_output, get_umask, write_failure
 
 EXPORT_KINDS = ('image', 'text', 'classifier', 'tagging')
 DEFAULT_OPSET = 18
@@ -471,7 +471,10 @@ def export_onnx(module: nn.Module,
     tmp_dir = tempfile.mkdtemp(prefix='.onnx-export-', dir=parent)
     try:
         tmp = osp.join(tmp_dir, osp.basename(path))
-        program.save(tmp, external_data=external)
+        try:
+            program.save(tmp, external_data=external)
+        except OSError as e:  # a full disk: one line, old files intact
+            raise write_failure(path, e, osp.exists(path)) from None
         for out in outputs:
             written = osp.join(tmp_dir, osp.basename(out))
             os.chmod(written, 0o666 & ~get_umask())
@@ -481,9 +484,13 @@ def export_onnx(module: nn.Module,
     return outputs
 
 
-def check_outputs(paths: Sequence[str], force: bool) -> None:
+def check_outputs(paths: Sequence[str],
+                  force: bool,
+                  inputs: Sequence[str] = ()) -> None:
+    """:func:`mmprompt.utils.io.check_output` of each output; the folder
+    is made."""
     for out in paths:
-        check_output(out, force=force)
+        check_output(out, force=force, inputs=inputs)
     os.makedirs(osp.dirname(osp.abspath(paths[0])), exist_ok=True)
 
 

@@ -7,7 +7,9 @@
   ``.<name>.<pid>.tmp-mmprompt``; it is removed on an exception and on
   SIGTERM, and a later write to the same path removes those a dead process
   left behind (SIGKILL). The result gets the mode the umask gives a new
-  file (``0644`` with the usual ``022``), also when it replaces a file.
+  file (``0644`` with the usual ``022``), also when it replaces a file. A
+  full disk (or any failure of the file system while writing) is one
+  :class:`OutputPathError` line, the old file intact.
 * :func:`check_output` refuses, before any work, an output that would lose
   data (an existing file without ``force``, one of the inputs, a directory)
   or that cannot be written.
@@ -15,17 +17,25 @@
 * :func:`file_digest` hashes a file in blocks (downloads, dataset files).
 """
 import contextlib
+import errno
 import hashlib
 import os
 import os.path as osp
 import re
 import signal
 import threading
-from typing import IO, Iterable, Iterator, List, Set
+from typing import IO, Iterable, Iterator, List, Optional, Set
 
 from .errors import InvalidInputError, OutputPathError
 
 TEMP_SUFFIX = '.tmp-mmprompt'
+
+#: Errors of the file system being written, whoever calls ``write``: the
+#: serializer inside an :func:`atomic_write` block gets them too.
+WRITE_ERRNOS = frozenset(
+    getattr(errno, name)
+    for name in ('ENOSPC', 'EDQUOT', 'EFBIG', 'EIO', 'EROFS')
+    if hasattr(errno, name))
 
 _live_temps: Set[str] = set()
 _lock = threading.Lock()
@@ -72,7 +82,7 @@ def remove_stale_temps(path: str) -> List[str]:
         return removed
     for entry in entries:
         match = pattern.fullmatch(entry)
-        if not match or _pid_alive(int(match.group(1))):
+        if not match or pid_alive(int(match.group(1))):
             continue
         with contextlib.suppress(OSError):
             os.remove(osp.join(folder, entry))
@@ -80,7 +90,8 @@ def remove_stale_temps(path: str) -> List[str]:
     return removed
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` of this host lives (this one does)."""
     if pid == os.getpid():
         return True
     try:
@@ -138,26 +149,55 @@ def atomic_write(path: str,
 
     Yields:
         file: The open temporary file.
+
+    Raises:
+        OutputPathError: If the file system fails: creating, writing
+            (:data:`WRITE_ERRNOS`, also behind the block's own exceptions,
+            see :func:`_write_error_of`), syncing or renaming the
+            temporary file.
     """
     if mode not in ('w', 'wb'):
         raise InvalidInputError(f"atomic_write mode must be 'w' or 'wb', "
                                 f'not {mode!r}')
     if mode == 'w' and encoding is None:
         encoding = 'utf-8'
-    folder = osp.dirname(osp.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    remove_stale_temps(path)
+    existed = osp.lexists(path)
     tmp = temp_path(path)
     _install_sigterm_cleanup()
     with _lock:
         _live_temps.add(tmp)
     try:
-        with open(tmp, mode, encoding=encoding) as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~get_umask())
-        os.replace(tmp, path)
+        try:
+            os.makedirs(osp.dirname(tmp), exist_ok=True)
+            remove_stale_temps(path)
+            f = open(tmp, mode, encoding=encoding)
+        except OSError as e:
+            raise write_failure(path, e, existed) from e
+        try:
+            try:
+                yield f
+            except Exception as e:
+                # An OutputPathError is a nested write's, named already.
+                cause = None if isinstance(e, OutputPathError) else \
+                    _write_error_of(e, osp.dirname(tmp))
+                if cause is None:
+                    raise
+                raise write_failure(path, cause, existed) from e
+            try:
+                f.flush()
+                os.fsync(f.fileno())
+                f.close()
+            except OSError as e:
+                raise write_failure(path, e, existed) from e
+        finally:
+            # Closed in any case; a buffer a full disk refuses is dropped.
+            with contextlib.suppress(OSError):
+                f.close()
+        try:
+            os.chmod(tmp, 0o666 & ~get_umask())
+            os.replace(tmp, path)
+        except OSError as e:
+            raise write_failure(path, e, existed) from e
     except BaseException:
         with contextlib.suppress(OSError):
             os.remove(tmp)
@@ -165,6 +205,47 @@ def atomic_write(path: str,
     finally:
         with _lock:
             _live_temps.discard(tmp)
+
+
+def _write_error_of(error: BaseException, folder: str) -> Optional[OSError]:
+    """The file-system error behind an exception of an
+    :func:`atomic_write` block, if it is one.
+
+    Serializers wrap it: ``torch.save`` raises a ``RuntimeError`` with the
+    ``OSError`` as context; safetensors (Rust) its own error, saying
+    ``(os error 28)``. A folder left with no free space counts as a full
+    disk too.
+    """
+    seen = set()
+    cause = error
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, OSError) and cause.errno in WRITE_ERRNOS:
+            return cause
+        rust = re.search(r'\(os error (\d+)\)', str(cause))
+        if rust and int(rust.group(1)) in WRITE_ERRNOS:
+            number = int(rust.group(1))
+            return OSError(number, os.strerror(number))
+        cause = cause.__cause__ or cause.__context__
+    try:
+        full = os.statvfs(folder).f_bavail == 0
+    except (OSError, AttributeError):  # AttributeError: no statvfs
+        full = False
+    return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)) if full else None
+
+
+def write_failure(path: str, error: OSError, existed: bool) -> OutputPathError:
+    """The one line of a failed write of ``path`` (a full disk...).
+
+    Args:
+        path (str): The output.
+        error (OSError): What the file system said.
+        existed (bool): Whether ``path`` existed (and is left as it was).
+    """
+    reason = os.strerror(error.errno) if error.errno else str(error)
+    reason = reason[:1].lower() + reason[1:]
+    kept = 'the old file is untouched' if existed else 'nothing was written'
+    return OutputPathError(f'could not write {path}: {reason}; {kept}')
 
 
 def _inside(path: str, folder: str) -> bool:
@@ -200,6 +281,10 @@ def check_output(path: str,
     for item in inputs:
         if not osp.lexists(item):
             continue
+        if osp.exists(path) and osp.exists(item) and osp.samefile(
+                path, item):  # also a hard link of an input
+            raise OutputPathError(
+                f'{path}: is one of the inputs; write it elsewhere')
         if _inside(path, item) and osp.isdir(item):
             raise OutputPathError(
                 f'{path}: is inside the input folder {item}; write it '

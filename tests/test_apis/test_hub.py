@@ -490,3 +490,22 @@ def test_download_from_mirror_is_checked(payload, home, monkeypatch):
         ]
     assert path == str(home / cached_name(official, sha))
     assert read_checkpoint(path)[1]['source_url'] == official
+
+
+def test_weight_files_are_those_get_model_loads(payload, home, monkeypatch,
+                                                tmp_path):
+    """What tools/infer.py's manifest digests: the zoo's cached file for a
+    name, the file given, nothing for random weights."""
+    data, sha = payload
+    with H.FileServer({'/m/ViT-B-16.pt': data}) as server:
+        url = server.url('/m/ViT-B-16.pt')
+        patch_zoo(monkeypatch, NAME, weights=url, sha256=sha)
+        cached = str(home / cached_name(url, sha))
+        assert model_zoo.weight_files(NAME) == [cached]
+        assert model_zoo.weight_files(NAME, pretrained=NAME) == [cached]
+    other = tmp_path / 'other.pth'
+    other.write_bytes(b'x')
+    link = tmp_path / 'link.pth'
+    link.symlink_to(other)
+    assert model_zoo.weight_files(NAME, pretrained=str(link)) == [str(other)]
+    assert model_zoo.weight_files(NAME, pretrained=False) == []

@@ -133,3 +133,40 @@ def test_converters_take_checkpoints_the_same_way(sources):
         converted = dict(state_dict=want, meta=dict(format='mmprompt'))
         with pytest.raises(ConverterError, match='already an mmprompt'):
             convert(converted)
+
+
+@pytest.mark.parametrize('ext', ['pth', 'safetensors'])
+def test_full_disk_is_one_line_and_keeps_the_old_file(sources, tmp_path,
+                                                      capsys, monkeypatch,
+                                                      ext):
+    """The serializers' own errors on a full disk (torch.save: a
+    RuntimeError over the OSError; safetensors: '(os error 28)', as on a
+    real 256 KiB tmpfs) become the one line of atomic_write."""
+    import errno
+    import os
+
+    import safetensors.torch
+
+    def torch_full(*args, **kwargs):
+        try:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        except OSError:
+            raise RuntimeError('[enforce fail at inline_container.cc:672] '
+                               '. unexpected pos 768 vs 662')
+
+    def safetensors_full(*args, **kwargs):
+        raise safetensors.SafetensorError(
+            'Error while serializing: I/O error: No space left on device '
+            '(os error 28)')
+
+    monkeypatch.setattr(torch, 'save', torch_full)
+    monkeypatch.setattr(safetensors.torch, 'save_file', safetensors_full)
+    dst = tmp_path / f'clip.{ext}'
+    dst.write_bytes(b'old')
+    assert CLIS['openai_clip'].main(
+        [sources['openai_clip'], str(dst), '--force']) == 1
+    assert one_error(capsys) == (
+        f'error: could not write {dst}: no space left on device; the old '
+        'file is untouched')
+    assert dst.read_bytes() == b'old'
+    assert os.listdir(tmp_path) == [dst.name]

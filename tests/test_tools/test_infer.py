@@ -4,6 +4,7 @@ lists and WebDataset shards, in chunks that survive a killed run; on 1
 process (in-process ``main``) and on 2 (``torchrun`` over gloo)."""
 import io
 import json
+import logging
 import os
 import os.path as osp
 import signal
@@ -139,6 +140,12 @@ def test_outputs_are_never_lost(tagging, reference, tmp_path):
     inside = osp.join(tagging['inputs'][0], 'tags.jsonl')
     with pytest.raises(OutputPathError, match='inside the input folder'):
         TOOL.main(tag_args(tagging, inside))
+    names = tmp_path / 'names.jsonl'  # the model's inputs count too
+    names.write_text('cat\n')
+    with pytest.raises(OutputPathError, match='is one of the inputs'):
+        TOOL.main(tag_args(tagging, names, '--categories', str(names),
+                           '--force'))
+    assert names.read_text() == 'cat\n'
     TOOL.main(tag_args(tagging, out, '--force', '--num-workers', '0'))
     assert_same_records(read_jsonl(out), reference['tags'])
     with pytest.raises(OutputPathError, match='nothing to resume'):
@@ -167,7 +174,7 @@ def test_interrupted_run_resumes_without_loss(tagging, reference, tmp_path,
                      'manifest.json']
     with pytest.raises(OutputPathError, match='pass --resume'):
         TOOL.main(tag_args(tagging, out))
-    with pytest.raises(OutputPathError, match='other inputs'):
+    with pytest.raises(OutputPathError, match='used other thresholds;'):
         TOOL.main(tag_args(tagging, out, '--resume', '--threshold', '0.1'))
     summary = TOOL.main(tag_args(tagging, out, '--resume'))
     assert summary['processed'] == 17 - 6
@@ -368,3 +375,156 @@ def test_categories_argument(tmp_path):
     assert TOOL.category_spec([str(names)]) == str(names)
     with pytest.raises(UserError, match='no such file'):
         TOOL.category_spec([str(tmp_path / 'missing.txt')])
+
+
+def _interrupt_after(monkeypatch, num_writes):
+    """Make the chunk write after ``num_writes`` raise KeyboardInterrupt."""
+    from mmprompt.apis import bulk
+    real_write, calls = bulk.ChunkStore.write, []
+
+    def failing_write(self, c, *args):
+        calls.append(c)
+        if len(calls) > num_writes:
+            raise KeyboardInterrupt
+        return real_write(self, c, *args)
+
+    monkeypatch.setattr(bulk.ChunkStore, 'write', failing_write)
+    return lambda: monkeypatch.setattr(bulk.ChunkStore, 'write', real_write)
+
+
+def test_resume_refuses_other_categories_or_checkpoint(
+        clip_model, tmp_path, monkeypatch):
+    """The manifest holds content digests: an edited category file or a
+    checkpoint replaced at the same path is refused by name; restored, the
+    run resumes."""
+    import shutil
+    checkpoint = tmp_path / 'clip.pth'
+    shutil.copy(clip_model['checkpoint'], checkpoint)
+    names = tmp_path / 'names.txt'
+    names.write_text('cat\ndog\ncar\n')
+    out = tmp_path / 'classes.jsonl'
+    argv = ['classify', *clip_model['inputs'], '--model',
+            clip_model['config'], '--checkpoint', str(checkpoint),
+            '--categories', str(names), '--chunk-size', '2', '--out',
+            str(out), '--no-progress', '--num-workers', '0']
+    restore = _interrupt_after(monkeypatch, 2)
+    with pytest.raises(KeyboardInterrupt):
+        TOOL.main(argv)
+    restore()
+    names.write_text('cat\ndog\nbus\n')
+    with pytest.raises(OutputPathError) as info:
+        TOOL.main([*argv, '--resume'])
+    assert str(info.value) == (
+        f'{out}.parts: the interrupted run used other categories; restore '
+        'them to resume it, or pass --force instead of --resume to start '
+        'over')
+    names.write_text('cat\ndog\ncar\n')
+    state = torch.load(checkpoint, weights_only=True)
+    state['state_dict']['logit_scale'] += 1
+    torch.save(state, checkpoint)  # same path, size and name: new content
+    with pytest.raises(OutputPathError,
+                       match=r'used other checkpoint; restore'):
+        TOOL.main([*argv, '--resume'])
+    shutil.copy(clip_model['checkpoint'], checkpoint)
+    saved = sorted(os.listdir(f'{out}.parts'))  # no lock left behind
+    assert len(saved) == 3 and saved[-1] == 'manifest.json', saved
+    summary = TOOL.main([*argv, '--resume'])
+    assert summary['processed'] == 9 - 4
+    assert len(read_jsonl(out)) == 8
+    assert not osp.exists(f'{out}.parts')
+
+
+def test_live_run_holds_the_output(tagging, tmp_path, monkeypatch):
+    """A second run on a live run's output is refused naming the owner,
+    with --force too, and loses nothing; the lock of a dead run is taken
+    over."""
+    import subprocess
+    import sys
+    out = tmp_path / 'tags.jsonl'
+    restore = _interrupt_after(monkeypatch, 1)
+    with pytest.raises(KeyboardInterrupt):
+        TOOL.main(tag_args(tagging, out, '--num-workers', '0'))
+    restore()
+    parts = f'{out}.parts'
+    before = sorted(os.listdir(parts))
+    assert before == ['chunk-0000000.jsonl', 'manifest.json']
+    owner = subprocess.Popen([sys.executable, '-c',
+                              'import time; time.sleep(120)'])
+    try:
+        with open(osp.join(parts, 'lock'), 'w') as f:
+            json.dump(dict(pid=owner.pid, host=os.uname().nodename,
+                           started='2026-01-01 00:00:00 UTC'), f)
+        for extra in (['--resume'], ['--force'], []):
+            with pytest.raises(OutputPathError) as info:
+                TOOL.main(tag_args(tagging, out, *extra))
+            assert str(info.value) == (
+                f'{parts}: another run is writing here (pid {owner.pid} on '
+                f'{os.uname().nodename}, started 2026-01-01 00:00:00 UTC); '
+                'wait for it to end or stop it')
+        assert sorted(os.listdir(parts)) == sorted(before + ['lock'])
+    finally:
+        owner.kill()
+        owner.wait()
+    from mmprompt.apis import bulk
+    logged = []
+    monkeypatch.setattr(bulk, 'print_log', lambda msg, **kw: logged.append(
+        (msg, kw.get('level'))))
+    summary = TOOL.main(tag_args(tagging, out, '--resume'))
+    assert summary['processed'] == 17 - 3
+    assert logged == [(f'{parts}: taking over the lock of pid {owner.pid}, '
+                       'which is no longer running', logging.WARNING)]
+    assert not osp.exists(parts)
+
+
+def test_refused_first_run_leaves_no_parts(clip_model, tmp_path):
+    """A checkpoint or a category file refused when the model is built
+    leaves no <out>.parts/: the corrected run needs no --resume."""
+    from mmprompt.utils.errors import UserError
+    out = tmp_path / 'classes.jsonl'
+    bad = tmp_path / 'bad.pth'
+    bad.write_bytes(b'not a checkpoint')
+    empty = tmp_path / 'names.txt'
+    empty.write_text('\n')
+    common = ['classify', clip_model['inputs'][0], '--model',
+              clip_model['config'], '--out', str(out), '--no-progress',
+              '--num-workers', '0']
+    with pytest.raises(UserError, match='bad.pth'):
+        TOOL.main([*common, '--checkpoint', str(bad)])
+    assert sorted(os.listdir(tmp_path)) == ['bad.pth', 'names.txt']
+    with pytest.raises(UserError, match='holds no name'):
+        TOOL.main([*common, '--checkpoint', clip_model['checkpoint'],
+                   '--categories', str(empty)])
+    assert sorted(os.listdir(tmp_path)) == ['bad.pth', 'names.txt']
+    TOOL.main([*common, '--checkpoint', clip_model['checkpoint']])
+    assert len(read_jsonl(out)) == 4
+
+
+def test_resume_refuses_other_descriptions(tagging, ram_vectors_dir,
+                                           tmp_path, monkeypatch):
+    """RAM++ open set: a description edited in the --categories file (the
+    names kept) is refused by name."""
+    root = tagging['root']
+    config = R.write_tiny_config(
+        str(tmp_path / 'plus_openset.py'),
+        'ram/ram-plus_swin-large-p4-w12_384px_openset.py', 8,
+        text_encoder=R.tiny_text_encoder(
+            R.save_text_encoder(str(tmp_path / 'text.pth'))))
+    items = [{'cat': ['a small furry pet', 'an animal with whiskers']},
+             {'red car': ['a vehicle on a road', 'a painted automobile']}]
+    categories = tmp_path / 'categories.json'
+    categories.write_text(json.dumps(items))
+    out = tmp_path / 'tags.jsonl'
+    argv = ['tag', str(root / 'list.txt'), '--model', config, '--checkpoint',
+            R.convert_tiny(ram_vectors_dir, str(tmp_path), 'ram_plus'),
+            '--categories', str(categories), '--out', str(out),
+            '--chunk-size', '1', '--no-progress', '--num-workers', '0']
+    restore = _interrupt_after(monkeypatch, 1)
+    with pytest.raises(KeyboardInterrupt):
+        TOOL.main(argv)
+    restore()
+    items[1]['red car'][1] = 'a shiny automobile'
+    categories.write_text(json.dumps(items))
+    with pytest.raises(OutputPathError,
+                       match=r'\.parts: the interrupted run used other '
+                       r'descriptions; restore'):
+        TOOL.main([*argv, '--resume'])

@@ -158,3 +158,31 @@ def test_ram_tagging(name, ram_vectors_dir, tmp_path):
                 model.compute_logits(module.normalise(images[0])).sigmoid())
         assert torch.equal(probs > thr, expected)
     assert json.loads(metadata(out)['tags']) == list(model.vocabulary.names)
+
+
+def test_outputs_follow_the_output_rule(tiny_clip, tmp_path, monkeypatch):
+    """An output inside an input folder is refused before the export; a
+    full disk while saving is one line, the old file intact and no
+    temporary folder left."""
+    import errno
+    import os
+    config, ckpt = tiny_clip['config'], tiny_clip['ckpt']
+    examples = tmp_path / 'examples'
+    (examples / 'cat').mkdir(parents=True)
+    with pytest.raises(UserError, match='inside the input folder'):
+        TOOL.main([config, str(examples / 'm.onnx'), '--checkpoint', ckpt,
+                   '--examples', str(examples)])
+    out = tmp_path / 'image.onnx'
+    out.write_bytes(b'keep')
+
+    def full(self, *args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(torch.onnx.ONNXProgram, 'save', full)
+    with pytest.raises(UserError) as info:
+        TOOL.main([config, str(out), '--checkpoint', ckpt, '--kind', 'image',
+                   '--force'])
+    assert str(info.value) == (f'could not write {out}: no space left on '
+                               'device; the old file is untouched')
+    assert out.read_bytes() == b'keep'
+    assert sorted(os.listdir(tmp_path)) == ['examples', 'image.onnx']

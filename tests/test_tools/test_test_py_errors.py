@@ -88,8 +88,15 @@ def test_outputs_checked_before_evaluating(setup, tmp_path, monkeypatch):
     blocker.write_text('x')
     with pytest.raises(OutputPathError, match='is not a folder'):
         TOOL.main(argv(setup, tmp_path, '--dump', str(blocker / 'p.pkl')))
+    ckpt = tmp_path / 'w.pkl'  # a name --dump takes
+    ckpt.write_bytes(open(setup['ckpt'], 'rb').read())
+    with pytest.raises(OutputPathError, match='is one of the inputs'):
+        TOOL.main(argv(setup, tmp_path, '--dump', str(ckpt), '--force',
+                       ckpt=str(ckpt)))
+    assert ckpt.read_bytes() == open(setup['ckpt'], 'rb').read()
     assert evaluated == []
-    assert sorted(os.listdir(tmp_path)) == ['d.json', 'file', 'm.json']
+    assert sorted(os.listdir(tmp_path)) == [
+        'd.json', 'file', 'm.json', 'w.pkl']
 
 
 def test_config_and_data_errors_are_one_line(setup, tmp_path):

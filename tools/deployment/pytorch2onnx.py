@@ -87,7 +87,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     require_deploy()
     # Refuse an existing output before the (slow) model build.
-    check_outputs([args.out], args.force)
+    inputs = [
+        args.model, args.checkpoint, args.descriptions, args.examples,
+        args.learned, *(args.categories or []), *(args.templates or [])
+    ]
+    check_outputs([args.out], args.force, inputs=[p for p in inputs if p])
     model = build_model(args)
     module = build_export_module(model, args.kind or default_kind(model))
     files = export_onnx(module, args.out, opset=args.opset, force=args.force)

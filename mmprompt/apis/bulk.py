@@ -149,13 +149,15 @@ class ClassifyTask:
 
     def answer_inputs(self) -> dict:
         """The categories, templates and descriptions, and top-k."""
-        model = self.model
+        source = self.model if self.vocabulary is None else self.vocabulary
+        names = getattr(source, 'names', None) or self.model.categories
+        descriptions = getattr(source, 'descriptions', None)
         return dict(
-            categories=list(model.categories),
-            templates=getattr(model, 'templates', None),
-            descriptions=getattr(model, 'descriptions', None),
+            categories=list(names),
+            templates=getattr(source, 'templates', None),
+            descriptions=None if descriptions is None else dict(descriptions),
             thresholds=None,
-            model=dict(config=config_of(model), topk=self.topk))
+            model=dict(config=config_of(self.model), topk=self.topk))
 
     @torch.no_grad()
     def __call__(self, data: List[dict]) -> List[dict]:

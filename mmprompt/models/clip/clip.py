@@ -447,7 +447,12 @@ class CLIPZeroShot(CLIP):
         # move the last bit, and a cached copy must predict what the built
         # one predicts.
         prototypes = self._check_prototypes(prototypes, len(categories))
-        return ClassVocabulary(prototypes, tuple(categories))
+        return ClassVocabulary(
+            prototypes,
+            tuple(categories),
+            templates=tuple(templates),
+            descriptions=tuple((i, tuple(texts))
+                               for i, texts in sorted(descriptions.items())))
 
     def set_categories(self,
                        categories: Union[str, Sequence[str]],

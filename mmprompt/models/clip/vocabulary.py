@@ -46,6 +46,10 @@ class ClassVocabulary:
         from_names (bool): Whether the prototypes are a function of the
             names (and templates, descriptions) and the weights alone, so
             that new weights can rebuild them. Defaults to True.
+        templates (tuple[str], optional): The templates the prototypes
+            were built with, as a record. Defaults to None.
+        descriptions (tuple, optional): The descriptions they were built
+            with, ``((label, texts), ...)``, as a record. Defaults to None.
     """
     prototypes: torch.Tensor
     names: Optional[Tuple[str, ...]] = None
@@ -54,6 +58,8 @@ class ClassVocabulary:
     cache_alpha: Optional[float] = None
     cache_beta: Optional[float] = None
     from_names: bool = True
+    templates: Optional[Tuple[str, ...]] = None
+    descriptions: Optional[tuple] = None
 
     def __post_init__(self) -> None:
         if self.prototypes.dim() != 2:

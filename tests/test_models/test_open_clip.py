@@ -4,11 +4,13 @@ configs, converter, preprocessing and parity with open_clip 3.x."""
 import copy
 import os.path as osp
 
+import numpy as np
 import pytest
 import torch
 import torch.nn as nn
 from mmengine.config import Config
 from mmpretrain.models.utils import QuickGELU
+from PIL import Image
 
 from mmprompt.registry import MODELS
 
@@ -90,3 +92,107 @@ def test_image_preprocess_is_checked():
     with pytest.raises(ValueError, match=r"takes \['interpolation', "):
         with torch.device('meta'):
             MODELS.build(cfg)
+
+
+# ---------------------------------------------------------- preprocessing --
+
+
+def _images():
+    """PIL images of several shapes and modes, photo-like."""
+    rng = np.random.default_rng(0)
+
+    def photo(h, w):
+        y, x = np.mgrid[0:h, 0:w].astype(np.float64)
+        img = np.stack([
+            128 + 90 * np.sin(x / (7 + 4 * c) + c) * np.cos(y / (11 + c))
+            for c in range(3)
+        ], -1) + rng.normal(0, 15, (h, w, 3))
+        return Image.fromarray(np.clip(img, 0, 255).astype(np.uint8))
+
+    rgba = photo(300, 260).convert('RGBA')
+    rgba.putalpha(Image.fromarray(
+        rng.integers(0, 256, (300, 260), dtype=np.uint8)))
+    return {
+        'landscape': photo(480, 640),
+        'tall': photo(1001, 223),
+        'gray': photo(333, 251).convert('L'),
+        'rgba': rgba,
+        'palette': photo(250, 397).quantize(colors=64),
+    }
+
+
+@pytest.mark.parametrize('config,arch,tag', ZOO, ids=[z[0] for z in ZOO])
+def test_preprocessing_matches_open_clip(config, arch, tag):
+    """The model's own pipeline (CLIPPreprocess with its preprocess_args,
+    then its data preprocessor) gives the tensor of open_clip's
+    ``image_transform`` for the weights' pretrained cfg: resize mode,
+    interpolation, mean and std."""
+    open_clip = pytest.importorskip('open_clip')
+    from mmcv.transforms import Compose
+    pretrained = open_clip.get_pretrained_cfg(arch, tag)
+    size = open_clip.get_model_config(arch)['vision_cfg']['image_size']
+    theirs = open_clip.image_transform(
+        size,
+        is_train=False,
+        mean=pretrained['mean'],
+        std=pretrained['std'],
+        resize_mode=pretrained['resize_mode'],
+        interpolation=pretrained['interpolation'])
+    model = build_meta(config)
+    pipeline = Compose([
+        dict(type='CLIPPreprocess', **model.preprocess_args),
+        dict(type='PackInputs')
+    ])
+    data_preprocessor = MODELS.build(model_cfg(config).data_preprocessor)
+    diffs = {}
+    for name, image in _images().items():
+        packed = pipeline(dict(img=image))
+        got = data_preprocessor(
+            dict(inputs=[packed['inputs']],
+                 data_samples=[packed['data_samples']]))['inputs'][0]
+        want = theirs(image)
+        assert got.shape == want.shape == (3, size, size)
+        diffs[name] = (got - want).abs().max().item()
+    assert max(diffs.values()) < 1e-5, diffs
+
+
+def test_squash_is_not_a_crop():
+    """DFN's squash keeps the whole image: a left-half-red image stays half
+    red, where OpenAI's centre crop of a wide image shows less red."""
+    from mmprompt.datasets import CLIPPreprocess
+    image = np.zeros((100, 300, 3), np.uint8)
+    image[:, :150, 0] = 255
+    red = {}
+    for mode in ('squash', 'shortest'):
+        out = CLIPPreprocess(
+            scale=50, resize_mode=mode, array_order='rgb')(dict(img=image))
+        red[mode] = float((out['img'][..., 2] > 127).mean())  # BGR
+    assert red['squash'] == pytest.approx(0.5, abs=0.03)
+    assert red['shortest'] == pytest.approx(0.5, abs=0.03)  # centred edge
+    image[:, :100, 0], image[:, 100:, 0] = 255, 0
+    out = CLIPPreprocess(
+        scale=50, resize_mode='squash', array_order='rgb')(dict(img=image))
+    crop = CLIPPreprocess(scale=50, array_order='rgb')(dict(img=image))
+    assert float((out['img'][..., 2] > 127).mean()) == pytest.approx(
+        1 / 3, abs=0.03)
+    assert float((crop['img'][..., 2] > 127).mean()) == 0.0
+
+
+def test_zoo_configs_pipelines_follow_the_model():
+    """The test pipeline of every open_clip leaf config preprocesses as the
+    model's image_preprocess says (tools/test.py reads the pipeline,
+    ZeroShotClassifier and tools/infer.py the model)."""
+    import glob
+    leaves = sorted(
+        glob.glob(osp.join(REPO_ROOT, 'configs', 'open_clip', '*.py')))
+    assert len(leaves) == 16
+    for path in leaves:
+        cfg = Config.fromfile(path)
+        with torch.device('meta'):
+            model = MODELS.build(copy.deepcopy(cfg.model))
+        step = cfg.test_dataloader.dataset.pipeline[0]
+        args = dict(resize_mode='shortest', interpolation='bicubic')
+        args.update({k: v for k, v in step.items() if k in args})
+        assert step['type'] == 'CLIPPreprocess', path
+        assert dict(scale=step['scale'], **args) == \
+            model.preprocess_args, path

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from mmengine.config import Config
 from mmpretrain.models.utils import QuickGELU
 from PIL import Image
@@ -196,3 +197,163 @@ def test_zoo_configs_pipelines_follow_the_model():
         assert step['type'] == 'CLIPPreprocess', path
         assert dict(scale=step['scale'], **args) == \
             model.preprocess_args, path
+
+
+# ------------------------------------------------------------- tokenizer --
+
+
+def test_tokenizer_ids_are_open_clips_for_each_model():
+    """Every open_clip model of the zoo uses OpenAI's BPE at context 77:
+    our ids equal open_clip's tokenizer of that model, truncation (the last
+    id becomes end-of-text) included."""
+    open_clip = pytest.importorskip('open_clip')
+    from mmprompt.models.clip import CLIPTokenizer
+    texts = PROMPTS + [
+        'a photo of a ' + 'very ' * 80 + 'big dog.', 'Crème brûlée, 猫 & co',
+        ' '.join(f'word{i}' for i in range(100)), ''
+    ]
+    for arch in sorted({z[1] for z in ZOO}):
+        cfg = model_cfg(dict((z[1], z[0]) for z in ZOO)[arch])
+        ours = CLIPTokenizer(
+            context_length=cfg.text_backbone.context_length)
+        theirs = open_clip.get_tokenizer(arch)
+        got = ours.tokenize(texts, truncate=True)
+        want = theirs(texts)
+        assert got.shape == want.shape == (len(texts), 77), arch
+        assert torch.equal(got, want), arch
+        assert (got[:, -1] == ours.eot_token_id).sum() == 2  # 2 truncated
+
+
+# ---------------------------------------------------------------- parity --
+
+PROMPTS = [
+    'a photo of a cat.',
+    'a bad photo of the golden retriever.',
+    'A sculpture of a tiny red rocket standing on a launchpad, at dusk!',
+    'the plastic zebra, 3 times',
+]
+LOGIT_SCALE = 4.2
+
+# open_clip's architecture, our config, and the number of layers of both
+# towers when the full depth does not fit beside its reference in memory
+# (bigG: 2.5 B parameters, 10 GB per fp32 copy); None: full size.
+PARITY = [
+    pytest.param(
+        'ViT-H-14',
+        'clip_vit-huge-p14_laion2b',
+        None,
+        id='ViT-H-14',
+        marks=[pytest.mark.parity, pytest.mark.slow]),
+    pytest.param(
+        'ViT-H-14-378-quickgelu',
+        'clip_vit-huge-p14_dfn5b-378px',
+        None,
+        id='ViT-H-14-378-quickgelu',
+        marks=[pytest.mark.parity, pytest.mark.slow]),
+    pytest.param(
+        'ViT-L-14',
+        'clip_vit-large-p14_datacomp-xl',
+        None,
+        id='ViT-L-14-gelu',
+        marks=[pytest.mark.parity, pytest.mark.slow]),
+    pytest.param(
+        'ViT-bigG-14',
+        'clip_vit-gigantic-p14_laion2b',
+        2,
+        id='ViT-bigG-14-full-width-2-layers',
+        marks=pytest.mark.parity),
+]
+
+
+def randomize_(model: nn.Module, seed: int = 0) -> nn.Module:
+    """Non-degenerate random weights (as test_clip's): N(0, 0.02) weights,
+    LayerNorm scales 1 + N(0, 0.1), a logit scale of exp(4.2)."""
+    g = torch.Generator().manual_seed(seed)
+    norm_scales = {
+        id(m.weight)
+        for m in model.modules() if isinstance(m, nn.LayerNorm)
+    }
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name == 'logit_scale':
+                p.fill_(LOGIT_SCALE)
+                continue
+            noise = torch.randn(p.shape, generator=g)
+            p.copy_(1 + 0.1 * noise if id(p) in norm_scales else 0.02 * noise)
+    return model
+
+
+def random_open_clip(open_clip, oc_cfg: dict) -> nn.Module:
+    """open_clip's CLIP with :func:`randomize_` weights, built without its
+    own initialisation (a minute at ViT-H size on one core): on the meta
+    device, then given memory; its one buffer, the causal mask, is set as
+    open_clip builds it (-inf above the diagonal)."""
+    with torch.device('meta'):
+        ref = open_clip.model.CLIP(**oc_cfg)
+    ref.to_empty(device='cpu')
+    assert [n for n, _ in ref.named_buffers()] == ['attn_mask']
+    ref.attn_mask.fill_(float('-inf')).triu_(1)
+    return randomize_(ref, seed=0).eval()
+
+
+@pytest.mark.parametrize('arch,config,layers', PARITY)
+def test_parity_with_open_clip(arch, config, layers):
+    """Through our converter from open_clip's state dict: image and text
+    features (normalised) within 1e-5 and logits within 1e-4 of open_clip's,
+    fp32, random weights. Our model is built on the meta device and takes
+    the converted tensors (no second copy in memory)."""
+    open_clip = pytest.importorskip('open_clip')
+    import gc
+
+    from torch.testing import assert_close
+
+    from mmprompt.converters import convert_open_clip, convert_openai_clip
+    oc_cfg = open_clip.get_model_config(arch)
+    cfg = model_cfg(config)
+    convert = convert_open_clip
+    if layers:
+        oc_cfg['vision_cfg']['layers'] = oc_cfg['text_cfg']['layers'] = layers
+        cfg.vision_backbone.arch['num_layers'] = layers
+        cfg.text_backbone.num_layers = layers
+        # A depth of no zoo size: the OpenAI table convert_open_clip uses,
+        # without its size lookup.
+        convert = convert_openai_clip
+    ref = random_open_clip(open_clip, oc_cfg)
+    size = oc_cfg['vision_cfg']['image_size']
+    # One image at 378 px (729 tokens a layer): two take over 4 minutes on
+    # one shared core.
+    images = torch.randn(
+        1 if size > 300 else 2,
+        3,
+        size,
+        size,
+        generator=torch.Generator().manual_seed(2))
+    texts = open_clip.get_tokenizer(arch)(PROMPTS)
+    with torch.no_grad():
+        ref_image = ref.encode_image(images, normalize=True)
+        ref_text = ref.encode_text(texts, normalize=True)
+        ref_logits = ref.get_logits(images, texts)[0]
+    state = ref.state_dict()
+    del ref
+    converted, meta = convert(state)
+    del state
+    with torch.device('meta'):
+        model = MODELS.build(cfg)
+    model.load_state_dict(converted, strict=True, assign=True)
+    del converted
+    gc.collect()
+    model.eval()
+    assert not any(t.is_meta for t in model.state_dict().values())
+    with torch.no_grad():
+        image = F.normalize(model.extract_image_feat(images), dim=-1)
+        text = F.normalize(model.extract_text_feat(texts), dim=-1)
+        logits = model.compute_logits(images, texts)
+    diffs = dict(
+        image=(image - ref_image).abs().max().item(),
+        text=(text - ref_text).abs().max().item(),
+        logits=(logits - ref_logits).abs().max().item())
+    print(f'\n{arch} (layers {layers or "all"}): max abs diffs {diffs}')
+    assert_close(image, ref_image, atol=1e-5, rtol=0)
+    assert_close(text, ref_text, atol=1e-5, rtol=0)
+    assert_close(logits, ref_logits, atol=1e-4, rtol=0)
+    assert logits.abs().max() > 0.5 and logits.std() > 0.1

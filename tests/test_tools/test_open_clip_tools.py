@@ -117,3 +117,15 @@ def test_tools_test_py_runs_an_open_clip_config(tiny, tmp_path):
         'accuracy/top5': 100.0,
         'mean_per_class_recall': 100.0
     }
+
+
+def test_onnx_metadata_names_the_preprocessing(tiny):
+    """An exported image graph says how to resize its input (squash)."""
+    from mmprompt.apis import get_model
+    from mmprompt.deployment.onnx import ClassifierExport, ImageTowerExport
+    model = get_model(tiny['config'], tiny['checkpoint'])
+    for export in (ImageTowerExport, ClassifierExport):
+        meta = export(model).metadata()
+        assert (meta['image_size'], meta['resize_mode'],
+                meta['interpolation']) == (f'[{SIZE}, {SIZE}]', 'squash',
+                                           'bicubic')

@@ -246,3 +246,9 @@ def test_open_clip_models_with_their_published_top1():
             if 'dfn' in n} == {'Apple Sample Code License'}
     assert {rows[n]['Metadata']['License'] for n in rows
             if 'metaclip' in n} == {'CC-BY-NC-4.0'}
+    # A near miss lists the closest names.
+    with pytest.raises(UserError) as e:
+        get_model_info('clip_vit-huge-p14_dfn5')
+    assert str(e.value).startswith(
+        "'clip_vit-huge-p14_dfn5' is not a model of the zoo; close names: "
+        'clip_vit-huge-p14_dfn5b')

@@ -129,3 +129,19 @@ def test_onnx_metadata_names_the_preprocessing(tiny):
         assert (meta['image_size'], meta['resize_mode'],
                 meta['interpolation']) == (f'[{SIZE}, {SIZE}]', 'squash',
                                            'bicubic')
+
+
+def test_unconverted_file_names_both_converters(tiny, tmp_path):
+    """An open_clip file given to a config as it is: one line saying what
+    it is and which converter takes it."""
+    from mmprompt.apis import get_model
+    from mmprompt.utils.errors import CheckpointError
+    raw = str(tmp_path / 'open_clip_pytorch_model.bin')
+    torch.save(H.openai_state_dict(), raw)
+    with pytest.raises(CheckpointError) as e:
+        get_model(tiny['config'], raw)
+    assert str(e.value) == (
+        f'{raw}: an OpenAI / open_clip CLIP checkpoint, not converted; '
+        'convert it with tools/model_converters/openai_clip_to_mmprompt.py '
+        "(OpenAI's release) or tools/model_converters/"
+        "open_clip_to_mmprompt.py (open_clip's)")

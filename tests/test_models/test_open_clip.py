@@ -357,3 +357,44 @@ def test_parity_with_open_clip(arch, config, layers):
     assert_close(text, ref_text, atol=1e-5, rtol=0)
     assert_close(logits, ref_logits, atol=1e-4, rtol=0)
     assert logits.abs().max() > 0.5 and logits.std() > 0.1
+
+
+def test_shared_prefix_prototypes_are_exact_with_gelu():
+    """A GELU text tower (open_clip's LAION / DataComp models), shrunk:
+    prototypes built with shared template starts equal open_clip's
+    encode_text one category at a time, 77 tokens a row, to 1e-6."""
+    open_clip = pytest.importorskip('open_clip')
+    from mmprompt.converters import convert_openai_clip
+    from mmprompt.models.clip import CLIPTokenizer, zero_shot
+    from mmprompt.models.clip.prompts import (IMAGENET_CATEGORIES,
+                                              OPENAI_IMAGENET_TEMPLATES)
+    torch.manual_seed(0)
+    text_cfg = dict(context_length=77, vocab_size=49408, width=128, heads=2,
+                    layers=3)
+    ref = open_clip.model.CLIP(
+        embed_dim=64,
+        vision_cfg=dict(layers=1, width=64, patch_size=32, image_size=64),
+        text_cfg=text_cfg).eval()
+    assert isinstance(ref.transformer.resblocks[0].mlp.gelu, nn.GELU)
+    cfg = model_cfg('clip_vit-huge-p14_laion2b').text_backbone
+    cfg.update(embed_dims=128, num_heads=2, num_layers=3, out_dims=64)
+    tower = MODELS.build(cfg).eval()
+    prefix = 'text_encoder.'
+    tower.load_state_dict({
+        k[len(prefix):]: v
+        for k, v in convert_openai_clip(ref.state_dict())[0].items()
+        if k.startswith(prefix)
+    })
+    tokenizer = CLIPTokenizer()
+    categories = IMAGENET_CATEGORIES[:6]
+    templates = OPENAI_IMAGENET_TEMPLATES[:8]
+    shared = zero_shot.build_text_prototypes(tower, tokenizer, categories,
+                                             templates)
+    want = []
+    with torch.no_grad():
+        for name in categories:
+            feats = ref.encode_text(
+                tokenizer([t.format(name) for t in templates]),
+                normalize=True)
+            want.append(F.normalize(feats.mean(0), dim=-1))
+    torch.testing.assert_close(shared, torch.stack(want), atol=1e-6, rtol=0)

@@ -141,3 +141,35 @@ def test_zoo_rows_without_sha256_say_where_to_put_the_file(
         'again, or convert it yourself: python '
         'tools/model_converters/open_clip_to_mmprompt.py '
         f'{downloads}/{info.weights_file} {hub.checkpoint_path(info.name)}')
+
+
+def test_cli(tmp_path, capsys):
+    """tools/model_converters/open_clip_to_mmprompt.py: a ViT-B-32 file in
+    open_clip's layout becomes a .safetensors of its meta; another family's
+    file is one error line and exit status 1, nothing written."""
+    from testing_utils import load_module
+    from mmprompt.utils.checkpoint import read_checkpoint
+    cli = load_module(
+        '_open_clip_to_mmprompt',
+        osp.join(REPO_ROOT, 'tools', 'model_converters',
+                 'open_clip_to_mmprompt.py'))
+    src = str(tmp_path / 'open_clip_pytorch_model.bin')
+    torch.save({
+        k: torch.full(v.shape, 0.5, dtype=torch.float16)
+        for k, v in meta_open_clip_state('ViT-B-32').items()
+    }, src)
+    dst = str(tmp_path / 'b32.safetensors')
+    assert cli.main([src, dst, '--dtype', 'fp16']) == 0
+    sd, meta = read_checkpoint(dst)
+    assert (meta['source'], meta['size'], meta['source_file']) == (
+        'open_clip', 'ViT-B-32', 'open_clip_pytorch_model.bin')
+    assert len(sd) == 302 and sd['logit_scale'].dtype == torch.float16
+    ram = str(tmp_path / 'ram.pth')
+    torch.save({'label_embed': torch.zeros(2, 2)}, ram)
+    capsys.readouterr()
+    assert cli.main([ram, str(tmp_path / 'ram.safetensors')]) == 1
+    assert capsys.readouterr().err == (
+        'error: not a CLIP ViT (open_clip layout) checkpoint: it is a '
+        'recognize-anything RAM / RAM++ checkpoint; convert it with '
+        'tools/model_converters/ram_to_mmprompt.py\n')
+    assert not osp.exists(tmp_path / 'ram.safetensors')

@@ -3,9 +3,9 @@
 
 A converter given another family's file says what the file is and which
 converter takes it, instead of listing unknown keys. The signatures are
-keys every file of the family has (checked on open_clip 3.x's models,
-OpenAI's releases, recognize-anything's RAM / RAM++ and Hugging Face's
-``CLIPModel``).
+keys every file of the family has; the open_clip ones are checked on open_clip
+3.x's state dicts (``tests/test_converters/test_open_clip.py``: RN50,
+ConvNeXt and SigLIP (timm towers; PE-Core is one too), CoCa, the ViTs).
 """
 from typing import Dict, Iterable, Optional, Tuple
 

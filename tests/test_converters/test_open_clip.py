@@ -173,3 +173,28 @@ def test_cli(tmp_path, capsys):
         'recognize-anything RAM / RAM++ checkpoint; convert it with '
         'tools/model_converters/ram_to_mmprompt.py\n')
     assert not osp.exists(tmp_path / 'ram.safetensors')
+
+
+@pytest.mark.parametrize('arch,family', [
+    ('RN50', 'openai_resnet'),
+    ('convnext_base', 'open_clip_timm'),
+    ('ViT-B-16-SigLIP', 'open_clip_timm'),
+    ('coca_ViT-B-32', 'open_clip_coca'),
+    ('ViT-bigG-14', 'clip_vit'),
+])
+def test_open_clips_other_models_are_told_apart(arch, family):
+    """The families of open_clip 3.x's own models, from their state dicts
+    (built on the meta device)."""
+    open_clip = pytest.importorskip('open_clip')
+    from mmprompt.converters import identify_checkpoint
+    cfg = dict(open_clip.get_model_config(arch))
+    cls = open_clip.model.CustomTextCLIP if cfg.pop(
+        'custom_text', False) else open_clip.model.CLIP
+    if arch.startswith('coca'):
+        cls = open_clip.coca_model.CoCa
+    with torch.device('meta'):
+        sd = cls(**cfg).state_dict()
+    assert identify_checkpoint(sd)[0] == family
+    if family != 'clip_vit':
+        with pytest.raises(ConverterError, match='^not a CLIP ViT '):
+            convert_open_clip(sd)

@@ -23,6 +23,7 @@ CONFIGS = osp.join(REPO_ROOT, 'configs', '_base_', 'models')
 ZOO = [
     ('clip_vit-huge-p14_laion2b', 'ViT-H-14', 'laion2b_s32b_b79k'),
     ('clip_vit-gigantic-p14_laion2b', 'ViT-bigG-14', 'laion2b_s39b_b160k'),
+    ('clip_vit-large-p14_laion2b', 'ViT-L-14', 'laion2b_s32b_b82k'),
     ('clip_vit-large-p14_datacomp-xl', 'ViT-L-14', 'datacomp_xl_s13b_b90k'),
     ('clip_vit-large-p14_dfn2b', 'ViT-L-14-quickgelu', 'dfn2b'),
     ('clip_vit-huge-p14_dfn5b', 'ViT-H-14-quickgelu', 'dfn5b'),
@@ -186,7 +187,7 @@ def test_zoo_configs_pipelines_follow_the_model():
     import glob
     leaves = sorted(
         glob.glob(osp.join(REPO_ROOT, 'configs', 'open_clip', '*.py')))
-    assert len(leaves) == 16
+    assert len(leaves) == 18
     for path in leaves:
         cfg = Config.fromfile(path)
         with torch.device('meta'):
@@ -213,7 +214,7 @@ def test_tokenizer_ids_are_open_clips_for_each_model():
         ' '.join(f'word{i}' for i in range(100)), ''
     ]
     for arch in sorted({z[1] for z in ZOO}):
-        cfg = model_cfg(dict((z[1], z[0]) for z in ZOO)[arch])
+        cfg = model_cfg(next(z[0] for z in ZOO if z[1] == arch))
         ours = CLIPTokenizer(
             context_length=cfg.text_backbone.context_length)
         theirs = open_clip.get_tokenizer(arch)

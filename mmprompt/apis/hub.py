@@ -221,8 +221,13 @@ def _convert(info: ModelInfo, weights: str, data: Dict[str, str]):
         key, options = parse_converter(info.converter)
     except ConverterError as e:
         raise UserError(f'{info.metafile}: {info.name}: {e}') from None
-    state_dict = unwrap_state_dict(load_source_checkpoint(weights), weights)
+    unknown = sorted(set(data) - set(DATA_FILE_READERS))
+    if unknown:
+        raise UserError(f'{info.metafile}: {info.name} has data files '
+                        f'{unknown} no converter reads; known: '
+                        f"{', '.join(DATA_FILE_READERS)}")
     inputs = {k: DATA_FILE_READERS[k](path) for k, path in data.items()}
+    state_dict = unwrap_state_dict(load_source_checkpoint(weights), weights)
     return CONVERTERS[key](state_dict, **inputs, **options)
 
 

@@ -127,8 +127,8 @@ class ClassifyTask:
 
     Args:
         model (BaseModel): Has ``categories``, ``predict(inputs,
-            vocabulary=)`` giving ``pred_score``, and ``image_size`` (or a
-            CLIP as ``clip``).
+            vocabulary=)`` giving ``pred_score``, and ``preprocess_args``
+            (a :class:`CLIP` or a prompt learner).
         topk (int): Classes per image. Defaults to 5.
         vocabulary (optional): What to classify into (a
             :class:`~mmprompt.apis.ZeroShotClassifier`'s vocabulary).
@@ -143,9 +143,7 @@ class ClassifyTask:
         self.model = model
         self.topk = topk
         self.vocabulary = vocabulary
-        size = getattr(model, 'image_size', None) or int(
-            model.clip.visual.img_size[0])
-        self.transform = CLIPTransform(size)
+        self.transform = CLIPTransform(model.preprocess_args)
 
     def answer_inputs(self) -> dict:
         """The categories, templates and descriptions, and top-k."""
@@ -187,7 +185,7 @@ class EmbedTask:
 
     def __init__(self, model: Any) -> None:
         self.model = model
-        self.transform = CLIPTransform(model.image_size)
+        self.transform = CLIPTransform(model.preprocess_args)
 
     def answer_inputs(self) -> dict:
         """The model's config (no categories)."""

@@ -208,29 +208,30 @@ def _data_file_name(url: str) -> str:
 
 def _convert_command(info: ModelInfo, dst: str, home: str) -> str:
     """The converter command line for files downloaded by hand."""
+    from mmprompt.converters import converter_command
     downloads = osp.join(home, 'downloads')
-    args = ['python', *shlex.split(info.converter),
+    args = ['python', *converter_command(info.converter),
             osp.join(downloads, info.weights_file), dst]
-    options = dict(
-        tag_list='--tag-list',
-        tag_list_chinese='--tag-list-chinese',
-        thresholds='--thresholds')
     for key, entry in info.data_files.items():
-        if key in options:
-            args += [
-                options[key],
-                osp.join(downloads, _data_file_name(entry['URL']))
-            ]
+        args += [
+            '--' + key.replace('_', '-'),
+            osp.join(downloads, _data_file_name(entry['URL']))
+        ]
     return ' '.join(shlex.quote(a) for a in args)
 
 
-def _fetch(url: str, sha256: Optional[str], work: str, home: str,
-           progress: bool, what_to_do: str,
+def _fetch(url: str,
+           sha256: Optional[str],
+           work: str,
+           home: str,
+           progress: bool,
+           what_to_do: str,
+           file_name: Optional[str] = None,
            endpoint: Optional[str] = None) -> str:
-    """A verified local copy of ``url``: the file in ``<home>/downloads`` if
-    there is one, else a download into ``work`` (from the mirror
-    ``endpoint``, see :func:`mirror_url`)."""
-    file_name = _data_file_name(url)
+    """A verified local copy of ``url``: the file ``file_name`` (by default
+    the URL's) in ``<home>/downloads`` if there is one, else a download into
+    ``work`` (from the mirror ``endpoint``, see :func:`mirror_url`)."""
+    file_name = file_name or _data_file_name(url)
     manual = manual_path(file_name, home)
     if not sha256:
         if osp.isfile(manual):
@@ -258,29 +259,24 @@ def _fetch(url: str, sha256: Optional[str], work: str, home: str,
 
 
 def _convert(info: ModelInfo, weights: str, data: Dict[str, str]):
-    """Convert the downloaded files with the converter the zoo names."""
-    from mmprompt.converters import (convert_openai_clip, convert_ram,
-                                     load_source_checkpoint,
-                                     unwrap_state_dict)
-    from mmprompt.converters.common import read_tag_list, read_thresholds
-    tool = shlex.split(info.converter)
-    name = osp.basename(tool[0]) if tool else ''
+    """Convert the downloaded files with the converter the zoo names (a key
+    of :data:`mmprompt.converters.CONVERTERS`), its side files read as its
+    script reads them."""
+    from mmprompt.converters import (CONVERTERS, DATA_FILE_READERS,
+                                     ConverterError, load_source_checkpoint,
+                                     parse_converter, unwrap_state_dict)
+    try:
+        key, options = parse_converter(info.converter)
+    except ConverterError as e:
+        raise UserError(f'{info.metafile}: {info.name}: {e}') from None
+    unknown = sorted(set(data) - set(DATA_FILE_READERS))
+    if unknown:
+        raise UserError(f'{info.metafile}: {info.name} has data files '
+                        f'{unknown} no converter reads; known: '
+                        f"{', '.join(DATA_FILE_READERS)}")
+    inputs = {k: DATA_FILE_READERS[k](path) for k, path in data.items()}
     state_dict = unwrap_state_dict(load_source_checkpoint(weights), weights)
-    if name == 'openai_clip_to_mmprompt.py':
-        return convert_openai_clip(state_dict)
-    if name == 'ram_to_mmprompt.py':
-        model = tool[tool.index('--model') + 1] if '--model' in tool else None
-        # The files the zoo names, read as the converter script reads them.
-        return convert_ram(
-            state_dict,
-            read_tag_list(data['tag_list']) if 'tag_list' in data else None,
-            read_tag_list(data['tag_list_chinese'], unique=False)
-            if 'tag_list_chinese' in data else None,
-            read_thresholds(data['thresholds'])
-            if 'thresholds' in data else None,
-            model=model)
-    raise UserError(f'{info.metafile}: {info.name} names an unknown '
-                    f'converter {info.converter!r}')
+    return CONVERTERS[key](state_dict, **inputs, **options)
 
 
 def _stamp_path(path: str) -> str:
@@ -374,10 +370,10 @@ def get_checkpoint(name: str,
         prefix='.fetch.', dir=osp.join(home, 'downloads'))
     try:
         weights = _fetch(info.weights, info.sha256, work, home, progress,
-                         what_to_do, endpoint)
+                         what_to_do, info.weights_file, endpoint)
         data = {
             key: _fetch(entry['URL'], entry.get('SHA256'), work, home,
-                        progress, what_to_do, endpoint)
+                        progress, what_to_do, endpoint=endpoint)
             for key, entry in info.data_files.items()
         }
         converted, meta = _convert(info, weights, data)

@@ -43,6 +43,12 @@ class UnknownModelError(InvalidInputError):
     """A name that is neither in the zoo nor a config file."""
 
 
+#: The names open_clip gives every weights file on the Hugging Face Hub.
+GENERIC_WEIGHTS_FILES = ('open_clip_pytorch_model.bin',
+                         'open_clip_model.safetensors',
+                         'open_clip_pytorch_model.safetensors')
+
+
 @dataclass(frozen=True)
 class ModelInfo:
     """One model of the zoo, as its metafile describes it.
@@ -65,6 +71,8 @@ class ModelInfo:
             an open-set model uses.
         results (tuple): Published figures, ``dict(task, dataset,
             metrics)`` each.
+        license (str, optional): The weights' licence (the metafile's
+            ``Metadata: License``), where the metafile gives it.
         metafile (str): The metafile it comes from.
     """
     name: str
@@ -79,11 +87,18 @@ class ModelInfo:
     text_encoder: Optional[str] = None
     results: Tuple[dict, ...] = ()
     metafile: str = ''
+    license: Optional[str] = None
 
     @property
     def weights_file(self) -> str:
-        """str: The file name of the official weights."""
-        return self.weights.rstrip('/').split('/')[-1].split('?')[0]
+        """str: The file name of the official weights. open_clip's Hub
+        files all have one of :data:`GENERIC_WEIGHTS_FILES` for name, so
+        theirs is prefixed with the repository:
+        ``CLIP-ViT-H-14-laion2B-s32B-b79K_open_clip_pytorch_model.bin``."""
+        parts = self.weights.split('?')[0].rstrip('/').split('/')
+        if parts[-1] in GENERIC_WEIGHTS_FILES and 'resolve' in parts:
+            return f"{parts[parts.index('resolve') - 1]}_{parts[-1]}"
+        return parts[-1]
 
 
 def get_zoo_root() -> str:
@@ -141,7 +156,8 @@ def _parse_model(raw: dict, root: str, metafile: str) -> ModelInfo:
         data_files=copy.deepcopy(raw.get('Data Files') or {}),
         text_encoder=raw.get('Text Encoder'),
         results=_results(raw.get('Results')),
-        metafile=metafile)
+        metafile=metafile,
+        license=meta.get('License'))
 
 
 @functools.lru_cache(maxsize=None)
@@ -498,6 +514,7 @@ def markdown_table() -> str:
         extra = ' + tag lists, thresholds' if info.data_files else ''
         extra += f' + text tower of `{info.text_encoder}`' \
             if info.text_encoder else ''
+        extra += f'; licence: {info.license}' if info.license else ''
         rows.append(
             f'| `{info.name}` | {info.task} | `{config}` | '
             f'[{info.weights_file}]({info.weights}){sha}{extra} | '

@@ -15,6 +15,7 @@ from typing import Dict, Optional, Tuple
 import torch
 
 from .common import MMPROMPT_FORMAT, ConverterError, unwrap_state_dict
+from .families import check_family
 from .rules import apply_rules
 
 MODEL_NAME = 'CLIP ViT (OpenAI layout)'
@@ -162,9 +163,12 @@ def convert_openai_clip(
 ) -> Tuple['OrderedDict[str, torch.Tensor]', dict]:
     """Map an OpenAI CLIP ViT state dict to mmprompt's :class:`CLIP`.
 
-    Every key is mapped by :data:`RULES` or dropped on purpose by
-    :data:`DROP`; any other key is an error that names it (ResNet CLIP, RAM
-    and other models fail this way). Pure: no I/O, the input is untouched.
+    A file of another known family (ResNet CLIP, RAM, open_clip's timm
+    towers, ...) is refused in one line saying what it is
+    (:func:`~mmprompt.converters.families.check_family`); then every key
+    is mapped by :data:`RULES` or dropped on purpose by :data:`DROP`, and
+    any other key is an error that names it. Pure: no I/O, the input is
+    untouched.
 
     Args:
         checkpoint (dict): The loaded checkpoint, taken as
@@ -185,6 +189,7 @@ def convert_openai_clip(
         ConverterError: If the state dict is not an OpenAI CLIP ViT.
     """
     state_dict = unwrap_state_dict(checkpoint)
+    check_family(state_dict, 'clip_vit', MODEL_NAME)
     converted, dropped = apply_rules(
         state_dict, RULES, DROP, model_name=MODEL_NAME)
     arch = infer_openai_clip_arch(state_dict)

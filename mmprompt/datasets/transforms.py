@@ -1,5 +1,5 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
-"""OpenAI CLIP's image preprocessing as an MMCV transform.
+"""CLIP's image preprocessing as an MMCV transform.
 
 OpenAI's ``clip.load`` (MIT licence) and open_clip's ``image_transform``
 resize the short side with PIL's bicubic filter, center-crop, and only then
@@ -21,7 +21,8 @@ from PIL import Image
 
 from mmprompt.registry import TRANSFORMS
 from mmprompt.utils.errors import ImageDecodeError
-from mmprompt.utils.image_io import decode_image
+from mmprompt.utils.image_io import (INTERPOLATIONS, check_resize_args,
+                                     decode_image)
 
 
 def open_image(path: str, backend_args: Optional[dict] = None) -> Image.Image:
@@ -69,27 +70,39 @@ def center_crop_box(width: int, height: int,
     return left, top, left + size, top + size
 
 
-def clip_resize_crop(image: Image.Image, size: int) -> np.ndarray:
-    """OpenAI CLIP's preprocessing, up to the uint8 RGB pixels.
+def clip_resize_crop(image: Image.Image,
+                     size: int,
+                     resize_mode: str = 'shortest',
+                     interpolation: str = 'bicubic') -> np.ndarray:
+    """CLIP's preprocessing, up to the uint8 RGB pixels, as open_clip's
+    ``image_transform`` does it for evaluation.
 
-    The short side is resized to ``size`` with PIL's bicubic filter (the
-    long side becomes ``int(size * long / short)``), the center ``size x
-    size`` square is cropped, and the result is converted to RGB.
+    With ``'shortest'`` (OpenAI's) the short side is resized to ``size``
+    (the long side becomes ``int(size * long / short)``) and the centre
+    ``size x size`` square is cropped; with ``'squash'`` the image is
+    resized to ``size x size``. Then it is converted to RGB.
 
     Args:
         image (PIL.Image.Image): Any PIL image, in any mode.
         size (int): Output side, the model's input resolution.
+        resize_mode (str): ``'shortest'`` or ``'squash'``.
+            Defaults to ``'shortest'``.
+        interpolation (str): PIL's filter, ``'bicubic'`` or ``'bilinear'``.
+            Defaults to ``'bicubic'``.
 
     Returns:
         np.ndarray: ``(size, size, 3)`` uint8 RGB pixels.
     """
+    check_resize_args(resize_mode, interpolation)
     width, height = image.size
-    if width <= height:
+    if resize_mode == 'squash':
+        new_size = (size, size)
+    elif width <= height:
         new_size = (size, int(size * height / width))
     else:
         new_size = (int(size * width / height), size)
     if new_size != (width, height):
-        image = image.resize(new_size, Image.BICUBIC)
+        image = image.resize(new_size, INTERPOLATIONS[interpolation])
     if image.size != (size, size):
         image = image.crop(center_crop_box(*image.size, size))
     return np.array(image.convert('RGB'))
@@ -176,15 +189,18 @@ class PILPreprocess(BaseTransform):
 
 @TRANSFORMS.register_module()
 class CLIPPreprocess(PILPreprocess):
-    """Load (if needed), resize and center-crop an image as OpenAI CLIP does.
+    """Load (if needed), resize and crop an image as CLIP models do.
 
     Takes the image from ``results['img']`` when present (a PIL image, or
     an ``(H, W, 3)`` / ``(H, W)`` uint8 array), otherwise decodes
     ``results['img_path']`` with PIL. See :func:`clip_resize_crop` for the
-    rest. Unlike OpenAI's code, the EXIF orientation is applied and 16-bit
-    images are scaled (one decoder for every entry point, see
-    :func:`mmprompt.utils.image_io.decode_image`). The output is
-    BGR, MMCV's channel order, as ``LoadImageFromFile`` gives.
+    rest: OpenAI's resize and centre crop by default, or a model's own
+    resize mode and interpolation (its config's ``image_preprocess``, see
+    :attr:`mmprompt.models.clip.CLIP.preprocess_args`). Unlike OpenAI's
+    code, the EXIF orientation is applied and 16-bit images are scaled (one
+    decoder for every entry point, see
+    :func:`mmprompt.utils.image_io.decode_image`). The output is BGR,
+    MMCV's channel order, as ``LoadImageFromFile`` gives.
 
     Required Keys:
 
@@ -199,6 +215,10 @@ class CLIPPreprocess(PILPreprocess):
     Args:
         scale (int): Output side, the model's input resolution.
             Defaults to 224.
+        resize_mode (str): ``'shortest'`` (resize the short side, centre
+            crop) or ``'squash'``. Defaults to ``'shortest'``.
+        interpolation (str): ``'bicubic'`` or ``'bilinear'``.
+            Defaults to ``'bicubic'``.
         array_order (str): Channel order of array inputs: ``'bgr'``
             (MMCV's, e.g. ``mmcv.imread``) or ``'rgb'`` (MMPreTrain's CIFAR
             datasets, ``np.asarray(pil_image)``). Defaults to ``'bgr'``.
@@ -208,6 +228,24 @@ class CLIPPreprocess(PILPreprocess):
 
     default_scale = 224
 
+    def __init__(self,
+                 scale: Optional[int] = None,
+                 resize_mode: str = 'shortest',
+                 interpolation: str = 'bicubic',
+                 array_order: str = 'bgr',
+                 backend_args: Optional[dict] = None) -> None:
+        super().__init__(scale, array_order, backend_args)
+        check_resize_args(resize_mode, interpolation)
+        self.resize_mode = resize_mode
+        self.interpolation = interpolation
+
     def resize(self, image: Image.Image) -> np.ndarray:
-        """OpenAI's resize and crop, see :func:`clip_resize_crop`."""
-        return clip_resize_crop(image, self.scale)
+        """The resize and crop of :func:`clip_resize_crop`."""
+        return clip_resize_crop(image, self.scale, self.resize_mode,
+                                self.interpolation)
+
+    def __repr__(self) -> str:
+        return (f'{self.__class__.__name__}(scale={self.scale}, '
+                f'resize_mode={self.resize_mode!r}, '
+                f'interpolation={self.interpolation!r}, '
+                f'array_order={self.array_order!r})')

@@ -22,7 +22,9 @@ Four graphs, each the ``forward`` of a small wrapper around a built model
 (and cropped) as the model's preprocessing does; the mean / std
 normalisation is part of the graph. The batch ``N`` is dynamic everywhere.
 The file's metadata (``metadata_props``) says what the graph is:
-``mmprompt_kind``, ``mmprompt_model``, ``image_size``, and the
+``mmprompt_kind``, ``mmprompt_model``, ``image_size`` (for CLIP graphs
+also the ``resize_mode`` and ``interpolation`` of the model's
+preprocessing, see :class:`~mmprompt.datasets.CLIPPreprocess`), and the
 ``categories`` or ``tags`` as JSON lists.
 
 Graphs come from ``torch.onnx.export(dynamo=True)`` (``torch.export`` and
@@ -136,7 +138,12 @@ class ImageTowerExport(_ImageInput):
         return (torch.rand(batch, 3, *self.image_size) * 255, )
 
     def metadata(self) -> Dict[str, str]:
-        return dict(image_size=json.dumps(list(self.image_size)))
+        meta = dict(image_size=json.dumps(list(self.image_size)))
+        args = self.model.preprocess_args
+        meta.update(
+            resize_mode=args['resize_mode'],
+            interpolation=args['interpolation'])
+        return meta
 
 
 class TextTowerExport(nn.Module):

@@ -57,6 +57,7 @@ LOADED_ELSEWHERE = {
 }
 
 CLIP_CONVERTER = 'tools/model_converters/openai_clip_to_mmprompt.py'
+OPEN_CLIP_CONVERTER = 'tools/model_converters/open_clip_to_mmprompt.py'
 RAM_CONVERTER = 'tools/model_converters/ram_to_mmprompt.py'
 
 StateDict = Dict[str, torch.Tensor]
@@ -289,8 +290,9 @@ def _mismatch_message(name: str, sd: StateDict, meta: dict,
     """One line for a checkpoint of the wrong family or size, or None."""
     what, want = describe(sd, meta), _config_phrase(model_sd)
     if what == 'an OpenAI CLIP checkpoint':
-        return (f'{name}: an OpenAI CLIP checkpoint, not converted; convert '
-                f'it with {CLIP_CONVERTER}')
+        return (f'{name}: an OpenAI / open_clip CLIP checkpoint, not '
+                f'converted; convert it with {CLIP_CONVERTER} (OpenAI\'s '
+                f'release) or {OPEN_CLIP_CONVERTER} (open_clip\'s)')
     if what.startswith('an unconverted RAM'):
         return (f'{name}: {what[3:]}; convert it with {RAM_CONVERTER}')
     if not what:

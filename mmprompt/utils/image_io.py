@@ -373,3 +373,24 @@ def decode_image(image: ImageSource,
     if mode == 'RGB' and img.mode != 'RGB':
         img = img.convert('RGB')
     return img
+
+
+#: The resize modes of open_clip's ``image_transform`` that mmprompt's
+#: models use: ``'shortest'`` (resize the short side, centre crop: OpenAI's,
+#: the default) and ``'squash'`` (resize the whole image to a square,
+#: ignoring its aspect ratio: Apple's DFN models).
+RESIZE_MODES = ('shortest', 'squash')
+#: PIL's filters by open_clip's interpolation names.
+INTERPOLATIONS = {'bicubic': Image.BICUBIC, 'bilinear': Image.BILINEAR}
+
+
+def check_resize_args(resize_mode: str, interpolation: str) -> None:
+    """Refuse a resize mode or interpolation that
+    :func:`~mmprompt.datasets.clip_resize_crop` does not know, with a
+    ``ValueError`` naming the ones it does."""
+    if resize_mode not in RESIZE_MODES:
+        raise ValueError(f'resize_mode must be one of {RESIZE_MODES}, got '
+                         f'{resize_mode!r}')
+    if interpolation not in INTERPOLATIONS:
+        raise ValueError('interpolation must be one of '
+                         f'{tuple(INTERPOLATIONS)}, got {interpolation!r}')

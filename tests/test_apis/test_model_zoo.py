@@ -13,7 +13,10 @@ from testing_utils import clip as H
 
 from mmprompt.apis import (ImageTagger, ZeroShotClassifier, get_model,
                            get_model_info, list_models, model_zoo)
+from mmprompt.converters import converter_command
 from mmprompt.utils.errors import UserError
+
+OPEN_CLIP = ('OpenCLIP LAION-2B', 'DataComp CLIP', 'DFN CLIP', 'MetaCLIP')
 
 RAM_WEIGHTS = {
     'RAM': ('https://huggingface.co/xinyu1205/recognize_anything_model/'
@@ -30,7 +33,9 @@ def test_every_config_is_in_the_zoo_once():
         osp.dirname(p) for p in glob.glob(
             osp.join(REPO_ROOT, 'configs', '*', 'metafile.yml'))
     ]
-    assert sorted(osp.basename(f) for f in families) == ['clip', 'ram']
+    assert sorted(osp.basename(f) for f in families) == [
+        'clip', 'open_clip', 'ram'
+    ]
     configs = sorted(
         osp.relpath(p, REPO_ROOT) for f in families
         for p in glob.glob(osp.join(f, '*.py')))
@@ -40,11 +45,11 @@ def test_every_config_is_in_the_zoo_once():
         if '_base_' not in i.config) == configs
     for info in zoo:
         assert osp.isfile(info.config), info.name
-        assert len(info.sha256) == 64 and int(info.sha256, 16) >= 0
-        assert info.converter.startswith('tools/model_converters/')
-        assert osp.isfile(
-            osp.join(REPO_ROOT,
-                     info.converter.split()[0])), info.converter
+        # open_clip's files have no published SHA-256 (see the metafile).
+        assert info.sha256 is None and info.collection in OPEN_CLIP or (
+            len(info.sha256) == 64 and int(info.sha256, 16) >= 0)
+        script = converter_command(info.converter)[0]
+        assert osp.isfile(osp.join(REPO_ROOT, script)), info.converter
 
 
 def test_clip_weights_are_openai_releases():
@@ -57,6 +62,8 @@ def test_clip_weights_are_openai_releases():
     }
     for name in list_models('clip'):
         info = get_model_info(name)
+        if info.collection != 'CLIP':
+            continue  # open_clip's weights: tests/test_models/test_open_clip
         base = name.split('_zeroshot')[0] + (
             '-336px' if name.endswith('in1k-336px') or
             name.endswith('cifar100-336px') else '')
@@ -106,16 +113,28 @@ def test_model_index_is_what_mmpretrain_and_mim_read():
     assert osp.isfile(info.config)
     with open(osp.join(REPO_ROOT, 'model-index.yml')) as f:
         assert yaml.safe_load(f) == {
-            'Import': ['configs/clip/metafile.yml', 'configs/ram/metafile.yml']
+            'Import': [
+                'configs/clip/metafile.yml', 'configs/open_clip/metafile.yml',
+                'configs/ram/metafile.yml'
+            ]
         }
 
 
 def test_list_models_pattern_and_task():
     everything = list_models()
-    assert len(everything) == 20 and everything == sorted(everything)
+    assert len(everything) == 47 and everything == sorted(everything)
     assert list_models('*in1k*') == list_models('in1k') == [
         'clip_vit-base-p16_zeroshot-cls_in1k',
         'clip_vit-base-p32_zeroshot-cls_in1k',
+        'clip_vit-gigantic-p14_laion2b_zeroshot-cls_in1k',
+        'clip_vit-huge-p14_dfn5b_zeroshot-cls_in1k',
+        'clip_vit-huge-p14_dfn5b_zeroshot-cls_in1k-378px',
+        'clip_vit-huge-p14_laion2b_zeroshot-cls_in1k',
+        'clip_vit-huge-p14_metaclip-2.5b_zeroshot-cls_in1k',
+        'clip_vit-large-p14_datacomp-xl_zeroshot-cls_in1k',
+        'clip_vit-large-p14_dfn2b_zeroshot-cls_in1k',
+        'clip_vit-large-p14_laion2b_zeroshot-cls_in1k',
+        'clip_vit-large-p14_metaclip-2.5b_zeroshot-cls_in1k',
         'clip_vit-large-p14_zeroshot-cls_in1k',
         'clip_vit-large-p14_zeroshot-cls_in1k-336px'
     ]
@@ -123,7 +142,7 @@ def test_list_models_pattern_and_task():
         'ram-plus_swin-large-p4-w12_384px_openset',
         'ram-plus_swin-large-p4-w12_384px_openset_openimages-rare'
     ]
-    assert len(list_models(task='Zero-shot Image Classification')) == 12
+    assert len(list_models(task='Zero-shot Image Classification')) == 39
     assert ZeroShotClassifier.list_models() == list_models(
         task='Zero-shot Image Classification')
     assert ImageTagger.list_models() == list_models('ram')
@@ -195,3 +214,44 @@ def test_readme_table_is_generated_from_the_zoo():
     table = model_zoo.markdown_table()
     assert table.count('\n') == 1 + len(list_models())
     assert '[ram_plus_swin_large_14m.pth](https://huggingface.co/' in table
+
+
+def test_open_clip_models_with_their_published_top1():
+    """open_clip's CLIP ViTs are listed with the published ImageNet top-1
+    of their weights (the issue's figures; ViT-L/14 LAION-2B: open_clip's
+    README and the model card), their licence in the row."""
+    published = {
+        'clip_vit-huge-p14_laion2b': 78.0,
+        'clip_vit-gigantic-p14_laion2b': 80.1,
+        'clip_vit-large-p14_laion2b': 75.3,
+        'clip_vit-large-p14_datacomp-xl': 79.2,
+        'clip_vit-large-p14_dfn2b': 81.4,
+        'clip_vit-huge-p14_dfn5b': 83.4,
+        'clip_vit-huge-p14_dfn5b-378px': 84.4,
+        'clip_vit-large-p14_metaclip-2.5b': 79.2,
+        'clip_vit-huge-p14_metaclip-2.5b': 80.5,
+    }
+    names = list_models('*', task='Zero-shot Image Classification')
+    got = {}
+    for base in published:
+        core, px = base.split('-378px')[0], '-378px' * base.endswith('px')
+        for name in (base, f'{core}_zeroshot-cls_cifar100{px}'):
+            assert name in names
+            assert get_model_info(name).results == ()
+        info = get_model_info(f'{core}_zeroshot-cls_in1k{px}')
+        got[base] = info.results[0]['metrics']['Top 1 Accuracy']
+        assert info.collection in OPEN_CLIP
+    assert got == published
+    with open(osp.join(REPO_ROOT, 'configs', 'open_clip',
+                       'metafile.yml')) as f:
+        rows = {m['Name']: m for m in yaml.safe_load(f)['Models']}
+    assert {rows[n]['Metadata']['License'] for n in rows
+            if 'dfn' in n} == {'Apple Sample Code License'}
+    assert {rows[n]['Metadata']['License'] for n in rows
+            if 'metaclip' in n} == {'CC-BY-NC-4.0'}
+    # A near miss lists the closest names.
+    with pytest.raises(UserError) as e:
+        get_model_info('clip_vit-huge-p14_dfn5')
+    assert str(e.value).startswith(
+        "'clip_vit-huge-p14_dfn5' is not a model of the zoo; close names: "
+        'clip_vit-huge-p14_dfn5b')

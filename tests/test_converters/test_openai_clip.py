@@ -210,7 +210,11 @@ def test_other_models_fail_clearly():
             'visual.layer1.0.conv1.weight': torch.zeros(64, 32, 1, 1),
             'visual.attnpool.positional_embedding': torch.zeros(50, 64),
         })
-    with pytest.raises(ConverterError, match='visual.bn1.weight'):
+    with pytest.raises(
+            ConverterError,
+            match=r'^not a CLIP ViT \(OpenAI layout\) checkpoint: it is an '
+            r'OpenAI ResNet CLIP \(ModifiedResNet image tower\); mmprompt '
+            r'has no converter for it$'):
         convert_openai_clip(resnet)
     ram = {
         'visual_encoder.layers.0.blocks.0.attn.qkv.weight': torch.zeros(3, 1),
@@ -220,9 +224,16 @@ def test_other_models_fail_clearly():
     }
     with pytest.raises(
             ConverterError,
-            match=r'not a CLIP ViT \(OpenAI layout\) checkpoint: 3 '
-            r'unknown key\(s\): .*label_embed'):
+            match=r'^not a CLIP ViT \(OpenAI layout\) checkpoint: it is a '
+            r'recognize-anything RAM / RAM\+\+ checkpoint; convert it with '
+            r'tools/model_converters/ram_to_mmprompt.py$'):
         convert_openai_clip(ram)
+    # A layout no family has: the unknown keys are named.
+    with pytest.raises(
+            ConverterError,
+            match=r'not a CLIP ViT \(OpenAI layout\) checkpoint: 1 '
+            r'unknown key\(s\): encoder.weight'):
+        convert_openai_clip({'encoder.weight': torch.zeros(1)})
     # Known keys only, but not a whole model.
     with pytest.raises(ConverterError, match='missing visual.class_embedding'):
         convert_openai_clip(text_keys)

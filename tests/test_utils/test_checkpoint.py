@@ -70,7 +70,7 @@ def test_unconverted_openai_clip_is_refused(tiny_clip, tmp_path):
     torch.save(clip_testing.openai_state_dict(), raw)
     with pytest.raises(
             CheckpointError,
-            match='OpenAI CLIP checkpoint, not converted; '
+            match='OpenAI / open_clip CLIP checkpoint, not converted; '
             'convert it with tools/model_converters/'
             'openai_clip_to_mmprompt.py'):
         load_checkpoint(model, raw)

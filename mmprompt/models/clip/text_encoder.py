@@ -8,6 +8,7 @@ keys of OpenAI's checkpoints (``token_embedding``, ``positional_embedding``,
 ``ln_1``, ``attn.in_proj_weight``, ``mlp.c_fc``, ``ln_final``,
 ``text_projection``), so the converter only adds a prefix.
 """
+import copy
 from collections import OrderedDict
 from typing import List, NamedTuple, Optional, Tuple
 
@@ -138,20 +139,23 @@ class CausalSelfAttention(nn.Module):
 
 
 class ResidualAttentionBlock(nn.Module):
-    """A pre-norm transformer block: causal attention, then a QuickGELU MLP.
+    """A pre-norm transformer block: causal attention, then an MLP.
 
     Args:
         embed_dims (int): Width of the tokens.
         num_heads (int): Number of attention heads.
         feedforward_channels (int): Hidden width of the MLP.
         norm_eps (float): Epsilon of the LayerNorms. Defaults to 1e-5.
+        act_cfg (dict, optional): Activation of the MLP, built with
+            ``MODELS``. Defaults to None (OpenAI's QuickGELU).
     """
 
     def __init__(self,
                  embed_dims: int,
                  num_heads: int,
                  feedforward_channels: int,
-                 norm_eps: float = 1e-5) -> None:
+                 norm_eps: float = 1e-5,
+                 act_cfg: Optional[dict] = None) -> None:
         super().__init__()
         self.ln_1 = nn.LayerNorm(embed_dims, eps=norm_eps)
         self.attn = CausalSelfAttention(embed_dims, num_heads)
@@ -159,7 +163,8 @@ class ResidualAttentionBlock(nn.Module):
         self.mlp = nn.Sequential(
             OrderedDict([
                 ('c_fc', nn.Linear(embed_dims, feedforward_channels)),
-                ('gelu', QuickGELU()),
+                ('gelu', QuickGELU() if act_cfg is None else MODELS.build(
+                    copy.deepcopy(act_cfg))),
                 ('c_proj', nn.Linear(feedforward_channels, embed_dims)),
             ]))
 
@@ -205,6 +210,10 @@ class CLIPTextTransformer(BaseModule):
         out_dims (int): Width of the joint embedding space, the output of
             ``text_projection``. Defaults to 512.
         norm_eps (float): Epsilon of the LayerNorms. Defaults to 1e-5.
+        act_cfg (dict, optional): Activation of the MLPs, e.g.
+            ``dict(type='GELU')`` (open_clip's models without
+            ``quick_gelu``, PE-Core). Defaults to None (OpenAI's
+            QuickGELU).
         init_cfg (dict, optional): Initialization config dict.
             Defaults to None.
     """
@@ -218,6 +227,7 @@ class CLIPTextTransformer(BaseModule):
                  feedforward_channels: Optional[int] = None,
                  out_dims: int = 512,
                  norm_eps: float = 1e-5,
+                 act_cfg: Optional[dict] = None,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         self.vocab_size = vocab_size
@@ -232,7 +242,8 @@ class CLIPTextTransformer(BaseModule):
             torch.empty(context_length, embed_dims))
         self.resblocks = nn.ModuleList([
             ResidualAttentionBlock(embed_dims, num_heads, feedforward_channels,
-                                   norm_eps) for _ in range(num_layers)
+                                   norm_eps, act_cfg)
+            for _ in range(num_layers)
         ])
         self.ln_final = nn.LayerNorm(embed_dims, eps=norm_eps)
         self.text_projection = nn.Parameter(torch.empty(embed_dims, out_dims))

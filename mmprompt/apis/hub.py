@@ -162,10 +162,21 @@ def _data_file_name(url: str) -> str:
     return url.rstrip('/').split('/')[-1].split('?')[0]
 
 
+def _converter_args(converter: str) -> list:
+    """The script and options of a metafile's ``Converter:``: a key of
+    :data:`mmprompt.converters.CONVERTERS` names
+    ``tools/model_converters/<key>_to_mmprompt.py``; anything else is the
+    command itself (the older form, still read)."""
+    from mmprompt.converters import CONVERTERS
+    if converter in CONVERTERS:
+        return [f'tools/model_converters/{converter}_to_mmprompt.py']
+    return shlex.split(converter)
+
+
 def _convert_command(info: ModelInfo, dst: str, home: str) -> str:
     """The converter command line for files downloaded by hand."""
     downloads = osp.join(home, 'downloads')
-    args = ['python', *shlex.split(info.converter),
+    args = ['python', *_converter_args(info.converter),
             osp.join(downloads, info.weights_file), dst]
     options = dict(
         tag_list='--tag-list',
@@ -210,19 +221,16 @@ def _fetch(url: str, sha256: Optional[str], work: str, home: str,
 
 def _convert(info: ModelInfo, weights: str, data: Dict[str, str]):
     """Convert the downloaded files with the converter the zoo names."""
-    from mmprompt.converters import (convert_openai_clip, convert_ram,
-                                     load_source_checkpoint,
+    from mmprompt.converters import (CONVERTERS, load_source_checkpoint,
                                      unwrap_state_dict)
     from mmprompt.converters.common import read_tag_list, read_thresholds
-    tool = shlex.split(info.converter)
+    tool = _converter_args(info.converter)
     name = osp.basename(tool[0]) if tool else ''
     state_dict = unwrap_state_dict(load_source_checkpoint(weights), weights)
-    if name == 'openai_clip_to_mmprompt.py':
-        return convert_openai_clip(state_dict)
     if name == 'ram_to_mmprompt.py':
         model = tool[tool.index('--model') + 1] if '--model' in tool else None
         # The files the zoo names, read as the converter script reads them.
-        return convert_ram(
+        return CONVERTERS['ram'](
             state_dict,
             read_tag_list(data['tag_list']) if 'tag_list' in data else None,
             read_tag_list(data['tag_list_chinese'], unique=False)
@@ -230,6 +238,9 @@ def _convert(info: ModelInfo, weights: str, data: Dict[str, str]):
             read_thresholds(data['thresholds'])
             if 'thresholds' in data else None,
             model=model)
+    key = name[:-len('_to_mmprompt.py')]
+    if name.endswith('_to_mmprompt.py') and key in CONVERTERS:
+        return CONVERTERS[key](state_dict)
     raise UserError(f'{info.metafile}: {info.name} names an unknown '
                     f'converter {info.converter!r}')
 

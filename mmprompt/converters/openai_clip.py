@@ -14,6 +14,7 @@ from typing import Dict, Optional, Tuple
 
 import torch
 
+from mmprompt.utils.checkpoint import describe
 from .common import MMPROMPT_FORMAT, ConverterError, unwrap_state_dict
 from .rules import apply_rules
 
@@ -185,6 +186,10 @@ def convert_openai_clip(
         ConverterError: If the state dict is not an OpenAI CLIP ViT.
     """
     state_dict = unwrap_state_dict(checkpoint)
+    what = describe(state_dict)
+    if 'PE-Core' in what:
+        # A family with keys of its own converter: say which, not the keys.
+        raise ConverterError(f'not a {MODEL_NAME} checkpoint: this is {what}')
     converted, dropped = apply_rules(
         state_dict, RULES, DROP, model_name=MODEL_NAME)
     arch = infer_openai_clip_arch(state_dict)

@@ -69,16 +69,23 @@ def center_crop_box(width: int, height: int,
     return left, top, left + size, top + size
 
 
-def clip_resize_crop(image: Image.Image, size: int) -> np.ndarray:
+#: PIL filters by the names of open_clip's ``interpolation``.
+RESAMPLE = {'bicubic': Image.BICUBIC, 'bilinear': Image.BILINEAR}
+
+
+def clip_resize_crop(image: Image.Image,
+                     size: int,
+                     resample: int = Image.BICUBIC) -> np.ndarray:
     """OpenAI CLIP's preprocessing, up to the uint8 RGB pixels.
 
-    The short side is resized to ``size`` with PIL's bicubic filter (the
-    long side becomes ``int(size * long / short)``), the center ``size x
-    size`` square is cropped, and the result is converted to RGB.
+    The short side is resized to ``size`` with PIL's ``resample`` filter
+    (the long side becomes ``int(size * long / short)``), the center ``size
+    x size`` square is cropped, and the result is converted to RGB.
 
     Args:
         image (PIL.Image.Image): Any PIL image, in any mode.
         size (int): Output side, the model's input resolution.
+        resample (int): PIL filter. Defaults to bicubic (OpenAI's).
 
     Returns:
         np.ndarray: ``(size, size, 3)`` uint8 RGB pixels.
@@ -89,9 +96,30 @@ def clip_resize_crop(image: Image.Image, size: int) -> np.ndarray:
     else:
         new_size = (int(size * width / height), size)
     if new_size != (width, height):
-        image = image.resize(new_size, Image.BICUBIC)
+        image = image.resize(new_size, resample)
     if image.size != (size, size):
         image = image.crop(center_crop_box(*image.size, size))
+    return np.array(image.convert('RGB'))
+
+
+def squash_resize(image: Image.Image,
+                  size: int,
+                  resample: int = Image.BILINEAR) -> np.ndarray:
+    """open_clip's ``resize_mode='squash'`` (PE-Core, SigLIP), up to the
+    uint8 RGB pixels: a resize to ``size x size`` with PIL's ``resample``
+    filter, the aspect ratio not kept, no crop, then RGB (after the resize,
+    as open_clip does).
+
+    Args:
+        image (PIL.Image.Image): Any PIL image, in any mode.
+        size (int): Output side, the model's input resolution.
+        resample (int): PIL filter. Defaults to bilinear (PE-Core's).
+
+    Returns:
+        np.ndarray: ``(size, size, 3)`` uint8 RGB pixels.
+    """
+    if image.size != (size, size):
+        image = image.resize((size, size), resample)
     return np.array(image.convert('RGB'))
 
 
@@ -176,15 +204,17 @@ class PILPreprocess(BaseTransform):
 
 @TRANSFORMS.register_module()
 class CLIPPreprocess(PILPreprocess):
-    """Load (if needed), resize and center-crop an image as OpenAI CLIP does.
+    """Load (if needed), resize and center-crop an image as OpenAI CLIP does,
+    or as open_clip's ``image_transform`` does for other models.
 
     Takes the image from ``results['img']`` when present (a PIL image, or
     an ``(H, W, 3)`` / ``(H, W)`` uint8 array), otherwise decodes
-    ``results['img_path']`` with PIL. See :func:`clip_resize_crop` for the
-    rest. Unlike OpenAI's code, the EXIF orientation is applied and 16-bit
+    ``results['img_path']`` with PIL. See :func:`clip_resize_crop` (and
+    :func:`squash_resize` for ``resize_mode='squash'``) for the rest.
+    Unlike OpenAI's code, the EXIF orientation is applied and 16-bit
     images are scaled (one decoder for every entry point, see
-    :func:`mmprompt.utils.image_io.decode_image`). The output is
-    BGR, MMCV's channel order, as ``LoadImageFromFile`` gives.
+    :func:`mmprompt.utils.image_io.decode_image`). The output is BGR,
+    MMCV's channel order, as ``LoadImageFromFile`` gives.
 
     Required Keys:
 
@@ -202,12 +232,45 @@ class CLIPPreprocess(PILPreprocess):
         array_order (str): Channel order of array inputs: ``'bgr'``
             (MMCV's, e.g. ``mmcv.imread``) or ``'rgb'`` (MMPreTrain's CIFAR
             datasets, ``np.asarray(pil_image)``). Defaults to ``'bgr'``.
+        resize_mode (str): open_clip's ``resize_mode``: ``'shortest'``
+            (resize the short side, center-crop; OpenAI's) or ``'squash'``
+            (resize to the square; PE-Core's). Defaults to ``'shortest'``.
+        interpolation (str): open_clip's ``interpolation``, ``'bicubic'``
+            (OpenAI's) or ``'bilinear'`` (PE-Core's). Defaults to
+            ``'bicubic'``.
         backend_args (dict, optional): MMEngine file backend arguments.
             Defaults to None.
     """
 
     default_scale = 224
 
+    def __init__(self,
+                 scale: Optional[int] = None,
+                 array_order: str = 'bgr',
+                 resize_mode: str = 'shortest',
+                 interpolation: str = 'bicubic',
+                 backend_args: Optional[dict] = None) -> None:
+        super().__init__(scale, array_order, backend_args)
+        if resize_mode not in ('shortest', 'squash'):
+            raise ValueError("resize_mode must be 'shortest' or 'squash', "
+                             f'got {resize_mode!r}')
+        if interpolation not in RESAMPLE:
+            raise ValueError(f'interpolation must be one of '
+                             f'{sorted(RESAMPLE)}, got {interpolation!r}')
+        self.resize_mode = resize_mode
+        self.interpolation = interpolation
+
     def resize(self, image: Image.Image) -> np.ndarray:
-        """OpenAI's resize and crop, see :func:`clip_resize_crop`."""
-        return clip_resize_crop(image, self.scale)
+        """The resize (and crop) of :func:`clip_resize_crop` or
+        :func:`squash_resize`."""
+        if self.resize_mode == 'squash':
+            return squash_resize(image, self.scale,
+                                 RESAMPLE[self.interpolation])
+        return clip_resize_crop(image, self.scale,
+                                RESAMPLE[self.interpolation])
+
+    def __repr__(self) -> str:
+        return (f'{self.__class__.__name__}(scale={self.scale}, '
+                f'array_order={self.array_order!r}, resize_mode='
+                f'{self.resize_mode!r}, interpolation='
+                f'{self.interpolation!r})')

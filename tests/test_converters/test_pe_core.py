@@ -162,3 +162,54 @@ def test_zoo_converter_key(pe, tmp_path):
     assert meta['source'] == 'pe_core'
     assert torch.equal(converted['visual.cls_token'],
                        state_dict['visual.trunk.cls_token'])
+
+
+def test_zoo_rows_are_open_clips_releases():
+    open_clip = pytest.importorskip('open_clip')
+    import yaml
+    from mmprompt.apis import get_model_info, list_models
+    theirs = {'pe-core_vit-base-p16': 'PE-Core-B-16',
+              'pe-core_vit-large-p14': 'PE-Core-L-14-336'}
+    published = {
+        'pe-core_vit-base-p16_zeroshot-cls_in1k': 78.4,
+        'pe-core_vit-large-p14_zeroshot-cls_in1k-336px': 83.5
+    }
+    names = list_models('pe-core')
+    assert len(names) == 6
+    for name in names:
+        info = get_model_info(name)
+        arch = theirs[name.split('-336px')[0].split('_zeroshot')[0]]
+        hf_hub = open_clip.get_pretrained_cfg(arch, 'meta')['hf_hub']
+        assert info.weights == (f'https://huggingface.co/{hf_hub}resolve/'
+                                'main/open_clip_model.safetensors')
+        assert info.converter == 'pe_core' and info.sha256 is None
+        top1 = [r['metrics']['Top 1 Accuracy'] for r in info.results]
+        assert top1 == ([published[name]] if name in published else [])
+    with open(osp.join(REPO_ROOT, 'configs', 'pe_core', 'metafile.yml')) as f:
+        rows = yaml.safe_load(f)['Models']
+    assert {row['License'] for row in rows} == {'Apache-2.0'}
+
+
+def test_zoo_converts_a_file_put_in_downloads(pe, tmp_path):
+    """No published SHA-256: nothing is downloaded, the one-line error
+    names the converter command, and a copy in downloads/ is converted."""
+    from safetensors.torch import save_file
+    home = tmp_path / 'home'
+    with pytest.raises(hub.DownloadError) as e:
+        hub.get_checkpoint('pe-core_vit-base-p16', home=str(home))
+    message = str(e.value)
+    assert '\n' not in message
+    assert 'has no published SHA-256 in the zoo' in message
+    assert ('python tools/model_converters/pe_core_to_mmprompt.py '
+            f'{home}/downloads/open_clip_model.safetensors') in message
+    state_dict, _ = pe
+    save_file({k: v.contiguous()
+               for k, v in state_dict.items()},
+              str(home / 'downloads' / 'open_clip_model.safetensors'))
+    path = hub.get_checkpoint('pe-core_vit-base-p16', home=str(home))
+    from mmprompt.utils.checkpoint import read_checkpoint
+    converted, meta = read_checkpoint(path)
+    assert meta['source'] == 'pe_core' and meta['zoo_name'] == \
+        'pe-core_vit-base-p16'
+    assert torch.equal(converted['visual.pos_embed'],
+                       state_dict['visual.trunk.pos_embed'])

@@ -55,7 +55,8 @@ class ZeroShotClassifier(BaseInferencer):
 
     Categories, templates, descriptions and examples come from the config
     or from each call; the text prototypes are rebuilt only when they
-    change. Images are preprocessed as OpenAI does (see
+    change. Images are preprocessed as the model's config says (OpenAI's
+    resize and crop unless its ``image_preprocess`` differs, see
     :class:`mmprompt.datasets.CLIPPreprocess`).
 
     Args:
@@ -141,7 +142,7 @@ class ZeroShotClassifier(BaseInferencer):
 
     def _init_pipeline(self, cfg: Config) -> Callable:
         pipeline = Compose(
-            [CLIPPreprocess(scale=self.model.image_size),
+            [CLIPPreprocess(**self.model.preprocess_args),
              PackInputs()])
 
         def load(image: ImageInput) -> dict:

@@ -21,7 +21,8 @@ from PIL import Image
 
 from mmprompt.registry import TRANSFORMS
 from mmprompt.utils.errors import ImageDecodeError
-from mmprompt.utils.image_io import decode_image
+from mmprompt.utils.image_io import (INTERPOLATIONS, check_resize_args,
+                                     decode_image)
 
 
 def open_image(path: str, backend_args: Optional[dict] = None) -> Image.Image:
@@ -67,10 +68,6 @@ def center_crop_box(width: int, height: int,
     left = int(round((width - size) / 2.0))
     top = int(round((height - size) / 2.0))
     return left, top, left + size, top + size
-
-
-#: PIL filters by the names of open_clip's ``interpolation``.
-RESAMPLE = {'bicubic': Image.BICUBIC, 'bilinear': Image.BILINEAR}
 
 
 def clip_resize_crop(image: Image.Image,
@@ -251,12 +248,7 @@ class CLIPPreprocess(PILPreprocess):
                  interpolation: str = 'bicubic',
                  backend_args: Optional[dict] = None) -> None:
         super().__init__(scale, array_order, backend_args)
-        if resize_mode not in ('shortest', 'squash'):
-            raise ValueError("resize_mode must be 'shortest' or 'squash', "
-                             f'got {resize_mode!r}')
-        if interpolation not in RESAMPLE:
-            raise ValueError(f'interpolation must be one of '
-                             f'{sorted(RESAMPLE)}, got {interpolation!r}')
+        check_resize_args(resize_mode, interpolation)
         self.resize_mode = resize_mode
         self.interpolation = interpolation
 
@@ -265,9 +257,9 @@ class CLIPPreprocess(PILPreprocess):
         :func:`squash_resize`."""
         if self.resize_mode == 'squash':
             return squash_resize(image, self.scale,
-                                 RESAMPLE[self.interpolation])
+                                 INTERPOLATIONS[self.interpolation])
         return clip_resize_crop(image, self.scale,
-                                RESAMPLE[self.interpolation])
+                                INTERPOLATIONS[self.interpolation])
 
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}(scale={self.scale}, '

@@ -272,3 +272,22 @@ def decode_image(image: ImageSource,
     if mode == 'RGB' and img.mode != 'RGB':
         img = img.convert('RGB')
     return img
+
+
+#: open_clip's ``resize_mode`` values that
+#: :class:`~mmprompt.datasets.CLIPPreprocess` implements.
+RESIZE_MODES = ('shortest', 'squash')
+#: open_clip's ``interpolation`` names and their PIL filters.
+INTERPOLATIONS = {'bicubic': Image.BICUBIC, 'bilinear': Image.BILINEAR}
+
+
+def check_resize_args(resize_mode: str, interpolation: str) -> None:
+    """Refuse a resize mode or interpolation that
+    :class:`~mmprompt.datasets.CLIPPreprocess` does not know, with a
+    ``ValueError`` naming the ones it does."""
+    if resize_mode not in RESIZE_MODES:
+        raise ValueError(f'resize_mode must be one of {RESIZE_MODES}, got '
+                         f'{resize_mode!r}')
+    if interpolation not in INTERPOLATIONS:
+        raise ValueError('interpolation must be one of '
+                         f'{tuple(INTERPOLATIONS)}, got {interpolation!r}')

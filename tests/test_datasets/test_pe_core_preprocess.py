@@ -89,7 +89,27 @@ def test_squash_is_not_the_openai_crop():
     crop = CLIPPreprocess(scale=20, array_order='rgb')(dict(img=rgb))['img']
     assert squash[:, 0].min() == 255 and crop[:, 0].max() == 0
     assert 'squash' in repr(CLIPPreprocess(resize_mode='squash'))
-    with pytest.raises(ValueError, match="resize_mode must be 'shortest'"):
+    with pytest.raises(ValueError, match='resize_mode must be one of'):
         CLIPPreprocess(resize_mode='longest')
     with pytest.raises(ValueError, match='interpolation must be one of'):
         CLIPPreprocess(interpolation='nearest')
+
+
+def test_the_model_names_its_preprocessing(tmp_path):
+    """The base config's ``image_preprocess`` is what ZeroShotClassifier
+    and the leaves' pipelines use: open_clip's for PE-Core."""
+    cfg = Config.fromfile(
+        osp.join(REPO_ROOT, 'configs', '_base_', 'models',
+                 'pe-core_vit-base-p16.py'))
+    assert cfg.model.image_preprocess == dict(
+        resize_mode='squash', interpolation='bilinear')
+    leaf = Config.fromfile(
+        osp.join(CONFIGS, 'pe-core_vit-base-p16_zeroshot-cls_in1k.py'))
+    step = dict(leaf.test_dataloader.dataset.pipeline[0])
+    assert step.pop('type') == 'CLIPPreprocess' and step.pop('scale') == 224
+    assert step == cfg.model.image_preprocess
+    from mmprompt.models.clip.clip import _check_image_preprocess
+    with pytest.raises(ValueError, match="not \\['crop'\\]"):
+        _check_image_preprocess(dict(crop=True))
+    with pytest.raises(ValueError, match='resize_mode must be one of'):
+        _check_image_preprocess(dict(resize_mode='longest'))

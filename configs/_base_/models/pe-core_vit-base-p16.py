@@ -27,6 +27,9 @@ model = dict(
     proj_dims=1024,
     # timm's head, a Linear with a bias.
     visual_proj_bias=True,
+    # open_clip's preprocess for PE-Core: a bilinear resize to the square,
+    # no crop (the zero-shot leaves' pipelines say the same).
+    image_preprocess=dict(resize_mode='squash', interpolation='bilinear'),
     # PE's mean and std, 0.5 for RGB in [0, 1]. to_rgb: images loaded with
     # LoadImageFromFile are BGR; datasets that give RGB arrays set it False.
     data_preprocessor=dict(

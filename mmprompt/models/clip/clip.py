@@ -28,6 +28,7 @@ from mmpretrain.structures import DataSample
 
 from mmprompt.models.utils.data_preprocessor import build_cls_preprocessor
 from mmprompt.registry import MODELS, TOKENIZER
+from mmprompt.utils.image_io import check_resize_args
 from .prompts import (check_categories, resolve_categories,
                       resolve_descriptions, resolve_templates)
 from .zero_shot import build_text_prototypes_sharded, cache_logits
@@ -44,6 +45,18 @@ POOLED_OUT_TYPES = ('cls_token', 'attn_pool')
 def _cosine(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Cosine similarity of every row of ``a`` with every row of ``b``."""
     return F.normalize(a, dim=-1) @ F.normalize(b, dim=-1).t()
+
+
+def _check_image_preprocess(cfg: Optional[dict]) -> Dict[str, str]:
+    """A model's ``image_preprocess``, checked, with OpenAI's defaults."""
+    args = dict(resize_mode='shortest', interpolation='bicubic')
+    unknown = sorted(set(cfg or {}) - set(args))
+    if unknown:
+        raise ValueError(f'image_preprocess takes {sorted(args)}, not '
+                         f'{unknown}')
+    args.update(cfg or {})
+    check_resize_args(**args)
+    return args
 
 
 def logits_to_samples(
@@ -91,6 +104,12 @@ class CLIP(BaseModel):
             preprocessor, by default MMPreTrain's ``ClsDataPreprocessor``
             with OpenAI's mean and std and ``to_rgb=True`` (images loaded as
             BGR). A dict without ``type`` gets that type. Defaults to None.
+        image_preprocess (dict, optional): How images are resized before
+            the data preprocessor: the ``resize_mode`` and ``interpolation``
+            of :class:`~mmprompt.datasets.CLIPPreprocess` (open_clip's
+            ``pretrained_cfg``), e.g. ``dict(resize_mode='squash',
+            interpolation='bilinear')`` for PE-Core. Defaults to None
+            (OpenAI's: the short side bicubic, centre crop).
         init_cfg (dict, optional): Initialization config dict.
             Defaults to None.
     """
@@ -102,6 +121,7 @@ class CLIP(BaseModel):
                  proj_dims: int = 512,
                  visual_proj_bias: bool = False,
                  data_preprocessor: Optional[Union[dict, nn.Module]] = None,
+                 image_preprocess: Optional[dict] = None,
                  init_cfg: Optional[dict] = None) -> None:
         data_preprocessor = build_cls_preprocessor(data_preprocessor,
                                                    CLIP_MEAN, CLIP_STD)
@@ -127,6 +147,7 @@ class CLIP(BaseModel):
             copy.deepcopy(tokenizer or dict(type='CLIPTokenizer')))
         self.proj_dims = proj_dims
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))
+        self.image_preprocess = _check_image_preprocess(image_preprocess)
 
     #: Submodules :func:`~mmprompt.models.utils.compile_model` compiles: the
     #: image tower (text prototypes are built once per category set, from
@@ -138,6 +159,15 @@ class CLIP(BaseModel):
     #: the text tower's embeddings, ``ln_final`` and ``text_projection``,
     #: ``logit_scale`` and the prototypes stay fp32.
     low_precision_modules = ('visual', 'text_encoder.resblocks')
+
+    @property
+    def preprocess_args(self) -> dict:
+        """dict: The arguments of the
+        :class:`~mmprompt.datasets.CLIPPreprocess` that makes this model's
+        input: ``scale`` (the image tower's side), ``resize_mode`` and
+        ``interpolation``."""
+        return dict(
+            scale=int(self.visual.img_size[0]), **self.image_preprocess)
 
     @property
     def context_length(self) -> int:

@@ -69,7 +69,8 @@ class ClassifyTask:
 
     Args:
         model (BaseModel): Has ``categories``, ``test_step`` giving
-            ``pred_score``, and ``image_size`` (or a CLIP as ``clip``).
+            ``pred_score``, and ``preprocess_args`` (a :class:`CLIP` or a
+            prompt learner).
         topk (int): Classes per image. Defaults to 5.
     """
     kind = 'jsonl'
@@ -77,9 +78,7 @@ class ClassifyTask:
     def __init__(self, model: Any, topk: int = 5) -> None:
         self.model = model
         self.topk = topk
-        size = getattr(model, 'image_size', None) or int(
-            model.clip.visual.img_size[0])
-        self.transform = CLIPTransform(size)
+        self.transform = CLIPTransform(model.preprocess_args)
 
     @torch.no_grad()
     def __call__(self, data: List[dict]) -> List[dict]:
@@ -106,7 +105,7 @@ class EmbedTask:
 
     def __init__(self, model: Any) -> None:
         self.model = model
-        self.transform = CLIPTransform(model.image_size)
+        self.transform = CLIPTransform(model.preprocess_args)
 
     @torch.no_grad()
     def __call__(self, data: List[dict]) -> np.ndarray:

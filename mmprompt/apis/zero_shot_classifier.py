@@ -198,7 +198,7 @@ class ZeroShotClassifier(BaseInferencer):
             self._spec = spec
         if examples is not None or model.example_feats is not None:
             model.set_examples(*load_example_images(
-                examples, model.categories, model.image_size))
+                examples, model.categories, model.preprocess_args))
 
     def _set_learned_categories(self, categories, templates, descriptions,
                                 examples) -> None:

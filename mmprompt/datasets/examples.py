@@ -10,7 +10,7 @@ decoder and preprocessing every input image gets
 """
 import os
 import os.path as osp
-from typing import Any, Dict, List, Sequence, Tuple
+from typing import Any, Dict, List, Sequence, Tuple, Union
 
 import torch
 
@@ -79,9 +79,15 @@ def resolve_examples(spec: Any,
     return dict(sorted(out.items()))
 
 
+def _preprocess_args(image_size: Union[int, dict]) -> dict:
+    """:class:`CLIPPreprocess`'s arguments from a side or from them."""
+    return dict(image_size) if isinstance(image_size, dict) else dict(
+        scale=image_size)
+
+
 def load_example_images(
         spec: Any, categories: Sequence[str],
-        image_size: int) -> Tuple[List[torch.Tensor], List[int]]:
+        image_size: Union[int, dict]) -> Tuple[List[torch.Tensor], List[int]]:
     """Decode and preprocess example images for
     :meth:`CLIPZeroShot.set_examples
     <mmprompt.models.clip.CLIPZeroShot.set_examples>`.
@@ -89,7 +95,9 @@ def load_example_images(
     Args:
         spec (str | dict, optional): See :func:`resolve_examples`.
         categories (Sequence[str]): Category names in label order.
-        image_size (int): The model's input side (``model.image_size``).
+        image_size (int | dict): The model's input side, or all the
+            arguments of its :class:`CLIPPreprocess`
+            (``model.preprocess_args``: side, resize mode, interpolation).
 
     Returns:
         tuple: ``(images, labels)``: ``(3, S, S)`` uint8 BGR tensors (as
@@ -101,7 +109,7 @@ def load_example_images(
             cannot be decoded.
     """
     examples = resolve_examples(spec, categories)
-    transform = CLIPPreprocess(scale=image_size)
+    transform = CLIPPreprocess(**_preprocess_args(image_size))
     images, labels = [], []
     for label, items in examples.items():
         for item in items:

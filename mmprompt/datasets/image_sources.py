@@ -21,7 +21,7 @@ unreadable item becomes a record with the reason instead of an exception.
 import os
 import os.path as osp
 import tarfile
-from typing import Callable, List, NamedTuple, Optional, Sequence
+from typing import Callable, List, NamedTuple, Optional, Sequence, Union
 
 from torch.utils.data import Dataset
 
@@ -202,14 +202,21 @@ class RAMTransform:
 
 class CLIPTransform:
     """CLIP's packed input of a decoded image, as the classifier's
-    pipeline makes it (picklable)."""
+    pipeline makes it (picklable).
 
-    def __init__(self, size: int) -> None:
-        self.size = size
+    Args:
+        size (int | dict): The model's input side, or all the arguments of
+            its :class:`~mmprompt.datasets.CLIPPreprocess`
+            (``model.preprocess_args``).
+    """
+
+    def __init__(self, size: Union[int, dict]) -> None:
+        self.args = dict(size) if isinstance(size, dict) else dict(
+            scale=size)
         self._pipeline: Optional[Callable] = None
 
     def __getstate__(self) -> dict:
-        return dict(size=self.size, _pipeline=None)
+        return dict(args=self.args, _pipeline=None)
 
     def __call__(self, image) -> dict:
         if self._pipeline is None:
@@ -218,6 +225,6 @@ class CLIPTransform:
 
             from .transforms import CLIPPreprocess
             self._pipeline = Compose(
-                [CLIPPreprocess(scale=self.size),
+                [CLIPPreprocess(**self.args),
                  PackInputs()])
         return self._pipeline(dict(img=image))

@@ -147,7 +147,7 @@ def prepare_zero_shot(model,
                              prototypes)
     if examples is not None:
         model.set_examples(
-            *load_example_images(examples, names, model.image_size))
+            *load_example_images(examples, names, model.preprocess_args))
 
 
 @HOOKS.register_module()

@@ -78,6 +78,12 @@ class FrozenCLIPModel(BaseModel):
         """int: Side of the square images CLIP's image tower takes."""
         return int(self.clip.visual.img_size[0])
 
+    @property
+    def preprocess_args(self) -> dict:
+        """dict: The frozen CLIP's :attr:`~mmprompt.models.clip.CLIP.
+        preprocess_args`."""
+        return self.clip.preprocess_args
+
     def extract_image_feat(self, images: torch.Tensor) -> torch.Tensor:
         """Normalised image features, ``(N, D)``, without gradients."""
         with torch.no_grad():

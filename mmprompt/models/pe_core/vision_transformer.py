@@ -11,8 +11,8 @@ computes the same with MMPreTrain's pieces (``MultiheadAttention``, mmcv's
 the parameter names of MMPreTrain's ``VisionTransformer``, plus what neither
 ``VisionTransformer`` nor ``ViTEVA02`` has: PE's RoPE grid (positions from
 1, x before y, pairs interleaved; ``ViTEVA02``'s ``RotaryEmbeddingFast``
-starts at 0, puts y first and has a SwiGLU MLP) and the pooling head
-(:class:`~mmprompt.models.utils.AttentionPool`).
+starts at 0 and puts y first, and its blocks have a SwiGLU MLP) and the
+pooling head (:class:`~mmprompt.models.utils.AttentionPool`).
 """
 import copy
 from functools import partial

@@ -30,8 +30,7 @@ def test_classifier_uses_pe_preprocessing_and_weights(tmp_path):
         scale=32, resize_mode='squash', interpolation='bilinear')
 
     rng = np.random.default_rng(0)
-    image = Image.fromarray(
-        rng.integers(0, 256, (40, 90, 3), dtype=np.uint8))
+    image = Image.fromarray(rng.integers(0, 256, (40, 90, 3), dtype=np.uint8))
     pcfg = open_clip.get_pretrained_cfg('PE-Core-B-16', 'meta')
     theirs = open_clip.image_transform(
         32,
@@ -39,15 +38,16 @@ def test_classifier_uses_pe_preprocessing_and_weights(tmp_path):
         mean=pcfg['mean'],
         std=pcfg['std'],
         interpolation=pcfg['interpolation'],
-        resize_mode=pcfg['resize_mode'])(image)
+        resize_mode=pcfg['resize_mode'])(
+            image)
     packed = classifier.pipeline(image)
     ours = model.data_preprocessor(
         dict(inputs=[packed['inputs']],
              data_samples=[packed['data_samples']]))['inputs'][0]
     torch.testing.assert_close(ours, theirs, atol=1e-6, rtol=0)
 
-    result = classifier(image, categories=CATEGORIES,
-                        templates='{}', topk=3)[0]
+    result = classifier(
+        image, categories=CATEGORIES, templates='{}', topk=3)[0]
     texts = CLIPTokenizer()(CATEGORIES, context_length=32)
     with torch.no_grad():
         feats = torch.nn.functional.normalize(
@@ -57,5 +57,6 @@ def test_classifier_uses_pe_preprocessing_and_weights(tmp_path):
     want = [CATEGORIES[i] for i in probs.argsort(descending=True)]
     assert result['pred_classes'] == want
     np.testing.assert_allclose(
-        result['pred_scores'], probs.sort(descending=True).values.numpy(),
+        result['pred_scores'],
+        probs.sort(descending=True).values.numpy(),
         atol=1e-5)

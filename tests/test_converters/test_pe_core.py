@@ -164,8 +164,10 @@ def test_zoo_rows_are_open_clips_releases():
     open_clip = pytest.importorskip('open_clip')
     import yaml
     from mmprompt.apis import get_model_info, list_models
-    theirs = {'pe-core_vit-base-p16': 'PE-Core-B-16',
-              'pe-core_vit-large-p14': 'PE-Core-L-14-336'}
+    theirs = {
+        'pe-core_vit-base-p16': 'PE-Core-B-16',
+        'pe-core_vit-large-p14': 'PE-Core-L-14-336'
+    }
     published = {
         'pe-core_vit-base-p16_zeroshot-cls_in1k': 78.4,
         'pe-core_vit-large-p14_zeroshot-cls_in1k-336px': 83.5
@@ -202,8 +204,10 @@ def test_zoo_converts_a_file_put_in_downloads(pe, tmp_path):
         r'(\S+\.safetensors) ', message)
     assert found and found.group(1).startswith(f'{home}/downloads/')
     state_dict, _ = pe
-    save_file({k: v.contiguous()
-               for k, v in state_dict.items()}, found.group(1))
+    save_file({
+        k: v.contiguous()
+        for k, v in state_dict.items()
+    }, found.group(1))
     path = hub.get_checkpoint('pe-core_vit-base-p16', home=str(home))
     from mmprompt.utils.checkpoint import read_checkpoint
     converted, meta = read_checkpoint(path)

@@ -84,7 +84,9 @@ def test_squash_is_not_the_openai_crop():
     rgb = np.zeros((20, 60, 3), np.uint8)
     rgb[:, :10] = 255
     squash = CLIPPreprocess(
-        scale=20, array_order='rgb', resize_mode='squash',
+        scale=20,
+        array_order='rgb',
+        resize_mode='squash',
         interpolation='bilinear')(dict(img=rgb))['img']
     crop = CLIPPreprocess(scale=20, array_order='rgb')(dict(img=rgb))['img']
     assert squash[:, 0].min() == 255 and crop[:, 0].max() == 0

@@ -221,8 +221,14 @@ def test_tiny_model_matches_timm_and_open_clip(tiny_pair):
     ref, model, meta = tiny_pair
     assert type(model) is CLIPZeroShot
     assert meta['arch'] == dict(
-        vision_width=64, vision_layers=2, patch_size=16, image_size=32,
-        embed_dim=48, text_width=64, text_layers=2, context_length=32,
+        vision_width=64,
+        vision_layers=2,
+        patch_size=16,
+        image_size=32,
+        embed_dim=48,
+        text_width=64,
+        text_layers=2,
+        context_length=32,
         vocab_size=49408)
     images = torch.randn(
         2, 3, 32, 32, generator=torch.Generator().manual_seed(2))
@@ -295,7 +301,8 @@ def test_parity_with_open_clip(arch, config, tokenizer):
         ref_text = ref.encode_text(texts)
         # What open_clip's get_logits computes, without a second forward.
         ref_logits = ref.logit_scale.exp() * F.normalize(
-            ref_image, dim=-1) @ F.normalize(ref_text, dim=-1).t()
+            ref_image, dim=-1) @ F.normalize(
+                ref_text, dim=-1).t()
     converted, meta = convert_pe_core(ref.state_dict())
     del ref
     gc.collect()

@@ -57,10 +57,9 @@ def test_in1k_leaf_with_planted_examples(tmp_path):
         dict(type='PackInputs')
     ]
     config = tmp_path / 'cfg.py'
-    config.write_text(
-        f'_base_ = [{LEAF!r}]\nmodel = dict(**{model!r})\n'
-        'test_dataloader = dict(num_workers=0, batch_size=4, '
-        f'dataset=dict(pipeline={pipeline!r}))\n')
+    config.write_text(f'_base_ = [{LEAF!r}]\nmodel = dict(**{model!r})\n'
+                      'test_dataloader = dict(num_workers=0, batch_size=4, '
+                      f'dataset=dict(pipeline={pipeline!r}))\n')
     metrics, result = run_tool(tmp_path, str(config), checkpoint,
                                f'test_dataloader.dataset.data_root={root}')
     assert result['num_samples'] == len(labels)

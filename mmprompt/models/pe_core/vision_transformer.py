@@ -63,8 +63,8 @@ def rope_2d(grid: Sequence[int],
     if head_dims % 4 != 0:
         raise ValueError(f'head_dims must be a multiple of 4, got {head_dims}')
     num_bands = head_dims // 4
-    bands = 1.0 / (temperature**(
-        torch.arange(num_bands, dtype=torch.int64).float() / num_bands))
+    exponents = torch.arange(num_bands, dtype=torch.int64).float() / num_bands
+    bands = 1.0 / temperature**exponents
     height, width = grid
     ref_height, ref_width = ref_grid or grid
     xs = (torch.arange(width).float() + offset) / width * ref_width
@@ -167,9 +167,11 @@ class RopeMultiheadAttention(MultiheadAttention):
                                   self.head_dims).permute(2, 0, 3, 1, 4)
         q, k, v = qkv.unbind(0)
         extra = self.num_extra_tokens
-        q = torch.cat([q[:, :, :extra], apply_rope(q[:, :, extra:], rope)],
+        q = torch.cat([q[:, :, :extra],
+                       apply_rope(q[:, :, extra:], rope)],
                       dim=2)
-        k = torch.cat([k[:, :, :extra], apply_rope(k[:, :, extra:], rope)],
+        k = torch.cat([k[:, :, :extra],
+                       apply_rope(k[:, :, extra:], rope)],
                       dim=2)
         attn_drop = self.attn_drop if self.training else 0.
         x = self.scaled_dot_product_attention(q, k, v, dropout_p=attn_drop)
@@ -256,10 +258,18 @@ class PEVisionTransformer(BaseBackbone):
             Defaults to None.
     """
     arch_zoo = {
-        'base': dict(embed_dims=768, num_layers=12, num_heads=12,
-                     feedforward_channels=3072),
-        'large': dict(embed_dims=1024, num_layers=24, num_heads=16,
-                      feedforward_channels=4096),
+        'base':
+        dict(
+            embed_dims=768,
+            num_layers=12,
+            num_heads=12,
+            feedforward_channels=3072),
+        'large':
+        dict(
+            embed_dims=1024,
+            num_layers=24,
+            num_heads=16,
+            feedforward_channels=4096),
     }
     OUT_TYPES = ('attn_pool', 'raw', 'featmap')
     num_extra_tokens = 1
@@ -304,9 +314,9 @@ class PEVisionTransformer(BaseBackbone):
         self.pos_embed = nn.Parameter(
             torch.zeros(1, num_patches + 1, self.embed_dims))
         self.pre_norm = build_norm_layer(norm_cfg, self.embed_dims)
-        self.rope = RotaryEmbedding2D(
-            self.embed_dims // arch['num_heads'], self.patch_resolution,
-            rope_ref_grid, rope_offset, rope_temperature)
+        self.rope = RotaryEmbedding2D(self.embed_dims // arch['num_heads'],
+                                      self.patch_resolution, rope_ref_grid,
+                                      rope_offset, rope_temperature)
         self.layers = ModuleList([
             RopeEncoderLayer(
                 self.embed_dims,
@@ -360,6 +370,6 @@ class PEVisionTransformer(BaseBackbone):
             return (self.attn_pool(x), )
         if self.out_type == 'featmap':
             patches = x[:, self.num_extra_tokens:]
-            return (patches.reshape(x.size(0), *grid,
-                                    -1).permute(0, 3, 1, 2), )
+            return (patches.reshape(x.size(0), *grid, -1).permute(0, 3, 1,
+                                                                  2), )
         return (x, )

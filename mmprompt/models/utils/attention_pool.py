@@ -126,8 +126,7 @@ class AttentionPool(nn.Module):
         kv = self.kv(x).reshape(n, length, 2, self.num_heads,
                                 -1).permute(2, 0, 3, 1, 4)
         k, v = kv.unbind(0)
-        out = F.scaled_dot_product_attention(self.q_norm(q), self.k_norm(k),
-                                             v)
+        out = F.scaled_dot_product_attention(self.q_norm(q), self.k_norm(k), v)
         out = out.transpose(1, 2).reshape(n, self.latent_len, width)
         out = self.proj(out)
         out = out + self.mlp(self.norm(out))

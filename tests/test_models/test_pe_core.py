@@ -1,5 +1,5 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
-"""PE-Core: the RoPE tables, the attention pool and a tiny model against
+"""PE-Core: the RoPE tables and a tiny model (attention pool included) against
 timm's ``Eva`` and open_clip's text tower (references built in the tests),
 the tokenizer at context 32, and full-size parity with open_clip's
 ``PE-Core-B-16`` and ``PE-Core-L-14-336``."""
@@ -18,7 +18,6 @@ from torch.testing import assert_close
 from mmprompt.converters import convert_pe_core
 from mmprompt.models.clip import CLIPTokenizer, CLIPZeroShot
 from mmprompt.models.pe_core import PEVisionTransformer, rope_2d
-from mmprompt.models.utils import AttentionPool
 from mmprompt.registry import MODELS
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -165,32 +164,6 @@ def test_rope_rotates_channel_pairs():
     sin, cos = rope_2d((1, 2), 4)
     assert_close(sin[1], torch.tensor([2., 2., 1., 1.]).sin())
     assert_close(cos[1], torch.tensor([2., 2., 1., 1.]).cos())
-
-
-def test_attention_pool_is_timms():
-    from timm.layers import AttentionPoolLatent
-    torch.manual_seed(0)
-    ref = AttentionPoolLatent(
-        64, num_heads=4, mlp_ratio=2.0, norm_layer=nn.LayerNorm).eval()
-    ours = AttentionPool(
-        64, num_heads=4, mlp_ratio=2.0, norm_layer=nn.LayerNorm)
-    assert set(ours.state_dict()) == set(ref.state_dict())
-    randomize_(ref, seed=3)
-    ours.load_state_dict(ref.state_dict(), strict=True)
-    x = torch.randn(2, 7, 64, generator=torch.Generator().manual_seed(1))
-    with torch.no_grad():
-        expected = ref(x)
-        assert expected.shape == (2, 64)
-        assert_close(ours(x), expected, atol=1e-6, rtol=0)
-
-
-def test_attention_pool_arguments():
-    with pytest.raises(ValueError, match='must equal in_features'):
-        AttentionPool(64, embed_dim=32)
-    with pytest.raises(ValueError, match="pool_type must be 'token'"):
-        AttentionPool(64, pool_type='max')
-    pool = AttentionPool(64, num_heads=2, latent_len=3, pool_type='')
-    assert pool(torch.zeros(2, 5, 64)).shape == (2, 3, 64)
 
 
 def test_tower_out_types_and_arguments():

@@ -15,7 +15,6 @@ starts at 0 and puts y first, and its blocks have a SwiGLU MLP) and the
 pooling head (:class:`~mmprompt.models.utils.AttentionPool`).
 """
 import copy
-from functools import partial
 from typing import Optional, Sequence, Tuple, Union
 
 import torch
@@ -246,7 +245,8 @@ class PEVisionTransformer(BaseBackbone):
         attn_pool_cfg (dict, optional): Arguments of
             :class:`~mmprompt.models.utils.AttentionPool` but
             ``in_features``. Defaults to ``dict(num_heads=8,
-            mlp_ratio=4.0)``.
+            mlp_ratio=4.0)`` with the tower's ``norm_cfg`` and
+            ``act_cfg``.
         norm_cfg (dict): Norm layers. Defaults to
             ``dict(type='LN', eps=1e-5)``.
         act_cfg (dict): Activation of the MLPs. Defaults to
@@ -328,13 +328,13 @@ class PEVisionTransformer(BaseBackbone):
         self.ln1 = build_norm_layer(norm_cfg, self.embed_dims)
         self.attn_pool = None
         if out_type == 'attn_pool':
-            pool_cfg = dict(num_heads=8, mlp_ratio=4.0)
+            pool_cfg = dict(
+                num_heads=8,
+                mlp_ratio=4.0,
+                norm_cfg=copy.deepcopy(norm_cfg),
+                act_cfg=copy.deepcopy(act_cfg))
             pool_cfg.update(attn_pool_cfg or {})
-            self.attn_pool = AttentionPool(
-                self.embed_dims,
-                norm_layer=partial(
-                    nn.LayerNorm, eps=norm_cfg.get('eps', 1e-5)),
-                **pool_cfg)
+            self.attn_pool = AttentionPool(self.embed_dims, **pool_cfg)
 
     def init_weights(self) -> None:
         super().init_weights()

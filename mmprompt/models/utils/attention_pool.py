@@ -1,73 +1,72 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
-"""Attention pooling with a learned latent query.
+"""Attention pooling with a learned latent query (the "MAP" head).
 
-The head of SigLIP's and PE-Core's image towers (``MAP``, multi-head
-attention pooling, `Zhai et al., 2022 <https://arxiv.org/abs/2205.01580>`_).
-It computes what timm's ``AttentionPoolLatent`` (Apache-2.0) computes, with
-timm's argument and parameter names (``latent``, ``q``, ``kv``, ``proj``,
-``norm``, ``mlp.fc1``, ``mlp.fc2``), so that timm's weights load as they
-are.
+The semantics follow timm's ``AttentionPoolLatent`` (Apache-2.0), the head
+of SigLIP / SigLIP 2 and PE-Core image towers: a learned probe attends over
+the tokens, the result is projected and refined by a residual MLP. The
+parameter names (``latent``, ``q``, ``kv``, ``proj``, ``norm``,
+``mlp.fc1``, ``mlp.fc2``) are timm's, so its checkpoints load by renaming
+only the prefix.
 """
-from typing import Callable, Optional
+from typing import Optional
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from mmcv.cnn import build_activation_layer, build_norm_layer
 
 from mmprompt.registry import MODELS
 
 
-class Mlp(nn.Module):
-    """``fc2(act(fc1(x)))``, with timm's ``Mlp`` parameter names.
+class _Mlp(nn.Module):
+    """Two linear layers with an activation between (timm's ``Mlp``).
 
     Args:
         in_features (int): Input and output width.
         hidden_features (int): Hidden width.
-        act_layer (Callable): Activation class. Defaults to ``nn.GELU``.
+        act_cfg (dict): Activation config.
     """
 
-    def __init__(self,
-                 in_features: int,
-                 hidden_features: int,
-                 act_layer: Callable[[], nn.Module] = nn.GELU) -> None:
+    def __init__(self, in_features: int, hidden_features: int,
+                 act_cfg: dict) -> None:
         super().__init__()
         self.fc1 = nn.Linear(in_features, hidden_features)
-        self.act = act_layer()
+        self.act = build_activation_layer(dict(act_cfg))
         self.fc2 = nn.Linear(hidden_features, in_features)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Apply ``fc2(act(fc1(x)))``."""
         return self.fc2(self.act(self.fc1(x)))
 
 
 @MODELS.register_module()
 class AttentionPool(nn.Module):
-    """Pool tokens by attending to them from ``latent_len`` learned queries.
+    """Attention pooling with learned latent queries.
 
-    The queries ``q(latent)`` attend to ``kv(x)`` (scaled dot-product,
-    ``num_heads`` heads); the result goes through ``proj`` and a residual
-    MLP, ``y + mlp(norm(y))``.
+    ``latent_len`` learned queries attend over the input tokens
+    (multi-head attention, queries from ``q``, keys and values from
+    ``kv``); the attended values go through ``proj`` and then
+    ``x + mlp(norm(x))``. The first latent's output is the pooled feature.
 
     Args:
-        in_features (int): Width of the tokens.
-        out_features (int, optional): Width of ``proj``, the norm and the
-            MLP. Defaults to ``in_features``.
-        embed_dim (int, optional): Width of the attention; must equal
-            ``in_features`` (the heads are merged back to it, as in timm).
-            Defaults to ``in_features``.
+        in_features (int): Width of the input tokens.
+        out_features (int, optional): Width after ``proj``. Defaults to
+            ``in_features``.
+        embed_dim (int, optional): Attention width. Defaults to
+            ``in_features``.
         num_heads (int): Number of attention heads. Defaults to 8.
-        mlp_ratio (float): Hidden width of the MLP over ``out_features``.
+        mlp_ratio (float): Hidden width of the MLP over ``out_features``;
+            the hidden width is ``int(out_features * mlp_ratio)``.
             Defaults to 4.0.
-        qkv_bias (bool): Biases in ``q`` and ``kv``. Defaults to True.
-        qk_norm (bool): Normalise queries and keys per head with
-            ``norm_layer``. Defaults to False.
+        qkv_bias (bool): Whether ``q`` and ``kv`` have a bias.
+            Defaults to True.
+        qk_norm (bool): Whether queries and keys are layer-normalised per
+            head (``q_norm``, ``k_norm``). Defaults to False.
         latent_len (int): Number of learned queries. Defaults to 1.
-        pool_type (str): ``'token'`` (the first query's output), ``'avg'``
-            (their mean) or ``''`` (all of them). Defaults to ``'token'``.
-        norm_layer (Callable, optional): Norm class of the MLP branch (and
-            of ``qk_norm``), called with a width. Defaults to None (no norm
-            before the MLP, ``nn.LayerNorm`` for ``qk_norm``, as in timm).
-        act_layer (Callable): Activation of the MLP. Defaults to
-            ``nn.GELU``.
+        norm_cfg (dict): Config of ``norm`` (and of the qk norms).
+            Defaults to ``dict(type='LN', eps=1e-6)``.
+        act_cfg (dict): Config of the MLP activation. Defaults to
+            ``dict(type='GELU')`` (exact GELU).
     """
 
     def __init__(self,
@@ -79,59 +78,52 @@ class AttentionPool(nn.Module):
                  qkv_bias: bool = True,
                  qk_norm: bool = False,
                  latent_len: int = 1,
-                 pool_type: str = 'token',
-                 norm_layer: Optional[Callable[[int], nn.Module]] = None,
-                 act_layer: Callable[[], nn.Module] = nn.GELU) -> None:
+                 norm_cfg: Optional[dict] = None,
+                 act_cfg: Optional[dict] = None) -> None:
         super().__init__()
         embed_dim = embed_dim or in_features
         out_features = out_features or in_features
-        if embed_dim != in_features:
-            raise ValueError(f'embed_dim ({embed_dim}) must equal '
-                             f'in_features ({in_features})')
-        if embed_dim % num_heads != 0:
-            raise ValueError(f'embed_dim ({embed_dim}) must be divisible by '
-                             f'num_heads ({num_heads})')
-        if pool_type not in ('token', 'avg', ''):
-            raise ValueError("pool_type must be 'token', 'avg' or '', got "
-                             f'{pool_type!r}')
+        if embed_dim % num_heads:
+            raise ValueError(f'embed_dim {embed_dim} is not divisible by '
+                             f'num_heads {num_heads}')
+        norm_cfg = dict(norm_cfg or dict(type='LN', eps=1e-6))
+        act_cfg = dict(act_cfg or dict(type='GELU'))
         self.num_heads = num_heads
+        self.head_dim = embed_dim // num_heads
         self.latent_len = latent_len
-        self.pool_type = pool_type
+        self.out_features = out_features
+
         self.latent = nn.Parameter(torch.zeros(1, latent_len, embed_dim))
         self.q = nn.Linear(embed_dim, embed_dim, bias=qkv_bias)
-        self.kv = nn.Linear(embed_dim, 2 * embed_dim, bias=qkv_bias)
-        head_norm = norm_layer or nn.LayerNorm
-        head_dim = embed_dim // num_heads
-        self.q_norm = head_norm(head_dim) if qk_norm else nn.Identity()
-        self.k_norm = head_norm(head_dim) if qk_norm else nn.Identity()
+        self.kv = nn.Linear(in_features, embed_dim * 2, bias=qkv_bias)
+        if qk_norm:
+            self.q_norm = build_norm_layer(norm_cfg, self.head_dim)[1]
+            self.k_norm = build_norm_layer(norm_cfg, self.head_dim)[1]
+        else:
+            self.q_norm = self.k_norm = nn.Identity()
         self.proj = nn.Linear(embed_dim, out_features)
-        self.norm = norm_layer(out_features) if norm_layer else nn.Identity()
-        self.mlp = Mlp(out_features, int(out_features * mlp_ratio), act_layer)
+        self.norm = build_norm_layer(norm_cfg, out_features)[1]
+        self.mlp = _Mlp(out_features, int(out_features * mlp_ratio), act_cfg)
         nn.init.trunc_normal_(self.latent, std=embed_dim**-0.5)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Pool ``x``.
+        """Pool tokens into one feature per sample.
 
         Args:
-            x (torch.Tensor): Tokens, ``(N, L, in_features)``.
+            x (torch.Tensor): Tokens of shape (N, L, in_features).
 
         Returns:
-            torch.Tensor: ``(N, out_features)``, or ``(N, latent_len,
-            out_features)`` for ``pool_type=''``.
+            torch.Tensor: Pooled features of shape (N, out_features).
         """
-        n, length, width = x.shape
-        q = self.q(self.latent.expand(n, -1, -1))
-        q = q.reshape(n, self.latent_len, self.num_heads, -1).transpose(1, 2)
-        # (N, L, 2C) -> (2, N, heads, L, C / heads)
-        kv = self.kv(x).reshape(n, length, 2, self.num_heads,
-                                -1).permute(2, 0, 3, 1, 4)
-        k, v = kv.unbind(0)
-        out = F.scaled_dot_product_attention(self.q_norm(q), self.k_norm(k), v)
-        out = out.transpose(1, 2).reshape(n, self.latent_len, width)
-        out = self.proj(out)
-        out = out + self.mlp(self.norm(out))
-        if self.pool_type == 'token':
-            return out[:, 0]
-        if self.pool_type == 'avg':
-            return out.mean(dim=1)
-        return out
+        batch, length, _ = x.shape
+        heads, head_dim = self.num_heads, self.head_dim
+        q = self.q(self.latent.expand(batch, -1, -1))
+        q = q.reshape(batch, self.latent_len, heads, head_dim).transpose(1, 2)
+        kv = self.kv(x).reshape(batch, length, 2, heads, head_dim)
+        k, v = kv.permute(2, 0, 3, 1, 4).unbind(0)
+        q, k = self.q_norm(q), self.k_norm(k)
+        x = F.scaled_dot_product_attention(q, k, v)
+        x = x.transpose(1, 2).reshape(batch, self.latent_len, -1)
+        x = self.proj(x)
+        x = x + self.mlp(self.norm(x))
+        return x[:, 0]

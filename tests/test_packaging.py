@@ -39,6 +39,9 @@ def test_wheel_ships_configs_and_tools(tmp_path):
     assert 'mmprompt/.mim/tools/test.py' in names
     assert 'mmprompt/.mim/model-index.yml' in names
     assert 'mmprompt/.mim/configs/ram/metafile.yml' in names
+    assert 'mmprompt/.mim/configs/pe_core/metafile.yml' in names
+    assert 'mmprompt/.mim/tools/model_converters/pe_core_to_mmprompt.py' in \
+        names
     assert 'mmprompt/models/clip/bpe_simple_vocab_16e6.txt.gz' in names
     assert not any(n.startswith(('tests/', 'configs/')) for n in names)
 
@@ -69,7 +72,7 @@ def test_wheel_ships_configs_and_tools(tmp_path):
     assert out[1] == osp.join(site, 'mmprompt', '.mim', 'configs')
     assert out[2] == 'CLIPZeroShot'
     # The zoo table and mmprompt:: config names, from the wheel.
-    assert out[3] == '20'
+    assert out[3] == '26'
     assert out[4] == 'CLIPZeroShot'
     assert out[5] == osp.join(site, 'mmprompt', '.mim', 'configs', '_base_',
                               'models', 'clip_vit-base-p16.py')

@@ -9,6 +9,7 @@ from .common import (ConverterError, load_source_checkpoint, read_tag_list,
 from .families import check_family, identify_checkpoint
 from .open_clip import convert_open_clip
 from .openai_clip import convert_openai_clip, infer_openai_clip_arch
+from .pe_core import convert_pe_core, infer_pe_core_arch
 from .ram import convert_ram
 from .rules import apply_rules
 from .swin import (swin_relative_position_index, swin_unfold_norm,
@@ -20,6 +21,7 @@ from .swin import (swin_relative_position_index, swin_unfold_norm,
 CONVERTERS: Dict[str, Callable] = {
     'openai_clip': convert_openai_clip,
     'open_clip': convert_open_clip,
+    'pe_core': convert_pe_core,
     'ram': convert_ram,
 }
 

@@ -18,6 +18,10 @@ FAMILIES: Tuple[Tuple[str, str, str, Optional[str]], ...] = (
      'visual_proj.weight', None),
     ('ram', 'a recognize-anything RAM / RAM++ checkpoint', 'label_embed',
      'ram'),
+    ('siglip', 'an open_clip SigLIP / SigLIP 2 checkpoint', 'logit_bias',
+     'siglip'),
+    ('pe_core', 'an open_clip PE-Core checkpoint',
+     'visual.trunk.attn_pool.latent', 'pe_core'),
     ('open_clip_timm', 'an open_clip CLIP with a timm image tower (SigLIP, '
      'ConvNeXt, EVA, ...)', 'visual.trunk.', None),
     ('open_clip_coca', 'an open_clip CoCa captioner', 'text_decoder.', None),

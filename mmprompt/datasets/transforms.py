@@ -222,6 +222,12 @@ class CLIPPreprocess(PILPreprocess):
         array_order (str): Channel order of array inputs: ``'bgr'``
             (MMCV's, e.g. ``mmcv.imread``) or ``'rgb'`` (MMPreTrain's CIFAR
             datasets, ``np.asarray(pil_image)``). Defaults to ``'bgr'``.
+        resize_mode (str): open_clip's ``resize_mode``: ``'shortest'``
+            (resize the short side, center-crop; OpenAI's) or ``'squash'``
+            (resize to the square; PE-Core's). Defaults to ``'shortest'``.
+        interpolation (str): open_clip's ``interpolation``, ``'bicubic'``
+            (OpenAI's) or ``'bilinear'`` (PE-Core's). Defaults to
+            ``'bicubic'``.
         backend_args (dict, optional): MMEngine file backend arguments.
             Defaults to None.
     """

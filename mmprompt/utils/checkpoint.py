@@ -59,6 +59,7 @@ LOADED_ELSEWHERE = {
 CLIP_CONVERTER = 'tools/model_converters/openai_clip_to_mmprompt.py'
 OPEN_CLIP_CONVERTER = 'tools/model_converters/open_clip_to_mmprompt.py'
 RAM_CONVERTER = 'tools/model_converters/ram_to_mmprompt.py'
+PE_CORE_CONVERTER = 'tools/model_converters/pe_core_to_mmprompt.py'
 
 StateDict = Dict[str, torch.Tensor]
 
@@ -270,10 +271,15 @@ def describe(sd: StateDict, meta: Optional[dict] = None) -> str:
         if 'class_threshold' not in keys:
             return f'an unconverted {name} checkpoint'
         return f"a {name} checkpoint ({sd['class_threshold'].shape[0]} tags)"
+    if 'visual.trunk.attn_pool.latent' in keys and \
+            'text.token_embedding.weight' in keys:
+        return 'an unconverted PE-Core checkpoint (open_clip layout)'
     if 'text_encoder.token_embedding.weight' in keys or \
             'visual.cls_token' in keys:
+        family = 'PE-Core' if 'visual.attn_pool.latent' in keys else 'CLIP'
         arch = _clip_arch(sd)
-        return f'a CLIP {arch} checkpoint' if arch else 'a CLIP checkpoint'
+        return f'a {family} {arch} checkpoint' if arch else \
+            f'a {family} checkpoint'
     return ''
 
 
@@ -295,16 +301,18 @@ def _mismatch_message(name: str, sd: StateDict, meta: dict,
                 f'release) or {OPEN_CLIP_CONVERTER} (open_clip\'s)')
     if what.startswith('an unconverted RAM'):
         return (f'{name}: {what[3:]}; convert it with {RAM_CONVERTER}')
+    if what.startswith('an unconverted PE-Core'):
+        return (f'{name}: {what[3:]}; convert it with {PE_CORE_CONVERTER}')
     if not what:
         return None
-    family = what.split()[1]  # CLIP, RAM, RAM++
+    family = what.split()[1]  # CLIP, PE-Core, RAM, RAM++
     want_family = want.split()[0] if want else ''
     if family != want_family:
         return f'{name}: {what}, but this config is {want}'
-    if family == 'CLIP' and describe(sd) != describe(model_sd):
-        got = what[len('a CLIP '):-len(' checkpoint')]
+    if family in ('CLIP', 'PE-Core') and describe(sd) != describe(model_sd):
+        got = what[len(f'a {family} '):-len(' checkpoint')]
         return (f'{name}: a {got} checkpoint for a '
-                f"{want[len('CLIP '):]} config")
+                f'{want[len(family) + 1:]} config')
     return None
 
 

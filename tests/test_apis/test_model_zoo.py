@@ -34,7 +34,7 @@ def test_every_config_is_in_the_zoo_once():
             osp.join(REPO_ROOT, 'configs', '*', 'metafile.yml'))
     ]
     assert sorted(osp.basename(f) for f in families) == [
-        'clip', 'open_clip', 'ram'
+        'clip', 'open_clip', 'pe_core', 'ram'
     ]
     configs = sorted(
         osp.relpath(p, REPO_ROOT) for f in families
@@ -45,9 +45,11 @@ def test_every_config_is_in_the_zoo_once():
         if '_base_' not in i.config) == configs
     for info in zoo:
         assert osp.isfile(info.config), info.name
-        # open_clip's files have no published SHA-256 (see the metafile).
-        assert info.sha256 is None and info.collection in OPEN_CLIP or (
-            len(info.sha256) == 64 and int(info.sha256, 16) >= 0)
+        # open_clip's and PE-Core's files have no published SHA-256 (see
+        # the metafiles).
+        assert info.sha256 is None and info.collection in OPEN_CLIP + (
+            'PE-Core', ) or (len(info.sha256) == 64 and
+                             int(info.sha256, 16) >= 0)
         script = converter_command(info.converter)[0]
         assert osp.isfile(osp.join(REPO_ROOT, script)), info.converter
 
@@ -115,6 +117,7 @@ def test_model_index_is_what_mmpretrain_and_mim_read():
         assert yaml.safe_load(f) == {
             'Import': [
                 'configs/clip/metafile.yml', 'configs/open_clip/metafile.yml',
+                'configs/pe_core/metafile.yml',
                 'configs/ram/metafile.yml'
             ]
         }
@@ -122,7 +125,7 @@ def test_model_index_is_what_mmpretrain_and_mim_read():
 
 def test_list_models_pattern_and_task():
     everything = list_models()
-    assert len(everything) == 47 and everything == sorted(everything)
+    assert len(everything) == 53 and everything == sorted(everything)
     assert list_models('*in1k*') == list_models('in1k') == [
         'clip_vit-base-p16_zeroshot-cls_in1k',
         'clip_vit-base-p32_zeroshot-cls_in1k',
@@ -136,13 +139,15 @@ def test_list_models_pattern_and_task():
         'clip_vit-large-p14_laion2b_zeroshot-cls_in1k',
         'clip_vit-large-p14_metaclip-2.5b_zeroshot-cls_in1k',
         'clip_vit-large-p14_zeroshot-cls_in1k',
-        'clip_vit-large-p14_zeroshot-cls_in1k-336px'
+        'clip_vit-large-p14_zeroshot-cls_in1k-336px',
+        'pe-core_vit-base-p16_zeroshot-cls_in1k',
+        'pe-core_vit-large-p14_zeroshot-cls_in1k-336px'
     ]
     assert list_models('RAM-PLUS*', task='open-set image tagging') == [
         'ram-plus_swin-large-p4-w12_384px_openset',
         'ram-plus_swin-large-p4-w12_384px_openset_openimages-rare'
     ]
-    assert len(list_models(task='Zero-shot Image Classification')) == 39
+    assert len(list_models(task='Zero-shot Image Classification')) == 45
     assert ZeroShotClassifier.list_models() == list_models(
         task='Zero-shot Image Classification')
     assert ImageTagger.list_models() == list_models('ram')

@@ -40,6 +40,10 @@ from .zero_shot import build_text_prototypes_sharded
 CLIP_MEAN = tuple(255 * m for m in (0.48145466, 0.4578275, 0.40821073))
 CLIP_STD = tuple(255 * s for s in (0.26862954, 0.26130258, 0.27577711))
 
+#: The image towers' ``out_type`` values that give one pooled ``(N, C)``
+#: feature: the class token (OpenAI's ViT) or attention pooling (PE-Core).
+POOLED_OUT_TYPES = ('cls_token', 'attn_pool')
+
 
 def _cosine(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Cosine similarity of every row of ``a`` with every row of ``b``."""
@@ -86,17 +90,21 @@ class CLIP(BaseModel):
     Args:
         vision_backbone (dict): Config of the image tower, built with
             ``MODELS``; it must return a tuple whose last item is the pooled
-            feature ``(N, C)`` and expose ``embed_dims``. OpenAI's ViT is
-            MMPreTrain's ``VisionTransformer`` with ``pre_norm=True``,
+            feature ``(N, C)`` (``out_type`` in :data:`POOLED_OUT_TYPES`)
+            and expose ``embed_dims``. OpenAI's ViT is MMPreTrain's
+            ``VisionTransformer`` with ``pre_norm=True``,
             ``norm_cfg=dict(type='LN', eps=1e-5)``, ``out_type='cls_token'``
             and ``act_cfg=dict(type='mmpretrain.QuickGELU')`` in its
-            ``layer_cfgs``.
+            ``layer_cfgs``; PE-Core's is
+            :class:`~mmprompt.models.pe_core.PEVisionTransformer`.
         text_backbone (dict): Config of the text tower, e.g.
             ``dict(type='CLIPTextTransformer', ...)``. Its ``out_dims``
             defaults to ``proj_dims`` and must equal it.
         tokenizer (dict, optional): Config of the tokenizer, built with
             ``TOKENIZER``. Defaults to ``dict(type='CLIPTokenizer')``.
         proj_dims (int): Width of the joint embedding space. Defaults to 512.
+        visual_proj_bias (bool): Whether ``visual_proj`` has a bias (PE-Core's
+            has, OpenAI's has not). Defaults to False.
         data_preprocessor (dict | nn.Module, optional): The data
             preprocessor, by default MMPreTrain's ``ClsDataPreprocessor``
             with OpenAI's mean and std and ``to_rgb=True`` (images loaded as
@@ -117,6 +125,7 @@ class CLIP(BaseModel):
                  text_backbone: dict,
                  tokenizer: Optional[dict] = None,
                  proj_dims: int = 512,
+                 visual_proj_bias: bool = False,
                  data_preprocessor: Optional[Union[dict, nn.Module]] = None,
                  image_preprocess: Optional[dict] = None,
                  init_cfg: Optional[dict] = None) -> None:
@@ -126,12 +135,12 @@ class CLIP(BaseModel):
             data_preprocessor=data_preprocessor, init_cfg=init_cfg)
 
         self.visual = MODELS.build(copy.deepcopy(vision_backbone))
-        if getattr(self.visual, 'out_type', 'cls_token') != 'cls_token':
-            raise ValueError('the image tower must pool to the class token '
-                             f"(out_type='cls_token'), got "
-                             f'{self.visual.out_type!r}')
+        out_type = getattr(self.visual, 'out_type', 'cls_token')
+        if out_type not in POOLED_OUT_TYPES:
+            raise ValueError('the image tower must pool its tokens (out_type '
+                             f'in {POOLED_OUT_TYPES}), got {out_type!r}')
         self.visual_proj = nn.Linear(
-            self.visual.embed_dims, proj_dims, bias=False)
+            self.visual.embed_dims, proj_dims, bias=visual_proj_bias)
 
         text_cfg = copy.deepcopy(text_backbone)
         text_cfg.setdefault('out_dims', proj_dims)

@@ -1,0 +1,21 @@
+_base_ = [
+    '../_base_/models/pe-core_vit-large-p14-336px.py',
+    '../_base_/datasets/cifar100_bs64_clip_336.py',
+    '../_base_/default_runtime.py',
+]
+
+# PE's preprocessing (open_clip's for PE-Core): a bilinear resize to the
+# square, no crop. CIFAR gives RGB arrays.
+test_dataloader = dict(
+    dataset=dict(pipeline=[
+        dict(
+            type='CLIPPreprocess',
+            scale=336,
+            array_order='rgb',
+            resize_mode='squash',
+            interpolation='bilinear'),
+        dict(type='PackInputs'),
+    ]))
+
+# CIFAR-100's classes with OpenAI's 18 CIFAR templates.
+model = dict(categories='cifar100', templates='openai_cifar')

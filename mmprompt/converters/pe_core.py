@@ -1,0 +1,179 @@
+# Copyright (c) mmprompt contributors. All rights reserved.
+"""Convert open_clip's PE-Core checkpoints to mmprompt's :class:`CLIP`.
+
+Reads the released files of Meta's Perception Encoder in open_clip's layout
+(``timm/PE-Core-B-16``, ``timm/PE-Core-L-14-336`` on the Hugging Face Hub:
+``open_clip_model.safetensors`` or ``open_clip_pytorch_model.bin``): the
+image tower is timm's ``Eva`` under ``visual.trunk.``, the text tower
+open_clip's ``TextTransformer`` under ``text.``. The image tower becomes
+:class:`~mmprompt.models.pe_core.PEVisionTransformer` (MMPreTrain's
+``VisionTransformer`` names), timm's head ``visual_proj``; the text tower
+keeps open_clip's names under ``text_encoder.``.
+"""
+from collections import OrderedDict
+from typing import Dict, Optional, Tuple
+
+import torch
+
+from mmprompt.utils.checkpoint import describe
+from .common import MMPROMPT_FORMAT, ConverterError, unwrap_state_dict
+from .rules import apply_rules
+
+MODEL_NAME = 'PE-Core (open_clip layout)'
+SOURCE = 'pe_core'
+
+_V = r'visual\.trunk\.'
+_V_BLOCK = _V + r'blocks\.(\d+)\.'
+_T_BLOCK = r'text\.transformer\.resblocks\.(\d+)\.'
+_WB = r'(weight|bias)'
+
+# (anchored regex, replacement, transform), first match wins.
+RULES = [
+    # Image tower: timm's Eva -> PEVisionTransformer.
+    (_V + r'(cls_token|pos_embed)', r'visual.\1', None),
+    (_V + r'patch_embed\.proj\.weight', 'visual.patch_embed.projection.weight',
+     None),
+    (_V + r'norm_pre\.' + _WB, r'visual.pre_norm.\1', None),
+    (_V_BLOCK + r'norm1\.' + _WB, r'visual.layers.\1.ln1.\2', None),
+    (_V_BLOCK + r'norm2\.' + _WB, r'visual.layers.\1.ln2.\2', None),
+    (_V_BLOCK + r'attn\.(qkv|proj)\.' + _WB, r'visual.layers.\1.attn.\2.\3',
+     None),
+    (_V_BLOCK + r'mlp\.fc1\.' + _WB, r'visual.layers.\1.ffn.layers.0.0.\2',
+     None),
+    (_V_BLOCK + r'mlp\.fc2\.' + _WB, r'visual.layers.\1.ffn.layers.1.\2',
+     None),
+    (_V + r'norm\.' + _WB, r'visual.ln1.\1', None),
+    # The attention pool keeps timm's names (AttentionPool has them).
+    (_V + r'attn_pool\.(latent|(?:q|kv|proj|norm|mlp\.fc1|mlp\.fc2)\.'
+     r'(?:weight|bias))', r'visual.attn_pool.\1', None),
+    (_V + r'head\.' + _WB, r'visual_proj.\1', None),
+    # Text tower: open_clip's TextTransformer, its names under text_encoder.
+    (r'text\.(token_embedding\.weight|positional_embedding|text_projection)',
+     r'text_encoder.\1', None),
+    (_T_BLOCK + r'((?:ln_[12]|attn\.out_proj|mlp\.c_fc|mlp\.c_proj)\.'
+     r'(?:weight|bias)|attn\.in_proj_(?:weight|bias))',
+     r'text_encoder.resblocks.\1.\2', None),
+    (r'text\.ln_final\.' + _WB, r'text_encoder.ln_final.\1', None),
+    (r'logit_scale', 'logit_scale', None),
+]
+
+DROP = [
+    # Buffers rebuilt from the config, in exports that kept them: the
+    # text tower's causal mask and the image tower's RoPE tables.
+    r'text\.attn_mask',
+    r'visual\.trunk\.rope\.(bands|pos_embed)',
+]
+
+# Keys every PE-Core checkpoint in open_clip's layout has, with their number
+# of dimensions; their shapes give the architecture.
+REQUIRED = {
+    'visual.trunk.pos_embed': 3,
+    'visual.trunk.patch_embed.proj.weight': 4,
+    'visual.trunk.attn_pool.latent': 3,
+    'visual.trunk.head.weight': 2,
+    'text.token_embedding.weight': 2,
+    'text.positional_embedding': 2,
+    'text.text_projection': 2,
+    'logit_scale': 0,
+}
+
+
+def check_pe_core(state_dict: Dict[str, torch.Tensor]) -> None:
+    """Refuse, naming what it is, a state dict that is not a PE-Core
+    checkpoint in open_clip's layout.
+
+    Raises:
+        ConverterError: One line: what the file is, if known, and which
+            converter it needs.
+    """
+    missing = [k for k in REQUIRED if k not in state_dict]
+    if missing:
+        what = describe(state_dict)
+        if what:
+            raise ConverterError(f'not a {MODEL_NAME} checkpoint: this is '
+                                 f'{what}')
+        raise ConverterError(f'not a {MODEL_NAME} checkpoint: missing '
+                             f"{', '.join(missing[:3])}")
+    for key, ndim in REQUIRED.items():
+        if state_dict[key].dim() != ndim:
+            raise ConverterError(
+                f'not a {MODEL_NAME} checkpoint: {key} has shape '
+                f'{tuple(state_dict[key].shape)}, expected {ndim} dims')
+
+
+def infer_pe_core_arch(state_dict: Dict[str, torch.Tensor]) -> dict:
+    """Read the architecture of a PE-Core checkpoint from its shapes.
+
+    Args:
+        state_dict (dict): open_clip keys to tensors.
+
+    Returns:
+        dict: ``vision_width``, ``vision_layers``, ``patch_size``,
+        ``image_size``, ``embed_dim``, ``text_width``, ``text_layers``,
+        ``context_length`` and ``vocab_size``, all ints.
+    """
+    check_pe_core(state_dict)
+    conv = state_dict['visual.trunk.patch_embed.proj.weight']
+    grid = round((state_dict['visual.trunk.pos_embed'].shape[1] - 1)**0.5)
+
+    def count(prefix: str) -> int:
+        return len({
+            k[len(prefix):].split('.')[0]
+            for k in state_dict if k.startswith(prefix)
+        })
+
+    text_proj = state_dict['text.text_projection']
+    return dict(
+        vision_width=int(conv.shape[0]),
+        vision_layers=count('visual.trunk.blocks.'),
+        patch_size=int(conv.shape[-1]),
+        image_size=int(conv.shape[-1] * grid),
+        embed_dim=int(state_dict['visual.trunk.head.weight'].shape[0]),
+        text_width=int(text_proj.shape[0]),
+        text_layers=count('text.transformer.resblocks.'),
+        context_length=int(state_dict['text.positional_embedding'].shape[0]),
+        vocab_size=int(state_dict['text.token_embedding.weight'].shape[0]))
+
+
+def convert_pe_core(
+    checkpoint: Dict[str, torch.Tensor],
+    dtype: Optional[torch.dtype] = torch.float32,
+) -> Tuple['OrderedDict[str, torch.Tensor]', dict]:
+    """Map an open_clip PE-Core state dict to mmprompt's :class:`CLIP`.
+
+    Every key is mapped by :data:`RULES` or dropped on purpose by
+    :data:`DROP`; a checkpoint of another family is refused first, in one
+    line naming what it is. Pure: no I/O, the input is untouched.
+
+    Args:
+        checkpoint (dict): open_clip keys to tensors, or a dict wrapping
+            them (see :func:`~mmprompt.converters.common.unwrap_state_dict`).
+        dtype (torch.dtype, optional): Type of the floating-point outputs;
+            None keeps the source's. Defaults to ``torch.float32``.
+
+    Returns:
+        tuple: The converted ``OrderedDict`` and a meta dict with
+        ``format``, ``source``, ``arch`` (see :func:`infer_pe_core_arch`),
+        ``dtype`` and the sorted ``dropped`` keys.
+
+    Raises:
+        ConverterError: If the state dict is not a PE-Core checkpoint.
+    """
+    state_dict = unwrap_state_dict(checkpoint)
+    arch = infer_pe_core_arch(state_dict)
+    converted, dropped = apply_rules(
+        state_dict, RULES, DROP, model_name=MODEL_NAME)
+    if dtype is not None:
+        converted = OrderedDict(
+            (k, v.to(dtype) if v.is_floating_point() else v)
+            for k, v in converted.items())
+    dtypes = sorted(
+        {str(v.dtype).replace('torch.', '')
+         for v in converted.values()})
+    meta = dict(
+        format=MMPROMPT_FORMAT,
+        source=SOURCE,
+        arch=arch,
+        dtype=','.join(dtypes),
+        dropped=dropped)
+    return converted, meta

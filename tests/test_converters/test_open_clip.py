@@ -84,6 +84,9 @@ def test_a_size_without_a_config_lists_the_sizes():
      'it is a recognize-anything RAM / RAM\\+\\+ checkpoint; convert it '
      'with tools/model_converters/ram_to_mmprompt.py'),
     (['visual.trunk.patch_embed.proj.weight', 'logit_bias'],
+     'it is an open_clip SigLIP / SigLIP 2 checkpoint; convert it with '
+     'tools/model_converters/siglip_to_mmprompt.py'),
+    (['visual.trunk.patch_embed.proj.weight'],
      'it is an open_clip CLIP with a timm image tower'),
     (['visual.layer1.0.conv1.weight', 'visual.bn1.weight'],
      'it is an OpenAI ResNet CLIP'),
@@ -114,9 +117,10 @@ def test_converter_keys_and_old_script_strings():
     assert converter_command('ram --model ram') == [
         'tools/model_converters/ram_to_mmprompt.py', '--model', 'ram'
     ]
-    with pytest.raises(ConverterError, match="unknown converter 'siglip'; "
-                       'known: openai_clip, open_clip, ram'):
-        parse_converter('siglip')
+    from mmprompt.converters import CONVERTERS
+    with pytest.raises(ConverterError, match="unknown converter 'eva02'; "
+                       f"known: {', '.join(CONVERTERS)}$"):
+        parse_converter('eva02')
 
 
 def test_zoo_rows_without_sha256_say_where_to_put_the_file(
@@ -178,7 +182,7 @@ def test_cli(tmp_path, capsys):
 @pytest.mark.parametrize('arch,family', [
     ('RN50', 'openai_resnet'),
     ('convnext_base', 'open_clip_timm'),
-    ('ViT-B-16-SigLIP', 'open_clip_timm'),
+    ('ViT-B-16-SigLIP', 'siglip'),
     ('coca_ViT-B-32', 'open_clip_coca'),
     ('ViT-bigG-14', 'clip_vit'),
 ])

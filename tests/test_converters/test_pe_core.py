@@ -96,8 +96,9 @@ def test_families_are_refused_naming_the_file(pe):
         convert_pe_core(openai)
     with pytest.raises(
             ConverterError,
-            match=r'^not a CLIP ViT \(OpenAI layout\) checkpoint: this is an '
-            r'unconverted PE-Core checkpoint \(open_clip layout\)$'):
+            match=r'^not a CLIP ViT \(OpenAI layout\) checkpoint: it is an '
+            r'open_clip PE-Core checkpoint; convert it with '
+            r'tools/model_converters/pe_core_to_mmprompt\.py$'):
         convert_openai_clip(state_dict)
     # Converted checkpoints given to the other family's config.
     pe_model = MODELS.build(cfg)

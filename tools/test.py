@@ -30,7 +30,8 @@ from mmprompt.utils import UserError, atomic_write, check_output, run_tool
 from mmprompt.models.prompt_learning import load_learned
 from mmprompt.models.prompt_learning.learned import is_learned_file
 from mmprompt.utils.checkpoint import load_checkpoint, read_checkpoint
-from mmprompt.utils.config import format_once
+from mmprompt.utils.config import (config_errors, format_once, read_config,
+                                   require_keys)
 from mmprompt.utils.errors import CheckpointError
 from mmprompt.utils.dist import LAUNCHERS, setup_distributed
 
@@ -244,18 +245,14 @@ def check_outputs(args: argparse.Namespace) -> None:
 def build_runner(cfg: Config, config_path: str) -> Runner:
     """The Runner and its test loop (model, dataset), or one line on a
     config typo or missing data."""
-    try:
+    with config_errors(cfg, config_path):
         runner = Runner.from_cfg(format_once(cfg))
-    except TypeError as e:
-        if 'unexpected keyword argument' not in str(e):
-            raise
-        raise UserError(f'{config_path}: {str(e).splitlines()[0]}') from None
-    try:
-        runner.test_loop  # builds the dataset and the dataloader
-    except (OSError, FileNotFoundError) as e:
-        raise UserError(
-            f'{config_path}: the test dataset cannot be read '
-            f'({type(e).__name__}: {str(e).splitlines()[0]})') from None
+        try:
+            runner.test_loop  # builds the dataset and the dataloader
+        except (OSError, FileNotFoundError) as e:
+            raise UserError(
+                f'{config_path}: the test dataset cannot be read '
+                f'({type(e).__name__}: {str(e).splitlines()[0]})') from None
     return runner
 
 
@@ -361,7 +358,9 @@ def main(argv: Optional[List[str]] = None) -> dict:
     args = parse_args(argv)
     check_outputs(args)
     checkpoint = resolve_checkpoint(args.checkpoint)
-    cfg = merge_args(load_config(args.config), args)
+    cfg = read_config(args.config)
+    require_keys(cfg, ('model', 'test_dataloader'), args.config)
+    cfg = merge_args(cfg, args)
     check_cifar_files(cfg.test_dataloader.dataset)
     setup_distributed(cfg, args.launcher, training=False)
     learned = is_learned_file(checkpoint)
@@ -407,20 +406,6 @@ def main(argv: Optional[List[str]] = None) -> dict:
                 speed=speed))
         print_log(f'Metrics written to {args.out}', logger='current')
     return metrics
-
-
-def load_config(config: str) -> Config:
-    """The config (a file, a zoo name or an ``mmprompt::`` name), or one
-    line if it does not parse."""
-    from mmprompt.apis.model_zoo import load_config as read_config
-    try:
-        return read_config(config)[0]
-    except UserError:
-        raise
-    except (SyntaxError, KeyError, ValueError, NameError, OSError) as e:
-        reason = str(e).splitlines()[0] if str(e) else repr(e)
-        raise UserError(f'{config}: cannot be read ({type(e).__name__}: '
-                        f'{reason})') from None
 
 
 if __name__ == '__main__':

@@ -27,9 +27,10 @@ saved in chunks under ``<out>.parts/`` (see :mod:`mmprompt.apis.bulk`);
 ``--resume`` continues an interrupted run, with any number of processes.
 """
 import argparse
+import contextlib
 import os
 import time
-from typing import List, Optional
+from typing import Iterator, List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -42,7 +43,8 @@ from mmprompt.apis import bulk
 from mmprompt.datasets.image_sources import (ImageItemDataset,
                                              collate_items, list_images)
 from mmprompt.utils.dist import LAUNCHERS, init_distributed
-from mmprompt.utils.errors import UserError, run_tool
+from mmprompt.utils.config import read_config
+from mmprompt.utils.errors import InvalidInputError, UserError, run_tool
 from mmprompt.utils.io import check_output
 
 TASKS = ('tag', 'classify', 'embed')
@@ -80,7 +82,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         'CoCoOp); --model is its prompt-learning config, or the CLIP it '
         'was learned on (a zoo name or a zero-shot config)')
     parser.add_argument(
-        '--threshold', type=float, help='tag: one threshold for all tags')
+        '--threshold',
+        type=threshold_arg,
+        help='tag: one threshold for all tags, in [0, 1]')
     parser.add_argument(
         '--topk', type=int, default=5, help='classify: classes per image')
     parser.add_argument('--batch-size', type=int, default=16)
@@ -123,6 +127,65 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     return args
 
 
+def threshold_arg(text: str) -> float:
+    """``--threshold`` as ImageTagger takes it (:func:`check_threshold`)."""
+    from mmprompt.models.ram.vocabulary import check_threshold
+    try:
+        return check_threshold(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+@contextlib.contextmanager
+def prompt_errors() -> Iterator[None]:
+    """The inferencers' refusals of categories and templates (ValueError,
+    TypeError: one line each) as errors of the command line."""
+    try:
+        yield
+    except (ValueError, TypeError) as e:
+        if isinstance(e, UserError):
+            raise
+        raise InvalidInputError(f'--categories / --templates: {e}') from None
+
+
+def check_prompts(args: argparse.Namespace) -> None:
+    """Refuse, before any work, the categories and templates the
+    inferencers would refuse, with their own checks: blank or repeated
+    names, templates without exactly one ``{}`` and, for a zero-shot
+    classifier, prompts over the text tower's context."""
+    spec = category_spec(args.categories)
+    with prompt_errors():
+        if args.task == 'tag':
+            from mmprompt.models.ram.label_embedding import (
+                load_categories, resolve_ram_templates, split_categories)
+            if spec is not None:
+                split_categories(load_categories(spec))
+            if args.templates is not None:
+                resolve_ram_templates(args.templates)
+        elif args.task == 'classify':
+            from mmprompt.models.clip.prompts import (resolve_categories,
+                                                      resolve_templates)
+            names = None if spec is None else resolve_categories(spec)
+            templates = None if args.templates is None else \
+                resolve_templates(args.templates)
+            if names and not args.learned:
+                check_prompt_lengths(args.model, names, templates)
+
+
+def check_prompt_lengths(model: str, names: Sequence[str],
+                         templates: Optional[Sequence[str]]) -> None:
+    """Tokenize every prompt as the classifier will (``ValueError`` for
+    one over the context), with the config's templates by default."""
+    from mmprompt.models.clip.prompts import resolve_templates
+    from mmprompt.models.clip.tokenizer import CLIPTokenizer
+    cfg = read_config(model).model
+    if templates is None:
+        templates = resolve_templates(cfg.get('templates', 'simple'))
+    text = cfg.get('text_backbone') or {}
+    CLIPTokenizer()([t.format(n) for n in names for t in templates],
+                    context_length=text.get('context_length'))
+
+
 def default_device() -> str:
     if torch.cuda.is_available():
         return f'cuda:{int(os.environ.get("LOCAL_RANK", 0))}'
@@ -154,8 +217,9 @@ def build_task(args: argparse.Namespace):
         tagger = ImageTagger(
             args.model, pretrained, device, precision=args.precision)
         if args.categories:
-            tagger.set_categories(
-                category_spec(args.categories), args.templates)
+            with prompt_errors():
+                tagger.set_categories(
+                    category_spec(args.categories), args.templates)
         return bulk.TagTask(tagger, args.threshold)
     if args.task == 'classify' and args.learned:
         return bulk.ClassifyTask(learned_model(args, device), args.topk)
@@ -163,8 +227,9 @@ def build_task(args: argparse.Namespace):
         from mmprompt.apis import ZeroShotClassifier
         classifier = ZeroShotClassifier(
             args.model, pretrained, device, precision=args.precision)
-        classifier.set_categories(
-            category_spec(args.categories), args.templates)
+        with prompt_errors():
+            classifier.set_categories(
+                category_spec(args.categories), args.templates)
         return bulk.ClassifyTask(classifier.model, args.topk)
     from mmprompt.apis.utils import speed_up
     from mmprompt.apis.zero_shot_classifier import build_zero_shot_model
@@ -309,6 +374,7 @@ def run_chunks(task, items, store, chunks, chunk_size, args,
 
 def main(argv: Optional[List[str]] = None) -> dict:
     args = parse_args(argv)
+    check_prompts(args)
     init_distributed(args.launcher)
     rank, world = get_dist_info()
     kind = 'npy' if args.task == 'embed' else 'jsonl'

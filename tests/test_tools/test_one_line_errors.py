@@ -2,13 +2,21 @@
 """Issue 18, section 6: every tool answers bad input with one line
 (``error: ...`` on stderr, exit status 2, no traceback) and writes
 nothing."""
-import pytest
 import os
+import os.path as osp
+import re
 
+import pytest
 import torch
 from test_tools.test_prompt_learning_errors import (TEST, TRAIN, clip_cfg,
                                                     one_line_error)
 from test_tools.test_prompt_learning_errors import write as write_coop
+from testing_utils import REPO_ROOT, load_module
+
+from mmprompt.utils.errors import InvalidInputError, run_tool
+
+INFER = load_module('_mmprompt_tools_infer_errors',
+                    osp.join(REPO_ROOT, 'tools', 'infer.py'))
 
 
 @pytest.fixture(scope='module')
@@ -93,3 +101,65 @@ def test_test_mistyped_key(tmp_path, clip_path, capsys):
         'model.categories=[cat,dog]'])
     assert line == (f'error: {config}: model.clip.proj_dimz is not a '
                     "setting of CLIP; did you mean 'proj_dims'?")
+
+
+@pytest.fixture(scope='module')
+def clip_config(tmp_path_factory) -> str:
+    """A tiny zero-shot CLIP config (no weights: prompts are checked before
+    the model is built)."""
+    from testing_utils import clip as H
+    root = tmp_path_factory.mktemp('infer_cfg')
+    return H.write_tiny_config(
+        str(root / 'cfg.py'), 'clip/clip_vit-base-p16_zeroshot-cls_in1k.py',
+        model=dict(templates='simple'))
+
+
+@pytest.mark.parametrize('value,message', [
+    ('5', 'threshold must lie in [0, 1], got 5.0'),
+    ('nan', 'threshold must lie in [0, 1], got nan'),
+    ('-1', 'threshold must lie in [0, 1], got -1.0'),
+    ('high', "threshold must be a number in [0, 1], got 'high'"),
+])
+def test_infer_threshold_as_image_tagger(value, message, tmp_path, capsys):
+    """``--threshold`` takes what ImageTagger takes: one function."""
+    from mmprompt.models.ram.vocabulary import check_threshold
+    out = tmp_path / 'tags.jsonl'
+    with pytest.raises(SystemExit) as exit_info:
+        run_tool(INFER.main, ['tag', str(tmp_path), '--model', 'x.py',
+                              '--out', str(out), '--threshold', value])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.splitlines()[-1].endswith(
+        f'error: argument --threshold: {message}')
+    assert 'Traceback' not in err and not os.listdir(tmp_path)
+    with pytest.raises(InvalidInputError, match=re.escape(message)):
+        check_threshold(value)
+    assert check_threshold('0.25') == 0.25
+
+
+@pytest.mark.parametrize('task,extra,message', [
+    ('classify', ['--categories', 'cat', ' '], 'category 1 is blank'),
+    ('classify', ['--categories', 'cat', 'dog', 'Cat'],
+     "duplicate category names: 'cat' (#0), 'Cat' (#2)"),
+    ('classify', ['--categories', 'cat', 'x ' * 80],
+     "Text 1 is 87 tokens long, over the context length 77 (pass "
+     "truncate=True to cut it): 'a photo of a x x x"),
+    ('classify', ['--categories', 'cat', '--templates', 'a {} or {}'],
+     "template 'a {} or {}' must hold exactly one \"{}\" and no other "
+     'replacement field'),
+    ('tag', ['--categories', 'cat', 'CAT'],
+     "duplicate category names: 'cat' (#0), 'CAT' (#1)"),
+    ('tag', ['--categories', 'cat', '--templates', 'a {animal}'],
+     "template 'a {animal}' is not a format string"),
+])
+def test_infer_refuses_prompts_up_front(task, extra, message, clip_config,
+                                        tmp_path, capsys):
+    """What the inferencers refuse is one line before any output."""
+    out = tmp_path / 'out' / 'o.jsonl'
+    line = one_line_error(capsys, INFER.main, [
+        task, str(tmp_path), '--model', clip_config, '--out', str(out),
+        *extra
+    ])
+    assert line.startswith('error: --categories / --templates: ')
+    assert message in line
+    assert not (tmp_path / 'out').exists()

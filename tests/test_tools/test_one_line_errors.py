@@ -163,3 +163,39 @@ def test_infer_refuses_prompts_up_front(task, extra, message, clip_config,
     assert line.startswith('error: --categories / --templates: ')
     assert message in line
     assert not (tmp_path / 'out').exists()
+
+
+def malformed_json(path) -> str:
+    path.write_text('[\n  "cat",\n  "dog"\n')
+    return str(path)
+
+
+def test_malformed_json_files_name_the_position(tmp_path, clip_path,
+                                                clip_config, capsys):
+    """Categories and templates (tools/infer.py), descriptions
+    (tools/test.py) and few-shot lists (tools/train.py): the file, the
+    line and the column."""
+    bad = malformed_json(tmp_path / 'bad.json')
+    want = (f"error: {bad}: not valid JSON at line 4 column 1: Expecting ',' "
+            "delimiter")
+    out = str(tmp_path / 'out.jsonl')
+    for extra in (['--categories', bad],
+                  ['--categories', 'cat', '--templates', bad]):
+        line = one_line_error(capsys, INFER.main, [
+            'tag', str(tmp_path), '--model', clip_config, '--out', out,
+            *extra
+        ])
+        assert line == want
+    config = write(tmp_path / 'coop', clip_path, dict(cat=2, dog=2),
+                   model=', n_ctx=4')
+    line = one_line_error(capsys, TRAIN.main, [
+        config, '--work-dir', str(tmp_path / 'w'), '--cfg-options',
+        f'train_dataloader.dataset.list_file={bad}'
+    ])
+    assert line == want
+    line = one_line_error(capsys, TEST.main, [
+        clip_config, clip_path, '--work-dir', str(tmp_path / 'w'),
+        '--cfg-options', f'model.descriptions={bad}'
+    ])
+    assert line == want
+    assert not os.path.exists(out)

@@ -9,7 +9,6 @@ given content (the key is the unformatted dict), so a run logs and saves
 the same pretty text as before, without paying for it again.
 """
 import contextlib
-import difflib
 import inspect
 import re
 from collections import OrderedDict
@@ -17,7 +16,7 @@ from typing import Iterator, List, Optional, Sequence, Tuple
 
 from mmengine.config import Config
 
-from .errors import UserError
+from .errors import UserError, did_you_mean
 
 __all__ = ['format_once', 'read_config', 'require_keys', 'config_errors']
 
@@ -79,12 +78,6 @@ def read_config(config: str) -> Config:
                         f'{reason})') from None
 
 
-def _close(name: str, names: Sequence[str]) -> str:
-    """``"; did you mean 'x'?"`` for the nearest of ``names``, or ''."""
-    close = difflib.get_close_matches(name, list(names), n=1, cutoff=0.6)
-    return f'; did you mean {close[0]!r}?' if close else ''
-
-
 def require_keys(cfg: Config, keys: Sequence[str], path: str) -> None:
     """Refuse a config without one of ``keys`` at its top level, naming the
     nearest key it has (a mistyped ``train_dataloder``).
@@ -100,7 +93,7 @@ def require_keys(cfg: Config, keys: Sequence[str], path: str) -> None:
     for key in keys:
         if cfg.get(key) is None:
             raise UserError(f'{path}: no {key!r} in the config'
-                            f'{_close(key, list(cfg.keys()))}')
+                            f'{did_you_mean(key, list(cfg.keys()))}')
 
 
 _UNEXPECTED = re.compile(r"(\w+)\.__init__\(\) got an unexpected keyword "
@@ -172,7 +165,7 @@ def _unexpected_key(error: TypeError, cfg: Config,
     cls = _find_class(name)
     valid = _init_arguments(cls) if cls is not None else []
     return UserError(f'{path}: {dotted}{key} is not a setting of '
-                     f'{name}{_close(key, valid)}')
+                     f'{name}{did_you_mean(key, valid)}')
 
 
 def _unregistered_type(error: KeyError, path: str) -> Optional[UserError]:
@@ -191,7 +184,7 @@ def _unregistered_type(error: KeyError, path: str) -> Optional[UserError]:
                 names += list(reg.module_dict)
                 reg = reg.parent
     return UserError(f'{path}: type {name!r} is not a registered {kind}'
-                     f'{_close(name.split(".")[-1], names)}')
+                     f'{did_you_mean(name.split(".")[-1], names)}')
 
 
 @contextlib.contextmanager

@@ -27,10 +27,10 @@ saved in chunks under ``<out>.parts/`` (see :mod:`mmprompt.apis.bulk`);
 ``--resume`` continues an interrupted run, with any number of processes.
 """
 import argparse
-import contextlib
 import os
+import shutil
 import time
-from typing import Iterator, List, Optional, Sequence
+from typing import List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -40,11 +40,13 @@ from mmengine.logging import print_log
 from torch.utils.data import DataLoader
 
 from mmprompt.apis import bulk
+from mmprompt.apis.utils import check_prompts as check
+from mmprompt.apis.utils import prompt_errors
 from mmprompt.datasets.image_sources import (ImageItemDataset,
                                              collate_items, list_images)
 from mmprompt.utils.dist import LAUNCHERS, init_distributed
 from mmprompt.utils.config import read_config
-from mmprompt.utils.errors import InvalidInputError, UserError, run_tool
+from mmprompt.utils.errors import UserError, run_tool
 from mmprompt.utils.io import check_output
 
 TASKS = ('tag', 'classify', 'embed')
@@ -81,6 +83,12 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         help='classify: a learned-prompt file of tools/train.py (CoOp, '
         'CoCoOp); --model is its prompt-learning config, or the CLIP it '
         'was learned on (a zoo name or a zero-shot config)')
+    parser.add_argument(
+        '--allow-other-clip-weights',
+        action='store_true',
+        help='use a --learned file over other CLIP weights than it was '
+        'learned on (refused by default: the prompts were tuned for other '
+        'features)')
     parser.add_argument(
         '--threshold',
         type=threshold_arg,
@@ -136,40 +144,23 @@ def threshold_arg(text: str) -> float:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
-@contextlib.contextmanager
-def prompt_errors() -> Iterator[None]:
-    """The inferencers' refusals of categories and templates (ValueError,
-    TypeError: one line each) as errors of the command line."""
-    try:
-        yield
-    except (ValueError, TypeError) as e:
-        if isinstance(e, UserError):
-            raise
-        raise InvalidInputError(f'--categories / --templates: {e}') from None
-
-
 def check_prompts(args: argparse.Namespace) -> None:
     """Refuse, before any work, the categories and templates the
-    inferencers would refuse, with their own checks: blank or repeated
-    names, templates without exactly one ``{}`` and, for a zero-shot
-    classifier, prompts over the text tower's context."""
+    inferencers would refuse (:func:`mmprompt.apis.utils.check_prompts`)
+    and, for a zero-shot classifier, prompts over the text tower's
+    context."""
     spec = category_spec(args.categories)
-    with prompt_errors():
-        if args.task == 'tag':
-            from mmprompt.models.ram.label_embedding import (
-                load_categories, resolve_ram_templates, split_categories)
-            if spec is not None:
-                split_categories(load_categories(spec))
-            if args.templates is not None:
-                resolve_ram_templates(args.templates)
-        elif args.task == 'classify':
-            from mmprompt.models.clip.prompts import (resolve_categories,
-                                                      resolve_templates)
-            names = None if spec is None else resolve_categories(spec)
-            templates = None if args.templates is None else \
-                resolve_templates(args.templates)
-            if names and not args.learned:
-                check_prompt_lengths(args.model, names, templates)
+    if args.task == 'embed':
+        return
+    check(spec, args.templates, open_set=args.task == 'tag')
+    if args.task == 'classify' and spec is not None and not args.learned:
+        from mmprompt.models.clip.prompts import (resolve_categories,
+                                                  resolve_templates)
+        templates = None if args.templates is None else \
+            resolve_templates(args.templates)
+        with prompt_errors():
+            check_prompt_lengths(args.model, resolve_categories(spec),
+                                 templates)
 
 
 def check_prompt_lengths(model: str, names: Sequence[str],
@@ -239,41 +230,19 @@ def build_task(args: argparse.Namespace):
 
 
 def learned_model(args: argparse.Namespace, device: str):
-    """A prompt-learning model from its config, CLIP weights from the
-    config's ``init_cfg`` (or ``--checkpoint``), prompts from
-    ``--learned``; with a zoo name or a zero-shot config as ``--model``,
-    the model is built from the file's meta over that CLIP."""
-    from mmengine.config import Config
-
-    from mmprompt.apis.utils import (build_from_config, ready_for_inference,
-                                     speed_up)
+    """The prompt-learning model of ``--learned`` over ``--model`` (see
+    :func:`mmprompt.apis.zero_shot_classifier.get_learned_model`), on
+    ``--categories`` if given."""
+    from mmprompt.apis.utils import speed_up
+    from mmprompt.apis.zero_shot_classifier import get_learned_model
     from mmprompt.models.clip.prompts import resolve_categories
-    from mmprompt.models.prompt_learning import load_learned
-    from mmprompt.utils.checkpoint import load_checkpoint
-    from mmprompt.registry import MODELS
-    from mmprompt.utils import register_all_modules
-    register_all_modules(init_default_scope=False)
-    cfg = Config.fromfile(args.model) if os.path.isfile(args.model) else None
-    if cfg is None or not hasattr(
-            MODELS.get(str(cfg.model.get('type'))), 'from_learned_meta'):
-        # A zoo name or a zero-shot CLIP config: the prompt-learning model
-        # is built from the file's meta, as ZeroShotClassifier(learned=).
-        from mmprompt.apis import ZeroShotClassifier
-        classifier = ZeroShotClassifier(
-            args.model, args.checkpoint or True, device,
-            precision=args.precision, learned=args.learned)
-        if args.categories:
-            classifier.set_categories(category_spec(args.categories))
-        return classifier.model
-    model = build_from_config(cfg)
-    model.init_weights()
-    if args.checkpoint:
-        load_checkpoint(model.clip, args.checkpoint)
-    load_learned(model, args.learned)
+    model = get_learned_model(
+        args.model, args.learned, args.checkpoint or True, device,
+        allow_other_weights=args.allow_other_clip_weights)
     if args.categories:
-        model.set_categories(
-            list(resolve_categories(category_spec(args.categories))))
-    model = ready_for_inference(model, device)
+        with prompt_errors():
+            model.set_categories(
+                list(resolve_categories(category_spec(args.categories))))
     speed_up(model, args.precision, False)
     return model
 
@@ -394,7 +363,13 @@ def main(argv: Optional[List[str]] = None) -> dict:
             f'{len(items)} images in {num_chunks} chunks, {todo} to do '
             f'({setup["mode"]} run) on {world} process(es)',
             logger='current')
-    task = build_task(args)
+    try:
+        task = build_task(args)
+    except UserError:
+        if setup['mode'] == 'new' and is_main_process():
+            # Nothing was computed: leave no chunk folder to --resume.
+            shutil.rmtree(paths['parts'], ignore_errors=True)
+        raise
     progress = bulk.Progress(todo, is_main_process() and not args.no_progress)
     start = time.perf_counter()
     run_chunks(task, items, store, mine, args.chunk_size, args, progress)

@@ -62,6 +62,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument(
         '--no-progress', action='store_true', help='hide the progress bar')
     parser.add_argument(
+        '--allow-other-clip-weights',
+        action='store_true',
+        help='evaluate a learned-prompt CHECKPOINT over other CLIP weights '
+        'than it was learned on (refused by default)')
+    parser.add_argument(
         '--cfg-options',
         nargs='+',
         action=DictAction,
@@ -278,12 +283,14 @@ def prepare_learned(cfg: Config, checkpoint: str) -> None:
     ]
 
 
-def load_learned_prompts(runner: Runner, checkpoint: str) -> None:
+def load_learned_prompts(runner: Runner,
+                         checkpoint: str,
+                         allow_other_weights: bool = False) -> None:
     """CLIP from the config's ``init_cfg`` (strictly), then the prompts."""
     model = runner.model
     model = model.module if is_model_wrapper(model) else model
     model.init_weights()
-    load_learned(model, checkpoint)
+    load_learned(model, checkpoint, allow_other_weights)
 
 
 class CheckLabelsHook(Hook):
@@ -368,7 +375,8 @@ def main(argv: Optional[List[str]] = None) -> dict:
         prepare_learned(cfg, checkpoint)
     runner = build_runner(cfg, args.config)
     if learned:
-        load_learned_prompts(runner, checkpoint)
+        load_learned_prompts(runner, checkpoint,
+                             args.allow_other_clip_weights)
     else:
         load_weights(runner, checkpoint)
     runner.register_hook(CheckLabelsHook())

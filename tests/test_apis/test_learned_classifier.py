@@ -143,7 +143,14 @@ def test_learned_file_over_another_clip(files, tmp_path):
         model=dict(proj_dims=16))
     with pytest.raises(CheckpointError, match='another architecture'):
         ZeroShotClassifier(other, pretrained=False, learned=files['learned'])
-    # Same architecture, other (random) weights: a warning, and it runs.
+    # Same architecture, other (random) weights: refused, since the
+    # answers would be confident and tuned for other features ...
+    with pytest.raises(CheckpointError, match='learned on other CLIP weights '
+                       'of the same architecture; .* or pass '
+                       r'allow_other_weights=True'):
+        ZeroShotClassifier(
+            files['config'], pretrained=False, learned=files['learned'])
+    # ... unless asked for: a warning, and it runs.
     logger = MMLogger.get_current_instance()
     records = []
     handler = logging.Handler(logging.WARNING)
@@ -151,10 +158,11 @@ def test_learned_file_over_another_clip(files, tmp_path):
     logger.addHandler(handler)
     try:
         classifier = ZeroShotClassifier(
-            files['config'], pretrained=False, learned=files['learned'])
+            files['config'], pretrained=False, learned=files['learned'],
+            allow_other_weights=True)
     finally:
         logger.removeHandler(handler)
-    assert any('other CLIP weights' in r.getMessage() for r in records)
+    assert sum('other CLIP weights' in r.getMessage() for r in records) == 1
     assert len(classifier(files['images'][0])[0]['pred_classes']) == 4
     with pytest.raises(CheckpointError, match='not a learned-prompt file'):
         ZeroShotClassifier(

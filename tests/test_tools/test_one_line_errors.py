@@ -40,11 +40,12 @@ def write(tmp_path, clip_path, counts, model='') -> str:
 
 
 @pytest.fixture(autouse=True)
-def _logger_outside_capsys():
-    """MMEngine's logger keeps the stream it was made with: make it before
-    capsys swaps stderr."""
+def _logger_outside_capsys(request):
+    """MMEngine's logger keeps the stream it was made with: make a current
+    one before capsys swaps stderr (another test's may hold a closed
+    capsys stream)."""
     from mmengine.logging import MMLogger
-    MMLogger.get_current_instance()
+    MMLogger.get_instance(f'one_line_errors.{request.node.name}')
 
 
 @pytest.mark.parametrize('main', [TRAIN.main, TEST.main],
@@ -199,3 +200,37 @@ def test_malformed_json_files_name_the_position(tmp_path, clip_path,
     ])
     assert line == want
     assert not os.path.exists(out)
+
+
+def test_learned_file_over_other_clip_weights(tmp_path, capsys):
+    """tools/infer.py refuses a learned file over other
+    weights of its CLIP's architecture (they used to warn and answer
+    confidently) unless --allow-other-clip-weights."""
+    pytest.importorskip('open_clip')
+    from test_apis.test_learned_classifier import (write_coop_config,
+                                                   write_learned)
+    from testing_utils import clip as H
+    ckpt = H.write_converted_checkpoint(str(tmp_path / 'a.pth'), seed=0)
+    other = H.write_converted_checkpoint(str(tmp_path / 'b.pth'), seed=1)
+    config = H.write_tiny_config(str(tmp_path / 'cfg.py'),
+                                 'clip/clip_vit-base-p16_zeroshot-cls_in1k.py')
+    learned = write_learned(write_coop_config(tmp_path, ckpt),
+                            str(tmp_path / 'learned.pth'), 3,
+                            ['cat', 'dog', 'car'])
+    images = tmp_path / 'images'
+    images.mkdir()
+    from PIL import Image
+    Image.new('RGB', (40, 30), (200, 10, 10)).save(images / 'red.png')
+    out = tmp_path / 'out' / 'classes.jsonl'
+    argv = ['classify', str(images), '--model', config, '--checkpoint',
+            other, '--learned', learned, '--out', str(out), '--no-progress',
+            '--num-workers', '0']
+    line = one_line_error(capsys, INFER.main, argv)
+    assert line == (
+        f'error: {learned}: learned on other CLIP weights of the same '
+        'architecture; the prompts were tuned for other features: load the '
+        'CLIP it was learned on, or pass allow_other_weights=True '
+        '(--allow-other-clip-weights) to use it anyway')
+    assert not (tmp_path / 'out').exists() or not os.listdir(tmp_path / 'out')
+    INFER.main(argv + ['--allow-other-clip-weights'])
+    assert out.exists()

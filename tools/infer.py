@@ -45,7 +45,6 @@ from mmprompt.apis.utils import prompt_errors
 from mmprompt.datasets.image_sources import (ImageItemDataset,
                                              collate_items, list_images)
 from mmprompt.utils.dist import LAUNCHERS, init_distributed
-from mmprompt.utils.config import read_config
 from mmprompt.utils.errors import UserError, run_tool
 from mmprompt.utils.io import check_output
 
@@ -169,7 +168,8 @@ def check_prompt_lengths(model: str, names: Sequence[str],
     one over the context), with the config's templates by default."""
     from mmprompt.models.clip.prompts import resolve_templates
     from mmprompt.models.clip.tokenizer import CLIPTokenizer
-    cfg = read_config(model).model
+    from mmprompt.apis.model_zoo import load_config
+    cfg = load_config(model)[0].model
     if templates is None:
         templates = resolve_templates(cfg.get('templates', 'simple'))
     text = cfg.get('text_backbone') or {}

@@ -30,8 +30,8 @@ from mmprompt.utils import UserError, atomic_write, check_output, run_tool
 from mmprompt.models.prompt_learning import load_learned
 from mmprompt.models.prompt_learning.learned import is_learned_file
 from mmprompt.utils.checkpoint import load_checkpoint, read_checkpoint
-from mmprompt.utils.config import (config_errors, format_once, read_config,
-                                   require_keys)
+from mmprompt.apis.model_zoo import load_config
+from mmprompt.utils.config import config_errors, format_once, require_keys
 from mmprompt.utils.errors import CheckpointError
 from mmprompt.utils.dist import LAUNCHERS, setup_distributed
 
@@ -365,7 +365,7 @@ def main(argv: Optional[List[str]] = None) -> dict:
     args = parse_args(argv)
     check_outputs(args)
     checkpoint = resolve_checkpoint(args.checkpoint)
-    cfg = read_config(args.config)
+    cfg = load_config(args.config)[0]
     require_keys(cfg, ('model', 'test_dataloader'), args.config)
     cfg = merge_args(cfg, args)
     check_cifar_files(cfg.test_dataloader.dataset)

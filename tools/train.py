@@ -17,8 +17,8 @@ from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
 
-from mmprompt.utils.config import (config_errors, format_once, read_config,
-                                   require_keys)
+from mmprompt.apis.model_zoo import load_config
+from mmprompt.utils.config import config_errors, format_once, require_keys
 from mmprompt.utils.dist import LAUNCHERS, setup_distributed
 from mmprompt.utils.errors import InvalidInputError, run_tool
 
@@ -150,7 +150,7 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
 
 def main(argv: Optional[List[str]] = None) -> str:
     args = parse_args(argv)
-    cfg = read_config(args.config)
+    cfg = load_config(args.config)[0]
     require_keys(cfg, REQUIRED, args.config)
     with config_errors(cfg, args.config):
         cfg = merge_args(cfg, args)

@@ -10,6 +10,7 @@ from mmengine.model import BaseModel
 from mmengine.registry import DefaultScope
 
 from mmprompt.models.utils import apply_precision, compile_model
+from mmprompt.utils.config import config_errors
 from mmprompt.utils.errors import InvalidInputError, UserError
 
 
@@ -28,7 +29,8 @@ def build_from_config(cfg: Config,
     from mmprompt.registry import MODELS
     from mmprompt.utils import register_all_modules
     register_all_modules(init_default_scope=False)
-    with DefaultScope.overwrite_default_scope('mmprompt'):
+    with DefaultScope.overwrite_default_scope('mmprompt'), config_errors(
+            cfg, cfg.filename or 'the config'):
         model = MODELS.build(cfg.model if model_cfg is None else model_cfg)
     model._config = cfg
     return model

@@ -18,7 +18,7 @@ from mmengine.config import Config
 
 from .errors import UserError, did_you_mean
 
-__all__ = ['format_once', 'read_config', 'require_keys', 'config_errors']
+__all__ = ['format_once', 'parse_config', 'require_keys', 'config_errors']
 
 _FORMATTED: 'OrderedDict[str, str]' = OrderedDict()
 _KEEP = 8
@@ -49,23 +49,24 @@ def format_once(cfg: Config) -> Config:
     return cfg
 
 
-def read_config(config: str) -> Config:
-    """The config of a file, a ``mmprompt::`` name or a zoo name, or one
-    line if it is missing or does not parse.
+def parse_config(path: str) -> Config:
+    """``Config.fromfile(path)``, or one line if it does not parse
+    (:func:`mmprompt.apis.model_zoo.load_config` reads every config with
+    it, zoo names and ``mmprompt::`` names included).
 
     Args:
-        config (str): What the tools take as their ``config`` argument.
+        path (str): A config file.
 
     Returns:
         Config: The parsed config.
 
     Raises:
-        UserError: A missing file, a syntax error or a bad value, naming the
-            file and the first line of the reason.
+        UserError: A syntax error (with its line), a missing base or import
+            or a bad value, naming the file and the first line of the
+            reason.
     """
-    from mmprompt.apis.model_zoo import load_config
     try:
-        return load_config(config)[0]
+        return Config.fromfile(path)
     except UserError:
         raise
     except (SyntaxError, KeyError, ValueError, NameError, OSError,
@@ -74,7 +75,7 @@ def read_config(config: str) -> Config:
             reason = f'{e.msg} at line {e.lineno}'
         else:
             reason = str(e).splitlines()[0] if str(e) else repr(e)
-        raise UserError(f'{config}: cannot be read ({type(e).__name__}: '
+        raise UserError(f'{path}: cannot be read ({type(e).__name__}: '
                         f'{reason})') from None
 
 

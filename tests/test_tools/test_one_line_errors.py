@@ -234,3 +234,49 @@ def test_learned_file_over_other_clip_weights(tmp_path, capsys):
     assert not (tmp_path / 'out').exists() or not os.listdir(tmp_path / 'out')
     INFER.main(argv + ['--allow-other-clip-weights'])
     assert out.exists()
+
+
+@pytest.mark.parametrize('tool', ['infer', 'pytorch2onnx', 'calibrate'])
+def test_every_tool_reads_configs_alike(tool, tmp_path, clip_path, capsys):
+    """A config that does not parse, or holds a key the model does not
+    take, is the same line from the other tools (through
+    :func:`mmprompt.apis.model_zoo.load_config` and
+    :func:`mmprompt.apis.utils.build_from_config`)."""
+    from testing_utils import clip as H
+    if tool == 'pytorch2onnx':
+        pytest.importorskip('onnxscript')
+        main = load_module('_mmprompt_pytorch2onnx_errors',
+                           osp.join(REPO_ROOT, 'tools', 'deployment',
+                                    'pytorch2onnx.py')).main
+    elif tool == 'calibrate':
+        main = load_module('_mmprompt_calibrate_errors',
+                           osp.join(REPO_ROOT, 'tools',
+                                    'calibrate_thresholds.py')).main
+    else:
+        main = INFER.main
+
+    from PIL import Image
+    (tmp_path / 'imgs').mkdir()
+    Image.new('RGB', (40, 30)).save(tmp_path / 'imgs' / 'a.png')
+
+    def argv(config):
+        if tool == 'infer':
+            return ['embed', str(tmp_path / 'imgs'), '--model', config,
+                    '--out',
+                    str(tmp_path / 'out.npy'), '--num-workers', '0']
+        if tool == 'pytorch2onnx':
+            return [config, str(tmp_path / 'out.onnx')]
+        return [config, clip_path, str(tmp_path / 'out.pth')]
+
+    broken = tmp_path / 'broken.py'
+    broken.write_text("model = dict(type='CLIPZeroShot'\n")
+    line = one_line_error(capsys, main, argv(str(broken)))
+    assert line.startswith(f'error: {broken}: cannot be read (SyntaxError: ')
+    typo = H.write_tiny_config(
+        str(tmp_path / 'typo.py'),
+        'clip/clip_vit-base-p16_zeroshot-cls_in1k.py',
+        model=dict(templtes='simple'))
+    line = one_line_error(capsys, main, argv(typo))
+    assert line == (f'error: {typo}: model.templtes is not a setting of '
+                    "CLIPZeroShot; did you mean 'templates'?")
+    assert sorted(os.listdir(tmp_path)) == ['broken.py', 'imgs', 'typo.py']

@@ -166,9 +166,9 @@ def check_prompt_lengths(model: str, names: Sequence[str],
                          templates: Optional[Sequence[str]]) -> None:
     """Tokenize every prompt as the classifier will (``ValueError`` for
     one over the context), with the config's templates by default."""
+    from mmprompt.apis.model_zoo import load_config
     from mmprompt.models.clip.prompts import resolve_templates
     from mmprompt.models.clip.tokenizer import CLIPTokenizer
-    from mmprompt.apis.model_zoo import load_config
     cfg = load_config(model)[0].model
     if templates is None:
         templates = resolve_templates(cfg.get('templates', 'simple'))

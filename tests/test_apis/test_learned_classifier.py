@@ -169,6 +169,34 @@ def test_learned_file_over_another_clip(files, tmp_path):
             files['config'], pretrained=False, learned=files['ckpt'])
 
 
+def test_tools_test_refuses_other_clip_weights(files, tmp_path, capsys):
+    """tools/test.py CONFIG learned.pth with CONFIG's CLIP of other weights:
+    one line (exit 2), unless --allow-other-clip-weights."""
+    from mmengine.logging import MMLogger
+
+    from mmprompt.utils.errors import run_tool
+    MMLogger.get_instance(f'learned.{tmp_path.name}')
+    other = H.write_converted_checkpoint(str(tmp_path / 'other.pth'), seed=2)
+    config = write_coop_config(tmp_path, other)
+    argv = [
+        config, files['learned'], '--work-dir',
+        str(tmp_path / 'work'), '--no-progress', '--cfg-options',
+        f"test_dataloader.dataset.data_root={files['root'] / 'data'}"
+    ]
+    with pytest.raises(SystemExit) as exit_info:
+        run_tool(TEST.main, argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == (
+        f"error: {files['learned']}: learned on other CLIP weights of the "
+        'same architecture; the prompts were tuned for other features: load '
+        'the CLIP it was learned on, or pass allow_other_weights=True '
+        '(--allow-other-clip-weights) to use it anyway')
+    assert not any('Traceback' in line for line in err)
+    metrics = TEST.main(argv + ['--allow-other-clip-weights'])
+    assert 0 <= metrics['accuracy/top1'] <= 100
+
+
 def test_demo_classify_takes_learned(files, tmp_path):
     demo = load_module('_mmprompt_demo_classify_learned',
                        osp.join(REPO_ROOT, 'demo', 'classify.py'))

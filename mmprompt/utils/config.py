@@ -175,7 +175,7 @@ def _unregistered_type(error: KeyError, path: str) -> Optional[UserError]:
     found = _UNREGISTERED.match(str(message))
     if not found:
         return None
-    name, scope, kind = found.groups()
+    name, _, kind = found.groups()
     from mmprompt import registry
     names: List[str] = []
     for node in registry.__all__:

@@ -169,13 +169,20 @@ def test_learned_file_over_another_clip(files, tmp_path):
             files['config'], pretrained=False, learned=files['ckpt'])
 
 
-def test_tools_test_refuses_other_clip_weights(files, tmp_path, capsys):
+@pytest.fixture
+def logger_outside_capsys(request):
+    """A current MMEngine logger made before capsys swaps stderr (it keeps
+    the stream it was made with); request it before capsys."""
+    from mmengine.logging import MMLogger
+    return MMLogger.get_instance(f'learned.{request.node.name}')
+
+
+def test_tools_test_refuses_other_clip_weights(files, tmp_path,
+                                               logger_outside_capsys,
+                                               capsys):
     """tools/test.py CONFIG learned.pth with CONFIG's CLIP of other weights:
     one line (exit 2), unless --allow-other-clip-weights."""
-    from mmengine.logging import MMLogger
-
     from mmprompt.utils.errors import run_tool
-    MMLogger.get_instance(f'learned.{tmp_path.name}')
     other = H.write_converted_checkpoint(str(tmp_path / 'other.pth'), seed=2)
     config = write_coop_config(tmp_path, other)
     argv = [

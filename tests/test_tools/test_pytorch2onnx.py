@@ -37,6 +37,15 @@ RAM_BASES = dict(
 CATEGORIES = ['cat', 'dog', 'red car', 'tree']
 
 
+@pytest.fixture(autouse=True)
+def _logger_outside_capsys(request):
+    """MMEngine's logger keeps the stream it was made with: make a current
+    one before capsys swaps stderr (another module's may hold a closed
+    capsys stream)."""
+    from mmengine.logging import MMLogger
+    MMLogger.get_instance(f'pytorch2onnx.{request.node.name}')
+
+
 @pytest.fixture(scope='module')
 def tiny_clip(tmp_path_factory):
     root = tmp_path_factory.mktemp('onnx_clip')

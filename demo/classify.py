@@ -68,6 +68,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         '--learned',
         help='a learned-prompt file of tools/train.py (CoOp, CoCoOp) '
         'learned on this CLIP; its prompts replace the templates')
+    parser.add_argument(
+        '--allow-other-clip-weights',
+        action='store_true',
+        help='use a --learned file over other CLIP weights than it was '
+        'learned on (refused by default)')
     parser.add_argument('--topk', type=int, default=5, help='default: 5')
     parser.add_argument('--device', default='cpu', help='default: cpu')
     parser.add_argument('--out', help='also write the results to this JSON')
@@ -124,6 +129,7 @@ def main(argv: Optional[List[str]] = None) -> list:
         pretrained=args.checkpoint or True,
         device=args.device,
         learned=args.learned,
+        allow_other_weights=args.allow_other_clip_weights,
         **overrides)
     categories = args.categories
     if categories and len(categories) == 1 and (categories[0]

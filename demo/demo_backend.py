@@ -275,6 +275,9 @@ class MMPromptBackend(DemoBackend):
             meta is read here (a bad file is an error at start-up); the
             architecture check runs when the classifier is built.
             Defaults to None.
+        allow_other_weights (bool): Use ``learned`` over other CLIP
+            weights than it was learned on (refused by default). Defaults
+            to False.
         open_set_step (int): Open-set categories embedded per step of the
             tagging worker. Defaults to :data:`OPEN_SET_STEP`.
     """
@@ -287,9 +290,11 @@ class MMPromptBackend(DemoBackend):
                  ram_text_checkpoint: Optional[str] = None,
                  device: Optional[str] = None,
                  learned: Optional[str] = None,
-                 open_set_step: int = OPEN_SET_STEP) -> None:
+                 open_set_step: int = OPEN_SET_STEP,
+                 allow_other_weights: bool = False) -> None:
         self.clip_config, self.clip_checkpoint = clip_config, clip_checkpoint
         self.learned = learned
+        self.allow_other_weights = allow_other_weights
         self._learned_meta = None
         if learned is not None:
             from mmprompt.models.prompt_learning.learned import \
@@ -373,7 +378,8 @@ class MMPromptBackend(DemoBackend):
             self.clip_config,
             pretrained=self.clip_checkpoint,
             device=self.device,
-            learned=self.learned)
+            learned=self.learned,
+            allow_other_weights=self.allow_other_weights)
 
     def _build_tagger(self) -> Any:
         from mmprompt.apis import ImageTagger

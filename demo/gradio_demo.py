@@ -328,6 +328,11 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         help='a learned-prompt file of tools/train.py (CoOp, CoCoOp) '
         'learned on the --clip-checkpoint CLIP: Classify uses its prompts')
     parser.add_argument(
+        '--allow-other-clip-weights',
+        action='store_true',
+        help='use a --learned file over other CLIP weights than it was '
+        'learned on (refused by default)')
+    parser.add_argument(
         '--ram-checkpoint',
         help='converted RAM checkpoint (tools/model_converters/'
         'ram_to_mmprompt.py); without it Tagging is disabled')
@@ -382,7 +387,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         ram_checkpoint=args.ram_checkpoint,
         ram_text_checkpoint=text_checkpoint,
         device=args.device,
-        learned=args.learned)
+        learned=args.learned,
+        allow_other_weights=args.allow_other_clip_weights)
     for what, why in (('Classify', backend.clip_unavailable()),
                       ('Tagging', backend.ram_unavailable()),
                       ('Open-set tagging', backend.open_set_unavailable())):

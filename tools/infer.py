@@ -30,7 +30,7 @@ nothing that decides the answers changed.
 import argparse
 import os
 import time
-from typing import Any, Callable, List, Optional
+from typing import Any, Callable, List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -40,6 +40,8 @@ from mmengine.logging import print_log
 from torch.utils.data import DataLoader
 
 from mmprompt.apis import bulk
+from mmprompt.apis.utils import check_prompts as check
+from mmprompt.apis.utils import prompt_errors
 from mmprompt.datasets.image_sources import (ImageItemDataset,
                                              collate_items, list_images)
 from mmprompt.utils.dist import LAUNCHERS, init_distributed
@@ -81,7 +83,15 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         'CoCoOp); --model is its prompt-learning config, or the CLIP it '
         'was learned on (a zoo name or a zero-shot config)')
     parser.add_argument(
-        '--threshold', type=float, help='tag: one threshold for all tags')
+        '--allow-other-clip-weights',
+        action='store_true',
+        help='use a --learned file over other CLIP weights than it was '
+        'learned on (refused by default: the prompts were tuned for other '
+        'features)')
+    parser.add_argument(
+        '--threshold',
+        type=threshold_arg,
+        help='tag: one threshold for all tags, in [0, 1]')
     parser.add_argument(
         '--topk', type=int, default=5, help='classify: classes per image')
     parser.add_argument('--batch-size', type=int, default=16)
@@ -124,6 +134,49 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     return args
 
 
+def threshold_arg(text: str) -> float:
+    """``--threshold`` as ImageTagger takes it (:func:`check_threshold`)."""
+    from mmprompt.models.ram.vocabulary import check_threshold
+    try:
+        return check_threshold(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def check_prompts(args: argparse.Namespace) -> None:
+    """Refuse, before any work, the categories and templates the
+    inferencers would refuse (:func:`mmprompt.apis.utils.check_prompts`)
+    and, for a zero-shot classifier, prompts over the text tower's
+    context."""
+    spec = category_spec(args.categories)
+    if args.task == 'embed':
+        return
+    check(spec, args.templates, open_set=args.task == 'tag')
+    if args.task == 'classify' and spec is not None and not args.learned:
+        from mmprompt.models.clip.prompts import (resolve_categories,
+                                                  resolve_templates)
+        templates = None if args.templates is None else \
+            resolve_templates(args.templates)
+        with prompt_errors():
+            check_prompt_lengths(args.model, resolve_categories(spec),
+                                 templates)
+
+
+def check_prompt_lengths(model: str, names: Sequence[str],
+                         templates: Optional[Sequence[str]]) -> None:
+    """Tokenize every prompt as the classifier will (``ValueError`` for
+    one over the context), with the config's templates by default."""
+    from mmprompt.apis.model_zoo import load_config
+    from mmprompt.models.clip.prompts import resolve_templates
+    from mmprompt.models.clip.tokenizer import CLIPTokenizer
+    cfg = load_config(model)[0].model
+    if templates is None:
+        templates = resolve_templates(cfg.get('templates', 'simple'))
+    text = cfg.get('text_backbone') or {}
+    CLIPTokenizer()([t.format(n) for n in names for t in templates],
+                    context_length=text.get('context_length'))
+
+
 def default_device() -> str:
     if torch.cuda.is_available():
         return f'cuda:{int(os.environ.get("LOCAL_RANK", 0))}'
@@ -156,7 +209,8 @@ def build_task(args: argparse.Namespace):
             args.model, pretrained, device, precision=args.precision)
         spec = category_spec(args.categories)
         if spec is not None:
-            tagger.set_categories(spec, args.templates)
+            with prompt_errors():
+                tagger.set_categories(spec, args.templates)
         return bulk.TagTask(tagger, args.threshold, spec)
     if args.task == 'classify' and args.learned:
         model, vocabulary = learned_model(args, device)
@@ -165,8 +219,9 @@ def build_task(args: argparse.Namespace):
         from mmprompt.apis import ZeroShotClassifier
         classifier = ZeroShotClassifier(
             args.model, pretrained, device, precision=args.precision)
-        vocabulary = classifier.set_categories(
-            category_spec(args.categories), args.templates)
+        with prompt_errors():
+            vocabulary = classifier.set_categories(
+                category_spec(args.categories), args.templates)
         return bulk.ClassifyTask(classifier.model, args.topk, vocabulary)
     from mmprompt.apis.utils import speed_up
     from mmprompt.apis.zero_shot_classifier import build_zero_shot_model
@@ -176,43 +231,19 @@ def build_task(args: argparse.Namespace):
 
 
 def learned_model(args: argparse.Namespace, device: str) -> tuple:
-    """A prompt-learning model from its config, CLIP weights from the
-    config's ``init_cfg`` (or ``--checkpoint``), prompts from
-    ``--learned``; with a zoo name or a zero-shot CLIP config as
-    ``--model``, the model is built from the file's meta over that CLIP.
-    Returns the model and the vocabulary of ``--categories`` (None: the
-    model's)."""
-    from mmengine.config import Config
-
-    from mmprompt.apis.utils import (build_from_config, ready_for_inference,
-                                     speed_up)
+    """The prompt-learning model of ``--learned`` over ``--model`` (see
+    :func:`mmprompt.apis.zero_shot_classifier.get_learned_model`), on
+    ``--categories`` if given."""
+    from mmprompt.apis.utils import speed_up
+    from mmprompt.apis.zero_shot_classifier import get_learned_model
     from mmprompt.models.clip.prompts import resolve_categories
-    from mmprompt.models.prompt_learning import load_learned
-    from mmprompt.utils.checkpoint import load_checkpoint
-    from mmprompt.registry import MODELS
-    from mmprompt.utils import register_all_modules
-    register_all_modules(init_default_scope=False)
-    cfg = Config.fromfile(args.model) if os.path.isfile(args.model) else None
-    if cfg is None or not hasattr(
-            MODELS.get(str(cfg.model.get('type'))), 'from_learned_meta'):
-        # A zoo name or a zero-shot CLIP config: the prompt-learning model
-        # is built from the file's meta, as ZeroShotClassifier(learned=).
-        from mmprompt.apis import ZeroShotClassifier
-        classifier = ZeroShotClassifier(
-            args.model, args.checkpoint or True, device,
-            precision=args.precision, learned=args.learned)
-        vocabulary = classifier.set_categories(
-            category_spec(args.categories)) if args.categories else None
-        return classifier.model, vocabulary
-    model = build_from_config(cfg)
-    model.init_weights()
-    if args.checkpoint:
-        load_checkpoint(model.clip, args.checkpoint)
-    load_learned(model, args.learned)
+    model = get_learned_model(
+        args.model, args.learned, args.checkpoint or True, device,
+        allow_other_weights=args.allow_other_clip_weights)
     if args.categories:
-        model.set_categories(
-            list(resolve_categories(category_spec(args.categories))))
-    model = ready_for_inference(model, device)
+        with prompt_errors():
+            model.set_categories(
+                list(resolve_categories(category_spec(args.categories))))
     speed_up(model, args.precision, False)
     return model, None
 
@@ -340,6 +371,7 @@ def run_chunks(task, items, store, chunks, chunk_size, args,
 
 def main(argv: Optional[List[str]] = None) -> dict:
     args = parse_args(argv)
+    check_prompts(args)
     init_distributed(args.launcher)
     kind = 'npy' if args.task == 'embed' else 'jsonl'
     setup = on_main(plan, args, kind)

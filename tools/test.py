@@ -30,7 +30,8 @@ from mmprompt.utils import UserError, atomic_write, check_output, run_tool
 from mmprompt.models.prompt_learning import load_learned
 from mmprompt.models.prompt_learning.learned import is_learned_file
 from mmprompt.utils.checkpoint import load_checkpoint, read_checkpoint
-from mmprompt.utils.config import format_once
+from mmprompt.apis.model_zoo import load_config
+from mmprompt.utils.config import config_errors, format_once, require_keys
 from mmprompt.utils.errors import CheckpointError
 from mmprompt.utils.dist import LAUNCHERS, setup_distributed
 
@@ -60,6 +61,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         help='overwrite existing --out / --dump files')
     parser.add_argument(
         '--no-progress', action='store_true', help='hide the progress bar')
+    parser.add_argument(
+        '--allow-other-clip-weights',
+        action='store_true',
+        help='evaluate a learned-prompt CHECKPOINT over other CLIP weights '
+        'than it was learned on (refused by default)')
     parser.add_argument(
         '--cfg-options',
         nargs='+',
@@ -245,18 +251,14 @@ def check_outputs(args: argparse.Namespace) -> None:
 def build_runner(cfg: Config, config_path: str) -> Runner:
     """The Runner and its test loop (model, dataset), or one line on a
     config typo or missing data."""
-    try:
+    with config_errors(cfg, config_path):
         runner = Runner.from_cfg(format_once(cfg))
-    except TypeError as e:
-        if 'unexpected keyword argument' not in str(e):
-            raise
-        raise UserError(f'{config_path}: {str(e).splitlines()[0]}') from None
-    try:
-        runner.test_loop  # builds the dataset and the dataloader
-    except (OSError, FileNotFoundError) as e:
-        raise UserError(
-            f'{config_path}: the test dataset cannot be read '
-            f'({type(e).__name__}: {str(e).splitlines()[0]})') from None
+        try:
+            runner.test_loop  # builds the dataset and the dataloader
+        except (OSError, FileNotFoundError) as e:
+            raise UserError(
+                f'{config_path}: the test dataset cannot be read '
+                f'({type(e).__name__}: {str(e).splitlines()[0]})') from None
     return runner
 
 
@@ -282,12 +284,14 @@ def prepare_learned(cfg: Config, checkpoint: str) -> None:
     ]
 
 
-def load_learned_prompts(runner: Runner, checkpoint: str) -> None:
+def load_learned_prompts(runner: Runner,
+                         checkpoint: str,
+                         allow_other_weights: bool = False) -> None:
     """CLIP from the config's ``init_cfg`` (strictly), then the prompts."""
     model = runner.model
     model = model.module if is_model_wrapper(model) else model
     model.init_weights()
-    load_learned(model, checkpoint)
+    load_learned(model, checkpoint, allow_other_weights)
 
 
 class CheckLabelsHook(Hook):
@@ -362,7 +366,9 @@ def main(argv: Optional[List[str]] = None) -> dict:
     args = parse_args(argv)
     check_outputs(args)
     checkpoint = resolve_checkpoint(args.checkpoint)
-    cfg = merge_args(load_config(args.config), args)
+    cfg = load_config(args.config)[0]
+    require_keys(cfg, ('model', 'test_dataloader'), args.config)
+    cfg = merge_args(cfg, args)
     check_cifar_files(cfg.test_dataloader.dataset)
     setup_distributed(cfg, args.launcher, training=False)
     learned = is_learned_file(checkpoint)
@@ -370,7 +376,8 @@ def main(argv: Optional[List[str]] = None) -> dict:
         prepare_learned(cfg, checkpoint)
     runner = build_runner(cfg, args.config)
     if learned:
-        load_learned_prompts(runner, checkpoint)
+        load_learned_prompts(runner, checkpoint,
+                             args.allow_other_clip_weights)
     else:
         load_weights(runner, checkpoint)
     runner.register_hook(CheckLabelsHook())
@@ -408,20 +415,6 @@ def main(argv: Optional[List[str]] = None) -> dict:
                 speed=speed))
         print_log(f'Metrics written to {args.out}', logger='current')
     return metrics
-
-
-def load_config(config: str) -> Config:
-    """The config (a file, a zoo name or an ``mmprompt::`` name), or one
-    line if it does not parse."""
-    from mmprompt.apis.model_zoo import load_config as read_config
-    try:
-        return read_config(config)[0]
-    except UserError:
-        raise
-    except (SyntaxError, KeyError, ValueError, NameError, OSError) as e:
-        reason = str(e).splitlines()[0] if str(e) else repr(e)
-        raise UserError(f'{config}: cannot be read ({type(e).__name__}: '
-                        f'{reason})') from None
 
 
 if __name__ == '__main__':

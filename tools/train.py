@@ -17,12 +17,15 @@ from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
 
-from mmprompt.utils.config import format_once
+from mmprompt.apis.model_zoo import load_config
+from mmprompt.utils.config import config_errors, format_once, require_keys
 from mmprompt.utils.dist import LAUNCHERS, setup_distributed
 from mmprompt.utils.errors import InvalidInputError, run_tool
 from mmprompt.utils.io import check_output
 
 LEARNED = 'learned.pth'
+# What merge_args and the Runner read.
+REQUIRED = ('model', 'train_dataloader', 'train_cfg', 'optim_wrapper')
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -148,16 +151,19 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
 
 def main(argv: Optional[List[str]] = None) -> str:
     args = parse_args(argv)
-    cfg = Config.fromfile(args.config)
-    cfg = merge_args(cfg, args)
+    cfg = load_config(args.config)[0]
+    require_keys(cfg, REQUIRED, args.config)
+    with config_errors(cfg, args.config):
+        cfg = merge_args(cfg, args)
     learned = osp.join(cfg.work_dir, LEARNED)
     # Before training: the learned file can be written, and replaces one
     # only with --force (or --resume).
     check_output(learned, args.force or bool(args.resume),
                  inputs=[args.config], flag='--force (or --resume)')
     setup_distributed(cfg, args.launcher, training=True)
-    runner = Runner.from_cfg(format_once(cfg))
-    runner.train()
+    with config_errors(cfg, args.config):
+        runner = Runner.from_cfg(format_once(cfg))
+        runner.train()
     model = runner.model
     model = model.module if is_model_wrapper(model) else model
     if is_main_process():

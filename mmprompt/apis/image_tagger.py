@@ -19,6 +19,7 @@ from mmpretrain.structures import DataSample
 from PIL import Image
 
 from mmprompt.models.ram import ram_preprocess
+from mmprompt.models.ram.vocabulary import check_threshold
 from mmprompt.utils.errors import InputTypeError, InvalidInputError
 from mmprompt.utils.image_io import decode_image
 from .model_zoo import check_task, get_model, list_models
@@ -233,8 +234,8 @@ class ImageTagger(BaseInferencer):
         check_count(batch_size, 'batch_size')
         if categories is not None:
             self.set_categories(categories, templates)
-        if threshold is not None and not 0 <= threshold <= 1:
-            raise ValueError(f'threshold must lie in [0, 1], got {threshold}')
+        if threshold is not None:
+            threshold = check_threshold(threshold)
         if sort_by not in SORT_BY:
             raise ValueError(f'sort_by must be one of {SORT_BY}, got '
                              f'{sort_by!r}')

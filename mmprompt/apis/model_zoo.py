@@ -293,8 +293,9 @@ def load_config(config: Union[str, Config]) -> Tuple[Config, Optional[ModelInfo]
     """
     if isinstance(config, Config):
         return copy.deepcopy(config), None
+    from mmprompt.utils.config import parse_config
     path, info = resolve_config(config)
-    return Config.fromfile(path), info
+    return parse_config(path), info
 
 
 def _is_tagger(model: torch.nn.Module) -> bool:

@@ -10,7 +10,8 @@ import torch
 from mmengine.registry import DefaultScope
 from mmengine.runner import Runner
 
-from mmprompt.utils.errors import CheckpointError, InvalidInputError
+from mmprompt.utils.errors import (CheckpointError, InvalidInputError,
+                                   did_you_mean)
 
 
 def _columns(model: torch.nn.Module, classes) -> list:
@@ -28,7 +29,8 @@ def _columns(model: torch.nn.Module, classes) -> list:
         raise InvalidInputError(
             f"{len(missing)} calibration tags are not the model's {where}: "
             f'{", ".join(map(repr, missing[:8]))}'
-            f'{" ..." if len(missing) > 8 else ""}')
+            f'{" ..." if len(missing) > 8 else ""}'
+            f'{did_you_mean(missing[0], index, n=3)}')
     return [index[c] for c in classes]
 
 

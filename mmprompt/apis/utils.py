@@ -1,6 +1,8 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
-"""Model building and speed-ups shared by the inferencers."""
-from typing import Optional, Union
+"""Model building, prompt checks and speed-ups shared by the inferencers
+and the tools."""
+import contextlib
+from typing import Any, Iterator, Optional, Union
 
 import torch
 from mmengine.config import Config
@@ -8,6 +10,8 @@ from mmengine.model import BaseModel
 from mmengine.registry import DefaultScope
 
 from mmprompt.models.utils import apply_precision, compile_model
+from mmprompt.utils.config import config_errors
+from mmprompt.utils.errors import InvalidInputError, UserError
 
 
 def build_from_config(cfg: Config,
@@ -25,7 +29,8 @@ def build_from_config(cfg: Config,
     from mmprompt.registry import MODELS
     from mmprompt.utils import register_all_modules
     register_all_modules(init_default_scope=False)
-    with DefaultScope.overwrite_default_scope('mmprompt'):
+    with DefaultScope.overwrite_default_scope('mmprompt'), config_errors(
+            cfg, cfg.filename or 'the config'):
         model = MODELS.build(cfg.model if model_cfg is None else model_cfg)
     model._config = cfg
     return model
@@ -72,3 +77,52 @@ def speed_up(model: BaseModel,
     if compile:
         compile_model(model, mode=None if compile is True else compile)
     return model
+
+
+@contextlib.contextmanager
+def prompt_errors() -> Iterator[None]:
+    """The models' refusals of categories and templates (``ValueError``,
+    ``TypeError``, each one line) as :class:`InvalidInputError`."""
+    try:
+        yield
+    except (ValueError, TypeError) as e:
+        if isinstance(e, UserError):
+            raise
+        raise InvalidInputError(f'--categories / --templates: {e}') from None
+
+
+def check_prompts(categories: Any = None,
+                  templates: Any = None,
+                  open_set: bool = False) -> None:
+    """Refuse, before a model is built, the categories and templates it
+    would refuse, with its own checks: blank or repeated names, templates
+    without exactly one ``{}``.
+
+    Args:
+        categories (str | Sequence, optional): As the zero-shot classifier
+            (:func:`~mmprompt.models.clip.prompts.resolve_categories`) or,
+            with ``open_set``, RAM's open set takes them
+            (:func:`~mmprompt.models.ram.label_embedding.load_categories`).
+            Defaults to None (not checked).
+        templates (str | Sequence[str], optional): Likewise. Defaults to
+            None.
+        open_set (bool): Check as RAM's open set. Defaults to False.
+
+    Raises:
+        InvalidInputError: One line, prefixed ``--categories /
+            --templates``.
+    """
+    from mmprompt.models.clip.prompts import (resolve_categories,
+                                              resolve_templates)
+    from mmprompt.models.ram.label_embedding import (load_categories,
+                                                     resolve_ram_templates,
+                                                     split_categories)
+    with prompt_errors():
+        if categories is not None:
+            if open_set:
+                split_categories(load_categories(categories))
+            else:
+                resolve_categories(categories)
+        if templates is not None:
+            (resolve_ram_templates if open_set else resolve_templates)(
+                templates)

@@ -52,6 +52,65 @@ def build_zero_shot_model(model: ModelType,
     return get_model(model, pretrained, device, **kwargs)
 
 
+def get_learned_model(model: ModelType,
+                      learned: str,
+                      pretrained: Union[bool, str, None] = True,
+                      device: Union[str, torch.device, None] = None,
+                      allow_other_weights: bool = False) -> BaseModel:
+    """The prompt-learning model of a learned-prompt file, ready for
+    inference: the one way in of ``tools/infer.py --learned`` and
+    ``tools/deployment/pytorch2onnx.py --learned``.
+
+    Args:
+        model (str | Config | BaseModel): The CLIP the file was learned on,
+            as :class:`ZeroShotClassifier` takes it (a zoo name, a
+            zero-shot config, a built CLIP): the method is built from the
+            file's meta over it (:func:`build_learned_model
+            <mmprompt.models.prompt_learning.learned.build_learned_model>`).
+            Or the method's own config (e.g.
+            ``configs/coop/coop_vit-base-p16_16shots_custom.py``): its
+            categories default to the file's, CLIP's weights come from its
+            ``init_cfg`` or from ``pretrained``.
+        learned (str): The learned-prompt file of ``tools/train.py``.
+        pretrained (bool | str, optional): CLIP's weights, as for
+            :func:`get_model`; with a method config, only a path counts.
+            Defaults to True.
+        device (str | torch.device, optional): Defaults to None (CPU).
+        allow_other_weights (bool): See :func:`load_learned
+            <mmprompt.models.prompt_learning.learned.load_learned>`.
+            Defaults to False.
+
+    Returns:
+        BaseModel: The model (e.g. CoOp) in eval mode, with the file's
+        categories.
+    """
+    from mmprompt.models.prompt_learning.learned import (build_learned_model,
+                                                         load_learned,
+                                                         read_learned_meta)
+    from mmprompt.registry import MODELS
+    from mmprompt.utils import register_all_modules
+    from mmprompt.utils.checkpoint import load_checkpoint
+    from .model_zoo import _checkpoint_arg
+    from .utils import build_from_config
+    if not isinstance(model, BaseModel):
+        cfg = load_config(model)[0]
+        register_all_modules(init_default_scope=False)
+        if hasattr(MODELS.get(str(cfg.model.get('type'))),
+                   'from_learned_meta'):
+            if cfg.model.get('categories') is None:
+                cfg.model.categories = read_learned_meta(learned)[
+                    'categories']
+            built = build_from_config(cfg)
+            built.init_weights()
+            if isinstance(pretrained, str) and pretrained:
+                load_checkpoint(built.clip, _checkpoint_arg(pretrained))
+            load_learned(built, learned, allow_other_weights)
+            return ready_for_inference(built, device)
+    clip = build_zero_shot_model(model, pretrained, device)
+    return ready_for_inference(
+        build_learned_model(clip, learned, allow_other_weights), device)
+
+
 class ZeroShotClassifier(BaseInferencer):
     """Classify images among categories given by name, with optional
     descriptions and example images; the weights stay frozen.
@@ -86,9 +145,12 @@ class ZeroShotClassifier(BaseInferencer):
             examples then), and the categories default to those it was
             trained on. A unified context takes any names (base-to-novel);
             a class-specific one (CSC) only those it was trained on. A file
-            learned on a CLIP of another architecture is refused; on other
-            weights of the same architecture it loads with a warning.
-            Defaults to None.
+            learned on a CLIP of another architecture is refused, and on
+            other weights of the same architecture unless
+            ``allow_other_weights``. Defaults to None.
+        allow_other_weights (bool): Use a ``learned`` file over other CLIP
+            weights of its architecture (with a warning). Defaults to
+            False.
         **kwargs: Overrides of the config's ``model`` dict, e.g.
             ``templates='openai_imagenet'``; ``prototype_cache_dir`` (also
             read from the config) keeps the text prototypes of every
@@ -115,6 +177,7 @@ class ZeroShotClassifier(BaseInferencer):
                  precision: str = 'fp32',
                  compile: Union[bool, str] = False,
                  learned: Optional[str] = None,
+                 allow_other_weights: bool = False,
                  **kwargs) -> None:
         cache_dir = kwargs.pop('prototype_cache_dir', None)
         if not isinstance(model, BaseModel):
@@ -132,7 +195,8 @@ class ZeroShotClassifier(BaseInferencer):
         if learned is not None:
             from mmprompt.models.prompt_learning.learned import \
                 build_learned_model
-            built = ready_for_inference(build_learned_model(built, learned))
+            built = ready_for_inference(
+                build_learned_model(built, learned, allow_other_weights))
         speed_up(built, precision, compile)
         super().__init__(built, pretrained=False)
         self._default = None

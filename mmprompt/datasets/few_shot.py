@@ -20,7 +20,7 @@ from mmengine.dataset import BaseDataset
 
 from mmprompt.registry import DATASETS, TRANSFORMS
 from mmprompt.utils.errors import InvalidInputError
-from mmprompt.utils.io import atomic_write
+from mmprompt.utils.io import atomic_write, read_json
 
 SPLITS = ('all', 'base', 'novel')
 
@@ -168,8 +168,11 @@ class FewShotDataset:
             json.dump(payload, f, indent=1)
 
     def _read(self, path: str) -> List[int]:
-        with open(path, encoding='utf-8') as f:
-            payload = json.load(f)
+        payload = read_json(path, 'few-shot list')
+        if not isinstance(payload, dict):
+            raise InvalidInputError(
+                f'{path}: a few-shot list is a JSON object with shots, seed, '
+                f'split and samples, not a {type(payload).__name__}')
         if (payload.get('shots'), payload.get('split')) != (self.shots,
                                                             self.split):
             raise InvalidInputError(

@@ -15,6 +15,7 @@ from mmengine.fileio import get_local_path
 from mmpretrain.datasets import MultiLabelDataset
 
 from mmprompt.registry import DATASETS
+from mmprompt.utils.errors import InvalidInputError, did_you_mean
 from mmprompt.utils.io import read_lines
 
 
@@ -95,9 +96,10 @@ class TaggingDataset(MultiLabelDataset):
             index = {name: i for i, name in enumerate(model_tags)}
             missing = [c for c in classes if c not in index]
             if missing:
-                raise ValueError(
+                raise InvalidInputError(
                     f'{len(missing)} classes are not in the model tag list, '
-                    f'e.g. {missing[:5]}')
+                    f'e.g. {missing[:5]}'
+                    f'{did_you_mean(missing[0], index, n=3)}')
             model_indices = tuple(index[c] for c in classes)
         metainfo = dict(kwargs.pop('metainfo', None) or {})
         if model_indices is not None:
@@ -146,9 +148,10 @@ class TaggingDataset(MultiLabelDataset):
                     if not tag:
                         continue
                     if tag not in index:
-                        raise ValueError(
+                        raise InvalidInputError(
                             f'{self.ann_file}:{lineno}: tag {tag!r} is not '
-                            'one of the classes')
+                            'one of the classes'
+                            f'{did_you_mean(tag, index, n=3)}')
                     if index[tag] not in labels:
                         labels.append(index[tag])
                 data_list.append(

@@ -428,6 +428,31 @@ def _param_bytes(module: nn.Module) -> int:
     return sum(t.numel() * t.element_size() for t in tensors)
 
 
+def supported_opsets() -> Tuple[int, int]:
+    """The opsets the installed ``torch.onnx.export(dynamo=True)`` writes:
+    from its torchlib's (a lower one is kept at it when its version
+    converter fails, i.e. another opset than asked) to the newest it
+    knows."""
+    from torch.onnx import _constants
+    try:
+        from torch.onnx._internal.exporter._constants import TORCHLIB_OPSET
+    except ImportError:  # another layout: the default is known to work
+        TORCHLIB_OPSET = DEFAULT_OPSET
+    return TORCHLIB_OPSET, getattr(_constants, 'ONNX_MAX_OPSET',
+                                   TORCHLIB_OPSET)
+
+
+def check_opset(opset: int) -> int:
+    """``opset`` if the installed exporter writes it, else
+    :class:`ExportError` (before any work)."""
+    low, high = supported_opsets()
+    if not low <= opset <= high:
+        raise ExportError(
+            f'opset {opset} is not supported: torch {torch.__version__} '
+            f'exports opsets {low} to {high} (default {DEFAULT_OPSET})')
+    return opset
+
+
 def export_onnx(module: nn.Module,
                 path: str,
                 opset: int = DEFAULT_OPSET,
@@ -442,7 +467,8 @@ def export_onnx(module: nn.Module,
     Args:
         module (nn.Module): The wrapper.
         path (str): The ``.onnx`` file.
-        opset (int): ONNX opset. Defaults to 18.
+        opset (int): ONNX opset, within :func:`supported_opsets`; the
+            file is checked to have it. Defaults to 18.
         force (bool): Overwrite existing files. Defaults to False.
         metadata (dict, optional): More ``metadata_props``.
             Defaults to None.
@@ -451,6 +477,7 @@ def export_onnx(module: nn.Module,
         list[str]: The files written.
     """
     require_deploy()
+    check_opset(opset)
     if not path.endswith('.onnx'):
         raise InvalidInputError(f'{path}: the output must end with .onnx')
     external = _param_bytes(module) > MAX_INLINE_BYTES
@@ -473,6 +500,10 @@ def export_onnx(module: nn.Module,
             dynamo=True,
             dynamic_shapes=_dynamic_shapes(module),
             verbose=False)
+    written = program.model.opset_imports.get('')
+    if written != opset:
+        raise ExportError(f'the exporter wrote opset {written}, not the '
+                          f'{opset} asked for; nothing was written')
     program.model.metadata_props.update(props)
     parent = osp.dirname(osp.abspath(path))
     tmp_dir = tempfile.mkdtemp(prefix='.onnx-export-', dir=parent)

@@ -7,8 +7,9 @@ is one line saying what failed and what to do. Tools run their ``main`` through
 :func:`run_tool`, which prints that line and exits with status 2; any other
 exception is a bug and keeps its traceback.
 """
+import difflib
 import sys
-from typing import Callable, List, Optional
+from typing import Callable, Iterable, List, Optional
 
 
 class UserError(Exception):
@@ -37,6 +38,19 @@ class NonFiniteScoresError(UserError, ValueError):
 
 class OutputPathError(UserError):
     """An output path cannot be written without losing data."""
+
+
+def did_you_mean(name: str, names: Iterable[str], n: int = 1) -> str:
+    """``"; did you mean 'a'?"`` (or ``'a', 'b' or 'c'``) of the up to
+    ``n`` of ``names`` closest to ``name`` (difflib), or ``''`` if none is
+    close: the suggestion that ends a message about a mistyped name."""
+    close = difflib.get_close_matches(name, list(names), n=n, cutoff=0.6)
+    if not close:
+        return ''
+    shown = [repr(c) for c in close]
+    if len(shown) > 1:
+        shown = [', '.join(shown[:-1]) + ' or ' + shown[-1]]
+    return f'; did you mean {shown[0]}?'
 
 
 def run_tool(main: Callable[[Optional[List[str]]], object],

@@ -19,12 +19,13 @@
 import contextlib
 import errno
 import hashlib
+import json
 import os
 import os.path as osp
 import re
 import signal
 import threading
-from typing import IO, Iterable, Iterator, List, Optional, Set
+from typing import IO, Any, Iterable, Iterator, List, Optional, Set
 
 from .errors import InvalidInputError, OutputPathError
 
@@ -362,6 +363,37 @@ def read_lines(path: str,
     if not items:
         raise InvalidInputError(f'{path}: holds no {what}')
     return items
+
+
+def read_json(path: str, what: str = 'JSON file') -> Any:
+    """Read a user's JSON file (categories, descriptions, templates,
+    few-shot lists); a load never runs code.
+
+    Args:
+        path (str): A UTF-8 JSON file.
+        what (str): What it holds, for messages. Defaults to
+            ``'JSON file'``.
+
+    Returns:
+        Any: The parsed value.
+
+    Raises:
+        InvalidInputError: If the file is missing or unreadable, or is not
+            valid JSON (naming the line and column).
+    """
+    if osp.isdir(path):
+        raise InvalidInputError(f'{path}: is a directory, not a {what}')
+    try:
+        with open(path, encoding='utf-8-sig')  # a BOM is not JSON as f:
+            return json.load(f)
+    except FileNotFoundError:
+        raise InvalidInputError(f'{path}: no such {what}') from None
+    except json.JSONDecodeError as e:
+        raise InvalidInputError(
+            f'{path}: not valid JSON at line {e.lineno} column {e.colno}: '
+            f'{e.msg}') from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise InvalidInputError(f'{path}: cannot read ({e})') from None
 
 
 def file_digest(path: str,

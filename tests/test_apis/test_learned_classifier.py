@@ -143,7 +143,14 @@ def test_learned_file_over_another_clip(files, tmp_path):
         model=dict(proj_dims=16))
     with pytest.raises(CheckpointError, match='another architecture'):
         ZeroShotClassifier(other, pretrained=False, learned=files['learned'])
-    # Same architecture, other (random) weights: a warning, and it runs.
+    # Same architecture, other (random) weights: refused, since the
+    # answers would be confident and tuned for other features ...
+    with pytest.raises(CheckpointError, match='learned on other CLIP weights '
+                       'of the same architecture; .* or pass '
+                       r'allow_other_weights=True'):
+        ZeroShotClassifier(
+            files['config'], pretrained=False, learned=files['learned'])
+    # ... unless asked for: a warning, and it runs.
     logger = MMLogger.get_current_instance()
     records = []
     handler = logging.Handler(logging.WARNING)
@@ -151,14 +158,50 @@ def test_learned_file_over_another_clip(files, tmp_path):
     logger.addHandler(handler)
     try:
         classifier = ZeroShotClassifier(
-            files['config'], pretrained=False, learned=files['learned'])
+            files['config'], pretrained=False, learned=files['learned'],
+            allow_other_weights=True)
     finally:
         logger.removeHandler(handler)
-    assert any('other CLIP weights' in r.getMessage() for r in records)
+    assert sum('other CLIP weights' in r.getMessage() for r in records) == 1
     assert len(classifier(files['images'][0])[0]['pred_classes']) == 4
     with pytest.raises(CheckpointError, match='not a learned-prompt file'):
         ZeroShotClassifier(
             files['config'], pretrained=False, learned=files['ckpt'])
+
+
+@pytest.fixture
+def logger_outside_capsys(request):
+    """A current MMEngine logger made before capsys swaps stderr (it keeps
+    the stream it was made with); request it before capsys."""
+    from mmengine.logging import MMLogger
+    return MMLogger.get_instance(f'learned.{request.node.name}')
+
+
+def test_tools_test_refuses_other_clip_weights(files, tmp_path,
+                                               logger_outside_capsys,
+                                               capsys):
+    """tools/test.py CONFIG learned.pth with CONFIG's CLIP of other weights:
+    one line (exit 2), unless --allow-other-clip-weights."""
+    from mmprompt.utils.errors import run_tool
+    other = H.write_converted_checkpoint(str(tmp_path / 'other.pth'), seed=2)
+    config = write_coop_config(tmp_path, other)
+    argv = [
+        config, files['learned'], '--work-dir',
+        str(tmp_path / 'work'), '--no-progress', '--cfg-options',
+        f"test_dataloader.dataset.data_root={files['root'] / 'data'}"
+    ]
+    with pytest.raises(SystemExit) as exit_info:
+        run_tool(TEST.main, argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == (
+        f"error: {files['learned']}: learned on other CLIP weights of the "
+        'same architecture; the prompts were tuned for other features: load '
+        'the CLIP it was learned on, or pass allow_other_weights=True '
+        '(--allow-other-clip-weights) to use it anyway')
+    assert not any('Traceback' in line for line in err)
+    metrics = TEST.main(argv + ['--allow-other-clip-weights'])
+    assert 0 <= metrics['accuracy/top1'] <= 100
 
 
 def test_demo_classify_takes_learned(files, tmp_path):

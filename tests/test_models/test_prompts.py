@@ -175,5 +175,6 @@ def test_resolve_descriptions(tmp_path):
         prompts.resolve_descriptions({'dog': 'a dog'}, names)
     with pytest.raises(ValueError, match="of 'owl' is blank"):
         prompts.resolve_descriptions({'owl': ['an owl', ' ']}, names)
-    with pytest.raises(ValueError, match='does not exist'):
+    with pytest.raises(ValueError,
+                       match='missing.json: no such descriptions file'):
         prompts.resolve_descriptions(str(tmp_path / 'missing.json'), names)

@@ -136,6 +136,30 @@ def test_calibration_tags_not_the_models(bench, tmp_path):
     assert not (tmp_path / 'x.pth').exists()
 
 
+def test_unknown_tag_in_the_annotations(bench, tmp_path, capsys):
+    """One line naming the file, the line, the tag and the nearest known
+    tags; nothing written."""
+    from mmprompt.utils.errors import run_tool
+    known = bench['classes'][0]
+    typo = known[:-1]
+    H.write_lines(str(bench['root'] / 'typo_ann.txt'),
+                  ['a', f'b,{typo}'])
+    out = tmp_path / 'x.pth'
+    with pytest.raises(SystemExit) as exit_info:
+        run_tool(CALIB.main, [
+            bench['config'], bench['ckpt'],
+            str(out), '--cfg-options',
+            'test_dataloader.dataset.ann_file=typo_ann.txt'
+        ])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.splitlines()[-1].startswith(
+        f"error: {bench['root'] / 'typo_ann.txt'}:2: tag {typo!r} is not "
+        f'one of the classes; did you mean {known!r}')
+    assert 'Traceback' not in err
+    assert not out.exists() and not (tmp_path / 'x.json').exists()
+
+
 def test_recovers_the_best_cut_of_real_scores():
     """Scores as the model gives them (float32, not dyadic): every cut is
     strictly between the selected and the unselected scores."""

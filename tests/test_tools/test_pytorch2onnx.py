@@ -37,6 +37,15 @@ RAM_BASES = dict(
 CATEGORIES = ['cat', 'dog', 'red car', 'tree']
 
 
+@pytest.fixture(autouse=True)
+def _logger_outside_capsys(request):
+    """MMEngine's logger keeps the stream it was made with: make a current
+    one before capsys swaps stderr (another module's may hold a closed
+    capsys stream)."""
+    from mmengine.logging import MMLogger
+    MMLogger.get_instance(f'pytorch2onnx.{request.node.name}')
+
+
 @pytest.fixture(scope='module')
 def tiny_clip(tmp_path_factory):
     root = tmp_path_factory.mktemp('onnx_clip')
@@ -186,3 +195,67 @@ def test_outputs_follow_the_output_rule(tiny_clip, tmp_path, monkeypatch):
                                'device; the old file is untouched')
     assert out.read_bytes() == b'keep'
     assert sorted(os.listdir(tmp_path)) == ['examples', 'image.onnx']
+
+
+def one_line(capsys, argv) -> str:
+    from mmprompt.utils.errors import run_tool
+    with pytest.raises(SystemExit) as exit_info:
+        run_tool(TOOL.main, argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith('error: '), err
+    return err[0]
+
+
+def test_bad_categories_and_opsets_write_nothing(tiny_clip, tmp_path,
+                                                 capsys, monkeypatch):
+    """Duplicate categories and an opset the exporter does not write are
+    one line each, before the model is built."""
+    from mmprompt.deployment.onnx import supported_opsets
+    config, ckpt = tiny_clip['config'], tiny_clip['ckpt']
+    out = tmp_path / 'x.onnx'
+    line = one_line(capsys, [config, str(out), '--checkpoint', ckpt,
+                             '--categories', 'cat', 'dog', 'Cat'])
+    assert line == ("error: --categories / --templates: duplicate category "
+                    "names: 'cat' (#0) and 'Cat' (#2) are the same to the "
+                    "tokenizer (read as 'cat'); keep one of each")
+    monkeypatch.setattr(TOOL, 'build_model', lambda args: 1 / 0)
+    low, high = supported_opsets()
+    assert (low, high) == (18, 23)  # torch 2.14's dynamo exporter
+    for opset in (low - 1, high + 1, 9):
+        line = one_line(capsys, [config, str(out), '--opset', str(opset)])
+        assert line == (f'error: opset {opset} is not supported: torch '
+                        f'{torch.__version__} exports opsets 18 to 23 '
+                        '(default 18)')
+    assert not list(tmp_path.iterdir())
+
+
+def test_learned_prompt_export_as_documented(tiny_clip, tmp_path):
+    """README's command (`pytorch2onnx.py clip_vit-base-p16 coop.onnx
+    --learned learned.pth`), on the tiny CLIP config and weights: the
+    graph's probabilities are the CoOp model's, at the opset asked for; a
+    CoOp config without categories takes the file's."""
+    from test_apis.test_learned_classifier import (write_coop_config,
+                                                   write_learned)
+
+    from mmprompt.apis.zero_shot_classifier import get_learned_model
+    readme = open(osp.join(REPO_ROOT, 'README.md')).read()
+    assert ('python tools/deployment/pytorch2onnx.py clip_vit-base-p16 '
+            'coop.onnx \\\n    --learned ') in readme
+    config, ckpt = tiny_clip['config'], tiny_clip['ckpt']
+    coop_config = write_coop_config(tmp_path, ckpt)
+    names = ['cat', 'dog', 'car']
+    learned = write_learned(coop_config, str(tmp_path / 'learned.pth'), 3,
+                            names)
+    out = export(tmp_path, config, ckpt, 'coop', '--learned', learned,
+                 '--opset', '19', '--verify')
+    assert onnx.load(out).opset_import[0].version == 19
+    assert json.loads(metadata(out)['categories']) == names
+    model = get_learned_model(config, learned, ckpt)
+    module = build_export_module(model, 'classifier')
+    assert compare_onnx(onnx_session(out), module,
+                        module.example_inputs(2))['probs'] <= 1e-5
+    # The method's own config (no categories in it), CLIP from init_cfg.
+    out = str(tmp_path / 'coop_cfg.onnx')
+    assert TOOL.main([coop_config, out, '--learned', learned]) == 0
+    assert json.loads(metadata(out)['categories']) == names

@@ -103,8 +103,8 @@ def test_config_and_data_errors_are_one_line(setup, tmp_path):
     typo = H.write_tiny_config(
         str(tmp_path / 'typo.py'), IN1K_CFG, model=dict(templtes='simple'))
     with pytest.raises(
-            UserError, match="unexpected keyword argument "
-            "'templtes'"):
+            UserError, match=r"model\.templtes is not a setting of "
+            r"CLIPZeroShot; did you mean 'templates'\?"):
         TOOL.main(argv(setup, tmp_path, config=typo))
     args = argv(setup, tmp_path)
     args[-1] = f"test_dataloader.dataset.data_root={tmp_path / 'nowhere'}"

@@ -20,9 +20,9 @@ from mmengine.logging import print_log
 from mmprompt.deployment import (EXPORT_KINDS, build_export_module,
                                  compare_onnx, default_kind, export_onnx,
                                  onnx_session)
-from mmprompt.deployment.onnx import (DEFAULT_OPSET, check_outputs,
-                                      require_deploy)
-from mmprompt.utils.errors import run_tool
+from mmprompt.deployment.onnx import (DEFAULT_OPSET, check_opset,
+                                      check_outputs, require_deploy)
+from mmprompt.utils.errors import InvalidInputError, run_tool
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -40,7 +40,15 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--descriptions', help='JSON file of descriptions')
     parser.add_argument('--examples', help='folder of example images')
     parser.add_argument(
-        '--learned', help='a learned-prompt file (tools/train.py, CoOp)')
+        '--learned',
+        help='a learned-prompt file (tools/train.py, CoOp); MODEL is the '
+        'CLIP it was learned on (a zoo name or a zero-shot config) or its '
+        'prompt-learning config')
+    parser.add_argument(
+        '--allow-other-clip-weights',
+        action='store_true',
+        help='use a --learned file over other CLIP weights than it was '
+        'learned on')
     parser.add_argument('--opset', type=int, default=DEFAULT_OPSET)
     parser.add_argument(
         '--verify',
@@ -62,31 +70,55 @@ def build_model(args: argparse.Namespace) -> torch.nn.Module:
         if value is not None:
             single = key in ('descriptions', 'examples') or len(value) > 1
             overrides[key] = value if single else value[0]
+    check_prompts(args.model, overrides)
     pretrained = args.checkpoint or True
     if args.learned:
-        return load_learned_model(args.model, args.learned, overrides)
+        return learned_model(args, overrides)
     return get_model(args.model, pretrained=pretrained, **overrides)
 
 
-def load_learned_model(config: str, learned: str,
-                       overrides: dict) -> torch.nn.Module:
-    """A prompt-learning model: CLIP from its config, then the file."""
+def check_prompts(model: str, overrides: dict) -> None:
+    """Refuse, before the build, the categories and templates the model
+    would refuse (blank, repeated, templates without one ``{}``)."""
     from mmprompt.apis.model_zoo import load_config
-    from mmprompt.apis.utils import build_from_config, ready_for_inference
-    from mmprompt.models.prompt_learning import load_learned
-    cfg, _ = load_config(config)
-    if overrides:
-        cfg.merge_from_dict(dict(model=overrides))
-    model = build_from_config(cfg)
-    model.init_weights()
-    load_learned(model, learned)
-    return ready_for_inference(model)
+    from mmprompt.apis.utils import check_prompts as check
+    from mmprompt.models.ram import RAM
+    from mmprompt.registry import MODELS
+    from mmprompt.utils import register_all_modules
+    if overrides.get('categories') is None and \
+            overrides.get('templates') is None:
+        return
+    register_all_modules(init_default_scope=False)
+    cls = MODELS.get(str(load_config(model)[0].model.get('type')))
+    check(overrides.get('categories'), overrides.get('templates'),
+          open_set=isinstance(cls, type) and issubclass(cls, RAM))
+
+
+def learned_model(args: argparse.Namespace,
+                  overrides: dict) -> torch.nn.Module:
+    """The prompt-learning model of ``--learned`` over ``MODEL``, on
+    ``--categories`` if given."""
+    from mmprompt.apis.zero_shot_classifier import get_learned_model
+    from mmprompt.models.clip.prompts import resolve_categories
+    unused = set(overrides) - {'categories'}
+    if unused:
+        raise InvalidInputError(
+            f'--learned takes no {", ".join(sorted(unused))}: the file '
+            'fixes the model and its prompts (--categories may change)')
+    model = get_learned_model(
+        args.model, args.learned, args.checkpoint or True,
+        allow_other_weights=args.allow_other_clip_weights)
+    if overrides.get('categories') is not None:
+        model.set_categories(
+            list(resolve_categories(overrides['categories'])))
+    return model
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     require_deploy()
-    # Refuse an existing output before the (slow) model build.
+    # Refuse what cannot be written before the (slow) model build.
+    check_opset(args.opset)
     inputs = [
         args.model, args.checkpoint, args.descriptions, args.examples,
         args.learned, *(args.categories or []), *(args.templates or [])

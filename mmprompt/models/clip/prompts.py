@@ -16,7 +16,7 @@ from collections import defaultdict
 from typing import Dict, Sequence, Tuple, Union
 
 from mmprompt.utils.errors import InvalidInputError
-from mmprompt.utils.io import read_lines
+from mmprompt.utils.io import read_json, read_lines
 from .templates import (OPENAI_CIFAR_TEMPLATES,
                         OPENAI_IMAGENET_SUBSET_TEMPLATES,
                         OPENAI_IMAGENET_TEMPLATES, SIMPLE_TEMPLATES,
@@ -287,11 +287,7 @@ def resolve_descriptions(
     if spec is None:
         return {}
     if isinstance(spec, str):
-        import json
-        if not osp.isfile(spec):
-            raise ValueError(f'descriptions file {spec!r} does not exist')
-        with open(spec, encoding='utf-8-sig') as f:
-            spec = json.load(f)
+        spec = read_json(spec, 'descriptions file')
     if not isinstance(spec, dict):
         raise TypeError('descriptions must be a dict {category: text or '
                         f'list of texts}}, got {type(spec).__name__}')

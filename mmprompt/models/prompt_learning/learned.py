@@ -10,8 +10,9 @@ the state dict, which is what loading reads; the category names) and the
 CLIP it was learned on: ``clip_arch``, the shapes of its tensors, and
 ``clip_fingerprint``, a digest of its values. Loading over a CLIP of
 another architecture is an error; over other weights of the same
-architecture it is a warning (the prompts still run, but were tuned for
-other features).
+architecture too (the prompts would run, with confident answers, but were
+tuned for other features), unless asked for (``allow_other_weights``,
+the tools' ``--allow-other-clip-weights``: then a warning).
 """
 import hashlib
 import logging
@@ -72,7 +73,9 @@ def is_learned_file(path: str) -> bool:
         return False
 
 
-def load_learned(model: nn.Module, path: str) -> Dict:
+def load_learned(model: nn.Module,
+                 path: str,
+                 allow_other_weights: bool = False) -> Dict:
     """Load a learned-prompt file into a model built from its config.
 
     The model's CLIP weights must already be in place
@@ -81,13 +84,17 @@ def load_learned(model: nn.Module, path: str) -> Dict:
     Args:
         model (nn.Module): The prompt-learning model.
         path (str): The file.
+        allow_other_weights (bool): Load a file learned on other CLIP
+            weights of the same architecture, with a warning. Defaults to
+            False (an error).
 
     Returns:
         dict: The file's meta.
 
     Raises:
         CheckpointError: Not a learned-prompt file, another method or
-            settings, or a CLIP of another architecture.
+            settings, a CLIP of another architecture, or other CLIP weights
+            unless ``allow_other_weights``.
     """
     sd, meta = read_checkpoint(path)
     meta = _learned_meta(path, meta)
@@ -104,12 +111,7 @@ def load_learned(model: nn.Module, path: str) -> Dict:
             raise CheckpointError(
                 f'{path}: learned with {key}={meta.get(key)!r}, the config '
                 f'has {expected[key]!r}')
-    if meta.get('clip_fingerprint') != clip_fingerprint(model.clip):
-        print_log(
-            f'{path}: learned on other CLIP weights of the same '
-            'architecture; the prompts were tuned for other features',
-            logger='current',
-            level=logging.WARNING)
+    check_clip_weights(model.clip, path, meta, allow_other_weights)
     prepare = getattr(model, 'prepare_learned', None)
     if prepare is not None:
         # Tensors sized by what was learned (Tip-Adapter-F's cache).
@@ -135,6 +137,22 @@ def load_learned(model: nn.Module, path: str) -> Dict:
     return meta
 
 
+def check_clip_weights(clip: nn.Module, path: str, meta: Dict,
+                       allow_other_weights: bool = False) -> None:
+    """Refuse a file learned on other weights of ``clip``'s architecture
+    (its prompts were tuned for other features), or warn when allowed."""
+    if meta.get('clip_fingerprint') == clip_fingerprint(clip):
+        return
+    message = (f'{path}: learned on other CLIP weights of the same '
+               'architecture; the prompts were tuned for other features')
+    if not allow_other_weights:
+        raise CheckpointError(
+            f'{message}: load the CLIP it was learned on, or pass '
+            'allow_other_weights=True (--allow-other-clip-weights) to use '
+            'it anyway')
+    print_log(message, logger='current', level=logging.WARNING)
+
+
 def read_learned_meta(path: str) -> Dict:
     """The meta dict of a learned-prompt file, or a one-line error."""
     return _learned_meta(path, read_checkpoint(path)[1])
@@ -149,19 +167,22 @@ def _learned_meta(path: str, meta: Dict) -> Dict:
     return meta
 
 
-def build_learned_model(clip: nn.Module, path: str) -> nn.Module:
+def build_learned_model(clip: nn.Module,
+                        path: str,
+                        allow_other_weights: bool = False) -> nn.Module:
     """The prompt-learning model of a learned-prompt file, over a built
     CLIP (its weights in place), without the method's config.
 
     The method and its settings come from the file's meta (the method's
-    ``from_learned_meta``); the checks are those of :func:`load_learned`:
-    a CLIP of another architecture is an error, other weights of the same
-    architecture a warning. The model starts with the file's categories.
+    ``from_learned_meta``); the checks are those of :func:`load_learned`.
+    The model starts with the file's categories.
 
     Args:
         clip (nn.Module): A :class:`~mmprompt.models.clip.CLIP` (or a
             subclass such as ``CLIPZeroShot``) with its weights loaded.
         path (str): The learned-prompt file.
+        allow_other_weights (bool): See :func:`load_learned`. Defaults to
+            False.
 
     Returns:
         nn.Module: The model (e.g. :class:`CoOp`), CLIP frozen, on CLIP's
@@ -184,5 +205,5 @@ def build_learned_model(clip: nn.Module, path: str) -> nn.Module:
     with torch.random.fork_rng(devices=[]):
         model = cls.from_learned_meta(clip, meta)
     model.to(device)
-    load_learned(model, path)
+    load_learned(model, path, allow_other_weights)
     return model

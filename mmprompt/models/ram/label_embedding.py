@@ -18,15 +18,13 @@ features ``(N, C)``, e.g. a CLIP text tower after the tokenizer;
 :class:`~.vocabulary.CategoryEncoder` wraps them into a
 :class:`~.vocabulary.TagVocabulary`.
 """
-import json
-import os.path as osp
 from typing import Callable, Dict, List, Mapping, Sequence, Tuple, Union
 
 import torch
 
 from mmprompt.models.clip.prompts import (check_categories, check_templates,
                                           resolve_templates)
-from mmprompt.utils.io import read_lines
+from mmprompt.utils.io import read_json, read_lines
 
 TextEncoder = Callable[[List[str]], torch.Tensor]
 # An open-set category: a name, or {name: [descriptions]} (RAM++).
@@ -100,10 +98,7 @@ def resolve_ram_templates(spec: TemplateSpec) -> Tuple[str, ...]:
     if spec == RAM_TEMPLATE_SET:
         return ram_openset_templates()
     if isinstance(spec, str) and spec.endswith('.json'):
-        if not osp.isfile(spec):
-            raise ValueError(f'template file {spec!r} does not exist')
-        with open(spec, encoding='utf-8-sig') as f:
-            data = json.load(f)
+        data = read_json(spec, 'template file')
         if isinstance(data, dict):
             if RAM_TEMPLATES_KEY not in data:
                 raise ValueError(f'{spec}: a dict of templates needs a '
@@ -321,7 +316,4 @@ def load_categories(spec: CategorySpec) -> Sequence[CategoryItem]:
         return spec
     if not spec.endswith('.json'):
         return read_lines(spec, what='category')
-    if not osp.isfile(spec):
-        raise ValueError(f'category file {spec!r} does not exist')
-    with open(spec, encoding='utf-8-sig') as f:
-        return json.load(f)
+    return read_json(spec, 'category file')

@@ -13,7 +13,7 @@ The code is written for mmprompt.
 import copy
 import sys
 from collections import OrderedDict
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -22,6 +22,7 @@ from mmengine.model import BaseModule
 
 from mmprompt.models.clip.zero_shot import encode_token_ids
 from mmprompt.registry import MODELS, TOKENIZER
+from mmprompt.utils.errors import InvalidInputError
 from .label_embedding import (CategorySpec, TemplateSpec, TextEncoder,
                               build_description_label_embed, load_categories,
                               ram_openset_prompts, resolve_ram_templates,
@@ -49,12 +50,19 @@ def check_names(names: Optional[Sequence[str]], num_tags: int,
     return names
 
 
-def check_threshold(threshold: float) -> float:
-    """``threshold`` as a float in [0, 1], else ``ValueError``."""
-    threshold = float(threshold)
-    if not 0 <= threshold <= 1:
-        raise ValueError(f'threshold must lie in [0, 1], got {threshold}')
-    return threshold
+def check_threshold(threshold: Union[float, str]) -> float:
+    """``threshold`` as a float in [0, 1] (NaN is not), else
+    :class:`InvalidInputError`, a ``ValueError``. The one threshold rule:
+    the models, ImageTagger and tools/infer.py call it."""
+    try:
+        value = float(threshold)
+    except (TypeError, ValueError):
+        raise InvalidInputError(
+            f'threshold must be a number in [0, 1], got {threshold!r}'
+        ) from None
+    if not 0 <= value <= 1:
+        raise InvalidInputError(f'threshold must lie in [0, 1], got {value}')
+    return value
 
 
 class TagVocabulary:

@@ -384,7 +384,8 @@ def read_json(path: str, what: str = 'JSON file') -> Any:
     if osp.isdir(path):
         raise InvalidInputError(f'{path}: is a directory, not a {what}')
     try:
-        with open(path, encoding='utf-8-sig')  # a BOM is not JSON as f:
+        # utf-8-sig: a leading byte-order mark is not part of the JSON.
+        with open(path, encoding='utf-8-sig') as f:
             return json.load(f)
     except FileNotFoundError:
         raise InvalidInputError(f'{path}: no such {what}') from None

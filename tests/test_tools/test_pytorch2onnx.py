@@ -216,9 +216,9 @@ def test_bad_categories_and_opsets_write_nothing(tiny_clip, tmp_path,
     out = tmp_path / 'x.onnx'
     line = one_line(capsys, [config, str(out), '--checkpoint', ckpt,
                              '--categories', 'cat', 'dog', 'Cat'])
-    assert line == ("error: --categories / --templates: duplicate category "
-                    "names: 'cat' (#0) and 'Cat' (#2) are the same to the "
-                    "tokenizer (read as 'cat'); keep one of each")
+    assert line == ("error: duplicate category names: 'cat' (#0) and 'Cat' "
+                    "(#2) are the same to the tokenizer (read as 'cat'); "
+                    'keep one of each')
     monkeypatch.setattr(TOOL, 'build_model', lambda args: 1 / 0)
     low, high = supported_opsets()
     assert (low, high) == (18, 23)  # torch 2.14's dynamo exporter

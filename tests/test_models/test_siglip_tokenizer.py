@@ -86,10 +86,12 @@ def test_siglip_tokenizer_refuses(tmp_path):
         ours(['a cat', 'üBER-long ' * 40])
     with pytest.raises(ValueError, match='has 52 tokens, the text tower '
                        '32000: it is the tokenizer of another model'):
-        SigLIPTokenizer(path, vocab_size=32000)
+        SigLIPTokenizer(path, vocab_size=32000)('a cat')
     with pytest.raises(ValueError, match="has no pad token '<nope>'"):
-        SigLIPTokenizer(path, pad_token='<nope>')
+        SigLIPTokenizer(path, pad_token='<nope>')('a cat')
     bad = tmp_path / 'bad.json'
     bad.write_text('{"not": "a tokenizer"}')
     with pytest.raises(ValueError, match='not a tokenizer.json file'):
-        SigLIPTokenizer(str(bad))
+        SigLIPTokenizer(str(bad))('a cat')
+    with pytest.raises(FileNotFoundError, match='missing.json not found'):
+        SigLIPTokenizer(str(tmp_path / 'missing.json'))('a cat')

@@ -47,6 +47,8 @@ class SigLIPTokenizer:
     file's model and post-processor (which appends the end-of-sequence
     token), and padded with ``pad_token`` to ``context_length``.
 
+    The file is read, and checked, on first use.
+
     Args:
         tokenizer_file (str): The model's ``tokenizer.json``, downloaded
             with its weights.
@@ -66,37 +68,61 @@ class SigLIPTokenizer:
                  pad_token: str = '</s>',
                  vocab_size: Optional[int] = None,
                  padding_side: str = 'right') -> None:
+        if padding_side not in ('right', 'left'):
+            raise ValueError("padding_side must be 'right' or 'left', got "
+                             f'{padding_side!r}')
+        self.tokenizer_file = tokenizer_file
+        self.context_length = context_length
+        self.pad_token = pad_token
+        self.expected_vocab_size = vocab_size
+        self.padding_side = padding_side
+        # Read on first use: a model that only embeds images (or is
+        # exported) needs no tokenizer file.
+        self._tokenizer = None
+        self._pad_id: Optional[int] = None
+
+    @property
+    def tokenizer(self):
+        """tokenizers.Tokenizer: The file's tokenizer, read and checked on
+        first use."""
+        if self._tokenizer is None:
+            self._tokenizer, self._pad_id = self._load()
+        return self._tokenizer
+
+    @property
+    def pad_id(self) -> int:
+        """int: Id of ``pad_token``."""
+        self.tokenizer
+        return self._pad_id
+
+    def _load(self):
         try:
             from tokenizers import Tokenizer
         except ImportError:
             raise ImportError('SigLIP tokenizers need the tokenizers '
                               'package: pip install tokenizers') from None
-        if padding_side not in ('right', 'left'):
-            raise ValueError("padding_side must be 'right' or 'left', got "
-                             f'{padding_side!r}')
-        if not osp.isfile(tokenizer_file):
+        path = self.tokenizer_file
+        if not osp.isfile(path):
             raise FileNotFoundError(
-                f'tokenizer file {tokenizer_file} not found')
+                f'tokenizer file {path} not found (it comes with the '
+                "model's weights)")
         try:
-            self.tokenizer = Tokenizer.from_file(tokenizer_file)
+            tokenizer = Tokenizer.from_file(path)
         except Exception as e:  # noqa: BLE001 - the library's many errors
-            raise ValueError(f'{tokenizer_file}: not a tokenizer.json file '
+            raise ValueError(f'{path}: not a tokenizer.json file '
                              f'({type(e).__name__}: {e})') from None
-        size = self.tokenizer.get_vocab_size(with_added_tokens=True)
-        if vocab_size is not None and size != vocab_size:
-            raise ValueError(
-                f'{tokenizer_file} has {size} tokens, the text tower '
-                f'{vocab_size}: it is the tokenizer of another model')
-        self.pad_id = self.tokenizer.token_to_id(pad_token)
-        if self.pad_id is None:
-            raise ValueError(f'{tokenizer_file} has no pad token '
-                             f'{pad_token!r}')
-        self.tokenizer_file = tokenizer_file
-        self.context_length = context_length
-        self.pad_token = pad_token
-        self.padding_side = padding_side
-        self.tokenizer.no_truncation()
-        self.tokenizer.no_padding()
+        size = tokenizer.get_vocab_size(with_added_tokens=True)
+        expected = self.expected_vocab_size
+        if expected is not None and size != expected:
+            raise ValueError(f'{path} has {size} tokens, the text tower '
+                             f'{expected}: it is the tokenizer of another '
+                             'model')
+        pad_id = tokenizer.token_to_id(self.pad_token)
+        if pad_id is None:
+            raise ValueError(f'{path} has no pad token {self.pad_token!r}')
+        tokenizer.no_truncation()
+        tokenizer.no_padding()
+        return tokenizer, pad_id
 
     @property
     def vocab_size(self) -> int:

@@ -3,10 +3,12 @@ from .examples import load_example_images, resolve_examples
 from .few_shot import FewShotDataset, RGBToBGR
 from .multilabel_tagging import TaggingDataset, read_tag_list
 from .ram_transforms import RAMPreprocess, ram_resize
-from .transforms import CLIPPreprocess, clip_resize_crop, open_image
+from .transforms import (CLIPPreprocess, SquashPreprocess, clip_resize_crop,
+                         open_image, squash_resize)
 
 __all__ = [
-    'CLIPPreprocess', 'FewShotDataset', 'RGBToBGR', 'clip_resize_crop', 'open_image', 'RAMPreprocess',
+    'CLIPPreprocess', 'FewShotDataset', 'RGBToBGR', 'clip_resize_crop',
+    'open_image', 'RAMPreprocess',
     'TaggingDataset', 'ram_resize', 'read_tag_list', 'load_example_images',
-    'resolve_examples'
+    'resolve_examples', 'SquashPreprocess', 'squash_resize'
 ]

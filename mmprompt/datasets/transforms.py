@@ -211,3 +211,56 @@ class CLIPPreprocess(PILPreprocess):
     def resize(self, image: Image.Image) -> np.ndarray:
         """OpenAI's resize and crop, see :func:`clip_resize_crop`."""
         return clip_resize_crop(image, self.scale)
+
+
+def squash_resize(image: Image.Image,
+                  size: int,
+                  interpolation: str = 'bicubic') -> np.ndarray:
+    """open_clip's ``resize_mode='squash'`` (SigLIP, SigLIP 2), up to the
+    uint8 RGB pixels: a PIL resize to ``size x size`` ignoring the aspect
+    ratio, no crop, then the conversion to RGB (open_clip's order).
+
+    Args:
+        image (PIL.Image.Image): Any PIL image, in any mode.
+        size (int): Output side.
+        interpolation (str): ``'bicubic'`` or ``'bilinear'``.
+            Defaults to ``'bicubic'``.
+
+    Returns:
+        np.ndarray: ``(size, size, 3)`` uint8 RGB pixels.
+    """
+    resample = dict(bicubic=Image.BICUBIC, bilinear=Image.BILINEAR)
+    if image.size != (size, size):
+        image = image.resize((size, size), resample[interpolation])
+    return np.array(image.convert('RGB'))
+
+
+@TRANSFORMS.register_module()
+class SquashPreprocess(PILPreprocess):
+    """Load (if needed) and squash an image to a square, as open_clip
+    preprocesses SigLIP and SigLIP 2 (see :func:`squash_resize`).
+
+    Keys and outputs are :class:`CLIPPreprocess`'s (BGR uint8).
+
+    Args:
+        scale (int): Output side, the model's input resolution.
+            Defaults to 224.
+        interpolation (str): ``'bicubic'`` (every SigLIP model in
+            open_clip) or ``'bilinear'``. Defaults to ``'bicubic'``.
+        **kwargs: ``array_order`` and ``backend_args`` of
+            :class:`PILPreprocess`.
+    """
+
+    def __init__(self,
+                 scale: Optional[int] = None,
+                 interpolation: str = 'bicubic',
+                 **kwargs) -> None:
+        super().__init__(scale, **kwargs)
+        if interpolation not in ('bicubic', 'bilinear'):
+            raise ValueError("interpolation must be 'bicubic' or "
+                             f"'bilinear', got {interpolation!r}")
+        self.interpolation = interpolation
+
+    def resize(self, image: Image.Image) -> np.ndarray:
+        """open_clip's squash resize, see :func:`squash_resize`."""
+        return squash_resize(image, self.scale, self.interpolation)

@@ -34,10 +34,12 @@ from mmengine.logging import print_log
 
 from mmprompt.utils.errors import UserError
 from mmprompt.utils.io import atomic_write, file_digest
-from .model_zoo import ModelInfo, get_configs_dir, get_model_info
+from .model_zoo import (ModelInfo, get_configs_dir, get_model_info,
+                        url_file_name)
 
 __all__ = [
     'get_home', 'get_configs_dir', 'get_checkpoint', 'checkpoint_path',
+    'tokenizer_path',
     'download', 'ChecksumError', 'DownloadError'
 ]
 
@@ -152,20 +154,50 @@ def checkpoint_path(name: str, home: Optional[str] = None) -> str:
                     f'{stem}_{tag}.safetensors')
 
 
+def tokenizer_path(name: str, home: Optional[str] = None) -> Optional[str]:
+    """Where the tokenizer file of ``name`` is cached, beside its checkpoint
+    (``<checkpoint stem>.tokenizer.json``); None for models whose row lists
+    no ``tokenizer`` data file (their tokenizer ships with mmprompt)."""
+    if 'tokenizer' not in get_model_info(name).data_files:
+        return None
+    return osp.splitext(checkpoint_path(name, home))[0] + '.tokenizer.json'
+
+
 def manual_path(file_name: str, home: Optional[str] = None) -> str:
     """Where a file downloaded by hand is looked for:
     ``<home>/downloads/<file_name>``."""
     return osp.join(home or get_home(), 'downloads', file_name)
 
 
-def _data_file_name(url: str) -> str:
-    return url.rstrip('/').split('/')[-1].split('?')[0]
+def _converter_key(info: ModelInfo) -> str:
+    """The :data:`mmprompt.converters.CONVERTERS` key of a row's
+    ``Converter``: a key itself, or (older rows) a converter command line,
+    read as that script converts."""
+    from mmprompt.converters import CONVERTERS
+    if info.converter in CONVERTERS:
+        return info.converter
+    tool = shlex.split(info.converter)
+    name = osp.basename(tool[0]) if tool else ''
+    if name == 'openai_clip_to_mmprompt.py':
+        return 'openai_clip'
+    if name == 'ram_to_mmprompt.py':
+        return tool[tool.index('--model') + 1] if '--model' in tool else 'ram'
+    raise UserError(f'{info.metafile}: {info.name} names an unknown '
+                    f'converter {info.converter!r}')
+
+
+def _converter_tool(info: ModelInfo) -> list:
+    """The converter's command line (script and options)."""
+    from mmprompt.converters import CONVERTERS
+    if info.converter in CONVERTERS:
+        return [f'tools/model_converters/{info.converter}_to_mmprompt.py']
+    return shlex.split(info.converter)
 
 
 def _convert_command(info: ModelInfo, dst: str, home: str) -> str:
     """The converter command line for files downloaded by hand."""
     downloads = osp.join(home, 'downloads')
-    args = ['python', *shlex.split(info.converter),
+    args = ['python', *_converter_tool(info),
             osp.join(downloads, info.weights_file), dst]
     options = dict(
         tag_list='--tag-list',
@@ -175,7 +207,7 @@ def _convert_command(info: ModelInfo, dst: str, home: str) -> str:
         if key in options:
             args += [
                 options[key],
-                osp.join(downloads, _data_file_name(entry['URL']))
+                osp.join(downloads, url_file_name(entry['URL']))
             ]
     return ' '.join(shlex.quote(a) for a in args)
 
@@ -184,7 +216,7 @@ def _fetch(url: str, sha256: Optional[str], work: str, home: str,
            progress: bool, what_to_do: str) -> str:
     """A verified local copy of ``url``: the file in ``<home>/downloads`` if
     there is one, else a download into ``work``."""
-    file_name = _data_file_name(url)
+    file_name = url_file_name(url)
     manual = manual_path(file_name, home)
     if not sha256:
         if osp.isfile(manual):
@@ -210,28 +242,11 @@ def _fetch(url: str, sha256: Optional[str], work: str, home: str,
 
 def _convert(info: ModelInfo, weights: str, data: Dict[str, str]):
     """Convert the downloaded files with the converter the zoo names."""
-    from mmprompt.converters import (convert_openai_clip, convert_ram,
-                                     load_source_checkpoint,
+    from mmprompt.converters import (CONVERTERS, load_source_checkpoint,
                                      unwrap_state_dict)
-    from mmprompt.converters.common import read_tag_list, read_thresholds
-    tool = shlex.split(info.converter)
-    name = osp.basename(tool[0]) if tool else ''
+    convert = CONVERTERS[_converter_key(info)]
     state_dict = unwrap_state_dict(load_source_checkpoint(weights), weights)
-    if name == 'openai_clip_to_mmprompt.py':
-        return convert_openai_clip(state_dict)
-    if name == 'ram_to_mmprompt.py':
-        model = tool[tool.index('--model') + 1] if '--model' in tool else None
-        # The files the zoo names, read as the converter script reads them.
-        return convert_ram(
-            state_dict,
-            read_tag_list(data['tag_list']) if 'tag_list' in data else None,
-            read_tag_list(data['tag_list_chinese'], unique=False)
-            if 'tag_list_chinese' in data else None,
-            read_thresholds(data['thresholds'])
-            if 'thresholds' in data else None,
-            model=model)
-    raise UserError(f'{info.metafile}: {info.name} names an unknown '
-                    f'converter {info.converter!r}')
+    return convert(state_dict, data)
 
 
 def _stamp_path(path: str) -> str:
@@ -311,7 +326,9 @@ def get_checkpoint(name: str,
     info = get_model_info(name)
     home = home or get_home()
     dst = checkpoint_path(info.name, home)
-    if osp.isfile(dst) and cache_is_valid(dst):
+    tokenizer = tokenizer_path(info.name, home)
+    if osp.isfile(dst) and cache_is_valid(dst) and (
+            tokenizer is None or osp.isfile(tokenizer)):
         return dst
     what_to_do = (
         f'download it by hand to {osp.join(home, "downloads")}/ and run '
@@ -335,6 +352,12 @@ def get_checkpoint(name: str,
             zoo_name=info.name)
         save_checkpoint(converted, meta, dst, force=True)
         write_stamp(dst)
+        if tokenizer is not None:
+            # Checked against its SHA-256 (or put there by hand) like the
+            # weights; kept, as the model reads it when built.
+            with open(data['tokenizer'], 'rb') as src, atomic_write(
+                    tokenizer, 'wb') as out:
+                shutil.copyfileobj(src, out)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print_log(f'Cached {info.name} at {dst}', logger='current')

@@ -82,8 +82,34 @@ class ModelInfo:
 
     @property
     def weights_file(self) -> str:
-        """str: The file name of the official weights."""
-        return self.weights.rstrip('/').split('/')[-1].split('?')[0]
+        """str: The file name of the official weights, see
+        :func:`url_file_name`."""
+        return url_file_name(self.weights)
+
+
+def url_file_name(url: str) -> str:
+    """The local name of a downloaded file: the URL's last part, prefixed
+    by the repository for Hugging Face files (``https://huggingface.co/
+    <org>/<repo>/resolve/<revision>/<file>`` -> ``<repo>_<file>``), whose
+    repositories give every model the same file name
+    (``open_clip_pytorch_model.bin``, ``tokenizer.json``).
+
+    Args:
+        url (str): The file's URL.
+
+    Returns:
+        str: A file name.
+    """
+    parts = url.split('?')[0].rstrip('/').split('/')
+    if len(parts) > 6 and parts[2] == 'huggingface.co' and \
+            parts[5] == 'resolve' and parts[-1] in HF_SHARED_NAMES:
+        return f'{parts[4]}_{parts[-1]}'
+    return parts[-1]
+
+
+#: File names every open_clip / timm Hugging Face repository uses.
+HF_SHARED_NAMES = ('open_clip_pytorch_model.bin',
+                   'open_clip_model.safetensors', 'tokenizer.json')
 
 
 def get_zoo_root() -> str:
@@ -396,6 +422,10 @@ def get_model(model: Union[str, Config, BaseModel],
         if info is not None:
             from . import hub
             checkpoint = hub.get_checkpoint(info.name)
+            tokenizer = hub.tokenizer_path(info.name)
+            if tokenizer is not None and cfg.model.get('tokenizer'):
+                # The model's own tokenizer file, fetched with its weights.
+                cfg.model.tokenizer.tokenizer_file = tokenizer
             if info.text_encoder and cfg.model.get('text_encoder'):
                 _use_text_encoder(cfg, hub.get_checkpoint(info.text_encoder))
         else:
@@ -436,6 +466,11 @@ def _results_text(info: ModelInfo) -> str:
     return '; '.join(parts) or '-'
 
 
+#: How the README names a row's data files.
+DATA_FILE_LABELS = dict(
+    tag_list='tag lists', thresholds='thresholds', tokenizer='tokenizer')
+
+
 def markdown_table() -> str:
     """The zoo as a Markdown table (the README's model-zoo section)."""
     rows = [
@@ -451,7 +486,11 @@ def markdown_table() -> str:
         converter = osp.basename(info.converter.split()[0]) + (
             ' ' + ' '.join(info.converter.split()[1:])
             if len(info.converter.split()) > 1 else '')
-        extra = ' + tag lists, thresholds' if info.data_files else ''
+        labels = [
+            label for key, label in DATA_FILE_LABELS.items()
+            if key in info.data_files
+        ]
+        extra = ' + ' + ', '.join(labels) if labels else ''
         extra += f' + text tower of `{info.text_encoder}`' \
             if info.text_encoder else ''
         rows.append(

@@ -13,6 +13,7 @@ from testing_utils import clip as H
 
 from mmprompt.apis import (ImageTagger, ZeroShotClassifier, get_model,
                            get_model_info, list_models, model_zoo)
+from mmprompt.converters import CONVERTERS
 from mmprompt.utils.errors import UserError
 
 RAM_WEIGHTS = {
@@ -30,7 +31,8 @@ def test_every_config_is_in_the_zoo_once():
         osp.dirname(p) for p in glob.glob(
             osp.join(REPO_ROOT, 'configs', '*', 'metafile.yml'))
     ]
-    assert sorted(osp.basename(f) for f in families) == ['clip', 'ram']
+    assert sorted(osp.basename(f)
+                  for f in families) == ['clip', 'ram', 'siglip']
     configs = sorted(
         osp.relpath(p, REPO_ROOT) for f in families
         for p in glob.glob(osp.join(f, '*.py')))
@@ -40,11 +42,15 @@ def test_every_config_is_in_the_zoo_once():
         if '_base_' not in i.config) == configs
     for info in zoo:
         assert osp.isfile(info.config), info.name
-        assert len(info.sha256) == 64 and int(info.sha256, 16) >= 0
-        assert info.converter.startswith('tools/model_converters/')
-        assert osp.isfile(
-            osp.join(REPO_ROOT,
-                     info.converter.split()[0])), info.converter
+        # A row without SHA256 is one whose publisher gives none (the
+        # metafile says so); mmprompt then downloads nothing.
+        assert info.sha256 is None or (len(info.sha256) == 64
+                                       and int(info.sha256, 16) >= 0)
+        # A Converter is a CONVERTERS key or a converter command line.
+        tool = (f'tools/model_converters/{info.converter}_to_mmprompt.py'
+                if info.converter in CONVERTERS else info.converter)
+        assert tool.startswith('tools/model_converters/')
+        assert osp.isfile(osp.join(REPO_ROOT, tool.split()[0])), tool
 
 
 def test_clip_weights_are_openai_releases():
@@ -106,14 +112,19 @@ def test_model_index_is_what_mmpretrain_and_mim_read():
     assert osp.isfile(info.config)
     with open(osp.join(REPO_ROOT, 'model-index.yml')) as f:
         assert yaml.safe_load(f) == {
-            'Import': ['configs/clip/metafile.yml', 'configs/ram/metafile.yml']
+            'Import': [
+                'configs/clip/metafile.yml', 'configs/ram/metafile.yml',
+                'configs/siglip/metafile.yml'
+            ]
         }
 
 
 def test_list_models_pattern_and_task():
     everything = list_models()
-    assert len(everything) == 20 and everything == sorted(everything)
-    assert list_models('*in1k*') == list_models('in1k') == [
+    # CLIP 12, RAM 8, SigLIP / SigLIP 2 14.
+    assert len(everything) == 34 and everything == sorted(everything)
+    assert list_models('*in1k*') == list_models('in1k')
+    assert list_models('clip*in1k*') == [
         'clip_vit-base-p16_zeroshot-cls_in1k',
         'clip_vit-base-p32_zeroshot-cls_in1k',
         'clip_vit-large-p14_zeroshot-cls_in1k',
@@ -123,7 +134,8 @@ def test_list_models_pattern_and_task():
         'ram-plus_swin-large-p4-w12_384px_openset',
         'ram-plus_swin-large-p4-w12_384px_openset_openimages-rare'
     ]
-    assert len(list_models(task='Zero-shot Image Classification')) == 12
+    assert len(list_models(task='Zero-shot Image Classification')) == 26
+    assert len(list_models('siglip*in1k*')) == 7
     assert ZeroShotClassifier.list_models() == list_models(
         task='Zero-shot Image Classification')
     assert ImageTagger.list_models() == list_models('ram')

@@ -152,3 +152,28 @@ def test_siglip_defaults():
     cfg.proj_dims = 32
     with pytest.raises(ValueError, match='gives 64 channels, proj_dims is 32'):
         MODELS.build(cfg)
+
+
+def test_coop_refuses_and_tip_adapter_uses_siglip(tiny_pair):
+    """CoOp / CoCoOp refuse a bidirectional tower in one line; Tip-Adapter-F
+    takes SigLIP's normalisation and its biased text logits."""
+    from mmprompt.utils.errors import InvalidInputError
+    _, model, _ = tiny_pair
+    for name in ('CoOp', 'CoCoOp'):
+        with pytest.raises(InvalidInputError, match=f'{name} needs a causal '
+                           'text tower.*SigLIPZeroShot has a bidirectional'):
+            MODELS.build(dict(type=name, clip=model, categories=['cat']))
+    cfg = siglip.tiny_cfg()
+    cfg.pop('data_preprocessor')
+    tip = MODELS.build(
+        dict(type='TipAdapterF', clip=cfg, categories=['cat', 'dog']))
+    assert tip.data_preprocessor.mean.flatten().tolist() == [127.5] * 3
+    tip = MODELS.build(
+        dict(type='TipAdapterF', clip=model, categories=['cat', 'dog'],
+             templates=['a photo of a {}.']))
+    feats = F.normalize(torch.randn(2, 64), dim=-1)
+    with torch.no_grad():
+        text = tip.clip.scale_similarity(feats @ tip.get_prototypes().t())
+        assert_close(tip.compute_logits(feats, alpha=0.0), text)
+    assert_close(text - siglip.LOGIT_BIAS,
+                 10.0 * feats @ tip.get_prototypes().t())

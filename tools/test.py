@@ -23,6 +23,7 @@ from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
 from mmengine.utils import ProgressBar
 
+from mmprompt.apis.model_zoo import use_zoo_tokenizer
 from mmprompt.datasets.integrity import check_cifar_files
 from mmprompt.engine.hooks import pop_zero_shot_inputs
 from mmprompt.models.utils import COMPILE_MODES
@@ -362,6 +363,8 @@ def main(argv: Optional[List[str]] = None) -> dict:
     check_outputs(args)
     checkpoint = resolve_checkpoint(args.checkpoint)
     cfg = merge_args(load_config(args.config), args)
+    # A zoo name's tokenizer file (SigLIP) came with its weights.
+    use_zoo_tokenizer(cfg, args.checkpoint)
     check_cifar_files(cfg.test_dataloader.dataset)
     setup_distributed(cfg, args.launcher, training=False)
     learned = is_learned_file(checkpoint)

@@ -337,6 +337,24 @@ def _checkpoint_arg(pretrained: str) -> str:
     return pretrained
 
 
+def use_zoo_tokenizer(cfg: Config, name: str) -> None:
+    """Point a config's tokenizer at the tokenizer file fetched with the
+    weights of zoo model ``name`` (SigLIP's ``tokenizer.json``): weights and
+    tokenizer go together. Nothing changes for a name that is not in the
+    zoo or whose row lists no tokenizer file, or a config without one.
+
+    Args:
+        cfg (Config): The config, changed in place.
+        name (str): A zoo name (or anything else).
+    """
+    if name.lower() not in load_zoo() or not cfg.model.get('tokenizer'):
+        return
+    from . import hub
+    tokenizer = hub.tokenizer_path(name)
+    if tokenizer is not None:
+        cfg.model.tokenizer.tokenizer_file = tokenizer
+
+
 def _use_text_encoder(cfg: Config, checkpoint: str) -> None:
     """Point an open-set config's text tower at a CLIP checkpoint."""
     text_encoder = cfg.model.get('text_encoder')
@@ -422,10 +440,7 @@ def get_model(model: Union[str, Config, BaseModel],
         if info is not None:
             from . import hub
             checkpoint = hub.get_checkpoint(info.name)
-            tokenizer = hub.tokenizer_path(info.name)
-            if tokenizer is not None and cfg.model.get('tokenizer'):
-                # The model's own tokenizer file, fetched with its weights.
-                cfg.model.tokenizer.tokenizer_file = tokenizer
+            use_zoo_tokenizer(cfg, info.name)
             if info.text_encoder and cfg.model.get('text_encoder'):
                 _use_text_encoder(cfg, hub.get_checkpoint(info.text_encoder))
         else:

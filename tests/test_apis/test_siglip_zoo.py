@@ -10,7 +10,8 @@ from mmengine.config import Config
 from testing_utils import siglip
 
 from mmprompt.apis import hub, list_models
-from mmprompt.apis.model_zoo import get_model_info, url_file_name
+from mmprompt.apis.model_zoo import (get_model_info, url_file_name,
+                                     use_zoo_tokenizer)
 from mmprompt.utils.checkpoint import read_checkpoint
 
 
@@ -88,6 +89,10 @@ def test_siglip_by_hand_converts_and_keeps_the_tokenizer(tmp_path,
     with open(cached, 'rb') as a, open(
             downloads / 'ViT-B-16-SigLIP2_tokenizer.json', 'rb') as b:
         assert a.read() == b.read()
+    # get_model and tools/test.py point the config at it.
+    cfg = Config.fromfile(get_model_info(name).config)
+    use_zoo_tokenizer(cfg, name)
+    assert cfg.model.tokenizer.tokenizer_file == cached
     # Cached: the files by hand are no longer needed.
     for f in os.listdir(downloads):
         os.remove(downloads / f)

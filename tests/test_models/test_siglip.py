@@ -177,3 +177,17 @@ def test_coop_refuses_and_tip_adapter_uses_siglip(tiny_pair):
         assert_close(tip.compute_logits(feats, alpha=0.0), text)
     assert_close(text - siglip.LOGIT_BIAS,
                  10.0 * feats @ tip.get_prototypes().t())
+
+
+def test_descriptions_are_not_reported_cut(tiny_pair, monkeypatch):
+    """Rows padded with SigLIP's pad id ('</s>') are not reported as
+    truncated descriptions."""
+    from mmprompt.models.clip import zero_shot
+    _, model, _ = tiny_pair
+    assert model.pad_id == 1
+    logged = []
+    monkeypatch.setattr(zero_shot, 'print_log',
+                        lambda msg, **kw: logged.append(msg))
+    ids = zero_shot.tokenize_prompts(
+        model.tokenize, ['a photo of a cat.', 'a small cat'], [False, True])
+    assert ids.shape == (2, 64) and logged == []

@@ -166,6 +166,12 @@ class CLIP(BaseModel):
     low_precision_modules = ('visual', 'text_encoder.resblocks')
 
     @property
+    def pad_id(self) -> int:
+        """int: The id that pads rows of token ids (0 for CLIP, the
+        tokenizer's ``pad_id`` if it has one)."""
+        return getattr(self.tokenizer, 'pad_id', 0)
+
+    @property
     def context_length(self) -> int:
         """int: Longest row of token ids the text tower accepts."""
         return self.text_encoder.context_length

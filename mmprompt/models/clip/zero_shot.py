@@ -128,7 +128,10 @@ def tokenize_prompts(tokenizer: Callable[...,
     plain = tokenizer([texts[i] for i in plain_rows]) if plain_rows else None
     desc_texts = [texts[i] for i in desc_rows]
     desc = tokenizer(desc_texts, truncate=True)
-    cut = [t for t, row in zip(desc_texts, desc) if row[-1] != 0]
+    # A row that ends in padding was not cut (CLIP pads with 0, SigLIP with
+    # its model's pad id, see CLIP.pad_id).
+    pad_id = getattr(getattr(tokenizer, '__self__', None), 'pad_id', 0)
+    cut = [t for t, row in zip(desc_texts, desc) if row[-1] != pad_id]
     if cut:
         print_log(
             f'{len(cut)} description(s) fill or exceed the '

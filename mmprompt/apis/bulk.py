@@ -30,6 +30,7 @@ from mmengine.dataset import pseudo_collate
 
 from mmprompt.datasets.image_sources import (CLIPTransform, ImageItem,
                                              RAMTransform)
+from mmprompt.datasets.transforms import image_transform_of
 from mmprompt.utils.errors import InvalidInputError, OutputPathError
 from mmprompt.utils.io import atomic_write
 
@@ -79,7 +80,7 @@ class ClassifyTask:
         self.topk = topk
         size = getattr(model, 'image_size', None) or int(
             model.clip.visual.img_size[0])
-        self.transform = CLIPTransform(size)
+        self.transform = CLIPTransform(size, image_transform_of(model))
 
     @torch.no_grad()
     def __call__(self, data: List[dict]) -> List[dict]:
@@ -106,7 +107,8 @@ class EmbedTask:
 
     def __init__(self, model: Any) -> None:
         self.model = model
-        self.transform = CLIPTransform(model.image_size)
+        self.transform = CLIPTransform(model.image_size,
+                                       image_transform_of(model))
 
     @torch.no_grad()
     def __call__(self, data: List[dict]) -> np.ndarray:

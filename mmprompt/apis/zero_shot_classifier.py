@@ -21,7 +21,8 @@ from mmpretrain.structures import DataSample
 from PIL import Image
 
 from mmprompt.datasets import load_example_images
-from mmprompt.datasets.transforms import CLIPPreprocess
+from mmprompt.datasets.transforms import (build_image_transform,
+                                          image_transform_of)
 from mmprompt.models.clip.prototype_cache import PrototypeCache
 from mmprompt.models.clip.prompts import (resolve_categories,
                                           resolve_descriptions,
@@ -141,7 +142,8 @@ class ZeroShotClassifier(BaseInferencer):
 
     def _init_pipeline(self, cfg: Config) -> Callable:
         pipeline = Compose(
-            [CLIPPreprocess(scale=self.model.image_size),
+            [build_image_transform(image_transform_of(self.model),
+                                   self.model.image_size),
              PackInputs()])
 
         def load(image: ImageInput) -> dict:
@@ -197,7 +199,8 @@ class ZeroShotClassifier(BaseInferencer):
             self._spec = spec
         if examples is not None or model.example_feats is not None:
             model.set_examples(*load_example_images(
-                examples, model.categories, model.image_size))
+                examples, model.categories, model.image_size,
+                model.image_transform))
 
     def _set_learned_categories(self, categories, templates, descriptions,
                                 examples) -> None:

@@ -5,8 +5,9 @@
 (:meth:`~mmprompt.models.clip.CLIPZeroShot.set_examples`); its callers
 (:class:`~mmprompt.apis.ZeroShotClassifier`, ``tools/test.py``'s
 :class:`~mmprompt.engine.PrepareZeroShotHook`) read them here, through the
-decoder and preprocessing every input image gets
-(:class:`~mmprompt.datasets.CLIPPreprocess`).
+decoder and preprocessing every input image of the model gets
+(:class:`~mmprompt.datasets.CLIPPreprocess`, SigLIP's
+:class:`~mmprompt.datasets.SquashPreprocess`).
 """
 import os
 import os.path as osp
@@ -16,7 +17,7 @@ import torch
 
 from mmprompt.utils.errors import InputTypeError, InvalidInputError
 from .image_sources import IMAGE_EXTENSIONS
-from .transforms import CLIPPreprocess
+from .transforms import build_image_transform
 
 
 def _folder_examples(folder: str) -> Dict[str, List[str]]:
@@ -80,8 +81,11 @@ def resolve_examples(spec: Any,
 
 
 def load_example_images(
-        spec: Any, categories: Sequence[str],
-        image_size: int) -> Tuple[List[torch.Tensor], List[int]]:
+    spec: Any,
+    categories: Sequence[str],
+    image_size: int,
+    transform: str = 'CLIPPreprocess'
+) -> Tuple[List[torch.Tensor], List[int]]:
     """Decode and preprocess example images for
     :meth:`CLIPZeroShot.set_examples
     <mmprompt.models.clip.CLIPZeroShot.set_examples>`.
@@ -90,6 +94,8 @@ def load_example_images(
         spec (str | dict, optional): See :func:`resolve_examples`.
         categories (Sequence[str]): Category names in label order.
         image_size (int): The model's input side (``model.image_size``).
+        transform (str): The model's image transform
+            (``model.image_transform``). Defaults to ``'CLIPPreprocess'``.
 
     Returns:
         tuple: ``(images, labels)``: ``(3, S, S)`` uint8 BGR tensors (as
@@ -101,7 +107,7 @@ def load_example_images(
             cannot be decoded.
     """
     examples = resolve_examples(spec, categories)
-    transform = CLIPPreprocess(scale=image_size)
+    transform = build_image_transform(transform, image_size)
     images, labels = [], []
     for label, items in examples.items():
         for item in items:

@@ -201,23 +201,31 @@ class RAMTransform:
 
 
 class CLIPTransform:
-    """CLIP's packed input of a decoded image, as the classifier's
-    pipeline makes it (picklable)."""
+    """CLIP's (or SigLIP's) packed input of a decoded image, as the
+    classifier's pipeline makes it (picklable).
 
-    def __init__(self, size: int) -> None:
+    Args:
+        size (int): Output side.
+        transform (str): The model's image transform, see
+            :func:`~mmprompt.datasets.transforms.image_transform_of`.
+            Defaults to ``'CLIPPreprocess'``.
+    """
+
+    def __init__(self, size: int, transform: str = 'CLIPPreprocess') -> None:
         self.size = size
+        self.transform = transform
         self._pipeline: Optional[Callable] = None
 
     def __getstate__(self) -> dict:
-        return dict(size=self.size, _pipeline=None)
+        return dict(size=self.size, transform=self.transform, _pipeline=None)
 
     def __call__(self, image) -> dict:
         if self._pipeline is None:
             from mmcv.transforms import Compose
             from mmpretrain.datasets import PackInputs
 
-            from .transforms import CLIPPreprocess
+            from .transforms import build_image_transform
             self._pipeline = Compose(
-                [CLIPPreprocess(scale=self.size),
+                [build_image_transform(self.transform, self.size),
                  PackInputs()])
         return self._pipeline(dict(img=image))

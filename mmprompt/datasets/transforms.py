@@ -213,6 +213,30 @@ class CLIPPreprocess(PILPreprocess):
         return clip_resize_crop(image, self.scale)
 
 
+def image_transform_of(model: object) -> str:
+    """The name (in ``TRANSFORMS``) of the image transform a model
+    declares as ``image_transform`` (its CLIP's, for the prompt learners):
+    ``'CLIPPreprocess'`` for CLIP, ``'SquashPreprocess'`` for SigLIP."""
+    for obj in (model, getattr(model, 'clip', None)):
+        name = getattr(obj, 'image_transform', None)
+        if isinstance(name, str):
+            return name
+    return 'CLIPPreprocess'
+
+
+def build_image_transform(name: str, scale: int) -> BaseTransform:
+    """Build a :class:`PILPreprocess` transform by its registry name.
+
+    Args:
+        name (str): E.g. ``'CLIPPreprocess'`` or ``'SquashPreprocess'``.
+        scale (int): Output side.
+
+    Returns:
+        BaseTransform: The transform.
+    """
+    return TRANSFORMS.build(dict(type=name, scale=scale))
+
+
 def squash_resize(image: Image.Image,
                   size: int,
                   interpolation: str = 'bicubic') -> np.ndarray:

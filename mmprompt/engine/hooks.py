@@ -147,7 +147,8 @@ def prepare_zero_shot(model,
                              prototypes)
     if examples is not None:
         model.set_examples(
-            *load_example_images(examples, names, model.image_size))
+            *load_example_images(examples, names, model.image_size,
+                                 model.image_transform))
 
 
 @HOOKS.register_module()

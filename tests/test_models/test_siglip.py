@@ -191,3 +191,29 @@ def test_descriptions_are_not_reported_cut(tiny_pair, monkeypatch):
     ids = zero_shot.tokenize_prompts(
         model.tokenize, ['a photo of a cat.', 'a small cat'], [False, True])
     assert ids.shape == (2, 64) and logged == []
+
+
+def test_inferencers_preprocess_as_the_model_declares(tiny_pair, tmp_path):
+    """ZeroShotClassifier, the bulk tasks (tools/infer.py) and example
+    images all squash SigLIP's inputs (SquashPreprocess), not CLIP's
+    resize-and-crop."""
+    import numpy as np
+    from PIL import Image
+
+    from mmprompt.apis import ZeroShotClassifier
+    from mmprompt.apis.bulk import EmbedTask
+    from mmprompt.datasets import SquashPreprocess, load_example_images
+    _, model, _ = tiny_pair
+    assert model.image_transform == 'SquashPreprocess'
+    image = np.random.default_rng(0).integers(0, 256, (40, 90, 3), np.uint8)
+    expected = SquashPreprocess(scale=32)(dict(img=image))['img']
+    expected = torch.from_numpy(expected).permute(2, 0, 1)
+    classifier = ZeroShotClassifier(model)
+    assert torch.equal(classifier.pipeline(image)['inputs'], expected)
+    task = EmbedTask(model)
+    assert torch.equal(task.transform(image)['inputs'], expected)
+    path = tmp_path / 'cat.png'
+    Image.fromarray(image[..., ::-1]).save(path)
+    images, labels = load_example_images({'cat': [str(path)]}, ['cat'], 32,
+                                         model.image_transform)
+    assert labels == [0] and torch.equal(images[0], expected)

@@ -98,6 +98,8 @@ class CLIP(BaseModel):
             Defaults to None.
     """
 
+    #: The image transform (a ``TRANSFORMS`` name) the inferencers use.
+    image_transform = 'CLIPPreprocess'
     #: Mean and std of RGB in [0, 255] of the default data preprocessor.
     image_mean: Tuple[float, ...] = CLIP_MEAN
     image_std: Tuple[float, ...] = CLIP_STD

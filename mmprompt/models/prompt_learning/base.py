@@ -76,6 +76,11 @@ class FrozenCLIPModel(BaseModel):
         self._is_init = True
 
     @property
+    def image_transform(self) -> str:
+        """str: The image transform of the CLIP."""
+        return self.clip.image_transform
+
+    @property
     def image_size(self) -> int:
         """int: Side of the square images CLIP's image tower takes."""
         return int(self.clip.visual.img_size[0])

@@ -30,6 +30,7 @@ class SigLIP(CLIP):
     the image tower.
     """
 
+    image_transform = 'SquashPreprocess'
     image_mean = SIGLIP_MEAN
     image_std = SIGLIP_STD
     default_tokenizer = None

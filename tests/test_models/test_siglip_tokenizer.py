@@ -1,17 +1,9 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
-import json
-
 import pytest
 import torch
+from testing_utils import siglip
 
 from mmprompt.models.siglip.tokenizer import SigLIPTokenizer, canonicalize
-
-CORPUS = [
-    'a photo of a cat', 'a bad photo of the golden retriever',
-    'itap of a plastic zebra', 'a sculpture of a tiny red rocket at dusk',
-    'the cafe in tokyo serves naive coffee', 'a photo of many small dogs',
-    'an origami of a crane', 'a rendering of the space shuttle',
-] * 4
 
 HARD = [
     'A photo of a Cat.',
@@ -25,26 +17,6 @@ HARD = [
     '...!!!',
     'üBER-long ' * 40,
 ]
-
-
-def _train_tokenizer(tmp_path, pad_token: str) -> str:
-    """A small unigram tokenizer like SigLIP's: ``</s>`` appended by the
-    post-processor; saved with a tokenizer_config.json for transformers."""
-    implementations = pytest.importorskip('tokenizers.implementations')
-    processors = pytest.importorskip('tokenizers.processors')
-    tok = implementations.SentencePieceUnigramTokenizer()
-    tok.train_from_iterator(
-        CORPUS, vocab_size=120, special_tokens=['<pad>', '</s>', '<unk>'],
-        unk_token='<unk>')
-    tok.post_processor = processors.TemplateProcessing(
-        single='$A </s>', special_tokens=[('</s>', 1)])
-    tok.save(str(tmp_path / 'tokenizer.json'))
-    with open(tmp_path / 'tokenizer_config.json', 'w') as f:
-        json.dump(
-            dict(tokenizer_class='PreTrainedTokenizerFast',
-                 pad_token=pad_token, eos_token='</s>', unk_token='<unk>',
-                 model_max_length=64), f)
-    return str(tmp_path / 'tokenizer.json')
 
 
 def test_canonicalize_matches_open_clip():
@@ -63,7 +35,7 @@ def test_siglip_tokenizer_ids_match_open_clip(tmp_path, pad_token):
     keeping </s>."""
     pytest.importorskip('transformers')
     oc_tokenizer = pytest.importorskip('open_clip.tokenizer')
-    path = _train_tokenizer(tmp_path, pad_token)
+    path = siglip.train_tokenizer(str(tmp_path), pad_token)
     ref = oc_tokenizer.HFTokenizer(
         str(tmp_path), context_length=64, clean='canonicalize')
     ours = SigLIPTokenizer(path, pad_token=pad_token)
@@ -79,7 +51,7 @@ def test_siglip_tokenizer_ids_match_open_clip(tmp_path, pad_token):
 
 
 def test_siglip_tokenizer_refuses(tmp_path):
-    path = _train_tokenizer(tmp_path, '</s>')
+    path = siglip.train_tokenizer(str(tmp_path), '</s>')
     ours = SigLIPTokenizer(path)
     with pytest.raises(ValueError, match='Text 1 is .* tokens long, over '
                        'the context length 64'):

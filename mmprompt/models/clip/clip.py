@@ -79,7 +79,10 @@ class CLIP(BaseModel):
     Args:
         vision_backbone (dict): Config of the image tower, built with
             ``MODELS``; it must return a tuple whose last item is the pooled
-            feature ``(N, C)`` and expose ``embed_dims``. OpenAI's ViT is
+            feature ``(N, C)`` and expose ``embed_dims``; it pools to the
+            class token, or declares ``pooled_by`` (an attention head, e.g.
+            :class:`~mmprompt.models.siglip.MAPVisionTransformer`). OpenAI's
+            ViT is
             MMPreTrain's ``VisionTransformer`` with ``pre_norm=True``,
             ``norm_cfg=dict(type='LN', eps=1e-5)``, ``out_type='cls_token'``
             and ``act_cfg=dict(type='mmpretrain.QuickGELU')`` in its

@@ -91,8 +91,9 @@ class SigLIPTokenizer:
 
     @property
     def pad_id(self) -> int:
-        """int: Id of ``pad_token``."""
-        self.tokenizer
+        """int: Id of ``pad_token`` (reads the file on first use)."""
+        if self._tokenizer is None:
+            self._tokenizer, self._pad_id = self._load()
         return self._pad_id
 
     def _load(self):

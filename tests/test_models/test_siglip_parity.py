@@ -42,15 +42,18 @@ def _reference_outputs(name: str, images: torch.Tensor, ids: torch.Tensor):
 
 @pytest.mark.parity
 @pytest.mark.slow
-@pytest.mark.parametrize('name,config,vocab', [
-    ('ViT-B-16-SigLIP', 'siglip_vit-base-p16', 32000),
-    ('ViT-B-16-SigLIP2', 'siglip2_vit-base-p16', 256000),
+@pytest.mark.parametrize('name,config,vocab,size', [
+    ('ViT-B-16-SigLIP', 'siglip_vit-base-p16', 32000, 224),
+    ('ViT-B-16-SigLIP2', 'siglip2_vit-base-p16', 256000, 224),
+    # 3.5 GB a model, minutes on one core: with MMPROMPT_HEAVY=1 only.
+    pytest.param('ViT-SO400M-14-SigLIP-384', 'siglip_vit-so400m-p14-384px',
+                 32000, 384, marks=pytest.mark.heavy),
 ])
-def test_siglip_full_size_matches_open_clip(name, config, vocab):
+def test_siglip_full_size_matches_open_clip(name, config, vocab, size):
     """Normalised image and text features within 1e-5, logits with the
     bias within 1e-4, for a batch of 2 images and 4 full-length rows."""
     g = torch.Generator().manual_seed(0)
-    images = torch.randn(2, 3, 224, 224, generator=g)
+    images = torch.randn(2, 3, size, size, generator=g)
     ids = torch.randint(0, vocab, (4, 64), generator=g)
     ids[:, 10:] = 1  # rows padded like SigLIP's, the pad token pooled
     ref_img, ref_txt, ref_logits, converted = _reference_outputs(

@@ -217,3 +217,17 @@ def test_inferencers_preprocess_as_the_model_declares(tiny_pair, tmp_path):
     images, labels = load_example_images({'cat': [str(path)]}, ['cat'], 32,
                                          model.image_transform)
     assert labels == [0] and torch.equal(images[0], expected)
+
+
+def test_map_tower_sets_its_own_pooling():
+    """No class token and patch tokens into the head are the tower's own
+    settings; the head's MLP follows the tower's MLP width."""
+    cfg = siglip.tiny_cfg().vision_backbone
+    tower = MODELS.build(cfg)
+    assert tower.cls_token is None and tower.out_type == 'raw'
+    assert tower.attn_pool.mlp.fc1.out_features == \
+        cfg.arch.feedforward_channels == 239
+    assert tower.pooled_by == 'attn_pool'
+    with pytest.raises(TypeError, match='MAPVisionTransformer sets '
+                       'with_cls_token itself'):
+        MODELS.build(dict(cfg, with_cls_token=True))

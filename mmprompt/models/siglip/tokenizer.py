@@ -14,7 +14,7 @@ ids, and public reports lose 10+ ImageNet points without them.
 import logging
 import os.path as osp
 import string
-from typing import Optional, Sequence, Union
+from typing import Any, Optional, Sequence, Tuple, Union
 
 import torch
 from mmengine.logging import print_log
@@ -82,7 +82,7 @@ class SigLIPTokenizer:
         self._pad_id: Optional[int] = None
 
     @property
-    def tokenizer(self):
+    def tokenizer(self) -> Any:
         """tokenizers.Tokenizer: The file's tokenizer, read and checked on
         first use."""
         if self._tokenizer is None:
@@ -96,7 +96,8 @@ class SigLIPTokenizer:
             self._tokenizer, self._pad_id = self._load()
         return self._pad_id
 
-    def _load(self):
+    def _load(self) -> Tuple[Any, int]:
+        """Read and check the file: ``(tokenizers.Tokenizer, pad id)``."""
         try:
             from tokenizers import Tokenizer
         except ImportError:

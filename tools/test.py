@@ -23,6 +23,7 @@ from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
 from mmengine.utils import ProgressBar
 
+from mmprompt.apis.model_zoo import use_zoo_tokenizer
 from mmprompt.datasets.integrity import check_cifar_files
 from mmprompt.engine.hooks import pop_zero_shot_inputs
 from mmprompt.models.utils import COMPILE_MODES
@@ -369,6 +370,8 @@ def main(argv: Optional[List[str]] = None) -> dict:
     cfg = load_config(args.config)[0]
     require_keys(cfg, ('model', 'test_dataloader'), args.config)
     cfg = merge_args(cfg, args)
+    # A zoo name's tokenizer file (SigLIP) came with its weights.
+    use_zoo_tokenizer(cfg, args.checkpoint)
     check_cifar_files(cfg.test_dataloader.dataset)
     setup_distributed(cfg, args.launcher, training=False)
     learned = is_learned_file(checkpoint)

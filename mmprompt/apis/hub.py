@@ -37,11 +37,13 @@ from mmengine.logging import print_log
 
 from mmprompt.utils.errors import UserError
 from mmprompt.utils.io import atomic_write, file_digest
-from .model_zoo import ModelInfo, get_configs_dir, get_model_info
+from .model_zoo import (ModelInfo, get_configs_dir, get_model_info,
+                        url_file_name)
 
 __all__ = [
     'get_home', 'get_configs_dir', 'get_checkpoint', 'checkpoint_path',
-    'download', 'mirror_url', 'ChecksumError', 'DownloadError'
+    'download', 'mirror_url', 'tokenizer_path', 'ChecksumError',
+    'DownloadError'
 ]
 
 CHUNK = 1 << 20
@@ -196,14 +198,24 @@ def checkpoint_path(name: str, home: Optional[str] = None) -> str:
                     f'{stem}_{tag}.safetensors')
 
 
+#: Data files kept beside the converted checkpoint rather than converted:
+#: SigLIP's tokenizer file, read when the model is built.
+SIDE_FILES = ('tokenizer', )
+
+
+def tokenizer_path(name: str, home: Optional[str] = None) -> Optional[str]:
+    """Where the tokenizer file of ``name`` is cached, beside its checkpoint
+    (``<checkpoint stem>.tokenizer.json``); None for models whose row lists
+    no ``tokenizer`` data file (their tokenizer ships with mmprompt)."""
+    if 'tokenizer' not in get_model_info(name).data_files:
+        return None
+    return osp.splitext(checkpoint_path(name, home))[0] + '.tokenizer.json'
+
+
 def manual_path(file_name: str, home: Optional[str] = None) -> str:
     """Where a file downloaded by hand is looked for:
     ``<home>/downloads/<file_name>``."""
     return osp.join(home or get_home(), 'downloads', file_name)
-
-
-def _data_file_name(url: str) -> str:
-    return url.rstrip('/').split('/')[-1].split('?')[0]
 
 
 def _convert_command(info: ModelInfo, dst: str, home: str) -> str:
@@ -212,12 +224,15 @@ def _convert_command(info: ModelInfo, dst: str, home: str) -> str:
     downloads = osp.join(home, 'downloads')
     args = ['python', *converter_command(info.converter),
             osp.join(downloads, info.weights_file), dst]
+    copies = []
     for key, entry in info.data_files.items():
-        args += [
-            '--' + key.replace('_', '-'),
-            osp.join(downloads, _data_file_name(entry['URL']))
-        ]
-    return ' '.join(shlex.quote(a) for a in args)
+        path = osp.join(downloads, url_file_name(entry['URL']))
+        if key in SIDE_FILES:
+            copies.append(f' && cp {shlex.quote(path)} '
+                          f'{shlex.quote(tokenizer_path(info.name, home))}')
+            continue
+        args += ['--' + key.replace('_', '-'), path]
+    return ' '.join(shlex.quote(a) for a in args) + ''.join(copies)
 
 
 def _fetch(url: str,
@@ -231,7 +246,7 @@ def _fetch(url: str,
     """A verified local copy of ``url``: the file ``file_name`` (by default
     the URL's) in ``<home>/downloads`` if there is one, else a download into
     ``work`` (from the mirror ``endpoint``, see :func:`mirror_url`)."""
-    file_name = file_name or _data_file_name(url)
+    file_name = file_name or url_file_name(url)
     manual = manual_path(file_name, home)
     if not sha256:
         if osp.isfile(manual):
@@ -269,12 +284,15 @@ def _convert(info: ModelInfo, weights: str, data: Dict[str, str]):
         key, options = parse_converter(info.converter)
     except ConverterError as e:
         raise UserError(f'{info.metafile}: {info.name}: {e}') from None
-    unknown = sorted(set(data) - set(DATA_FILE_READERS))
+    unknown = sorted(set(data) - set(DATA_FILE_READERS) - set(SIDE_FILES))
     if unknown:
         raise UserError(f'{info.metafile}: {info.name} has data files '
                         f'{unknown} no converter reads; known: '
                         f"{', '.join(DATA_FILE_READERS)}")
-    inputs = {k: DATA_FILE_READERS[k](path) for k, path in data.items()}
+    inputs = {
+        k: DATA_FILE_READERS[k](path)
+        for k, path in data.items() if k not in SIDE_FILES
+    }
     state_dict = unwrap_state_dict(load_source_checkpoint(weights), weights)
     return CONVERTERS[key](state_dict, **inputs, **options)
 
@@ -360,7 +378,9 @@ def get_checkpoint(name: str,
     info = get_model_info(name)
     home = home or get_home()
     dst = checkpoint_path(info.name, home)
-    if osp.isfile(dst) and cache_is_valid(dst):
+    tokenizer = tokenizer_path(info.name, home)
+    if osp.isfile(dst) and cache_is_valid(dst) and (
+            tokenizer is None or osp.isfile(tokenizer)):
         return dst
     what_to_do = (
         f'download it by hand to {osp.join(home, "downloads")}/ and run '
@@ -384,6 +404,12 @@ def get_checkpoint(name: str,
             zoo_name=info.name)
         save_checkpoint(converted, meta, dst, force=True)
         write_stamp(dst)
+        if tokenizer is not None:
+            # Checked against its SHA-256 (or put there by hand) like the
+            # weights; kept, as the model reads it when built.
+            with open(data['tokenizer'], 'rb') as src, atomic_write(
+                    tokenizer, 'wb') as out:
+                shutil.copyfileobj(src, out)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print_log(f'Cached {info.name} at {dst}', logger='current')

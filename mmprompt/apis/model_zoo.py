@@ -44,9 +44,9 @@ class UnknownModelError(InvalidInputError):
 
 
 #: The names open_clip gives every weights file on the Hugging Face Hub.
-GENERIC_WEIGHTS_FILES = ('open_clip_pytorch_model.bin',
-                         'open_clip_model.safetensors',
-                         'open_clip_pytorch_model.safetensors')
+GENERIC_FILE_NAMES = ('open_clip_pytorch_model.bin',
+                      'open_clip_model.safetensors',
+                      'open_clip_pytorch_model.safetensors', 'tokenizer.json')
 
 
 @dataclass(frozen=True)
@@ -91,14 +91,28 @@ class ModelInfo:
 
     @property
     def weights_file(self) -> str:
-        """str: The file name of the official weights. open_clip's Hub
-        files all have one of :data:`GENERIC_WEIGHTS_FILES` for name, so
-        theirs is prefixed with the repository:
-        ``CLIP-ViT-H-14-laion2B-s32B-b79K_open_clip_pytorch_model.bin``."""
-        parts = self.weights.split('?')[0].rstrip('/').split('/')
-        if parts[-1] in GENERIC_WEIGHTS_FILES and 'resolve' in parts:
-            return f"{parts[parts.index('resolve') - 1]}_{parts[-1]}"
-        return parts[-1]
+        """str: The file name of the official weights, see
+        :func:`url_file_name`."""
+        return url_file_name(self.weights)
+
+
+def url_file_name(url: str) -> str:
+    """The local name of a downloaded file: the URL's last part, prefixed
+    by the repository for Hugging Face files whose repositories all use one
+    name (:data:`GENERIC_FILE_NAMES`: ``https://huggingface.co/<org>/<repo>
+    /resolve/<revision>/open_clip_pytorch_model.bin`` ->
+    ``<repo>_open_clip_pytorch_model.bin``).
+
+    Args:
+        url (str): The file's URL.
+
+    Returns:
+        str: A file name.
+    """
+    parts = url.split('?')[0].rstrip('/').split('/')
+    if parts[-1] in GENERIC_FILE_NAMES and 'resolve' in parts:
+        return f"{parts[parts.index('resolve') - 1]}_{parts[-1]}"
+    return parts[-1]
 
 
 def get_zoo_root() -> str:
@@ -328,6 +342,24 @@ def _checkpoint_arg(pretrained: str) -> str:
     return pretrained
 
 
+def use_zoo_tokenizer(cfg: Config, name: str) -> None:
+    """Point a config's tokenizer at the tokenizer file fetched with the
+    weights of zoo model ``name`` (SigLIP's ``tokenizer.json``): weights and
+    tokenizer go together. Nothing changes for a name that is not in the
+    zoo or whose row lists no tokenizer file, or a config without one.
+
+    Args:
+        cfg (Config): The config, changed in place.
+        name (str): A zoo name (or anything else).
+    """
+    if name.lower() not in load_zoo() or not cfg.model.get('tokenizer'):
+        return
+    from . import hub
+    tokenizer = hub.tokenizer_path(name)
+    if tokenizer is not None:
+        cfg.model.tokenizer.tokenizer_file = tokenizer
+
+
 def _use_text_encoder(cfg: Config, checkpoint: str) -> None:
     """Point an open-set config's text tower at a CLIP checkpoint."""
     text_encoder = cfg.model.get('text_encoder')
@@ -463,6 +495,8 @@ def get_model(model: Union[str, Config, BaseModel],
     checkpoint, text_encoder = _weights(cfg, info, pretrained)
     if text_encoder:
         _use_text_encoder(cfg, text_encoder)
+    if pretrained is True and info is not None:
+        use_zoo_tokenizer(cfg, info.name)
     from mmprompt.engine.hooks import pop_zero_shot_inputs, prepare_zero_shot
     model_cfg = copy.deepcopy(cfg.model)
     zero_shot = pop_zero_shot_inputs(model_cfg)
@@ -497,6 +531,11 @@ def _results_text(info: ModelInfo) -> str:
     return '; '.join(parts) or '-'
 
 
+#: How the README names a row's data files.
+DATA_FILE_LABELS = dict(
+    tag_list='tag lists', thresholds='thresholds', tokenizer='tokenizer')
+
+
 def markdown_table() -> str:
     """The zoo as a Markdown table (the README's model-zoo section)."""
     rows = [
@@ -512,7 +551,11 @@ def markdown_table() -> str:
         converter = osp.basename(info.converter.split()[0]) + (
             ' ' + ' '.join(info.converter.split()[1:])
             if len(info.converter.split()) > 1 else '')
-        extra = ' + tag lists, thresholds' if info.data_files else ''
+        labels = [
+            label for key, label in DATA_FILE_LABELS.items()
+            if key in info.data_files
+        ]
+        extra = ' + ' + ', '.join(labels) if labels else ''
         extra += f' + text tower of `{info.text_encoder}`' \
             if info.text_encoder else ''
         extra += f'; licence: {info.license}' if info.license else ''

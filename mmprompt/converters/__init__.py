@@ -12,6 +12,7 @@ from .openai_clip import convert_openai_clip, infer_openai_clip_arch
 from .pe_core import convert_pe_core, infer_pe_core_arch
 from .ram import convert_ram
 from .rules import apply_rules
+from .siglip import convert_siglip, infer_siglip_arch
 from .swin import (swin_relative_position_index, swin_unfold_norm,
                    swin_unfold_reduction)
 
@@ -23,6 +24,7 @@ CONVERTERS: Dict[str, Callable] = {
     'open_clip': convert_open_clip,
     'pe_core': convert_pe_core,
     'ram': convert_ram,
+    'siglip': convert_siglip,
 }
 
 #: Readers of the side files a zoo model's ``Data Files`` name, by the
@@ -85,5 +87,6 @@ __all__ = [
     'load_source_checkpoint', 'parse_converter', 'save_checkpoint_atomic',
     'swin_unfold_norm', 'swin_unfold_reduction', 'unwrap_state_dict',
     'convert_openai_clip', 'convert_open_clip', 'infer_openai_clip_arch',
-    'convert_ram', 'swin_relative_position_index'
+    'convert_pe_core', 'infer_pe_core_arch', 'convert_ram', 'convert_siglip',
+    'infer_siglip_arch', 'swin_relative_position_index'
 ]

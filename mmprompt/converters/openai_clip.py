@@ -14,7 +14,6 @@ from typing import Dict, Optional, Tuple
 
 import torch
 
-from mmprompt.utils.checkpoint import describe
 from .common import MMPROMPT_FORMAT, ConverterError, unwrap_state_dict
 from .families import check_family
 from .rules import apply_rules

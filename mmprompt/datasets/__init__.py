@@ -6,7 +6,8 @@ from .ram_transforms import RAMPreprocess, ram_resize
 from .transforms import CLIPPreprocess, clip_resize_crop, open_image
 
 __all__ = [
-    'CLIPPreprocess', 'FewShotDataset', 'RGBToBGR', 'clip_resize_crop', 'open_image', 'RAMPreprocess',
+    'CLIPPreprocess', 'FewShotDataset', 'RGBToBGR', 'clip_resize_crop',
+    'open_image', 'RAMPreprocess',
     'TaggingDataset', 'ram_resize', 'read_tag_list', 'load_example_images',
     'resolve_examples'
 ]

@@ -5,8 +5,9 @@
 (:meth:`~mmprompt.models.clip.CLIPZeroShot.set_examples`); its callers
 (:class:`~mmprompt.apis.ZeroShotClassifier`, ``tools/test.py``'s
 :class:`~mmprompt.engine.PrepareZeroShotHook`) read them here, through the
-decoder and preprocessing every input image gets
-(:class:`~mmprompt.datasets.CLIPPreprocess`).
+decoder and preprocessing every input image of the model gets
+(:class:`~mmprompt.datasets.CLIPPreprocess` with the model's
+``model.preprocess_args``).
 """
 import os
 import os.path as osp

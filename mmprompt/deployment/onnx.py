@@ -165,12 +165,21 @@ class TextTowerExport(nn.Module):
     def forward(self, token_ids: torch.Tensor) -> torch.Tensor:
         return self.model.extract_text_feat(token_ids)
 
+    @property
+    def full_rows(self) -> bool:
+        """bool: Whether the tower takes only full-length rows (SigLIP's
+        bidirectional tower); then the length is not a dynamic axis."""
+        from mmprompt.models.clip.zero_shot import is_causal
+        return not is_causal(self.model.text_encoder)
+
     def example_inputs(self,
                        batch: int = 2,
                        length: int = 8) -> Tuple[torch.Tensor, ...]:
-        """Token ids of ``batch`` prompts of ``length`` tokens."""
+        """Token ids of ``batch`` prompts of ``length`` tokens (padded to
+        the context for :attr:`full_rows`)."""
         texts = [' '.join(['photo'] * (length - 2))] * batch
-        return (self.model.tokenize(texts)[:, :length], )
+        ids = self.model.tokenize(texts)
+        return (ids if self.full_rows else ids[:, :length], )
 
     def metadata(self) -> Dict[str, str]:
         return dict(context_length=str(self.model.context_length))
@@ -200,7 +209,10 @@ class ClassifierExport(ImageTowerExport):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         feats = F.normalize(super().forward(images), dim=-1)
-        return self.model.compute_class_logits(feats).softmax(dim=-1)
+        logits = self.model.compute_class_logits(feats)
+        if self.model.score_activation == 'sigmoid':  # SigLIP's own scores
+            return logits.sigmoid()
+        return logits.softmax(dim=-1)
 
     def metadata(self) -> Dict[str, str]:
         meta = super().metadata()
@@ -416,6 +428,8 @@ def export_mode(module: nn.Module) -> Iterator[None]:
 
 def _dynamic_shapes(module: nn.Module) -> dict:
     batch = torch.export.Dim('batch', min=1, max=1024)
+    if module.kind == 'text' and module.full_rows:
+        return dict(token_ids={0: batch})
     if module.kind == 'text':
         length = torch.export.Dim(
             'length', min=2, max=module.model.context_length)

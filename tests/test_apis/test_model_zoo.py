@@ -34,7 +34,7 @@ def test_every_config_is_in_the_zoo_once():
             osp.join(REPO_ROOT, 'configs', '*', 'metafile.yml'))
     ]
     assert sorted(osp.basename(f) for f in families) == [
-        'clip', 'open_clip', 'pe_core', 'ram'
+        'clip', 'open_clip', 'pe_core', 'ram', 'siglip'
     ]
     configs = sorted(
         osp.relpath(p, REPO_ROOT) for f in families
@@ -48,7 +48,7 @@ def test_every_config_is_in_the_zoo_once():
         # open_clip's and PE-Core's files have no published SHA-256 (see
         # the metafiles).
         assert info.sha256 is None and info.collection in OPEN_CLIP + (
-            'PE-Core', ) or (len(info.sha256) == 64 and
+            'PE-Core', 'SigLIP', 'SigLIP2') or (len(info.sha256) == 64 and
                              int(info.sha256, 16) >= 0)
         script = converter_command(info.converter)[0]
         assert osp.isfile(osp.join(REPO_ROOT, script)), info.converter
@@ -118,14 +118,14 @@ def test_model_index_is_what_mmpretrain_and_mim_read():
             'Import': [
                 'configs/clip/metafile.yml', 'configs/open_clip/metafile.yml',
                 'configs/pe_core/metafile.yml',
-                'configs/ram/metafile.yml'
+                'configs/ram/metafile.yml', 'configs/siglip/metafile.yml'
             ]
         }
 
 
 def test_list_models_pattern_and_task():
     everything = list_models()
-    assert len(everything) == 53 and everything == sorted(everything)
+    assert len(everything) == 67 and everything == sorted(everything)
     assert list_models('*in1k*') == list_models('in1k') == [
         'clip_vit-base-p16_zeroshot-cls_in1k',
         'clip_vit-base-p32_zeroshot-cls_in1k',
@@ -147,7 +147,7 @@ def test_list_models_pattern_and_task():
         'ram-plus_swin-large-p4-w12_384px_openset',
         'ram-plus_swin-large-p4-w12_384px_openset_openimages-rare'
     ]
-    assert len(list_models(task='Zero-shot Image Classification')) == 45
+    assert len(list_models(task='Zero-shot Image Classification')) == 59
     assert ZeroShotClassifier.list_models() == list_models(
         task='Zero-shot Image Classification')
     assert ImageTagger.list_models() == list_models('ram')

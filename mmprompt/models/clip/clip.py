@@ -62,16 +62,28 @@ def _check_image_preprocess(cfg: Optional[dict]) -> Dict[str, str]:
     return args
 
 
-def logits_to_samples(
-        logits: torch.Tensor,
-        data_samples: Optional[List[DataSample]] = None) -> List[DataSample]:
-    """Fill ``pred_score`` (softmax of the class logits) and ``pred_label``
-    of each sample, making new samples if None: the single-label result of
-    every classifier here (zero-shot CLIP, CoOp, CoCoOp, Tip-Adapter-F).
+#: How ``pred_score`` is made from the class logits.
+SCORE_ACTIVATIONS = ('softmax', 'sigmoid')
+
+
+def logits_to_samples(logits: torch.Tensor,
+                      data_samples: Optional[List[DataSample]] = None,
+                      activation: str = 'softmax') -> List[DataSample]:
+    """Fill ``pred_score`` and ``pred_label`` (the largest logit) of each
+    sample, making new samples if None: the single-label result of every
+    classifier here (zero-shot CLIP and SigLIP, CoOp, CoCoOp,
+    Tip-Adapter-F). ``pred_score`` is the softmax of the class logits, or
+    their sigmoid (SigLIP's own per-category probabilities); both keep the
+    order of the logits, so top-k metrics are the same either way.
     Non-finite logits are refused (:func:`~mmprompt.utils.scores.
     check_finite_scores`)."""
-    scores = check_finite_scores(logits).softmax(dim=-1)
-    labels = scores.argmax(dim=-1, keepdim=True)
+    if activation not in SCORE_ACTIVATIONS:
+        raise ValueError(f'activation must be one of {SCORE_ACTIVATIONS}, '
+                         f'got {activation!r}')
+    logits = check_finite_scores(logits)
+    scores = logits.sigmoid() if activation == 'sigmoid' else \
+        logits.softmax(dim=-1)
+    labels = logits.argmax(dim=-1, keepdim=True)
     if data_samples is None:
         data_samples = [DataSample() for _ in range(scores.size(0))]
     for sample, score, label in zip(data_samples, scores, labels):
@@ -90,9 +102,11 @@ class CLIP(BaseModel):
     Args:
         vision_backbone (dict): Config of the image tower, built with
             ``MODELS``; it must return a tuple whose last item is the pooled
-            feature ``(N, C)`` (``out_type`` in :data:`POOLED_OUT_TYPES`)
-            and expose ``embed_dims``. OpenAI's ViT is MMPreTrain's
-            ``VisionTransformer`` with ``pre_norm=True``,
+            feature ``(N, C)`` and expose ``embed_dims``; it pools to the
+            class token or an attention head (``out_type`` in
+            :data:`POOLED_OUT_TYPES`), or declares ``pooled_by`` (e.g.
+            :class:`~mmprompt.models.siglip.MAPVisionTransformer`). OpenAI's
+            ViT is MMPreTrain's ``VisionTransformer`` with ``pre_norm=True``,
             ``norm_cfg=dict(type='LN', eps=1e-5)``, ``out_type='cls_token'``
             and ``act_cfg=dict(type='mmpretrain.QuickGELU')`` in its
             ``layer_cfgs``; PE-Core's is
@@ -120,6 +134,20 @@ class CLIP(BaseModel):
             Defaults to None.
     """
 
+    #: ``image_preprocess`` when the config gives none (OpenAI's).
+    default_image_preprocess: Dict[str, str] = dict(
+        resize_mode='shortest', interpolation='bicubic')
+    #: Mean and std of RGB in [0, 255] of the default data preprocessor.
+    image_mean: Tuple[float, ...] = CLIP_MEAN
+    image_std: Tuple[float, ...] = CLIP_STD
+    #: The tokenizer built when the config names none (None: none built).
+    default_tokenizer: Optional[dict] = dict(type='CLIPTokenizer')
+    #: Whether a linear map (``visual_proj``) takes the image tower's
+    #: pooled feature to the joint space; if not, it is already there.
+    project_image = True
+    #: Initial ``logit_bias`` added to every logit (SigLIP); None: no bias.
+    logit_bias_init: Optional[float] = None
+
     def __init__(self,
                  vision_backbone: dict,
                  text_backbone: dict,
@@ -129,18 +157,26 @@ class CLIP(BaseModel):
                  data_preprocessor: Optional[Union[dict, nn.Module]] = None,
                  image_preprocess: Optional[dict] = None,
                  init_cfg: Optional[dict] = None) -> None:
-        data_preprocessor = build_cls_preprocessor(data_preprocessor,
-                                                   CLIP_MEAN, CLIP_STD)
+        data_preprocessor = build_cls_preprocessor(
+            data_preprocessor, self.image_mean, self.image_std)
         super().__init__(
             data_preprocessor=data_preprocessor, init_cfg=init_cfg)
 
         self.visual = MODELS.build(copy.deepcopy(vision_backbone))
+        # Towers that pool themselves (an attention head) say how.
         out_type = getattr(self.visual, 'out_type', 'cls_token')
-        if out_type not in POOLED_OUT_TYPES:
+        if getattr(self.visual, 'pooled_by', None) is None and \
+                out_type not in POOLED_OUT_TYPES:
             raise ValueError('the image tower must pool its tokens (out_type '
                              f'in {POOLED_OUT_TYPES}), got {out_type!r}')
-        self.visual_proj = nn.Linear(
-            self.visual.embed_dims, proj_dims, bias=visual_proj_bias)
+        if self.project_image:
+            self.visual_proj = nn.Linear(
+                self.visual.embed_dims, proj_dims, bias=visual_proj_bias)
+        elif self.visual.embed_dims != proj_dims:
+            raise ValueError(f'the image tower gives {self.visual.embed_dims}'
+                             f' channels, proj_dims is {proj_dims}')
+        else:
+            self.visual_proj = nn.Identity()
 
         text_cfg = copy.deepcopy(text_backbone)
         text_cfg.setdefault('out_dims', proj_dims)
@@ -149,11 +185,17 @@ class CLIP(BaseModel):
                              f' differs from proj_dims ({proj_dims})')
         self.text_encoder = MODELS.build(text_cfg)
 
-        self.tokenizer = TOKENIZER.build(
-            copy.deepcopy(tokenizer or dict(type='CLIPTokenizer')))
+        tokenizer = tokenizer or self.default_tokenizer
+        self.tokenizer = None if tokenizer is None else TOKENIZER.build(
+            copy.deepcopy(tokenizer))
         self.proj_dims = proj_dims
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))
-        self.image_preprocess = _check_image_preprocess(image_preprocess)
+        self.image_preprocess = _check_image_preprocess(
+            dict(self.default_image_preprocess, **(image_preprocess or {})))
+        if self.logit_bias_init is not None:
+            self.logit_bias = nn.Parameter(torch.tensor(self.logit_bias_init))
+        else:
+            self.logit_bias = None
 
     #: Submodules :func:`~mmprompt.models.utils.compile_model` compiles: the
     #: image tower (text prototypes are built once per category set, from
@@ -174,6 +216,12 @@ class CLIP(BaseModel):
         ``interpolation``."""
         return dict(
             scale=int(self.visual.img_size[0]), **self.image_preprocess)
+
+    @property
+    def pad_id(self) -> int:
+        """int: The id that pads rows of token ids (0 for CLIP, the
+        tokenizer's ``pad_id`` if it has one)."""
+        return getattr(self.tokenizer, 'pad_id', 0)
 
     @property
     def context_length(self) -> int:
@@ -269,9 +317,25 @@ class CLIP(BaseModel):
         image_feats, text_feats = self.extract_feat(images, texts)
         return _cosine(image_feats, text_feats)
 
+    def scale_similarity(self, similarity: torch.Tensor) -> torch.Tensor:
+        """Logits of cosine similarities: ``logit_scale.exp() * similarity
+        (+ logit_bias)``.
+
+        Args:
+            similarity (torch.Tensor): Cosines, any shape.
+
+        Returns:
+            torch.Tensor: The logits, same shape.
+        """
+        logits = self.logit_scale.exp() * similarity
+        if self.logit_bias is not None:
+            logits = logits + self.logit_bias
+        return logits
+
     def compute_logits(self, images: torch.Tensor,
                        texts: torch.Tensor) -> torch.Tensor:
-        """Image-to-text logits: ``logit_scale.exp()`` times the cosine.
+        """Image-to-text logits: ``logit_scale.exp()`` times the cosine,
+        plus ``logit_bias`` if the model has one (SigLIP).
 
         Args:
             images (torch.Tensor): ``(N, 3, H, W)``.
@@ -280,7 +344,7 @@ class CLIP(BaseModel):
         Returns:
             torch.Tensor: ``(N, M)``.
         """
-        return self.logit_scale.exp() * self.compute_similarity(images, texts)
+        return self.scale_similarity(self.compute_similarity(images, texts))
 
     def tokenize(self,
                  texts: Union[str, Sequence[str]],
@@ -295,6 +359,9 @@ class CLIP(BaseModel):
         Returns:
             torch.Tensor: ``(N, context_length)`` long tensor on the CPU.
         """
+        if self.tokenizer is None:
+            raise RuntimeError(f'{type(self).__name__} has no tokenizer: '
+                               'configure one (tokenizer=dict(...))')
         return self.tokenizer(
             texts, context_length=self.context_length, truncate=truncate)
 
@@ -329,7 +396,9 @@ class CLIPZeroShot(CLIP):
     + cache_alpha * exp(-cache_beta * (1 - f @ K.T)) @ L``
 
     with ``P`` the prototypes, ``K`` the example features and ``L`` their
-    one-hot labels, and ``pred_score = softmax(logits)``. See
+    one-hot labels (plus ``logit_bias`` for SigLIP), and ``pred_score`` is
+    ``softmax(logits)`` (``score_activation``; SigLIP's own sigmoid
+    for :class:`~mmprompt.models.siglip.SigLIPZeroShot`). See
     :mod:`mmprompt.models.clip.zero_shot` for the exact rules.
 
     What the model recognises is a value, a
@@ -386,6 +455,9 @@ class CLIPZeroShot(CLIP):
             Defaults to True.
         **kwargs: Arguments of :class:`CLIP`.
     """
+
+    #: ``pred_score`` from the logits, see :func:`logits_to_samples`.
+    score_activation = 'softmax'
 
     def __init__(self,
                  categories: Optional[Union[str, Sequence[str]]] = None,
@@ -740,7 +812,7 @@ class CLIPZeroShot(CLIP):
             torch.Tensor: ``(N, C)``.
         """
         vocabulary = vocabulary or self.get_vocabulary()
-        return vocabulary.logits(image_feats, self.logit_scale.exp(),
+        return vocabulary.logits(image_feats, self.scale_similarity,
                                  self.cache_alpha, self.cache_beta)
 
     def predict(
@@ -759,9 +831,11 @@ class CLIPZeroShot(CLIP):
                 Defaults to the model's (:meth:`get_vocabulary`).
 
         Returns:
-            List[DataSample]: With ``pred_score`` ``(C,)`` (softmax of the
-            logits) and ``pred_label`` ``(1,)``.
+            List[DataSample]: With ``pred_score`` ``(C,)`` (softmax or
+            sigmoid of the logits, see ``score_activation``) and
+            ``pred_label`` ``(1,)``.
         """
         image_feats = F.normalize(self.extract_image_feat(inputs), dim=-1)
         return logits_to_samples(
-            self.compute_class_logits(image_feats, vocabulary), data_samples)
+            self.compute_class_logits(image_feats, vocabulary), data_samples,
+            self.score_activation)

@@ -1,5 +1,5 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
-"""The text tower of OpenAI CLIP.
+"""The text tower of OpenAI CLIP, and its SigLIP variant.
 
 The architecture follows `CLIP <https://arxiv.org/abs/2103.00020>`_ (OpenAI's
 ``clip/model.py``, MIT licence) and open_clip's ``TextTransformer`` (MIT
@@ -7,6 +7,12 @@ licence); the code is written for mmprompt. Submodules are named after the
 keys of OpenAI's checkpoints (``token_embedding``, ``positional_embedding``,
 ``ln_1``, ``attn.in_proj_weight``, ``mlp.c_fc``, ``ln_final``,
 ``text_projection``), so the converter only adds a prefix.
+
+Options give SigLIP's tower (`Zhai et al., 2023
+<https://arxiv.org/abs/2303.15343>`_, open_clip's ``TextTransformer`` with
+``no_causal_mask``, ``pool_type='last'``, ``proj_bias``): bidirectional
+attention, the last position pooled, a projection bias, LayerNorm eps 1e-6
+and, for SigLIP 2, the tanh-approximated GELU.
 """
 import copy
 from collections import OrderedDict
@@ -76,15 +82,22 @@ class CausalSelfAttention(nn.Module):
     Args:
         embed_dims (int): Width of the tokens.
         num_heads (int): Number of attention heads.
+        causal (bool): Whether each token attends only to itself and the
+            tokens before it; False attends to every token (SigLIP).
+            Defaults to True.
     """
 
-    def __init__(self, embed_dims: int, num_heads: int) -> None:
+    def __init__(self,
+                 embed_dims: int,
+                 num_heads: int,
+                 causal: bool = True) -> None:
         super().__init__()
         if embed_dims % num_heads != 0:
             raise ValueError(f'embed_dims ({embed_dims}) must be divisible '
                              f'by num_heads ({num_heads})')
         self.embed_dims = embed_dims
         self.num_heads = num_heads
+        self.causal = causal
         self.in_proj_weight = nn.Parameter(
             torch.empty(3 * embed_dims, embed_dims))
         self.in_proj_bias = nn.Parameter(torch.zeros(3 * embed_dims))
@@ -123,7 +136,10 @@ class CausalSelfAttention(nn.Module):
                           -1).permute(2, 0, 3, 1, 4)
         q, k, v = qkv[0], qkv[1], qkv[2]
         if past is None:
-            out = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+            out = F.scaled_dot_product_attention(
+                q, k, v, is_causal=self.causal)
+        elif not self.causal:
+            raise ValueError('a cached prefix needs causal attention')
         else:
             past_k, past_v = (t.expand(n, -1, -1, -1) for t in past)
             prefix = past_k.size(2)
@@ -141,13 +157,14 @@ class CausalSelfAttention(nn.Module):
 
 
 class ResidualAttentionBlock(nn.Module):
-    """A pre-norm transformer block: causal attention, then an MLP.
+    """A pre-norm transformer block: attention, then an MLP.
 
     Args:
         embed_dims (int): Width of the tokens.
         num_heads (int): Number of attention heads.
         feedforward_channels (int): Hidden width of the MLP.
         norm_eps (float): Epsilon of the LayerNorms. Defaults to 1e-5.
+        causal (bool): See :class:`CausalSelfAttention`. Defaults to True.
         act_cfg (dict, optional): The MLP's activation, built with
             ``MODELS``. Defaults to None (:data:`QUICK_GELU`).
     """
@@ -157,10 +174,11 @@ class ResidualAttentionBlock(nn.Module):
                  num_heads: int,
                  feedforward_channels: int,
                  norm_eps: float = 1e-5,
+                 causal: bool = True,
                  act_cfg: Optional[dict] = None) -> None:
         super().__init__()
         self.ln_1 = nn.LayerNorm(embed_dims, eps=norm_eps)
-        self.attn = CausalSelfAttention(embed_dims, num_heads)
+        self.attn = CausalSelfAttention(embed_dims, num_heads, causal)
         self.ln_2 = nn.LayerNorm(embed_dims, eps=norm_eps)
         act = MODELS.build(copy.deepcopy(act_cfg or QUICK_GELU))
         self.mlp = nn.Sequential(
@@ -200,6 +218,12 @@ class CLIPTextTransformer(BaseModule):
     pooled token is the end-of-text token, this gives the same features as
     the zero-padded full-length rows.
 
+    SigLIP's tower (``causal=False, pool='last', proj_bias=True,
+    norm_eps=1e-6``) attends both ways and pools the last position, so
+    every token, padding included, changes the feature: it takes only rows
+    padded to ``context_length``, and no shared prefix (``encode_prefix``
+    raises).
+
     Args:
         vocab_size (int): Number of token ids. Defaults to 49408.
         context_length (int): Longest row accepted, i.e. the number of
@@ -212,13 +236,23 @@ class CLIPTextTransformer(BaseModule):
         out_dims (int): Width of the joint embedding space, the output of
             ``text_projection``. Defaults to 512.
         norm_eps (float): Epsilon of the LayerNorms. Defaults to 1e-5.
+        causal (bool): Causal attention (CLIP) or bidirectional (SigLIP).
+            Defaults to True.
+        pool (str): The token pooled: ``'eot'``, each row's end-of-text
+            token (CLIP), or ``'last'``, the last position (SigLIP).
+            Defaults to ``'eot'``.
+        proj_bias (bool): Whether the projection has a bias,
+            ``text_projection_bias`` (SigLIP). Defaults to False.
         act_cfg (dict, optional): The MLPs' activation:
             ``dict(type='GELU')`` (``nn.GELU``, exact) for open_clip's
-            models without ``quick_gelu``. Defaults to None
+            models without ``quick_gelu``, ``dict(type='GELU',
+            approximate='tanh')`` for SigLIP 2. Defaults to None
             (:data:`QUICK_GELU`, OpenAI's).
         init_cfg (dict, optional): Initialization config dict.
             Defaults to None.
     """
+
+    POOLS = ('eot', 'last')
 
     def __init__(self,
                  vocab_size: int = 49408,
@@ -229,9 +263,17 @@ class CLIPTextTransformer(BaseModule):
                  feedforward_channels: Optional[int] = None,
                  out_dims: int = 512,
                  norm_eps: float = 1e-5,
+                 causal: bool = True,
+                 pool: str = 'eot',
+                 proj_bias: bool = False,
                  act_cfg: Optional[dict] = None,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
+        if pool not in self.POOLS:
+            raise ValueError(f'pool must be one of {self.POOLS}, got '
+                             f'{pool!r}')
+        self.causal = causal
+        self.pool = pool
         self.vocab_size = vocab_size
         self.context_length = context_length
         self.embed_dims = embed_dims
@@ -244,11 +286,13 @@ class CLIPTextTransformer(BaseModule):
             torch.empty(context_length, embed_dims))
         self.resblocks = nn.ModuleList([
             ResidualAttentionBlock(embed_dims, num_heads, feedforward_channels,
-                                   norm_eps, act_cfg)
+                                   norm_eps, causal, act_cfg)
             for _ in range(num_layers)
         ])
         self.ln_final = nn.LayerNorm(embed_dims, eps=norm_eps)
         self.text_projection = nn.Parameter(torch.empty(embed_dims, out_dims))
+        self.text_projection_bias = nn.Parameter(
+            torch.zeros(out_dims)) if proj_bias else None
         self._reset_parameters()
 
     @torch.no_grad()
@@ -287,8 +331,11 @@ class CLIPTextTransformer(BaseModule):
         if texts.dim() != 2:
             raise ValueError('expected token ids of shape (N, L), got '
                              f'{tuple(texts.shape)}')
-        return self.forward_embeddings(
-            self.token_embedding(texts), eot_positions(texts))
+        if self.pool == 'eot':
+            pooled = eot_positions(texts)
+        else:
+            pooled = texts.new_full((texts.size(0), ), texts.size(1) - 1)
+        return self.forward_embeddings(self.token_embedding(texts), pooled)
 
     def _check_length(self, length: int) -> None:
         if length > self.context_length:
@@ -309,7 +356,8 @@ class CLIPTextTransformer(BaseModule):
             embeds (torch.Tensor): ``(N, L, embed_dims)`` token embeddings,
                 before the positional embedding.
             eot (torch.Tensor): ``(N, )`` index in each row of the token
-                to pool (the end-of-text token), counted within ``embeds``.
+                to pool (the end-of-text token, or the last position for
+                ``pool='last'``), counted within ``embeds``.
             prefix (PrefixCache, optional): Tokens before every row, from
                 :meth:`encode_prefix`; then the rows are positions
                 ``prefix.length`` on. Defaults to None.
@@ -323,6 +371,10 @@ class CLIPTextTransformer(BaseModule):
         start = 0 if prefix is None else prefix.length
         length = embeds.size(1)
         self._check_length(start + length)
+        if not self.causal and length != self.context_length:
+            raise ValueError(
+                f'rows of {length} tokens: a bidirectional text tower takes '
+                f'rows padded to its context length {self.context_length}')
         x = embeds + self.positional_embedding[start:start + length]
         x = x.to(self.block_dtype)
         if prefix is None:
@@ -335,7 +387,10 @@ class CLIPTextTransformer(BaseModule):
                 x = block.forward_cached(x, past)[0]
         x = self.ln_final(x.to(self.ln_final.weight.dtype))
         x = x[torch.arange(x.size(0), device=x.device), eot]
-        return x.to(self.text_projection.dtype) @ self.text_projection
+        x = x.to(self.text_projection.dtype) @ self.text_projection
+        if self.text_projection_bias is not None:
+            x = x + self.text_projection_bias
+        return x
 
     def encode_prefix(self, embeds: torch.Tensor) -> PrefixCache:
         """Run the first tokens of rows that share them, once.
@@ -348,6 +403,9 @@ class CLIPTextTransformer(BaseModule):
         Returns:
             PrefixCache: For ``prefix=`` of :meth:`forward_embeddings`.
         """
+        if not self.causal:
+            raise ValueError('a shared prefix is exact only under a causal '
+                             'mask; this text tower is bidirectional')
         length = embeds.size(1)
         self._check_length(length)
         x = (embeds + self.positional_embedding[:length]).to(self.block_dtype)

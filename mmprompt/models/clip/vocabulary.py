@@ -13,7 +13,7 @@ open_clip's ``build_zero_shot_classifier`` returns a tensor and keeps
 nothing.
 """
 import dataclasses
-from typing import Optional, Tuple
+from typing import Callable, Optional, Tuple
 
 import torch
 
@@ -24,12 +24,12 @@ from .zero_shot import cache_logits
 class ClassVocabulary:
     """Categories and how an image feature is scored against them.
 
-    ``logits = scale * f @ prototypes.T
+    ``logits = to_logits(f @ prototypes.T)
     + cache_alpha * exp(-cache_beta * (1 - f @ example_feats.T)) @ L``
 
-    with ``f`` the normalised image features and ``L`` the one-hot
-    ``example_labels`` (the second term only with examples); scores are the
-    softmax of the logits.
+    with ``f`` the normalised image features, ``to_logits`` the scoring
+    model's (``logit_scale.exp() * s``, SigLIP's ``+ logit_bias``) and ``L``
+    the one-hot ``example_labels`` (the second term only with examples).
 
     Attributes:
         prototypes (torch.Tensor): ``(C, D)`` unit rows.
@@ -93,20 +93,21 @@ class ClassVocabulary:
 
     def logits(self,
                image_feats: torch.Tensor,
-               scale: torch.Tensor,
+               to_logits: Callable[[torch.Tensor], torch.Tensor],
                cache_alpha: float = 1.0,
                cache_beta: float = 5.5) -> torch.Tensor:
         """Logits of normalised image features, ``(N, C)``.
 
         Args:
             image_feats (torch.Tensor): ``(N, D)``, unit rows.
-            scale (torch.Tensor): The model's ``logit_scale.exp()``.
+            to_logits (Callable): Cosine similarities to logits, the
+                model's ``scale_similarity``.
             cache_alpha (float): The model's cache weight, used unless the
                 vocabulary has its own. Defaults to 1.0.
             cache_beta (float): The model's cache sharpness, likewise.
                 Defaults to 5.5.
         """
-        logits = scale * image_feats @ self.prototypes.t()
+        logits = to_logits(image_feats @ self.prototypes.t())
         if self.example_feats is None:
             return logits
         alpha = cache_alpha if self.cache_alpha is None else self.cache_alpha

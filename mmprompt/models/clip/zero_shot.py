@@ -128,7 +128,10 @@ def tokenize_prompts(tokenizer: Callable[...,
     plain = tokenizer([texts[i] for i in plain_rows]) if plain_rows else None
     desc_texts = [texts[i] for i in desc_rows]
     desc = tokenizer(desc_texts, truncate=True)
-    cut = [t for t, row in zip(desc_texts, desc) if row[-1] != 0]
+    # A row that ends in padding was not cut (CLIP pads with 0, SigLIP with
+    # its model's pad id, see CLIP.pad_id).
+    pad_id = getattr(getattr(tokenizer, '__self__', None), 'pad_id', 0)
+    cut = [t for t, row in zip(desc_texts, desc) if row[-1] != pad_id]
     if cut:
         print_log(
             f'{len(cut)} description(s) fill or exceed the '
@@ -226,6 +229,19 @@ def _encode_with_prefixes(tower: Any, ids: torch.Tensor,
     return tower.forward_embeddings(embed(batch[:, p:]), eot - p, cache)
 
 
+def is_causal(encode: Any) -> bool:
+    """Whether a text encoder is causal, so that rows may be cut after their
+    end-of-text token and share prefixes: the ``causal`` attribute of the
+    tower, of the model a bound method belongs to (``extract_text_feat``)
+    or of that model's ``text_encoder``; True (CLIP) when none says."""
+    owner = getattr(encode, '__self__', encode)
+    for obj in (owner, getattr(owner, 'text_encoder', None)):
+        causal = getattr(obj, 'causal', None)
+        if isinstance(causal, bool):
+            return causal
+    return True
+
+
 def _shares_prefixes(encode: Any) -> bool:
     return all(
         hasattr(encode, name)
@@ -247,7 +263,8 @@ def encode_token_ids(encode: TextEncoder,
     the hidden states of a prefix are computed once per batch and the rest
     of each row attends to them. Under the causal mask that is exact, like
     the cut. Batches then hold rows of one prefix length and one rest
-    length (:func:`plan_prefix_batches`).
+    length (:func:`plan_prefix_batches`). A bidirectional tower (SigLIP's,
+    see :func:`is_causal`) gets its rows whole: neither is exact there.
 
     Args:
         encode (Callable): Maps ``(B, L')`` ids to ``(B, D)`` features and
@@ -264,7 +281,12 @@ def encode_token_ids(encode: TextEncoder,
         torch.Tensor: ``(N, D)`` features, in the order of ``ids``.
     """
     device = device or ids.device
-    if _shares_prefixes(encode):
+    if not is_causal(encode):
+        batches = torch.arange(len(ids)).split(batch_size)
+
+        def run(rows):
+            return encode(ids[rows].to(device))
+    elif _shares_prefixes(encode):
         prefix_lengths = shared_prefix_lengths(ids)
         batches = plan_prefix_batches(ids, prefix_lengths, batch_size)
 

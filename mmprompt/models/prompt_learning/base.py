@@ -49,9 +49,11 @@ class FrozenCLIPModel(BaseModel):
                 data_preprocessor = copy.deepcopy(
                     clip.get('data_preprocessor'))
             clip = MODELS.build(clip)
+        # The default normalisation is the model's own (SigLIP: 0.5).
         super().__init__(
-            data_preprocessor=build_cls_preprocessor(data_preprocessor,
-                                                     CLIP_MEAN, CLIP_STD),
+            data_preprocessor=build_cls_preprocessor(
+                data_preprocessor, getattr(clip, 'image_mean', CLIP_MEAN),
+                getattr(clip, 'image_std', CLIP_STD)),
             init_cfg=init_cfg)
         self.clip_init = clip_init
         self.clip = clip
@@ -98,7 +100,7 @@ class FrozenCLIPModel(BaseModel):
                           vocabulary: ClassVocabulary) -> torch.Tensor:
         """Logits ``(N, C)`` over a vocabulary of the subclass's
         ``build_vocabulary``."""
-        return vocabulary.logits(image_feats, self.clip.logit_scale.exp())
+        return vocabulary.logits(image_feats, self.clip.scale_similarity)
 
     def predict(self,
                 inputs: torch.Tensor,

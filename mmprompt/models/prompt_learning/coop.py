@@ -24,6 +24,7 @@ from mmprompt.registry import MODELS
 from mmprompt.utils.errors import InvalidInputError
 from ..clip.prompts import resolve_categories
 from ..clip.vocabulary import ClassVocabulary
+from ..clip.zero_shot import is_causal
 from .base import FrozenCLIPModel
 from .prompt_learner import PromptLayout, PromptLearner
 
@@ -68,6 +69,12 @@ class CoOp(FrozenCLIPModel):
                 f'{type(self).__name__} needs categories (tools/train.py '
                 "takes them from the training set's classes)")
         super().__init__(clip, data_preprocessor, init_cfg)
+        if not is_causal(self.clip.text_encoder):
+            raise InvalidInputError(
+                f'{type(self).__name__} needs a causal text tower (CLIP): its '
+                'learned context is cut and shared as a prefix, exact only '
+                f'under a causal mask, and {type(self.clip).__name__} has a '
+                'bidirectional one; use zero-shot or Tip-Adapter-F instead')
         self.share_prefix = share_prefix
         text = self.clip.text_encoder
         self.prompt_learner = PromptLearner(

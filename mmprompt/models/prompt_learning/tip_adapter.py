@@ -231,7 +231,7 @@ class TipAdapterF(FrozenCLIPModel):
             beta (float, optional): Defaults to the model's.
         """
         prototypes = self.get_prototypes()
-        logits = self.clip.logit_scale.exp() * image_feats @ prototypes.t()
+        logits = self.clip.scale_similarity(image_feats @ prototypes.t())
         keys, labels = self._cache_rows()
         alpha = self.alpha if alpha is None else alpha
         beta = self.beta if beta is None else beta
@@ -271,7 +271,7 @@ class TipAdapterF(FrozenCLIPModel):
         alphas = search_grid(search_scale[1], search_step[1])
         labels = labels.to(image_feats.device)
         with torch.no_grad():
-            text = self.clip.logit_scale.exp() * (
+            text = self.clip.scale_similarity(
                 image_feats @ self.get_prototypes().t())
             keys, key_labels = self._cache_rows()
 

@@ -1,0 +1,157 @@
+# Copyright (c) mmprompt contributors. All rights reserved.
+"""Convert open_clip's SigLIP / SigLIP 2 checkpoints to mmprompt.
+
+Reads the ``open_clip_pytorch_model.bin`` / ``open_clip_model.safetensors``
+files of the ``timm/ViT-*-SigLIP*`` Hugging Face repositories: a timm ViT
+under ``visual.trunk.`` (no class token, ``attn_pool`` head), open_clip's
+text transformer under ``text.``, ``logit_scale`` and ``logit_bias``. The
+image tower becomes :class:`~mmprompt.models.siglip.MAPVisionTransformer`
+(MMPreTrain's ViT names, timm's head names); the text tower keeps
+open_clip's names under ``text_encoder.``.
+"""
+from collections import OrderedDict
+from typing import Dict, Optional, Tuple
+
+import torch
+
+from .common import MMPROMPT_FORMAT, ConverterError, unwrap_state_dict
+from .rules import apply_rules
+
+MODEL_NAME = 'SigLIP (open_clip layout)'
+SOURCE = 'siglip'
+
+_V = r'visual\.trunk\.'
+_V_BLOCK = _V + r'blocks\.(\d+)\.'
+_T_BLOCK = r'text\.transformer\.resblocks\.(\d+)\.'
+_WB = r'(weight|bias)'
+
+
+def _to_right_multiply(t: torch.Tensor) -> torch.Tensor:
+    """``nn.Linear`` weight ``(D, C)`` -> ``x @ proj`` matrix ``(C, D)``."""
+    return t.t().contiguous()
+
+
+# (anchored regex, replacement, transform), first match wins.
+RULES = [
+    # Image tower: timm's ViT -> MMPreTrain's VisionTransformer.
+    (_V + r'pos_embed', 'visual.pos_embed', None),
+    (_V + r'patch_embed\.proj\.' + _WB, r'visual.patch_embed.projection.\1',
+     None),
+    (_V_BLOCK + r'norm([12])\.' + _WB, r'visual.layers.\1.ln\2.\3', None),
+    (_V_BLOCK + r'attn\.(qkv|proj)\.' + _WB, r'visual.layers.\1.attn.\2.\3',
+     None),
+    (_V_BLOCK + r'mlp\.fc1\.' + _WB, r'visual.layers.\1.ffn.layers.0.0.\2',
+     None),
+    (_V_BLOCK + r'mlp\.fc2\.' + _WB, r'visual.layers.\1.ffn.layers.1.\2',
+     None),
+    (_V + r'norm\.' + _WB, r'visual.ln1.\1', None),
+    # The MAP head: timm's names, kept.
+    (_V + r'attn_pool\.(latent|(?:q|kv|proj|norm|mlp\.fc[12])\.'
+     r'(?:weight|bias))', r'visual.attn_pool.\1', None),
+    # Text tower -> CLIPTextTransformer(causal=False, pool='last', ...).
+    (r'text\.(token_embedding\.weight|positional_embedding)',
+     r'text_encoder.\1', None),
+    (_T_BLOCK + r'((?:ln_[12]|attn\.out_proj|mlp\.c_fc|mlp\.c_proj)\.'
+     r'(?:weight|bias)|attn\.in_proj_(?:weight|bias))',
+     r'text_encoder.resblocks.\1.\2', None),
+    (r'text\.ln_final\.' + _WB, r'text_encoder.ln_final.\1', None),
+    (r'text\.text_projection\.weight', 'text_encoder.text_projection',
+     _to_right_multiply),
+    (r'text\.text_projection\.bias', 'text_encoder.text_projection_bias',
+     None),
+    (r'logit_(scale|bias)', r'logit_\1', None),
+]
+
+# Nothing is dropped: open_clip stores no mask for a bidirectional tower.
+DROP = []
+
+# Keys every SigLIP checkpoint has, with their number of dimensions.
+REQUIRED = {
+    'visual.trunk.pos_embed': 3,
+    'visual.trunk.patch_embed.proj.weight': 4,
+    'visual.trunk.attn_pool.latent': 3,
+    'text.token_embedding.weight': 2,
+    'text.positional_embedding': 2,
+    'text.text_projection.weight': 2,
+    'logit_scale': 0,
+    'logit_bias': 0,
+}
+
+
+def infer_siglip_arch(state_dict: Dict[str, torch.Tensor]) -> dict:
+    """The shapes a SigLIP checkpoint fixes, to check a config against.
+
+    Args:
+        state_dict (dict): open_clip keys to tensors.
+
+    Returns:
+        dict: ``vision_width``, ``patch_size``, ``image_size``,
+        ``vision_layers``, ``embed_dim``, ``text_width``, ``text_layers``,
+        ``context_length`` and ``vocab_size``, all ints.
+    """
+    for key, ndim in REQUIRED.items():
+        if key not in state_dict or state_dict[key].dim() != ndim:
+            raise ConverterError(f'not a {MODEL_NAME} checkpoint: {key} is '
+                                 f'missing or not {ndim}-dimensional')
+    conv = state_dict['visual.trunk.patch_embed.proj.weight']
+    grid = round(state_dict['visual.trunk.pos_embed'].shape[1]**0.5)
+    token = state_dict['text.token_embedding.weight']
+
+    def count(prefix: str) -> int:
+        return len({k[len(prefix):].split('.')[0]
+                    for k in state_dict if k.startswith(prefix)})
+
+    return dict(
+        vision_width=int(conv.shape[0]),
+        patch_size=int(conv.shape[-1]),
+        image_size=int(conv.shape[-1] * grid),
+        vision_layers=count('visual.trunk.blocks.'),
+        embed_dim=int(state_dict['text.text_projection.weight'].shape[0]),
+        text_width=int(token.shape[1]),
+        text_layers=count('text.transformer.resblocks.'),
+        context_length=int(state_dict['text.positional_embedding'].shape[0]),
+        vocab_size=int(token.shape[0]))
+
+
+def convert_siglip(
+    checkpoint: Dict[str, torch.Tensor],
+    dtype: Optional[torch.dtype] = torch.float32,
+) -> Tuple['OrderedDict[str, torch.Tensor]', dict]:
+    """Map an open_clip SigLIP / SigLIP 2 state dict to mmprompt's
+    :class:`~mmprompt.models.siglip.SigLIP`.
+
+    Every key is mapped by :data:`RULES`; any other key is an error that
+    names it. Pure: no I/O, the input is untouched.
+
+    Args:
+        checkpoint (dict): open_clip keys to tensors, or a dict wrapping
+            them (see :func:`~mmprompt.converters.common.unwrap_state_dict`).
+        dtype (torch.dtype, optional): Type of the floating-point outputs;
+            None keeps the source's. Defaults to ``torch.float32``.
+
+    Returns:
+        tuple: The converted ``OrderedDict`` and a meta dict with
+        ``format``, ``source``, ``arch`` (see :func:`infer_siglip_arch`),
+        ``dtype`` and ``dropped`` (empty).
+
+    Raises:
+        ConverterError: If the state dict is not an open_clip SigLIP.
+    """
+    state_dict = unwrap_state_dict(checkpoint)
+    arch = infer_siglip_arch(state_dict)
+    converted, dropped = apply_rules(
+        state_dict, RULES, DROP, model_name=MODEL_NAME)
+    if dtype is not None:
+        converted = OrderedDict(
+            (k, v.to(dtype) if v.is_floating_point() else v)
+            for k, v in converted.items())
+    dtypes = sorted(
+        {str(v.dtype).replace('torch.', '')
+         for v in converted.values()})
+    meta = dict(
+        format=MMPROMPT_FORMAT,
+        source=SOURCE,
+        arch=arch,
+        dtype=','.join(dtypes),
+        dropped=dropped)
+    return converted, meta

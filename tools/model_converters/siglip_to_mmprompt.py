@@ -1,0 +1,34 @@
+# Copyright (c) mmprompt contributors. All rights reserved.
+"""Convert an open_clip SigLIP / SigLIP 2 checkpoint to mmprompt's format.
+
+Example:
+    python tools/model_converters/siglip_to_mmprompt.py \
+        open_clip_pytorch_model.bin siglip2_vit-base-p16.safetensors
+
+The model's ``tokenizer.json`` is not converted: the zoo downloads it with
+the weights; give its path to the config's ``tokenizer.tokenizer_file``.
+The arguments every converter takes (``src dst [--format] [--force]``) are
+:mod:`mmprompt.converters.cli`'s.
+"""
+import sys
+from typing import List, Optional
+
+from mmprompt.converters import convert_siglip
+from mmprompt.converters.cli import converter_parser, run_converter
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = converter_parser(
+        'Convert an open_clip SigLIP / SigLIP 2 checkpoint '
+        '(open_clip_pytorch_model.bin or .safetensors) to mmprompt.'
+    ).parse_args(argv)
+
+    def describe(converted, meta):
+        arch = ', '.join(f'{k}={v}' for k, v in meta['arch'].items())
+        return f'{len(converted)} tensors ({arch})'
+
+    return run_converter(args, convert_siglip, describe=describe)
+
+
+if __name__ == '__main__':
+    sys.exit(main())

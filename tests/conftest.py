@@ -89,13 +89,17 @@ def _close_runner_log_files():
     MMLogger, whose file lives in that test's work dir; once the dir is
     gone (a passed test's tmp_path, pytest.ini), a later test's log line
     would reopen it and raise FileNotFoundError in whichever test runs
-    next in the same process."""
+    next in the same process. Likewise the Runners' visualizers: a Runner
+    made in the same second as an earlier one gets its visualizer (they are
+    named by the time), which writes into the earlier, deleted work dir."""
     yield
     import logging
 
     from mmengine.logging import MMLogger
+    from mmengine.visualization import Visualizer
     for logger in list(MMLogger._instance_dict.values()):
         for handler in list(logger.handlers):
             if isinstance(handler, logging.FileHandler):
                 logger.removeHandler(handler)
                 handler.close()
+    Visualizer._instance_dict.clear()

@@ -141,7 +141,14 @@ def test_list_models_pattern_and_task():
         'clip_vit-large-p14_zeroshot-cls_in1k',
         'clip_vit-large-p14_zeroshot-cls_in1k-336px',
         'pe-core_vit-base-p16_zeroshot-cls_in1k',
-        'pe-core_vit-large-p14_zeroshot-cls_in1k-336px'
+        'pe-core_vit-large-p14_zeroshot-cls_in1k-336px',
+        'siglip2_vit-base-p16_zeroshot-cls_in1k',
+        'siglip2_vit-base-p16_zeroshot-cls_in1k-384px',
+        'siglip2_vit-large-p16_zeroshot-cls_in1k-384px',
+        'siglip2_vit-so400m-p16_zeroshot-cls_in1k-384px',
+        'siglip_vit-base-p16_zeroshot-cls_in1k',
+        'siglip_vit-base-p16_zeroshot-cls_in1k-384px',
+        'siglip_vit-so400m-p14_zeroshot-cls_in1k-384px'
     ]
     assert list_models('RAM-PLUS*', task='open-set image tagging') == [
         'ram-plus_swin-large-p4-w12_384px_openset',

@@ -33,8 +33,9 @@ def write_tiny_siglip_config(path: str, tokenizer_file: str,
         f.write(f"_base_ = ['{siglip.REPO_ROOT}/configs/{IN1K_CFG}']\n"
                 f'model = dict(**{overrides!r})\n'
                 'test_dataloader = dict(num_workers=0, batch_size=32, '
-                "dataset=dict(pipeline=[dict(type='SquashPreprocess', "
-                f"scale={size}), dict(type='PackInputs')]))\n")
+                "dataset=dict(pipeline=[dict(type='CLIPPreprocess', "
+                f"scale={size}, resize_mode='squash'), "
+                "dict(type='PackInputs')]))\n")
     return path
 
 

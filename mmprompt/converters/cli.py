@@ -5,7 +5,7 @@ Every converter script takes its input the same way: positional ``src``
 (never modified) and ``dst``, ``--format`` (by default the extension of
 ``dst`` decides: ``.safetensors`` or a ``.pth``), ``--force`` to replace
 an existing ``dst``; every expected failure is one ``error: ...`` line on
-stderr and exit status 1, checked before any work where it can be (the
+stderr and exit status 2 (a user error, as every tool), checked before any work where it can be (the
 output path first, then the side files, then the source checkpoint).
 """
 import argparse
@@ -68,7 +68,7 @@ def run_converter(args: argparse.Namespace,
             the success line says about the result. Defaults to None.
 
     Returns:
-        int: The exit status: 0, or 1 after an ``error: ...`` line.
+        int: The exit status: 0, or 2 after an ``error: ...`` line.
     """
     try:
         output_format(args.dst, args.format)
@@ -82,7 +82,7 @@ def run_converter(args: argparse.Namespace,
             dict(state_dict=converted, meta=meta), args.dst, force=args.force)
     except (UserError, OSError) as e:
         sys.stderr.write(f'error: {e}\n')
-        return 1
+        return 2
     what = describe(converted, meta) if describe else \
         f'{len(converted)} tensors'
     print_log(f'Saved {what} to {args.dst}', logger='current')

@@ -45,7 +45,7 @@ def test_ram_tag_lists_blank_or_repeated(ram_vectors_dir, tmp_path, capsys):
                           (dup, "dup.txt: line 2 repeats the tag 'dup' of "
                            'line 1')]:
         dst = str(tmp_path / 'out.pth')
-        assert RAM_CLI.main([src, dst, '--tag-list', tags]) == 1
+        assert RAM_CLI.main([src, dst, '--tag-list', tags]) == 2
         assert message in capsys.readouterr().err
         assert not osp.exists(dst)
     # Chinese names may repeat (RAM's own list does), never be blank.
@@ -61,13 +61,13 @@ def test_ram_tag_lists_blank_or_repeated(ram_vectors_dir, tmp_path, capsys):
 def test_output_paths(clip_src, tmp_path, capsys):
     link = tmp_path / 'link.pth'
     link.symlink_to(tmp_path / 'nowhere.pth')
-    assert CLIP_CLI.main([clip_src, str(link)]) == 1
+    assert CLIP_CLI.main([clip_src, str(link)]) == 2
     assert '(a dangling symbolic link); pass --force' in capsys.readouterr(
     ).err
     assert osp.islink(link)
-    assert CLIP_CLI.main([clip_src, str(tmp_path)]) == 1
+    assert CLIP_CLI.main([clip_src, str(tmp_path)]) == 2
     assert 'is a directory; give a file name' in capsys.readouterr().err
-    assert CLIP_CLI.main([str(tmp_path), str(tmp_path / 'o.pth')]) == 1
+    assert CLIP_CLI.main([str(tmp_path), str(tmp_path / 'o.pth')]) == 2
     assert 'is a directory; give the checkpoint file' in \
         capsys.readouterr().err
 

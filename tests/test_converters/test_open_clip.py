@@ -171,7 +171,7 @@ def test_cli(tmp_path, capsys):
     ram = str(tmp_path / 'ram.pth')
     torch.save({'label_embed': torch.zeros(2, 2)}, ram)
     capsys.readouterr()
-    assert cli.main([ram, str(tmp_path / 'ram.safetensors')]) == 1
+    assert cli.main([ram, str(tmp_path / 'ram.safetensors')]) == 2
     assert capsys.readouterr().err == (
         'error: not a CLIP ViT (open_clip layout) checkpoint: it is a '
         'recognize-anything RAM / RAM++ checkpoint; convert it with '

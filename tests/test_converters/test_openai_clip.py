@@ -283,12 +283,12 @@ def test_cli_dtype(cli, tmp_path):
 def test_cli_never_overwrites_without_force(cli, src, tmp_path, capsys):
     dst = tmp_path / 'out.pth'
     dst.write_bytes(b'keep me')
-    assert cli.main([src, str(dst)]) == 1
+    assert cli.main([src, str(dst)]) == 2
     one_error_line(capsys, 'exists; pass --force')
     assert dst.read_bytes() == b'keep me'
     assert cli.main([src, str(dst), '--force']) == 0
     assert 'state_dict' in torch.load(str(dst), weights_only=True)
-    assert cli.main([src, src, '--force']) == 1
+    assert cli.main([src, src, '--force']) == 2
     one_error_line(capsys, 'output would overwrite the input')
 
 
@@ -315,14 +315,14 @@ def test_cli_bad_inputs(cli, src, tmp_path, capsys):
     ]
     for path, message in cases:
         dst = tmp_path / 'never.pth'
-        assert cli.main([str(path), str(dst)]) == 1, path
+        assert cli.main([str(path), str(dst)]) == 2, path
         one_error_line(capsys, message)
         assert not dst.exists()
     # An output of this converter is not an input.
     converted = str(tmp_path / 'converted.pth')
     assert cli.main([src, converted]) == 0
     capsys.readouterr()
-    assert cli.main([converted, str(tmp_path / 'again.pth')]) == 1
+    assert cli.main([converted, str(tmp_path / 'again.pth')]) == 2
     one_error_line(capsys, 'already an mmprompt checkpoint')
 
 
@@ -358,7 +358,7 @@ def test_cli_process_prints_one_line(tmp_path):
         capture_output=True,
         text=True,
         cwd=REPO_ROOT)
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         'error: not a CLIP ViT (OpenAI layout) checkpoint: 1 unknown '
         'key(s): visual.attnpool.k_proj.weight'

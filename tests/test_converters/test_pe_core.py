@@ -139,7 +139,7 @@ def test_cli_converts_a_safetensors_release(pe, cli, tmp_path, capsys):
     assert loaded['meta']['arch']['context_length'] == 32
     assert loaded['meta']['source_file'] == 'open_clip_model.safetensors'
     # No overwrite without --force; one error line.
-    assert cli.main([src, dst]) == 1
+    assert cli.main([src, dst]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith('error: ') and \
         'exists' in err[0]

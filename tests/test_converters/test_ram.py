@@ -286,12 +286,12 @@ def test_cli_converts_and_loads_strictly(cli, source_files, tmp_path, tiny,
             for s in samples] == meta['expected']['tags_zh']
 
     # Existing output: refused without --force, replaced with it.
-    assert cli.main([str(src), str(dst)] + tag_args) == 1
+    assert cli.main([str(src), str(dst)] + tag_args) == 2
     assert cli.main([str(src), str(dst), '--force'] + tag_args) == 0
     assert load(dst)['meta']['tag_list'] == meta['tags_en']
     # A RAM checkpoint is not RAM++.
     assert cli.main([str(src),
-                     str(tmp_path / 'x.pth'), '--model', 'ram_plus']) == 1
+                     str(tmp_path / 'x.pth'), '--model', 'ram_plus']) == 2
 
 
 def test_openset_model_loads_ram_checkpoint_strictly(cli, source_files,
@@ -359,12 +359,12 @@ def test_cli_bad_inputs(cli, source_files, tmp_path, capsys):
     capsys.readouterr()
     for i, (args, message) in enumerate(cases):
         dst = tmp_path / f'bad{i}.pth'
-        assert cli.main(args[:1] + [str(dst)] + args[1:]) == 1
+        assert cli.main(args[:1] + [str(dst)] + args[1:]) == 2
         err = capsys.readouterr().err
         assert err.count('\n') == 1 and message in err, err
         assert not dst.exists()
     # Output onto the input is refused even with --force.
-    assert cli.main([str(src), str(src), '--force']) == 1
+    assert cli.main([str(src), str(src), '--force']) == 2
     assert 'overwrite the input' in capsys.readouterr().err
 
 

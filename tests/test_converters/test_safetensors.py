@@ -83,7 +83,7 @@ def test_format_option(clip_files, capsys):
     # --format and the extension disagree: refused before any work.
     bad = str(root / 'c.pth')
     assert CLIP_CLI.main([clip_files['src'], bad, '--format',
-                          'safetensors']) == 1
+                          'safetensors']) == 2
     assert 'needs .safetensors' in capsys.readouterr().err
     assert not osp.exists(bad)
     assert output_format('x.safetensors') == 'safetensors'
@@ -96,7 +96,7 @@ def test_converted_safetensors_is_not_converted_again(clip_files, capsys):
     root = clip_files['root']
     st = str(root / 'd.safetensors')
     assert CLIP_CLI.main([clip_files['src'], st]) == 0
-    assert CLIP_CLI.main([st, str(root / 'e.safetensors')]) == 1
+    assert CLIP_CLI.main([st, str(root / 'e.safetensors')]) == 2
     assert 'already an mmprompt checkpoint' in capsys.readouterr().err
 
 
@@ -112,7 +112,7 @@ def test_pth_that_needs_code_is_refused(tmp_path, capsys):
     torch.save(dict(state_dict=dict(w=torch.zeros(1)), obj=Payload()), path)
     with pytest.raises(ConverterError, match='pickled Python objects'):
         load_source_checkpoint(path)
-    assert CLIP_CLI.main([path, str(tmp_path / 'out.safetensors')]) == 1
+    assert CLIP_CLI.main([path, str(tmp_path / 'out.safetensors')]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and 'never does' in err[0]
     from mmprompt.utils.errors import CheckpointError

@@ -25,12 +25,12 @@ def test_cli_converts_and_refuses_to_overwrite(tmp_path, capsys):
     assert torch.equal(model.logit_bias.detach(), source['logit_bias'])
     stamp = osp.getmtime(dst)
     capsys.readouterr()
-    assert cli.main([src, dst]) == 1
+    assert cli.main([src, dst]) == 2
     err = capsys.readouterr().err
     assert err.count('\n') == 1 and err.startswith('error: ')
     assert '--force' in err and osp.getmtime(dst) == stamp
     bad = str(tmp_path / 'clip.bin')
     torch.save({'visual.proj': torch.zeros(2, 2)}, bad)
-    assert cli.main([bad, str(tmp_path / 'x.safetensors')]) == 1
+    assert cli.main([bad, str(tmp_path / 'x.safetensors')]) == 2
     assert 'not a SigLIP (open_clip layout) checkpoint' in \
         capsys.readouterr().err

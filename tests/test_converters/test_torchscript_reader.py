@@ -188,7 +188,7 @@ def test_cli_refuses_archive_with_setstate_code(tmp_path, capsys):
     assert osp.getsize(marker) == 32
     os.remove(marker)
     dst = tmp_path / 'out.pth'
-    assert cli().main([archive, str(dst)]) == 1
+    assert cli().main([archive, str(dst)]) == 2
     err = capsys.readouterr().err
     assert err.splitlines() == [
         f'error: {archive}: its class __torch__.{__name__}.SetstateLayerNorm '
@@ -220,7 +220,7 @@ def test_cli_refuses_archive_with_foreign_global(tmp_path, capsys):
     tiny_archive(archive)
     rewrite_member(archive, '/data.pkl', lambda data: payload)
     dst = tmp_path / 'out.pth'
-    assert cli().main([archive, str(dst)]) == 1
+    assert cli().main([archive, str(dst)]) == 2
     assert capsys.readouterr().err.splitlines() == [
         f'error: {archive}: its data refers to {os.system.__module__}.system,'
         ' which is no tensor or module: loading it would run code, which '
@@ -254,7 +254,7 @@ def test_cli_corrupt_archive_one_line(tmp_path, capsys, suffix, change,
         read_torchscript(archive)
     assert str(info.value).startswith(f'{archive}: {reason}')
     dst = tmp_path / 'out.pth'
-    assert cli().main([archive, str(dst)]) == 1
+    assert cli().main([archive, str(dst)]) == 2
     err = capsys.readouterr().err
     assert err.splitlines() == [f'error: {info.value}']
     assert not dst.exists()

@@ -5,13 +5,16 @@ Every converter script takes its input the same way: positional ``src``
 (never modified) and ``dst``, ``--format`` (by default the extension of
 ``dst`` decides: ``.safetensors`` or a ``.pth``), ``--force`` to replace
 an existing ``dst``; every expected failure is one ``error: ...`` line on
-stderr and exit status 2 (a user error, as every tool), checked before any work where it can be (the
-output path first, then the side files, then the source checkpoint).
+stderr and exit status 2 (a user error, as every tool), checked before
+any work where it can be (the output path first, then the side files,
+then the source checkpoint).
 """
 import argparse
 import os.path as osp
 import sys
-from typing import Callable, Optional, Tuple
+from typing import Callable, List, Optional, Tuple
+
+import torch
 
 from mmengine.logging import print_log
 
@@ -87,3 +90,51 @@ def run_converter(args: argparse.Namespace,
         f'{len(converted)} tensors'
     print_log(f'Saved {what} to {args.dst}', logger='current')
     return 0
+
+
+#: The types a CLIP-like converter script can save the weights in.
+DTYPES = {'fp32': torch.float32, 'fp16': torch.float16}
+
+
+def describe_arch(converted: dict, meta: dict) -> str:
+    """``'N tensors (key=value, ...)'`` of a converted CLIP-like model."""
+    arch = ', '.join(f'{k}={v}' for k, v in meta['arch'].items())
+    return f'{len(converted)} tensors ({arch})'
+
+
+def dtype_converter_cli(
+    convert: Callable,
+    description: str,
+    describe: Callable[[dict, dict], str] = describe_arch
+) -> Tuple[Callable, Callable]:
+    """``parse_args`` and ``main`` of a converter script whose converter
+    takes a ``dtype`` (the CLIP-like families): the shared arguments plus
+    ``--dtype fp32|fp16``.
+
+    Args:
+        convert (Callable): ``convert(state_dict, dtype=...)``.
+        description (str): The script's ``--help`` description.
+        describe (Callable): What the success line says about the result.
+            Defaults to :func:`describe_arch`.
+
+    Returns:
+        tuple: ``(parse_args, main)``, both taking ``argv`` (default: the
+        command line); ``main`` returns the exit status.
+    """
+
+    def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+        parser = converter_parser(description)
+        parser.add_argument(
+            '--dtype',
+            choices=sorted(DTYPES),
+            default='fp32',
+            help='type of the saved weights (default: fp32)')
+        return parser.parse_args(argv)
+
+    def main(argv: Optional[List[str]] = None) -> int:
+        args = parse_args(argv)
+        dtype = DTYPES[args.dtype]
+        return run_converter(
+            args, lambda sd: convert(sd, dtype=dtype), describe=describe)
+
+    return parse_args, main

@@ -25,6 +25,32 @@ class ConverterError(UserError):
     """A checkpoint cannot be converted; the message says why in one line."""
 
 
+def with_meta(converted: Dict[str, torch.Tensor], dropped: List[str],
+              arch: dict, source: str,
+              dtype: Optional[torch.dtype]) -> tuple:
+    """A converter's result: its tensors cast to ``dtype`` (floating ones;
+    None keeps the source's) and the meta every mmprompt checkpoint of a
+    CLIP-like model carries (``format``, ``source``, ``arch``, ``dtype``,
+    the ``dropped`` source keys).
+
+    Returns:
+        tuple: ``(OrderedDict, meta)``.
+    """
+    if dtype is not None:
+        converted = OrderedDict(
+            (k, v.to(dtype) if v.is_floating_point() else v)
+            for k, v in converted.items())
+    dtypes = sorted(
+        {str(v.dtype).replace('torch.', '')
+         for v in converted.values()})
+    return converted, dict(
+        format=MMPROMPT_FORMAT,
+        source=source,
+        arch=arch,
+        dtype=','.join(dtypes),
+        dropped=dropped)
+
+
 def load_source_checkpoint(path: str) -> dict:
     """Load a source checkpoint without modifying it.
 

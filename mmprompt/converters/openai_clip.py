@@ -14,7 +14,7 @@ from typing import Dict, Optional, Tuple
 
 import torch
 
-from .common import MMPROMPT_FORMAT, ConverterError, unwrap_state_dict
+from .common import ConverterError, unwrap_state_dict, with_meta
 from .families import check_family
 from .rules import apply_rules
 
@@ -193,17 +193,4 @@ def convert_openai_clip(
     converted, dropped = apply_rules(
         state_dict, RULES, DROP, model_name=MODEL_NAME)
     arch = infer_openai_clip_arch(state_dict)
-    if dtype is not None:
-        converted = OrderedDict(
-            (k, v.to(dtype) if v.is_floating_point() else v)
-            for k, v in converted.items())
-    dtypes = sorted(
-        {str(v.dtype).replace('torch.', '')
-         for v in converted.values()})
-    meta = dict(
-        format=MMPROMPT_FORMAT,
-        source=SOURCE,
-        arch=arch,
-        dtype=','.join(dtypes),
-        dropped=dropped)
-    return converted, meta
+    return with_meta(converted, dropped, arch, SOURCE, dtype)

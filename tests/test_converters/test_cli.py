@@ -45,12 +45,8 @@ def one_error(capsys) -> str:
 
 
 def test_same_arguments():
-    """The shared arguments come from one parser: same names, same help."""
-    def shared(cli):
-        parser = cli.converter_parser('x')
-        return [(a.dest, a.help, a.choices) for a in parser._actions]
-
-    assert shared(CLIS['openai_clip']) == shared(CLIS['ram'])
+    """The shared arguments parse alike in every converter script (each
+    builds its parser with converter_parser)."""
     for cli in CLIS.values():
         args = cli.parse_args(['in.pth', 'out.safetensors', '--force'])
         assert (args.src, args.dst, args.force, args.format) == (

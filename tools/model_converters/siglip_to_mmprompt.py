@@ -11,24 +11,14 @@ The arguments every converter takes (``src dst [--format] [--force]``) are
 :mod:`mmprompt.converters.cli`'s.
 """
 import sys
-from typing import List, Optional
 
 from mmprompt.converters import convert_siglip
-from mmprompt.converters.cli import converter_parser, run_converter
+from mmprompt.converters.cli import dtype_converter_cli
 
-
-def main(argv: Optional[List[str]] = None) -> int:
-    args = converter_parser(
-        'Convert an open_clip SigLIP / SigLIP 2 checkpoint '
-        '(open_clip_pytorch_model.bin or .safetensors) to mmprompt.'
-    ).parse_args(argv)
-
-    def describe(converted, meta):
-        arch = ', '.join(f'{k}={v}' for k, v in meta['arch'].items())
-        return f'{len(converted)} tensors ({arch})'
-
-    return run_converter(args, convert_siglip, describe=describe)
-
+parse_args, main = dtype_converter_cli(
+    convert_siglip,
+    'Convert an open_clip SigLIP / SigLIP 2 checkpoint '
+    '(open_clip_pytorch_model.bin or .safetensors) to mmprompt.')
 
 if __name__ == '__main__':
     sys.exit(main())

@@ -231,9 +231,10 @@ def test_cli_refuses_archive_with_foreign_global(tmp_path, capsys):
 
 @pytest.mark.parametrize(
     'suffix, change, reason', [
+        # Where the cut lands decides the unpickler's complaint (EOFError
+        # or UnpicklingError: pickle data was truncated).
         ('/data.pkl', lambda data: data[:len(data) // 2],
-         'a TorchScript archive that is truncated or corrupt (EOFError: '
-         'Ran out of input)'),
+         'a TorchScript archive that is truncated or corrupt ('),
         ('/data.pkl', lambda data: b'\x80\x02not a pickle',
          'a TorchScript archive that is truncated or corrupt '
          '(UnpicklingError: '),

@@ -1,0 +1,166 @@
+# Copyright (c) mmprompt contributors. All rights reserved.
+"""Benchmark: the open weights' models (issue #20) against open_clip.
+
+For each architecture, open_clip builds a random-weight model, mmprompt
+converts its state dict with its own converter and loads it into the
+zoo's config, and both then run in one process, one after the other:
+
+- prototypes: ImageNet classes x OpenAI's 80 templates, mmprompt's
+  ``CLIPZeroShot.build_prototypes`` (prompts batched by length, cut to the
+  longest, template starts shared under the causal mask) against open_clip's
+  ``build_zero_shot_classifier`` (10 classes per batch, full rows);
+- images: the image tower on a batch of preprocessed images
+  (``extract_image_feat`` against ``encode_image``), ``--repeats`` times,
+  the median.
+
+The two prototype sets and image features are compared (max abs diff after
+normalisation): a speed-up that changed the answer would show there.
+``--num-classes`` times a slice of ImageNet; prototype time grows linearly
+in it.
+
+Example:
+    python benchmarks/open_weights.py --model ViT-H-14 --num-classes 10
+    python benchmarks/open_weights.py --model PE-Core-L-14-336 --out x.json
+"""
+import argparse
+import json
+import os.path as osp
+import statistics
+import time
+from typing import Dict, List, Optional
+
+import torch
+import torch.nn.functional as F
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+
+#: open_clip architecture -> (mmprompt base config, converter key).
+MODELS_ = {
+    'ViT-H-14': ('clip_vit-huge-p14_laion2b.py', 'open_clip'),
+    'ViT-L-14': ('clip_vit-large-p14_datacomp-xl.py', 'open_clip'),
+    'PE-Core-B-16': ('pe-core_vit-base-p16.py', 'pe_core'),
+    'PE-Core-L-14-336': ('pe-core_vit-large-p14-336px.py', 'pe_core'),
+}
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument(
+        '--model', nargs='+', default=['ViT-H-14', 'PE-Core-L-14-336'],
+        choices=sorted(MODELS_))
+    parser.add_argument(
+        '--num-classes', type=int, default=10,
+        help='first N ImageNet classes (default 10; 1000 for all)')
+    parser.add_argument('--batch-size', type=int, default=8)
+    parser.add_argument('--repeats', type=int, default=3)
+    parser.add_argument(
+        '--threads', type=int, default=1, help='torch threads (default 1)')
+    parser.add_argument('--out', help='write the figures to this JSON file')
+    return parser.parse_args(argv)
+
+
+def build_pair(name: str):
+    """open_clip's random model and mmprompt's, loaded from it."""
+    import open_clip
+    from mmengine.config import Config
+    from mmengine.registry import DefaultScope
+
+    from mmprompt.converters import CONVERTERS
+    from mmprompt.registry import MODELS
+    from mmprompt.utils import register_all_modules
+    register_all_modules(init_default_scope=False)
+    config, key = MODELS_[name]
+    torch.manual_seed(0)
+    ref = open_clip.create_model(name, pretrained=None).eval()
+    cfg = Config.fromfile(osp.join(ROOT, 'configs', '_base_', 'models',
+                                   config))
+    with DefaultScope.overwrite_default_scope('mmprompt'):
+        ours = MODELS.build(cfg.model)
+    converted, _ = CONVERTERS[key](ref.state_dict())
+    ours.load_state_dict(converted, strict=True)
+    return ref, ours.eval(), open_clip.get_tokenizer(name)
+
+
+def timed(fn):
+    start = time.process_time()
+    out = fn()
+    return out, time.process_time() - start
+
+
+def prototypes(ref, ours, tokenizer, classes: List[str],
+               templates: List[str]) -> Dict[str, float]:
+    from open_clip import build_zero_shot_classifier
+    with torch.no_grad():
+        theirs, t_ref = timed(lambda: build_zero_shot_classifier(
+            ref, tokenizer, classes,
+            [t.format for t in templates], num_classes_per_batch=10,
+            device='cpu'))
+        mine, t_ours = timed(
+            lambda: ours.build_prototypes(classes, templates))
+    return dict(
+        open_clip_s=t_ref,
+        mmprompt_s=t_ours,
+        ratio=t_ref / t_ours,
+        max_abs_diff=float((theirs.t() - mine).abs().max()))
+
+
+def images(ref, ours, batch_size: int, repeats: int) -> Dict[str, float]:
+    size = int(ours.visual.img_size[0])
+    x = torch.randn(batch_size, 3, size, size,
+                    generator=torch.Generator().manual_seed(0))
+    t_ref, t_ours = [], []
+    with torch.no_grad():
+        for _ in range(repeats):
+            theirs, t = timed(lambda: ref.encode_image(x))
+            t_ref.append(t)
+            mine, t = timed(lambda: ours.extract_image_feat(x))
+            t_ours.append(t)
+    a, b = statistics.median(t_ref), statistics.median(t_ours)
+    diff = (F.normalize(theirs, dim=-1) - F.normalize(mine, dim=-1)).abs()
+    return dict(
+        open_clip_s=a,
+        mmprompt_s=b,
+        open_clip_img_per_s=batch_size / a,
+        mmprompt_img_per_s=batch_size / b,
+        ratio=a / b,
+        max_abs_diff=float(diff.max()))
+
+
+def main(argv: Optional[List[str]] = None) -> dict:
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    from mmprompt.models.clip.prompts import (IMAGENET_CATEGORIES,
+                                              OPENAI_IMAGENET_TEMPLATES)
+    classes = list(IMAGENET_CATEGORIES[:args.num_classes])
+    templates = list(OPENAI_IMAGENET_TEMPLATES)
+    results = dict(
+        threads=args.threads,
+        num_classes=len(classes),
+        num_templates=len(templates),
+        batch_size=args.batch_size,
+        torch=torch.__version__,
+        models={})
+    for name in args.model:
+        ref, ours, tokenizer = build_pair(name)
+        row = dict(
+            prototypes=prototypes(ref, ours, tokenizer, classes, templates),
+            images=images(ref, ours, args.batch_size, args.repeats))
+        results['models'][name] = row
+        print(f"{name}: prototypes {row['prototypes']['ratio']:.2f}x "
+              f"({row['prototypes']['open_clip_s']:.1f} vs "
+              f"{row['prototypes']['mmprompt_s']:.1f} CPU-s, diff "
+              f"{row['prototypes']['max_abs_diff']:.1e}); images "
+              f"{row['images']['ratio']:.2f}x "
+              f"({row['images']['open_clip_img_per_s']:.2f} vs "
+              f"{row['images']['mmprompt_img_per_s']:.2f} img/s, diff "
+              f"{row['images']['max_abs_diff']:.1e})")
+        del ref, ours
+    if args.out:
+        from mmprompt.utils.io import atomic_write
+        with atomic_write(args.out, 'w') as f:
+            json.dump(results, f, indent=2)
+    return results
+
+
+if __name__ == '__main__':
+    main()

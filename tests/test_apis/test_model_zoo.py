@@ -125,7 +125,7 @@ def test_model_index_is_what_mmpretrain_and_mim_read():
 
 def test_list_models_pattern_and_task():
     everything = list_models()
-    assert len(everything) == 67 and everything == sorted(everything)
+    assert len(everything) == 70 and everything == sorted(everything)
     assert list_models('*in1k*') == list_models('in1k') == [
         'clip_vit-base-p16_zeroshot-cls_in1k',
         'clip_vit-base-p32_zeroshot-cls_in1k',

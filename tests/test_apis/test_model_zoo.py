@@ -154,7 +154,7 @@ def test_list_models_pattern_and_task():
         'ram-plus_swin-large-p4-w12_384px_openset',
         'ram-plus_swin-large-p4-w12_384px_openset_openimages-rare'
     ]
-    assert len(list_models(task='Zero-shot Image Classification')) == 59
+    assert len(list_models(task='Zero-shot Image Classification')) == 62
     assert ZeroShotClassifier.list_models() == list_models(
         task='Zero-shot Image Classification')
     assert ImageTagger.list_models() == list_models('ram')

@@ -24,7 +24,7 @@ from mmengine.runner import Runner
 from mmengine.utils import ProgressBar
 
 from mmprompt.apis.model_zoo import use_zoo_tokenizer
-from mmprompt.datasets.integrity import check_cifar_files
+from mmprompt.datasets.integrity import check_cifar_files, cifar_offline_hint
 from mmprompt.engine.hooks import pop_zero_shot_inputs
 from mmprompt.engine.prompt_hooks import fit_topk
 from mmprompt.models.utils import COMPILE_MODES
@@ -260,7 +260,8 @@ def build_runner(cfg: Config, config_path: str) -> Runner:
         except (OSError, FileNotFoundError) as e:
             raise UserError(
                 f'{config_path}: the test dataset cannot be read '
-                f'({type(e).__name__}: {str(e).splitlines()[0]})') from None
+                f'({type(e).__name__}: {str(e).splitlines()[0]})' +
+                cifar_offline_hint(cfg.test_dataloader.dataset)) from None
     return runner
 
 

@@ -24,7 +24,9 @@ from mmengine.runner import Runner
 from mmengine.utils import ProgressBar
 
 from mmprompt.apis.model_zoo import use_zoo_tokenizer
-from mmprompt.datasets.integrity import check_cifar_files, cifar_offline_hint
+from mmprompt.datasets.integrity import (check_cifar_files,
+                                         check_image_folder,
+                                         cifar_offline_hint)
 from mmprompt.engine.hooks import pop_zero_shot_inputs
 from mmprompt.engine.prompt_hooks import fit_topk
 from mmprompt.models.utils import COMPILE_MODES
@@ -359,6 +361,7 @@ def main(argv: Optional[List[str]] = None) -> dict:
     # A zoo name's tokenizer file (SigLIP) came with its weights.
     use_zoo_tokenizer(cfg, args.checkpoint)
     check_cifar_files(cfg.test_dataloader.dataset)
+    check_image_folder(cfg.test_dataloader.dataset, 'test_dataloader.dataset')
     setup_distributed(cfg, args.launcher, training=False)
     learned = is_learned_file(checkpoint)
     if learned:

@@ -105,3 +105,40 @@ def check_cifar_files(dataset_cfg: Mapping) -> None:
             f'published ones: {"; ".join(problems)}. Remove the folder to '
             f'download them again ({cls.url}), or put the original files '
             'there.')
+
+
+#: The layout of a folder of your own images (``CustomDataset``).
+IMAGE_FOLDER_LAYOUT = 'data/custom/{train,val,test}/<class>/*.jpg'
+
+
+def check_image_folder(dataset_cfg: Mapping, key: str) -> None:
+    """Refuse a missing image folder of a ``CustomDataset`` (also one
+    wrapped by a ``FewShotDataset``), showing the layout it expects.
+
+    A folder with an annotation file, and other datasets, are left to the
+    dataset itself.
+
+    Args:
+        dataset_cfg (Mapping): A dataset config.
+        key (str): Its key in the config (``test_dataloader.dataset``),
+            for the message's advice.
+
+    Raises:
+        DatasetFilesError: If the folder does not exist.
+    """
+    while isinstance(dataset_cfg.get('dataset'), Mapping):
+        dataset_cfg, key = dataset_cfg['dataset'], key + '.dataset'
+    name = str(dataset_cfg.get('type')).rsplit('.', 1)[-1]
+    if name != 'CustomDataset' or dataset_cfg.get('ann_file'):
+        return
+    root = dataset_cfg.get('data_root') or ''
+    prefix = dataset_cfg.get('data_prefix') or ''
+    if isinstance(prefix, Mapping):
+        prefix = prefix.get('img_path', '')
+    folder = osp.join(root, prefix)
+    if '://' in folder or osp.isdir(folder):
+        return
+    raise DatasetFilesError(
+        f'no image folder at {folder}: your own images go in '
+        f'{IMAGE_FOLDER_LAYOUT}, a folder per class (another root: '
+        f'--cfg-options {key}.data_root=DIR)')

@@ -63,7 +63,8 @@ setup(
     package_data={
         'mmprompt': [
             'models/clip/*.gz', 'models/clip/*.txt', '.mim/**/*.py',
-            '.mim/**/*.yml', '.mim/*.yml'
+            '.mim/**/*.yml', '.mim/*.yml', '.mim/configs/*/README.md',
+            '.mim/tools/*.sh'
         ]
     },
     include_package_data=True,

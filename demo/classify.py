@@ -18,15 +18,22 @@ Examples:
     # Prompts learned by tools/train.py (CoOp, CoCoOp) on the same CLIP;
     # a unified context also takes new names (--categories).
     python demo/classify.py cat.jpg --learned work_dirs/coop/learned.pth
+
+An unreadable image among the inputs is reported and skipped (in ``--out``
+as ``{"image": ..., "error": ...}``), as ``tools/infer.py`` does; the run
+fails only when none is readable. The device defaults to CUDA when there
+is one.
 """
 import argparse
 import json
+import logging
 import os.path as osp
 import sys
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 from mmengine.logging import print_log
 
+from mmprompt.utils.errors import ImageDecodeError, InvalidInputError
 from mmprompt.utils.io import atomic_write, check_output
 
 
@@ -74,7 +81,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         help='use a --learned file over other CLIP weights than it was '
         'learned on (refused by default)')
     parser.add_argument('--topk', type=int, default=5, help='default: 5')
-    parser.add_argument('--device', default='cpu', help='default: cpu')
+    parser.add_argument(
+        '--device', help='default: cuda when there is one, else cpu')
     parser.add_argument('--out', help='also write the results to this JSON')
     parser.add_argument(
         '--force', action='store_true', help='replace an existing --out')
@@ -116,9 +124,31 @@ def parse_examples(items: Optional[List[str]]) -> Optional[object]:
     return examples
 
 
+def readable_images(paths: List[str]) -> Tuple[List[str], Dict[str, str]]:
+    """Split ``paths`` into the images the library's decoder reads and the
+    others (path -> why), each of those reported in the log."""
+    from mmprompt.utils.image_io import decode_image
+    good, bad = [], {}
+    for path in paths:
+        try:
+            decode_image(path)
+            good.append(path)
+        except (ImageDecodeError, OSError) as e:
+            bad[path] = str(e)
+            print_log(f'skipped: {e}', logger='current',
+                      level=logging.WARNING)
+    if not good:
+        raise InvalidInputError(
+            f'none of the {len(paths)} images can be read')
+    return good, bad
+
+
 def main(argv: Optional[List[str]] = None) -> list:
     args = parse_args(argv)
     check_out(args)
+    images, unreadable = readable_images(args.images)
+    import torch
+
     from mmprompt.apis import ZeroShotClassifier
     from mmprompt.models.clip.prompts import builtin_category_sets
     overrides = {}
@@ -127,7 +157,7 @@ def main(argv: Optional[List[str]] = None) -> list:
     classifier = ZeroShotClassifier(
         args.model,
         pretrained=args.checkpoint or True,
-        device=args.device,
+        device=args.device or ('cuda' if torch.cuda.is_available() else 'cpu'),
         learned=args.learned,
         allow_other_weights=args.allow_other_clip_weights,
         **overrides)
@@ -137,24 +167,29 @@ def main(argv: Optional[List[str]] = None) -> list:
                                                 or osp.isfile(categories[0])):
         categories = categories[0]  # a set name or a file
     results = classifier(
-        args.images,
+        images,
         categories=categories,
         templates=args.templates,
         descriptions=args.descriptions,
         examples=parse_examples(args.examples),
         topk=args.topk)
     lines = []
-    for path, result in zip(args.images, results):
+    for path, result in zip(images, results):
         lines.append(path)
         for name, score in zip(result['pred_classes'], result['pred_scores']):
             lines.append(f'  {score:7.2%}  {name}')
+    if unreadable:
+        lines.append(f'skipped {len(unreadable)} unreadable of '
+                     f'{len(args.images)} images: ' + ', '.join(unreadable))
     print_log('\n'.join(lines), logger='current')
     if args.out:
+        by_path = dict(zip(images, results))
+        records = [
+            dict(image=p, **by_path[p]) if p in by_path else dict(
+                image=p, error=unreadable[p]) for p in args.images
+        ]
         with atomic_write(args.out, 'w') as f:
-            json.dump(
-                [dict(image=p, **r) for p, r in zip(args.images, results)],
-                f,
-                indent=2)
+            json.dump(records, f, indent=2)
     return results
 
 

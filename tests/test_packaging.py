@@ -32,6 +32,7 @@ def test_wheel_ships_configs_and_tools(tmp_path):
     wheel, = (tmp_path / 'dist').glob('mmprompt-*.whl')
     with zipfile.ZipFile(wheel) as z:
         names = set(z.namelist())
+        modes = {i.filename: i.external_attr >> 16 for i in z.infolist()}
         z.extractall(tmp_path / 'site')
     for name in os.listdir(osp.join(REPO_ROOT, 'configs', 'ram')):
         assert f'mmprompt/.mim/configs/ram/{name}' in names
@@ -43,6 +44,13 @@ def test_wheel_ships_configs_and_tools(tmp_path):
     assert 'mmprompt/.mim/tools/model_converters/pe_core_to_mmprompt.py' in \
         names
     assert 'mmprompt/models/clip/bpe_simple_vocab_16e6.txt.gz' in names
+    # The launchers, executable as in the checkout.
+    assert sorted(n for n in names if n.endswith('.sh')) == [
+        f'mmprompt/.mim/tools/{script}'
+        for script in ('dist_test.sh', 'dist_train.sh', 'slurm_test.sh',
+                       'slurm_train.sh')
+    ]
+    assert all(modes[n] & 0o111 for n in names if n.endswith('.sh'))
     assert not any(n.startswith(('tests/', 'configs/')) for n in names)
 
     # The installed package finds its configs without a checkout.
@@ -71,8 +79,10 @@ def test_wheel_ships_configs_and_tools(tmp_path):
     assert out[0].startswith(site), out
     assert out[1] == osp.join(site, 'mmprompt', '.mim', 'configs')
     assert out[2] == 'CLIPZeroShot'
-    # The zoo table and mmprompt:: config names, from the wheel.
-    assert out[3] == '26'
+    # The zoo table (all of the checkout's) and mmprompt:: config names,
+    # from the wheel.
+    from mmprompt.apis import list_models
+    assert out[3] == str(len(list_models()))
     assert out[4] == 'CLIPZeroShot'
     assert out[5] == osp.join(site, 'mmprompt', '.mim', 'configs', '_base_',
                               'models', 'clip_vit-base-p16.py')

@@ -24,8 +24,11 @@ from mmengine.runner import Runner
 from mmengine.utils import ProgressBar
 
 from mmprompt.apis.model_zoo import use_zoo_tokenizer
-from mmprompt.datasets.integrity import check_cifar_files
+from mmprompt.datasets.integrity import (check_cifar_files,
+                                         check_image_folder,
+                                         cifar_offline_hint)
 from mmprompt.engine.hooks import pop_zero_shot_inputs
+from mmprompt.engine.prompt_hooks import fit_topk
 from mmprompt.models.utils import COMPILE_MODES
 from mmprompt.utils import UserError, atomic_write, check_output, run_tool
 from mmprompt.models.prompt_learning import load_learned
@@ -259,7 +262,8 @@ def build_runner(cfg: Config, config_path: str) -> Runner:
         except (OSError, FileNotFoundError) as e:
             raise UserError(
                 f'{config_path}: the test dataset cannot be read '
-                f'({type(e).__name__}: {str(e).splitlines()[0]})') from None
+                f'({type(e).__name__}: {str(e).splitlines()[0]})' +
+                cifar_offline_hint(cfg.test_dataloader.dataset)) from None
     return runner
 
 
@@ -297,8 +301,8 @@ def load_learned_prompts(runner: Runner,
 
 class CheckLabelsHook(Hook):
     """Before testing, once the categories are set: every label of the
-    dataset names one of the model's categories, and the evaluator's top-k
-    fits them (else an error, before any image is evaluated)."""
+    dataset names one of the model's categories (else an error, before any
+    image is evaluated); the evaluator's top-k is clipped to them."""
     priority = 'LOW'
 
     def before_test(self, runner) -> None:
@@ -313,11 +317,7 @@ class CheckLabelsHook(Hook):
             raise UserError(
                 f'the dataset has labels up to {top}, the model only {num} '
                 'categories (0 to {}); check model.categories'.format(num - 1))
-        for k in evaluator_topk(runner.cfg.get('test_evaluator')):
-            if k > num:
-                raise UserError(
-                    f'the evaluator asks for top-{k} accuracy with only '
-                    f'{num} categories; set test_evaluator.topk')
+        fit_topk(runner.test_loop.evaluator, num)
 
 
 def num_categories(model) -> Optional[int]:
@@ -344,18 +344,6 @@ def max_label(dataset) -> Optional[int]:
     return top
 
 
-def evaluator_topk(evaluator) -> List[int]:
-    """The ``topk`` values of the Accuracy metrics of a test evaluator."""
-    metrics = evaluator if isinstance(evaluator,
-                                      (list, tuple)) else [evaluator]
-    ks = []
-    for metric in metrics:
-        if isinstance(metric, dict) and 'Accuracy' in str(metric.get('type')):
-            topk = metric.get('topk', (1, ))
-            ks += list(topk) if isinstance(topk, (list, tuple)) else [topk]
-    return [int(k) for k in ks]
-
-
 def write_json(path: str, payload: dict) -> None:
     """Write ``payload`` to ``path`` atomically."""
     with atomic_write(path, 'w') as f:
@@ -373,6 +361,7 @@ def main(argv: Optional[List[str]] = None) -> dict:
     # A zoo name's tokenizer file (SigLIP) came with its weights.
     use_zoo_tokenizer(cfg, args.checkpoint)
     check_cifar_files(cfg.test_dataloader.dataset)
+    check_image_folder(cfg.test_dataloader.dataset, 'test_dataloader.dataset')
     setup_distributed(cfg, args.launcher, training=False)
     learned = is_learned_file(checkpoint)
     if learned:

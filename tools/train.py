@@ -18,6 +18,7 @@ from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
 
 from mmprompt.apis.model_zoo import load_config
+from mmprompt.datasets.integrity import check_image_folder
 from mmprompt.utils.config import config_errors, format_once, require_keys
 from mmprompt.utils.dist import LAUNCHERS, setup_distributed
 from mmprompt.utils.errors import InvalidInputError, run_tool
@@ -31,7 +32,10 @@ REQUIRED = ('model', 'train_dataloader', 'train_cfg', 'optim_wrapper')
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description='Train prompts on a frozen CLIP.')
-    parser.add_argument('config', help='config file path')
+    parser.add_argument(
+        'config',
+        help='config file, or mmprompt::<path under configs> (e.g. '
+        'mmprompt::coop/coop_vit-base-p16_16shots_custom.py)')
     parser.add_argument(
         '--work-dir', help='where to save logs, checkpoints and the learned '
         'prompts (default: ./work_dirs/CONFIG)')
@@ -136,6 +140,7 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
         if loader.get('num_workers', 0) == 0:
             # The recipes' persistent workers need workers.
             loader.pop('persistent_workers', None)
+    check_data_folders(cfg)
     fill_few_shot_list(cfg.train_dataloader.dataset, cfg.work_dir)
     fill_val_exclude(cfg)
     fill_from_train_set(cfg)
@@ -147,6 +152,15 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
             hooks.append(dict(type=name))
     cfg.custom_hooks = hooks
     return cfg
+
+
+def check_data_folders(cfg: Config) -> None:
+    """The training and validation image folders are there, before anything
+    is built (training never reads the test set)."""
+    for name in ('train_dataloader', 'val_dataloader'):
+        dataset = (cfg.get(name) or {}).get('dataset')
+        if dataset:
+            check_image_folder(dataset, f'{name}.dataset')
 
 
 def main(argv: Optional[List[str]] = None) -> str:

@@ -382,9 +382,20 @@ def get_checkpoint(name: str,
     if osp.isfile(dst) and cache_is_valid(dst) and (
             tokenizer is None or osp.isfile(tokenizer)):
         return dst
-    what_to_do = (
-        f'download it by hand to {osp.join(home, "downloads")}/ and run '
-        f'again, or convert it yourself: {_convert_command(info, dst, home)}')
+    downloads = osp.join(home, 'downloads')
+    files = f'it by hand to {downloads}/'
+    if info.data_files:
+        # Every file the conversion needs (RAM: the weights, two tag lists
+        # and the thresholds), each with its URL and where it goes.
+        sources = [(info.weights, info.weights_file)] + [
+            (entry['URL'], url_file_name(entry['URL']))
+            for entry in info.data_files.values()
+        ]
+        files = f'all {len(sources)} files by hand: ' + ', '.join(
+            f'{url} to {manual_path(name, home)}'
+            for url, name in sources) + ','
+    what_to_do = (f'download {files} and run again, or convert it yourself: '
+                  f'{_convert_command(info, dst, home)}')
     os.makedirs(osp.join(home, 'downloads'), exist_ok=True)
     work = tempfile.mkdtemp(
         prefix='.fetch.', dir=osp.join(home, 'downloads'))

@@ -23,6 +23,8 @@ from mmprompt.utils.errors import InvalidInputError
 from mmprompt.utils.io import atomic_write, read_json
 
 SPLITS = ('all', 'base', 'novel')
+#: Most validation images per class (CoOp's few-shot validation size).
+VAL_SHOTS = 4
 
 
 def split_labels(num_classes: int, split: str) -> List[int]:
@@ -45,8 +47,11 @@ class FewShotDataset:
     Args:
         dataset (dict | BaseDataset): The full dataset (any MMPreTrain
             dataset, e.g. ``CustomDataset`` over ``train/<class>/*.jpg``).
-        shots (int, optional): Samples per class; None keeps all (for a
-            base / novel test split). Defaults to None.
+        shots (int | str, optional): Samples per class; None keeps all
+            (for a base / novel test split); ``'val'``, with ``exclude``:
+            ``min(shots of the excluded draw, VAL_SHOTS)``, CoOp's few-shot
+            validation size, which follows a training ``shots`` override.
+            Defaults to None.
         seed (int): Seed of the draw. Defaults to 1.
         split (str): ``'all'``, ``'base'`` or ``'novel'``. Defaults to
             ``'all'``.
@@ -65,7 +70,7 @@ class FewShotDataset:
 
     def __init__(self,
                  dataset: Union[dict, BaseDataset],
-                 shots: Optional[int] = None,
+                 shots: Optional[Union[int, str]] = None,
                  seed: int = 1,
                  split: str = 'all',
                  list_file: Optional[str] = None,
@@ -77,8 +82,17 @@ class FewShotDataset:
         if not classes:
             raise InvalidInputError('the dataset has no class names '
                                     "(metainfo['classes'])")
-        if shots is not None and shots < 1:
-            raise InvalidInputError(f'shots must be >= 1, got {shots}')
+        self.excluded_shots = exclude.get('shots') if isinstance(
+            exclude, dict) else None
+        if shots == 'val':
+            if self.excluded_shots is None:
+                raise InvalidInputError(
+                    "shots='val' needs exclude=dict(shots=...) (or 'train', "
+                    'filled in by tools/train.py)')
+            shots = min(int(self.excluded_shots), VAL_SHOTS)
+        if shots is not None and (not isinstance(shots, int) or shots < 1):
+            raise InvalidInputError(
+                f"shots must be an int >= 1 or 'val', got {shots!r}")
         self.shots, self.seed, self.split = shots, seed, split
         keep = split_labels(len(classes), split)
         self.label_map = {old: new for new, old in enumerate(keep)}
@@ -136,6 +150,11 @@ class FewShotDataset:
         if short:
             left = (f' once the {len(self.excluded)} excluded ones are left '
                     'out' if self.excluded else '')
+            if self.excluded_shots:
+                left += (f' (each class needs at least '
+                         f'{self.excluded_shots + self.shots} images: '
+                         f'{self.excluded_shots} shots and {self.shots} for '
+                         'validation)')
             empty = [classes[k] for k, v in per_class.items() if not v]
             hint = (f'; no images at all for {", ".join(empty[:10])} (an '
                     'empty class folder is still a class: fill or remove '

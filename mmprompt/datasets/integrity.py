@@ -3,7 +3,8 @@
 
 MMPreTrain's ``CIFAR10`` / ``CIFAR100`` check every file's md5 and, when
 one differs, download the archive again over the folder without saying
-why. :func:`check_cifar_files` names the files that do not match instead.
+why. :func:`check_cifar_files` names the files that do not match instead,
+and :func:`cifar_offline_hint` says how to get them without a network.
 """
 import os.path as osp
 from typing import Any, List, Mapping
@@ -24,11 +25,53 @@ def _cifar_class(dataset_type: Any) -> Any:
     return {'CIFAR10': CIFAR10, 'CIFAR100': CIFAR100}.get(name)
 
 
+def _local_cifar(dataset_cfg: Mapping):
+    """The CIFAR class and local root of ``dataset_cfg``, or Nones."""
+    cls = _cifar_class(dataset_cfg.get('type'))
+    root = dataset_cfg.get('data_root')
+    if cls is None or not isinstance(root, str) or '://' in root:
+        return None, None
+    return cls, root
+
+
+def cifar_offline_hint(dataset_cfg: Mapping) -> str:
+    """For a local CIFAR dataset: where to put its archive by hand (which
+    MMPreTrain then extracts without a network); else ``''``.
+
+    Args:
+        dataset_cfg (Mapping): A dataset config (``type``, ``data_root``).
+
+    Returns:
+        str: A sentence to append to a failed download's message.
+    """
+    cls, root = _local_cifar(dataset_cfg)
+    if cls is None:
+        return ''
+    return (f'. Without a network, download {cls.url} (md5 {cls.tgz_md5}) '
+            f'elsewhere and put it at {osp.join(root, cls.filename)}: it is '
+            'extracted on the next run')
+
+
+def _check_archive(cls: Any, root: str) -> None:
+    """An archive put there by hand is the published one (MMPreTrain would
+    download another over it)."""
+    archive = osp.join(root, cls.filename)
+    if osp.isfile(archive):
+        got = file_digest(archive, 'md5')
+        if got != cls.tgz_md5:
+            raise DatasetFilesError(
+                f'{archive} has md5 {got}, expected {cls.tgz_md5}: it is not '
+                f'the published archive ({cls.url}); download it again or '
+                'remove it')
+
+
 def check_cifar_files(dataset_cfg: Mapping) -> None:
     """Refuse CIFAR files on disk whose md5 differs from the published one.
 
     Nothing is checked for other datasets, remote roots, or a folder with
-    none of the files (MMPreTrain downloads them: the normal first run).
+    none of the files (MMPreTrain downloads them: the normal first run),
+    unless an archive put there by hand has another md5 than the published
+    one (MMPreTrain would download it again over it).
 
     Args:
         dataset_cfg (Mapping): A dataset config (``type``, ``data_root``).
@@ -37,15 +80,15 @@ def check_cifar_files(dataset_cfg: Mapping) -> None:
         DatasetFilesError: If some files are there and one differs or is
             missing; the message names them and what to do.
     """
-    cls = _cifar_class(dataset_cfg.get('type'))
-    root = dataset_cfg.get('data_root')
-    if cls is None or not isinstance(root, str) or '://' in root:
+    cls, root = _local_cifar(dataset_cfg)
+    if cls is None:
         return
     folder = osp.join(root, cls.base_folder)
     expected = [tuple(entry[:2]) for entry in cls.train_list + cls.test_list]
     expected.append((cls.meta['filename'], cls.meta.get('md5')))
     present = [(n, m) for n, m in expected if osp.isfile(osp.join(folder, n))]
     if not present:
+        _check_archive(cls, root)
         return
     problems: List[str] = []
     for name, md5 in expected:
@@ -62,3 +105,40 @@ def check_cifar_files(dataset_cfg: Mapping) -> None:
             f'published ones: {"; ".join(problems)}. Remove the folder to '
             f'download them again ({cls.url}), or put the original files '
             'there.')
+
+
+#: The layout of a folder of your own images (``CustomDataset``).
+IMAGE_FOLDER_LAYOUT = 'data/custom/{train,val,test}/<class>/*.jpg'
+
+
+def check_image_folder(dataset_cfg: Mapping, key: str) -> None:
+    """Refuse a missing image folder of a ``CustomDataset`` (also one
+    wrapped by a ``FewShotDataset``), showing the layout it expects.
+
+    A folder with an annotation file, and other datasets, are left to the
+    dataset itself.
+
+    Args:
+        dataset_cfg (Mapping): A dataset config.
+        key (str): Its key in the config (``test_dataloader.dataset``),
+            for the message's advice.
+
+    Raises:
+        DatasetFilesError: If the folder does not exist.
+    """
+    while isinstance(dataset_cfg.get('dataset'), Mapping):
+        dataset_cfg, key = dataset_cfg['dataset'], key + '.dataset'
+    name = str(dataset_cfg.get('type')).rsplit('.', 1)[-1]
+    if name != 'CustomDataset' or dataset_cfg.get('ann_file'):
+        return
+    root = dataset_cfg.get('data_root') or ''
+    prefix = dataset_cfg.get('data_prefix') or ''
+    if isinstance(prefix, Mapping):
+        prefix = prefix.get('img_path', '')
+    folder = osp.join(root, prefix)
+    if '://' in folder or osp.isdir(folder):
+        return
+    raise DatasetFilesError(
+        f'no image folder at {folder}: your own images go in '
+        f'{IMAGE_FOLDER_LAYOUT}, a folder per class (another root: '
+        f'--cfg-options {key}.data_root=DIR)')

@@ -24,22 +24,58 @@ def _classes(dataloader):
     return list(dataloader.dataset.metainfo['classes'])
 
 
+def fit_topk(evaluator, num_classes: int) -> None:
+    """Clip the top-k of ``evaluator``'s Accuracy metrics to
+    ``num_classes``, with a note in the log: top-5 among 3 classes is
+    top-3 (all of them), not an error.
+
+    Args:
+        evaluator: A built MMEngine ``Evaluator`` (its ``metrics``).
+        num_classes (int): The number of classes the model chooses among.
+    """
+    for metric in getattr(evaluator, 'metrics', ()):
+        topk = getattr(metric, 'topk', None)
+        if not topk or max(topk) <= num_classes:
+            continue
+        fitted = tuple(dict.fromkeys(min(k, num_classes) for k in topk))
+        metric.topk = fitted
+        print_log(
+            f'top-k accuracy {tuple(topk)} among {num_classes} classes: '
+            f'reported as top-k {fitted}', logger='current')
+
+
 @HOOKS.register_module()
 class PromptClassesHook(Hook):
     """Set the model's category names from each loop's dataset.
 
     Training uses the training set's classes; validation and testing those
     of their own sets (the novel classes of a base-to-novel split, with a
-    unified context). Models without ``set_categories`` are left alone.
+    unified context; or your own folder's classes for zero-shot CLIP, whose
+    categories the config leaves unset). The validation and test
+    evaluators' top-k are clipped to the number of classes
+    (:func:`fit_topk`). Models without ``set_categories`` are left alone.
+
+    Args:
+        underscore_as_space (bool): Read ``'_'`` in the class names as a
+            space (folder names such as ``tabby_cat``). Prompt-learning
+            models do that themselves. Defaults to False.
     """
     priority = 'HIGH'
 
-    def _set(self, runner, dataloader) -> None:
+    def __init__(self, underscore_as_space: bool = False) -> None:
+        self.underscore_as_space = underscore_as_space
+
+    def _set(self, runner, dataloader, evaluator=None) -> None:
         model = _model(runner)
-        if hasattr(model, 'set_categories'):
-            classes = _classes(dataloader)
-            if list(model.categories) != classes:
-                model.set_categories(classes)
+        if not hasattr(model, 'set_categories'):
+            return
+        classes = _classes(dataloader)
+        if self.underscore_as_space:
+            classes = [name.replace('_', ' ') for name in classes]
+        if model.categories is None or list(model.categories) != classes:
+            model.set_categories(classes)
+        if evaluator is not None:
+            fit_topk(evaluator, len(classes))
 
     def before_train(self, runner) -> None:
         self._set(runner, runner.train_dataloader)
@@ -48,13 +84,13 @@ class PromptClassesHook(Hook):
         self._set(runner, runner.train_dataloader)
 
     def before_val_epoch(self, runner) -> None:
-        self._set(runner, runner.val_dataloader)
+        self._set(runner, runner.val_dataloader, runner.val_loop.evaluator)
 
     def before_test(self, runner) -> None:
         # Before the checks of the loop's start (tools/test.py's labels
         # against the categories): a base-to-novel test set has more
         # classes than the prompts were trained on.
-        self._set(runner, runner.test_dataloader)
+        self._set(runner, runner.test_dataloader, runner.test_loop.evaluator)
 
     def before_test_epoch(self, runner) -> None:
         self._set(runner, runner.test_dataloader)

@@ -312,6 +312,39 @@ def test_ram_by_name_downloads_converts_and_tags(ram_release, ram_vectors_dir,
             expected['tags_zh'][i]
 
 
+def test_ram_offline_lists_all_four_files(ram_release, home, monkeypatch):
+    """Offline, RAM's message names the weights, both tag lists and the
+    thresholds, each with its URL and destination; putting each file
+    where it says converts without a network."""
+    import re
+
+    class Closed:
+        base = closed_port_url('')
+
+        def url(self, path):
+            return self.base + path
+
+    closed = Closed()
+    patch_ram(monkeypatch, closed, ram_release)
+    with pytest.raises(hub.DownloadError) as e:
+        hub.get_checkpoint(RAM_NAME, progress=False)
+    message = str(e.value)
+    assert '\n' not in message
+    pairs = re.findall(r'(http://\S+) to (\S+?),', message)
+    downloads = home / 'downloads'
+    assert pairs == [(closed.url(p), str(downloads / osp.basename(p)))
+                     for p in ('/hf/ram_swin_large_14m.pth',
+                               '/gh/ram_tag_list.txt',
+                               '/gh/ram_tag_list_chinese.txt',
+                               '/gh/ram_tag_list_threshold.txt')]
+    for url, dst in pairs:
+        with open(dst, 'wb') as f:
+            f.write(ram_release['files'][url[len(closed.base):]])
+    path = hub.get_checkpoint(RAM_NAME, progress=False)
+    assert read_checkpoint(path)[1]['tag_list'] == \
+        ram_release['meta']['tags_en']
+
+
 def test_ram_bad_tag_list_checksum_caches_nothing(ram_release, home,
                                                   monkeypatch):
     with H.FileServer(ram_release['files']) as server:

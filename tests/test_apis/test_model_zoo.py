@@ -125,7 +125,7 @@ def test_model_index_is_what_mmpretrain_and_mim_read():
 
 def test_list_models_pattern_and_task():
     everything = list_models()
-    assert len(everything) == 67 and everything == sorted(everything)
+    assert len(everything) == 70 and everything == sorted(everything)
     assert list_models('*in1k*') == list_models('in1k') == [
         'clip_vit-base-p16_zeroshot-cls_in1k',
         'clip_vit-base-p32_zeroshot-cls_in1k',
@@ -154,7 +154,7 @@ def test_list_models_pattern_and_task():
         'ram-plus_swin-large-p4-w12_384px_openset',
         'ram-plus_swin-large-p4-w12_384px_openset_openimages-rare'
     ]
-    assert len(list_models(task='Zero-shot Image Classification')) == 59
+    assert len(list_models(task='Zero-shot Image Classification')) == 62
     assert ZeroShotClassifier.list_models() == list_models(
         task='Zero-shot Image Classification')
     assert ImageTagger.list_models() == list_models('ram')

@@ -10,6 +10,7 @@ from PIL import Image
 from testing_utils import REPO_ROOT, load_module
 
 from mmprompt.apis import ZeroShotClassifier, model_zoo
+from mmprompt.utils.errors import UserError
 
 from testing_utils import clip as H  # noqa: E402
 DEMO = load_module('_mmprompt_demo_classify',
@@ -209,6 +210,41 @@ def test_demo_classify_cli(files, tmp_path):
     assert DEMO.parse_examples(['folder']) == 'folder'
     with pytest.raises(ValueError, match='NAME=IMG'):
         DEMO.parse_examples(['a=x.jpg', 'nofolder'])
+
+
+def test_demo_classify_skips_an_unreadable_image(files, tmp_path,
+                                                 monkeypatch):
+    """One unreadable image among three is reported and skipped; the others
+    get the answers they get alone. The device is CUDA when there is one."""
+    import torch
+    broken = tmp_path / 'broken.jpg'
+    broken.write_bytes(b'not an image')
+    good = files['images'][:2]
+    out = tmp_path / 'results.json'
+    argv = [
+        good[0], str(broken), good[1], '--model', files['config'],
+        '--checkpoint', files['ckpt'], '--categories', *CATEGORIES,
+        '--topk', '2'
+    ]
+    devices = []
+
+    def spy(*args, device=None, **kwargs):
+        devices.append(device)
+        return ZeroShotClassifier(*args, device='cpu', **kwargs)
+
+    import mmprompt.apis
+    monkeypatch.setattr(mmprompt.apis, 'ZeroShotClassifier', spy)
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
+    results = DEMO.main(argv + ['--out', str(out)])
+    assert devices == ['cuda']
+    alone = DEMO.main(argv[:1] + argv[2:])
+    assert results == alone
+    saved = json.loads(out.read_text())
+    assert [r['image'] for r in saved] == [good[0], str(broken), good[1]]
+    assert 'pred_classes' not in saved[1]
+    assert str(broken) in saved[1]['error']
+    with pytest.raises(UserError, match='none of the 1 images can be read'):
+        DEMO.main([str(broken)] + argv[3:])
 
 
 def test_threads_with_different_categories_get_their_own_answers(files):

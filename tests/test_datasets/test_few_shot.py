@@ -68,3 +68,21 @@ def test_validation_draw_excludes_the_training_shots(tmp_path):
         FewShotDataset(cfg, shots=3, exclude=exclude)
     with pytest.raises(InvalidInputError, match='tools/train.py'):
         FewShotDataset(cfg, shots=2, exclude='train')
+
+
+def test_validation_shots_follow_the_training_shots(tmp_path):
+    """shots='val' is min(training shots, 4), whatever the training shots
+    are; too few images name the minimum per class."""
+    cfg = make_folder(tmp_path / 'train', dict(a=9, b=10))
+    for train_shots, val_shots in ((2, 2), (3, 3), (5, 4)):
+        val = FewShotDataset(
+            cfg, shots='val', exclude=dict(shots=train_shots, seed=1))
+        assert (val.shots, len(val)) == (val_shots, 2 * val_shots)
+    message = ('1 class(es) have fewer than 4 images once the 12 excluded '
+               'ones are left out (each class needs at least 10 images: 6 '
+               'shots and 4 for validation): a (3)')
+    with pytest.raises(InvalidInputError) as e:
+        FewShotDataset(cfg, shots='val', exclude=dict(shots=6, seed=1))
+    assert str(e.value) == message
+    with pytest.raises(InvalidInputError, match="shots='val' needs exclude"):
+        FewShotDataset(cfg, shots='val')

@@ -123,3 +123,30 @@ def test_learned_file_of_another_architecture(tmp_path, clip_path, capsys):
         [other_config, learned, '--work-dir',
          str(tmp_path / 'w'), '--no-progress'])
     assert 'learned on a CLIP of another architecture' in line
+
+
+def test_missing_data_folder_shows_the_layout(tmp_path, clip_path, capsys):
+    """A zoo config name (mmprompt::) with no data folder: one line with
+    the expected layout and the --cfg-options key that moves it, which
+    works as printed."""
+    nowhere = tmp_path / 'nowhere'
+    line = one_line_error(capsys, TRAIN.main, [
+        'mmprompt::coop/coop_vit-base-p16_16shots_custom.py', '--work-dir',
+        str(tmp_path / 'work'), '--cfg-options',
+        f'train_dataloader.dataset.dataset.data_root={nowhere}'
+    ])
+    assert line == (
+        f'error: no image folder at {nowhere}/train: your own images go in '
+        'data/custom/{train,val,test}/<class>/*.jpg, a folder per class '
+        '(another root: --cfg-options '
+        'train_dataloader.dataset.dataset.data_root=DIR)')
+    line = one_line_error(capsys, TEST.main, [
+        'mmprompt::clip/clip_vit-base-p16_zeroshot-cls_custom.py',
+        clip_path, '--work-dir',
+        str(tmp_path / 'work'), '--cfg-options',
+        f'test_dataloader.dataset.data_root={nowhere}'
+    ])
+    assert line == (
+        f'error: no image folder at {nowhere}/test: your own images go in '
+        'data/custom/{train,val,test}/<class>/*.jpg, a folder per class '
+        '(another root: --cfg-options test_dataloader.dataset.data_root=DIR)')

@@ -329,3 +329,41 @@ def test_bad_arguments(tmp_path):
                        match='neither a file nor a model of the zoo; '
                        'close names: clip_vit-base-p16'):
         TOOL.resolve_checkpoint('clip_vit-base-p61')
+
+
+def test_cifar100_offline_advice_works(tmp_path, cifar, served_cifar,
+                                       checkpoint, monkeypatch):
+    """Offline, the error says where to put the archive by hand and its
+    md5; doing exactly that evaluates without a network."""
+    import re
+    import shutil
+
+    from mmpretrain.datasets import CIFAR100
+
+    from mmprompt.utils import UserError
+    archive = cifar[2]
+    dead = 'http://127.0.0.1:9/cifar-100-python.tar.gz'
+    monkeypatch.setattr(CIFAR100, 'url', dead)
+    config = H.write_tiny_config(str(tmp_path / 'cfg.py'), CIFAR_CFG)
+    data_root = tmp_path / 'data' / 'cifar100'
+    option = f'test_dataloader.dataset.data_root={data_root}'
+    with pytest.raises(UserError) as e:
+        run_tool(tmp_path, config, checkpoint, option)
+    message = str(e.value)
+    assert '\n' not in message
+    advice = re.search(r'download (\S+) \(md5 (\w+)\) elsewhere and put it '
+                       r'at (\S+): it is extracted on the next run$', message)
+    assert advice.group(1) == dead
+    assert advice.group(2) == md5(archive)
+    assert advice.group(3) == str(data_root / 'cifar-100-python.tar.gz')
+    with open(advice.group(3), 'wb') as f:
+        f.write(archive)
+    metrics, result = run_tool(tmp_path, config, checkpoint, option)
+    assert result['num_samples'] == NUM_TEST
+    assert served_cifar.requests == []
+    # A different archive there is named, not downloaded over.
+    shutil.rmtree(data_root / 'cifar-100-python')
+    with open(advice.group(3), 'wb') as f:
+        f.write(b'not the archive')
+    with pytest.raises(UserError, match='is not the published archive'):
+        run_tool(tmp_path, config, checkpoint, option)

@@ -5,10 +5,12 @@
 # each epoch, which would repeat the same crops in every augmented pass.
 #
 # Validation split (alpha / beta are chosen on it, never on the test set):
-# min(shots, 4) images per class (CoOp's few-shot validation size) drawn with
-# the same seed from the training images NOT chosen as shots
-# (exclude='train'; tools/train.py fills in the training draw), with the test
-# preprocessing. Leaf configs set both wrapped `dataset`s.
+# min(shots, 4) images per class (shots='val', CoOp's few-shot validation
+# size, following an override of the training shots) drawn with the same seed
+# from the training images NOT chosen as shots (exclude='train';
+# tools/train.py fills in the training draw), with the test preprocessing:
+# each class needs shots + min(shots, 4) images. Leaf configs set both
+# wrapped `dataset`s.
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(
@@ -30,6 +32,7 @@ train_dataloader = dict(
 val_dataloader = dict(
     batch_size=64,
     num_workers=4,
-    dataset=dict(type='FewShotDataset', shots=4, seed=1, exclude='train'),
+    dataset=dict(
+        type='FewShotDataset', shots='val', seed=1, exclude='train'),
     sampler=dict(type='DefaultSampler', shuffle=False),
 )

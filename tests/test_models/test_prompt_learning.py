@@ -342,6 +342,12 @@ def test_learned_prompt_names_the_tokenizer_reads_alike_are_refused(
             r"'\uff5a\uff45\uff42\uff52\uff41' \(#1\) are the same to the "
             r"tokenizer \(read as 'zebra'\); keep one of each$"):
         model.set_categories(['zebra', '\uff5a\uff45\uff42\uff52\uff41'])
+    # The prompts read '_' as a space.
+    with pytest.raises(
+            InvalidInputError,
+            match=r"^duplicate category names: 'red fox' \(#0\) and "
+            r"'red_fox' \(#1\) make one prompt"):
+        model.set_categories(['red fox', 'red_fox'])
     assert model.categories == NAMES
 
 

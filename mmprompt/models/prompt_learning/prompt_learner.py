@@ -20,6 +20,7 @@ import torch.nn as nn
 
 from mmprompt.utils.errors import InvalidInputError
 from ..clip.prompts import check_categories
+from ..clip.tokenizer import pre_tokens
 
 POSITIONS = ('end', 'middle', 'front')
 
@@ -166,6 +167,16 @@ class PromptLearner(nn.Module):
         if not categories:
             raise InvalidInputError('no categories given')
         categories = list(check_categories(categories))
+        # The prompts read '_' as a space: 'red_fox' and 'red fox' are one
+        # prompt, so they are duplicates here too.
+        seen = {}
+        for i, name in enumerate(categories):
+            first = seen.setdefault(pre_tokens(name.replace('_', ' ')), i)
+            if first != i:
+                raise InvalidInputError(
+                    f'duplicate category names: {categories[first]!r} '
+                    f"(#{first}) and {name!r} (#{i}) make one prompt ('_' "
+                    'reads as a space); keep one of each')
         if self.csc:
             known = {n: i for i, n in enumerate(self.trained_categories)}
             unknown = [n for n in categories if n not in known]

@@ -431,7 +431,8 @@ class MMPromptBackend(DemoBackend):
         """Tag against many open-set categories, embedding
         :attr:`open_set_step` of them per step (other requests' steps run
         in between; the embeddings stay in the encoder's cache). The last
-        step sets the joined vocabulary and tags, in one step."""
+        step joins the parts into one vocabulary and tags with it, in one
+        step; the model is not changed."""
         from mmprompt.models.ram import TagVocabulary
         model = tagger.model
         parts = []
@@ -447,12 +448,13 @@ class MMPromptBackend(DemoBackend):
                 model.category_thresholds.get(n, float(t))
                 for n, t in zip(names, thresholds.tolist())
             ])
-        model.set_vocabulary(
-            TagVocabulary(
-                torch.cat([p.label_embed for p in parts]),
-                thresholds,
-                names=names))
-        return tagger(image, threshold=threshold, sort_by='score')
+        vocabulary = TagVocabulary(
+            torch.cat([p.label_embed for p in parts]), thresholds, names=names)
+        return tagger(
+            image,
+            categories=vocabulary,
+            threshold=threshold,
+            sort_by='score')
 
     def classify(self, image: Image.Image, categories: Sequence[str],
                  descriptions: Dict[str, List[str]],

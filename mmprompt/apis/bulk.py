@@ -89,10 +89,10 @@ class TagTask:
     def answer_inputs(self) -> dict:
         """The tags, templates, descriptions and thresholds scored."""
         model = self.tagger.model
-        vocabulary = model.vocabulary
+        vocabulary = self.tagger.vocabulary()
         encoder = getattr(model, 'category_encoder', None)
         templates = descriptions = None
-        if getattr(model, 'is_openset', False) and encoder is not None:
+        if self.tagger.is_openset and encoder is not None:
             from mmprompt.models.ram.label_embedding import (load_categories,
                                                              split_categories)
             templates = encoder.templates

@@ -19,7 +19,7 @@ from mmpretrain.structures import DataSample
 from PIL import Image
 
 from mmprompt.models.ram import ram_preprocess
-from mmprompt.models.ram.vocabulary import check_threshold
+from mmprompt.models.ram.vocabulary import TagVocabulary, check_threshold
 from mmprompt.utils.errors import InputTypeError, InvalidInputError
 from mmprompt.utils.image_io import decode_image
 from .model_zoo import check_task, get_model, list_models
@@ -29,7 +29,7 @@ ImageInput = Union[str, np.ndarray, Image.Image]
 ModelType = Union[str, Config, BaseModel]
 # Open-set categories: names, {name: [descriptions]} (RAM++), or a file.
 Categories = Union[str, Sequence[Union[str, Mapping[str, Sequence[str]]]],
-                   Mapping[str, Sequence[str]]]
+                   Mapping[str, Sequence[str]], TagVocabulary]
 SORT_BY = ('index', 'score')
 
 
@@ -95,7 +95,7 @@ class ImageTagger(BaseInferencer):
     preprocess_kwargs: set = set()
     forward_kwargs: set = set()
     visualize_kwargs: set = set()
-    postprocess_kwargs: set = {'threshold', 'sort_by'}
+    postprocess_kwargs: set = {'threshold', 'sort_by', 'vocabulary'}
 
     def __init__(self,
                  model: ModelType,
@@ -114,6 +114,8 @@ class ImageTagger(BaseInferencer):
             raise TypeError(f'{type(built).__name__} is not a RAM tagger')
         speed_up(built, precision, compile)
         super().__init__(built, pretrained=False)
+        # What calls without categories tag (None: the model's own).
+        self._default: Optional[TagVocabulary] = None
 
     @staticmethod
     def list_models(pattern: Optional[str] = None) -> List[str]:
@@ -154,41 +156,67 @@ class ImageTagger(BaseInferencer):
 
     @property
     def is_openset(self) -> bool:
-        """bool: Whether open-set categories are being tagged."""
-        return bool(getattr(self.model, 'is_openset', False))
+        """bool: Whether calls without ``categories`` tag open-set ones."""
+        return self._default is not None or bool(
+            getattr(self.model, 'is_openset', False))
 
-    def set_categories(self,
-                       categories: Categories,
-                       templates: Optional[Union[str, Sequence[str]]] = None,
-                       threshold: Optional[float] = None) -> None:
-        """Tag these open-set categories from now on.
+    def vocabulary(self,
+                   categories: Optional[Categories] = None,
+                   templates: Optional[Union[str, Sequence[str]]] = None,
+                   threshold: Optional[float] = None) -> TagVocabulary:
+        """The vocabulary of these open-set categories; the model is not
+        changed.
 
-        The model caches the embeddings of recent category sets, so setting
-        the same categories again costs nothing.
+        The model's category encoder embeds the prompts in batches and
+        keeps the embeddings of recent category sets, keyed by the
+        categories and templates, so asking again costs nothing.
 
         Args:
-            categories (str | list | dict): Names; ``{name: [descriptions]}``
-                items or one dict of them (RAM++); or a file: one name a
-                line (``.txt``) or JSON, see
-                :func:`~mmprompt.models.ram.label_embedding.load_categories`.
-
+            categories (str | list | dict, optional): Names; ``{name:
+                [descriptions]}`` items or one dict of them (RAM++); or a
+                file: one name a line (``.txt``) or JSON, see
+                :func:`~mmprompt.models.ram.label_embedding.load_categories`;
+                or a :class:`TagVocabulary` built already (given back on
+                the model's device). None (with no other argument) gives
+                what calls without ``categories`` tag. Defaults to None.
             templates (str | Sequence[str], optional): Prompt templates of
                 the names. Defaults to the config's.
             threshold (float, optional): Threshold of every category.
-                Defaults to the config's ``openset_threshold`` (0.5).
+                Defaults to the calibrated thresholds of the checkpoint's
+                meta, else the config's ``openset_threshold`` (0.5).
+
+        Returns:
+            TagVocabulary: To pass to :meth:`__call__`'s model.
         """
+        if categories is None and templates is None and threshold is None:
+            return self._default or self.model.vocabulary
+        if isinstance(categories, TagVocabulary):  # built already
+            return self.model.check_vocabulary(categories)
         if getattr(self.model, 'category_encoder', None) is None:
             raise TypeError(
                 f'categories need an open-set model (RAMOpenset or '
                 f'RAMPlusOpenset), not {type(self.model).__name__} without a '
                 "category_encoder; use e.g. "
                 "'ram_swin-large-p4-w12_384px_openset'")
-        self.model.set_openset(
-            categories, templates, threshold=threshold)
+        return self.model.openset_vocabulary(categories, templates, threshold)
+
+    def set_categories(self,
+                       categories: Categories,
+                       templates: Optional[Union[str, Sequence[str]]] = None,
+                       threshold: Optional[float] = None) -> TagVocabulary:
+        """Tag these open-set categories in later calls without
+        ``categories`` (see :meth:`vocabulary` for the arguments); the
+        model is not changed.
+
+        Returns:
+            TagVocabulary: The vocabulary, as :meth:`vocabulary` gives it.
+        """
+        self._default = self.vocabulary(categories, templates, threshold)
+        return self._default
 
     def clear_categories(self) -> None:
-        """Go back to the model's closed vocabulary."""
-        self.model.clear_openset()
+        """Go back to the model's own vocabulary."""
+        self._default = None
 
     def __call__(self,
                  inputs: Union[ImageInput, Sequence[ImageInput]],
@@ -200,21 +228,25 @@ class ImageTagger(BaseInferencer):
                  return_datasamples: bool = False) -> list:
         """Tag images.
 
+        Calls share nothing but the model's weights and the category
+        encoder's kept embeddings: threads tagging different open sets at
+        the same time get the answers they get one at a time.
+
         Args:
             inputs (str | np.ndarray | PIL.Image.Image | list): One image or
                 a list: file paths, PIL images or ``(H, W, 3)`` / ``(H, W)``
                 uint8 arrays (channel order: ``array_order``, BGR by
                 default). An unreadable file raises ``ValueError`` naming
                 it.
-            categories (str | list | dict, optional): Switch to these
-                open-set categories (see :meth:`set_categories`); they stay
-                for later calls. None keeps the current vocabulary.
-                Defaults to None.
+            categories (str | list | dict, optional): Tag these open-set
+                categories (see :meth:`vocabulary`); a successful call makes
+                them the default of later calls. None keeps the current
+                vocabulary. Defaults to None.
             templates (str | Sequence[str], optional): Prompt templates of
-                new ``categories``. Defaults to None (the config's).
+                ``categories``. Defaults to None (the config's).
             threshold (float, optional): Select tags by ``score >
-                threshold`` for every tag instead of the model's thresholds
-                (deleted tags stay off). Defaults to None.
+                threshold`` for every tag instead of the vocabulary's
+                thresholds (deleted tags stay off). Defaults to None.
             sort_by (str): Order of each image's tags: ``'index'``
                 (vocabulary order, as RAM prints them) or ``'score'``
                 (highest first). Defaults to ``'index'``.
@@ -232,25 +264,27 @@ class ImageTagger(BaseInferencer):
         """
         from .zero_shot_classifier import check_count
         check_count(batch_size, 'batch_size')
-        if categories is not None:
-            self.set_categories(categories, templates)
         if threshold is not None:
             threshold = check_threshold(threshold)
         if sort_by not in SORT_BY:
             raise ValueError(f'sort_by must be one of {SORT_BY}, got '
                              f'{sort_by!r}')
-        if batch_size < 1:
-            raise ValueError(f'batch_size must be >= 1, got {batch_size}')
+        vocabulary = self.vocabulary() if categories is None else \
+            self.vocabulary(categories, templates)
         images = self._inputs_to_list(inputs)
         preds = []
         for data in self.preprocess(images, batch_size=batch_size):
-            preds.extend(self.forward(data))
-        return self.postprocess(
+            preds.extend(self.forward(data, vocabulary))
+        results = self.postprocess(
             preds,
             None,
             return_datasamples,
             threshold=threshold,
-            sort_by=sort_by)
+            sort_by=sort_by,
+            vocabulary=vocabulary)
+        if categories is not None:
+            self._default = vocabulary
+        return results
 
     def _inputs_to_list(self, inputs: Any) -> list:
         if isinstance(inputs, (list, tuple)):
@@ -271,29 +305,37 @@ class ImageTagger(BaseInferencer):
         yield from map(default_collate, chunks)
 
     @torch.no_grad()
-    def forward(self, data: dict, **kwargs) -> List[DataSample]:
+    def forward(self,
+                data: dict,
+                vocabulary: Optional[TagVocabulary] = None,
+                **kwargs) -> List[DataSample]:
         """Tag one batch of preprocessed images.
 
         Args:
             data (dict): ``inputs``, RAM's normalised input tensors.
+            vocabulary (TagVocabulary, optional): What is scored. Defaults
+                to :meth:`vocabulary`'s default.
 
         Returns:
             list[DataSample]: The model's predictions.
         """
         device = next(self.model.parameters()).device
-        return self.model.predict(data['inputs'].to(device))
+        return self.model.predict(
+            data['inputs'].to(device),
+            vocabulary=vocabulary or self.vocabulary())
 
     def visualize(self, inputs: list, preds: List[DataSample],
                   **kwargs) -> None:
         return None
 
-    def _select(self, sample: DataSample,
-                threshold: Optional[float]) -> torch.Tensor:
+    @staticmethod
+    def _select(sample: DataSample, threshold: Optional[float],
+                vocabulary: TagVocabulary) -> torch.Tensor:
         """Indices of the selected tags, ascending."""
         if threshold is None:
             return sample.pred_label.cpu().long()
-        selected = self.model.vocabulary.select(sample.pred_score.cpu()[None],
-                                                threshold)[0]
+        selected = vocabulary.select(sample.pred_score.cpu()[None],
+                                     threshold)[0]
         return selected.nonzero()[:, 0]
 
     def postprocess(self,
@@ -301,7 +343,8 @@ class ImageTagger(BaseInferencer):
                     visualization: Any,
                     return_datasamples: bool = False,
                     threshold: Optional[float] = None,
-                    sort_by: str = 'index') -> list:
+                    sort_by: str = 'index',
+                    vocabulary: Optional[TagVocabulary] = None) -> list:
         """Turn the model's predictions into tag dicts.
 
         Args:
@@ -311,16 +354,18 @@ class ImageTagger(BaseInferencer):
                 Defaults to False.
             threshold (float, optional): See :meth:`__call__`.
             sort_by (str): See :meth:`__call__`.
+            vocabulary (TagVocabulary, optional): The one ``preds`` were
+                scored against. Defaults to :meth:`vocabulary`'s default.
 
         Returns:
             list: See :meth:`__call__`.
         """
         if return_datasamples:
             return preds
-        vocabulary = self.model.vocabulary
+        vocabulary = vocabulary or self.vocabulary()
         results = []
         for sample in preds:
-            labels = self._select(sample, threshold)
+            labels = self._select(sample, threshold, vocabulary)
             scores = sample.pred_score.detach().float().cpu()[labels]
             if sort_by == 'score':
                 order = scores.argsort(descending=True, stable=True)

@@ -302,8 +302,11 @@ class CategoryEncoder(BaseModule):
                                                  templates, encode_text,
                                                  self.batch_size)
         key = (names, tuple(sorted(descriptions.items())), templates)
-        if key in self._cache:
-            return self._cache[key]
+        # Single dict operations only: threads share the cache (ImageTagger,
+        # the demo) and a module holds no lock (it is deep-copied).
+        embed = self._cache.get(key)
+        if embed is not None:
+            return embed
         print_log(
             f'Building label embeddings of {len(names)} open-set categories',
             logger='current')
@@ -311,9 +314,12 @@ class CategoryEncoder(BaseModule):
         # prompts of every category share their template's start.
         embed = build_description_label_embed(names, descriptions, templates,
                                               self.encode_text, sys.maxsize)
-        if len(self._cache) >= self.cache_size:  # drop the oldest
-            self._cache.popitem(last=False)
         self._cache[key] = embed
+        while len(self._cache) > self.cache_size:  # drop the oldest
+            try:
+                self._cache.popitem(last=False)
+            except KeyError:  # another thread emptied it
+                break
         return embed
 
     def encode(self,

@@ -1,5 +1,5 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
-"""Tag images with RAM or RAM++, in MMPreTrain's inferencer style.
+"""Tag images with RAM, RAM++ or SigLIP, in MMPreTrain's inferencer style.
 
 Example:
     >>> from mmprompt.apis import ImageTagger
@@ -7,18 +7,26 @@ Example:
     >>> tagger('dog.jpg')[0]['pred_tags']
     ['dog', 'grass', 'lawn', ...]
 """
+import threading
+from collections import OrderedDict
 from typing import Any, Callable, List, Mapping, Optional, Sequence, Union
 
 import numpy as np
 import torch
+from mmcv.transforms import Compose
 from mmengine.config import Config
-from mmengine.dataset import default_collate
+from mmengine.dataset import default_collate, pseudo_collate
 from mmengine.model import BaseModel
 from mmpretrain.apis.base import BaseInferencer
+from mmpretrain.datasets.transforms import PackInputs
 from mmpretrain.structures import DataSample
 from PIL import Image
 
+from mmprompt.datasets.image_sources import CLIPTransform, RAMTransform
+from mmprompt.datasets.transforms import CLIPPreprocess
 from mmprompt.models.ram import ram_preprocess
+from mmprompt.models.ram.label_embedding import (load_categories,
+                                                 split_categories)
 from mmprompt.models.ram.vocabulary import TagVocabulary, check_threshold
 from mmprompt.utils.errors import InputTypeError, InvalidInputError
 from mmprompt.utils.image_io import decode_image
@@ -31,6 +39,14 @@ ModelType = Union[str, Config, BaseModel]
 Categories = Union[str, Sequence[Union[str, Mapping[str, Sequence[str]]]],
                    Mapping[str, Sequence[str]], TagVocabulary]
 SORT_BY = ('index', 'score')
+#: How many SigLIP open sets an ImageTagger keeps.
+CACHE_SIZE = 8
+
+
+def is_ram(model: BaseModel) -> bool:
+    """Whether ``model`` is a RAM / RAM++ tagger (else a SigLIP-like
+    zero-shot model of sigmoid scores)."""
+    return hasattr(model, 'select_tags')
 
 
 def build_tagging_model(model: ModelType,
@@ -44,19 +60,24 @@ def build_tagging_model(model: ModelType,
     loaded by :func:`~mmprompt.models.ram.load_ram_checkpoint`, or False /
     None for random weights).
     """
-    check_task(model, ('Image Tagging', 'Open-set Image Tagging'),
-               'ImageTagger')
+    check_task(model, ('Image Tagging', 'Open-set Image Tagging',
+                       'Zero-shot Image Classification'), 'ImageTagger')
     return get_model(model, pretrained, device, **kwargs)
 
 
 class ImageTagger(BaseInferencer):
     """Tag images with every label of RAM's or RAM++'s vocabulary, or of an
-    open set of categories.
+    open set of categories (RAM, RAM++ or SigLIP).
 
-    Images are preprocessed with :func:`~mmprompt.models.ram.ram_preprocess`
-    (RAM's exact input tensors) and tagged in batches. A tag is selected
-    where its score is strictly above its threshold: RAM's per-tag
-    thresholds, the open-set threshold, or ``threshold`` of the call.
+    RAM's images are preprocessed with
+    :func:`~mmprompt.models.ram.ram_preprocess` (RAM's exact input
+    tensors); SigLIP's as :class:`ZeroShotClassifier` reads them, whose
+    sigmoid scores are the model's own probability of each tag. A tag is
+    selected where its score is strictly above its threshold: RAM's per-tag
+    thresholds, the open-set threshold (0.5 by default, or calibrated), or
+    ``threshold`` of the call. What is tagged is a
+    :class:`~mmprompt.models.ram.TagVocabulary` passed to the model, never
+    set on it.
 
     Args:
         model (str | Config | BaseModel): A zoo name such as
@@ -110,12 +131,20 @@ class ImageTagger(BaseInferencer):
                              f'{array_order!r}')
         self.array_order = array_order
         built = build_tagging_model(model, pretrained, device, **kwargs)
-        if not hasattr(built, 'select_tags'):
-            raise TypeError(f'{type(built).__name__} is not a RAM tagger')
+        if not (is_ram(built) or getattr(built, 'score_activation', None)
+                == 'sigmoid'):
+            raise TypeError(
+                f'{type(built).__name__} is not a tagger: RAM, RAM++ or a '
+                'zero-shot model of sigmoid scores (SigLIP)')
         speed_up(built, precision, compile)
         super().__init__(built, pretrained=False)
         # What calls without categories tag (None: the model's own).
         self._default: Optional[TagVocabulary] = None
+        # SigLIP's open sets, by what built them (RAM's encoder keeps its
+        # own).
+        self._vocabularies: 'OrderedDict[tuple, TagVocabulary]' = \
+            OrderedDict()
+        self._lock = threading.Lock()
 
     @staticmethod
     def list_models(pattern: Optional[str] = None) -> List[str]:
@@ -133,6 +162,8 @@ class ImageTagger(BaseInferencer):
         return int(size[0] if isinstance(size, (tuple, list)) else size)
 
     def _init_pipeline(self, cfg: Config) -> Callable:
+        if not is_ram(self.model):
+            return self._clip_pipeline()
         size = self.image_size
         flip = self.array_order == 'bgr'
 
@@ -153,6 +184,65 @@ class ImageTagger(BaseInferencer):
             return dict(inputs=ram_preprocess(image, size))
 
         return load
+
+    def _clip_pipeline(self) -> Callable:
+        """SigLIP's: the classifier's transforms, arrays in BGR (MMCV's
+        order), packed for the model's data preprocessor."""
+        pipeline = Compose(
+            [CLIPPreprocess(**self.model.preprocess_args),
+             PackInputs()])
+        flip = self.array_order == 'rgb'
+
+        def load(image: ImageInput) -> dict:
+            if isinstance(image, str):
+                return pipeline(dict(img_path=image))
+            if not isinstance(image, (np.ndarray, Image.Image)):
+                raise InputTypeError(
+                    'an image must be a path, a PIL image or a numpy array, '
+                    f'got {type(image).__name__}')
+            if flip and isinstance(image, np.ndarray) and image.ndim == 3:
+                image = np.ascontiguousarray(image[..., ::-1])
+            return pipeline(dict(img=image))
+
+        return load
+
+    def bulk_transform(self) -> Callable:
+        """The transform of a decoded image for :class:`~.bulk.TagTask`;
+        :meth:`collate` batches its outputs for :meth:`forward`."""
+        if is_ram(self.model):
+            return RAMTransform(self.image_size)
+        return CLIPTransform(self.model.preprocess_args)
+
+    def collate(self, samples: list) -> dict:
+        """A batch of :meth:`bulk_transform` outputs for :meth:`forward`."""
+        if is_ram(self.model):
+            return dict(inputs=torch.stack(samples))
+        return pseudo_collate(samples)
+
+    def _siglip_vocabulary(self, categories: Categories,
+                           templates: Optional[Union[str, Sequence[str]]],
+                           threshold: Optional[float]) -> TagVocabulary:
+        """SigLIP's tags of ``categories``, kept by what built them."""
+        names, described = split_categories(load_categories(categories))
+        if described:
+            raise InvalidInputError(
+                'descriptions per category need RAM++ (RAMPlusOpenset); '
+                f'{type(self.model).__name__} takes category names only')
+        thresholds = 0.5 if threshold is None else check_threshold(threshold)
+        key = (names, templates if templates is None or isinstance(
+            templates, str) else tuple(templates), thresholds)
+        with self._lock:
+            vocabulary = self._vocabularies.get(key)
+            if vocabulary is not None:
+                self._vocabularies.move_to_end(key)
+                return vocabulary
+        vocabulary = self.model.build_tag_vocabulary(names, templates,
+                                                     thresholds)
+        with self._lock:
+            self._vocabularies[key] = vocabulary
+            while len(self._vocabularies) > CACHE_SIZE:
+                self._vocabularies.popitem(last=False)
+        return vocabulary
 
     @property
     def is_openset(self) -> bool:
@@ -188,10 +278,23 @@ class ImageTagger(BaseInferencer):
         Returns:
             TagVocabulary: To pass to :meth:`__call__`'s model.
         """
+        if isinstance(categories, TagVocabulary):  # built already
+            if is_ram(self.model):
+                return self.model.check_vocabulary(categories)
+            return categories
+        if not is_ram(self.model):
+            if categories is None:
+                if self._default is not None and templates is None and \
+                        threshold is None:
+                    return self._default
+                categories = self.model.categories
+            if categories is None:
+                raise InvalidInputError(
+                    f'{type(self.model).__name__} tags an open set: give '
+                    'categories (a list, or a .txt / .json file)')
+            return self._siglip_vocabulary(categories, templates, threshold)
         if categories is None and templates is None and threshold is None:
             return self._default or self.model.vocabulary
-        if isinstance(categories, TagVocabulary):  # built already
-            return self.model.check_vocabulary(categories)
         if getattr(self.model, 'category_encoder', None) is None:
             raise TypeError(
                 f'categories need an open-set model (RAMOpenset or '
@@ -319,10 +422,15 @@ class ImageTagger(BaseInferencer):
         Returns:
             list[DataSample]: The model's predictions.
         """
+        vocabulary = vocabulary or self.vocabulary()
+        if not is_ram(self.model):
+            data = self.model.data_preprocessor(data, False)
+            return self.model.predict(
+                data['inputs'], data.get('data_samples'),
+                vocabulary=vocabulary)
         device = next(self.model.parameters()).device
         return self.model.predict(
-            data['inputs'].to(device),
-            vocabulary=vocabulary or self.vocabulary())
+            data['inputs'].to(device), vocabulary=vocabulary)
 
     def visualize(self, inputs: list, preds: List[DataSample],
                   **kwargs) -> None:

@@ -7,9 +7,11 @@ Example:
     >>> tagger('dog.jpg')[0]['pred_tags']
     ['dog', 'grass', 'lawn', ...]
 """
+import os.path as osp
 import threading
 from collections import OrderedDict
-from typing import Any, Callable, List, Mapping, Optional, Sequence, Union
+from typing import (Any, Callable, Dict, List, Mapping, Optional, Sequence,
+                    Union)
 
 import numpy as np
 import torch
@@ -31,6 +33,7 @@ from mmprompt.models.ram.vocabulary import TagVocabulary, check_threshold
 from mmprompt.utils.errors import InputTypeError, InvalidInputError
 from mmprompt.utils.image_io import decode_image
 from .model_zoo import check_task, get_model, list_models
+from .tag_calibration import calibrated_thresholds
 from .utils import speed_up
 
 ImageInput = Union[str, np.ndarray, Image.Image]
@@ -140,6 +143,11 @@ class ImageTagger(BaseInferencer):
         super().__init__(built, pretrained=False)
         # What calls without categories tag (None: the model's own).
         self._default: Optional[TagVocabulary] = None
+        # SigLIP's calibrated thresholds (RAM's are in the model).
+        self._calibrated: Dict[str, float] = {}
+        if not is_ram(built) and isinstance(pretrained, str) and \
+                osp.isfile(pretrained):
+            self._calibrated = calibrated_thresholds(pretrained)
         # SigLIP's open sets, by what built them (RAM's encoder keeps its
         # own).
         self._vocabularies: 'OrderedDict[tuple, TagVocabulary]' = \
@@ -228,9 +236,10 @@ class ImageTagger(BaseInferencer):
             raise InvalidInputError(
                 'descriptions per category need RAM++ (RAMPlusOpenset); '
                 f'{type(self.model).__name__} takes category names only')
-        thresholds = 0.5 if threshold is None else check_threshold(threshold)
+        thresholds = self._calibrated if threshold is None else \
+            check_threshold(threshold)
         key = (names, templates if templates is None or isinstance(
-            templates, str) else tuple(templates), thresholds)
+            templates, str) else tuple(templates), threshold)
         with self._lock:
             vocabulary = self._vocabularies.get(key)
             if vocabulary is not None:
@@ -273,7 +282,8 @@ class ImageTagger(BaseInferencer):
                 the names. Defaults to the config's.
             threshold (float, optional): Threshold of every category.
                 Defaults to the calibrated thresholds of the checkpoint's
-                meta, else the config's ``openset_threshold`` (0.5).
+                meta, else the config's ``openset_threshold`` (RAM) or 0.5
+                (SigLIP).
 
         Returns:
             TagVocabulary: To pass to :meth:`__call__`'s model.

@@ -88,6 +88,35 @@ def test_open_set_scores_meet_thresholds(tagger, files):
     assert result['pred_tags'] == ['dog']
 
 
+def test_calibrated_thresholds_of_the_checkpoint(tagger, files, tmp_path):
+    """A checkpoint carrying ``meta['openset_thresholds']`` (as
+    tools/calibrate_thresholds.py writes them) thresholds those tags;
+    the others keep 0.5; a call's threshold overrides them all."""
+    from mmprompt.apis.tag_calibration import tag_vocabulary_of
+    from mmprompt.utils.checkpoint import read_checkpoint
+    state_dict, meta = read_checkpoint(files['checkpoint'])
+    path = str(tmp_path / 'calibrated.safetensors')
+    save_checkpoint(state_dict,
+                    dict(meta, openset_thresholds={'dog': 0.0,
+                                                   'crane': 0.25}), path)
+    calibrated = ImageTagger(files['config'], pretrained=path)
+    result = calibrated(files['images'][0], categories=NAMES)[0]
+    assert calibrated.vocabulary().thresholds.tolist() == \
+        [0.5, 0.0, 0.5, 0.5, 0.25]
+    assert 'dog' in result['pred_tags']
+    assert 'dog' not in tagger(files['images'][0],
+                               categories=NAMES)[0]['pred_tags']
+    assert calibrated.vocabulary(NAMES, threshold=0.7).thresholds.tolist() \
+        == pytest.approx([0.7] * 5)
+    # What tools/calibrate_thresholds.py starts from: the config's
+    # categories as tags, with the checkpoint's thresholds.
+    model = calibrated.model
+    model.categories = ('cat', 'dog')
+    vocabulary = tag_vocabulary_of(model, path)
+    assert vocabulary.names == ('cat', 'dog')
+    assert vocabulary.thresholds.tolist() == [0.5, 0.0]
+
+
 def test_ram_tag_names_from_a_file(tagger, files, ram_data_dir):
     """RAM's 4,585 tag names (read from the shared data, never copied into
     the project) as a SigLIP open set."""

@@ -289,3 +289,36 @@ def test_threads_with_different_open_sets_get_their_own_answers(files):
                 np.testing.assert_allclose(
                     result['pred_scores'], want['pred_scores'], atol=1e-6)
     assert not tagger.model.is_openset
+
+
+def test_long_open_sets_are_embedded_in_cached_chunks(files):
+    """The category encoder embeds a long set in chunks (here of 2 names),
+    each cached: the same embeddings as in one piece, and a set sharing
+    chunks with an earlier one embeds only its new names."""
+    config = H.write_tiny_config(
+        str(files['root'] / 'openset_chunks.py'),
+        OPENSET,
+        20,
+        text_encoder=H.tiny_text_encoder(files['text']))
+    tagger = ImageTagger(config, pretrained=files['ram'])
+    encoder = tagger.model.category_encoder
+    names = ['cat', 'dog', 'apple', 'kayak', 'violin']
+    whole = tagger.vocabulary(names).label_embed
+    encoder._cache.clear()
+    encoder.chunk_size = 2
+    encoded = []
+    encode_text = encoder.encode_text
+
+    def counted(texts):
+        encoded.append(len(texts) // len(encoder.templates))
+        return encode_text(texts)
+
+    encoder.encode_text = counted
+    chunked = tagger.vocabulary(names).label_embed
+    assert encoded == [2, 2, 1]
+    torch.testing.assert_close(chunked, whole, atol=1e-6, rtol=0)
+    encoded.clear()
+    tagger.vocabulary(names[:4] + ['tulip', 'moth'])
+    assert encoded == [2]  # ['tulip', 'moth']; the first two chunks kept
+    tagger.vocabulary(names)
+    assert encoded == [2]  # the whole set kept too

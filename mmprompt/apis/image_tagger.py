@@ -32,7 +32,8 @@ from mmprompt.models.ram.label_embedding import (load_categories,
 from mmprompt.models.ram.vocabulary import TagVocabulary, check_threshold
 from mmprompt.utils.errors import InputTypeError, InvalidInputError
 from mmprompt.utils.image_io import decode_image
-from .model_zoo import check_task, get_model, list_models
+from .model_zoo import (check_task, get_model, get_model_info, list_models,
+                        load_zoo)
 from .tag_calibration import calibrated_thresholds
 from .utils import speed_up
 
@@ -65,6 +66,15 @@ def build_tagging_model(model: ModelType,
     """
     check_task(model, ('Image Tagging', 'Open-set Image Tagging',
                        'Zero-shot Image Classification'), 'ImageTagger')
+    if isinstance(model, str) and model.lower() in load_zoo():
+        info = get_model_info(model)
+        if info.task == 'Zero-shot Image Classification' and \
+                'siglip' not in info.architecture.lower():
+            # Refused before anything is downloaded.
+            raise InvalidInputError(
+                f'{info.name} ({info.architecture}) scores with a softmax '
+                'over its categories, not a probability per tag: tag with '
+                'RAM, RAM++ or a SigLIP model (list_models("siglip*"))')
     return get_model(model, pretrained, device, **kwargs)
 
 
@@ -157,10 +167,15 @@ class ImageTagger(BaseInferencer):
     @staticmethod
     def list_models(pattern: Optional[str] = None) -> List[str]:
         """Zoo names usable as ``model``: the tagging models of
-        :func:`mmprompt.apis.list_models`."""
+        :func:`mmprompt.apis.list_models` and the SigLIP ones."""
+        siglip = [
+            name for name in list_models(
+                pattern, task='Zero-shot Image Classification')
+            if 'siglip' in get_model_info(name).architecture.lower()
+        ]
         return sorted(
             list_models(pattern, task='Image Tagging') +
-            list_models(pattern, task='Open-set Image Tagging'))
+            list_models(pattern, task='Open-set Image Tagging') + siglip)
 
     @property
     def image_size(self) -> int:

@@ -86,7 +86,8 @@ def test_sorting_thresholds_and_datasamples(tagger, files):
 
 def test_model_name_with_overrides(files):
     assert 'ram_swin-large-p4-w12_384px_normal' in ImageTagger.list_models()
-    assert ImageTagger.list_models() == list_models('ram')
+    assert ImageTagger.list_models() == sorted(
+        list_models('ram') + list_models('siglip'))
     tagger = ImageTagger(
         'ram_swin-large-p4-w12_384px_normal',
         pretrained=files['ram'],

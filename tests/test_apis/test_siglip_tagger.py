@@ -137,6 +137,12 @@ def test_ram_tag_names_from_a_file(tagger, files, ram_data_dir):
 
 def test_errors(tagger, files):
     from mmprompt.utils.errors import InvalidInputError
+    assert 'siglip2_vit-base-p16' in ImageTagger.list_models()
+    assert 'clip_vit-base-p16' not in ImageTagger.list_models()
+    # Refused before any download: CLIP's softmax is no per-tag probability.
+    with pytest.raises(InvalidInputError, match='clip_vit-base-p16 .*'
+                       'softmax over its categories'):
+        ImageTagger('clip_vit-base-p16')
     with pytest.raises(InvalidInputError, match='descriptions per category '
                        'need RAM\\+\\+'):
         tagger(files['images'][0], categories={'cat': ['a small cat']})

@@ -224,7 +224,7 @@ def _missing(path: Optional[str]) -> bool:
 
 
 def _ram_config(name: str) -> Any:
-    """Load a RAM config by file or by name in ``configs/ram``."""
+    """Load a tagging config by file or by name in ``configs/ram``."""
     from mmengine.config import Config
 
     from mmprompt.apis.hub import get_configs_dir
@@ -297,7 +297,7 @@ class MMPromptBackend(DemoBackend):
         self.open_set_chunk = open_set_chunk
         self._classifier = LazyModel(self._build_classifier)
         self._tagger = LazyModel(self._build_tagger)
-        self._ram_openset: Optional[bool] = None
+        self._ram_type: Optional[str] = None
 
     def clip_unavailable(self) -> Optional[str]:
         if _missing(self.clip_checkpoint):
@@ -313,16 +313,23 @@ class MMPromptBackend(DemoBackend):
             return RAM_HELP + found
         return None
 
-    def _is_openset_config(self) -> bool:
-        if self._ram_openset is None:
+    def _model_type(self) -> str:
+        if self._ram_type is None:
             try:
-                model_type = str(_ram_config(self.ram_config).model.type)
+                self._ram_type = str(_ram_config(self.ram_config).model.type)
             except Exception:  # reported when the tagger is built
-                model_type = ''
-            self._ram_openset = model_type.endswith('Openset')
-        return self._ram_openset
+                self._ram_type = ''
+        return self._ram_type
+
+    def _is_openset_config(self) -> bool:
+        return self._model_type().endswith('Openset')
+
+    def _is_siglip_config(self) -> bool:
+        return self._model_type().startswith('SigLIP')
 
     def open_set_unavailable(self) -> Optional[str]:
+        if self._is_siglip_config():
+            return None  # its own text tower
         if _missing(self.ram_text_checkpoint):
             return ('The open set needs CLIP ViT-B/16\'s text tower: start '
                     'the demo with --ram-text-checkpoint (or --clip-'
@@ -369,7 +376,8 @@ class MMPromptBackend(DemoBackend):
     def _build_tagger(self) -> Any:
         from mmprompt.apis import ImageTagger
         overrides: Dict[str, Any] = {}
-        if self.open_set_unavailable() is None:
+        if self.open_set_unavailable() is None and \
+                not self._is_siglip_config():
             # The text tower's weights come from the CLIP checkpoint.
             overrides['text_encoder'] = dict(
                 init_cfg=dict(
@@ -397,7 +405,7 @@ class MMPromptBackend(DemoBackend):
         # The model's own tags unless categories are given: never the
         # tagger's default, which another request's call may have set.
         vocabulary = tagger.vocabulary(list(categories)) if categories \
-            else tagger.model.vocabulary
+            else tagger.model_vocabulary
         return _tag_rows(
             tagger(
                 image,

@@ -339,7 +339,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         'ram_to_mmprompt.py); without it Tagging is disabled')
     parser.add_argument(
         '--ram-config',
-        help='RAM config name (in configs/ram) or file (default: '
+        help='RAM config name (in configs/ram) or file, or a SigLIP config '
+        'file (tags the open set with SigLIP\'s own text tower) (default: '
         f'{RAM_OPENSET_CONFIG} when a text checkpoint is known, else '
         f'{RAM_CONFIG})')
     parser.add_argument(

@@ -268,6 +268,24 @@ class ImageTagger(BaseInferencer):
                 self._vocabularies.popitem(last=False)
         return vocabulary
 
+    def _config_categories(self) -> Optional[List[str]]:
+        names = getattr(self.model, 'categories', None)
+        return None if names is None else list(names)
+
+    @property
+    def model_vocabulary(self) -> TagVocabulary:
+        """TagVocabulary: What the model tags by itself, whatever the calls
+        before: RAM's own tags (or its configured open set), SigLIP's
+        configured categories."""
+        if is_ram(self.model):
+            return self.model.vocabulary
+        names = self._config_categories()
+        if names is None:
+            raise InvalidInputError(
+                f'{type(self.model).__name__} tags an open set: give '
+                'categories (a list, or a .txt / .json file)')
+        return self._siglip_vocabulary(names, None, None)
+
     @property
     def is_openset(self) -> bool:
         """bool: Whether calls without ``categories`` tag open-set ones."""
@@ -308,18 +326,18 @@ class ImageTagger(BaseInferencer):
                 return self.model.check_vocabulary(categories)
             return categories
         if not is_ram(self.model):
+            if categories is None and templates is None and \
+                    threshold is None:
+                return self._default or self.model_vocabulary
             if categories is None:
-                if self._default is not None and templates is None and \
-                        threshold is None:
-                    return self._default
-                categories = self.model.categories
+                categories = self._config_categories()
             if categories is None:
                 raise InvalidInputError(
                     f'{type(self.model).__name__} tags an open set: give '
                     'categories (a list, or a .txt / .json file)')
             return self._siglip_vocabulary(categories, templates, threshold)
         if categories is None and templates is None and threshold is None:
-            return self._default or self.model.vocabulary
+            return self._default or self.model_vocabulary
         if getattr(self.model, 'category_encoder', None) is None:
             raise TypeError(
                 f'categories need an open-set model (RAMOpenset or '

@@ -891,3 +891,37 @@ def test_page_takes_a_memory_budget(capsys):
         demo_module.parse_args(['--memory-budget-mb', '0'])
     assert e.value.code == 2
     assert '--memory-budget-mb must be > 0, got 0' in capsys.readouterr().err
+
+
+def test_tagging_tab_with_siglip(tmp_path):
+    """A SigLIP config as the tagging model: the open set needs no RAM text
+    checkpoint, the rows are the library's tags and sigmoid scores, and no
+    categories tag the config's (ImageNet's 1,000) at threshold 0."""
+    import torch
+    from test_tools.test_siglip_tools import write_tiny_siglip_config
+    from testing_utils import siglip
+
+    from mmprompt.apis import ImageTagger
+    from mmprompt.converters.siglip import convert_siglip
+    from mmprompt.utils.checkpoint import save_checkpoint
+    tokenizer_file = siglip.train_tokenizer(str(tmp_path))
+    torch.manual_seed(0)
+    converted, meta = convert_siglip(
+        siglip.randomize_(siglip.TinyReference().state_dict()))
+    checkpoint = str(tmp_path / 'tiny_siglip.safetensors')
+    save_checkpoint(converted, meta, checkpoint)
+    config = write_tiny_siglip_config(
+        str(tmp_path / 'cfg.py'), tokenizer_file, templates='simple')
+    backend = MMPromptBackend('x', None, config, checkpoint)
+    assert backend.open_set_unavailable() is None
+    img = Image.fromarray(
+        np.random.default_rng(0).integers(0, 255, (40, 48, 3),
+                                          dtype=np.uint8))
+    rows = backend.tag(img, 0.0, ['cat', 'dog', 'crane'])
+    want = ImageTagger(config, pretrained=checkpoint)(
+        img, categories=['cat', 'dog', 'crane'], threshold=0.0,
+        sort_by='score')[0]
+    assert [r.tag for r in rows] == want['pred_tags']
+    np.testing.assert_allclose([r.score for r in rows], want['pred_scores'],
+                               atol=1e-6)
+    assert len(backend.tag(img, 0.0, None)) == 1000

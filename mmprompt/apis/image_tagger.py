@@ -245,7 +245,9 @@ class ImageTagger(BaseInferencer):
     def _siglip_vocabulary(self, categories: Categories,
                            templates: Optional[Union[str, Sequence[str]]],
                            threshold: Optional[float]) -> TagVocabulary:
-        """SigLIP's tags of ``categories``, kept by what built them."""
+        """SigLIP's tags of ``categories``, kept by what built them (the
+        names, templates, threshold and the state of the weights, as
+        :class:`ZeroShotClassifier` keeps its vocabularies)."""
         names, described = split_categories(load_categories(categories))
         if described:
             raise InvalidInputError(
@@ -253,8 +255,10 @@ class ImageTagger(BaseInferencer):
                 f'{type(self.model).__name__} takes category names only')
         thresholds = self._calibrated if threshold is None else \
             check_threshold(threshold)
-        key = (names, templates if templates is None or isinstance(
-            templates, str) else tuple(templates), threshold)
+        from .zero_shot_classifier import _weights_state
+        key = (_weights_state(self.model), names, templates
+               if templates is None or isinstance(templates, str) else
+               tuple(templates), threshold)
         with self._lock:
             vocabulary = self._vocabularies.get(key)
             if vocabulary is not None:

@@ -80,6 +80,12 @@ def test_open_set_scores_meet_thresholds(tagger, files):
         np.testing.assert_allclose(result['pred_scores'], row[labels],
                                    atol=1e-6)
     assert sum(len(r['pred_labels']) for r in results) > 0
+    # Kept while the weights stay; built again after an in-place load.
+    kept = tagger.vocabulary(NAMES)
+    assert tagger.vocabulary(NAMES) is kept
+    with torch.no_grad():
+        tagger.model.logit_bias.add_(0)
+    assert tagger.vocabulary(NAMES) is not kept
     # Per-tag thresholds (calibrated): each tag its own.
     per_tag = {name: float(s) for name, s in zip(NAMES, scores[0])}
     per_tag['dog'] = 0.0

@@ -17,23 +17,15 @@ inferencers).
   categories, descriptions, examples, templates, topk) -> {name: prob}``.
   Tests inject a fake; :class:`MMPromptBackend` wraps
   :class:`mmprompt.apis.ImageTagger` and
-  :class:`mmprompt.apis.ZeroShotClassifier`, each built once, lazily, and
-  called on its own worker thread (:class:`demo_worker.ModelWorker`: the
-  models keep category prototypes as state, so one request uses a model
-  at a time), which serves requests in turns, one step each.
-- Fairness: an open set of more than :data:`OPEN_SET_STEP` categories is
-  embedded :data:`OPEN_SET_STEP` names per step, each chunk cached by the
-  model's category encoder as a category set of its own; the last step
-  sets the joined vocabulary and tags. One user's 1,000-name request
-  (32 steps) therefore delays another's small request by about one step,
-  not by the whole embedding, and asking for the same 1,000 names again
-  costs no embedding. The encoder's cache is enlarged to hold a largest
-  request's chunks beside the small sets (for RAM, 32 names x 512 floats,
-  64 KiB a chunk; RAM++ keeps a row per description, 51x that). Chunking
-  loses none of the encoder's checks: :func:`parse_categories` refuses
-  repeated and over-long names over the whole list first. Classification
-  is one step however many categories it has (at most
-  :data:`MAX_CATEGORIES`, with the cheap ``simple`` templates first).
+  :class:`mmprompt.apis.ZeroShotClassifier`, each built once, lazily
+  (:class:`demo_worker.LazyModel`), and called by requests side by side:
+  each call passes what it recognises as a value, the models keep none.
+- Fairness: a small request runs beside a large open set, not after it.
+  The category encoder embeds a large set in chunks of
+  :data:`OPEN_SET_CHUNK` names, each kept; its cache is enlarged to hold
+  a largest request's chunks beside the small sets (for RAM, 32 names x
+  512 floats, 64 KiB a chunk; RAM++ keeps a row per description, 51x
+  that), so asking for the same 1,000 names again costs no embedding.
 - :func:`run_tagging` and :func:`run_classify` are the page's two event
   handlers minus gradio: raw widget values in, display values out. Given a
   :class:`demo_worker.MemoryBudget`, a request first reserves what its
@@ -41,12 +33,10 @@ inferencers).
   each pass the decoder's limit cannot together exhaust the server.
 """
 import contextlib
-import functools
 import os.path as osp
-from typing import (Any, ContextManager, Dict, Generator, List, NamedTuple,
-                    Optional, Sequence, Tuple)
+from typing import (Any, ContextManager, Dict, List, NamedTuple, Optional,
+                    Sequence, Tuple)
 
-import torch
 from PIL import Image
 
 from mmprompt.utils.image_io import estimate_decode_cost
@@ -54,13 +44,10 @@ from demo_inputs import (  # noqa: F401 (re-exported for the page)
     MAX_CATEGORIES, MAX_EXAMPLES_PER_CATEGORY, MAX_NAME_CHARS, MAX_PIXELS,
     MAX_SIDE, DemoInputError, ImageInput, load_image, match_category,
     parse_categories, parse_descriptions, parse_examples, parse_topk)
-from demo_worker import MemoryBudget, ModelWorker
+from demo_worker import LazyModel, MemoryBudget
 
-#: Open-set categories embedded per step of the tagging worker: a larger
-#: set is embedded over several steps, other requests served in between
-#: (see :mod:`demo_worker`). With the 80 ImageNet templates a step is 2,560
-#: prompts through the text tower.
-OPEN_SET_STEP = 32
+#: Open-set categories the category encoder embeds and keeps together.
+OPEN_SET_CHUNK = 32
 
 #: Most tags drawn as bars.
 MAX_BARS = 30
@@ -237,7 +224,7 @@ def _missing(path: Optional[str]) -> bool:
 
 
 def _ram_config(name: str) -> Any:
-    """Load a RAM config by file or by name in ``configs/ram``."""
+    """Load a tagging config by file or by name in ``configs/ram``."""
     from mmengine.config import Config
 
     from mmprompt.apis.hub import get_configs_dir
@@ -249,10 +236,8 @@ def _ram_config(name: str) -> Any:
 class MMPromptBackend(DemoBackend):
     """The real backend: mmprompt's inferencers, built lazily, once.
 
-    Each model is built on its first request (not at start-up) and used
-    from its own single worker thread: both inferencers keep the current
-    categories as state, so one request's categories must not leak into
-    another's.
+    Each model is built on its first request (not at start-up); requests
+    then call it side by side, each passing its own categories.
 
     Args:
         clip_config (str): CLIP model name (``'clip_vit-base-p16'``) or
@@ -278,8 +263,8 @@ class MMPromptBackend(DemoBackend):
         allow_other_weights (bool): Use ``learned`` over other CLIP
             weights than it was learned on (refused by default). Defaults
             to False.
-        open_set_step (int): Open-set categories embedded per step of the
-            tagging worker. Defaults to :data:`OPEN_SET_STEP`.
+        open_set_chunk (int): Open-set categories the category encoder
+            embeds and keeps together. Defaults to :data:`OPEN_SET_CHUNK`.
     """
 
     def __init__(self,
@@ -290,7 +275,7 @@ class MMPromptBackend(DemoBackend):
                  ram_text_checkpoint: Optional[str] = None,
                  device: Optional[str] = None,
                  learned: Optional[str] = None,
-                 open_set_step: int = OPEN_SET_STEP,
+                 open_set_chunk: int = OPEN_SET_CHUNK,
                  allow_other_weights: bool = False) -> None:
         self.clip_config, self.clip_checkpoint = clip_config, clip_checkpoint
         self.learned = learned
@@ -306,13 +291,13 @@ class MMPromptBackend(DemoBackend):
         self.ram_config, self.ram_checkpoint = ram_config, ram_checkpoint
         self.ram_text_checkpoint = ram_text_checkpoint
         self.device = device
-        if open_set_step < 1:
-            raise ValueError(f'open_set_step must be >= 1, got '
-                             f'{open_set_step}')
-        self.open_set_step = open_set_step
-        self._classifier = ModelWorker(self._build_classifier, 'demo-clip')
-        self._tagger = ModelWorker(self._build_tagger, 'demo-ram')
-        self._ram_openset: Optional[bool] = None
+        if open_set_chunk < 1:
+            raise ValueError(f'open_set_chunk must be >= 1, got '
+                             f'{open_set_chunk}')
+        self.open_set_chunk = open_set_chunk
+        self._classifier = LazyModel(self._build_classifier)
+        self._tagger = LazyModel(self._build_tagger)
+        self._ram_type: Optional[str] = None
 
     def clip_unavailable(self) -> Optional[str]:
         if _missing(self.clip_checkpoint):
@@ -328,16 +313,23 @@ class MMPromptBackend(DemoBackend):
             return RAM_HELP + found
         return None
 
-    def _is_openset_config(self) -> bool:
-        if self._ram_openset is None:
+    def _model_type(self) -> str:
+        if self._ram_type is None:
             try:
-                model_type = str(_ram_config(self.ram_config).model.type)
+                self._ram_type = str(_ram_config(self.ram_config).model.type)
             except Exception:  # reported when the tagger is built
-                model_type = ''
-            self._ram_openset = model_type.endswith('Openset')
-        return self._ram_openset
+                self._ram_type = ''
+        return self._ram_type
+
+    def _is_openset_config(self) -> bool:
+        return self._model_type().endswith('Openset')
+
+    def _is_siglip_config(self) -> bool:
+        return self._model_type().startswith('SigLIP')
 
     def open_set_unavailable(self) -> Optional[str]:
+        if self._is_siglip_config():
+            return None  # its own text tower
         if _missing(self.ram_text_checkpoint):
             return ('The open set needs CLIP ViT-B/16\'s text tower: start '
                     'the demo with --ram-text-checkpoint (or --clip-'
@@ -384,7 +376,8 @@ class MMPromptBackend(DemoBackend):
     def _build_tagger(self) -> Any:
         from mmprompt.apis import ImageTagger
         overrides: Dict[str, Any] = {}
-        if self.open_set_unavailable() is None:
+        if self.open_set_unavailable() is None and \
+                not self._is_siglip_config():
             # The text tower's weights come from the CLIP checkpoint.
             overrides['text_encoder'] = dict(
                 init_cfg=dict(
@@ -400,59 +393,25 @@ class MMPromptBackend(DemoBackend):
         if encoder is not None:
             # Room for the chunks of a largest request beside the sets of
             # the small ones (see the module docstring).
-            encoder.cache_size += -(-MAX_CATEGORIES // self.open_set_step)
+            encoder.chunk_size = self.open_set_chunk
+            encoder.cache_size += -(-MAX_CATEGORIES // self.open_set_chunk)
         return tagger
 
     def tag(self, image: Image.Image, threshold: Optional[float],
             categories: Optional[Sequence[str]]) -> List[TagRow]:
         if categories and self.open_set_unavailable():
             raise DemoInputError(self.open_set_unavailable())
-        names = list(categories or ())
-        if len(names) > self.open_set_step:
-            result = self._tagger.run_steps(
-                functools.partial(self._tag_in_steps, image, threshold, names))
-            return _tag_rows(result)
-
-        def run(tagger: Any) -> list:
-            if names:
-                return tagger(
-                    image,
-                    categories=names,
-                    threshold=threshold,
-                    sort_by='score')
-            tagger.clear_categories()  # a previous request's open set
-            return tagger(image, threshold=threshold, sort_by='score')
-
-        return _tag_rows(self._tagger.run(run))
-
-    def _tag_in_steps(self, image: Image.Image, threshold: Optional[float],
-                      names: List[str],
-                      tagger: Any) -> Generator[None, None, list]:
-        """Tag against many open-set categories, embedding
-        :attr:`open_set_step` of them per step (other requests' steps run
-        in between; the embeddings stay in the encoder's cache). The last
-        step sets the joined vocabulary and tags, in one step."""
-        from mmprompt.models.ram import TagVocabulary
-        model = tagger.model
-        parts = []
-        for i in range(0, len(names), self.open_set_step):
-            parts.append(
-                model.category_encoder.encode(
-                    names[i:i + self.open_set_step],
-                    descriptions=model.takes_descriptions))
-            yield
-        thresholds = torch.cat([p.thresholds for p in parts])
-        if model.category_thresholds:  # as RAM.set_openset does
-            thresholds = torch.tensor([
-                model.category_thresholds.get(n, float(t))
-                for n, t in zip(names, thresholds.tolist())
-            ])
-        model.set_vocabulary(
-            TagVocabulary(
-                torch.cat([p.label_embed for p in parts]),
-                thresholds,
-                names=names))
-        return tagger(image, threshold=threshold, sort_by='score')
+        tagger = self._tagger.get()
+        # The model's own tags unless categories are given: never the
+        # tagger's default, which another request's call may have set.
+        vocabulary = tagger.vocabulary(list(categories)) if categories \
+            else tagger.model_vocabulary
+        return _tag_rows(
+            tagger(
+                image,
+                categories=vocabulary,
+                threshold=threshold,
+                sort_by='score'))
 
     def classify(self, image: Image.Image, categories: Sequence[str],
                  descriptions: Dict[str, List[str]],
@@ -464,13 +423,13 @@ class MMPromptBackend(DemoBackend):
                     'the learned prompts replace descriptions and example '
                     'images: leave them empty')
             templates = None  # the learned context is the prompt
-        result = self._classifier.run(lambda classifier: classifier(
+        result = self._classifier.get()(
             image,
             categories=list(categories),
             templates=templates,
             descriptions=descriptions or None,
             examples=examples or None,
-            topk=topk))
+            topk=topk)
         return _class_scores(result)
 
 

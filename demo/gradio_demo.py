@@ -27,10 +27,11 @@ from demo_backend import (RAM_CONFIG, RAM_OPENSET_CONFIG, DemoBackend,
 from demo_worker import MemoryBudget
 
 NUM_EXAMPLE_SLOTS = 3  # the classify handler names each slot's inputs
-#: Requests per model let into the backend at once; more wait in gradio's
-#: queue. The backend's worker serves them in turns, one step each (see
-#: demo_worker.py), so a small request is not stuck behind a large one.
-ACTIVE_REQUESTS = 16
+#: Requests per model let into the backend at once, side by side (see
+#: demo_worker.py), so a small request is not stuck behind a large one;
+#: more wait in gradio's queue. Each calling thread gets PyTorch's OpenMP
+#: thread team: a few, not one per queued request.
+ACTIVE_REQUESTS = 4
 #: What the requests of both tabs may take to decode their images together,
 #: in MB (two images at the decoder's own limit of 1,000 MB); a request
 #: over it waits for room, then is refused (demo_worker.MemoryBudget).
@@ -298,8 +299,8 @@ def build_demo(backend: DemoBackend,
                     'orientation, 16-bit scaling, at most 89.5 megapixels '
                     'and 1,000 MB to decode): the page answers as the API '
                     'does.')
-    # Each model's worker takes its requests in turns (ACTIVE_REQUESTS in
-    # the backend per model); tagging and classification run side by side.
+    # ACTIVE_REQUESTS per model run side by side in the backend, tagging
+    # beside classification.
     demo.queue(max_size=queue_size, default_concurrency_limit=1)
     return demo
 
@@ -338,7 +339,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         'ram_to_mmprompt.py); without it Tagging is disabled')
     parser.add_argument(
         '--ram-config',
-        help='RAM config name (in configs/ram) or file (default: '
+        help='RAM config name (in configs/ram) or file, or a SigLIP config '
+        'file (tags the open set with SigLIP\'s own text tower) (default: '
         f'{RAM_OPENSET_CONFIG} when a text checkpoint is known, else '
         f'{RAM_CONFIG})')
     parser.add_argument(

@@ -38,8 +38,7 @@ import torch.nn.functional as F
 from mmengine.dataset import pseudo_collate
 from mmengine.logging import print_log
 
-from mmprompt.datasets.image_sources import (CLIPTransform, ImageItem,
-                                             RAMTransform)
+from mmprompt.datasets.image_sources import CLIPTransform, ImageItem
 from mmprompt.utils.errors import InvalidInputError, OutputPathError
 from mmprompt.utils.io import atomic_write, pid_alive
 
@@ -65,7 +64,8 @@ RUN_INPUTS = dict(
 
 
 class TagTask:
-    """RAM / RAM++ tags (closed vocabulary or an open set).
+    """RAM / RAM++ tags (closed vocabulary or an open set), or SigLIP's
+    tags of an open set.
 
     Args:
         tagger (ImageTagger): The inferencer, categories already set.
@@ -84,15 +84,15 @@ class TagTask:
         self.tagger = tagger
         self.threshold = threshold
         self.categories = categories
-        self.transform = RAMTransform(tagger.image_size)
+        self.transform = tagger.bulk_transform()
 
     def answer_inputs(self) -> dict:
         """The tags, templates, descriptions and thresholds scored."""
         model = self.tagger.model
-        vocabulary = model.vocabulary
+        vocabulary = self.tagger.vocabulary()
         encoder = getattr(model, 'category_encoder', None)
         templates = descriptions = None
-        if getattr(model, 'is_openset', False) and encoder is not None:
+        if self.tagger.is_openset and encoder is not None:
             from mmprompt.models.ram.label_embedding import (load_categories,
                                                              split_categories)
             templates = encoder.templates
@@ -110,7 +110,7 @@ class TagTask:
             model=config_of(model))
 
     def __call__(self, data: List[torch.Tensor]) -> List[dict]:
-        preds = self.tagger.forward(dict(inputs=torch.stack(data)))
+        preds = self.tagger.forward(self.tagger.collate(data))
         out = self.tagger.postprocess(preds, None, threshold=self.threshold)
         return [
             dict(

@@ -1,5 +1,5 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
-"""Tag images with RAM or RAM++, in MMPreTrain's inferencer style.
+"""Tag images with RAM, RAM++ or SigLIP, in MMPreTrain's inferencer style.
 
 Example:
     >>> from mmprompt.apis import ImageTagger
@@ -7,30 +7,50 @@ Example:
     >>> tagger('dog.jpg')[0]['pred_tags']
     ['dog', 'grass', 'lawn', ...]
 """
-from typing import Any, Callable, List, Mapping, Optional, Sequence, Union
+import os.path as osp
+import threading
+from collections import OrderedDict
+from typing import (Any, Callable, Dict, List, Mapping, Optional, Sequence,
+                    Union)
 
 import numpy as np
 import torch
+from mmcv.transforms import Compose
 from mmengine.config import Config
-from mmengine.dataset import default_collate
+from mmengine.dataset import default_collate, pseudo_collate
 from mmengine.model import BaseModel
 from mmpretrain.apis.base import BaseInferencer
+from mmpretrain.datasets.transforms import PackInputs
 from mmpretrain.structures import DataSample
 from PIL import Image
 
+from mmprompt.datasets.image_sources import CLIPTransform, RAMTransform
+from mmprompt.datasets.transforms import CLIPPreprocess
 from mmprompt.models.ram import ram_preprocess
-from mmprompt.models.ram.vocabulary import check_threshold
+from mmprompt.models.ram.label_embedding import (load_categories,
+                                                 split_categories)
+from mmprompt.models.ram.vocabulary import TagVocabulary, check_threshold
 from mmprompt.utils.errors import InputTypeError, InvalidInputError
 from mmprompt.utils.image_io import decode_image
-from .model_zoo import check_task, get_model, list_models
+from .model_zoo import (check_task, get_model, get_model_info, list_models,
+                        load_zoo)
+from .tag_calibration import calibrated_thresholds
 from .utils import speed_up
 
 ImageInput = Union[str, np.ndarray, Image.Image]
 ModelType = Union[str, Config, BaseModel]
 # Open-set categories: names, {name: [descriptions]} (RAM++), or a file.
 Categories = Union[str, Sequence[Union[str, Mapping[str, Sequence[str]]]],
-                   Mapping[str, Sequence[str]]]
+                   Mapping[str, Sequence[str]], TagVocabulary]
 SORT_BY = ('index', 'score')
+#: How many SigLIP open sets an ImageTagger keeps.
+CACHE_SIZE = 8
+
+
+def is_ram(model: BaseModel) -> bool:
+    """Whether ``model`` is a RAM / RAM++ tagger (else a SigLIP-like
+    zero-shot model of sigmoid scores)."""
+    return hasattr(model, 'select_tags')
 
 
 def build_tagging_model(model: ModelType,
@@ -44,19 +64,33 @@ def build_tagging_model(model: ModelType,
     loaded by :func:`~mmprompt.models.ram.load_ram_checkpoint`, or False /
     None for random weights).
     """
-    check_task(model, ('Image Tagging', 'Open-set Image Tagging'),
-               'ImageTagger')
+    check_task(model, ('Image Tagging', 'Open-set Image Tagging',
+                       'Zero-shot Image Classification'), 'ImageTagger')
+    if isinstance(model, str) and model.lower() in load_zoo():
+        info = get_model_info(model)
+        if info.task == 'Zero-shot Image Classification' and \
+                'siglip' not in info.architecture.lower():
+            # Refused before anything is downloaded.
+            raise InvalidInputError(
+                f'{info.name} ({info.architecture}) scores with a softmax '
+                'over its categories, not a probability per tag: tag with '
+                'RAM, RAM++ or a SigLIP model (list_models("siglip*"))')
     return get_model(model, pretrained, device, **kwargs)
 
 
 class ImageTagger(BaseInferencer):
     """Tag images with every label of RAM's or RAM++'s vocabulary, or of an
-    open set of categories.
+    open set of categories (RAM, RAM++ or SigLIP).
 
-    Images are preprocessed with :func:`~mmprompt.models.ram.ram_preprocess`
-    (RAM's exact input tensors) and tagged in batches. A tag is selected
-    where its score is strictly above its threshold: RAM's per-tag
-    thresholds, the open-set threshold, or ``threshold`` of the call.
+    RAM's images are preprocessed with
+    :func:`~mmprompt.models.ram.ram_preprocess` (RAM's exact input
+    tensors); SigLIP's as :class:`ZeroShotClassifier` reads them, whose
+    sigmoid scores are the model's own probability of each tag. A tag is
+    selected where its score is strictly above its threshold: RAM's per-tag
+    thresholds, the open-set threshold (0.5 by default, or calibrated), or
+    ``threshold`` of the call. What is tagged is a
+    :class:`~mmprompt.models.ram.TagVocabulary` passed to the model, never
+    set on it.
 
     Args:
         model (str | Config | BaseModel): A zoo name such as
@@ -95,7 +129,7 @@ class ImageTagger(BaseInferencer):
     preprocess_kwargs: set = set()
     forward_kwargs: set = set()
     visualize_kwargs: set = set()
-    postprocess_kwargs: set = {'threshold', 'sort_by'}
+    postprocess_kwargs: set = {'threshold', 'sort_by', 'vocabulary'}
 
     def __init__(self,
                  model: ModelType,
@@ -110,18 +144,38 @@ class ImageTagger(BaseInferencer):
                              f'{array_order!r}')
         self.array_order = array_order
         built = build_tagging_model(model, pretrained, device, **kwargs)
-        if not hasattr(built, 'select_tags'):
-            raise TypeError(f'{type(built).__name__} is not a RAM tagger')
+        if not (is_ram(built) or getattr(built, 'score_activation', None)
+                == 'sigmoid'):
+            raise TypeError(
+                f'{type(built).__name__} is not a tagger: RAM, RAM++ or a '
+                'zero-shot model of sigmoid scores (SigLIP)')
         speed_up(built, precision, compile)
         super().__init__(built, pretrained=False)
+        # What calls without categories tag (None: the model's own).
+        self._default: Optional[TagVocabulary] = None
+        # SigLIP's calibrated thresholds (RAM's are in the model).
+        self._calibrated: Dict[str, float] = {}
+        if not is_ram(built) and isinstance(pretrained, str) and \
+                osp.isfile(pretrained):
+            self._calibrated = calibrated_thresholds(pretrained)
+        # SigLIP's open sets, by what built them (RAM's encoder keeps its
+        # own).
+        self._vocabularies: 'OrderedDict[tuple, TagVocabulary]' = \
+            OrderedDict()
+        self._lock = threading.Lock()
 
     @staticmethod
     def list_models(pattern: Optional[str] = None) -> List[str]:
         """Zoo names usable as ``model``: the tagging models of
-        :func:`mmprompt.apis.list_models`."""
+        :func:`mmprompt.apis.list_models` and the SigLIP ones."""
+        siglip = [
+            name for name in list_models(
+                pattern, task='Zero-shot Image Classification')
+            if 'siglip' in get_model_info(name).architecture.lower()
+        ]
         return sorted(
             list_models(pattern, task='Image Tagging') +
-            list_models(pattern, task='Open-set Image Tagging'))
+            list_models(pattern, task='Open-set Image Tagging') + siglip)
 
     @property
     def image_size(self) -> int:
@@ -131,6 +185,8 @@ class ImageTagger(BaseInferencer):
         return int(size[0] if isinstance(size, (tuple, list)) else size)
 
     def _init_pipeline(self, cfg: Config) -> Callable:
+        if not is_ram(self.model):
+            return self._clip_pipeline()
         size = self.image_size
         flip = self.array_order == 'bgr'
 
@@ -152,43 +208,165 @@ class ImageTagger(BaseInferencer):
 
         return load
 
+    def _clip_pipeline(self) -> Callable:
+        """SigLIP's: the classifier's transforms, arrays in BGR (MMCV's
+        order), packed for the model's data preprocessor."""
+        pipeline = Compose(
+            [CLIPPreprocess(**self.model.preprocess_args),
+             PackInputs()])
+        flip = self.array_order == 'rgb'
+
+        def load(image: ImageInput) -> dict:
+            if isinstance(image, str):
+                return pipeline(dict(img_path=image))
+            if not isinstance(image, (np.ndarray, Image.Image)):
+                raise InputTypeError(
+                    'an image must be a path, a PIL image or a numpy array, '
+                    f'got {type(image).__name__}')
+            if flip and isinstance(image, np.ndarray) and image.ndim == 3:
+                image = np.ascontiguousarray(image[..., ::-1])
+            return pipeline(dict(img=image))
+
+        return load
+
+    def bulk_transform(self) -> Callable:
+        """The transform of a decoded image for :class:`~.bulk.TagTask`;
+        :meth:`collate` batches its outputs for :meth:`forward`."""
+        if is_ram(self.model):
+            return RAMTransform(self.image_size)
+        return CLIPTransform(self.model.preprocess_args)
+
+    def collate(self, samples: list) -> dict:
+        """A batch of :meth:`bulk_transform` outputs for :meth:`forward`."""
+        if is_ram(self.model):
+            return dict(inputs=torch.stack(samples))
+        return pseudo_collate(samples)
+
+    def _siglip_vocabulary(self, categories: Categories,
+                           templates: Optional[Union[str, Sequence[str]]],
+                           threshold: Optional[float]) -> TagVocabulary:
+        """SigLIP's tags of ``categories``, kept by what built them (the
+        names, templates, threshold and the state of the weights, as
+        :class:`ZeroShotClassifier` keeps its vocabularies)."""
+        names, described = split_categories(load_categories(categories))
+        if described:
+            raise InvalidInputError(
+                'descriptions per category need RAM++ (RAMPlusOpenset); '
+                f'{type(self.model).__name__} takes category names only')
+        thresholds = self._calibrated if threshold is None else \
+            check_threshold(threshold)
+        from .zero_shot_classifier import _weights_state
+        key = (_weights_state(self.model), names, templates
+               if templates is None or isinstance(templates, str) else
+               tuple(templates), threshold)
+        with self._lock:
+            vocabulary = self._vocabularies.get(key)
+            if vocabulary is not None:
+                self._vocabularies.move_to_end(key)
+                return vocabulary
+        vocabulary = self.model.build_tag_vocabulary(names, templates,
+                                                     thresholds)
+        with self._lock:
+            self._vocabularies[key] = vocabulary
+            while len(self._vocabularies) > CACHE_SIZE:
+                self._vocabularies.popitem(last=False)
+        return vocabulary
+
+    def _config_categories(self) -> Optional[List[str]]:
+        names = getattr(self.model, 'categories', None)
+        return None if names is None else list(names)
+
+    @property
+    def model_vocabulary(self) -> TagVocabulary:
+        """TagVocabulary: What the model tags by itself, whatever the calls
+        before: RAM's own tags (or its configured open set), SigLIP's
+        configured categories."""
+        if is_ram(self.model):
+            return self.model.vocabulary
+        names = self._config_categories()
+        if names is None:
+            raise InvalidInputError(
+                f'{type(self.model).__name__} tags an open set: give '
+                'categories (a list, or a .txt / .json file)')
+        return self._siglip_vocabulary(names, None, None)
+
     @property
     def is_openset(self) -> bool:
-        """bool: Whether open-set categories are being tagged."""
-        return bool(getattr(self.model, 'is_openset', False))
+        """bool: Whether calls without ``categories`` tag open-set ones."""
+        return self._default is not None or bool(
+            getattr(self.model, 'is_openset', False))
 
-    def set_categories(self,
-                       categories: Categories,
-                       templates: Optional[Union[str, Sequence[str]]] = None,
-                       threshold: Optional[float] = None) -> None:
-        """Tag these open-set categories from now on.
+    def vocabulary(self,
+                   categories: Optional[Categories] = None,
+                   templates: Optional[Union[str, Sequence[str]]] = None,
+                   threshold: Optional[float] = None) -> TagVocabulary:
+        """The vocabulary of these open-set categories; the model is not
+        changed.
 
-        The model caches the embeddings of recent category sets, so setting
-        the same categories again costs nothing.
+        The model's category encoder embeds the prompts in batches and
+        keeps the embeddings of recent category sets, keyed by the
+        categories and templates, so asking again costs nothing.
 
         Args:
-            categories (str | list | dict): Names; ``{name: [descriptions]}``
-                items or one dict of them (RAM++); or a file: one name a
-                line (``.txt``) or JSON, see
-                :func:`~mmprompt.models.ram.label_embedding.load_categories`.
-
+            categories (str | list | dict, optional): Names; ``{name:
+                [descriptions]}`` items or one dict of them (RAM++); or a
+                file: one name a line (``.txt``) or JSON, see
+                :func:`~mmprompt.models.ram.label_embedding.load_categories`;
+                or a :class:`TagVocabulary` built already (given back on
+                the model's device). None (with no other argument) gives
+                what calls without ``categories`` tag. Defaults to None.
             templates (str | Sequence[str], optional): Prompt templates of
                 the names. Defaults to the config's.
             threshold (float, optional): Threshold of every category.
-                Defaults to the config's ``openset_threshold`` (0.5).
+                Defaults to the calibrated thresholds of the checkpoint's
+                meta, else the config's ``openset_threshold`` (RAM) or 0.5
+                (SigLIP).
+
+        Returns:
+            TagVocabulary: To pass to :meth:`__call__`'s model.
         """
+        if isinstance(categories, TagVocabulary):  # built already
+            if is_ram(self.model):
+                return self.model.check_vocabulary(categories)
+            return categories
+        if not is_ram(self.model):
+            if categories is None and templates is None and \
+                    threshold is None:
+                return self._default or self.model_vocabulary
+            if categories is None:
+                categories = self._config_categories()
+            if categories is None:
+                raise InvalidInputError(
+                    f'{type(self.model).__name__} tags an open set: give '
+                    'categories (a list, or a .txt / .json file)')
+            return self._siglip_vocabulary(categories, templates, threshold)
+        if categories is None and templates is None and threshold is None:
+            return self._default or self.model_vocabulary
         if getattr(self.model, 'category_encoder', None) is None:
             raise TypeError(
                 f'categories need an open-set model (RAMOpenset or '
                 f'RAMPlusOpenset), not {type(self.model).__name__} without a '
                 "category_encoder; use e.g. "
                 "'ram_swin-large-p4-w12_384px_openset'")
-        self.model.set_openset(
-            categories, templates, threshold=threshold)
+        return self.model.openset_vocabulary(categories, templates, threshold)
+
+    def set_categories(self,
+                       categories: Categories,
+                       templates: Optional[Union[str, Sequence[str]]] = None,
+                       threshold: Optional[float] = None) -> TagVocabulary:
+        """Tag these open-set categories in later calls without
+        ``categories`` (see :meth:`vocabulary` for the arguments); the
+        model is not changed.
+
+        Returns:
+            TagVocabulary: The vocabulary, as :meth:`vocabulary` gives it.
+        """
+        self._default = self.vocabulary(categories, templates, threshold)
+        return self._default
 
     def clear_categories(self) -> None:
-        """Go back to the model's closed vocabulary."""
-        self.model.clear_openset()
+        """Go back to the model's own vocabulary."""
+        self._default = None
 
     def __call__(self,
                  inputs: Union[ImageInput, Sequence[ImageInput]],
@@ -200,21 +378,25 @@ class ImageTagger(BaseInferencer):
                  return_datasamples: bool = False) -> list:
         """Tag images.
 
+        Calls share nothing but the model's weights and the category
+        encoder's kept embeddings: threads tagging different open sets at
+        the same time get the answers they get one at a time.
+
         Args:
             inputs (str | np.ndarray | PIL.Image.Image | list): One image or
                 a list: file paths, PIL images or ``(H, W, 3)`` / ``(H, W)``
                 uint8 arrays (channel order: ``array_order``, BGR by
                 default). An unreadable file raises ``ValueError`` naming
                 it.
-            categories (str | list | dict, optional): Switch to these
-                open-set categories (see :meth:`set_categories`); they stay
-                for later calls. None keeps the current vocabulary.
-                Defaults to None.
+            categories (str | list | dict, optional): Tag these open-set
+                categories (see :meth:`vocabulary`); a successful call makes
+                them the default of later calls. None keeps the current
+                vocabulary. Defaults to None.
             templates (str | Sequence[str], optional): Prompt templates of
-                new ``categories``. Defaults to None (the config's).
+                ``categories``. Defaults to None (the config's).
             threshold (float, optional): Select tags by ``score >
-                threshold`` for every tag instead of the model's thresholds
-                (deleted tags stay off). Defaults to None.
+                threshold`` for every tag instead of the vocabulary's
+                thresholds (deleted tags stay off). Defaults to None.
             sort_by (str): Order of each image's tags: ``'index'``
                 (vocabulary order, as RAM prints them) or ``'score'``
                 (highest first). Defaults to ``'index'``.
@@ -232,25 +414,27 @@ class ImageTagger(BaseInferencer):
         """
         from .zero_shot_classifier import check_count
         check_count(batch_size, 'batch_size')
-        if categories is not None:
-            self.set_categories(categories, templates)
         if threshold is not None:
             threshold = check_threshold(threshold)
         if sort_by not in SORT_BY:
             raise ValueError(f'sort_by must be one of {SORT_BY}, got '
                              f'{sort_by!r}')
-        if batch_size < 1:
-            raise ValueError(f'batch_size must be >= 1, got {batch_size}')
+        vocabulary = self.vocabulary() if categories is None else \
+            self.vocabulary(categories, templates)
         images = self._inputs_to_list(inputs)
         preds = []
         for data in self.preprocess(images, batch_size=batch_size):
-            preds.extend(self.forward(data))
-        return self.postprocess(
+            preds.extend(self.forward(data, vocabulary))
+        results = self.postprocess(
             preds,
             None,
             return_datasamples,
             threshold=threshold,
-            sort_by=sort_by)
+            sort_by=sort_by,
+            vocabulary=vocabulary)
+        if categories is not None:
+            self._default = vocabulary
+        return results
 
     def _inputs_to_list(self, inputs: Any) -> list:
         if isinstance(inputs, (list, tuple)):
@@ -271,29 +455,42 @@ class ImageTagger(BaseInferencer):
         yield from map(default_collate, chunks)
 
     @torch.no_grad()
-    def forward(self, data: dict, **kwargs) -> List[DataSample]:
+    def forward(self,
+                data: dict,
+                vocabulary: Optional[TagVocabulary] = None,
+                **kwargs) -> List[DataSample]:
         """Tag one batch of preprocessed images.
 
         Args:
             data (dict): ``inputs``, RAM's normalised input tensors.
+            vocabulary (TagVocabulary, optional): What is scored. Defaults
+                to :meth:`vocabulary`'s default.
 
         Returns:
             list[DataSample]: The model's predictions.
         """
+        vocabulary = vocabulary or self.vocabulary()
+        if not is_ram(self.model):
+            data = self.model.data_preprocessor(data, False)
+            return self.model.predict(
+                data['inputs'], data.get('data_samples'),
+                vocabulary=vocabulary)
         device = next(self.model.parameters()).device
-        return self.model.predict(data['inputs'].to(device))
+        return self.model.predict(
+            data['inputs'].to(device), vocabulary=vocabulary)
 
     def visualize(self, inputs: list, preds: List[DataSample],
                   **kwargs) -> None:
         return None
 
-    def _select(self, sample: DataSample,
-                threshold: Optional[float]) -> torch.Tensor:
+    @staticmethod
+    def _select(sample: DataSample, threshold: Optional[float],
+                vocabulary: TagVocabulary) -> torch.Tensor:
         """Indices of the selected tags, ascending."""
         if threshold is None:
             return sample.pred_label.cpu().long()
-        selected = self.model.vocabulary.select(sample.pred_score.cpu()[None],
-                                                threshold)[0]
+        selected = vocabulary.select(sample.pred_score.cpu()[None],
+                                     threshold)[0]
         return selected.nonzero()[:, 0]
 
     def postprocess(self,
@@ -301,7 +498,8 @@ class ImageTagger(BaseInferencer):
                     visualization: Any,
                     return_datasamples: bool = False,
                     threshold: Optional[float] = None,
-                    sort_by: str = 'index') -> list:
+                    sort_by: str = 'index',
+                    vocabulary: Optional[TagVocabulary] = None) -> list:
         """Turn the model's predictions into tag dicts.
 
         Args:
@@ -311,16 +509,18 @@ class ImageTagger(BaseInferencer):
                 Defaults to False.
             threshold (float, optional): See :meth:`__call__`.
             sort_by (str): See :meth:`__call__`.
+            vocabulary (TagVocabulary, optional): The one ``preds`` were
+                scored against. Defaults to :meth:`vocabulary`'s default.
 
         Returns:
             list: See :meth:`__call__`.
         """
         if return_datasamples:
             return preds
-        vocabulary = self.model.vocabulary
+        vocabulary = vocabulary or self.vocabulary()
         results = []
         for sample in preds:
-            labels = self._select(sample, threshold)
+            labels = self._select(sample, threshold, vocabulary)
             scores = sample.pred_score.detach().float().cpu()[labels]
             if sort_by == 'score':
                 order = scores.argsort(descending=True, stable=True)

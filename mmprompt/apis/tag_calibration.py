@@ -4,19 +4,61 @@
 The two I/O halves of ``tools/calibrate_thresholds.py``; the thresholds
 themselves come from :mod:`mmprompt.evaluation.calibration`.
 """
-from typing import Optional
+from typing import Dict, Optional
 
 import torch
 from mmengine.registry import DefaultScope
 from mmengine.runner import Runner
 
+from mmprompt.models.ram.vocabulary import TagVocabulary
 from mmprompt.utils.errors import (CheckpointError, InvalidInputError,
                                    did_you_mean)
 
 
-def _columns(model: torch.nn.Module, classes) -> list:
+def calibrated_thresholds(checkpoint: str) -> Dict[str, float]:
+    """The open-set thresholds a calibrated checkpoint carries
+    (``meta['openset_thresholds']``, ``{category: threshold}``, written by
+    :func:`write_thresholds`); ``{}`` if none. Read by
+    :class:`~mmprompt.apis.ImageTagger` for SigLIP, whose model holds no
+    tagging state; RAM reads them when loading
+    (:meth:`RAM.set_tags_from_meta
+    <mmprompt.models.ram.RAM.set_tags_from_meta>`)."""
+    from mmprompt.utils.checkpoint import read_checkpoint
+    meta = read_checkpoint(checkpoint)[1]
+    return {
+        str(k): float(v)
+        for k, v in (meta.get('openset_thresholds') or {}).items()
+    }
+
+
+def tag_vocabulary_of(model: torch.nn.Module,
+                      checkpoint: Optional[str] = None) -> TagVocabulary:
+    """What a tagger built from a config scores: RAM's
+    :attr:`~mmprompt.models.ram.RAM.vocabulary`, or, for a zero-shot model
+    of sigmoid scores (SigLIP), its configured categories as tags (no
+    embeddings: names and thresholds only, 0.5 or the checkpoint's
+    calibrated ones)."""
+    if hasattr(model, 'select_tags'):
+        return model.vocabulary
+    if getattr(model, 'score_activation', None) != 'sigmoid':
+        raise InvalidInputError(
+            f'{type(model).__name__} is not a tagger: thresholds are '
+            'calibrated for RAM, RAM++ and SigLIP')
+    names = tuple(model.categories)
+    calibrated = calibrated_thresholds(checkpoint) if checkpoint else {}
+    thresholds = torch.tensor([calibrated.get(n, 0.5) for n in names])
+    return TagVocabulary(torch.zeros(len(names), 1), thresholds, names=names)
+
+
+def _is_open_set(model: torch.nn.Module) -> bool:
+    return bool(getattr(model, 'is_openset', False)) or \
+        not hasattr(model, 'select_tags')
+
+
+def _columns(model: torch.nn.Module, vocabulary: TagVocabulary,
+             classes) -> list:
     """The model's index of every calibration tag, by name."""
-    names = model.vocabulary.names
+    names = vocabulary.names
     if names is None:
         raise InvalidInputError(
             'the model has no tag names (a checkpoint converted with '
@@ -24,8 +66,7 @@ def _columns(model: torch.nn.Module, classes) -> list:
     index = {name: i for i, name in enumerate(names)}
     missing = [c for c in classes if c not in index]
     if missing:
-        where = 'open-set categories' if getattr(
-            model, 'is_openset', False) else 'tags'
+        where = 'open-set categories' if _is_open_set(model) else 'tags'
         raise InvalidInputError(
             f"{len(missing)} calibration tags are not the model's {where}: "
             f'{", ".join(map(repr, missing[:8]))}'
@@ -61,14 +102,11 @@ def collect_scores(config: str,
         raise InvalidInputError(f'{config}: no test_dataloader to calibrate '
                                 'on')
     model = get_model(cfg, pretrained=checkpoint)
-    if not hasattr(model, 'vocabulary'):
-        raise InvalidInputError(
-            f'{type(model).__name__} is not a tagger: thresholds are '
-            'calibrated for RAM and RAM++')
+    vocabulary = tag_vocabulary_of(model, checkpoint)
     with DefaultScope.overwrite_default_scope('mmprompt'):
         loader = Runner.build_dataloader(cfg.test_dataloader)
     classes = list(loader.dataset.metainfo['classes'])
-    columns = _columns(model, classes)
+    columns = _columns(model, vocabulary, classes)
     cols = torch.as_tensor(columns)
     scores, target = [], []
     for batch in loader:
@@ -79,7 +117,6 @@ def collect_scores(config: str,
             target.append(row)
     if not scores:
         raise InvalidInputError(f'{config}: the test set has no images')
-    vocabulary = model.vocabulary
     deleted = set(vocabulary.deleted)
     return dict(
         scores=torch.stack(scores),
@@ -88,7 +125,7 @@ def collect_scores(config: str,
         columns=columns,
         thresholds=vocabulary.thresholds.detach().float().cpu()[cols],
         never=torch.tensor([c in deleted for c in columns]),
-        open_set=bool(getattr(model, 'is_openset', False)))
+        open_set=_is_open_set(model))
 
 
 def write_thresholds(src: str,

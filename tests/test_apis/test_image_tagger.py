@@ -86,7 +86,8 @@ def test_sorting_thresholds_and_datasamples(tagger, files):
 
 def test_model_name_with_overrides(files):
     assert 'ram_swin-large-p4-w12_384px_normal' in ImageTagger.list_models()
-    assert ImageTagger.list_models() == list_models('ram')
+    assert ImageTagger.list_models() == sorted(
+        list_models('ram') + list_models('siglip'))
     tagger = ImageTagger(
         'ram_swin-large-p4-w12_384px_normal',
         pretrained=files['ram'],
@@ -161,13 +162,15 @@ def test_openset_categories(files):
     categories = ['Aerial photography', 'apple', 'umbrella_stand', 'Ale']
     results = tagger(files['images'], categories=categories, batch_size=2)
     model = tagger.model
-    vocabulary = model.vocabulary
+    vocabulary = tagger.vocabulary()
     assert tagger.is_openset and vocabulary.names == tuple(categories)
     assert vocabulary.names_chinese is None
+    # The vocabulary is a value: the model still scores RAM's own tags.
+    assert not model.is_openset and model.vocabulary.num_tags == 20
     with torch.no_grad():
         from mmprompt.models.ram import ram_preprocess
         x = torch.stack([ram_preprocess(p) for p in files['images']])
-        scores = model.compute_logits(x).sigmoid()
+        scores = model.compute_logits(x, vocabulary).sigmoid()
     for result, row in zip(results, scores):
         labels = (row > 0.5).nonzero()[:, 0].tolist()
         assert result['pred_labels'] == labels
@@ -200,12 +203,12 @@ def test_ram_plus_descriptions(files, ram_data_dir):
     as_dict = {k: v[:51] for item in items for k, v in item.items()}
     from_dict = tagger(files['images'], categories=as_dict, batch_size=2)
     names = tuple(as_dict)
-    assert tagger.model.vocabulary.names == names
-    assert tagger.model.openset_label_embed.shape == (3 * 51, 512)
+    assert tagger.vocabulary().names == names
+    assert tagger.vocabulary().label_embed.shape == (3 * 51, 512)
     from_file = tagger(files['images'], categories=str(subset), batch_size=2)
     assert from_file == from_dict
-    # The same categories as the model's own list of one-key dicts.
-    tagger.model.set_openset(items)
+    # The same categories as a list of one-key dicts.
+    tagger.set_categories(items)
     direct = tagger(files['images'], batch_size=2)
     assert direct == from_dict
     assert all(set(r['pred_tags']) <= set(names) for r in direct)
@@ -229,8 +232,8 @@ def test_ram_plus_json_object_file_is_read_as_descriptions(
     path = tmp_path / 'object.json'
     path.write_bytes(b'\xef\xbb\xbf' + json.dumps(as_dict).encode())
     from_file = tagger(files['images'][:2], categories=str(path))
-    assert tagger.model.vocabulary.names == tuple(as_dict)
-    assert tagger.model.openset_label_embed.shape == (2 * 3, 512)
+    assert tagger.vocabulary().names == tuple(as_dict)
+    assert tagger.vocabulary().label_embed.shape == (2 * 3, 512)
     assert from_file == tagger(files['images'][:2], categories=as_dict)
     ram = ImageTagger(
         H.write_tiny_config(
@@ -242,3 +245,81 @@ def test_ram_plus_json_object_file_is_read_as_descriptions(
     with pytest.raises(ValueError, match='descriptions per category need '
                        'RAM\\+\\+'):
         ram.set_categories(str(path))
+
+
+def test_threads_with_different_open_sets_get_their_own_answers(files):
+    """One tagger, two threads tagging 4 and 5 open-set categories, 20
+    rounds each at once: every answer equals the one-at-a-time answer.
+    With the open set stored on the model (``set_openset``) the threads'
+    images were scored against each other's categories."""
+    import threading
+    config = H.write_tiny_config(
+        str(files['root'] / 'openset_threads.py'),
+        OPENSET,
+        20,
+        text_encoder=H.tiny_text_encoder(files['text']))
+    tagger = ImageTagger(config, pretrained=files['ram'])
+    sets = [['Aerial photography', 'apple', 'umbrella_stand', 'Ale'],
+            ['zebra', 'kayak', 'violin', 'tulip', 'moth']]
+    images = files['images'][:2]
+    alone = [
+        tagger(images, categories=names, threshold=0.0, batch_size=2)
+        for names in sets
+    ]
+    assert [len(r['pred_tags']) for r in alone[1]] == [5, 5]
+    got = [[], []]
+    start = threading.Barrier(2)
+
+    def run(i):
+        start.wait()
+        for _ in range(20):
+            got[i].append(
+                tagger(
+                    images, categories=sets[i], threshold=0.0, batch_size=2))
+
+    threads = [threading.Thread(target=run, args=(i, )) for i in (0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for i in (0, 1):
+        assert len(got[i]) == 20
+        for out in got[i]:
+            for result, want in zip(out, alone[i]):
+                assert result['pred_tags'] == want['pred_tags']
+                np.testing.assert_allclose(
+                    result['pred_scores'], want['pred_scores'], atol=1e-6)
+    assert not tagger.model.is_openset
+
+
+def test_long_open_sets_are_embedded_in_cached_chunks(files):
+    """The category encoder embeds a long set in chunks (here of 2 names),
+    each cached: the same embeddings as in one piece, and a set sharing
+    chunks with an earlier one embeds only its new names."""
+    config = H.write_tiny_config(
+        str(files['root'] / 'openset_chunks.py'),
+        OPENSET,
+        20,
+        text_encoder=H.tiny_text_encoder(files['text']))
+    tagger = ImageTagger(config, pretrained=files['ram'])
+    encoder = tagger.model.category_encoder
+    names = ['cat', 'dog', 'apple', 'kayak', 'violin']
+    whole = tagger.vocabulary(names).label_embed
+    encoder._cache.clear()
+    encoder.chunk_size = 2
+    encoded = []
+    encode_text = encoder.encode_text
+
+    def counted(texts):
+        encoded.append(len(texts) // len(encoder.templates))
+        return encode_text(texts)
+
+    encoder.encode_text = counted
+    chunked = tagger.vocabulary(names).label_embed
+    assert encoded == [2, 2, 1]
+    torch.testing.assert_close(chunked, whole, atol=1e-6, rtol=0)
+    encoded.clear()
+    tagger.vocabulary(names[:4] + ['tulip', 'moth'])
+    assert encoded == [2]  # ['tulip', 'moth']; the first two chunks kept
+    tagger.vocabulary(names)
+    assert encoded == [2]  # the whole set kept too

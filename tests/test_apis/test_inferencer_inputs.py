@@ -89,11 +89,11 @@ def test_ram_plus_description_string_is_one(files):  # noqa: F811
     tagger = _openset(files, PLUS_OPENSET, 'ram_plus')
     text = 'a small furry pet'
     as_string = tagger(files['images'], categories={'cat': text})
-    assert tagger.model.openset_label_embed.shape[0] == 1
+    assert tagger.vocabulary().label_embed.shape[0] == 1
     as_list = tagger(files['images'], categories={'cat': [text]})
     assert as_string == as_list
     tagger(files['images'], categories={'cat': list(text)})
-    assert tagger.model.openset_label_embed.shape[0] == len(text)
+    assert tagger.vocabulary().label_embed.shape[0] == len(text)
 
 
 PAYLOAD = ('import os, sys, torch\n'

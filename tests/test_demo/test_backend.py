@@ -15,7 +15,7 @@ import demo_backend as db  # demo/, on sys.path through __init__.py
 from demo_backend import (DemoBackend, DemoInputError, MMPromptBackend, TagRow,
                           load_image, parse_categories, parse_descriptions,
                           parse_examples, run_classify, run_tagging)
-from demo_worker import MemoryBudget, ModelWorker
+from demo_worker import LazyModel, MemoryBudget
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -444,31 +444,38 @@ def test_real_backend_classifies(tiny_backend, tmp_path):
     assert len(out) == 1 and set(out) <= {'bus', 'tree'}
 
 
-class _StatefulModel:
-    """Keeps its categories as state between set and predict, like
-    CLIPZeroShot's prototypes: unsafe without the backend's lock."""
+class _CountingClassifier:
+    """Answers with the categories it is called with; records the threads
+    calling it and how many call at once."""
 
     def __init__(self):
-        self.categories = None
         self.threads = set()
+        self.active = self.most_active = 0
+        self._lock = threading.Lock()
 
     def __call__(self, image, categories, templates, topk, **kwargs):
-        self.threads.add(threading.get_ident())
-        self.categories = list(categories)
-        time.sleep(0.002)
+        with self._lock:
+            self.threads.add(threading.get_ident())
+            self.active += 1
+            self.most_active = max(self.most_active, self.active)
+        time.sleep(0.01)
+        with self._lock:
+            self.active -= 1
         return [
             dict(
-                pred_classes=list(self.categories),
-                pred_scores=[1.0 / len(self.categories)] *
-                len(self.categories))
+                pred_classes=list(categories),
+                pred_scores=[1.0 / len(categories)] * len(categories))
         ]
 
 
-def test_backend_builds_once_and_serialises_requests(monkeypatch):
+def test_backend_builds_once_and_serves_requests_side_by_side(monkeypatch):
+    """Eight threads, each with its own categories: the model is built
+    once, called from the requests' own threads at the same time, and each
+    request gets its own categories."""
     builds = []
 
     def build(self):
-        builds.append(_StatefulModel())
+        builds.append(_CountingClassifier())
         time.sleep(0.05)
         return builds[-1]
 
@@ -476,10 +483,12 @@ def test_backend_builds_once_and_serialises_requests(monkeypatch):
     backend = MMPromptBackend('x', 'ckpt.pth')
     img = Image.new('RGB', (4, 4))
     results, errors = {}, []
+    start = threading.Barrier(8)
 
     def worker(i):
         cats = [f'class{i}-{j}' for j in range(3)]
         try:
+            start.wait()
             for _ in range(5):
                 out = backend.classify(img, cats, {}, {}, 'simple', 3)
                 if list(out) != cats:
@@ -495,9 +504,23 @@ def test_backend_builds_once_and_serialises_requests(monkeypatch):
         t.join()
     assert not errors and len(results) == 8
     assert len(builds) == 1
-    # Every call ran on the same thread, none on the callers'.
-    assert len(builds[0].threads) == 1
-    assert builds[0].threads.isdisjoint(t.ident for t in threads)
+    assert builds[0].threads == {t.ident for t in threads}
+    assert builds[0].most_active > 1
+
+
+def test_lazy_model_remembers_a_failed_build():
+    calls = []
+
+    def build():
+        calls.append(1)
+        raise OSError('disk on fire')
+
+    model = LazyModel(build)
+    for _ in range(2):
+        with pytest.raises(RuntimeError, match='could not be loaded '
+                           r'\(OSError: disk on fire\)'):
+            model.get()
+    assert calls == [1]
 
 
 def test_backend_load_failure_is_a_message(monkeypatch):
@@ -690,93 +713,36 @@ def test_learned_prompts_in_the_classify_tab(tmp_path):
 # -------------------------------------------------------------- fairness
 
 
-def test_worker_serves_requests_in_turns():
-    """Round robin: a one-step request submitted while a six-step one runs
-    is served after the long one's current step, not after all six; a
-    failing step fails only its own request; the model is built once."""
-    builds = []
-    worker = ModelWorker(lambda: builds.append(1) or 'model', 'test-worker')
-    log = []
-
-    def long_request(model):
-        for i in range(6):
-            log.append(f'long {i}')
-            if i == 0:  # hold the first step until the others are waiting
-                deadline = time.monotonic() + 30
-                while worker.pending() < 2 and time.monotonic() < deadline:
-                    time.sleep(0.001)
-            yield
-        return 'long done'
-
-    def failing(model):
-        log.append('failing')
-        raise KeyError('bad step')
-
-    results = {}
-
-    def call(name, fn):
-        try:
-            results[name] = fn()
-        except KeyError as e:
-            results[name] = e
-
-    threads = [
-        threading.Thread(
-            target=call, args=('long', lambda: worker.run_steps(long_request)))
-    ]
-    threads[0].start()
-    while not log:
-        time.sleep(0.001)
-    for name, fn in (('short',
-                      lambda: worker.run(lambda m: log.append('short') or m)),
-                     ('failing', lambda: worker.run(failing))):
-        threads.append(threading.Thread(target=call, args=(name, fn)))
-        threads[-1].start()
-    for t in threads:
-        t.join(30)
-    assert log[:3] == ['long 0', 'short', 'failing'] or \
-        log[:3] == ['long 0', 'failing', 'short']
-    assert log[3:] == [f'long {i}' for i in range(1, 6)]
-    assert results['long'] == 'long done' and results['short'] == 'model'
-    assert isinstance(results['failing'], KeyError)
-    assert builds == [1]
-
-
 def test_large_open_set_does_not_starve_small_requests(tiny_backend,
                                                        monkeypatch):
-    """While an 8-name open set is embedded (2 names a step: 4 steps and the
-    tagging), a closed-set and a small open-set request both finish before
-    it; every answer equals the one served alone (the large one: the
-    library's one-call embedding of all 8 names)."""
+    """While an 8-name open set is embedded (2 names a chunk, the first
+    chunk held until the others are done), a closed-set and a small
+    open-set request both finish; every answer equals the one served alone
+    (the large one: the library's one-call embedding of all 8 names)."""
     backend, image, _ = tiny_backend
-    monkeypatch.setattr(backend, 'open_set_step', 2)
     img = load_image(image)
     names = [f'thing {i}' for i in range(8)]
+    tagger = backend._tagger.get()
     alone = {
-        'closed':
-        backend.tag(img, None, None),
-        'small':
-        backend.tag(img, 0.0, ['cat', 'dog']),
-        'large':
-        backend._tagger.run(
-            lambda t: t(img, categories=names, threshold=0.0, sort_by='score'))
+        'closed': backend.tag(img, None, None),
+        'small': backend.tag(img, 0.0, ['cat', 'dog']),
+        'large': tagger(img, categories=names, threshold=0.0,
+                        sort_by='score')
     }
-    encoder = backend._tagger.run(lambda t: t.model.category_encoder)
-    encode = encoder.encode
-    chunks = []
+    encoder = tagger.model.category_encoder
+    monkeypatch.setattr(encoder, 'chunk_size', 2)
+    encoder._cache.clear()
+    encode_text = encoder.encode_text
+    chunks, done, got = [], [], {}
+    others_done = threading.Event()
 
-    def encode_after_others_wait(categories, *args, **kwargs):
-        chunks.append(list(categories))
-        if len(chunks) == 1:  # the large request's first step
-            deadline = time.monotonic() + 30
-            while (backend._tagger.pending() < 2
-                   and time.monotonic() < deadline):
-                time.sleep(0.001)
-            assert backend._tagger.pending() == 2, 'the others never came'
-        return encode(categories, *args, **kwargs)
+    def encode_after_others(texts):
+        chunks.append(len(texts) // len(encoder.templates))
+        if len(chunks) == 1:  # the large request's first chunk
+            assert others_done.wait(30), 'the others never finished'
+        return encode_text(texts)
 
-    monkeypatch.setattr(encoder, 'encode', encode_after_others_wait)
-    done, got = [], {}
+    monkeypatch.setattr(encoder, 'encode_text', encode_after_others)
 
     def call(name, *args):
         got[name] = backend.tag(img, *args)
@@ -792,10 +758,12 @@ def test_large_open_set_does_not_starve_small_requests(tiny_backend,
     ]
     for t in small:
         t.start()
-    for t in [large] + small:
+    for t in small:
         t.join(60)
+    others_done.set()
+    large.join(60)
     assert sorted(done[:2]) == ['closed', 'small'] and done[2] == 'large'
-    assert [len(c) for c in chunks if c[0].startswith('thing')] == [2] * 4
+    assert chunks == [2, 2, 2, 2, 2]  # 'cat', 'dog' among them
     assert got['closed'] == alone['closed'] and got['small'] == alone['small']
     want = dict(
         zip(alone['large'][0]['pred_tags'], alone['large'][0]['pred_scores']))
@@ -803,16 +771,9 @@ def test_large_open_set_does_not_starve_small_requests(tiny_backend,
     assert set(have) == set(want) == set(names)
     assert max(abs(have[n] - want[n]) for n in names) < 1e-5
     # The same large set again: its chunks are cached, nothing re-embedded.
-    tokenized = []
-    tokenize = encoder.tokenizer.tokenize
-
-    def counted(*args, **kwargs):
-        tokenized.append(1)
-        return tokenize(*args, **kwargs)
-
-    monkeypatch.setattr(encoder.tokenizer, 'tokenize', counted)
+    chunks.clear()
     assert backend.tag(img, 0.0, names) == got['large']
-    assert not tokenized
+    assert not chunks
 
 
 def test_page_lets_requests_into_the_backend_in_turns():
@@ -829,22 +790,24 @@ def test_page_lets_requests_into_the_backend_in_turns():
 
 
 def test_large_open_set_keeps_calibrated_thresholds(tiny_backend, monkeypatch):
-    """Without a threshold, an open set served in steps selects by the
+    """Without a threshold, an open set embedded in chunks selects by the
     checkpoint's calibrated per-category thresholds, as the library's
     one-call ``set_openset`` does."""
     backend, image, _ = tiny_backend
-    monkeypatch.setattr(backend, 'open_set_step', 2)
     img = load_image(image)
     names = [f'thing {i}' for i in range(8)]
-    model = backend._tagger.run(lambda t: t.model)
-    monkeypatch.setattr(model, 'category_thresholds', {
+    tagger = backend._tagger.get()
+    monkeypatch.setattr(tagger.model.category_encoder, 'chunk_size', 2)
+    monkeypatch.setattr(tagger.model, 'category_thresholds', {
         'thing 1': 0.0,
         'thing 2': 1.0
     })
-    stepped = {row.tag for row in backend.tag(img, None, names)}
-    alone = backend._tagger.run(lambda t: t(img, categories=names))
-    assert stepped == set(alone[0]['pred_tags'])
-    assert 'thing 1' in stepped and 'thing 2' not in stepped
+    chunked = {row.tag for row in backend.tag(img, None, names)}
+    tagger.model.set_openset(names)
+    alone = tagger(img, categories=tagger.model.vocabulary)
+    tagger.model.clear_openset()
+    assert chunked == set(alone[0]['pred_tags'])
+    assert 'thing 1' in chunked and 'thing 2' not in chunked
 
 
 # -------------------------------------------------------- memory admission
@@ -928,3 +891,37 @@ def test_page_takes_a_memory_budget(capsys):
         demo_module.parse_args(['--memory-budget-mb', '0'])
     assert e.value.code == 2
     assert '--memory-budget-mb must be > 0, got 0' in capsys.readouterr().err
+
+
+def test_tagging_tab_with_siglip(tmp_path):
+    """A SigLIP config as the tagging model: the open set needs no RAM text
+    checkpoint, the rows are the library's tags and sigmoid scores, and no
+    categories tag the config's (ImageNet's 1,000) at threshold 0."""
+    import torch
+    from test_tools.test_siglip_tools import write_tiny_siglip_config
+    from testing_utils import siglip
+
+    from mmprompt.apis import ImageTagger
+    from mmprompt.converters.siglip import convert_siglip
+    from mmprompt.utils.checkpoint import save_checkpoint
+    tokenizer_file = siglip.train_tokenizer(str(tmp_path))
+    torch.manual_seed(0)
+    converted, meta = convert_siglip(
+        siglip.randomize_(siglip.TinyReference().state_dict()))
+    checkpoint = str(tmp_path / 'tiny_siglip.safetensors')
+    save_checkpoint(converted, meta, checkpoint)
+    config = write_tiny_siglip_config(
+        str(tmp_path / 'cfg.py'), tokenizer_file, templates='simple')
+    backend = MMPromptBackend('x', None, config, checkpoint)
+    assert backend.open_set_unavailable() is None
+    img = Image.fromarray(
+        np.random.default_rng(0).integers(0, 255, (40, 48, 3),
+                                          dtype=np.uint8))
+    rows = backend.tag(img, 0.0, ['cat', 'dog', 'crane'])
+    want = ImageTagger(config, pretrained=checkpoint)(
+        img, categories=['cat', 'dog', 'crane'], threshold=0.0,
+        sort_by='score')[0]
+    assert [r.tag for r in rows] == want['pred_tags']
+    np.testing.assert_allclose([r.score for r in rows], want['pred_scores'],
+                               atol=1e-6)
+    assert len(backend.tag(img, 0.0, None)) == 1000

@@ -260,16 +260,16 @@ class RAM(BaseModel):
             for k, v in calibrated.items()
         }
 
-    def set_vocabulary(self, vocabulary: TagVocabulary) -> None:
-        """Score ``vocabulary`` instead of RAM's own tags from now on.
-
-        Its tensors are copied to the device and dtype of ``label_embed``
-        (thresholds: of ``class_threshold``'s device, float32).
+    def check_vocabulary(self, vocabulary: TagVocabulary) -> TagVocabulary:
+        """``vocabulary`` as this model scores it: its embeddings on the
+        device and in the dtype of ``label_embed``, its thresholds float32
+        on the same device (no copy where they already are).
 
         Args:
-            vocabulary (TagVocabulary): E.g. of
-                :meth:`CategoryEncoder.encode
-                <mmprompt.models.ram.CategoryEncoder.encode>`.
+            vocabulary (TagVocabulary): E.g. of :meth:`openset_vocabulary`.
+
+        Returns:
+            TagVocabulary: The same tags, names and thresholds.
         """
         embed = vocabulary.label_embed
         if embed.size(1) != self.embed_dims:
@@ -279,23 +279,41 @@ class RAM(BaseModel):
             raise ValueError(
                 f'{vocabulary.num_descriptions} embeddings per tag need '
                 f'RAM++; {type(self).__name__} takes one')
+        device = self.label_embed.device
+        embed = embed.detach().to(device=device, dtype=self.label_embed.dtype)
+        thresholds = vocabulary.thresholds.detach().to(
+            device=device, dtype=torch.float32)
+        if embed is vocabulary.label_embed and \
+                thresholds is vocabulary.thresholds:
+            return vocabulary
+        return TagVocabulary(embed, thresholds, vocabulary.names,
+                             vocabulary.names_chinese, vocabulary.deleted)
+
+    def set_vocabulary(self, vocabulary: TagVocabulary) -> None:
+        """Make ``vocabulary`` the default of :meth:`predict` instead of
+        RAM's own tags: the Runner's path (configs, ``tools/test.py``).
+        Callers with a vocabulary of their own pass it to :meth:`predict`.
+
+        Args:
+            vocabulary (TagVocabulary): E.g. of :meth:`openset_vocabulary`.
+        """
         if vocabulary.deleted:
             raise ValueError('an open vocabulary deletes no tags; leave '
                              'its tags out instead')
-        device = self.label_embed.device
-        self.openset_label_embed = embed.detach().to(
-            device=device, dtype=self.label_embed.dtype)
-        self.openset_class_threshold = vocabulary.thresholds.detach().to(
-            device=device, dtype=torch.float32)
+        vocabulary = self.check_vocabulary(vocabulary)
+        self.openset_label_embed = vocabulary.label_embed
+        self.openset_class_threshold = vocabulary.thresholds
         self._openset, self._openset_names = True, vocabulary.names
 
-    def set_openset(self,
-                    categories: Optional[CategorySpec] = None,
-                    templates: Optional[TemplateSpec] = None,
-                    threshold: Optional[float] = None,
-                    encode_text: Optional[TextEncoder] = None) -> None:
-        """Score these categories from now on, embedded by the
-        ``category_encoder``.
+    def openset_vocabulary(
+            self,
+            categories: Optional[CategorySpec] = None,
+            templates: Optional[TemplateSpec] = None,
+            threshold: Optional[float] = None,
+            encode_text: Optional[TextEncoder] = None) -> TagVocabulary:
+        """The vocabulary of these categories, embedded by the
+        ``category_encoder`` (which keeps the embeddings of recent sets);
+        the model is not changed.
 
         Args:
             categories (str | Sequence, optional): Names (and, for RAM++,
@@ -312,13 +330,16 @@ class RAM(BaseModel):
             encode_text (Callable, optional): ``list[str] -> (N, C)`` raw
                 text features, used instead of the text tower (nothing is
                 cached then). Defaults to None.
+
+        Returns:
+            TagVocabulary: On the model's device, in its dtype.
         """
         if self.category_encoder is None:
             raise TypeError(
                 f'{type(self).__name__} has no category_encoder: use an '
                 'open-set model (RAMOpenset or RAMPlusOpenset), e.g. '
                 "'ram_swin-large-p4-w12_384px_openset'")
-        self.set_vocabulary(
+        vocabulary = self.check_vocabulary(
             self.category_encoder.encode(
                 categories,
                 templates,
@@ -327,14 +348,26 @@ class RAM(BaseModel):
                 descriptions=self.takes_descriptions))
         if threshold is None and self.category_thresholds:
             calibrated = [
-                self.category_thresholds.get(name, float(thr))
-                for name, thr in zip(self._openset_names,
-                                     self.openset_class_threshold.tolist())
+                self.category_thresholds.get(name, float(thr)) for name, thr
+                in zip(vocabulary.names, vocabulary.thresholds.tolist())
             ]
-            self.openset_class_threshold = torch.tensor(
-                calibrated,
-                dtype=torch.float32,
-                device=self.openset_class_threshold.device)
+            vocabulary = TagVocabulary(
+                vocabulary.label_embed,
+                vocabulary.thresholds.new_tensor(calibrated),
+                names=vocabulary.names)
+        return vocabulary
+
+    def set_openset(self,
+                    categories: Optional[CategorySpec] = None,
+                    templates: Optional[TemplateSpec] = None,
+                    threshold: Optional[float] = None,
+                    encode_text: Optional[TextEncoder] = None) -> None:
+        """Make these categories the default of :meth:`predict`: the
+        vocabulary of :meth:`openset_vocabulary` (same arguments) goes to
+        :meth:`set_vocabulary`."""
+        self.set_vocabulary(
+            self.openset_vocabulary(categories, templates, threshold,
+                                    encode_text))
 
     def clear_openset(self) -> None:
         """Go back to RAM's own tags."""
@@ -391,49 +424,67 @@ class RAM(BaseModel):
         tokens = feat.flatten(2).transpose(1, 2)
         return torch.cat([tokens.mean(dim=1, keepdim=True), tokens], dim=1)
 
-    def compute_label_queries(self,
-                              image_embeds: torch.Tensor) -> torch.Tensor:
+    def compute_label_queries(
+            self, image_embeds: torch.Tensor,
+            vocabulary: Optional[TagVocabulary] = None) -> torch.Tensor:
         """The tagging head's queries, shared by every image.
 
         Args:
             image_embeds (torch.Tensor): ``image_proj`` output,
                 ``(B, N, C)`` (unused by RAM).
+            vocabulary (TagVocabulary, optional): What is scored.
+                Defaults to :attr:`vocabulary`.
 
         Returns:
-            torch.Tensor: ``relu(wordvec_proj(label_embed))``, ``(K, H)``,
-            computed once while the embeddings and weights are unchanged
-            (inference only).
+            torch.Tensor: ``relu(wordvec_proj(label_embed))``, ``(K, H)``.
+            Those of :attr:`vocabulary` are computed once while its
+            embeddings and the weights are unchanged (inference only); a
+            vocabulary passed in shares no cache with other callers.
         """
-        embed, proj = self.vocabulary.label_embed, self.wordvec_proj
+        proj = self.wordvec_proj
+        if vocabulary is not None:
+            return F.relu(proj(vocabulary.label_embed))
+        embed = self.vocabulary.label_embed
         return self._label_queries.get((embed, proj.weight, proj.bias),
                                        lambda: F.relu(proj(embed)))
 
-    def compute_logits(self, images: torch.Tensor) -> torch.Tensor:
+    def compute_logits(
+            self,
+            images: torch.Tensor,
+            vocabulary: Optional[TagVocabulary] = None) -> torch.Tensor:
         """Score every tag on every image.
 
         Args:
             images (torch.Tensor): Preprocessed images, ``(B, 3, H, W)``.
+            vocabulary (TagVocabulary, optional): What is scored, as
+                :meth:`check_vocabulary` gives it. Defaults to
+                :attr:`vocabulary`.
 
         Returns:
-            torch.Tensor: Logits, ``(B, K)`` for the ``K`` tags of
-            :attr:`vocabulary`.
+            torch.Tensor: Logits, ``(B, K)`` for the ``K`` tags of the
+            vocabulary.
         """
         image_embeds = self.image_proj(self.extract_image_feat(images))
-        queries = self.compute_label_queries(image_embeds)
+        queries = self.compute_label_queries(image_embeds, vocabulary)
         return self.fc(self.tagging_head(queries, image_embeds)).squeeze(-1)
 
-    def select_tags(self, scores: torch.Tensor) -> torch.Tensor:
-        """Threshold scores with :attr:`vocabulary`'s thresholds, deleted
+    def select_tags(
+            self,
+            scores: torch.Tensor,
+            vocabulary: Optional[TagVocabulary] = None) -> torch.Tensor:
+        """Threshold scores with the vocabulary's thresholds, deleted
         tags off (see :meth:`TagVocabulary.select
         <mmprompt.models.ram.TagVocabulary.select>`).
 
         Args:
             scores (torch.Tensor): Sigmoid scores, ``(B, K)``.
+            vocabulary (TagVocabulary, optional): Defaults to
+                :attr:`vocabulary`.
 
         Returns:
             torch.Tensor: Boolean ``(B, K)``.
         """
-        return self.vocabulary.select(scores)
+        return (vocabulary or self.vocabulary).select(scores)
 
     def forward(self,
                 inputs: torch.Tensor,
@@ -462,9 +513,10 @@ class RAM(BaseModel):
 
     @torch.no_grad()
     def predict(
-            self,
-            images: torch.Tensor,
-            data_samples: Optional[List[DataSample]] = None
+        self,
+        images: torch.Tensor,
+        data_samples: Optional[List[DataSample]] = None,
+        vocabulary: Optional[TagVocabulary] = None
     ) -> List[DataSample]:
         """Tag images.
 
@@ -472,6 +524,11 @@ class RAM(BaseModel):
             images (torch.Tensor): Preprocessed images, ``(B, 3, H, W)``.
             data_samples (List[DataSample], optional): Samples to fill; new
                 ones are made if None. Defaults to None.
+            vocabulary (TagVocabulary, optional): What is scored, e.g. of
+                :meth:`openset_vocabulary`; the model is not changed, so
+                callers with different vocabularies may share it. Defaults
+                to :attr:`vocabulary` (RAM's own tags, or those of
+                :meth:`set_vocabulary`).
 
         Returns:
             List[DataSample]: Per image, ``pred_score`` (the sigmoid score of
@@ -482,9 +539,12 @@ class RAM(BaseModel):
         Raises:
             NonFiniteScoresError: If a logit is NaN or infinite.
         """
-        vocabulary = self.vocabulary
+        if vocabulary is not None:
+            vocabulary = self.check_vocabulary(vocabulary)
+        logits = self.compute_logits(images, vocabulary)
+        vocabulary = vocabulary or self.vocabulary
         # Refused if not finite: sigmoid would hide an infinite logit.
-        scores = check_finite_scores(self.compute_logits(images)).sigmoid()
+        scores = check_finite_scores(logits).sigmoid()
         selected = vocabulary.select(scores)
         # Selected indices of all images, ascending, cut per image.
         indices = selected.nonzero()[:, 1]

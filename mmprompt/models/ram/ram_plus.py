@@ -6,6 +6,7 @@ Apache-2.0) embeds each tag by several LLM descriptions; the code is written
 for mmprompt on :class:`~.ram.RAM`.
 """
 import math
+from typing import Optional
 
 import torch
 import torch.nn as nn
@@ -13,6 +14,7 @@ import torch.nn.functional as F
 
 from mmprompt.registry import MODELS
 from .ram import RAM, with_category_encoder
+from .vocabulary import TagVocabulary
 
 
 @MODELS.register_module()
@@ -38,47 +40,63 @@ class RAMPlus(RAM):
             torch.zeros(self.num_classes * num_descriptions, self.embed_dims))
         self.reweight_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))
 
-    def description_weights(self, image_embeds: torch.Tensor) -> torch.Tensor:
+    def description_weights(
+            self,
+            image_embeds: torch.Tensor,
+            vocabulary: Optional[TagVocabulary] = None) -> torch.Tensor:
         """Softmax weights of each tag's descriptions, per image.
 
         Args:
             image_embeds (torch.Tensor): ``image_proj`` output, ``(B, N, C)``;
                 token 0 is the CLIP-aligned image embedding.
+            vocabulary (TagVocabulary, optional): Defaults to
+                :attr:`vocabulary`.
 
         Returns:
             torch.Tensor: ``(B, K, D)``.
         """
-        vocabulary = self.vocabulary
+        vocabulary = vocabulary or self.vocabulary
         image = image_embeds[:, 0]
         image = image / image.norm(dim=-1, keepdim=True)
         sim = self.reweight_scale.exp() * image @ vocabulary.label_embed.t()
         return sim.view(image.size(0), vocabulary.num_tags, -1).softmax(dim=-1)
 
-    def reweight_label_embed(self, image_embeds: torch.Tensor) -> torch.Tensor:
+    def reweight_label_embed(
+            self,
+            image_embeds: torch.Tensor,
+            vocabulary: Optional[TagVocabulary] = None) -> torch.Tensor:
         """Per-image label embeddings: descriptions mixed by their weights.
 
         Args:
             image_embeds (torch.Tensor): ``image_proj`` output, ``(B, N, C)``.
+            vocabulary (TagVocabulary, optional): Defaults to
+                :attr:`vocabulary`.
 
         Returns:
             torch.Tensor: ``(B, K, C)``.
         """
-        weights = self.description_weights(image_embeds)
-        label_embed = self.vocabulary.label_embed.view(*weights.shape[1:], -1)
+        vocabulary = vocabulary or self.vocabulary
+        weights = self.description_weights(image_embeds, vocabulary)
+        label_embed = vocabulary.label_embed.view(*weights.shape[1:], -1)
         return torch.einsum('bkd,kdc->bkc', weights, label_embed)
 
-    def compute_label_queries(self,
-                              image_embeds: torch.Tensor) -> torch.Tensor:
+    def compute_label_queries(
+            self,
+            image_embeds: torch.Tensor,
+            vocabulary: Optional[TagVocabulary] = None) -> torch.Tensor:
         """The tagging head's queries, one set per image.
 
         Args:
             image_embeds (torch.Tensor): ``image_proj`` output, ``(B, N, C)``.
+            vocabulary (TagVocabulary, optional): Defaults to
+                :attr:`vocabulary`.
 
         Returns:
             torch.Tensor: ``(B, K, H)``.
         """
         return F.relu(
-            self.wordvec_proj(self.reweight_label_embed(image_embeds)))
+            self.wordvec_proj(
+                self.reweight_label_embed(image_embeds, vocabulary)))
 
 
 # RAM++ tagging categories of your own, each with LLM descriptions

@@ -13,7 +13,8 @@ The code is written for mmprompt.
 import copy
 import sys
 from collections import OrderedDict
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import (Callable, Dict, List, Mapping, Optional, Sequence,
+                    Tuple, Union)
 
 import torch
 import torch.nn as nn
@@ -185,8 +186,10 @@ class CategoryEncoder(BaseModule):
             Defaults to ``'openai_imagenet'``.
         threshold (float): Threshold of every category. Defaults to 0.5.
         batch_size (int): Prompts per text-tower call. Defaults to 256.
-        cache_size (int): Category sets whose embeddings are kept.
-            Defaults to 8.
+        cache_size (int): Category sets (or chunks) whose embeddings are
+            kept. Defaults to 8.
+        chunk_size (int): Plain names embedded and cached together: a
+            longer set is embedded in chunks of this many. Defaults to 32.
         init_cfg (dict, optional): Initialization config dict.
             Defaults to None.
     """
@@ -199,6 +202,7 @@ class CategoryEncoder(BaseModule):
                  threshold: float = 0.5,
                  batch_size: int = 256,
                  cache_size: int = 8,
+                 chunk_size: int = 32,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         self.text_encoder = None
@@ -215,6 +219,9 @@ class CategoryEncoder(BaseModule):
         self.threshold = check_threshold(threshold)
         self.batch_size = batch_size
         self.cache_size = cache_size
+        if chunk_size < 1:
+            raise ValueError(f'chunk_size must be >= 1, got {chunk_size}')
+        self.chunk_size = chunk_size
         self._cache: 'OrderedDict[tuple, torch.Tensor]' = OrderedDict()
         self.register_load_state_dict_post_hook(self._ignore_text_encoder)
 
@@ -292,29 +299,62 @@ class CategoryEncoder(BaseModule):
                     f'{tokens.shape[1]} tokens; shorten them')
             seen[key] = name
 
+    def _cached(self, key: tuple,
+                build: Callable[[], torch.Tensor]) -> torch.Tensor:
+        """``build()``, kept under ``key`` among the last
+        :attr:`cache_size`. Single dict operations only: threads share the
+        cache (ImageTagger, the demo) and a module holds no lock (it is
+        deep-copied)."""
+        embed = self._cache.get(key)
+        if embed is not None:
+            return embed
+        embed = build()
+        self._cache[key] = embed
+        while len(self._cache) > self.cache_size:  # drop the oldest
+            try:
+                self._cache.popitem(last=False)
+            except KeyError:  # another thread emptied it
+                break
+        return embed
+
     def _label_embed(self, names: TagNames,
                      descriptions: Mapping[int, Sequence[str]],
                      templates: Sequence[str],
                      encode_text: Optional[TextEncoder]) -> torch.Tensor:
-        """``(K * D, C)`` embeddings, from the cache when the tower's."""
+        """``(K * D, C)`` embeddings, from the cache when the tower's.
+
+        A set of more than :attr:`chunk_size` plain names is embedded in
+        chunks of that many, each cached as a set of its own, and the whole
+        set too: a category's embedding depends on it alone, so this is
+        exact; a set sharing chunks with an earlier one embeds only the new
+        ones, and other threads' calls run between two chunks. Described
+        (RAM++) sets go in one piece.
+        """
         if encode_text is not None:
             return build_description_label_embed(names, descriptions,
                                                  templates, encode_text,
                                                  self.batch_size)
         key = (names, tuple(sorted(descriptions.items())), templates)
-        if key in self._cache:
-            return self._cache[key]
+        step = self.chunk_size
+        if descriptions or len(names) <= step:
+            return self._cached(
+                key, lambda: self._build(names, descriptions, templates))
+        return self._cached(
+            key, lambda: torch.cat([
+                self._label_embed(names[i:i + step], {}, templates, None)
+                for i in range(0, len(names), step)
+            ]))
+
+    def _build(self, names: TagNames,
+               descriptions: Mapping[int, Sequence[str]],
+               templates: Sequence[str]) -> torch.Tensor:
         print_log(
             f'Building label embeddings of {len(names)} open-set categories',
             logger='current')
         # All prompts in one call: encode_text batches them itself, and
         # prompts of every category share their template's start.
-        embed = build_description_label_embed(names, descriptions, templates,
-                                              self.encode_text, sys.maxsize)
-        if len(self._cache) >= self.cache_size:  # drop the oldest
-            self._cache.popitem(last=False)
-        self._cache[key] = embed
-        return embed
+        return build_description_label_embed(names, descriptions, templates,
+                                             self.encode_text, sys.maxsize)
 
     def encode(self,
                categories: Optional[CategorySpec] = None,

@@ -9,7 +9,14 @@ tower is :class:`~mmprompt.models.siglip.MAPVisionTransformer`, the text
 tower :class:`~mmprompt.models.clip.CLIPTextTransformer` with SigLIP's
 options and the tokenizer :class:`~mmprompt.models.siglip.SigLIPTokenizer`.
 """
+from typing import List, Mapping, Optional, Sequence, Union
+
+import torch
+from mmpretrain.structures import DataSample
+
 from mmprompt.models.clip.clip import CLIP, CLIPZeroShot
+from mmprompt.models.clip.vocabulary import ClassVocabulary
+from mmprompt.models.ram.vocabulary import TagVocabulary, check_threshold
 from mmprompt.registry import MODELS
 
 # SigLIP's normalisation: mean and std 0.5 of RGB in [0, 1].
@@ -60,3 +67,76 @@ class SigLIPZeroShot(SigLIP, CLIPZeroShot):
     """
 
     score_activation = 'sigmoid'
+
+    def build_tag_vocabulary(
+        self,
+        categories: Sequence[str],
+        templates: Optional[Union[str, Sequence[str]]] = None,
+        thresholds: Union[float, Mapping[str, float]] = 0.5
+    ) -> TagVocabulary:
+        """An open set of tags: the prototypes of ``categories`` (see
+        :meth:`build_vocabulary`) with a threshold each on their sigmoid
+        scores; the model is not changed.
+
+        Args:
+            categories (Sequence[str]): Tag names.
+            templates (str | Sequence[str], optional): Defaults to the
+                model's templates.
+            thresholds (float | Mapping[str, float]): One threshold, or
+                per-tag ones (calibrated, e.g. by
+                ``tools/calibrate_thresholds.py``); tags missing from the
+                mapping get 0.5, the model's own even odds.
+                Defaults to 0.5.
+
+        Returns:
+            TagVocabulary: ``label_embed`` the ``(K, D)`` prototypes.
+        """
+        classes = self.build_vocabulary(list(categories), templates)
+        if isinstance(thresholds, Mapping):
+            values = [
+                check_threshold(thresholds.get(name, 0.5))
+                for name in classes.names
+            ]
+        else:
+            values = [check_threshold(thresholds)] * len(classes)
+        return TagVocabulary(
+            classes.prototypes,
+            torch.tensor(values, device=classes.prototypes.device),
+            names=classes.names)
+
+    def predict(
+        self,
+        inputs: torch.Tensor,
+        data_samples: Optional[List[DataSample]] = None,
+        vocabulary: Optional[Union[ClassVocabulary, TagVocabulary]] = None
+    ) -> List[DataSample]:
+        """Classify images, or tag them with a :class:`TagVocabulary`.
+
+        Args:
+            inputs (torch.Tensor): Preprocessed images, ``(N, 3, H, W)``.
+            data_samples (List[DataSample], optional): Samples to fill;
+                new ones are made if None. Defaults to None.
+            vocabulary (ClassVocabulary | TagVocabulary, optional): What to
+                classify into, or the tags of :meth:`build_tag_vocabulary`.
+                Defaults to the model's categories, classified.
+
+        Returns:
+            List[DataSample]: ``pred_score``, the sigmoid scores ``(K, )``;
+            classified, ``pred_label`` the best category; tagged, as RAM's
+            predictions: ``pred_label`` the tags whose score is above their
+            threshold (ascending) and ``pred_tags`` their names.
+        """
+        if not isinstance(vocabulary, TagVocabulary):
+            return super().predict(inputs, data_samples, vocabulary)
+        samples = super().predict(
+            inputs, data_samples,
+            ClassVocabulary(vocabulary.label_embed, vocabulary.names))
+        scores = torch.stack([s.pred_score for s in samples])
+        selected = vocabulary.select(scores)
+        for sample, row in zip(samples, selected):
+            labels = row.nonzero()[:, 0]
+            sample.set_pred_label(labels)
+            names = vocabulary.names_of(labels.tolist())[0]
+            if names is not None:
+                sample.set_field(names, 'pred_tags')
+        return samples

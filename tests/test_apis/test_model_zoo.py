@@ -157,7 +157,9 @@ def test_list_models_pattern_and_task():
     assert len(list_models(task='Zero-shot Image Classification')) == 62
     assert ZeroShotClassifier.list_models() == list_models(
         task='Zero-shot Image Classification')
-    assert ImageTagger.list_models() == list_models('ram')
+    # RAM / RAM++, and SigLIP (sigmoid scores: a probability per tag).
+    assert ImageTagger.list_models() == list_models('ram') + list_models(
+        'siglip*')
     with pytest.raises(UserError, match='unknown task.*Image Tagging'):
         list_models(task='detection')
 
@@ -176,7 +178,8 @@ def test_unknown_name_lists_close_names():
     with pytest.raises(UserError, match='is a model for Image Tagging, not for '
                        'ZeroShotClassifier; use one of clip_vit'):
         ZeroShotClassifier('ram_swin-large-p4-w12_384px_normal')
-    with pytest.raises(UserError, match='Zero-shot Image Classification, not for ImageTagger'):
+    with pytest.raises(UserError, match='scores with a softmax over its '
+                       'categories, not a probability per tag'):
         ImageTagger('clip_vit-base-p16')
 
 

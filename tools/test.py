@@ -23,7 +23,7 @@ from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
 from mmengine.utils import ProgressBar
 
-from mmprompt.apis.model_zoo import use_zoo_tokenizer
+from mmprompt.apis.builder import use_zoo_tokenizer
 from mmprompt.datasets.integrity import check_cifar_files
 from mmprompt.engine.hooks import pop_zero_shot_inputs
 from mmprompt.models.utils import COMPILE_MODES

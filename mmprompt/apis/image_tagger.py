@@ -22,7 +22,8 @@ from mmprompt.models.ram import ram_preprocess
 from mmprompt.models.ram.vocabulary import check_threshold
 from mmprompt.utils.errors import InputTypeError, InvalidInputError
 from mmprompt.utils.image_io import decode_image
-from .model_zoo import check_task, get_model, list_models
+from .builder import get_model
+from .model_zoo import check_task, list_models
 from .utils import speed_up
 
 ImageInput = Union[str, np.ndarray, Image.Image]

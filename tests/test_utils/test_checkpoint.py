@@ -10,7 +10,7 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from mmprompt.apis.utils import build_from_config
+from mmprompt.apis.builder import build_from_config
 from mmprompt.utils import CheckpointError
 from mmprompt.utils.checkpoint import (META_KEY, load_checkpoint,
                                        read_checkpoint, save_checkpoint)

@@ -265,33 +265,76 @@ def get_model(model: Union[str, Config, BaseModel],
     return built
 
 
+def is_learned_method(cfg: Config) -> bool:
+    """Whether ``cfg.model`` is a prompt-learning method (its class builds
+    from a learned file's meta: ``from_learned_meta``)."""
+    from mmprompt.registry import MODELS
+    from mmprompt.utils import register_all_modules
+    register_all_modules(init_default_scope=False)
+    return hasattr(MODELS.get(str(cfg.model.get('type'))),
+                   'from_learned_meta')
+
+
+def learned_config(cfg: Config, learned: str) -> Config:
+    """A method config for a learned-prompt file, in place: its categories
+    default to those the file was trained on.
+
+    Args:
+        cfg (Config): A prompt-learning method's config (e.g. CoOp's).
+        learned (str): The learned-prompt file.
+
+    Returns:
+        Config: ``cfg``.
+    """
+    from mmprompt.models.prompt_learning.learned import read_learned_meta
+    if cfg.model.get('categories') is None:
+        cfg.model.categories = read_learned_meta(learned)['categories']
+    return cfg
+
+
+def load_learned_weights(model: BaseModel,
+                         learned: str,
+                         pretrained: Union[bool, str, None] = None,
+                         allow_other_weights: bool = False) -> BaseModel:
+    """Weights of a method built from :func:`learned_config`: CLIP's from
+    its ``init_cfg`` (or ``pretrained``, a path or a zoo name), strictly,
+    then the learned prompts.
+
+    Args:
+        model (BaseModel): The method (e.g. CoOp), as built.
+        learned (str): The learned-prompt file.
+        pretrained (bool | str, optional): CLIP's weights instead of the
+            config's; only a path or a zoo name counts. Defaults to None.
+        allow_other_weights (bool): See :func:`get_model`. Defaults to
+            False.
+
+    Returns:
+        BaseModel: ``model``.
+    """
+    from mmprompt.models.prompt_learning.learned import load_learned
+    from mmprompt.utils.checkpoint import load_checkpoint
+    model.init_weights()
+    if isinstance(pretrained, str) and pretrained:
+        load_checkpoint(model.clip, _checkpoint_arg(pretrained))
+    load_learned(model, learned, allow_other_weights)
+    return model
+
+
 def _learned_model(model: Union[str, Config, BaseModel], learned: str,
                    pretrained: Union[bool, str, None],
                    device: Union[str, torch.device, None],
                    allow_other_weights: bool, overrides: dict) -> BaseModel:
     """:func:`get_model` with ``learned``: the method's own config, or the
     method built from the file's meta over a CLIP."""
-    from mmprompt.models.prompt_learning.learned import (build_learned_model,
-                                                         load_learned,
-                                                         read_learned_meta)
-    from mmprompt.registry import MODELS
-    from mmprompt.utils import register_all_modules
-    from mmprompt.utils.checkpoint import load_checkpoint
+    from mmprompt.models.prompt_learning.learned import build_learned_model
     if not isinstance(model, BaseModel):
         cfg = load_config(model)[0]
-        register_all_modules(init_default_scope=False)
-        if hasattr(MODELS.get(str(cfg.model.get('type'))),
-                   'from_learned_meta'):
+        if is_learned_method(cfg):
             if overrides:
                 cfg.merge_from_dict(dict(model=copy.deepcopy(overrides)))
-            if cfg.model.get('categories') is None:
-                cfg.model.categories = read_learned_meta(learned)[
-                    'categories']
-            built = build_from_config(cfg)
-            built.init_weights()
-            if isinstance(pretrained, str) and pretrained:
-                load_checkpoint(built.clip, _checkpoint_arg(pretrained))
-            load_learned(built, learned, allow_other_weights)
+            built = build_from_config(learned_config(cfg, learned))
+            load_learned_weights(built, learned, pretrained,
+                                 allow_other_weights)
             return ready_for_inference(built, device)
     check_task(model, ('Zero-shot Image Classification', ),
                'learned prompts')

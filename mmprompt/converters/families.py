@@ -202,4 +202,11 @@ def mismatch_message(name: str, sd: StateDict, meta: dict,
     return None
 
 
-set_checkpoint_describer(describe_checkpoint, mismatch_message)
+def torchscript_hint() -> str:
+    """What to do with a TorchScript archive (OpenAI's CLIP release)."""
+    return ('it is an OpenAI CLIP release: convert it with '
+            f"{converter_script('openai_clip')}")
+
+
+set_checkpoint_describer(describe_checkpoint, mismatch_message,
+                         torchscript_hint)

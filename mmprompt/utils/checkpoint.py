@@ -70,9 +70,8 @@ def _read_safetensors(path: str) -> Tuple[dict, dict]:
 def _read_pth(path: str) -> object:
     if is_torchscript(path):
         raise CheckpointError(
-            f'{path}: an OpenAI CLIP TorchScript archive, not an mmprompt '
-            'checkpoint; convert it (converter key openai_clip: '
-            'tools/model_converters/openai_clip_to_mmprompt.py)')
+            f'{path}: a TorchScript archive, not an mmprompt checkpoint; '
+            f"{_DESCRIBER['torchscript']()}")
     try:
         # weights_only explicitly: never unpickle objects, whatever torch's
         # default or TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD say.
@@ -214,26 +213,37 @@ def _no_mismatch(name: str, sd: StateDict, meta: dict,
     return None
 
 
+def _convert_first() -> str:
+    return 'convert it first'
+
+
 #: What a state dict is, asked of :mod:`mmprompt.converters` (which knows
 #: the families and their converters; this module knows none): ``describe(
 #: sd, meta) -> str`` (a noun phrase, ``''`` if unknown) and ``mismatch(
 #: name, sd, meta, model_sd) -> str | None`` (one line for a file of the
-#: wrong family or size). Set by :func:`set_checkpoint_describer`.
+#: wrong family or size); ``torchscript() -> str``, what to do with a
+#: TorchScript archive. Set by :func:`set_checkpoint_describer`.
 _DESCRIBER: Dict[str, Callable] = dict(
-    describe=_describe_nothing, mismatch=_no_mismatch)
+    describe=_describe_nothing,
+    mismatch=_no_mismatch,
+    torchscript=_convert_first)
 
 
 def set_checkpoint_describer(describe: Callable[[StateDict, Optional[dict]],
                                                 str],
-                             mismatch: Callable[..., Optional[str]]) -> None:
+                             mismatch: Callable[..., Optional[str]],
+                             torchscript: Callable[[], str]) -> None:
     """Name what a refused checkpoint is: see :data:`_DESCRIBER`.
 
     Args:
         describe (Callable): ``describe(sd, meta) -> str``.
         mismatch (Callable): ``mismatch(name, sd, meta, model_sd) -> str |
             None``.
+        torchscript (Callable): ``torchscript() -> str``, e.g. ``'convert
+            it with <script>'``.
     """
-    _DESCRIBER.update(describe=describe, mismatch=mismatch)
+    _DESCRIBER.update(
+        describe=describe, mismatch=mismatch, torchscript=torchscript)
 
 
 def describe(sd: StateDict, meta: Optional[dict] = None) -> str:

@@ -13,9 +13,13 @@ release) is refused here; the converter reads it with
 :func:`load_checkpoint` loads strictly. A file that does not fit the model
 is refused with one line naming what the file is (an unconverted OpenAI
 CLIP, a RAM checkpoint for a CLIP config, a CLIP of another size, ...), not
-loaded with a warning. The keys a checkpoint may lack or hold without the
-model having them are named once, in :data:`RUNTIME_KEYS` and
-:data:`LOADED_ELSEWHERE`. Every check runs before any weight is copied: a
+loaded with a warning; :mod:`mmprompt.converters` tells what a file is
+(:func:`set_checkpoint_describer`). The keys a checkpoint may hold or lack
+without the model having them are declared by the model's classes, as
+regexes (``re.fullmatch``, relative to the declaring module) in the class
+attributes ``runtime_keys`` (rebuilt at run time: dropped from a checkpoint
+holding them) and ``loaded_elsewhere`` (loaded by another module: a
+checkpoint may lack them). Every check runs before any weight is copied: a
 refused file leaves the model as it was. Integer or boolean values where
 the model has floats, and NaN / Inf weights, are refused too (see
 :func:`check_state_dict`). :func:`tensors_fingerprint` names weights by

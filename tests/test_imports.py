@@ -137,3 +137,18 @@ def test_ground_modules_import_nothing_of_mmprompt():
         name: set()
         for name in GROUND
     }
+
+
+def test_apis_layers():
+    """The zoo table reader imports nothing else of ``mmprompt.apis``; the
+    hub only the table; the builder sits on both."""
+    graph = import_graph()
+
+    def apis(name):
+        return {d for d in graph[name] if d.startswith('mmprompt.apis')}
+
+    assert apis('mmprompt.apis.model_zoo') == set()
+    assert apis('mmprompt.apis.hub') == {'mmprompt.apis.model_zoo'}
+    assert apis('mmprompt.apis.builder') == {
+        'mmprompt.apis.model_zoo', 'mmprompt.apis.hub'
+    }

@@ -40,7 +40,7 @@ CONFIGS = dict(
 def build(name: str) -> torch.nn.Module:
     """The random model of tests/test_deployment/test_onnx_parity.py (same
     seeds, so that test's export can be passed as ``--onnx``)."""
-    from mmprompt.apis.utils import build_from_config
+    from mmprompt.apis.builder import build_from_config
     from mmprompt.deployment import build_export_module
     from mmprompt.utils import register_all_modules
     register_all_modules(init_default_scope=False)

@@ -16,6 +16,8 @@ warnings.filterwarnings(
     module=r'mmcv\.cnn\.bricks\.transformer')
 
 from .utils import register_all_modules  # noqa: E402
+# What a refused checkpoint is, told to utils.checkpoint by the converters.
+from . import converters  # noqa: E402,F401
 from .version import __version__, version_info  # noqa: E402
 
 __all__ = ['__version__', 'version_info', 'register_all_modules']

@@ -232,13 +232,16 @@ def build_task(args: argparse.Namespace):
 
 def learned_model(args: argparse.Namespace, device: str) -> tuple:
     """The prompt-learning model of ``--learned`` over ``--model`` (see
-    :func:`mmprompt.apis.zero_shot_classifier.get_learned_model`), on
+    :func:`mmprompt.apis.get_model` with ``learned=``), on
     ``--categories`` if given."""
     from mmprompt.apis.utils import speed_up
-    from mmprompt.apis.zero_shot_classifier import get_learned_model
+    from mmprompt.apis.builder import get_model
     from mmprompt.models.clip.prompts import resolve_categories
-    model = get_learned_model(
-        args.model, args.learned, args.checkpoint or True, device,
+    model = get_model(
+        args.model,
+        args.checkpoint or True,
+        device,
+        learned=args.learned,
         allow_other_weights=args.allow_other_clip_weights)
     if args.categories:
         with prompt_errors():
@@ -271,7 +274,7 @@ def answer_digests(args: argparse.Namespace, task) -> dict:
     :data:`mmprompt.apis.bulk.ANSWER_INPUTS`): the weight files' and the
     learned prompts' contents, the resolved categories, templates,
     descriptions and thresholds, and the model settings."""
-    from mmprompt.apis.model_zoo import weight_files
+    from mmprompt.apis.builder import weight_files
     from mmprompt.utils.io import file_digest
     answers = task.answer_inputs()
     answers['model'] = dict(

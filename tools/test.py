@@ -23,7 +23,8 @@ from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
 from mmengine.utils import ProgressBar
 
-from mmprompt.apis.model_zoo import use_zoo_tokenizer
+from mmprompt.apis.builder import (learned_config, load_learned_weights,
+                                   use_zoo_tokenizer)
 from mmprompt.datasets.integrity import (check_cifar_files,
                                          check_image_folder,
                                          cifar_offline_hint)
@@ -31,9 +32,8 @@ from mmprompt.engine.hooks import pop_zero_shot_inputs
 from mmprompt.engine.prompt_hooks import fit_topk
 from mmprompt.models.utils import COMPILE_MODES
 from mmprompt.utils import UserError, atomic_write, check_output, run_tool
-from mmprompt.models.prompt_learning import load_learned
 from mmprompt.models.prompt_learning.learned import is_learned_file
-from mmprompt.utils.checkpoint import load_checkpoint, read_checkpoint
+from mmprompt.utils.checkpoint import load_checkpoint
 from mmprompt.apis.model_zoo import load_config
 from mmprompt.utils.config import config_errors, format_once, require_keys
 from mmprompt.utils.errors import CheckpointError
@@ -278,11 +278,9 @@ def load_weights(runner: Runner, checkpoint: str) -> None:
 
 def prepare_learned(cfg: Config, checkpoint: str) -> None:
     """A learned-prompt file (tools/train.py): the model's categories
-    default to those it was trained on, and each loop classifies among its
-    dataset's classes (PromptClassesHook)."""
-    if cfg.model.get('categories') is None:
-        meta = read_checkpoint(checkpoint)[1]['mmprompt_learned']
-        cfg.model.categories = meta['categories']
+    default to those it was trained on (:func:`learned_config`), and each
+    loop classifies among its dataset's classes (PromptClassesHook)."""
+    learned_config(cfg, checkpoint)
     cfg.custom_hooks = [
         *cfg.get('custom_hooks', []),
         dict(type='PromptClassesHook')
@@ -292,11 +290,12 @@ def prepare_learned(cfg: Config, checkpoint: str) -> None:
 def load_learned_prompts(runner: Runner,
                          checkpoint: str,
                          allow_other_weights: bool = False) -> None:
-    """CLIP from the config's ``init_cfg`` (strictly), then the prompts."""
+    """CLIP from the config's ``init_cfg`` (strictly), then the prompts
+    (:func:`load_learned_weights`)."""
     model = runner.model
     model = model.module if is_model_wrapper(model) else model
-    model.init_weights()
-    load_learned(model, checkpoint, allow_other_weights)
+    load_learned_weights(
+        model, checkpoint, allow_other_weights=allow_other_weights)
 
 
 class CheckLabelsHook(Hook):

@@ -32,8 +32,8 @@ from mmprompt.models.ram.label_embedding import (load_categories,
 from mmprompt.models.ram.vocabulary import TagVocabulary, check_threshold
 from mmprompt.utils.errors import InputTypeError, InvalidInputError
 from mmprompt.utils.image_io import decode_image
-from .model_zoo import (check_task, get_model, get_model_info, list_models,
-                        load_zoo)
+from .builder import get_model
+from .model_zoo import check_task, get_model_info, list_models, load_zoo
 from .tag_calibration import calibrated_thresholds
 from .utils import speed_up
 

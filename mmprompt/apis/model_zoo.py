@@ -6,31 +6,34 @@ The table is OpenMMLab's: a ``metafile.yml`` per family under ``configs/``
 Weights, Config, Converted From) and a root ``model-index.yml`` importing
 them, the files MMPreTrain's ``ModelHub`` and ``mim`` read. mmprompt adds
 four fields to a model: ``SHA256`` (of the official weights file),
-``Converter`` (the command that converts it), ``Data Files`` (URL and
-SHA-256 of files the conversion embeds: RAM's tag lists and thresholds) and
+``Converter`` (the key of its converter in
+:data:`mmprompt.converters.CONVERTERS`, with options: ``ram --model
+ram_plus``), ``Data Files`` (URL and SHA-256 of files the conversion
+embeds: RAM's tag lists and thresholds) and
 ``Text Encoder`` (the zoo model whose text tower an open-set RAM uses).
 
 In a source checkout the table is read from the checkout; in an installed
 wheel from ``mmprompt/.mim`` (``setup.py`` copies it there).
 
+This module only reads the table and imports nothing else of
+``mmprompt.apis``: :mod:`~mmprompt.apis.hub` (downloads) sits on it, and
+:mod:`~mmprompt.apis.builder` (:func:`~mmprompt.apis.builder.get_model`)
+on both.
+
 Example:
-    >>> from mmprompt.apis import list_models, get_model
+    >>> from mmprompt.apis import list_models
     >>> list_models('ram*', task='Image Tagging')
     ['ram_swin-large-p4-w12_384px_normal', ...]
-    >>> model = get_model('clip_vit-base-p16')   # official weights, cached
 """
 import copy
 import difflib
 import fnmatch
 import functools
-import logging
 import os.path as osp
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple, Union
 
-import torch
 from mmengine.config import Config
-from mmengine.logging import print_log
 from mmengine.model import BaseModel
 
 from mmprompt.utils.errors import InvalidInputError, UserError
@@ -62,8 +65,8 @@ class ModelInfo:
         config (str): Absolute path of the config file.
         weights (str): URL of the official weights file.
         sha256 (str, optional): Its published SHA-256; None if unknown.
-        converter (str): The converter command (a path under ``tools/``
-            and its options).
+        converter (str): The converter's key and options, see
+            :func:`mmprompt.converters.parse_converter`.
         data_files (dict): ``{key: {'URL': ..., 'SHA256': ...}}`` embedded
             by the conversion (RAM: ``tag_list``, ``tag_list_chinese``,
             ``thresholds``).
@@ -299,7 +302,8 @@ def resolve_config(config: str) -> Tuple[str, Optional[ModelInfo]]:
         f'{close_names(config, list_models())}')
 
 
-def load_config(config: Union[str, Config]) -> Tuple[Config, Optional[ModelInfo]]:
+def load_config(
+        config: Union[str, Config]) -> Tuple[Config, Optional[ModelInfo]]:
     """:func:`resolve_config`, then read it (a copy of a :class:`Config`).
 
     Returns:
@@ -310,117 +314,6 @@ def load_config(config: Union[str, Config]) -> Tuple[Config, Optional[ModelInfo]
     from mmprompt.utils.config import parse_config
     path, info = resolve_config(config)
     return parse_config(path), info
-
-
-def _is_tagger(model: torch.nn.Module) -> bool:
-    return hasattr(model, 'select_tags')
-
-
-def load_weights(model: BaseModel, checkpoint: str) -> dict:
-    """Load a converted checkpoint (``.pth`` or ``.safetensors``) into a
-    CLIP or RAM model: RAM through
-    :func:`mmprompt.models.ram.load_ram_checkpoint` (tag names, thresholds,
-    open-set categories), CLIP through
-    :func:`mmprompt.utils.checkpoint.load_checkpoint`; both strict.
-
-    Returns:
-        dict: The loaded ``state_dict`` and ``meta``.
-    """
-    if _is_tagger(model):
-        from mmprompt.models.ram import load_ram_checkpoint
-        return load_ram_checkpoint(model, checkpoint)
-    from mmprompt.utils.checkpoint import load_checkpoint
-    return load_checkpoint(model, checkpoint)
-
-
-def _checkpoint_arg(pretrained: str) -> str:
-    """A checkpoint file as it is; a zoo name (not a file) through the
-    official-weights cache."""
-    if not osp.isfile(pretrained) and pretrained.lower() in load_zoo():
-        from . import hub
-        return hub.get_checkpoint(pretrained)
-    return pretrained
-
-
-def use_zoo_tokenizer(cfg: Config, name: str) -> None:
-    """Point a config's tokenizer at the tokenizer file fetched with the
-    weights of zoo model ``name`` (SigLIP's ``tokenizer.json``): weights and
-    tokenizer go together. Nothing changes for a name that is not in the
-    zoo or whose row lists no tokenizer file, or a config without one.
-
-    Args:
-        cfg (Config): The config, changed in place.
-        name (str): A zoo name (or anything else).
-    """
-    if name.lower() not in load_zoo() or not cfg.model.get('tokenizer'):
-        return
-    from . import hub
-    tokenizer = hub.tokenizer_path(name)
-    if tokenizer is not None:
-        cfg.model.tokenizer.tokenizer_file = tokenizer
-
-
-def _use_text_encoder(cfg: Config, checkpoint: str) -> None:
-    """Point an open-set config's text tower at a CLIP checkpoint."""
-    text_encoder = cfg.model.get('text_encoder')
-    if text_encoder is None:
-        return
-    init_cfg = dict(text_encoder.get('init_cfg') or {})
-    init_cfg.update(
-        type='Pretrained', checkpoint=checkpoint, prefix='text_encoder.')
-    text_encoder['init_cfg'] = init_cfg
-
-
-def _weights(
-        cfg: Config, info: Optional[ModelInfo],
-        pretrained: Union[bool, str, None]
-) -> Tuple[Optional[str], Optional[str]]:
-    """The checkpoint :func:`get_model` loads, and the one of an open-set
-    RAM's text tower (official weights downloaded on first use)."""
-    if isinstance(pretrained, str) and pretrained:
-        return _checkpoint_arg(pretrained), None
-    if pretrained is not True:
-        return None, None
-    if info is None:
-        return cfg.get('load_from') or None, None
-    from . import hub
-    checkpoint, text_encoder = hub.get_checkpoint(info.name), None
-    if info.text_encoder and cfg.model.get('text_encoder'):
-        text_encoder = hub.get_checkpoint(info.text_encoder)
-    return checkpoint, text_encoder
-
-
-def weight_files(model: Union[str, Config],
-                 pretrained: Union[bool, str, None] = True) -> List[str]:
-    """The weight files :func:`get_model` loads for these arguments: the
-    checkpoint, an open-set RAM's text tower, and the existing files named
-    by ``init_cfg`` checkpoints of the config's model.
-
-    Args:
-        model (str | Config): As for :func:`get_model`.
-        pretrained (bool | str, optional): As for :func:`get_model`.
-            Defaults to True.
-
-    Returns:
-        list[str]: Real paths, sorted, without repeats.
-    """
-    cfg, info = load_config(model)
-    files = [f for f in _weights(cfg, info, pretrained) if f]
-
-    def walk(node) -> None:
-        if isinstance(node, dict):
-            init_cfg = node.get('init_cfg')
-            if isinstance(init_cfg, dict) and isinstance(
-                    init_cfg.get('checkpoint'), str):
-                files.append(init_cfg['checkpoint'])
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, (list, tuple)):
-            for value in node:
-                walk(value)
-
-    walk(cfg.get('model'))
-    return sorted({osp.realpath(f) for f in files if osp.isfile(f)})
 
 
 def check_task(model: Union[str, Config, BaseModel], tasks: Tuple[str, ...],
@@ -444,77 +337,6 @@ def check_task(model: Union[str, Config, BaseModel], tasks: Tuple[str, ...],
     raise InvalidInputError(
         f'{info.name} is a model for {info.task}, not for {user}; use one '
         f'of {", ".join(sorted(names)[:4])}, ... (list_models(task=...))')
-
-
-def get_model(model: Union[str, Config, BaseModel],
-              pretrained: Union[bool, str, None] = True,
-              device: Union[str, torch.device, None] = None,
-              **kwargs) -> BaseModel:
-    """Build a model of the zoo, a config or a built model, with weights.
-
-    ``pretrained`` means the same for CLIP and RAM:
-
-    - ``True`` (the default): a zoo name gets its official weights,
-      downloaded, checked, converted and cached once (see
-      :func:`mmprompt.apis.hub.get_checkpoint`), and an open-set RAM the
-      text tower of its ``Text Encoder``; a config file its ``load_from``
-      (random weights, with a warning, if it has none).
-    - a path: that converted checkpoint (``.pth`` or ``.safetensors``); a
-      zoo name: that model's official weights (as ``tools/test.py`` takes
-      them), e.g. a config file of your own with ``'clip_vit-base-p16'``.
-    - ``False`` or ``None``: random weights, with a warning.
-
-    Args:
-        model (str | Config | BaseModel): A name of :func:`list_models`, a
-            ``mmprompt::`` config name, a config file, a :class:`Config`
-            or a built model.
-        pretrained (bool | str, optional): See above. Defaults to True.
-        device (str | torch.device, optional): Where to run. Defaults to
-            None (CPU, or the model's current device).
-        **kwargs: Overrides of the config's ``model`` dict, e.g.
-            ``categories=...``.
-
-    Returns:
-        BaseModel: The model in eval mode, with ``_config`` set.
-
-    Raises:
-        UnknownModelError: For an unknown name (close names listed).
-        UserError: If a download or a checkpoint fails (one line).
-    """
-    from .utils import build_from_config, ready_for_inference
-    if isinstance(model, BaseModel):
-        if kwargs:
-            raise InvalidInputError(
-                'model overrides need a config, not a built model')
-        if isinstance(pretrained, str) and pretrained:
-            load_weights(model, _checkpoint_arg(pretrained))
-        return ready_for_inference(model, device)
-    cfg, info = load_config(model)
-    if kwargs:
-        cfg.merge_from_dict(dict(model=copy.deepcopy(kwargs)))
-    checkpoint, text_encoder = _weights(cfg, info, pretrained)
-    if text_encoder:
-        _use_text_encoder(cfg, text_encoder)
-    if pretrained is True and info is not None:
-        use_zoo_tokenizer(cfg, info.name)
-    from mmprompt.engine.hooks import pop_zero_shot_inputs, prepare_zero_shot
-    model_cfg = copy.deepcopy(cfg.model)
-    zero_shot = pop_zero_shot_inputs(model_cfg)
-    built = build_from_config(cfg, model_cfg)
-    if checkpoint:
-        load_weights(built, checkpoint)
-    else:
-        print_log(
-            'No checkpoint: the model keeps random weights',
-            logger='current',
-            level=logging.WARNING)
-    built = ready_for_inference(built, device)
-    if zero_shot:
-        # What the model does not take: example images and the prototype
-        # cache, read now that the weights are in place.
-        with torch.no_grad():
-            prepare_zero_shot(built, **zero_shot)
-    return built
 
 
 #: The markers around the generated table in the README.
@@ -548,9 +370,6 @@ def markdown_table() -> str:
         config = osp.relpath(info.config, root)
         sha = f' (`{info.sha256[:12]}…`)' if info.sha256 else \
             ' (no published SHA-256)'
-        converter = osp.basename(info.converter.split()[0]) + (
-            ' ' + ' '.join(info.converter.split()[1:])
-            if len(info.converter.split()) > 1 else '')
         labels = [
             label for key, label in DATA_FILE_LABELS.items()
             if key in info.data_files
@@ -562,7 +381,7 @@ def markdown_table() -> str:
         rows.append(
             f'| `{info.name}` | {info.task} | `{config}` | '
             f'[{info.weights_file}]({info.weights}){sha}{extra} | '
-            f'`{converter}` | {_results_text(info)} |')
+            f'`{info.converter}` | {_results_text(info)} |')
     return '\n'.join(rows)
 
 

@@ -94,7 +94,8 @@ def collect_scores(config: str,
         current ones, ``(K, )``), ``never`` (boolean ``(K, )``: deleted
         tags, never selected) and ``open_set``.
     """
-    from .model_zoo import get_model, load_config
+    from .builder import get_model
+    from .model_zoo import load_config
     cfg, _ = load_config(config)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)

@@ -30,8 +30,9 @@ from mmprompt.models.clip.prompts import (resolve_categories,
                                           resolve_descriptions,
                                           resolve_templates)
 from mmprompt.utils.errors import InputTypeError, InvalidInputError
-from .model_zoo import check_task, get_model, list_models, load_config
-from .utils import ready_for_inference, speed_up
+from .builder import get_model
+from .model_zoo import check_task, list_models, load_config
+from .utils import speed_up
 
 ImageInput = Union[str, np.ndarray, Image.Image]
 ModelType = Union[str, Config, BaseModel]
@@ -45,70 +46,12 @@ def build_zero_shot_model(model: ModelType,
     (``model`` a zoo name, a ``mmprompt::`` config name, a config file, a
     :class:`Config` or a built model; ``pretrained`` True for the zoo's
     official weights or the config's ``load_from``, a checkpoint path, or
-    False / None for random weights).
+    False / None for random weights; ``learned=`` for a learned-prompt
+    file).
     """
     check_task(model, ('Zero-shot Image Classification', ),
                'ZeroShotClassifier')
     return get_model(model, pretrained, device, **kwargs)
-
-
-def get_learned_model(model: ModelType,
-                      learned: str,
-                      pretrained: Union[bool, str, None] = True,
-                      device: Union[str, torch.device, None] = None,
-                      allow_other_weights: bool = False) -> BaseModel:
-    """The prompt-learning model of a learned-prompt file, ready for
-    inference: the one way in of ``tools/infer.py --learned`` and
-    ``tools/deployment/pytorch2onnx.py --learned``.
-
-    Args:
-        model (str | Config | BaseModel): The CLIP the file was learned on,
-            as :class:`ZeroShotClassifier` takes it (a zoo name, a
-            zero-shot config, a built CLIP): the method is built from the
-            file's meta over it (:func:`build_learned_model
-            <mmprompt.models.prompt_learning.learned.build_learned_model>`).
-            Or the method's own config (e.g.
-            ``configs/coop/coop_vit-base-p16_16shots_custom.py``): its
-            categories default to the file's, CLIP's weights come from its
-            ``init_cfg`` or from ``pretrained``.
-        learned (str): The learned-prompt file of ``tools/train.py``.
-        pretrained (bool | str, optional): CLIP's weights, as for
-            :func:`get_model`; with a method config, only a path counts.
-            Defaults to True.
-        device (str | torch.device, optional): Defaults to None (CPU).
-        allow_other_weights (bool): See :func:`load_learned
-            <mmprompt.models.prompt_learning.learned.load_learned>`.
-            Defaults to False.
-
-    Returns:
-        BaseModel: The model (e.g. CoOp) in eval mode, with the file's
-        categories.
-    """
-    from mmprompt.models.prompt_learning.learned import (build_learned_model,
-                                                         load_learned,
-                                                         read_learned_meta)
-    from mmprompt.registry import MODELS
-    from mmprompt.utils import register_all_modules
-    from mmprompt.utils.checkpoint import load_checkpoint
-    from .model_zoo import _checkpoint_arg
-    from .utils import build_from_config
-    if not isinstance(model, BaseModel):
-        cfg = load_config(model)[0]
-        register_all_modules(init_default_scope=False)
-        if hasattr(MODELS.get(str(cfg.model.get('type'))),
-                   'from_learned_meta'):
-            if cfg.model.get('categories') is None:
-                cfg.model.categories = read_learned_meta(learned)[
-                    'categories']
-            built = build_from_config(cfg)
-            built.init_weights()
-            if isinstance(pretrained, str) and pretrained:
-                load_checkpoint(built.clip, _checkpoint_arg(pretrained))
-            load_learned(built, learned, allow_other_weights)
-            return ready_for_inference(built, device)
-    clip = build_zero_shot_model(model, pretrained, device)
-    return ready_for_inference(
-        build_learned_model(clip, learned, allow_other_weights), device)
 
 
 class ZeroShotClassifier(BaseInferencer):
@@ -187,16 +130,17 @@ class ZeroShotClassifier(BaseInferencer):
             # Every category set goes through the cache when it is asked
             # for (set_categories); get_model would build the config's now.
             kwargs['prototype_cache_dir'] = None
-        built = build_zero_shot_model(model, pretrained, device, **kwargs)
+        built = build_zero_shot_model(
+            model,
+            pretrained,
+            device,
+            learned=learned,
+            allow_other_weights=allow_other_weights,
+            **kwargs)
         if not hasattr(built, 'set_categories'):
             raise TypeError(f'{type(built).__name__} is not a zero-shot '
                             'classifier (no set_categories)')
         self.learned = learned
-        if learned is not None:
-            from mmprompt.models.prompt_learning.learned import \
-                build_learned_model
-            built = ready_for_inference(
-                build_learned_model(built, learned, allow_other_weights))
         speed_up(built, precision, compile)
         super().__init__(built, pretrained=False)
         self._default = None

@@ -6,7 +6,8 @@ from typing import Callable, Dict, List, Tuple
 from .common import (ConverterError, load_source_checkpoint, read_tag_list,
                      read_thresholds, save_checkpoint_atomic,
                      unwrap_state_dict)
-from .families import check_family, identify_checkpoint
+from .families import (SCRIPT_DIR, check_family, converter_script,
+                       describe_checkpoint, identify_checkpoint)
 from .open_clip import convert_open_clip
 from .openai_clip import convert_openai_clip, infer_openai_clip_arch
 from .pe_core import convert_pe_core, infer_pe_core_arch
@@ -34,8 +35,6 @@ DATA_FILE_READERS: Dict[str, Callable] = {
     'tag_list_chinese': partial(read_tag_list, unique=False),
     'thresholds': read_thresholds,
 }
-
-SCRIPT_DIR = 'tools/model_converters'
 
 
 def parse_converter(spec: str) -> Tuple[str, Dict[str, str]]:
@@ -75,7 +74,7 @@ def parse_converter(spec: str) -> Tuple[str, Dict[str, str]]:
 def converter_command(spec: str) -> List[str]:
     """The script and options that run a ``Converter:`` by hand."""
     key, options = parse_converter(spec)
-    args = [f'{SCRIPT_DIR}/{key}_to_mmprompt.py']
+    args = [converter_script(key)]
     for name, value in options.items():
         args += ['--' + name.replace('_', '-'), value]
     return args
@@ -83,7 +82,8 @@ def converter_command(spec: str) -> List[str]:
 
 __all__ = [
     'CONVERTERS', 'DATA_FILE_READERS', 'ConverterError', 'apply_rules',
-    'check_family', 'converter_command', 'identify_checkpoint',
+    'check_family', 'converter_command', 'converter_script',
+    'describe_checkpoint', 'identify_checkpoint', 'SCRIPT_DIR',
     'load_source_checkpoint', 'parse_converter', 'save_checkpoint_atomic',
     'swin_unfold_norm', 'swin_unfold_reduction', 'unwrap_state_dict',
     'convert_openai_clip', 'convert_open_clip', 'infer_openai_clip_arch',

@@ -2,14 +2,35 @@
 """Tell what a checkpoint is from its keys, for one-line refusals.
 
 A converter given another family's file says what the file is and which
-converter takes it, instead of listing unknown keys. The signatures are
-keys every file of the family has; the open_clip ones are checked on open_clip
-3.x's state dicts (``tests/test_converters/test_open_clip.py``: RN50,
-ConvNeXt and SigLIP (timm towers; PE-Core is one too), CoCa, the ViTs).
+converter takes it, instead of listing unknown keys; and so does
+:func:`mmprompt.utils.checkpoint.load_checkpoint` for a file that does not
+fit a model (:func:`describe_checkpoint`, :func:`mismatch_message`,
+registered when this module is imported, as ``mmprompt`` does).
+
+The signatures are keys every file of the family has; the open_clip ones
+are checked on open_clip 3.x's state dicts
+(``tests/test_converters/test_open_clip.py``: RN50, ConvNeXt and SigLIP
+(timm towers; PE-Core is one too), CoCa, the ViTs).
 """
+import re
 from typing import Dict, Iterable, Optional, Tuple
 
+import torch
+
+from mmprompt.utils.checkpoint import config_phrase, set_checkpoint_describer
 from .common import ConverterError
+
+StateDict = Dict[str, torch.Tensor]
+
+#: Where the command line of converter key ``k`` is:
+#: ``<SCRIPT_DIR>/k_to_mmprompt.py``.
+SCRIPT_DIR = 'tools/model_converters'
+
+
+def converter_script(key: str) -> str:
+    """The command line of the converter of ``key``."""
+    return f'{SCRIPT_DIR}/{key}_to_mmprompt.py'
+
 
 #: ``(family, what it is, a key only it has (a prefix if it ends in '.'),
 #: the converter that takes it or None)``, most specific first.
@@ -80,8 +101,112 @@ def check_family(state_dict: Dict[str, object], family: str,
     if found is None or found[0] == family:
         return
     _, what, converter = found
-    hint = (f'; convert it with tools/model_converters/'
-            f'{converter}_to_mmprompt.py' if converter else
+    hint = (f'; convert it with {converter_script(converter)}'
+            if converter else
             '; mmprompt has no converter for it')
     raise ConverterError(f'not a {model_name} checkpoint: it is {what}'
                          f'{hint}')
+
+
+def _clip_arch(sd: StateDict) -> Optional[str]:
+    """``'ViT-B/16'`` (``'ViT-L/14@336px'``) of a converted CLIP state dict."""
+    cls = sd.get('visual.cls_token')
+    proj = sd.get('visual.patch_embed.projection.weight')
+    pos = sd.get('visual.pos_embed')
+    if cls is None or proj is None:
+        return None
+    width, patch = cls.shape[-1], proj.shape[-1]
+    size = {768: 'B', 1024: 'L', 1280: 'H', 1664: 'bigG'}.get(width)
+    name = f'ViT-{size}/{patch}' if size else f'ViT ({width} wide)/{patch}'
+    if pos is not None:
+        side = round((pos.shape[1] - 1)**0.5) * patch
+        if side != 224:
+            name += f'@{side}px'
+    layers = {
+        int(m.group(1))
+        for k in sd
+        for m in [re.match(r'visual\.layers\.(\d+)\.', k)] if m
+    }
+    standard = {'B': 12, 'L': 24, 'H': 32, 'bigG': 48}.get(size)
+    if layers and (standard is None or len(layers) != standard):
+        name += f' ({len(layers)} layers)'
+    return name
+
+
+def describe_checkpoint(sd: StateDict, meta: Optional[dict] = None) -> str:
+    """What a state dict is, in words: ``'a CLIP ViT-B/16 checkpoint'``,
+    ``'an OpenAI CLIP checkpoint'``, ``'a RAM++ checkpoint'``, ...
+
+    Args:
+        sd (dict): Key to tensor.
+        meta (dict, optional): The checkpoint's meta.
+
+    Returns:
+        str: A noun phrase, or ``''`` if unknown.
+    """
+    meta = meta or {}
+    keys = set(sd)
+    if 'visual.class_embedding' in keys or 'token_embedding.weight' in keys:
+        return 'an OpenAI CLIP checkpoint'
+    if 'label_embed' in keys:
+        plus = 'reweight_scale' in keys or meta.get('source') == 'ram_plus'
+        name = 'RAM++' if plus else 'RAM'
+        if 'class_threshold' not in keys:
+            return f'an unconverted {name} checkpoint'
+        return f"a {name} checkpoint ({sd['class_threshold'].shape[0]} tags)"
+    if 'visual.trunk.attn_pool.latent' in keys and \
+            'text.token_embedding.weight' in keys:
+        return 'an unconverted PE-Core checkpoint (open_clip layout)'
+    if 'text_encoder.token_embedding.weight' in keys or \
+            'visual.cls_token' in keys:
+        family = 'PE-Core' if 'visual.attn_pool.latent' in keys else 'CLIP'
+        arch = _clip_arch(sd)
+        return f'a {family} {arch} checkpoint' if arch else \
+            f'a {family} checkpoint'
+    return ''
+
+
+def mismatch_message(name: str, sd: StateDict, meta: dict,
+                     model_sd: StateDict) -> Optional[str]:
+    """One line for a checkpoint of the wrong family or size, or None: the
+    ``mismatch`` of
+    :func:`mmprompt.utils.checkpoint.set_checkpoint_describer`.
+
+    Args:
+        name (str): The file, for the message.
+        sd (dict): The checkpoint's state dict.
+        meta (dict): Its meta.
+        model_sd (dict): The model's state dict.
+    """
+    what, want = describe_checkpoint(sd, meta), config_phrase(model_sd)
+    if what == 'an OpenAI CLIP checkpoint':
+        return (f'{name}: an OpenAI / open_clip CLIP checkpoint, not '
+                f"converted; convert it with {converter_script('openai_clip')}"
+                " (OpenAI's release) or "
+                f"{converter_script('open_clip')} (open_clip's)")
+    for kind, key in (('RAM', 'ram'), ('PE-Core', 'pe_core')):
+        if what.startswith(f'an unconverted {kind}'):
+            return (f'{name}: {what[3:]}; convert it with '
+                    f'{converter_script(key)}')
+    if not what:
+        return None
+    family = what.split()[1]  # CLIP, PE-Core, RAM, RAM++
+    want_family = want.split()[0] if want else ''
+    if family != want_family:
+        return f'{name}: {what}, but this config is {want}'
+    if family in ('CLIP', 'PE-Core') and (describe_checkpoint(sd) !=
+                                          describe_checkpoint(model_sd)):
+        got = what[len(f'a {family} '):-len(' checkpoint')]
+        return (f'{name}: a {got} checkpoint for a '
+                f'{want[len(family) + 1:]} config')
+    return None
+
+
+def torchscript_hint() -> str:
+    """What to do with a TorchScript archive (OpenAI's CLIP release)."""
+    return ('it is an OpenAI CLIP release: convert it with '
+            f"{converter_script('openai_clip')}")
+
+
+set_checkpoint_describer(describe_checkpoint, mismatch_message,
+                         torchscript_hint)

@@ -15,8 +15,8 @@ from typing import Dict, Optional, Tuple
 
 import torch
 
-from mmprompt.utils.checkpoint import describe
 from .common import ConverterError, unwrap_state_dict, with_meta
+from .families import describe_checkpoint
 from .rules import apply_rules
 
 MODEL_NAME = 'PE-Core (open_clip layout)'
@@ -88,7 +88,7 @@ def check_pe_core(state_dict: Dict[str, torch.Tensor]) -> None:
     """
     missing = [k for k in REQUIRED if k not in state_dict]
     if missing:
-        what = describe(state_dict)
+        what = describe_checkpoint(state_dict)
         if what:
             raise ConverterError(f'not a {MODEL_NAME} checkpoint: this is '
                                  f'{what}')

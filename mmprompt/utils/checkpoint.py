@@ -13,9 +13,13 @@ release) is refused here; the converter reads it with
 :func:`load_checkpoint` loads strictly. A file that does not fit the model
 is refused with one line naming what the file is (an unconverted OpenAI
 CLIP, a RAM checkpoint for a CLIP config, a CLIP of another size, ...), not
-loaded with a warning. The keys a checkpoint may lack or hold without the
-model having them are named once, in :data:`RUNTIME_KEYS` and
-:data:`LOADED_ELSEWHERE`. Every check runs before any weight is copied: a
+loaded with a warning; :mod:`mmprompt.converters` tells what a file is
+(:func:`set_checkpoint_describer`). The keys a checkpoint may hold or lack
+without the model having them are declared by the model's classes, as
+regexes (``re.fullmatch``, relative to the declaring module) in the class
+attributes ``runtime_keys`` (rebuilt at run time: dropped from a checkpoint
+holding them) and ``loaded_elsewhere`` (loaded by another module: a
+checkpoint may lack them). Every check runs before any weight is copied: a
 refused file leaves the model as it was. Integer or boolean values where
 the model has floats, and NaN / Inf weights, are refused too (see
 :func:`check_state_dict`). :func:`tensors_fingerprint` names weights by
@@ -27,7 +31,8 @@ import math
 import os.path as osp
 import re
 from collections import OrderedDict
-from typing import Dict, Optional, Sequence, Tuple, Union
+from typing import (Callable, Dict, List, Optional, Pattern, Sequence, Tuple,
+                    Union)
 
 import torch
 import torch.nn as nn
@@ -38,28 +43,6 @@ from .torchscript import is_torchscript
 
 #: Metadata key of the JSON meta in a ``.safetensors`` file.
 META_KEY = 'mmprompt_meta'
-
-#: Regexes (``re.fullmatch``) of keys rebuilt at run time, never taken from
-#: a checkpoint: a checkpoint holding them (saved by an older version, or by
-#: a Runner while they were set) is not refused, and they are dropped.
-RUNTIME_KEYS = (
-    r'(.*\.)?text_prototypes',  # CLIPZeroShot.set_categories
-    r'(.*\.)?example_(feats|labels)',  # CLIPZeroShot.set_examples
-    r'(.*\.)?openset_(label_embed|class_threshold)',  # RAM.set_vocabulary
-    r'(.*\.)?attn_mask',  # the causal mask; attention is is_causal
-)
-
-#: Model class (or a base class) name -> regex of the keys a checkpoint of
-#: it lacks because they load from elsewhere: RAM's category encoder takes
-#: its CLIP text tower from the tower's own ``init_cfg``.
-LOADED_ELSEWHERE = {
-    'RAM': r'category_encoder\.text_encoder\..+',
-}
-
-CLIP_CONVERTER = 'tools/model_converters/openai_clip_to_mmprompt.py'
-OPEN_CLIP_CONVERTER = 'tools/model_converters/open_clip_to_mmprompt.py'
-RAM_CONVERTER = 'tools/model_converters/ram_to_mmprompt.py'
-PE_CORE_CONVERTER = 'tools/model_converters/pe_core_to_mmprompt.py'
 
 StateDict = Dict[str, torch.Tensor]
 
@@ -91,8 +74,8 @@ def _read_safetensors(path: str) -> Tuple[dict, dict]:
 def _read_pth(path: str) -> object:
     if is_torchscript(path):
         raise CheckpointError(
-            f'{path}: an OpenAI CLIP TorchScript archive, not an mmprompt '
-            f'checkpoint; convert it with {CLIP_CONVERTER}')
+            f'{path}: a TorchScript archive, not an mmprompt checkpoint; '
+            f"{_DESCRIBER['torchscript']()}")
     try:
         # weights_only explicitly: never unpickle objects, whatever torch's
         # default or TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD say.
@@ -225,65 +208,57 @@ def save_checkpoint(state_dict: StateDict,
 
 
 # -- what a state dict is -----------------------------------------------------
-def _clip_arch(sd: StateDict) -> Optional[str]:
-    """``'ViT-B/16'`` (``'ViT-L/14@336px'``) of a converted CLIP state dict."""
-    cls = sd.get('visual.cls_token')
-    proj = sd.get('visual.patch_embed.projection.weight')
-    pos = sd.get('visual.pos_embed')
-    if cls is None or proj is None:
-        return None
-    width, patch = cls.shape[-1], proj.shape[-1]
-    size = {768: 'B', 1024: 'L', 1280: 'H', 1664: 'bigG'}.get(width)
-    name = f'ViT-{size}/{patch}' if size else f'ViT ({width} wide)/{patch}'
-    if pos is not None:
-        side = round((pos.shape[1] - 1)**0.5) * patch
-        if side != 224:
-            name += f'@{side}px'
-    layers = {
-        int(m.group(1))
-        for k in sd
-        for m in [re.match(r'visual\.layers\.(\d+)\.', k)] if m
-    }
-    standard = {'B': 12, 'L': 24, 'H': 32, 'bigG': 48}.get(size)
-    if layers and (standard is None or len(layers) != standard):
-        name += f' ({len(layers)} layers)'
-    return name
-
-
-def describe(sd: StateDict, meta: Optional[dict] = None) -> str:
-    """What a state dict is, in words: ``'a CLIP ViT-B/16 checkpoint'``,
-    ``'an OpenAI CLIP checkpoint'``, ``'a RAM++ checkpoint'``, ...
-
-    Args:
-        sd (dict): Key to tensor.
-        meta (dict, optional): The checkpoint's meta.
-
-    Returns:
-        str: A noun phrase, or ``''`` if unknown.
-    """
-    meta = meta or {}
-    keys = set(sd)
-    if 'visual.class_embedding' in keys or 'token_embedding.weight' in keys:
-        return 'an OpenAI CLIP checkpoint'
-    if 'label_embed' in keys:
-        plus = 'reweight_scale' in keys or meta.get('source') == 'ram_plus'
-        name = 'RAM++' if plus else 'RAM'
-        if 'class_threshold' not in keys:
-            return f'an unconverted {name} checkpoint'
-        return f"a {name} checkpoint ({sd['class_threshold'].shape[0]} tags)"
-    if 'visual.trunk.attn_pool.latent' in keys and \
-            'text.token_embedding.weight' in keys:
-        return 'an unconverted PE-Core checkpoint (open_clip layout)'
-    if 'text_encoder.token_embedding.weight' in keys or \
-            'visual.cls_token' in keys:
-        family = 'PE-Core' if 'visual.attn_pool.latent' in keys else 'CLIP'
-        arch = _clip_arch(sd)
-        return f'a {family} {arch} checkpoint' if arch else \
-            f'a {family} checkpoint'
+def _describe_nothing(sd: StateDict, meta: Optional[dict] = None) -> str:
     return ''
 
 
-def _config_phrase(model_sd: StateDict) -> str:
+def _no_mismatch(name: str, sd: StateDict, meta: dict,
+                 model_sd: StateDict) -> Optional[str]:
+    return None
+
+
+def _convert_first() -> str:
+    return 'convert it first'
+
+
+#: What a state dict is, asked of :mod:`mmprompt.converters` (which knows
+#: the families and their converters; this module knows none): ``describe(
+#: sd, meta) -> str`` (a noun phrase, ``''`` if unknown) and ``mismatch(
+#: name, sd, meta, model_sd) -> str | None`` (one line for a file of the
+#: wrong family or size); ``torchscript() -> str``, what to do with a
+#: TorchScript archive. Set by :func:`set_checkpoint_describer`.
+_DESCRIBER: Dict[str, Callable] = dict(
+    describe=_describe_nothing,
+    mismatch=_no_mismatch,
+    torchscript=_convert_first)
+
+
+def set_checkpoint_describer(describe: Callable[[StateDict, Optional[dict]],
+                                                str],
+                             mismatch: Callable[..., Optional[str]],
+                             torchscript: Callable[[], str]) -> None:
+    """Name what a refused checkpoint is: see :data:`_DESCRIBER`.
+
+    Args:
+        describe (Callable): ``describe(sd, meta) -> str``.
+        mismatch (Callable): ``mismatch(name, sd, meta, model_sd) -> str |
+            None``.
+        torchscript (Callable): ``torchscript() -> str``, e.g. ``'convert
+            it with <script>'``.
+    """
+    _DESCRIBER.update(
+        describe=describe, mismatch=mismatch, torchscript=torchscript)
+
+
+def describe(sd: StateDict, meta: Optional[dict] = None) -> str:
+    """What a state dict is, in words (``'a CLIP ViT-B/16 checkpoint'``),
+    or ``''``: see :func:`set_checkpoint_describer`."""
+    return _DESCRIBER['describe'](sd, meta)
+
+
+def config_phrase(model_sd: StateDict) -> str:
+    """What a model is, from its state dict: ``'CLIP ViT-B/16'``, or
+    ``'this model'``."""
     what = describe(model_sd)
     for article in ('an ', 'a '):
         if what.startswith(article):
@@ -291,33 +266,21 @@ def _config_phrase(model_sd: StateDict) -> str:
     return what.replace(' checkpoint', '') or 'this model'
 
 
-def _mismatch_message(name: str, sd: StateDict, meta: dict,
-                      model_sd: StateDict) -> Optional[str]:
-    """One line for a checkpoint of the wrong family or size, or None."""
-    what, want = describe(sd, meta), _config_phrase(model_sd)
-    if what == 'an OpenAI CLIP checkpoint':
-        return (f'{name}: an OpenAI / open_clip CLIP checkpoint, not '
-                f'converted; convert it with {CLIP_CONVERTER} (OpenAI\'s '
-                f'release) or {OPEN_CLIP_CONVERTER} (open_clip\'s)')
-    if what.startswith('an unconverted RAM'):
-        return (f'{name}: {what[3:]}; convert it with {RAM_CONVERTER}')
-    if what.startswith('an unconverted PE-Core'):
-        return (f'{name}: {what[3:]}; convert it with {PE_CORE_CONVERTER}')
-    if not what:
-        return None
-    family = what.split()[1]  # CLIP, PE-Core, RAM, RAM++
-    want_family = want.split()[0] if want else ''
-    if family != want_family:
-        return f'{name}: {what}, but this config is {want}'
-    if family in ('CLIP', 'PE-Core') and describe(sd) != describe(model_sd):
-        got = what[len(f'a {family} '):-len(' checkpoint')]
-        return (f'{name}: a {got} checkpoint for a '
-                f'{want[len(family) + 1:]} config')
-    return None
+def _declared_keys(model: nn.Module, attr: str) -> List[Pattern]:
+    """The regexes the model's modules declare in the class attribute
+    ``attr`` (``runtime_keys``, ``loaded_elsewhere``), each anchored at the
+    module's place in the model."""
+    patterns = []
+    for prefix, module in model.named_modules():
+        for pattern in getattr(type(module), attr, ()):
+            patterns.append(
+                re.compile(re.escape(f'{prefix}.' if prefix else '') +
+                           pattern))
+    return patterns
 
 
-def _drop_runtime_keys(sd: StateDict) -> StateDict:
-    runtime = [re.compile(p) for p in RUNTIME_KEYS]
+def _drop_runtime_keys(sd: StateDict, model: nn.Module) -> StateDict:
+    runtime = _declared_keys(model, 'runtime_keys')
     return OrderedDict((k, v) for k, v in sd.items()
                        if not any(r.fullmatch(k) for r in runtime))
 
@@ -341,8 +304,8 @@ def check_state_dict(model: nn.Module, sd: StateDict, meta: dict,
             differ, or the first tensor of another kind of dtype or with NaN
             / Inf values.
     """
-    model_sd = _drop_runtime_keys(model.state_dict())
-    message = _mismatch_message(name, sd, meta, model_sd)
+    model_sd = _drop_runtime_keys(model.state_dict(), model)
+    message = _DESCRIBER['mismatch'](name, sd, meta, model_sd)
     if message:
         raise CheckpointError(message)
     shapes = [
@@ -428,13 +391,10 @@ def load_checkpoint(model: nn.Module,
     else:
         name = name or 'checkpoint'
         sd, meta = split_checkpoint(checkpoint, name)
-    sd = _drop_runtime_keys(sd)
+    sd = _drop_runtime_keys(sd, model)
     check_state_dict(model, sd, meta, name)
-    model_keys = set(_drop_runtime_keys(model.state_dict()))
-    elsewhere = [
-        re.compile(LOADED_ELSEWHERE[c.__name__]) for c in type(model).__mro__
-        if c.__name__ in LOADED_ELSEWHERE
-    ]
+    model_keys = set(_drop_runtime_keys(model.state_dict(), model))
+    elsewhere = _declared_keys(model, 'loaded_elsewhere')
     missing = [
         k for k in model_keys - set(sd)
         if not any(r.fullmatch(k) for r in elsewhere)
@@ -451,7 +411,7 @@ def load_checkpoint(model: nn.Module,
         what = describe(sd, meta)
         raise CheckpointError(
             f"{name}: {what + ', ' if what else ''}does not fit "
-            f"{_config_phrase(model.state_dict())}: {'; '.join(parts)}")
+            f"{config_phrase(model.state_dict())}: {'; '.join(parts)}")
     model.load_state_dict(sd, strict=False)
     return dict(state_dict=sd, meta=meta)
 

@@ -12,7 +12,7 @@ import torch
 from testing_utils import clip as H
 from testing_utils import ram as R
 
-from mmprompt.apis import ImageTagger, hub, model_zoo
+from mmprompt.apis import ImageTagger, builder, hub, model_zoo
 from mmprompt.utils.checkpoint import META_KEY, read_checkpoint
 from mmprompt.utils.errors import UserError
 
@@ -534,11 +534,11 @@ def test_weight_files_are_those_get_model_loads(payload, home, monkeypatch,
         url = server.url('/m/ViT-B-16.pt')
         patch_zoo(monkeypatch, NAME, weights=url, sha256=sha)
         cached = str(home / cached_name(url, sha))
-        assert model_zoo.weight_files(NAME) == [cached]
-        assert model_zoo.weight_files(NAME, pretrained=NAME) == [cached]
+        assert builder.weight_files(NAME) == [cached]
+        assert builder.weight_files(NAME, pretrained=NAME) == [cached]
     other = tmp_path / 'other.pth'
     other.write_bytes(b'x')
     link = tmp_path / 'link.pth'
     link.symlink_to(other)
-    assert model_zoo.weight_files(NAME, pretrained=str(link)) == [str(other)]
-    assert model_zoo.weight_files(NAME, pretrained=False) == []
+    assert builder.weight_files(NAME, pretrained=str(link)) == [str(other)]
+    assert builder.weight_files(NAME, pretrained=False) == []

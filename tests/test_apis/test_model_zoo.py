@@ -54,6 +54,21 @@ def test_every_config_is_in_the_zoo_once():
         assert osp.isfile(osp.join(REPO_ROOT, script)), info.converter
 
 
+def test_metafiles_name_converters_by_key():
+    """A row's ``Converter:`` is a key of CONVERTERS (and options), never
+    a script path the hub would have to parse."""
+    from mmprompt.converters import CONVERTERS
+    rows = {
+        info.name: info.converter.split()
+        for info in model_zoo.load_zoo().values()
+    }
+    assert {n: w for n, w in rows.items() if w[0] not in CONVERTERS} == {}
+    assert rows['ram_swin-large-p4-w12_384px_normal'] == [
+        'ram', '--model', 'ram'
+    ]
+    assert rows['clip_vit-base-p16'] == ['openai_clip']
+
+
 def test_clip_weights_are_openai_releases():
     open_clip = pytest.importorskip('open_clip')
     theirs = {

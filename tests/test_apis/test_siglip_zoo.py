@@ -10,8 +10,8 @@ from mmengine.config import Config
 from testing_utils import siglip
 
 from mmprompt.apis import hub, list_models
-from mmprompt.apis.model_zoo import (get_model_info, url_file_name,
-                                     use_zoo_tokenizer)
+from mmprompt.apis.builder import use_zoo_tokenizer
+from mmprompt.apis.model_zoo import get_model_info, url_file_name
 from mmprompt.utils.checkpoint import read_checkpoint
 
 

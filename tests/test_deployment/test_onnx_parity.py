@@ -17,7 +17,7 @@ pytest.importorskip(
 pytest.importorskip(
     'onnxscript', reason='the deploy extra (onnxscript) is missing')
 
-from mmprompt.apis.utils import build_from_config  # noqa: E402
+from mmprompt.apis.builder import build_from_config  # noqa: E402
 from mmprompt.deployment import (build_export_module, export_onnx,  # noqa
                                  max_abs_diffs, onnx_session, run_onnx)
 

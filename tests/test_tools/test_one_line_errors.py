@@ -245,7 +245,7 @@ def test_every_tool_reads_configs_alike(tool, tmp_path, clip_path, capsys):
     """A config that does not parse, or holds a key the model does not
     take, is the same line from the other tools (through
     :func:`mmprompt.apis.model_zoo.load_config` and
-    :func:`mmprompt.apis.utils.build_from_config`)."""
+    :func:`mmprompt.apis.builder.build_from_config`)."""
     from testing_utils import clip as H
     if tool == 'pytorch2onnx':
         pytest.importorskip('onnxscript')

@@ -238,7 +238,7 @@ def test_learned_prompt_export_as_documented(tiny_clip, tmp_path):
     from test_apis.test_learned_classifier import (write_coop_config,
                                                    write_learned)
 
-    from mmprompt.apis.zero_shot_classifier import get_learned_model
+    from mmprompt.apis import get_model
     readme = open(osp.join(REPO_ROOT, 'README.md')).read()
     assert ('python tools/deployment/pytorch2onnx.py clip_vit-base-p16 '
             'coop.onnx \\\n    --learned ') in readme
@@ -251,7 +251,7 @@ def test_learned_prompt_export_as_documented(tiny_clip, tmp_path):
                  '--opset', '19', '--verify')
     assert onnx.load(out).opset_import[0].version == 19
     assert json.loads(metadata(out)['categories']) == names
-    model = get_learned_model(config, learned, ckpt)
+    model = get_model(config, ckpt, learned=learned)
     module = build_export_module(model, 'classifier')
     assert compare_onnx(onnx_session(out), module,
                         module.example_inputs(2))['probs'] <= 1e-5

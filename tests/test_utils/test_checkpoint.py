@@ -10,7 +10,7 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from mmprompt.apis.utils import build_from_config
+from mmprompt.apis.builder import build_from_config
 from mmprompt.utils import CheckpointError
 from mmprompt.utils.checkpoint import (META_KEY, load_checkpoint,
                                        read_checkpoint, save_checkpoint)
@@ -294,3 +294,45 @@ def test_broken_weights_stop_a_tool_in_one_line(tiny_clip, tmp_path,
                    'value(s) of 1; the weights are broken: convert or '
                    'download them again\n')
     assert not out.exists()
+
+
+class _Cache(torch.nn.Module):
+    """Declares a key rebuilt at run time and a part loaded elsewhere."""
+    runtime_keys = (r'cache_\d', )
+    loaded_elsewhere = (r'tower\..+', )
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.ones(2))
+        self.tower = torch.nn.Linear(2, 2)
+
+
+class _Holder(torch.nn.Module):
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.head = torch.nn.Linear(2, 1)
+        self.inner = _Cache()
+
+
+def test_keys_declared_by_the_model_classes():
+    """``runtime_keys`` / ``loaded_elsewhere`` of a class apply to its
+    modules, wherever they sit in the model, and nowhere else."""
+    model = _Holder()
+    sd = dict(
+        (k, torch.zeros_like(v)) for k, v in model.state_dict().items()
+        if not k.startswith('inner.tower.'))
+    sd['inner.cache_0'] = torch.zeros(3)
+    load_checkpoint(model, dict(sd))
+    assert model.inner.weight.tolist() == [0.0, 0.0]
+    assert model.inner.tower.weight.abs().sum() > 0  # left as it was
+    # Declared relative to the declaring module: not matched at the top.
+    with pytest.raises(
+            CheckpointError,
+            match=r'^checkpoint: does not fit this model: 1 unexpected '
+            r'key\(s\) \(cache_0\)$'):
+        load_checkpoint(model, dict(sd, cache_0=torch.zeros(3)))
+    del sd['head.bias']
+    with pytest.raises(CheckpointError, match=r'1 key\(s\) missing '
+                       r'\(head\.bias\)$'):
+        load_checkpoint(model, sd)

@@ -98,15 +98,17 @@ def learned_model(args: argparse.Namespace,
                   overrides: dict) -> torch.nn.Module:
     """The prompt-learning model of ``--learned`` over ``MODEL``, on
     ``--categories`` if given."""
-    from mmprompt.apis.zero_shot_classifier import get_learned_model
+    from mmprompt.apis.builder import get_model
     from mmprompt.models.clip.prompts import resolve_categories
     unused = set(overrides) - {'categories'}
     if unused:
         raise InvalidInputError(
             f'--learned takes no {", ".join(sorted(unused))}: the file '
             'fixes the model and its prompts (--categories may change)')
-    model = get_learned_model(
-        args.model, args.learned, args.checkpoint or True,
+    model = get_model(
+        args.model,
+        args.checkpoint or True,
+        learned=args.learned,
         allow_other_weights=args.allow_other_clip_weights)
     if overrides.get('categories') is not None:
         model.set_categories(

@@ -458,6 +458,11 @@ class CLIPZeroShot(CLIP):
 
     #: ``pred_score`` from the logits, see :func:`logits_to_samples`.
     score_activation = 'softmax'
+    #: Keys of older checkpoints rebuilt at run time (now properties of the
+    #: vocabulary): dropped on load, see
+    #: :func:`mmprompt.utils.checkpoint.load_checkpoint`.
+    runtime_keys: Tuple[str, ...] = ('text_prototypes',
+                                     r'example_(feats|labels)')
 
     def __init__(self,
                  categories: Optional[Union[str, Sequence[str]]] = None,

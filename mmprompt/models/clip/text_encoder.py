@@ -251,6 +251,10 @@ class CLIPTextTransformer(BaseModule):
         init_cfg (dict, optional): Initialization config dict.
             Defaults to None.
     """
+    #: Keys of older checkpoints (the causal mask, now ``is_causal``
+    #: attention): dropped on load, see
+    #: :func:`mmprompt.utils.checkpoint.load_checkpoint`.
+    runtime_keys: Tuple[str, ...] = (r'(.*\.)?attn_mask', )
 
     POOLS = ('eot', 'last')
 

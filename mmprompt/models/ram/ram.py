@@ -99,6 +99,14 @@ class RAM(BaseModel):
     """
     #: Whether open-set categories may carry several descriptions each.
     takes_descriptions = False
+    #: Keys rebuilt at run time (:meth:`set_vocabulary`), dropped from a
+    #: checkpoint holding them; and keys a checkpoint lacks because the
+    #: category encoder's CLIP text tower loads from its own ``init_cfg``.
+    #: See :func:`mmprompt.utils.checkpoint.load_checkpoint`.
+    runtime_keys: Tuple[str, ...] = (
+        r'openset_(label_embed|class_threshold)', )
+    loaded_elsewhere: Tuple[str, ...] = (
+        r'category_encoder\.text_encoder\..+', )
 
     def __init__(self,
                  visual_encoder: dict,

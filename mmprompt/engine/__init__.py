@@ -3,9 +3,11 @@ from .hooks import (CompileHook, PrecisionHook, PrepareOpensetHook,
                     PrepareZeroShotHook, prepare_zero_shot)
 from .prompt_hooks import PromptClassesHook, TipAdapterHook
 from .resume_hooks import EpochSeedHook, WeightsOnlyCheckpointHook
+from .runner import QuietRunner
 
 __all__ = [
     'CompileHook', 'PrecisionHook', 'PrepareOpensetHook',
     'PrepareZeroShotHook', 'PromptClassesHook', 'TipAdapterHook',
-    'prepare_zero_shot', 'EpochSeedHook', 'WeightsOnlyCheckpointHook'
+    'prepare_zero_shot', 'EpochSeedHook', 'WeightsOnlyCheckpointHook',
+    'QuietRunner'
 ]

@@ -8,3 +8,12 @@ LAUNCHERS = ('none', 'pytorch', 'slurm', 'mpi')
 #: ``torch.compile`` modes of :func:`mmprompt.models.utils.compile_model`.
 COMPILE_MODES = ('default', 'reduce-overhead', 'max-autotune',
                  'max-autotune-no-cudagraphs')
+
+#: Threshold calibration modes of
+#: :func:`mmprompt.evaluation.calibration.calibrate_thresholds`.
+CALIBRATION_MODES = ('f1', 'precision')
+
+#: What :func:`mmprompt.deployment.build_export_module` exports, and the
+#: default ONNX opset.
+EXPORT_KINDS = ('image', 'text', 'classifier', 'tagging')
+DEFAULT_OPSET = 18

@@ -239,6 +239,7 @@ def main(argv: Optional[List[str]] = None) -> dict:
 
     from mmprompt.apis.model_zoo import load_config, use_zoo_tokenizer
     from mmprompt.datasets.integrity import check_cifar_files
+    from mmprompt.engine.hooks import cache_prototypes_by_default
     from mmprompt.engine.test_hooks import (CheckLabelsHook,
                                             TestProgressHook, TestSpeedHook)
     from mmprompt.models.prompt_learning.learned import is_learned_file
@@ -266,6 +267,7 @@ def main(argv: Optional[List[str]] = None) -> dict:
                              args.allow_other_clip_weights)
     else:
         load_weights(runner, checkpoint)
+        cache_prototypes_by_default(runner)
     runner.register_hook(CheckLabelsHook())
     if torch.cuda.is_available():
         # MMPreTrain's ClsDataPreprocessor takes no `non_blocking` argument;

@@ -20,6 +20,7 @@ import hashlib
 import json
 import logging
 import os.path as osp
+import time
 from typing import Dict, Optional, Sequence
 
 import torch
@@ -191,7 +192,20 @@ class PrototypeCache:
                 f'Text prototypes read from the cache ({key[:12]})',
                 logger='current')
             return cached.to(model.logit_scale)
+        prompts = len(categories) * len(templates) + sum(
+            len(d) for d in descriptions.values())
+        print_log(
+            f'Text prototypes are not cached yet: encoding {prompts} prompts '
+            f'once, before the evaluation, into {self.path(key)}',
+            logger='current')
+        start = time.perf_counter()
         prototypes = model.build_prototypes(categories, templates,
                                             descriptions)
+        seconds = time.perf_counter() - start
         self.save(key, prototypes)
+        print_log(
+            f'Text prototypes built in {seconds:.1f} s '
+            f'({prompts / max(seconds, 1e-9):.0f} prompts/s), not counted '
+            'in the evaluation speed',
+            logger='current')
         return prototypes

@@ -111,4 +111,9 @@ def _close_runner_log_files():
             if isinstance(handler, logging.FileHandler):
                 logger.removeHandler(handler)
                 handler.close()
-    Visualizer._instance_dict.clear()
+    # Each subclass (MMPreTrain's UniversalVisualizer) keeps its own.
+    classes = [Visualizer]
+    while classes:
+        cls = classes.pop()
+        cls._instance_dict.clear()
+        classes += cls.__subclasses__()

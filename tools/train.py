@@ -174,6 +174,12 @@ def main(argv: Optional[List[str]] = None) -> str:
     setup_distributed(cfg, args.launcher, training=True)
     with config_errors(cfg, args.config):
         runner = RUNNERS.build(format_once(cfg))
+        epochs = cfg.train_cfg.get('max_epochs')
+        print_log(
+            f'Training {cfg.model.type}'
+            f"{f' for {epochs} epochs' if epochs else ''}; logs, "
+            f'checkpoints and {LEARNED} in {cfg.work_dir}',
+            logger='current')
         runner.train()
     model = runner.model
     model = model.module if is_model_wrapper(model) else model

@@ -206,3 +206,24 @@ def test_test_py_caches_prototypes_by_default(in1k, tmp_path, monkeypatch):
 
     monkeypatch.setattr(CLIPZeroShot, 'build_prototypes', refuse)
     assert TOOL.main(argv) == first
+
+
+def test_prototype_build_time_is_estimated(monkeypatch):
+    """Before a large build, the time of a 64-prompt probe, scaled."""
+    from types import SimpleNamespace
+
+    from test_models.test_clip import build_tiny
+
+    from mmprompt.models.clip import prototype_cache
+    model = build_tiny()
+    names = [f'class {i}' for i in range(100)]
+    templates = [f'{{}} number {i}' for i in range(50)]
+    estimate = prototype_cache.estimate_build_time
+    assert estimate(model, names, templates, 4095) == ''
+    for prompts, expected in ((5000, ', about 39 s'),
+                              (80000, ', about 10 min')):
+        # The probe takes 0.5 s for its 64 prompts.
+        clock = iter([10.0, 10.5])
+        monkeypatch.setattr(prototype_cache, 'time',
+                            SimpleNamespace(perf_counter=lambda: next(clock)))
+        assert estimate(model, names, templates, prompts) == expected

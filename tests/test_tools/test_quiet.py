@@ -25,7 +25,8 @@ from mmprompt.utils.errors import CheckpointError
 #: Every tool with a --help, relative to the repository.
 TOOLS = ('tools/test.py', 'tools/train.py', 'tools/infer.py',
          'tools/calibrate_thresholds.py', 'tools/deployment/pytorch2onnx.py',
-         'demo/classify.py', 'demo/tag_images.py')
+         'demo/classify.py', 'demo/tag_images.py',
+         'tools/misc/download_weights.py', 'tools/misc/model_zoo_table.py')
 #: Lines a tool may print before its one-line error.
 MAX_LINES_BEFORE = 5
 

@@ -34,7 +34,6 @@ from typing import List, Optional, Tuple
 
 from mmengine.logging import print_log
 
-from mmprompt.datasets.image_sources import IMAGE_EXTENSIONS
 from mmprompt.utils import UserError, atomic_write, check_output, run_tool
 
 
@@ -109,6 +108,7 @@ def list_images(inputs: List[str], recursive: bool = False) -> List[str]:
     Returns:
         list[str]: Image paths, without repeats.
     """
+    from mmprompt.datasets.image_sources import IMAGE_EXTENSIONS
     paths = []
     for item in inputs:
         if not osp.isdir(item):

@@ -5,6 +5,7 @@ Frozen CLIP and RAM models that classify any image from category names (and
 optional descriptions and example images), or tag everything they see.
 """
 import warnings
+from typing import Any
 
 # mmcv-lite warns on import that its compiled MultiScaleDeformableAttention
 # is missing ("install mmcv rather than mmcv-lite"); mmprompt needs none of
@@ -15,9 +16,15 @@ warnings.filterwarnings(
     category=UserWarning,
     module=r'mmcv\.cnn\.bricks\.transformer')
 
-from .utils import register_all_modules  # noqa: E402
-# What a refused checkpoint is, told to utils.checkpoint by the converters.
-from . import converters  # noqa: E402,F401
 from .version import __version__, version_info  # noqa: E402
 
 __all__ = ['__version__', 'version_info', 'register_all_modules']
+
+
+def __getattr__(name: str) -> Any:
+    # torch and MMEngine load on first use, not with the package (a tool's
+    # --help, its one-line errors).
+    if name == 'register_all_modules':
+        from .utils import register_all_modules
+        return register_all_modules
+    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')

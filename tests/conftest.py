@@ -83,6 +83,15 @@ def ram_data_dir():
 
 
 @pytest.fixture(autouse=True)
+def _cache_home_in_tmp(monkeypatch, tmp_path_factory):
+    """mmprompt's cache folder (tools/test.py caches prototypes there by
+    default) is a temporary one unless MMPROMPT_HOME is set."""
+    if not os.environ.get('MMPROMPT_HOME'):
+        monkeypatch.setenv('MMPROMPT_HOME',
+                           str(tmp_path_factory.mktemp('home')))
+
+
+@pytest.fixture(autouse=True)
 def _close_runner_log_files():
     """After each test, detach the log files MMEngine's Runners left on
     their loggers. ``print_log(logger='current')`` writes to the newest
@@ -102,4 +111,9 @@ def _close_runner_log_files():
             if isinstance(handler, logging.FileHandler):
                 logger.removeHandler(handler)
                 handler.close()
-    Visualizer._instance_dict.clear()
+    # Each subclass (MMPreTrain's UniversalVisualizer) keeps its own.
+    classes = [Visualizer]
+    while classes:
+        cls = classes.pop()
+        cls._instance_dict.clear()
+        classes += cls.__subclasses__()

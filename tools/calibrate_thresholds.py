@@ -18,13 +18,10 @@ import os.path as osp
 from typing import List, Optional
 
 from mmengine.config import DictAction
-from mmengine.logging import print_log
 
-from mmprompt.evaluation.calibration import (MODES, calibrate_thresholds,
-                                             calibration_report,
-                                             format_report)
 from mmprompt.utils.errors import InvalidInputError, run_tool
 from mmprompt.utils.io import atomic_write, check_output
+from mmprompt.utils.options import CALIBRATION_MODES
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -35,7 +32,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument(
         '--report', help='JSON report (a .txt beside it gets the table); '
         'default: OUT with .json')
-    parser.add_argument('--mode', choices=MODES, default='f1')
+    parser.add_argument('--mode', choices=CALIBRATION_MODES, default='f1')
     parser.add_argument('--target-precision', type=float,
                         help='for --mode precision, in (0, 1]')
     parser.add_argument('--min-support', type=int, default=1,
@@ -60,7 +57,12 @@ def main(argv: Optional[List[str]] = None) -> dict:
             }) < 3:
         raise InvalidInputError('the checkpoint and the reports need '
                                 'different paths')
+    from mmengine.logging import print_log
+
     from mmprompt.apis.tag_calibration import collect_scores, write_thresholds
+    from mmprompt.evaluation.calibration import (calibrate_thresholds,
+                                                 calibration_report,
+                                                 format_report)
     data = collect_scores(args.config, args.checkpoint, args.cfg_options)
     result = calibrate_thresholds(data['scores'], data['target'],
                                   data['thresholds'], args.mode,

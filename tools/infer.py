@@ -30,23 +30,17 @@ nothing that decides the answers changed.
 import argparse
 import os
 import time
-from typing import Any, Callable, List, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, List, Optional, Sequence
 
-import numpy as np
-import torch
-from mmengine.dist import (barrier, broadcast_object_list, get_dist_info,
-                           is_main_process)
-from mmengine.logging import print_log
-from torch.utils.data import DataLoader
-
-from mmprompt.apis import bulk
-from mmprompt.apis.utils import check_prompts as check
-from mmprompt.apis.utils import prompt_errors
-from mmprompt.datasets.image_sources import (ImageItemDataset,
-                                             collate_items, list_images)
-from mmprompt.utils.dist import LAUNCHERS, init_distributed
 from mmprompt.utils.errors import UserError, run_tool
 from mmprompt.utils.io import check_output
+from mmprompt.utils.options import LAUNCHERS
+
+if TYPE_CHECKING:
+    from mmprompt.apis import bulk
+
+# torch, MMEngine and the models are imported where they are used: --help
+# and the argument errors come at once.
 
 TASKS = ('tag', 'classify', 'embed')
 
@@ -98,8 +92,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument(
         '--num-workers',
         type=int,
-        default=2,
-        help='DataLoader workers decoding images, per process')
+        # More workers than cores only adds contention.
+        default=min(2, os.cpu_count() or 1),
+        help='DataLoader workers decoding images, per process (default: '
+        '2, at most the number of CPU cores)')
     parser.add_argument(
         '--chunk-size',
         type=int,
@@ -148,6 +144,8 @@ def check_prompts(args: argparse.Namespace) -> None:
     inferencers would refuse (:func:`mmprompt.apis.utils.check_prompts`)
     and, for a zero-shot classifier, prompts over the text tower's
     context."""
+    from mmprompt.apis.utils import check_prompts as check
+    from mmprompt.apis.utils import prompt_errors
     spec = category_spec(args.categories)
     if args.task == 'embed':
         return
@@ -178,6 +176,7 @@ def check_prompt_lengths(model: str, names: Sequence[str],
 
 
 def default_device() -> str:
+    import torch
     if torch.cuda.is_available():
         return f'cuda:{int(os.environ.get("LOCAL_RANK", 0))}'
     return 'cpu'
@@ -201,6 +200,8 @@ def category_spec(values: Optional[List[str]]):
 
 def build_task(args: argparse.Namespace):
     """The model and what it computes per batch."""
+    from mmprompt.apis import bulk
+    from mmprompt.apis.utils import prompt_errors
     pretrained = args.checkpoint or True
     device = args.device or default_device()
     if args.task == 'tag':
@@ -234,6 +235,7 @@ def learned_model(args: argparse.Namespace, device: str) -> tuple:
     """The prompt-learning model of ``--learned`` over ``--model`` (see
     :func:`mmprompt.apis.get_model` with ``learned=``), on
     ``--categories`` if given."""
+    from mmprompt.apis.utils import prompt_errors
     from mmprompt.apis.utils import speed_up
     from mmprompt.apis.builder import get_model
     from mmprompt.models.clip.prompts import resolve_categories
@@ -254,6 +256,8 @@ def learned_model(args: argparse.Namespace, device: str) -> tuple:
 def plan(args: argparse.Namespace, kind: str) -> dict:
     """Rank 0's checks before the model is built, inputs first, then the
     outputs; nothing is written yet."""
+    from mmprompt.apis import bulk
+    from mmprompt.datasets.image_sources import list_images
     items = list_images(args.inputs)
     paths = bulk.output_paths(args.out, kind)
     mode = bulk.check_outputs(paths, args.force, args.resume)
@@ -274,6 +278,7 @@ def answer_digests(args: argparse.Namespace, task) -> dict:
     :data:`mmprompt.apis.bulk.ANSWER_INPUTS`): the weight files' and the
     learned prompts' contents, the resolved categories, templates,
     descriptions and thresholds, and the model settings."""
+    from mmprompt.apis import bulk
     from mmprompt.apis.builder import weight_files
     from mmprompt.utils.io import file_digest
     answers = task.answer_inputs()
@@ -291,9 +296,10 @@ def answer_digests(args: argparse.Namespace, task) -> dict:
     return digests
 
 
-def begin(args: argparse.Namespace, setup: dict, task) -> bulk.RunLock:
+def begin(args: argparse.Namespace, setup: dict, task) -> 'bulk.RunLock':
     """Rank 0, once the model is built: lock the chunk folder and write the
     manifest, or check the interrupted run's (``--resume``)."""
+    from mmprompt.apis import bulk
     items = setup['items']
     manifest = dict(
         format=bulk.FORMAT,
@@ -307,6 +313,8 @@ def begin(args: argparse.Namespace, setup: dict, task) -> bulk.RunLock:
 
 def on_main(fn: Callable, *args) -> Any:
     """``fn(*args)`` on rank 0; its result (or its error) on every rank."""
+    from mmengine.dist import (broadcast_object_list, get_dist_info,
+                               is_main_process)
     box = [None]
     if is_main_process():
         try:
@@ -323,6 +331,13 @@ def on_main(fn: Callable, *args) -> Any:
 def run_chunks(task, items, store, chunks, chunk_size, args,
                progress) -> int:
     """Process this rank's chunks, writing each as it completes."""
+    import numpy as np
+    import torch
+    from mmengine.dist import get_dist_info
+    from torch.utils.data import DataLoader
+
+    from mmprompt.datasets.image_sources import (ImageItemDataset,
+                                                 collate_items)
     indices = [
         i for c in chunks
         for i in range(c * chunk_size, min(len(items), (c + 1) * chunk_size))
@@ -374,6 +389,7 @@ def run_chunks(task, items, store, chunks, chunk_size, args,
 
 def main(argv: Optional[List[str]] = None) -> dict:
     args = parse_args(argv)
+    from mmprompt.utils.dist import init_distributed
     check_prompts(args)
     init_distributed(args.launcher)
     kind = 'npy' if args.task == 'embed' else 'jsonl'
@@ -390,6 +406,10 @@ def main(argv: Optional[List[str]] = None) -> dict:
 
 def run(args: argparse.Namespace, task, setup: dict, kind: str) -> dict:
     """Process the chunks not done yet, then merge them (rank 0)."""
+    from mmengine.dist import barrier, get_dist_info, is_main_process
+    from mmengine.logging import print_log
+
+    from mmprompt.apis import bulk
     rank, world = get_dist_info()
     items, paths = setup['items'], setup['paths']
     store = bulk.ChunkStore(paths, kind)

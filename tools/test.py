@@ -9,35 +9,19 @@ Example:
 import argparse
 import json
 import os.path as osp
-import sys
-import time
-from typing import List, Optional
+from typing import TYPE_CHECKING, List, Optional
 
-import numpy as np
-import torch
 from mmengine.config import Config, DictAction
-from mmengine.dist import all_reduce, get_dist_info, is_main_process
-from mmengine.hooks import Hook
-from mmengine.logging import print_log
-from mmengine.model import is_model_wrapper
-from mmengine.runner import Runner
-from mmengine.utils import ProgressBar
 
-from mmprompt.apis.builder import (learned_config, load_learned_weights,
-                                   use_zoo_tokenizer)
-from mmprompt.datasets.integrity import (check_cifar_files,
-                                         check_image_folder,
-                                         cifar_offline_hint)
-from mmprompt.engine.hooks import pop_zero_shot_inputs
-from mmprompt.engine.prompt_hooks import fit_topk
-from mmprompt.models.utils import COMPILE_MODES
-from mmprompt.utils import UserError, atomic_write, check_output, run_tool
-from mmprompt.models.prompt_learning.learned import is_learned_file
-from mmprompt.utils.checkpoint import load_checkpoint
-from mmprompt.apis.model_zoo import load_config
-from mmprompt.utils.config import config_errors, format_once, require_keys
-from mmprompt.utils.errors import CheckpointError
-from mmprompt.utils.dist import LAUNCHERS, setup_distributed
+from mmprompt.utils.errors import UserError, run_tool
+from mmprompt.utils.io import atomic_write, check_output
+from mmprompt.utils.options import COMPILE_MODES, LAUNCHERS
+
+if TYPE_CHECKING:
+    from mmengine.runner import Runner
+
+# torch, MMEngine's Runner and the models are imported where they are used:
+# --help and the argument errors come at once.
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -96,6 +80,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         'slurm under srun (tools/slurm_test.sh), mpi under mpirun; the '
         'backend is nccl with CUDA, else gloo (env_cfg.dist_cfg.backend '
         'overrides)')
+    parser.add_argument(
+        '--verbose',
+        action='store_true',
+        help="log at DEBUG, with MMEngine's environment and config dump")
     args = parser.parse_args(argv)
     if args.out and not args.out.endswith('.json'):
         parser.error('--out must end with .json')
@@ -104,88 +92,16 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     return args
 
 
-class TestProgressHook(Hook):
-    """A progress bar over the test set on rank 0, one tick per sample.
-
-    In a distributed run every rank evaluates an equal share, so rank 0
-    counts its batches times the world size.
-    """
-    priority = 'VERY_LOW'
-
-    def __init__(self) -> None:
-        self.bar = None
-
-    def before_test_epoch(self, runner) -> None:
-        if is_main_process():
-            self.bar = ProgressBar(len(runner.test_dataloader.dataset))
-
-    def after_test_iter(self,
-                        runner,
-                        batch_idx,
-                        data_batch=None,
-                        outputs=None) -> None:
-        if self.bar is not None:
-            total = self.bar.task_num
-            step = len(outputs or ()) * get_dist_info()[1]
-            self.bar.update(min(step, total - self.bar.completed))
-
-    def after_test_epoch(self, runner, metrics=None) -> None:
-        if self.bar is not None:
-            sys.stdout.write('\n')
-        self.bar = None
-
-
-class TestSpeedHook(Hook):
-    """Images per second of the whole test loop (loading, preprocessing,
-    model, metrics), also without its first batch (warm-up, compilation)."""
-    priority = 'VERY_LOW'
-
-    def __init__(self) -> None:
-        self.images = self.first_images = 0
-        self.start = self.first_end = self.end = None
-
-    def before_test_epoch(self, runner) -> None:
-        self.start = time.perf_counter()
-
-    def after_test_iter(self,
-                        runner,
-                        batch_idx,
-                        data_batch=None,
-                        outputs=None) -> None:
-        self.images += len(outputs or ())
-        if self.first_end is None:
-            self.first_end, self.first_images = time.perf_counter(), \
-                self.images
-
-    def after_test_epoch(self, runner, metrics=None) -> None:
-        self.end = time.perf_counter()
-        if get_dist_info()[1] > 1:
-            # All ranks' samples, less the sampler's padding.
-            count = torch.tensor([self.images, self.first_images])
-            all_reduce(count)
-            size = len(runner.test_dataloader.dataset)
-            self.images = min(int(count[0]), size)
-            self.first_images = min(int(count[1]), size)
-
-    def summary(self) -> dict:
-        """``images``, ``seconds``, ``images_per_s`` and the same after the
-        first batch (None with a single batch)."""
-        seconds = self.end - self.start
-        rest = self.images - self.first_images
-        rest_s = self.end - self.first_end
-        return dict(
-            images=self.images,
-            seconds=seconds,
-            images_per_s=self.images / seconds if seconds > 0 else None,
-            images_per_s_after_first_batch=rest /
-            rest_s if rest and rest_s > 0 else None)
-
-
 def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
     """Apply the command line to the config."""
+    import torch
+
+    from mmprompt.engine.hooks import pop_zero_shot_inputs
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
     cfg.launcher = args.launcher
+    if args.verbose:
+        cfg.log_level = 'DEBUG'
     # Loaded strictly by load_weights, not by the Runner (non-strict).
     cfg.load_from = None
     # Example images and the prototype cache are the caller's business,
@@ -230,6 +146,7 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
 
 def resolve_checkpoint(checkpoint: str) -> str:
     """A file as is; a zoo name through the official-weights cache."""
+    from mmprompt.utils.checkpoint import find_checkpoint
     if osp.isfile(checkpoint) or '://' in checkpoint:
         return checkpoint
     from mmprompt.apis import hub, model_zoo
@@ -237,7 +154,7 @@ def resolve_checkpoint(checkpoint: str) -> str:
         return hub.get_checkpoint(checkpoint)
     if checkpoint.endswith(('.pth', '.safetensors', '.pt')) or \
             osp.sep in checkpoint:
-        raise CheckpointError(f'{checkpoint}: no such checkpoint file')
+        return find_checkpoint(checkpoint)
     raise model_zoo.UnknownModelError(
         f'checkpoint {checkpoint!r} is neither a file nor a model of the '
         f'zoo; {model_zoo.close_names(checkpoint, model_zoo.list_models())}')
@@ -252,11 +169,14 @@ def check_outputs(args: argparse.Namespace) -> None:
                          inputs=[args.config, args.checkpoint])
 
 
-def build_runner(cfg: Config, config_path: str) -> Runner:
+def build_runner(cfg: Config, config_path: str) -> 'Runner':
     """The Runner and its test loop (model, dataset), or one line on a
     config typo or missing data."""
+    from mmprompt.datasets.integrity import cifar_offline_hint
+    from mmprompt.registry import RUNNERS
+    from mmprompt.utils.config import config_errors, format_once
     with config_errors(cfg, config_path):
-        runner = Runner.from_cfg(format_once(cfg))
+        runner = RUNNERS.build(format_once(cfg))
         try:
             runner.test_loop  # builds the dataset and the dataloader
         except (OSError, FileNotFoundError) as e:
@@ -267,9 +187,12 @@ def build_runner(cfg: Config, config_path: str) -> Runner:
     return runner
 
 
-def load_weights(runner: Runner, checkpoint: str) -> None:
+def load_weights(runner: 'Runner', checkpoint: str) -> None:
     """Load the checkpoint strictly (the Runner's ``load_from`` is not) and
     call the hooks' ``after_load_checkpoint`` as the Runner does."""
+    from mmengine.model import is_model_wrapper
+
+    from mmprompt.utils.checkpoint import load_checkpoint
     model = runner.model
     model = model.module if is_model_wrapper(model) else model
     loaded = load_checkpoint(model, checkpoint)
@@ -278,8 +201,10 @@ def load_weights(runner: Runner, checkpoint: str) -> None:
 
 def prepare_learned(cfg: Config, checkpoint: str) -> None:
     """A learned-prompt file (tools/train.py): the model's categories
-    default to those it was trained on (:func:`learned_config`), and each
-    loop classifies among its dataset's classes (PromptClassesHook)."""
+    default to those it was trained on (:func:`~mmprompt.apis.builder.
+    learned_config`), and each loop classifies among its dataset's classes
+    (PromptClassesHook)."""
+    from mmprompt.apis.builder import learned_config
     learned_config(cfg, checkpoint)
     cfg.custom_hooks = [
         *cfg.get('custom_hooks', []),
@@ -287,60 +212,18 @@ def prepare_learned(cfg: Config, checkpoint: str) -> None:
     ]
 
 
-def load_learned_prompts(runner: Runner,
+def load_learned_prompts(runner: 'Runner',
                          checkpoint: str,
                          allow_other_weights: bool = False) -> None:
     """CLIP from the config's ``init_cfg`` (strictly), then the prompts
-    (:func:`load_learned_weights`)."""
+    (:func:`~mmprompt.apis.builder.load_learned_weights`)."""
+    from mmengine.model import is_model_wrapper
+
+    from mmprompt.apis.builder import load_learned_weights
     model = runner.model
     model = model.module if is_model_wrapper(model) else model
     load_learned_weights(
         model, checkpoint, allow_other_weights=allow_other_weights)
-
-
-class CheckLabelsHook(Hook):
-    """Before testing, once the categories are set: every label of the
-    dataset names one of the model's categories (else an error, before any
-    image is evaluated); the evaluator's top-k is clipped to them."""
-    priority = 'LOW'
-
-    def before_test(self, runner) -> None:
-        model = runner.model
-        model = model.module if is_model_wrapper(model) else model
-        num = num_categories(model)
-        if num is None:
-            return
-        dataset = runner.test_dataloader.dataset
-        top = max_label(dataset)
-        if top is not None and top >= num:
-            raise UserError(
-                f'the dataset has labels up to {top}, the model only {num} '
-                'categories (0 to {}); check model.categories'.format(num - 1))
-        fit_topk(runner.test_loop.evaluator, num)
-
-
-def num_categories(model) -> Optional[int]:
-    """How many classes the model predicts, if it says."""
-    for attr in ('categories', 'openset_categories'):
-        names = getattr(model, attr, None)
-        if names:
-            return len(names)
-    num = getattr(model, 'num_classes', None)
-    return int(num) if num else None
-
-
-def max_label(dataset) -> Optional[int]:
-    """The largest ground-truth label of ``dataset``, or None."""
-    top = None
-    for i in range(len(dataset)):
-        label = dataset.get_data_info(i).get('gt_label')
-        if label is None:
-            continue
-        values = np.asarray(label).reshape(-1)
-        if values.size:
-            top = int(values.max()) if top is None else max(
-                top, int(values.max()))
-    return top
 
 
 def write_json(path: str, payload: dict) -> None:
@@ -352,6 +235,20 @@ def write_json(path: str, payload: dict) -> None:
 
 def main(argv: Optional[List[str]] = None) -> dict:
     args = parse_args(argv)
+    import torch
+    from mmengine.dist import get_dist_info, is_main_process
+    from mmengine.logging import print_log
+
+    from mmprompt.apis.builder import use_zoo_tokenizer
+    from mmprompt.apis.model_zoo import load_config
+    from mmprompt.datasets.integrity import (check_cifar_files,
+                                             check_image_folder)
+    from mmprompt.engine.hooks import cache_prototypes_by_default
+    from mmprompt.engine.test_hooks import (CheckLabelsHook,
+                                            TestProgressHook, TestSpeedHook)
+    from mmprompt.models.prompt_learning.learned import is_learned_file
+    from mmprompt.utils.config import require_keys
+    from mmprompt.utils.dist import setup_distributed
     check_outputs(args)
     checkpoint = resolve_checkpoint(args.checkpoint)
     cfg = load_config(args.config)[0]
@@ -366,11 +263,16 @@ def main(argv: Optional[List[str]] = None) -> dict:
     if learned:
         prepare_learned(cfg, checkpoint)
     runner = build_runner(cfg, args.config)
+    print_log(
+        f'Evaluating {args.checkpoint} on '
+        f'{len(runner.test_dataloader.dataset)} images ({args.config})',
+        logger='current')
     if learned:
         load_learned_prompts(runner, checkpoint,
                              args.allow_other_clip_weights)
     else:
         load_weights(runner, checkpoint)
+        cache_prototypes_by_default(runner)
     runner.register_hook(CheckLabelsHook())
     if torch.cuda.is_available():
         # MMPreTrain's ClsDataPreprocessor takes no `non_blocking` argument;

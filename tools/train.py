@@ -12,17 +12,13 @@ import os.path as osp
 from typing import List, Optional
 
 from mmengine.config import Config, DictAction
-from mmengine.dist import is_main_process
-from mmengine.logging import print_log
-from mmengine.model import is_model_wrapper
-from mmengine.runner import Runner
 
-from mmprompt.apis.model_zoo import load_config
-from mmprompt.datasets.integrity import check_image_folder
-from mmprompt.utils.config import config_errors, format_once, require_keys
-from mmprompt.utils.dist import LAUNCHERS, setup_distributed
 from mmprompt.utils.errors import InvalidInputError, run_tool
 from mmprompt.utils.io import check_output
+from mmprompt.utils.options import LAUNCHERS
+
+# torch, MMEngine's Runner and the models are imported where they are used:
+# --help and the argument errors come at once.
 
 LEARNED = 'learned.pth'
 # What merge_args and the Runner read.
@@ -64,6 +60,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         help='job launcher (tools/dist_train.sh uses pytorch)')
     parser.add_argument('--debug', action='store_true',
                         help='show tracebacks of expected errors')
+    parser.add_argument(
+        '--verbose',
+        action='store_true',
+        help="log at DEBUG, with MMEngine's environment and config dump")
     return parser.parse_args(argv)
 
 
@@ -123,6 +123,8 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
     cfg.launcher = args.launcher
+    if args.verbose:
+        cfg.log_level = 'DEBUG'
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir') is None:
@@ -157,6 +159,7 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
 def check_data_folders(cfg: Config) -> None:
     """The training and validation image folders are there, before anything
     is built (training never reads the test set)."""
+    from mmprompt.datasets.integrity import check_image_folder
     for name in ('train_dataloader', 'val_dataloader'):
         dataset = (cfg.get(name) or {}).get('dataset')
         if dataset:
@@ -165,6 +168,14 @@ def check_data_folders(cfg: Config) -> None:
 
 def main(argv: Optional[List[str]] = None) -> str:
     args = parse_args(argv)
+    from mmengine.dist import is_main_process
+    from mmengine.logging import print_log
+    from mmengine.model import is_model_wrapper
+
+    from mmprompt.apis.model_zoo import load_config
+    from mmprompt.registry import RUNNERS
+    from mmprompt.utils.config import config_errors, format_once, require_keys
+    from mmprompt.utils.dist import setup_distributed
     cfg = load_config(args.config)[0]
     require_keys(cfg, REQUIRED, args.config)
     with config_errors(cfg, args.config):
@@ -176,7 +187,13 @@ def main(argv: Optional[List[str]] = None) -> str:
                  inputs=[args.config], flag='--force (or --resume)')
     setup_distributed(cfg, args.launcher, training=True)
     with config_errors(cfg, args.config):
-        runner = Runner.from_cfg(format_once(cfg))
+        runner = RUNNERS.build(format_once(cfg))
+        epochs = cfg.train_cfg.get('max_epochs')
+        print_log(
+            f'Training {cfg.model.type}'
+            f"{f' for {epochs} epochs' if epochs else ''}; logs, "
+            f'checkpoints and {LEARNED} in {cfg.work_dir}',
+            logger='current')
         runner.train()
     model = runner.model
     model = model.module if is_model_wrapper(model) else model

@@ -32,6 +32,9 @@ vis_backends = [dict(type='LocalVisBackend')]
 visualizer = dict(
     type='mmpretrain.UniversalVisualizer', vis_backends=vis_backends)
 
+# QuietRunner logs the environment and config dump at DEBUG: the tools'
+# --verbose (log_level='DEBUG') shows it.
+runner_type = 'QuietRunner'
 log_level = 'INFO'
 load_from = None
 resume = False

@@ -13,7 +13,7 @@ model = dict(
         type='CLIPTextTransformer',
         init_cfg=dict(
             type='Pretrained',
-            checkpoint='checkpoints/clip_vit-base-p16_openai.pth',
+            checkpoint='checkpoints/clip_vit-base-p16.pth',
             prefix='text_encoder.')),
     tokenizer=dict(type='CLIPTokenizer'),
     # A JSON list of {category: [descriptions]} (all with as many

@@ -12,7 +12,7 @@ model = dict(
         type='CLIPTextTransformer',
         init_cfg=dict(
             type='Pretrained',
-            checkpoint='checkpoints/clip_vit-base-p16_openai.pth',
+            checkpoint='checkpoints/clip_vit-base-p16.pth',
             prefix='text_encoder.')),
     tokenizer=dict(type='CLIPTokenizer'),
     # A list of names, or a file: one name a line (.txt) or a JSON list.

@@ -19,6 +19,8 @@ from mmengine.logging import print_log
 from mmengine.model import BaseModel
 from mmengine.registry import DefaultScope
 
+# Imported for its checkpoint describer (what a refused file is).
+import mmprompt.converters  # noqa: F401,I100
 from mmprompt.utils.config import config_errors
 from mmprompt.utils.errors import InvalidInputError
 from . import hub

@@ -49,9 +49,7 @@ import torch.nn.functional as F
 
 from mmprompt.utils.errors import InvalidInputError, UserError
 from mmprompt.utils.io import check_output, get_umask, write_failure
-
-EXPORT_KINDS = ('image', 'text', 'classifier', 'tagging')
-DEFAULT_OPSET = 18
+from mmprompt.utils.options import DEFAULT_OPSET, EXPORT_KINDS
 # Protobuf's limit; bigger models keep their weights beside the graph.
 MAX_INLINE_BYTES = 2**31 - 2**26
 

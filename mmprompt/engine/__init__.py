@@ -1,11 +1,15 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
 from .hooks import (CompileHook, PrecisionHook, PrepareOpensetHook,
-                    PrepareZeroShotHook, prepare_zero_shot)
+                    PrepareZeroShotHook, cache_prototypes_by_default,
+                    default_prototype_cache_dir, prepare_zero_shot)
 from .prompt_hooks import PromptClassesHook, TipAdapterHook
 from .resume_hooks import EpochSeedHook, WeightsOnlyCheckpointHook
+from .runner import QuietRunner
 
 __all__ = [
     'CompileHook', 'PrecisionHook', 'PrepareOpensetHook',
     'PrepareZeroShotHook', 'PromptClassesHook', 'TipAdapterHook',
-    'prepare_zero_shot', 'EpochSeedHook', 'WeightsOnlyCheckpointHook'
+    'prepare_zero_shot', 'EpochSeedHook', 'WeightsOnlyCheckpointHook',
+    'QuietRunner', 'cache_prototypes_by_default',
+    'default_prototype_cache_dir'
 ]

@@ -8,6 +8,7 @@ classifier's example images and prototype cache, which the model leaves to
 its callers.
 """
 import logging
+import os.path as osp
 from typing import Any, Optional, Sequence, Union
 
 from mmengine.hooks import Hook
@@ -148,6 +149,38 @@ def prepare_zero_shot(model,
     if examples is not None:
         model.set_examples(
             *load_example_images(examples, names, model.preprocess_args))
+
+
+def default_prototype_cache_dir() -> str:
+    """str: Where prototypes are cached unless a config says otherwise:
+    ``prototypes/`` under :func:`mmprompt.apis.hub.get_home`
+    (``$MMPROMPT_HOME`` or ``~/.cache/mmprompt``)."""
+    from mmprompt.apis.hub import get_home
+    return osp.join(get_home(), 'prototypes')
+
+
+def cache_prototypes_by_default(runner) -> None:
+    """Give a Runner of a zero-shot CLIP a :class:`PrepareZeroShotHook`
+    with :func:`default_prototype_cache_dir`, unless its config names a
+    cache folder: the prototypes (80,000 prompts for ImageNet with OpenAI's
+    templates) are built once per text tower, categories, templates and
+    descriptions, and before the test loop, apart from its speed.
+
+    Args:
+        runner (Runner): A built runner; other models are left alone.
+    """
+    from mmprompt.models.clip import CLIPZeroShot
+    model = runner.model
+    model = model.module if is_model_wrapper(model) else model
+    if not isinstance(model, CLIPZeroShot):
+        return
+    hooks = [h for h in runner.hooks if isinstance(h, PrepareZeroShotHook)]
+    if not hooks:
+        runner.register_hook(
+            PrepareZeroShotHook(
+                prototype_cache_dir=default_prototype_cache_dir()))
+    elif hooks[0].prototype_cache_dir is None:
+        hooks[0].prototype_cache_dir = default_prototype_cache_dir()
 
 
 @HOOKS.register_module()

@@ -26,10 +26,11 @@ from typing import Dict, List, Optional, Sequence
 import torch
 
 from mmprompt.utils.errors import InvalidInputError
+from mmprompt.utils.options import CALIBRATION_MODES
 from mmprompt.utils.scores import check_finite_scores
 from .tagging_metric import tagging_metrics
 
-MODES = ('f1', 'precision')
+MODES = CALIBRATION_MODES
 
 
 def _f1(tp: torch.Tensor, selected: torch.Tensor,

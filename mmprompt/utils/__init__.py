@@ -1,11 +1,25 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
+"""Errors, safe file writes and module registration.
+
+``errors`` and ``io`` need only the standard library and are imported at
+once, so that a tool's ``--help`` and its one-line errors do not wait for
+torch; the names needing torch or MMEngine import on first use (PEP 562).
+MMEngine's checkpoint loaders are installed by :mod:`.checkpoint`, which
+:func:`register_all_modules` and :mod:`mmprompt.models` import.
+"""
+import importlib
+from typing import Any
+
 from .errors import (CheckpointError, ImageDecodeError, InputTypeError,
                      InvalidInputError, NonFiniteScoresError, OutputPathError,
                      UserError, run_tool)
-from . import checkpoint  # noqa: F401 - registers the .safetensors loader
 from .io import atomic_write, check_output, read_lines
-from .scores import check_finite_scores
-from .setup_env import register_all_modules
+
+#: Name -> submodule of the names imported on first use.
+_LAZY = {
+    'register_all_modules': 'setup_env',
+    'check_finite_scores': 'scores',
+}
 
 __all__ = [
     'register_all_modules', 'UserError', 'InvalidInputError', 'InputTypeError',
@@ -13,3 +27,13 @@ __all__ = [
     'atomic_write', 'check_output', 'read_lines', 'NonFiniteScoresError',
     'check_finite_scores'
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(
+            f'module {__name__!r} has no attribute {name!r}')
+    value = getattr(
+        importlib.import_module(f'.{_LAZY[name]}', __name__), name)
+    globals()[name] = value
+    return value

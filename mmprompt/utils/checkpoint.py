@@ -130,6 +130,30 @@ def split_checkpoint(obj: object,
     return state_dict, meta
 
 
+#: The extensions of a converted checkpoint: the zoo name plus one of them.
+CHECKPOINT_EXTENSIONS = ('.pth', '.safetensors')
+
+
+def find_checkpoint(path: str) -> str:
+    """``path`` if it is a file, else the same name with the other
+    extension of :data:`CHECKPOINT_EXTENSIONS` if that one is.
+
+    A config or hint naming ``checkpoints/x.pth`` thus finds a converted
+    ``checkpoints/x.safetensors``, and the reverse.
+
+    Raises:
+        CheckpointError: If neither file exists.
+    """
+    if osp.isfile(path):
+        return path
+    stem, ext = osp.splitext(path)
+    if ext in CHECKPOINT_EXTENSIONS:
+        for other in CHECKPOINT_EXTENSIONS:
+            if other != ext and osp.isfile(stem + other):
+                return stem + other
+    raise CheckpointError(f'{path}: no such checkpoint file')
+
+
 def read_checkpoint(path: str) -> Tuple[StateDict, dict]:
     """Read a ``.pth`` or ``.safetensors`` checkpoint without running code.
 
@@ -146,8 +170,7 @@ def read_checkpoint(path: str) -> Tuple[StateDict, dict]:
     """
     if osp.isdir(path):
         raise CheckpointError(f'{path}: is a directory, not a checkpoint')
-    if not osp.isfile(path):
-        raise CheckpointError(f'{path}: no such checkpoint file')
+    path = find_checkpoint(path)
     if path.endswith('.safetensors'):
         return _read_safetensors(path)
     return split_checkpoint(_read_pth(path), path)
@@ -438,9 +461,13 @@ def _mmengine_local(filename: str, map_location=None) -> dict:
     """MMEngine's local-file loader with ``weights_only=True`` (no code
     run)."""
     filename = osp.expanduser(filename)
-    if not osp.isfile(filename):
-        raise FileNotFoundError(f'{filename} can not be found.')
-    return _read_pth(filename)
+    try:
+        found = find_checkpoint(filename)
+    except CheckpointError:
+        raise FileNotFoundError(f'{filename} can not be found.') from None
+    if found.endswith('.safetensors'):
+        return load_from_safetensors(found, map_location)
+    return _read_pth(found)
 
 
 def _mmengine_http(filename: str,

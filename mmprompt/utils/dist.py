@@ -27,8 +27,7 @@ from mmengine.config import Config
 from mmengine.dist import get_dist_info, init_dist, is_distributed
 
 from .errors import InvalidInputError
-
-LAUNCHERS = ('none', 'pytorch', 'slurm', 'mpi')
+from .options import LAUNCHERS
 DEFAULT_PORT = '29500'
 
 

@@ -11,18 +11,18 @@ Examples:
 See :mod:`mmprompt.deployment.onnx` for the graphs' inputs and outputs.
 """
 import argparse
-from typing import List, Optional
+from typing import TYPE_CHECKING, List, Optional
 
-import torch
 from mmengine.config import DictAction
-from mmengine.logging import print_log
 
-from mmprompt.deployment import (EXPORT_KINDS, build_export_module,
-                                 compare_onnx, default_kind, export_onnx,
-                                 onnx_session)
-from mmprompt.deployment.onnx import (DEFAULT_OPSET, check_opset,
-                                      check_outputs, require_deploy)
 from mmprompt.utils.errors import InvalidInputError, run_tool
+from mmprompt.utils.options import DEFAULT_OPSET, EXPORT_KINDS
+
+if TYPE_CHECKING:
+    import torch
+
+# torch, onnx and the models are imported where they are used: --help and
+# the argument errors come at once.
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -61,7 +61,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def build_model(args: argparse.Namespace) -> torch.nn.Module:
+def build_model(args: argparse.Namespace) -> 'torch.nn.Module':
     """The model to export, with its weights and categories."""
     from mmprompt.apis import get_model
     overrides = dict(args.cfg_options or {})
@@ -95,7 +95,7 @@ def check_prompts(model: str, overrides: dict) -> None:
 
 
 def learned_model(args: argparse.Namespace,
-                  overrides: dict) -> torch.nn.Module:
+                  overrides: dict) -> 'torch.nn.Module':
     """The prompt-learning model of ``--learned`` over ``MODEL``, on
     ``--categories`` if given."""
     from mmprompt.apis.builder import get_model
@@ -118,6 +118,12 @@ def learned_model(args: argparse.Namespace,
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
+    from mmengine.logging import print_log
+
+    from mmprompt.deployment import (build_export_module, compare_onnx,
+                                     default_kind, export_onnx, onnx_session)
+    from mmprompt.deployment.onnx import (check_opset, check_outputs,
+                                          require_deploy)
     require_deploy()
     # Refuse what cannot be written before the (slow) model build.
     check_opset(args.opset)

@@ -17,7 +17,6 @@ file of each; a failure is one line (``--debug`` for a traceback).
 import argparse
 from typing import List, Optional
 
-from mmprompt.apis import hub, model_zoo
 from mmprompt.utils.errors import run_tool
 
 
@@ -36,6 +35,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument(
         '--list', action='store_true', help='list the zoo and exit')
     args = parser.parse_args(argv)
+    from mmprompt.apis import hub, model_zoo
     if args.list or not args.names:
         for name in model_zoo.list_models():
             info = model_zoo.get_model_info(name)
@@ -43,8 +43,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 0
     names = []
     for item in args.names:
-        matched = model_zoo.list_models(item) if any(
-            c in item for c in '*?[') else [model_zoo.get_model_info(item).name]
+        if any(c in item for c in '*?['):
+            matched = model_zoo.list_models(item)
+        else:
+            matched = [model_zoo.get_model_info(item).name]
         if not matched:
             raise model_zoo.UnknownModelError(
                 f'{item!r} matches no model of the zoo; '

@@ -10,7 +10,6 @@ import os.path as osp
 import sys
 from typing import List, Optional
 
-from mmprompt.apis.model_zoo import markdown_table, update_readme
 from mmprompt.utils.errors import run_tool
 
 README = osp.join(osp.dirname(osp.dirname(osp.dirname(__file__))),
@@ -25,6 +24,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument(
         '--print', action='store_true', help='print the table only')
     args = parser.parse_args(argv)
+    from mmprompt.apis.model_zoo import markdown_table, update_readme
     if args.print:
         print(markdown_table())
         return 0

@@ -3,7 +3,7 @@
 
 Example:
     python tools/model_converters/openai_clip_to_mmprompt.py \
-        ViT-B-16.pt clip_vit-base-p16_openai.safetensors
+        ViT-B-16.pt clip_vit-base-p16.safetensors
 
 The arguments every converter takes (``src dst [--format] [--force]``, the
 format by the extension of dst) are :mod:`mmprompt.converters.cli`'s.

@@ -17,9 +17,11 @@ Every rank must call :meth:`PrototypeCache.load` and
 :meth:`PrototypeCache.save` (and so :meth:`PrototypeCache.prototypes`).
 """
 import hashlib
+import itertools
 import json
 import logging
 import os.path as osp
+import time
 from typing import Dict, Optional, Sequence
 
 import torch
@@ -49,6 +51,46 @@ def text_tower_fingerprint(model: nn.Module) -> str:
     return tensors_fingerprint(
         list(model.text_encoder.state_dict().items()) +
         [('tokenizer', tokenizer)])
+
+
+#: Prompts encoded to estimate the build time, and the fewest prompts for
+#: which an estimate is worth its probe.
+PROBE_PROMPTS = 64
+ESTIMATE_FROM = 4096
+
+
+def estimate_build_time(model: nn.Module, categories: Sequence[str],
+                        templates: Sequence[str], prompts: int) -> str:
+    """``', about N min'`` (or s) for encoding ``prompts`` prompts, timed
+    on :data:`PROBE_PROMPTS` of them; ``''`` below :data:`ESTIMATE_FROM`.
+
+    The probe runs one small batch, without the shared-prefix batching of
+    the real build, so the estimate errs long.
+
+    Args:
+        model (CLIPZeroShot): The model, weights loaded.
+        categories (Sequence[str]): Category names.
+        templates (Sequence[str]): Templates.
+        prompts (int): How many prompts the build encodes.
+
+    Returns:
+        str: The phrase, to end a sentence with.
+    """
+    if prompts < ESTIMATE_FROM:
+        return ''
+    sample = list(
+        itertools.islice((t.format(c) for c in categories
+                          for t in templates), PROBE_PROMPTS))
+    tokens = model.tokenize(sample, truncate=True)
+    length = int((tokens != model.pad_id).sum(1).max())
+    tokens = tokens[:, :length].to(model.logit_scale.device)
+    start = time.perf_counter()
+    with torch.no_grad():
+        model.extract_text_feat(tokens)
+    seconds = (time.perf_counter() - start) * prompts / len(sample)
+    if seconds < 120:
+        return f', about {seconds:.0f} s'
+    return f', about {seconds / 60:.0f} min'
 
 
 class PrototypeCache:
@@ -191,7 +233,21 @@ class PrototypeCache:
                 f'Text prototypes read from the cache ({key[:12]})',
                 logger='current')
             return cached.to(model.logit_scale)
+        prompts = len(categories) * len(templates) + sum(
+            len(d) for d in descriptions.values())
+        print_log(
+            f'Text prototypes are not cached yet: encoding {prompts} prompts '
+            f'once{estimate_build_time(model, categories, templates, prompts)}'
+            f', before the evaluation, into {self.path(key)}',
+            logger='current')
+        start = time.perf_counter()
         prototypes = model.build_prototypes(categories, templates,
                                             descriptions)
+        seconds = time.perf_counter() - start
         self.save(key, prototypes)
+        print_log(
+            f'Text prototypes built in {seconds:.1f} s '
+            f'({prompts / max(seconds, 1e-9):.0f} prompts/s), not counted '
+            'in the evaluation speed',
+            logger='current')
         return prototypes

@@ -7,9 +7,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-#: ``torch.compile`` modes accepted by :func:`compile_model`.
-COMPILE_MODES = ('default', 'reduce-overhead', 'max-autotune',
-                 'max-autotune-no-cudagraphs')
+from mmprompt.utils.options import COMPILE_MODES
 
 
 def check_compile_mode(mode: Optional[str]) -> None:

@@ -5,11 +5,12 @@ The demo's backend (``demo/demo_backend.py``) on the tiny random-weight
 models of ``tests/testing_utils/demo_models.py``: a request of
 ``--names`` new open-set names starts; ``--delay`` seconds later a
 closed-set request is sent. Measured: the small request's latency and the
-large one's, with the open set embedded ``--step`` names per worker step
-(the demo's default, 32) and in one step (``--step`` >= ``--names``: a
-large request holds the worker until it is done, as before the worker took
-turns). The two settings alternate ``--repeats`` times on the same
-machine; medians are reported, with the load average.
+large one's, with the open set embedded by the category encoder in chunks
+of ``--step`` names (the demo's default, 32) and in one piece (``--step``
+>= ``--names``). Requests run side by side, each with its own vocabulary
+(the backend keeps no state per request). The two settings alternate
+``--repeats`` times on the same machine; medians are reported, with the
+load average.
 
 Example::
 
@@ -104,7 +105,8 @@ def _measure(args: argparse.Namespace, tiny, work: str) -> dict:
     run = 0
     for _ in range(args.repeats):
         for label, step in settings.items():
-            backend.open_set_step = step
+            encoder = backend._tagger.get().model.category_encoder
+            encoder.chunk_size = step
             names = [f'item {run} {j}' for j in range(args.names)]  # new
             runs[label].append(probe(backend, image, names, args.delay))
             run += 1

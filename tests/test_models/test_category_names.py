@@ -100,6 +100,21 @@ def test_ram_plus_json_object_is_read_as_descriptions(tmp_path):
     }
 
 
+def test_ram_open_set_names_that_make_one_prompt_are_refused():
+    """RAM's open-set prompts read '_' as a space and '/' as 'or': such
+    names make one prompt and would split its probability."""
+    for other in ('red_fox', 'Red fox.'):
+        with pytest.raises(
+                InvalidInputError,
+                match=rf"^duplicate category names: 'red fox' \(#0\) and "
+                rf"{re.escape(repr(other))} \(#1\)"):
+            split_categories(['red fox', other])
+    with pytest.raises(InvalidInputError, match='make one prompt'):
+        split_categories(['cat or dog', 'cat/dog'])
+    assert split_categories(['red fox', 'red_panda'])[0] == ('red fox',
+                                                            'red_panda')
+
+
 def test_a_tool_refuses_them_in_one_line(tmp_path, capsys):
     """tools/infer.py classify: exit 2, the pair named, nothing written."""
     pytest.importorskip('open_clip')

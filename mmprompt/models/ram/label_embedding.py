@@ -24,6 +24,8 @@ import torch
 
 from mmprompt.models.clip.prompts import (check_categories, check_templates,
                                           resolve_templates)
+from mmprompt.models.clip.tokenizer import pre_tokens
+from mmprompt.utils.errors import InvalidInputError
 from mmprompt.utils.io import read_json, read_lines
 
 TextEncoder = Callable[[List[str]], torch.Tensor]
@@ -110,6 +112,13 @@ def resolve_ram_templates(spec: TemplateSpec) -> Tuple[str, ...]:
     return check_templates(spec, fields=RAM_TEMPLATE_FIELDS)
 
 
+def _prompt_name(category: str) -> str:
+    """How a category name reads in RAM's open-set prompts: ``_`` as a
+    space, ``/`` as ``' or '``, lower case, no final full stop."""
+    return category.replace('_', ' ').replace('/', ' or ').lower().rstrip(
+        '.')
+
+
 def ram_openset_prompts(categories: Sequence[str],
                         templates: Sequence[str]) -> List[str]:
     """All prompts of all categories, category-major, as RAM writes them.
@@ -129,8 +138,7 @@ def ram_openset_prompts(categories: Sequence[str],
     """
     prompts = []
     for category in categories:
-        name = category.replace('_', ' ').replace('/', ' or ').lower()
-        name = name.rstrip('.')
+        name = _prompt_name(category)
         article = 'an' if category and category[0] in 'aeiou' else 'a'
         for template in templates:
             text = template.format(name, article=article)
@@ -234,8 +242,17 @@ def split_categories(
             raise ValueError(f'category {i} has a blank name')
         names.append(name)
     # The zero-shot classifier's rule: names the tokenizer reads alike
-    # (case, whitespace) are one category.
+    # (case, whitespace) are one category; and so are names that make one
+    # prompt here ('red_fox' and 'red fox').
     check_categories(names)
+    seen = {}
+    for i, name in enumerate(names):
+        first = seen.setdefault(pre_tokens(_prompt_name(name)), i)
+        if first != i:
+            raise InvalidInputError(
+                f'duplicate category names: {names[first]!r} (#{first}) and '
+                f"{name!r} (#{i}) make one prompt ('_' reads as a space, "
+                "'/' as 'or'); keep one of each")
     return tuple(names), descriptions
 
 

@@ -111,8 +111,8 @@ def test_ram_open_set_names_that_make_one_prompt_are_refused():
             split_categories(['red fox', other])
     with pytest.raises(InvalidInputError, match='make one prompt'):
         split_categories(['cat or dog', 'cat/dog'])
-    assert split_categories(['red fox', 'red_panda'])[0] == ('red fox',
-                                                            'red_panda')
+    names = split_categories(['red fox', 'red_panda'])[0]
+    assert names == ('red fox', 'red_panda')
 
 
 def test_a_tool_refuses_them_in_one_line(tmp_path, capsys):

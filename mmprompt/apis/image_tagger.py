@@ -527,6 +527,9 @@ class ImageTagger(BaseInferencer):
                 labels, scores = labels[order], scores[order]
             labels = labels.tolist()
             english, chinese = vocabulary.names_of(labels)
+            if chinese is not None:
+                # RAM's Chinese list ends its names in spaces.
+                chinese = [name.strip() for name in chinese]
             results.append(
                 dict(
                     pred_tags=english,

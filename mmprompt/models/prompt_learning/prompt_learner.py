@@ -172,7 +172,8 @@ class PromptLearner(nn.Module):
         seen = {}
         for i, name in enumerate(categories):
             first = seen.setdefault(pre_tokens(name.replace('_', ' ')), i)
-            if first != i:
+            # Equal names passed check_categories (OpenAI's ImageNet list).
+            if first != i and categories[first] != name:
                 raise InvalidInputError(
                     f'duplicate category names: {categories[first]!r} '
                     f"(#{first}) and {name!r} (#{i}) make one prompt ('_' "

@@ -248,7 +248,8 @@ def split_categories(
     seen = {}
     for i, name in enumerate(names):
         first = seen.setdefault(pre_tokens(_prompt_name(name)), i)
-        if first != i:
+        # Equal names passed check_categories (OpenAI's ImageNet list).
+        if first != i and names[first] != name:
             raise InvalidInputError(
                 f'duplicate category names: {names[first]!r} (#{first}) and '
                 f"{name!r} (#{i}) make one prompt ('_' reads as a space, "

@@ -77,12 +77,12 @@ ViT-B/16 checkpoint also enables the open set):
 # ram_swin_large_14m.pth: huggingface.co/xinyu1205/recognize_anything_model
 # the tag lists: ram/data/ of github.com/xinyu1205/recognize-anything
 python tools/model_converters/ram_to_mmprompt.py \\
-    ram_swin_large_14m.pth checkpoints/ram_swin-large-14m.pth \\
+    ram_swin_large_14m.pth checkpoints/ram_swin-large-p4-w12_384px_normal.pth \\
     --tag-list ram_tag_list.txt \\
     --tag-list-chinese ram_tag_list_chinese.txt \\
     --thresholds ram_tag_list_threshold.txt
 python demo/gradio_demo.py \\
-    --ram-checkpoint checkpoints/ram_swin-large-14m.pth \\
+    --ram-checkpoint checkpoints/ram_swin-large-p4-w12_384px_normal.pth \\
     --clip-checkpoint checkpoints/clip_vit-base-p16.pth
 ```
 """

@@ -6,7 +6,7 @@ its tab with instructions)::
 
     python demo/gradio_demo.py \\
         --clip-checkpoint checkpoints/clip_vit-base-p16.pth \\
-        --ram-checkpoint checkpoints/ram_swin-large-14m.pth
+        --ram-checkpoint checkpoints/ram_swin-large-p4-w12_384px_normal.pth
 
 This file only draws the page. What happens behind it (image decoding,
 parsing the text boxes, calling the models, formatting results) is in

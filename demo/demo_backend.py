@@ -76,8 +76,8 @@ ViT-B/16 checkpoint also enables the open set):
 ```shell
 # ram_swin_large_14m.pth: huggingface.co/xinyu1205/recognize_anything_model
 # the tag lists: ram/data/ of github.com/xinyu1205/recognize-anything
-python tools/model_converters/ram_to_mmprompt.py \\
-    ram_swin_large_14m.pth checkpoints/ram_swin-large-p4-w12_384px_normal.pth \\
+python tools/model_converters/ram_to_mmprompt.py ram_swin_large_14m.pth \\
+    checkpoints/ram_swin-large-p4-w12_384px_normal.pth \\
     --tag-list ram_tag_list.txt \\
     --tag-list-chinese ram_tag_list_chinese.txt \\
     --thresholds ram_tag_list_threshold.txt

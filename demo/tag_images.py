@@ -12,12 +12,12 @@ Examples:
     # RAM++ on categories of your own, with LLM descriptions.
     python demo/tag_images.py a.jpg b.png \
         --config ram-plus_swin-large-p4-w12_384px_openset \
-        --checkpoint checkpoints/ram_plus_swin_large_14m.safetensors \
+        --checkpoint checkpoints/ram-plus_swin-large-p4-w12_384px_openset.safetensors \
         --categories openimages_rare_200_llm_tag_descriptions.json \
         --out tags.jsonl
 
-Each line of ``--out`` is ``{"path", "tags", "tags_chinese", "scores"}``
-(tags in vocabulary order, ``tags_chinese`` null when unknown). Files that
+Each line of ``--out`` is ``{"image", "tags", "tags_chinese", "scores"}``,
+the keys of ``tools/infer.py tag`` (tags in vocabulary order, ``tags_chinese`` null when unknown). Files that
 cannot be read are reported with a warning and in the final summary, and
 skipped; the run goes on. An existing ``--out`` is never lost: the run
 refuses it without ``--force`` (replace) or ``--resume`` (keep its records,
@@ -170,7 +170,7 @@ def read_done(path: str) -> List[str]:
                 record = json.loads(line)
             except ValueError:
                 continue
-            if isinstance(record, dict) and 'path' in record:
+            if isinstance(record, dict) and 'image' in record:
                 lines.append(json.dumps(record, ensure_ascii=False))
     return lines
 
@@ -191,7 +191,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     from mmprompt.apis import ImageTagger
     check_paths(args)
     done = read_done(args.out) if args.resume else []
-    done_paths = {json.loads(line)['path'] for line in done}
+    done_paths = {json.loads(line)['image'] for line in done}
     paths = list_images(args.inputs, args.recursive)
     if done_paths:
         print_log(
@@ -232,7 +232,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                 batch_size=len(images)) if images else []
             for path, result in zip(good, results):
                 record = dict(
-                    path=path,
+                    image=path,
                     tags=result['pred_tags'],
                     tags_chinese=result['pred_tags_chinese'],
                     scores=[round(s, 6) for s in result['pred_scores']])

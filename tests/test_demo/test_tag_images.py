@@ -71,7 +71,7 @@ def test_folder_with_unreadable_files(setup):
         ])
     assert code == 0
     records = read_jsonl(out)
-    assert [r['path'] for r in records
+    assert [r['image'] for r in records
             ] == [str(folder / 'a.png'),
                   str(folder / 'b.png')]
     expected = setup['meta']['expected']
@@ -103,7 +103,7 @@ def test_recursive_files_threshold_and_open_set(setup, tmp_path):
     ]) == 0
     records = read_jsonl(out)
     # The file given first, then the folder's (without repeating it).
-    assert [osp.relpath(r['path'], folder) for r in records] == \
+    assert [osp.relpath(r['image'], folder) for r in records] == \
         ['b.png', 'a.png', 'sub/c.png']
     assert records[1]['tags'] == records[2]['tags']
     assert 'body' in records[1]['tags']  # threshold 1.0 in the model
@@ -187,11 +187,11 @@ def test_output_is_never_lost(setup, tmp_path):
     assert out.read_text() == before
     # --resume keeps the first record and adds the rest, once each.
     assert _tag(setup, str(folder), '--out', str(out), '--resume') == 0
-    paths = [r['path'] for r in read_jsonl(out)]
+    paths = [r['image'] for r in read_jsonl(out)]
     assert paths == [str(image), str(folder / 'b.png')]
     assert read_jsonl(out)[0] == json.loads(before)
     assert _tag(setup, str(folder), '--out', str(out), '--resume') == 0
-    assert [r['path'] for r in read_jsonl(out)] == paths
+    assert [r['image'] for r in read_jsonl(out)] == paths
     # --out a directory or in an unwritable place: one line.
     with pytest.raises(OutputPathError, match='is a directory'):
         _tag(setup, str(image), '--out', str(tmp_path))

@@ -12,14 +12,16 @@ Examples:
     # RAM++ on categories of your own, with LLM descriptions.
     python demo/tag_images.py a.jpg b.png \
         --config ram-plus_swin-large-p4-w12_384px_openset \
-        --checkpoint checkpoints/ram-plus_swin-large-p4-w12_384px_openset.safetensors \
+        --checkpoint \
+        checkpoints/ram-plus_swin-large-p4-w12_384px_openset.safetensors \
         --categories openimages_rare_200_llm_tag_descriptions.json \
         --out tags.jsonl
 
 Each line of ``--out`` is ``{"image", "tags", "tags_chinese", "scores"}``,
-the keys of ``tools/infer.py tag`` (tags in vocabulary order, ``tags_chinese`` null when unknown). Files that
-cannot be read are reported with a warning and in the final summary, and
-skipped; the run goes on. An existing ``--out`` is never lost: the run
+the keys of ``tools/infer.py tag`` (tags in vocabulary order,
+``tags_chinese`` null when unknown). Files that cannot be read are
+reported with a warning and in the final summary, and skipped; the run
+goes on. An existing ``--out`` is never lost: the run
 refuses it without ``--force`` (replace) or ``--resume`` (keep its records,
 tag the rest); the output may not be an input nor inside an input folder,
 and it is written through a temporary file.

@@ -6,10 +6,15 @@ the order of some 15 hooks and a note on SyncBN: 100 to 200 lines before
 the first word about the run, and before any one-line error.
 :class:`QuietRunner` logs what its construction logs at INFO at DEBUG
 instead, so it shows with ``log_level='DEBUG'`` (the tools' ``--verbose``);
-warnings and everything after the start are unchanged.
+warnings and everything after the start are unchanged. It also runs no
+more DataLoader workers than the machine has cores (the configs' 4 suit a
+GPU server, not a laptop).
 """
+import copy
 import logging
+import os
 
+from mmengine.logging import print_log
 from mmengine.runner import Runner
 
 from mmprompt.registry import RUNNERS
@@ -49,3 +54,18 @@ class QuietRunner(Runner):
         logger = super().build_logger(*args, **kwargs)
         logger.addFilter(self._start_up)
         return logger
+
+    @staticmethod
+    def build_dataloader(dataloader, *args, **kwargs):
+        """The Runner's DataLoader, with ``num_workers`` at most the number
+        of CPU cores (a note in the log when it is lowered)."""
+        if isinstance(dataloader, dict):
+            cores = os.cpu_count() or 1
+            workers = dataloader.get('num_workers', 0)
+            if workers > cores:
+                dataloader = copy.deepcopy(dataloader)
+                dataloader['num_workers'] = cores
+                print_log(
+                    f'num_workers {workers} lowered to the {cores} CPU '
+                    'cores of this machine', logger='current')
+        return Runner.build_dataloader(dataloader, *args, **kwargs)

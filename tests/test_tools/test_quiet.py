@@ -228,3 +228,27 @@ def test_prototype_build_time_is_estimated(monkeypatch):
         monkeypatch.setattr(prototype_cache, 'time',
                             SimpleNamespace(perf_counter=lambda: next(clock)))
         assert estimate(model, names, templates, prompts) == expected
+
+
+def test_runner_uses_no_more_workers_than_cores(tmp_path):
+    """The configs' 4 DataLoader workers on a 2-core machine: the Runner
+    the tools build lowers them to the cores (issue #22)."""
+    import os
+
+    from PIL import Image
+    (tmp_path / 'cat').mkdir()
+    Image.new('RGB', (4, 4)).save(tmp_path / 'cat' / '0.png')
+
+    from mmprompt.engine.runner import QuietRunner
+    from mmprompt.utils import register_all_modules
+    register_all_modules(init_default_scope=True)
+    cores = os.cpu_count() or 1
+    loader = QuietRunner.build_dataloader(
+        dict(
+            batch_size=2,
+            num_workers=cores + 3,
+            dataset=dict(type='mmpretrain.CustomDataset',
+                         data_root=str(tmp_path), lazy_init=True,
+                         pipeline=[]),
+            sampler=dict(type='DefaultSampler', shuffle=False)))
+    assert loader.num_workers == cores

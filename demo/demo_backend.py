@@ -375,15 +375,13 @@ class MMPromptBackend(DemoBackend):
 
     def _build_tagger(self) -> Any:
         from mmprompt.apis import ImageTagger
+        from mmprompt.apis.image_tagger import text_encoder_from
         overrides: Dict[str, Any] = {}
         if self.open_set_unavailable() is None and \
                 not self._is_siglip_config():
             # The text tower's weights come from the CLIP checkpoint.
-            overrides['text_encoder'] = dict(
-                init_cfg=dict(
-                    type='Pretrained',
-                    checkpoint=self.ram_text_checkpoint,
-                    prefix='text_encoder.'))
+            overrides['text_encoder'] = text_encoder_from(
+                self.ram_text_checkpoint)
         tagger = ImageTagger(
             self.ram_config,
             pretrained=self.ram_checkpoint,

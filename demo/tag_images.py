@@ -56,6 +56,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         'tools/model_converters/ram_to_mmprompt.py (default: the official '
         'weights of a zoo model, downloaded and converted once)')
     parser.add_argument(
+        '--text-checkpoint',
+        help='open set: a converted CLIP ViT-B/16 checkpoint whose text '
+        "tower embeds the categories (default: the zoo's, downloaded once)")
+    parser.add_argument(
         '--out', required=True, help='output JSON-lines file (.jsonl)')
     existing = parser.add_mutually_exclusive_group()
     existing.add_argument(
@@ -209,12 +213,16 @@ def main(argv: Optional[List[str]] = None) -> int:
             logger='current',
             level=logging.ERROR)
         return 1
+    from mmprompt.apis.image_tagger import text_encoder_from
+    overrides = dict(text_encoder=text_encoder_from(
+        args.text_checkpoint)) if args.text_checkpoint else {}
     tagger = ImageTagger(
         args.config,
         pretrained=args.checkpoint or True,
         device=args.device,
         precision=args.precision,
-        compile=args.compile)
+        compile=args.compile,
+        **overrides)
     categories = categories_arg(args.categories)
     if categories is not None:
         tagger.set_categories(categories)

@@ -63,6 +63,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         '--checkpoint',
         help="weights (default: the zoo's official weights, or the "
         "config's load_from)")
+    parser.add_argument(
+        '--text-checkpoint',
+        help='tag, open set: a converted CLIP ViT-B/16 checkpoint whose text '
+        "tower embeds the categories (default: the zoo's, downloaded once)")
     parser.add_argument('--out', required=True, help='.jsonl, or .npy for '
                         'embed')
     parser.add_argument(
@@ -206,8 +210,12 @@ def build_task(args: argparse.Namespace):
     device = args.device or default_device()
     if args.task == 'tag':
         from mmprompt.apis import ImageTagger
+        from mmprompt.apis.image_tagger import text_encoder_from
+        overrides = dict(text_encoder=text_encoder_from(
+            args.text_checkpoint)) if args.text_checkpoint else {}
         tagger = ImageTagger(
-            args.model, pretrained, device, precision=args.precision)
+            args.model, pretrained, device, precision=args.precision,
+            **overrides)
         spec = category_spec(args.categories)
         if spec is not None:
             with prompt_errors():

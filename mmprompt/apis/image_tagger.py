@@ -47,6 +47,22 @@ SORT_BY = ('index', 'score')
 CACHE_SIZE = 8
 
 
+def text_encoder_from(checkpoint: str) -> dict:
+    """The ``model`` override that loads an open-set RAM's text tower (CLIP
+    ViT-B/16's) from a converted CLIP checkpoint, for offline use:
+    ``ImageTagger(config, ram_ckpt, text_encoder=text_encoder_from(clip))``.
+
+    Args:
+        checkpoint (str): A converted CLIP ViT-B/16 checkpoint.
+    """
+    return dict(
+        init_cfg=dict(
+            _delete_=True,  # whatever the config names (or None)
+            type='Pretrained',
+            checkpoint=checkpoint,
+            prefix='text_encoder.'))
+
+
 def is_ram(model: BaseModel) -> bool:
     """Whether ``model`` is a RAM / RAM++ tagger (else a SigLIP-like
     zero-shot model of sigmoid scores)."""

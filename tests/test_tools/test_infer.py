@@ -528,3 +528,32 @@ def test_resume_refuses_other_descriptions(tagging, ram_vectors_dir,
                        match=r'\.parts: the interrupted run used other '
                        r'descriptions; restore'):
         TOOL.main([*argv, '--resume'])
+
+
+def test_tag_open_set_text_tower_from_a_flag(tagging, ram_vectors_dir,
+                                             tmp_path):
+    """--text-checkpoint loads the open set's text tower offline: the tags
+    equal those of a config naming the same file, and differ from a random
+    text tower (issue #22)."""
+    root = tagging['root']
+    text = R.save_text_encoder(str(tmp_path / 'text.pth'), seed=3)
+    ckpt = R.convert_tiny(ram_vectors_dir, str(tmp_path), 'ram')
+    base = 'ram/ram_swin-large-p4-w12_384px_openset.py'
+    named = R.write_tiny_config(str(tmp_path / 'named.py'), base, 20,
+                                text_encoder=R.tiny_text_encoder(text))
+    # No text-tower file in the config (its base names the zoo's).
+    bare = R.write_tiny_config(
+        str(tmp_path / 'bare.py'), base, 20,
+        text_encoder=dict(R.tiny_text_encoder(), init_cfg=None))
+
+    def scores(config, name, *extra):
+        out = tmp_path / f'{name}.jsonl'
+        TOOL.main(['tag', str(root / 'list.txt'), '--model', config,
+                   '--checkpoint', ckpt, '--categories', 'cat', 'red car',
+                   'tree', '--threshold', '0.01', '--out', str(out),
+                   '--no-progress', '--num-workers', '0', *extra])
+        return [r['scores'] for r in read_jsonl(out)]
+
+    want = scores(named, 'named')
+    assert scores(bare, 'flag', '--text-checkpoint', text) == want
+    assert scores(bare, 'random') != want

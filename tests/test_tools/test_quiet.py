@@ -252,3 +252,24 @@ def test_runner_uses_no_more_workers_than_cores(tmp_path):
                          pipeline=[]),
             sampler=dict(type='DefaultSampler', shuffle=False)))
     assert loader.num_workers == cores
+
+
+def test_loading_a_text_tower_logs_no_parameter_list(tmp_path, capsys):
+    """An open set's text tower loaded from its init_cfg outside a Runner
+    (no log file): MMEngine printed one entry per parameter, about 600
+    lines for CLIP ViT-B/16's; now the load line alone."""
+    from mmengine.logging import MMLogger
+    from testing_utils import ram as R
+
+    from mmprompt.registry import MODELS
+    from mmprompt.utils import register_all_modules
+    register_all_modules(init_default_scope=True)
+    MMLogger.get_instance(f'quiet_{tmp_path.name}')  # no file handler
+    text = R.save_text_encoder(str(tmp_path / 'text.pth'))
+    tower = MODELS.build(R.tiny_text_encoder(text))
+    capsys.readouterr()
+    tower.init_weights()
+    out = capsys.readouterr()
+    lines = (out.out + out.err).strip().splitlines()
+    assert len(lines) <= 3, lines
+    assert not any('positional_embedding' in line for line in lines)

@@ -15,12 +15,14 @@ attention, the last position pooled, a projection bias, LayerNorm eps 1e-6
 and, for SigLIP 2, the tanh-approximated GELU.
 """
 import copy
+import logging
 from collections import OrderedDict
 from typing import List, NamedTuple, Optional, Tuple
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from mmengine.logging import MMLogger
 from mmengine.model import BaseModule
 
 from mmprompt.registry import MODELS
@@ -298,6 +300,15 @@ class CLIPTextTransformer(BaseModule):
         self.text_projection_bias = nn.Parameter(
             torch.zeros(out_dims)) if proj_bias else None
         self._reset_parameters()
+
+    def _dump_init_info(self) -> None:
+        # MMEngine logs one INFO line per parameter when no log file is
+        # open (an inferencer, a tool before its Runner): about 600 lines
+        # for an open set's text tower. Its checkpoint's load line says
+        # what happened; the per-parameter record goes to a log file only.
+        logger = MMLogger.get_current_instance()
+        if any(isinstance(h, logging.FileHandler) for h in logger.handlers):
+            super()._dump_init_info()
 
     @torch.no_grad()
     def _reset_parameters(self) -> None:

@@ -16,13 +16,12 @@ import torch
 
 from .common import ConverterError, unwrap_state_dict, with_meta
 from .families import check_family
-from .rules import apply_rules
+from .rules import apply_rules, clip_text_block_rules
 
 MODEL_NAME = 'CLIP ViT (OpenAI layout)'
 SOURCE = 'openai_clip'
 
 _V_BLOCK = r'visual\.transformer\.resblocks\.(\d+)\.'
-_T_BLOCK = r'transformer\.resblocks\.(\d+)\.'
 _WB = r'(weight|bias)'
 
 
@@ -63,10 +62,7 @@ RULES = [
     # Text tower -> CLIPTextTransformer, OpenAI's names under text_encoder.
     (r'(token_embedding\.weight|positional_embedding|text_projection)',
      r'text_encoder.\1', None),
-    (_T_BLOCK + r'((?:ln_[12]|attn\.out_proj|mlp\.c_fc|mlp\.c_proj)\.'
-     r'(?:weight|bias)|attn\.in_proj_(?:weight|bias))',
-     r'text_encoder.resblocks.\1.\2', None),
-    (r'ln_final\.' + _WB, r'text_encoder.ln_final.\1', None),
+    *clip_text_block_rules(),
     (r'logit_scale', 'logit_scale', None),
 ]
 

@@ -17,14 +17,12 @@ import torch
 
 from .common import ConverterError, unwrap_state_dict, with_meta
 from .families import describe_checkpoint
-from .rules import apply_rules
+from .rules import apply_rules, clip_text_block_rules, timm_vit_rules
 
 MODEL_NAME = 'PE-Core (open_clip layout)'
 SOURCE = 'pe_core'
 
 _V = r'visual\.trunk\.'
-_V_BLOCK = _V + r'blocks\.(\d+)\.'
-_T_BLOCK = r'text\.transformer\.resblocks\.(\d+)\.'
 _WB = r'(weight|bias)'
 
 # (anchored regex, replacement, transform), first match wins.
@@ -34,26 +32,12 @@ RULES = [
     (_V + r'patch_embed\.proj\.weight', 'visual.patch_embed.projection.weight',
      None),
     (_V + r'norm_pre\.' + _WB, r'visual.pre_norm.\1', None),
-    (_V_BLOCK + r'norm1\.' + _WB, r'visual.layers.\1.ln1.\2', None),
-    (_V_BLOCK + r'norm2\.' + _WB, r'visual.layers.\1.ln2.\2', None),
-    (_V_BLOCK + r'attn\.(qkv|proj)\.' + _WB, r'visual.layers.\1.attn.\2.\3',
-     None),
-    (_V_BLOCK + r'mlp\.fc1\.' + _WB, r'visual.layers.\1.ffn.layers.0.0.\2',
-     None),
-    (_V_BLOCK + r'mlp\.fc2\.' + _WB, r'visual.layers.\1.ffn.layers.1.\2',
-     None),
-    (_V + r'norm\.' + _WB, r'visual.ln1.\1', None),
-    # The attention pool keeps timm's names (AttentionPool has them).
-    (_V + r'attn_pool\.(latent|(?:q|kv|proj|norm|mlp\.fc1|mlp\.fc2)\.'
-     r'(?:weight|bias))', r'visual.attn_pool.\1', None),
+    *timm_vit_rules(_V),
     (_V + r'head\.' + _WB, r'visual_proj.\1', None),
     # Text tower: open_clip's TextTransformer, its names under text_encoder.
     (r'text\.(token_embedding\.weight|positional_embedding|text_projection)',
      r'text_encoder.\1', None),
-    (_T_BLOCK + r'((?:ln_[12]|attn\.out_proj|mlp\.c_fc|mlp\.c_proj)\.'
-     r'(?:weight|bias)|attn\.in_proj_(?:weight|bias))',
-     r'text_encoder.resblocks.\1.\2', None),
-    (r'text\.ln_final\.' + _WB, r'text_encoder.ln_final.\1', None),
+    *clip_text_block_rules(r'text\.'),
     (r'logit_scale', 'logit_scale', None),
 ]
 

@@ -18,6 +18,53 @@ from .common import ConverterError
 Transform = Optional[Callable[[torch.Tensor], torch.Tensor]]
 Rule = Tuple[str, str, Transform]
 
+_WB = r'(weight|bias)'
+
+
+def timm_vit_rules(src: str = r'visual\.trunk\.') -> List[Rule]:
+    """The rules of a timm ViT's blocks, final norm and attention pool
+    (``AttentionPoolLatent``) -> MMPreTrain's ``VisionTransformer`` names
+    under ``visual.`` (the pool keeps timm's names, as
+    :class:`~mmprompt.models.utils.AttentionPool` has them): the towers of
+    open_clip's SigLIP and PE-Core.
+
+    Args:
+        src (str): The regex of the tower's prefix. Defaults to open_clip's
+            ``visual.trunk.``.
+    """
+    block = src + r'blocks\.(\d+)\.'
+    return [
+        (block + r'norm([12])\.' + _WB, r'visual.layers.\1.ln\2.\3', None),
+        (block + r'attn\.(qkv|proj)\.' + _WB, r'visual.layers.\1.attn.\2.\3',
+         None),
+        (block + r'mlp\.fc1\.' + _WB, r'visual.layers.\1.ffn.layers.0.0.\2',
+         None),
+        (block + r'mlp\.fc2\.' + _WB, r'visual.layers.\1.ffn.layers.1.\2',
+         None),
+        (src + r'norm\.' + _WB, r'visual.ln1.\1', None),
+        (src + r'attn_pool\.(latent|(?:q|kv|proj|norm|mlp\.fc[12])\.'
+         r'(?:weight|bias))', r'visual.attn_pool.\1', None),
+    ]
+
+
+def clip_text_block_rules(src: str = '') -> List[Rule]:
+    """The rules of OpenAI's / open_clip's text transformer blocks and
+    final norm -> :class:`~mmprompt.models.clip.CLIPTextTransformer`, whose
+    names are OpenAI's, under ``text_encoder.``.
+
+    Args:
+        src (str): The regex of the tower's prefix: ``''`` for OpenAI's
+            layout, the escaped ``text.`` for open_clip's custom text
+            towers.
+            Defaults to ``''``.
+    """
+    return [
+        (src + r'transformer\.resblocks\.(\d+)\.((?:ln_[12]|attn\.out_proj|'
+         r'mlp\.c_fc|mlp\.c_proj)\.(?:weight|bias)|attn\.in_proj_'
+         r'(?:weight|bias))', r'text_encoder.resblocks.\1.\2', None),
+        (src + r'ln_final\.' + _WB, r'text_encoder.ln_final.\1', None),
+    ]
+
 
 def apply_rules(
     state_dict: Dict[str, torch.Tensor],

@@ -15,14 +15,12 @@ from typing import Dict, Optional, Tuple
 import torch
 
 from .common import ConverterError, unwrap_state_dict, with_meta
-from .rules import apply_rules
+from .rules import apply_rules, clip_text_block_rules, timm_vit_rules
 
 MODEL_NAME = 'SigLIP (open_clip layout)'
 SOURCE = 'siglip'
 
 _V = r'visual\.trunk\.'
-_V_BLOCK = _V + r'blocks\.(\d+)\.'
-_T_BLOCK = r'text\.transformer\.resblocks\.(\d+)\.'
 _WB = r'(weight|bias)'
 
 
@@ -37,24 +35,11 @@ RULES = [
     (_V + r'pos_embed', 'visual.pos_embed', None),
     (_V + r'patch_embed\.proj\.' + _WB, r'visual.patch_embed.projection.\1',
      None),
-    (_V_BLOCK + r'norm([12])\.' + _WB, r'visual.layers.\1.ln\2.\3', None),
-    (_V_BLOCK + r'attn\.(qkv|proj)\.' + _WB, r'visual.layers.\1.attn.\2.\3',
-     None),
-    (_V_BLOCK + r'mlp\.fc1\.' + _WB, r'visual.layers.\1.ffn.layers.0.0.\2',
-     None),
-    (_V_BLOCK + r'mlp\.fc2\.' + _WB, r'visual.layers.\1.ffn.layers.1.\2',
-     None),
-    (_V + r'norm\.' + _WB, r'visual.ln1.\1', None),
-    # The MAP head: timm's names, kept.
-    (_V + r'attn_pool\.(latent|(?:q|kv|proj|norm|mlp\.fc[12])\.'
-     r'(?:weight|bias))', r'visual.attn_pool.\1', None),
+    *timm_vit_rules(_V),
     # Text tower -> CLIPTextTransformer(causal=False, pool='last', ...).
     (r'text\.(token_embedding\.weight|positional_embedding)',
      r'text_encoder.\1', None),
-    (_T_BLOCK + r'((?:ln_[12]|attn\.out_proj|mlp\.c_fc|mlp\.c_proj)\.'
-     r'(?:weight|bias)|attn\.in_proj_(?:weight|bias))',
-     r'text_encoder.resblocks.\1.\2', None),
-    (r'text\.ln_final\.' + _WB, r'text_encoder.ln_final.\1', None),
+    *clip_text_block_rules(r'text\.'),
     (r'text\.text_projection\.weight', 'text_encoder.text_projection',
      _to_right_multiply),
     (r'text\.text_projection\.bias', 'text_encoder.text_projection_bias',

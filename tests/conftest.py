@@ -100,7 +100,13 @@ def _close_runner_log_files():
     would reopen it and raise FileNotFoundError in whichever test runs
     next in the same process. Likewise the Runners' visualizers: a Runner
     made in the same second as an earlier one gets its visualizer (they are
-    named by the time), which writes into the earlier, deleted work dir."""
+    named by the time), which writes into the earlier, deleted work dir.
+
+    And the console: a logger made during a test that captures output
+    (capsys) keeps that test's stream, closed once it ends; its next line
+    prints "--- Logging error ---" into whichever test logs next. Console
+    handlers write to the ``sys.stdout`` / ``sys.stderr`` of the moment."""
+    _follow_current_streams()
     yield
     import logging
 
@@ -111,9 +117,43 @@ def _close_runner_log_files():
             if isinstance(handler, logging.FileHandler):
                 logger.removeHandler(handler)
                 handler.close()
+    _follow_current_streams()
     # Each subclass (MMPreTrain's UniversalVisualizer) keeps its own.
     classes = [Visualizer]
     while classes:
         cls = classes.pop()
         cls._instance_dict.clear()
         classes += cls.__subclasses__()
+
+
+class _CurrentStream:
+    """``sys.stdout`` or ``sys.stderr`` as it is at each write."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def write(self, text: str) -> int:
+        import sys
+        return getattr(sys, self.name).write(text)
+
+    def flush(self) -> None:
+        import sys
+        getattr(sys, self.name).flush()
+
+
+def _follow_current_streams() -> None:
+    """Point MMEngine loggers' console handlers at the current streams."""
+    import logging
+    import sys
+
+    from mmengine.logging import MMLogger
+    for logger in list(MMLogger._instance_dict.values()):
+        for handler in logger.handlers:
+            if isinstance(handler, logging.FileHandler) or not isinstance(
+                    handler, logging.StreamHandler) or isinstance(
+                        handler.stream, _CurrentStream):
+                continue
+            name = 'stderr' if handler.stream in (
+                sys.stderr, sys.__stderr__) else 'stdout'
+            # Not setStream: it flushes the old stream, maybe closed.
+            handler.stream = _CurrentStream(name)

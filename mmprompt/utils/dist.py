@@ -16,6 +16,7 @@ sampler pad at the end (the padding is dropped by
 selects the ``DistributedWrapper`` model wrapper (no DDP for frozen models,
 DDP without ``device_ids`` on CPU).
 """
+import atexit
 import datetime
 import os
 import subprocess
@@ -118,6 +119,7 @@ def init_distributed(launcher: str,
         if launcher == 'slurm' and port is not None:
             kwargs['port'] = port
         init_dist(launcher, backend=backend, **kwargs)
+        atexit.register(_destroy_process_group)
         return True
     if backend == 'nccl':
         raise InvalidInputError(
@@ -129,7 +131,16 @@ def init_distributed(launcher: str,
         _mpi_env()
     torch_dist.init_process_group(
         backend=backend, init_method='env://', **kwargs)
+    # Tear the group down before the interpreter does: gloo's threads torn
+    # down at exit abort a rank now and then ("terminate called without an
+    # active exception", SIGABRT, seen under load in CI).
+    atexit.register(_destroy_process_group)
     return True
+
+
+def _destroy_process_group() -> None:
+    if torch_dist.is_available() and torch_dist.is_initialized():
+        torch_dist.destroy_process_group()
 
 
 def check_test_sampler(dataloader_cfg: dict) -> None:

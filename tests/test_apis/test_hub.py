@@ -461,7 +461,11 @@ def test_download_weights_tool(payload, home, monkeypatch, capsys):
                 sha256=sha)
         assert tool.main([NAME, 'clip_vit-base-p16_zeroshot-cls_in1k']) == 0
         assert len(server.requests) == 1
-    out = capsys.readouterr().out.strip().splitlines()
+    # The results, beside MMEngine's log lines (also on stdout).
+    out = [
+        line for line in capsys.readouterr().out.strip().splitlines()
+        if ' - mmengine - ' not in line
+    ]
     cached = home / cached_name(server.url('/m/ViT-B-16.pt'), sha)
     assert out == [f'{NAME}: {cached}']
     with pytest.raises(SystemExit) as e:

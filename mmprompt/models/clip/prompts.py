@@ -13,7 +13,7 @@ import functools
 import os.path as osp
 import unicodedata
 from collections import defaultdict
-from typing import Dict, Sequence, Tuple, Union
+from typing import Callable, Dict, Sequence, Tuple, Union
 
 from mmprompt.utils.errors import InvalidInputError
 from mmprompt.utils.io import read_json, read_lines
@@ -28,7 +28,8 @@ __all__ = [  # noqa: F822 (IMAGENET_CATEGORIES: module __getattr__)
     'OPENAI_IMAGENET_SUBSET_TEMPLATES', 'OPENAI_IMAGENET_TEMPLATES',
     'SIMPLE_TEMPLATES', 'TEMPLATE_SETS', 'TemplateSpec', 'CategorySpec',
     'builtin_category_sets', 'check_templates', 'resolve_templates',
-    'check_categories', 'resolve_categories', 'resolve_descriptions'
+    'check_categories', 'check_prompt_names', 'resolve_categories',
+    'resolve_descriptions'
 ]
 
 TemplateSpec = Union[str, Sequence[str]]
@@ -167,6 +168,31 @@ def resolve_templates(spec: TemplateSpec) -> Tuple[str, ...]:
             f'({", ".join(sorted(TEMPLATE_SETS))}), a template with "{{}}" '
             f'for the category name, a text file or a list; got {spec!r}')
     return check_templates(spec)
+
+
+def check_prompt_names(names: Sequence[str],
+                       prompt_name: Callable[[str], str], rule: str) -> None:
+    """Refuse names that make one prompt once a family's prompts rewrite
+    them (``prompt_name``, e.g. ``'_'`` read as a space), as the tokenizer
+    reads it. Equal names are left to :func:`check_categories` (OpenAI's
+    ImageNet list repeats two).
+
+    Args:
+        names (Sequence[str]): Category names, checked by
+            :func:`check_categories`.
+        prompt_name (Callable): A name as the family's prompts write it.
+        rule (str): That rewriting in words, for the message.
+
+    Raises:
+        InvalidInputError: Naming the first such pair.
+    """
+    seen = {}
+    for i, name in enumerate(names):
+        first = seen.setdefault(pre_tokens(prompt_name(name)), i)
+        if first != i and names[first] != name:
+            raise InvalidInputError(
+                f'duplicate category names: {names[first]!r} (#{first}) and '
+                f'{name!r} (#{i}) make one prompt ({rule}); keep one of each')
 
 
 def check_categories(categories: Sequence[str]) -> Tuple[str, ...]:

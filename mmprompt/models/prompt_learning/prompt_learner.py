@@ -19,8 +19,7 @@ import torch
 import torch.nn as nn
 
 from mmprompt.utils.errors import InvalidInputError
-from ..clip.prompts import check_categories
-from ..clip.tokenizer import pre_tokens
+from ..clip.prompts import check_categories, check_prompt_names
 
 POSITIONS = ('end', 'middle', 'front')
 
@@ -169,15 +168,8 @@ class PromptLearner(nn.Module):
         categories = list(check_categories(categories))
         # The prompts read '_' as a space: 'red_fox' and 'red fox' are one
         # prompt, so they are duplicates here too.
-        seen = {}
-        for i, name in enumerate(categories):
-            first = seen.setdefault(pre_tokens(name.replace('_', ' ')), i)
-            # Equal names passed check_categories (OpenAI's ImageNet list).
-            if first != i and categories[first] != name:
-                raise InvalidInputError(
-                    f'duplicate category names: {categories[first]!r} '
-                    f"(#{first}) and {name!r} (#{i}) make one prompt ('_' "
-                    'reads as a space); keep one of each')
+        check_prompt_names(categories, lambda n: n.replace('_', ' '),
+                           "'_' reads as a space")
         if self.csc:
             known = {n: i for i, n in enumerate(self.trained_categories)}
             unknown = [n for n in categories if n not in known]

@@ -22,10 +22,9 @@ from typing import Callable, Dict, List, Mapping, Sequence, Tuple, Union
 
 import torch
 
-from mmprompt.models.clip.prompts import (check_categories, check_templates,
+from mmprompt.models.clip.prompts import (check_categories,
+                                          check_prompt_names, check_templates,
                                           resolve_templates)
-from mmprompt.models.clip.tokenizer import pre_tokens
-from mmprompt.utils.errors import InvalidInputError
 from mmprompt.utils.io import read_json, read_lines
 
 TextEncoder = Callable[[List[str]], torch.Tensor]
@@ -245,15 +244,8 @@ def split_categories(
     # (case, whitespace) are one category; and so are names that make one
     # prompt here ('red_fox' and 'red fox').
     check_categories(names)
-    seen = {}
-    for i, name in enumerate(names):
-        first = seen.setdefault(pre_tokens(_prompt_name(name)), i)
-        # Equal names passed check_categories (OpenAI's ImageNet list).
-        if first != i and names[first] != name:
-            raise InvalidInputError(
-                f'duplicate category names: {names[first]!r} (#{first}) and '
-                f"{name!r} (#{i}) make one prompt ('_' reads as a space, "
-                "'/' as 'or'); keep one of each")
+    check_prompt_names(names, _prompt_name,
+                       "'_' reads as a space, '/' as 'or'")
     return tuple(names), descriptions
 
 

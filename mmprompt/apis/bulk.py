@@ -38,7 +38,8 @@ import torch.nn.functional as F
 from mmengine.dataset import pseudo_collate
 from mmengine.logging import print_log
 
-from mmprompt.datasets.image_sources import CLIPTransform, ImageItem
+from mmprompt.datasets.image_sources import ImageItem, PipelineTransform
+from mmprompt.datasets.transforms import clip_pipeline
 from mmprompt.utils.errors import InvalidInputError, OutputPathError
 from mmprompt.utils.io import atomic_write, pid_alive
 
@@ -84,7 +85,7 @@ class TagTask:
         self.tagger = tagger
         self.threshold = threshold
         self.categories = categories
-        self.transform = tagger.bulk_transform()
+        self.transform = PipelineTransform(tagger.test_pipeline)
 
     def answer_inputs(self) -> dict:
         """The tags, templates, descriptions and thresholds scored."""
@@ -109,8 +110,8 @@ class TagTask:
             thresholds=[vocabulary.thresholds.tolist(), self.threshold],
             model=config_of(model))
 
-    def __call__(self, data: List[torch.Tensor]) -> List[dict]:
-        preds = self.tagger.forward(self.tagger.collate(data))
+    def __call__(self, data: List[dict]) -> List[dict]:
+        preds = self.tagger.forward(pseudo_collate(data))
         out = self.tagger.postprocess(preds, None, threshold=self.threshold)
         return [
             dict(
@@ -143,7 +144,8 @@ class ClassifyTask:
         self.model = model
         self.topk = topk
         self.vocabulary = vocabulary
-        self.transform = CLIPTransform(model.preprocess_args)
+        self.transform = PipelineTransform(
+            clip_pipeline(model.preprocess_args))
 
     def answer_inputs(self) -> dict:
         """The categories, templates and descriptions, and top-k."""
@@ -185,7 +187,8 @@ class EmbedTask:
 
     def __init__(self, model: Any) -> None:
         self.model = model
-        self.transform = CLIPTransform(model.preprocess_args)
+        self.transform = PipelineTransform(
+            clip_pipeline(model.preprocess_args))
 
     def answer_inputs(self) -> dict:
         """The model's config (no categories)."""

@@ -15,23 +15,18 @@ from typing import (Any, Callable, Dict, List, Mapping, Optional, Sequence,
 
 import numpy as np
 import torch
-from mmcv.transforms import Compose
 from mmengine.config import Config
-from mmengine.dataset import default_collate, pseudo_collate
 from mmengine.model import BaseModel
 from mmpretrain.apis.base import BaseInferencer
-from mmpretrain.datasets.transforms import PackInputs
 from mmpretrain.structures import DataSample
 from PIL import Image
 
-from mmprompt.datasets.image_sources import CLIPTransform, RAMTransform
-from mmprompt.datasets.transforms import CLIPPreprocess
-from mmprompt.models.ram import ram_preprocess
+from mmprompt.datasets.ram_transforms import ram_pipeline
+from mmprompt.datasets.transforms import build_pipeline, clip_pipeline
 from mmprompt.models.ram.label_embedding import (load_categories,
                                                  split_categories)
 from mmprompt.models.ram.vocabulary import TagVocabulary, check_threshold
 from mmprompt.utils.errors import InputTypeError, InvalidInputError
-from mmprompt.utils.image_io import decode_image
 from .builder import get_model
 from .model_zoo import check_task, get_model_info, list_models, load_zoo
 from .tag_calibration import calibrated_thresholds
@@ -98,10 +93,10 @@ class ImageTagger(BaseInferencer):
     """Tag images with every label of RAM's or RAM++'s vocabulary, or of an
     open set of categories (RAM, RAM++ or SigLIP).
 
-    RAM's images are preprocessed with
-    :func:`~mmprompt.models.ram.ram_preprocess` (RAM's exact input
-    tensors); SigLIP's as :class:`ZeroShotClassifier` reads them, whose
-    sigmoid scores are the model's own probability of each tag. A tag is
+    Images go through the model's test pipeline (:attr:`test_pipeline`),
+    its data preprocessor and ``predict``, as in :class:`ZeroShotClassifier`:
+    RAM's exact input tensors for RAM; for SigLIP, whose sigmoid scores are
+    the model's own probability of each tag, the classifier's. A tag is
     selected where its score is strictly above its threshold: RAM's per-tag
     thresholds, the open-set threshold (0.5 by default, or calibrated), or
     ``threshold`` of the call. What is tagged is a
@@ -200,37 +195,19 @@ class ImageTagger(BaseInferencer):
         size = getattr(patch_embed, 'init_input_size', None) or 384
         return int(size[0] if isinstance(size, (tuple, list)) else size)
 
+    @property
+    def test_pipeline(self) -> List[dict]:
+        """list[dict]: The transforms that make the model's input of an
+        image: :func:`~mmprompt.datasets.ram_transforms.ram_pipeline`
+        (RAM, RAM++) or :func:`~mmprompt.datasets.transforms.clip_pipeline`
+        with the model's ``preprocess_args`` (SigLIP); arrays are read in
+        :attr:`array_order`. Bulk inference applies the same."""
+        if is_ram(self.model):
+            return ram_pipeline(self.image_size, self.array_order)
+        return clip_pipeline(self.model.preprocess_args, self.array_order)
+
     def _init_pipeline(self, cfg: Config) -> Callable:
-        if not is_ram(self.model):
-            return self._clip_pipeline()
-        size = self.image_size
-        flip = self.array_order == 'bgr'
-
-        def load(image: ImageInput) -> dict:
-            if isinstance(image, np.ndarray):
-                if image.dtype != np.uint8 or image.ndim not in (2, 3) or (
-                        image.ndim == 3 and image.shape[2] != 3):
-                    raise InvalidInputError(
-                        'an array image must be (H, W) or (H, W, 3) uint8, '
-                        f'got {image.dtype} {image.shape}')
-                if image.ndim == 3 and flip:
-                    image = np.ascontiguousarray(image[..., ::-1])
-            elif not isinstance(image, (str, Image.Image)):
-                raise InputTypeError(
-                    'an image must be a path, a PIL image or a numpy array, '
-                    f'got {type(image).__name__}')
-            image = decode_image(image, mode='RGB')
-            return dict(inputs=ram_preprocess(image, size))
-
-        return load
-
-    def _clip_pipeline(self) -> Callable:
-        """SigLIP's: the classifier's transforms, arrays in BGR (MMCV's
-        order), packed for the model's data preprocessor."""
-        pipeline = Compose(
-            [CLIPPreprocess(**self.model.preprocess_args),
-             PackInputs()])
-        flip = self.array_order == 'rgb'
+        pipeline = build_pipeline(self.test_pipeline)
 
         def load(image: ImageInput) -> dict:
             if isinstance(image, str):
@@ -239,24 +216,9 @@ class ImageTagger(BaseInferencer):
                 raise InputTypeError(
                     'an image must be a path, a PIL image or a numpy array, '
                     f'got {type(image).__name__}')
-            if flip and isinstance(image, np.ndarray) and image.ndim == 3:
-                image = np.ascontiguousarray(image[..., ::-1])
             return pipeline(dict(img=image))
 
         return load
-
-    def bulk_transform(self) -> Callable:
-        """The transform of a decoded image for :class:`~.bulk.TagTask`;
-        :meth:`collate` batches its outputs for :meth:`forward`."""
-        if is_ram(self.model):
-            return RAMTransform(self.image_size)
-        return CLIPTransform(self.model.preprocess_args)
-
-    def collate(self, samples: list) -> dict:
-        """A batch of :meth:`bulk_transform` outputs for :meth:`forward`."""
-        if is_ram(self.model):
-            return dict(inputs=torch.stack(samples))
-        return pseudo_collate(samples)
 
     def _siglip_vocabulary(self, categories: Categories,
                            templates: Optional[Union[str, Sequence[str]]],
@@ -457,19 +419,6 @@ class ImageTagger(BaseInferencer):
             return list(inputs)
         return [inputs]
 
-    def preprocess(self, inputs: list, batch_size: int = 1, **kwargs):
-        """Preprocess the images in chunks of ``batch_size``.
-
-        Args:
-            inputs (list): The images.
-            batch_size (int): Images per chunk. Defaults to 1.
-
-        Yields:
-            dict: ``inputs``, a ``(B, 3, S, S)`` float tensor.
-        """
-        chunks = self._get_chunk_data(map(self.pipeline, inputs), batch_size)
-        yield from map(default_collate, chunks)
-
     @torch.no_grad()
     def forward(self,
                 data: dict,
@@ -478,7 +427,8 @@ class ImageTagger(BaseInferencer):
         """Tag one batch of preprocessed images.
 
         Args:
-            data (dict): ``inputs``, RAM's normalised input tensors.
+            data (dict): ``inputs`` and ``data_samples`` of
+                :attr:`test_pipeline`, collated.
             vocabulary (TagVocabulary, optional): What is scored. Defaults
                 to :meth:`vocabulary`'s default.
 
@@ -486,14 +436,9 @@ class ImageTagger(BaseInferencer):
             list[DataSample]: The model's predictions.
         """
         vocabulary = vocabulary or self.vocabulary()
-        if not is_ram(self.model):
-            data = self.model.data_preprocessor(data, False)
-            return self.model.predict(
-                data['inputs'], data.get('data_samples'),
-                vocabulary=vocabulary)
-        device = next(self.model.parameters()).device
+        data = self.model.data_preprocessor(data, False)
         return self.model.predict(
-            data['inputs'].to(device), vocabulary=vocabulary)
+            data['inputs'], data.get('data_samples'), vocabulary=vocabulary)
 
     def visualize(self, inputs: list, preds: List[DataSample],
                   **kwargs) -> None:

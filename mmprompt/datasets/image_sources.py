@@ -16,13 +16,14 @@ list of :class:`ImageItem`:
 
 :class:`ImageItemDataset` reads and decodes the items in DataLoader
 workers through the library's one decoder
-(:func:`mmprompt.utils.image_io.decode_image`) and a picklable transform; an
-unreadable item becomes a record with the reason instead of an exception.
+(:func:`mmprompt.utils.image_io.decode_image`) and the model's test pipeline
+(:class:`PipelineTransform`); an unreadable item becomes a record with the
+reason instead of an exception.
 """
 import os
 import os.path as osp
 import tarfile
-from typing import Callable, List, NamedTuple, Optional, Sequence, Union
+from typing import Any, Callable, List, NamedTuple, Optional, Sequence
 
 from torch.utils.data import Dataset
 
@@ -207,42 +208,25 @@ def collate_items(batch: List[dict]) -> dict:
         failed=[(b['index'], b['error']) for b in batch if 'error' in b])
 
 
-class RAMTransform:
-    """RAM's input tensor of a decoded image (picklable)."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-
-    def __call__(self, image):
-        from mmprompt.models.ram import ram_preprocess
-        return ram_preprocess(image, self.size)
-
-
-class CLIPTransform:
-    """CLIP's packed input of a decoded image, as the classifier's
-    pipeline makes it (picklable).
+class PipelineTransform:
+    """A model's test pipeline applied to a decoded image (picklable: the
+    pipeline is built from its configs in the process that runs it).
 
     Args:
-        size (int | dict): The model's input side, or all the arguments of
-            its :class:`~mmprompt.datasets.CLIPPreprocess`
-            (``model.preprocess_args``).
+        steps (Sequence[dict]): The transforms' configs, e.g.
+            :func:`~mmprompt.datasets.transforms.clip_pipeline`'s or
+            :func:`~mmprompt.datasets.ram_transforms.ram_pipeline`'s.
     """
 
-    def __init__(self, size: Union[int, dict]) -> None:
-        self.args = dict(size) if isinstance(size, dict) else dict(
-            scale=size)
+    def __init__(self, steps: Sequence[dict]) -> None:
+        self.steps = [dict(step) for step in steps]
         self._pipeline: Optional[Callable] = None
 
     def __getstate__(self) -> dict:
-        return dict(args=self.args, _pipeline=None)
+        return dict(steps=self.steps, _pipeline=None)
 
-    def __call__(self, image) -> dict:
+    def __call__(self, image: Any) -> dict:
         if self._pipeline is None:
-            from mmcv.transforms import Compose
-            from mmpretrain.datasets import PackInputs
-
-            from .transforms import CLIPPreprocess
-            self._pipeline = Compose(
-                [CLIPPreprocess(**self.args),
-                 PackInputs()])
+            from .transforms import build_pipeline
+            self._pipeline = build_pipeline(self.steps)
         return self._pipeline(dict(img=image))

@@ -9,9 +9,12 @@ backend='pillow', interpolation='bilinear')`` gives the same pixels only for
 files that OpenCV and PIL decode alike: OpenCV applies the EXIF orientation
 (a rotated phone photo comes out transposed) and its JPEG decoder may differ
 from PIL's by a grey level. :class:`RAMPreprocess` decodes with PIL, so its
-pixels equal those of :func:`mmprompt.models.ram.ram_preprocess`. The mean /
-std normalisation stays in the model's data preprocessor.
+pixels are RAM's; the model's data preprocessor
+(:class:`~mmprompt.models.ram.RAMDataPreprocessor`) normalises them as RAM
+does, bit for bit.
 """
+from typing import List
+
 import numpy as np
 from PIL import Image
 
@@ -70,3 +73,21 @@ class RAMPreprocess(PILPreprocess):
     def resize(self, image: Image.Image) -> np.ndarray:
         """RAM's square resize, see :func:`ram_resize`."""
         return ram_resize(image, self.scale)
+
+
+def ram_pipeline(scale: int = 384, array_order: str = 'bgr') -> List[dict]:
+    """The test pipeline of RAM and RAM++: :class:`RAMPreprocess`, then
+    ``PackInputs``.
+
+    Args:
+        scale (int): The model's input side. Defaults to 384.
+        array_order (str): Channel order of array inputs.
+            Defaults to ``'bgr'``.
+
+    Returns:
+        list[dict]: The transforms' configs.
+    """
+    return [
+        dict(type='RAMPreprocess', scale=scale, array_order=array_order),
+        dict(type='PackInputs')
+    ]

@@ -12,15 +12,16 @@ Mean/std normalisation stays in the model's data preprocessor; the output
 is BGR like ``LoadImageFromFile``'s, so that preprocessor keeps
 ``to_rgb=True`` (the flip is lossless).
 """
-from typing import Optional, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
-from mmcv.transforms import BaseTransform
+from mmcv.transforms import BaseTransform, Compose
 from mmengine import fileio
 from PIL import Image
 
 from mmprompt.registry import TRANSFORMS
-from mmprompt.utils.errors import ImageDecodeError
+from mmprompt.utils.errors import (ImageDecodeError, InputTypeError,
+                                   InvalidInputError)
 from mmprompt.utils.image_io import (INTERPOLATIONS, check_resize_args,
                                      decode_image)
 
@@ -165,17 +166,17 @@ class PILPreprocess(BaseTransform):
         elif isinstance(image, np.ndarray):
             if image.dtype != np.uint8 or image.ndim not in (2, 3) or (
                     image.ndim == 3 and image.shape[2] != 3):
-                raise ValueError('an array image must be (H, W) or '
-                                 f'(H, W, 3) uint8, got {image.dtype} '
-                                 f'{image.shape}')
+                raise InvalidInputError('an array image must be (H, W) or '
+                                        f'(H, W, 3) uint8, got {image.dtype} '
+                                        f'{image.shape}')
             if image.ndim == 3 and self.array_order == 'bgr':
                 image = image[..., ::-1]
             image = decode_image(np.ascontiguousarray(image), mode=None)
         elif isinstance(image, Image.Image):
             image = decode_image(image, mode=None)
         else:
-            raise TypeError('img must be a PIL image or a numpy array, got '
-                            f'{type(image).__name__}')
+            raise InputTypeError('img must be a PIL image or a numpy array, '
+                                 f'got {type(image).__name__}')
         results['ori_shape'] = (image.height, image.width)
         rgb = self.resize(image)
         results['img'] = np.ascontiguousarray(rgb[..., ::-1])
@@ -255,3 +256,34 @@ class CLIPPreprocess(PILPreprocess):
                 f'resize_mode={self.resize_mode!r}, '
                 f'interpolation={self.interpolation!r}, '
                 f'array_order={self.array_order!r})')
+
+
+def clip_pipeline(preprocess_args: dict,
+                  array_order: str = 'bgr') -> List[dict]:
+    """The test pipeline of a CLIP-like model: :class:`CLIPPreprocess` with
+    the model's ``preprocess_args``, then ``PackInputs``.
+
+    Args:
+        preprocess_args (dict): ``scale``, ``resize_mode`` and
+            ``interpolation`` (:attr:`mmprompt.models.clip.CLIP.
+            preprocess_args`).
+        array_order (str): Channel order of array inputs.
+            Defaults to ``'bgr'``.
+
+    Returns:
+        list[dict]: The transforms' configs.
+    """
+    return [
+        dict(type='CLIPPreprocess', array_order=array_order,
+             **preprocess_args),
+        dict(type='PackInputs')
+    ]
+
+
+def build_pipeline(steps: Sequence[dict]) -> Compose:
+    """Build a pipeline of transform configs with mmprompt's registry,
+    whatever the default scope (DataLoader workers have none)."""
+    from mmprompt.registry import TRANSFORMS
+    from mmprompt.utils import register_all_modules
+    register_all_modules(init_default_scope=False)
+    return Compose([TRANSFORMS.build(dict(step)) for step in steps])

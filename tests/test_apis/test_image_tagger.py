@@ -173,9 +173,11 @@ def test_openset_categories(files):
     assert vocabulary.names_chinese is None
     # The vocabulary is a value: the model still scores RAM's own tags.
     assert not model.is_openset and model.vocabulary.num_tags == 20
+    # RAM's own input tensors of the two images.
+    x = torch.load(
+        osp.join(osp.dirname(files['images'][0]), '..', 'inputs.pth'),
+        weights_only=True)['images']
     with torch.no_grad():
-        from mmprompt.models.ram import ram_preprocess
-        x = torch.stack([ram_preprocess(p) for p in files['images']])
         scores = model.compute_logits(x, vocabulary).sigmoid()
     for result, row in zip(results, scores):
         labels = (row > 0.5).nonzero()[:, 0].tolist()

@@ -1,51 +1,90 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
-"""RAMPreprocess (RAM's exact pixels) and TaggingDataset (RAM's annotation
-format, tag mapping, errors)."""
+"""RAMPreprocess + RAMDataPreprocessor (RAM's exact input tensors) and
+TaggingDataset (RAM's annotation format, tag mapping, errors)."""
 import os.path as osp
 
 import numpy as np
 import pytest
 import torch
 from mmcv.transforms import Compose
-from PIL import Image
+from mmengine.dataset import default_collate, pseudo_collate
+from PIL import Image, ImageOps
 
 from mmprompt.datasets import RAMPreprocess, TaggingDataset, ram_resize
-from mmprompt.models.ram import ram_preprocess
-from mmprompt.models.ram.preprocess import RAM_MEAN, RAM_STD
+from mmprompt.datasets.ram_transforms import ram_pipeline
+from mmprompt.datasets.transforms import build_pipeline
 from mmprompt.registry import MODELS
 
 IMAGES = ('img0_rgb_320x240.png', 'img1_gray_500x300.png')
 
 
-def ram_pixels(path: str) -> np.ndarray:
-    """RAM's uint8 RGB pixels, from its preprocessing tensor."""
-    x = ram_preprocess(path)
-    mean = torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1)
-    std = torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1)
-    return (x * std + mean).mul(255).round().byte().permute(1, 2, 0).numpy()
+def ram_inputs(paths, collate=default_collate) -> torch.Tensor:
+    """RAM's test pipeline, then its data preprocessor (the config's)."""
+    pipeline = build_pipeline(ram_pipeline(384))
+    preprocessor = MODELS.build(dict(type='RAMDataPreprocessor'))
+    data = collate([pipeline(dict(img_path=p)) for p in paths])
+    return preprocessor(data)['inputs']
 
 
-def test_matches_ram_preprocess_on_reference_inputs(ram_vectors_dir):
-    """Pipeline + data preprocessor = RAM's tensors (to float rounding)."""
-    inputs = torch.load(
+def reference_inputs(paths) -> torch.Tensor:
+    """recognize-anything's ``get_transform(384)`` on ``Image.open``."""
+    transforms = pytest.importorskip('torchvision.transforms')
+    transform = transforms.Compose([
+        lambda image: image.convert('RGB'),
+        transforms.Resize((384, 384)),
+        transforms.ToTensor(),
+        transforms.Normalize(
+            mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225])
+    ])
+    out = []
+    for path in paths:
+        with Image.open(path) as image:
+            out.append(transform(image))
+    return torch.stack(out)
+
+
+def test_reference_input_tensors_bit_for_bit(ram_vectors_dir, tmp_path):
+    """RAMPreprocess + RAMDataPreprocessor give RAM's input tensors exactly:
+    the stored reference inputs, and RAM's own transform on odd sizes,
+    RGBA, grey, palette and CMYK files; on an EXIF-rotated photo RAM's
+    transform of the upright image (RAM itself ignores the orientation).
+    MMPreTrain's ClsDataPreprocessor is off by up to 4.8e-7."""
+    names = [osp.join(ram_vectors_dir, 'images', n) for n in IMAGES]
+    stored = torch.load(
         osp.join(ram_vectors_dir, 'inputs.pth'), weights_only=True)['images']
-    pipeline = Compose([RAMPreprocess(scale=384), dict(type='PackInputs')])
-    preprocessor = MODELS.build(
+    for collate in (default_collate, pseudo_collate):
+        assert torch.equal(ram_inputs(names, collate), stored)
+    rng = np.random.default_rng(0)
+    base = Image.open(names[0]).convert('RGB')
+    variants = dict(
+        odd=base.resize((37, 53)),
+        rgba=Image.fromarray(rng.integers(0, 255, (41, 29, 4), np.uint8)),
+        grey=base.convert('L'),
+        palette=base.convert('P'),
+        cmyk=base.convert('CMYK'))
+    paths = []
+    for name, image in variants.items():
+        suffix = '.jpg' if name == 'cmyk' else '.png'
+        paths.append(str(tmp_path / (name + suffix)))
+        image.save(paths[-1])
+    assert torch.equal(ram_inputs(paths), reference_inputs(paths))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 degrees"
+    rotated = str(tmp_path / 'rotated.jpg')
+    base.save(rotated, exif=exif.tobytes(), quality=95)
+    upright = str(tmp_path / 'upright.png')
+    ImageOps.exif_transpose(Image.open(rotated)).save(upright)
+    assert torch.equal(ram_inputs([rotated]), reference_inputs([upright]))
+    old = MODELS.build(
         dict(
             type='ClsDataPreprocessor',
-            mean=RAM_MEAN,
-            std=RAM_STD,
+            mean=[123.675, 116.28, 103.53],
+            std=[58.395, 57.12, 57.375],
             to_rgb=True))
-    data = [
-        pipeline(dict(img_path=osp.join(ram_vectors_dir, 'images', n)))
-        for n in IMAGES
-    ]
-    assert data[1]['data_samples'].ori_shape == (300, 500)
-    batch = preprocessor(
-        dict(
-            inputs=[d['inputs'] for d in data],
-            data_samples=[d['data_samples'] for d in data]))
-    torch.testing.assert_close(batch['inputs'], inputs, atol=1e-6, rtol=0)
+    pipeline = build_pipeline(ram_pipeline(384))
+    close = old(default_collate([pipeline(dict(img_path=names[0]))]))
+    diff = (close['inputs'] - stored[:1]).abs().max().item()
+    assert 0 < diff < 1e-6
 
 
 def photo_variants(ram_vectors_dir, tmp_path):
@@ -73,11 +112,10 @@ def ram_reference_pixels(path: str) -> np.ndarray:
 
 def test_one_decoder_where_ram_and_mmpretrain_differ(ram_vectors_dir,
                                                      tmp_path):
-    """RAMPreprocess gives the API's pixels (ram_preprocess) on every file.
-    Against RAM's own code: equal on a CMYK JPEG (which MMPreTrain's
-    OpenCV loader decodes differently), different on purpose on a rotated
-    photo (we apply the EXIF orientation) and on 16-bit grayscale (we scale,
-    RAM clips 99.6 % of the pixels to white)."""
+    """RAMPreprocess against RAM's own code: equal on a CMYK JPEG (which
+    MMPreTrain's OpenCV loader decodes differently), different on purpose on
+    a rotated photo (we apply the EXIF orientation) and on 16-bit grayscale
+    (we scale, RAM clips 99.6 % of the pixels to white)."""
     ours = RAMPreprocess(scale=384)
     mmpretrain = Compose([
         dict(type='LoadImageFromFile'),
@@ -88,10 +126,7 @@ def test_one_decoder_where_ram_and_mmpretrain_differ(ram_vectors_dir,
             backend='pillow')
     ])
     rotated, cmyk, grey16 = photo_variants(ram_vectors_dir, tmp_path)
-    for path in (rotated, cmyk, grey16):
-        got = ours(dict(img_path=path))['img'][..., ::-1]  # BGR -> RGB
-        np.testing.assert_array_equal(got, ram_pixels(path), err_msg=path)
-    got = ours(dict(img_path=cmyk))['img'][..., ::-1]
+    got = ours(dict(img_path=cmyk))['img'][..., ::-1]  # BGR -> RGB
     np.testing.assert_array_equal(got, ram_reference_pixels(cmyk))
     other = mmpretrain(dict(img_path=cmyk))['img'][..., ::-1]
     assert np.abs(other.astype(int) - got).max() > 0

@@ -316,7 +316,8 @@ def test_classify_with_learned_prompts(clip_model, tmp_path):
     from mmengine.config import Config
     from testing_utils import clip as H
 
-    from mmprompt.datasets.image_sources import CLIPTransform
+    from mmprompt.datasets.image_sources import PipelineTransform
+    from mmprompt.datasets.transforms import clip_pipeline
     from mmprompt.models.prompt_learning import save_learned
     from mmprompt.registry import MODELS
     base = Config.fromfile(
@@ -350,7 +351,7 @@ def test_classify_with_learned_prompts(clip_model, tmp_path):
                str(tmp_path / 'classes.jsonl'), '--no-progress',
                '--num-workers', '0'])
     got = read_jsonl(tmp_path / 'classes.jsonl')
-    transform = CLIPTransform(int(model.clip.visual.img_size[0]))
+    transform = PipelineTransform(clip_pipeline(model.preprocess_args))
     from mmengine.dataset import pseudo_collate
     with torch.no_grad():
         preds = model.eval().test_step(pseudo_collate(

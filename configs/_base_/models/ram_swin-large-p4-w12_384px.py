@@ -23,11 +23,11 @@ model = dict(
         norm_eps=1e-12),
     num_classes=4585,
     embed_dims=512,
-    # RAM's preprocessing (see mmprompt.models.ram.ram_preprocess): RGB
-    # resized to 384x384 with PIL bilinear, no crop, ImageNet mean and std.
-    # to_rgb: images loaded with LoadImageFromFile are BGR.
+    # RAM's normalisation, in RAM's order (x / 255, then ImageNet's mean and
+    # std): bit for bit RAM's input tensors. BGR images (RAMPreprocess's,
+    # LoadImageFromFile's) are flipped to RGB.
     data_preprocessor=dict(
-        type='ClsDataPreprocessor',
+        type='RAMDataPreprocessor',
         mean=[123.675, 116.28, 103.53],
         std=[58.395, 57.12, 57.375],
         to_rgb=True),

@@ -2,7 +2,7 @@
 from .label_embedding import (build_description_label_embed,
                               build_openset_label_embed, ram_openset_prompts,
                               ram_openset_templates, resolve_ram_templates)
-from .preprocess import ram_preprocess
+from .preprocess import RAMDataPreprocessor
 from .ram import RAM, RAMOpenset, load_ram_checkpoint
 from .ram_plus import RAMPlus, RAMPlusOpenset
 from .tagging_head import RAMTaggingHead
@@ -13,8 +13,9 @@ RAMNormal = RAM
 
 __all__ = [
     'RAM', 'RAMNormal', 'RAMOpenset', 'RAMPlus', 'RAMPlusOpenset',
-    'CategoryEncoder', 'TagVocabulary', 'RAMTaggingHead',
+    'RAMDataPreprocessor', 'CategoryEncoder', 'TagVocabulary',
+    'RAMTaggingHead',
     'build_description_label_embed', 'build_openset_label_embed',
     'load_ram_checkpoint', 'ram_openset_prompts', 'ram_openset_templates',
-    'ram_preprocess', 'resolve_ram_templates'
+    'resolve_ram_templates'
 ]

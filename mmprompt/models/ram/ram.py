@@ -92,8 +92,9 @@ class RAM(BaseModel):
             within 1e-6 of MMPreTrain's ``WindowMSA`` in fp32; speed in
             ``docs/benchmarks.md``). Defaults to True.
         data_preprocessor (dict | nn.Module, optional): Defaults to
-            MMPreTrain's ``ClsDataPreprocessor`` with ImageNet's mean and std
-            and ``to_rgb=True``; a dict without ``type`` gets that type.
+            :class:`~mmprompt.models.ram.RAMDataPreprocessor` (ImageNet's
+            mean and std in RAM's order, ``to_rgb=True``); a dict without
+            ``type`` gets MMPreTrain's ``ClsDataPreprocessor``.
         init_cfg (dict, optional): Initialization config dict.
             Defaults to None.
     """
@@ -119,6 +120,8 @@ class RAM(BaseModel):
                  fast_attention: bool = True,
                  data_preprocessor: Optional[Union[dict, nn.Module]] = None,
                  init_cfg: Optional[dict] = None) -> None:
+        if data_preprocessor is None:
+            data_preprocessor = dict(type='RAMDataPreprocessor')
         data_preprocessor = build_cls_preprocessor(data_preprocessor, RAM_MEAN,
                                                    RAM_STD)
         super().__init__(

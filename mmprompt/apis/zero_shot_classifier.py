@@ -15,16 +15,14 @@ from typing import Any, Callable, List, Optional, Sequence, Union
 
 import numpy as np
 import torch
-from mmcv.transforms import Compose
 from mmengine.config import Config
 from mmengine.model import BaseModel
 from mmpretrain.apis.base import BaseInferencer
-from mmpretrain.datasets.transforms import PackInputs
 from mmpretrain.structures import DataSample
 from PIL import Image
 
 from mmprompt.datasets import load_example_images
-from mmprompt.datasets.transforms import CLIPPreprocess
+from mmprompt.datasets.transforms import build_pipeline, clip_pipeline
 from mmprompt.models.clip.prototype_cache import PrototypeCache
 from mmprompt.models.clip.prompts import (resolve_categories,
                                           resolve_descriptions,
@@ -156,9 +154,7 @@ class ZeroShotClassifier(BaseInferencer):
         return list_models(pattern, task='Zero-shot Image Classification')
 
     def _init_pipeline(self, cfg: Config) -> Callable:
-        pipeline = Compose(
-            [CLIPPreprocess(**self.model.preprocess_args),
-             PackInputs()])
+        pipeline = build_pipeline(clip_pipeline(self.model.preprocess_args))
 
         def load(image: ImageInput) -> dict:
             if isinstance(image, str):

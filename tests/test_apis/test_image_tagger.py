@@ -331,3 +331,30 @@ def test_long_open_sets_are_embedded_in_cached_chunks(files):
     assert encoded == [2]  # ['tulip', 'moth']; the first two chunks kept
     tagger.vocabulary(names)
     assert encoded == [2]  # the whole set kept too
+
+
+def test_bulk_inference_reads_images_as_the_tagger(tagger, files):
+    """tools/infer.py's TagTask applies the tagger's test pipeline (RAM's
+    transform, then the model's data preprocessor): the same pixels and
+    records as a call, also after pickling (DataLoader workers)."""
+    import pickle
+
+    from mmprompt.apis.bulk import TagTask
+    from mmprompt.utils.image_io import decode_image
+    assert tagger.test_pipeline == [
+        dict(type='RAMPreprocess', scale=384, array_order='bgr'),
+        dict(type='PackInputs')
+    ]
+    task = TagTask(tagger)
+    assert task.transform.steps == tagger.test_pipeline
+    images = [decode_image(p, mode=None) for p in files['images']]
+    data = [task.transform(image) for image in images]
+    worker = pickle.loads(pickle.dumps(task.transform))
+    for path, image, one in zip(files['images'], images, data):
+        pixels = tagger.pipeline(path)['inputs']
+        assert torch.equal(one['inputs'], pixels)
+        assert torch.equal(worker(image)['inputs'], pixels)
+    records = task(data)
+    for record, result in zip(records, tagger(files['images'])):
+        assert record['labels'] == result['pred_labels']
+        assert record['scores'] == [round(s, 6) for s in result['pred_scores']]

@@ -1,16 +1,12 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
-"""Gradio demo: tag anything with RAM, classify anything with CLIP.
-
-Start it with converted checkpoints (each optional; a missing one disables
-its tab with instructions)::
+"""Gradio demo: tag anything with RAM, classify anything with CLIP::
 
     python demo/gradio_demo.py \\
         --clip-checkpoint checkpoints/clip_vit-base-p16.pth \\
         --ram-checkpoint checkpoints/ram_swin-large-p4-w12_384px_normal.pth
 
-This file only draws the page. What happens behind it (image decoding,
-parsing the text boxes, calling the models, formatting results) is in
-:mod:`demo_backend` beside this file, tested without a browser.
+Each checkpoint is optional (a missing one disables its tab, with how to
+get it). This file draws the page; :mod:`demo_backend` does the rest.
 """
 import argparse
 import functools
@@ -22,19 +18,15 @@ import gradio as gr
 from mmengine.logging import print_log
 
 from demo_backend import (RAM_CONFIG, RAM_OPENSET_CONFIG, DemoBackend,
-                          DemoInputError, MMPromptBackend, run_classify,
-                          run_tagging)
-from demo_worker import MemoryBudget
+                          DemoInputError, MemoryBudget, MMPromptBackend,
+                          run_classify, run_tagging, split_names)
 
 NUM_EXAMPLE_SLOTS = 3  # the classify handler names each slot's inputs
-#: Requests per model let into the backend at once, side by side (see
-#: demo_worker.py), so a small request is not stuck behind a large one;
-#: more wait in gradio's queue. Each calling thread gets PyTorch's OpenMP
-#: thread team: a few, not one per queued request.
+#: Requests per model run side by side (each calling thread gets PyTorch's
+#: OpenMP team: a few, not one per queued request); more wait in the queue.
 ACTIVE_REQUESTS = 4
-#: What the requests of both tabs may take to decode their images together,
-#: in MB (two images at the decoder's own limit of 1,000 MB); a request
-#: over it waits for room, then is refused (demo_worker.MemoryBudget).
+#: MB the running requests may take to decode their images together (two
+#: images at the decoder's own limit).
 MEMORY_BUDGET_MB = 2000
 DEFAULT_CLIP_CONFIG = 'clip_vit-base-p16'
 
@@ -49,15 +41,8 @@ optional descriptions and a few example images.
 
 
 def _image_input(elem_id: str) -> gr.Image:
-    """An image upload whose handler gets the uploaded file untouched.
-
-    ``gr.Image`` opens every upload with PIL before the handler runs, so an
-    unreadable file or a decompression bomb fails inside gradio with a
-    message that shows server paths. This instance passes the path on and
-    leaves decoding to :func:`demo_backend.load_image`, which
-    says what is wrong. (A ``gr.Image`` subclass would do the same, but
-    gradio writes a ``.pyi`` file beside any module defining one.)
-    """
+    """An upload whose handler gets the file untouched: ``gr.Image`` would
+    open it with PIL first, and fail with server paths in the message."""
     image = gr.Image(
         type='filepath',
         image_mode=None,
@@ -77,7 +62,7 @@ def _image_input(elem_id: str) -> gr.Image:
 
 
 def _guard(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Show bad input and failures as an error on the page, not a trace."""
+    """Bad input and failures as a message on the page, not a trace."""
 
     @functools.wraps(fn)
     def wrapped(*args: Any) -> Any:
@@ -85,8 +70,7 @@ def _guard(fn: Callable[..., Any]) -> Callable[..., Any]:
             return fn(*args)
         except DemoInputError as e:
             raise gr.Error(str(e), print_exception=False) from None
-        except (RuntimeError, ValueError) as e:
-            # A model that failed to load, or input the models refuse.
+        except (RuntimeError, ValueError) as e:  # refused by the models
             print_log(
                 f'Request failed: {type(e).__name__}: {e}',
                 logger='current',
@@ -108,10 +92,7 @@ def _guard(fn: Callable[..., Any]) -> Callable[..., Any]:
 def _category_choices(text: Optional[str]) -> List[str]:
     """The names in the categories box, leniently (no errors while typing).
     """
-    names = []
-    for line in (text or '').replace('，', ',').splitlines():
-        names.extend(' '.join(n.split()) for n in line.split(','))
-    return list(dict.fromkeys(n for n in names if n))
+    return list(dict.fromkeys(split_names(text)))
 
 
 def _tagging_tab(backend: DemoBackend, budget: MemoryBudget) -> None:

@@ -1,16 +1,10 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
-"""What the Gradio page (``gradio_demo.py``) does, minus drawing it.
-
-A thin layer over the public API, tested without a browser: uploads are
-decoded by :func:`mmprompt.utils.image_io.decode_image`, names checked by
-:func:`mmprompt.models.clip.prompts.check_categories`, and the models are
-:class:`mmprompt.apis.ImageTagger` and
-:class:`mmprompt.apis.ZeroShotClassifier`, each built once on first use
-and then called by requests side by side: every call passes what it
-recognises as a vocabulary, the models keep none (long open sets are
-embedded in cached chunks by the tagger's category encoder). Bad input
-raises :class:`DemoInputError`, whose message the page shows as is.
-"""
+"""What the Gradio page (``gradio_demo.py``) does, minus drawing it: a
+thin layer over ``mmprompt.apis``, tested without a browser. The models are
+built once, on first use, then called by requests side by side, each
+passing its own vocabulary (long open sets are embedded in cached chunks by
+the tagger's category encoder). Bad input raises :class:`DemoInputError`,
+whose message the page shows as is."""
 import contextlib
 import functools
 import logging
@@ -45,23 +39,20 @@ RAM_OPENSET_CONFIG = 'ram_swin-large-p4-w12_384px_openset'
 
 CLIP_HELP = """\
 **Classify is disabled: no CLIP checkpoint.** Convert OpenAI's ViT-B-16.pt
-(github.com/openai/CLIP) and restart the demo with it:
+(github.com/openai/CLIP) and pass it as `--clip-checkpoint`:
 
     python tools/model_converters/openai_clip_to_mmprompt.py \\
         ViT-B-16.pt checkpoints/clip_vit-base-p16.pth
-    python demo/gradio_demo.py \\
-        --clip-checkpoint checkpoints/clip_vit-base-p16.pth
 """
 RAM_HELP = """\
 **Tagging is disabled: no RAM checkpoint.** Convert the Recognize Anything
 weights (huggingface.co/xinyu1205/recognize_anything_model) with the tag
-lists of its repository's ram/data/ and restart the demo with them (with
-`--clip-checkpoint` of ViT-B/16 for the open set):
+lists of its repository's ram/data/ and pass it as `--ram-checkpoint` (the
+CLIP ViT-B/16 checkpoint adds the open set):
 
     python tools/model_converters/ram_to_mmprompt.py ram_swin_large_14m.pth \\
         checkpoints/ram.pth --tag-list ram_tag_list.txt --tag-list-chinese \\
         ram_tag_list_chinese.txt --thresholds ram_tag_list_threshold.txt
-    python demo/gradio_demo.py --ram-checkpoint checkpoints/ram.pth
 """
 
 
@@ -243,19 +234,15 @@ def _tag_rows(result: Sequence[dict]) -> List[TagRow]:
     pred = result[0]
     tags = pred['pred_tags'] or [str(i) for i in pred['pred_labels']]
     chinese = pred.get('pred_tags_chinese') or [''] * len(tags)
-    return [
-        TagRow(str(t), str(z or ''), float(s))
-        for t, z, s in zip(tags, chinese, pred['pred_scores'])
-    ]
+    return [TagRow(str(t), str(z or ''), float(s))
+            for t, z, s in zip(tags, chinese, pred['pred_scores'])]
 
 
 def _class_scores(result: Sequence[dict]) -> Dict[str, float]:
     """``{name: prob}`` of a ZeroShotClassifier result (one image)."""
     pred = result[0]
-    return {
-        str(n): float(s)
-        for n, s in zip(pred['pred_classes'], pred['pred_scores'])
-    }
+    return {str(n): float(s)
+            for n, s in zip(pred['pred_classes'], pred['pred_scores'])}
 
 
 class LazyModel:
@@ -272,11 +259,8 @@ class LazyModel:
                 try:
                     self._obj = self._build()
                 except Exception as e:
-                    print_log(
-                        'Building a demo model failed:\n' +
-                        traceback.format_exc(),
-                        logger='current',
-                        level=logging.ERROR)
+                    print_log('Building a demo model failed:\n' +
+                              traceback.format_exc(), 'current', logging.ERROR)
                     self._error = f'{type(e).__name__}: {e}'
         if self._error is not None:
             raise RuntimeError(f'the model could not be loaded '
@@ -320,11 +304,12 @@ class MemoryBudget:
 
 
 class DemoBackend:
-    """The models behind the page (tests inject a fake). ``tag`` returns
-    RAM's own tags, or those of ``categories`` (an open set), with a
-    threshold of None meaning the calibrated per-tag ones; ``classify``
-    returns ``{category: probability}`` of the top-k. A ``*_unavailable``
-    reason (Markdown) replaces a tab's inputs."""
+    """The models behind the page (tests inject a fake). Subclasses add
+    ``tag(image, threshold, categories) -> [TagRow]`` (RAM's own tags, or
+    those of ``categories``, an open set; a threshold of None means the
+    calibrated per-tag ones) and ``classify(image, categories,
+    descriptions, examples, templates, topk) -> {category: probability}``.
+    A ``*_unavailable`` reason (Markdown) replaces a tab's inputs."""
 
     def ram_unavailable(self) -> Optional[str]:
         return None
@@ -343,16 +328,6 @@ class DemoBackend:
 
     def learned_categories(self) -> List[str]:
         return []
-
-    def tag(self, image: Image.Image, threshold: Optional[float],
-            categories: Optional[Sequence[str]]) -> List[TagRow]:
-        raise NotImplementedError
-
-    def classify(self, image: Image.Image, categories: Sequence[str],
-                 descriptions: Dict[str, List[str]],
-                 examples: Dict[str, List[Image.Image]], templates: str,
-                 topk: int) -> Dict[str, float]:
-        raise NotImplementedError
 
 
 def _missing(path: Optional[str], help_text: str) -> Optional[str]:
@@ -379,14 +354,11 @@ class MMPromptBackend(DemoBackend):
         allow_other_weights (bool): See ``ZeroShotClassifier``.
     """
 
-    def __init__(self,
-                 clip_config: str,
-                 clip_checkpoint: Optional[str] = None,
+    def __init__(self, clip_config: str, clip_checkpoint: Optional[str] = None,
                  ram_config: Optional[str] = None,
                  ram_checkpoint: Optional[str] = None,
                  ram_text_checkpoint: Optional[str] = None,
-                 device: Optional[str] = None,
-                 learned: Optional[str] = None,
+                 device: Optional[str] = None, learned: Optional[str] = None,
                  allow_other_weights: bool = False) -> None:
         self.clip_config, self.clip_checkpoint = clip_config, clip_checkpoint
         self.learned, self.allow_other_weights = learned, allow_other_weights
@@ -397,9 +369,8 @@ class MMPromptBackend(DemoBackend):
             self._learned_meta = read_learned_meta(learned)
         self.ram_config = ram_config or (RAM_OPENSET_CONFIG if
                                          ram_text_checkpoint else RAM_CONFIG)
-        self.ram_checkpoint = ram_checkpoint
+        self.ram_checkpoint, self.device = ram_checkpoint, device
         self.ram_text_checkpoint = ram_text_checkpoint
-        self.device = device
         self._classifier = LazyModel(self._build_classifier)
         self._tagger = LazyModel(self._build_tagger)
         self._ram_type: Optional[str] = None
@@ -460,11 +431,8 @@ class MMPromptBackend(DemoBackend):
     def _build_classifier(self) -> Any:
         from mmprompt.apis import ZeroShotClassifier
         return ZeroShotClassifier(
-            self.clip_config,
-            pretrained=self.clip_checkpoint,
-            device=self.device,
-            learned=self.learned,
-            allow_other_weights=self.allow_other_weights)
+            self.clip_config, self.clip_checkpoint, self.device,
+            learned=self.learned, allow_other_weights=self.allow_other_weights)
 
     def _build_tagger(self) -> Any:
         from mmprompt.apis import ImageTagger
@@ -474,11 +442,8 @@ class MMPromptBackend(DemoBackend):
                 not self._model_type().startswith('SigLIP'):
             overrides['text_encoder'] = text_encoder_from(
                 self.ram_text_checkpoint)
-        return ImageTagger(
-            self.ram_config,
-            pretrained=self.ram_checkpoint,
-            device=self.device,
-            **overrides)
+        return ImageTagger(self.ram_config, self.ram_checkpoint, self.device,
+                           **overrides)
 
     def tag(self, image: Image.Image, threshold: Optional[float],
             categories: Optional[Sequence[str]]) -> List[TagRow]:
@@ -488,12 +453,8 @@ class MMPromptBackend(DemoBackend):
         # Never the tagger's default, which another request may have set.
         vocabulary = tagger.vocabulary(list(categories)) if categories \
             else tagger.model_vocabulary
-        return _tag_rows(
-            tagger(
-                image,
-                categories=vocabulary,
-                threshold=threshold,
-                sort_by='score'))
+        return _tag_rows(tagger(image, categories=vocabulary,
+                                threshold=threshold, sort_by='score'))
 
     def classify(self, image: Image.Image, categories: Sequence[str],
                  descriptions: Dict[str, List[str]],
@@ -506,11 +467,8 @@ class MMPromptBackend(DemoBackend):
                     'images: leave them empty')
             templates = None  # the learned context is the prompt
         return _class_scores(self._classifier.get()(
-            image,
-            categories=list(categories),
-            templates=templates,
-            descriptions=descriptions or None,
-            examples=examples or None,
+            image, categories=list(categories), templates=templates,
+            descriptions=descriptions or None, examples=examples or None,
             topk=topk))
 
 
@@ -522,20 +480,13 @@ def _admit(budget: Optional[MemoryBudget], image: Any,
     files = [image]
     for _, group in slots:
         files += group if isinstance(group, (list, tuple)) else [group]
-    return budget.reserve(
-        sum(
-            estimate_decode_cost(getattr(f, 'name', f)) for f in files
-            if f is not None))
+    return budget.reserve(sum(estimate_decode_cost(getattr(f, 'name', f))
+                              for f in files if f is not None))
 
 
-def run_tagging(
-    backend: DemoBackend,
-    image: Optional[ImageInput],
-    threshold: float,
-    calibrated: bool,
-    open_set: Optional[str],
-    budget: Optional[MemoryBudget] = None
-) -> Tuple[Dict[str, float], List[List[Any]], str, str]:
+def run_tagging(backend: DemoBackend, image: Optional[ImageInput],
+                threshold: float, calibrated: bool, open_set: Optional[str],
+                budget: Optional[MemoryBudget] = None) -> tuple:
     """The tagging tab's handler: widget values in, :func:`format_tags`
     out. The open set always uses the slider's threshold."""
     with _admit(budget, image):
@@ -549,18 +500,14 @@ def run_tagging(
         if not 0.0 <= float(threshold) <= 1.0:
             raise DemoInputError(f'threshold {threshold} is not in [0, 1]')
         use_slider = categories is not None or not calibrated
-        return format_tags(
-            backend.tag(img,
-                        float(threshold) if use_slider else None, categories))
+        return format_tags(backend.tag(
+            img, float(threshold) if use_slider else None, categories))
 
 
-def run_classify(backend: DemoBackend,
-                 image: Optional[ImageInput],
+def run_classify(backend: DemoBackend, image: Optional[ImageInput],
                  categories_text: Optional[str],
-                 descriptions_text: Optional[str],
-                 example_slots: Slots,
-                 templates: Optional[str],
-                 topk: int,
+                 descriptions_text: Optional[str], example_slots: Slots,
+                 templates: Optional[str], topk: Any,
                  budget: Optional[MemoryBudget] = None) -> Dict[str, float]:
     """The classify tab's handler: ``{category: probability}``, sorted,
     at most ``topk``; no template set picks the backend's first."""

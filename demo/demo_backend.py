@@ -10,7 +10,6 @@ import functools
 import logging
 import os.path as osp
 import threading
-import time
 import traceback
 from typing import (Any, Callable, ContextManager, Dict, Iterator, List,
                     NamedTuple, Optional, Sequence, Tuple, Union)
@@ -167,8 +166,8 @@ def parse_examples(slots: Slots,
     """
     out: Dict[str, List[Image.Image]] = {}
     for i, (name, files) in enumerate(slots, 1):
-        files = files if isinstance(files, (list, tuple)) else \
-            [] if files is None else [files]
+        if not isinstance(files, (list, tuple)):
+            files = [] if files is None else [files]
         if not files:
             continue
         if not name or not str(name).strip():
@@ -192,18 +191,6 @@ def parse_examples(slots: Slots,
     return out
 
 
-def parse_topk(topk: Any, num_categories: int) -> int:
-    """The page's top-k as an int in ``[1, num_categories]``."""
-    try:
-        value = float(topk)
-    except (TypeError, ValueError):
-        value = -1.0
-    if not value.is_integer() or value < 1:
-        raise DemoInputError(f'top-k must be a whole number >= 1, not '
-                             f'{topk!r}')
-    return min(int(value), num_categories)
-
-
 def sort_scores(scores: Dict[str, float],
                 topk: Optional[int] = None) -> Dict[str, float]:
     """``{name: score}`` by score (descending, then name), cut to topk."""
@@ -212,18 +199,13 @@ def sort_scores(scores: Dict[str, float],
     return dict(items[:topk])
 
 
-def format_tags(
-    rows: Sequence[TagRow],
-    max_bars: int = MAX_BARS
-) -> Tuple[Dict[str, float], List[List[Any]], str, str]:
+def format_tags(rows: Sequence[TagRow], max_bars: int = MAX_BARS) -> tuple:
     """Bars (the best ``max_bars``, ``'tag / 中文'``), table rows, and the
     English and Chinese tags joined by ``' | '``, all by score."""
     rows = sorted(rows, key=lambda r: (-float(r.score), r.tag))
     zh = [(r.tag_zh or '').strip() for r in rows]
-    bars = {
-        (f'{r.tag} / {z}' if z else r.tag): float(r.score)
-        for r, z in zip(rows[:max_bars], zh)
-    }
+    bars = {(f'{r.tag} / {z}' if z else r.tag): float(r.score)
+            for r, z in zip(rows[:max_bars], zh)}
     table = [[r.tag, z, round(float(r.score), 4)] for r, z in zip(rows, zh)]
     return (bars, table, ' | '.join(r.tag for r in rows),
             ' | '.join(z or r.tag for r, z in zip(rows, zh)))
@@ -287,13 +269,11 @@ class MemoryBudget:
                 f'this request would take {format_mb(nbytes / 1e6)} MB to '
                 'decode, more than the demo allows '
                 f'({format_mb(self.total / 1e6)} MB); use a smaller image')
-        deadline = time.monotonic() + self.wait
         with self._cond:
-            while self.used + nbytes > self.total:
-                if not self._cond.wait(max(deadline - time.monotonic(), 0)):
-                    raise DemoInputError(
-                        'the demo is busy with other large images; try again '
-                        'in a minute')
+            if not self._cond.wait_for(
+                    lambda: self.used + nbytes <= self.total, self.wait):
+                raise DemoInputError('the demo is busy with other large '
+                                     'images; try again in a minute')
             self.used += nbytes
         try:
             yield
@@ -303,55 +283,29 @@ class MemoryBudget:
                 self._cond.notify_all()
 
 
-class DemoBackend:
-    """The models behind the page (tests inject a fake). Subclasses add
-    ``tag(image, threshold, categories) -> [TagRow]`` (RAM's own tags, or
-    those of ``categories``, an open set; a threshold of None means the
-    calibrated per-tag ones) and ``classify(image, categories,
-    descriptions, examples, templates, topk) -> {category: probability}``.
-    A ``*_unavailable`` reason (Markdown) replaces a tab's inputs."""
-
-    def ram_unavailable(self) -> Optional[str]:
-        return None
-
-    def clip_unavailable(self) -> Optional[str]:
-        return None
-
-    def open_set_unavailable(self) -> Optional[str]:
-        return None
-
-    def learned_prompts(self) -> Optional[str]:
-        return None
-
-    def template_sets(self) -> List[str]:
-        return ['simple']
-
-    def learned_categories(self) -> List[str]:
-        return []
-
-
 def _missing(path: Optional[str], help_text: str) -> Optional[str]:
     if path and osp.isfile(path):
         return None
     return help_text + (f'\n\n`{path}` does not exist.' if path else '')
 
 
-class MMPromptBackend(DemoBackend):
-    """mmprompt's inferencers, each built on its first request.
+class MMPromptBackend:
+    """The models behind the page: mmprompt's inferencers, each built on its
+    first request (tests replace :meth:`tag` and :meth:`classify`). A
+    ``*_unavailable`` reason (Markdown) replaces a tab's inputs.
 
     Args:
         clip_config (str): CLIP zoo name or config file.
-        clip_checkpoint (str, optional): Without it, Classify is off.
+        clip_checkpoint, ram_checkpoint (str, optional): Converted weights;
+            without one, its tab is off.
         ram_config (str, optional): Tagging zoo name or config file.
             Defaults to :data:`RAM_OPENSET_CONFIG` with a
-            ``ram_text_checkpoint``, else :data:`RAM_CONFIG`.
-        ram_checkpoint (str, optional): Without it, Tagging is off.
-        ram_text_checkpoint (str, optional): CLIP ViT-B/16 whose text
-            tower embeds RAM's open set; without it the open set is off.
-        device (str, optional): Torch device. Defaults to None (CPU).
-        learned (str, optional): A learned-prompt file of ``tools/train.py``
-            whose prompts replace templates, descriptions and examples.
-        allow_other_weights (bool): See ``ZeroShotClassifier``.
+            ``ram_text_checkpoint`` (CLIP ViT-B/16 for the open set), else
+            :data:`RAM_CONFIG`.
+        learned (str, optional): A learned-prompt file of tools/train.py,
+            read now; its prompts replace templates, descriptions and
+            examples. ``device`` and ``allow_other_weights`` go to the
+            inferencers.
     """
 
     def __init__(self, clip_config: str, clip_checkpoint: Optional[str] = None,
@@ -362,11 +316,9 @@ class MMPromptBackend(DemoBackend):
                  allow_other_weights: bool = False) -> None:
         self.clip_config, self.clip_checkpoint = clip_config, clip_checkpoint
         self.learned, self.allow_other_weights = learned, allow_other_weights
-        self._learned_meta = None
-        if learned is not None:  # a bad file is an error at start-up
-            from mmprompt.models.prompt_learning.learned import \
-                read_learned_meta
-            self._learned_meta = read_learned_meta(learned)
+        from mmprompt.models.prompt_learning.learned import \
+            read_learned_meta
+        self._learned_meta = read_learned_meta(learned) if learned else None
         self.ram_config = ram_config or (RAM_OPENSET_CONFIG if
                                          ram_text_checkpoint else RAM_CONFIG)
         self.ram_checkpoint, self.device = ram_checkpoint, device
@@ -484,7 +436,7 @@ def _admit(budget: Optional[MemoryBudget], image: Any,
                               for f in files if f is not None))
 
 
-def run_tagging(backend: DemoBackend, image: Optional[ImageInput],
+def run_tagging(backend: MMPromptBackend, image: Optional[ImageInput],
                 threshold: float, calibrated: bool, open_set: Optional[str],
                 budget: Optional[MemoryBudget] = None) -> tuple:
     """The tagging tab's handler: widget values in, :func:`format_tags`
@@ -504,7 +456,7 @@ def run_tagging(backend: DemoBackend, image: Optional[ImageInput],
             img, float(threshold) if use_slider else None, categories))
 
 
-def run_classify(backend: DemoBackend, image: Optional[ImageInput],
+def run_classify(backend: MMPromptBackend, image: Optional[ImageInput],
                  categories_text: Optional[str],
                  descriptions_text: Optional[str], example_slots: Slots,
                  templates: Optional[str], topk: Any,
@@ -521,7 +473,14 @@ def run_classify(backend: DemoBackend, image: Optional[ImageInput],
         if templates not in choices:
             raise DemoInputError(f'unknown template set {templates!r}; '
                                  f'choose one of {choices}')
-        topk = parse_topk(topk, len(categories))
+        try:
+            value = float(topk)
+        except (TypeError, ValueError):
+            value = -1.0
+        if not value.is_integer() or value < 1:
+            raise DemoInputError(f'top-k must be a whole number >= 1, not '
+                                 f'{topk!r}')
+        topk = min(int(value), len(categories))
         scores = backend.classify(img, categories, descriptions, examples,
                                   templates, topk)
     return sort_scores(scores, topk)

@@ -17,9 +17,9 @@ from typing import Any, Callable, List, Optional, Sequence
 import gradio as gr
 from mmengine.logging import print_log
 
-from demo_backend import (RAM_CONFIG, RAM_OPENSET_CONFIG, DemoBackend,
-                          DemoInputError, MemoryBudget, MMPromptBackend,
-                          run_classify, run_tagging, split_names)
+from demo_backend import (RAM_CONFIG, RAM_OPENSET_CONFIG, DemoInputError,
+                          MemoryBudget, MMPromptBackend, run_classify,
+                          run_tagging, split_names)
 
 NUM_EXAMPLE_SLOTS = 3  # the classify handler names each slot's inputs
 #: Requests per model run side by side (each calling thread gets PyTorch's
@@ -68,11 +68,10 @@ def _guard(fn: Callable[..., Any]) -> Callable[..., Any]:
     def wrapped(*args: Any) -> Any:
         try:
             return fn(*args)
-        except DemoInputError as e:
-            raise gr.Error(str(e), print_exception=False) from None
-        except (RuntimeError, ValueError) as e:  # refused by the models
-            print_log(f'Request failed: {type(e).__name__}: {e}', 'current',
-                      logging.WARNING)
+        except (RuntimeError, ValueError) as e:  # bad input, or refused
+            if not isinstance(e, DemoInputError):
+                print_log(f'Request failed: {type(e).__name__}: {e}',
+                          'current', logging.WARNING)
             raise gr.Error(str(e), print_exception=False) from None
         except Exception as e:
             print_log('Request failed:\n' + traceback.format_exc(),
@@ -90,7 +89,7 @@ def _category_choices(text: Optional[str]) -> List[str]:
     return list(dict.fromkeys(split_names(text)))
 
 
-def _tagging_tab(backend: DemoBackend, budget: MemoryBudget) -> None:
+def _tagging_tab(backend: MMPromptBackend, budget: MemoryBudget) -> None:
     unavailable = backend.ram_unavailable()
     if unavailable:
         gr.Markdown(unavailable, elem_id='tag-unavailable')
@@ -134,7 +133,7 @@ def _tagging_tab(backend: DemoBackend, budget: MemoryBudget) -> None:
                  concurrency_id='ram', concurrency_limit=ACTIVE_REQUESTS)
 
 
-def _classify_tab(backend: DemoBackend, budget: MemoryBudget) -> None:
+def _classify_tab(backend: MMPromptBackend, budget: MemoryBudget) -> None:
     unavailable = backend.clip_unavailable()
     if unavailable:
         gr.Markdown(unavailable, elem_id='cls-unavailable')
@@ -204,7 +203,7 @@ def _classify_tab(backend: DemoBackend, budget: MemoryBudget) -> None:
         concurrency_limit=ACTIVE_REQUESTS)
 
 
-def build_demo(backend: DemoBackend,
+def build_demo(backend: MMPromptBackend,
                queue_size: int = 64,
                memory_budget_mb: float = MEMORY_BUDGET_MB) -> Any:
     """The page (``gradio.Blocks``), queued (at most ``queue_size``

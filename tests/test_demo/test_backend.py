@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 import demo_backend as db  # demo/, on sys.path through __init__.py
-from demo_backend import (DemoBackend, DemoInputError, LazyModel, MemoryBudget,
+from demo_backend import (DemoInputError, LazyModel, MemoryBudget,
                           MMPromptBackend, TagRow, load_image,
                           parse_categories, parse_descriptions, parse_examples,
                           run_classify, run_tagging)
@@ -46,11 +46,18 @@ def _png(path, width, height, bit_depth, color_type, pixels=None):
     return str(path)
 
 
-class FakeBackend(DemoBackend):
-    """Records its calls; scores categories by their position."""
+class FakeBackend(MMPromptBackend):
+    """Every model available; records its calls; scores categories by
+    their position."""
 
     def __init__(self):
+        super().__init__('x')
         self.calls = []
+
+    def clip_unavailable(self):
+        return None
+
+    ram_unavailable = open_set_unavailable = clip_unavailable
 
     def template_sets(self):
         return ['simple', 'openai_imagenet']

@@ -2,13 +2,11 @@
 """Classify images among categories given on the command line::
 
     python demo/classify.py cat.jpg --categories "tabby cat" beagle owl
-    python demo/classify.py photos/ --categories imagenet \
-        --checkpoint checkpoints/clip_vit-base-p16.pth \
-        --descriptions descriptions.json --examples "owl=o1.jpg,o2.jpg"
+    python demo/classify.py photos/ --categories imagenet --examples \
+        "owl=o1.jpg,o2.jpg" --checkpoint checkpoints/clip_vit-base-p16.pth
 
-Images are listed and read as ``tools/infer.py classify`` (made for large
-collections) reads them; an unreadable one is reported and skipped.
-"""
+Images are listed and read as ``tools/infer.py classify`` (for large
+collections) does; an unreadable one is reported and skipped."""
 import argparse
 import json
 import logging
@@ -78,7 +76,6 @@ def main(argv: Optional[List[str]] = None) -> list:
     dataset = ImageItemDataset(items, range(len(items)), lambda im: im)
     records = [dict(image=it.name, **dataset[i]) for i, it in enumerate(items)]
     good = [r for r in records if 'data' in r]
-    bad = [r['image'] for r in records if 'error' in r]
     for r in records:
         if 'error' in r:
             print_log(f'skipped: {r["error"]}', 'current', logging.WARNING)
@@ -108,9 +105,6 @@ def main(argv: Optional[List[str]] = None) -> list:
             for name, score in zip(result['pred_classes'],
                                    result['pred_scores'])
         ]
-    if bad:
-        lines.append(f'skipped {len(bad)} unreadable of {len(items)} '
-                     'images: ' + ', '.join(bad))
     print_log('\n'.join(lines), logger='current')
     if args.out:
         with atomic_write(args.out, 'w') as f:

@@ -12,21 +12,17 @@ import os.path as osp
 import threading
 import traceback
 from typing import (Any, Callable, ContextManager, Dict, Iterator, List,
-                    NamedTuple, Optional, Sequence, Tuple, Union)
+                    NamedTuple, Optional, Sequence, Tuple)
 
-import numpy as np
 from mmengine.logging import print_log
 from PIL import Image
 
 from mmprompt.utils.errors import ImageDecodeError
-from mmprompt.utils.image_io import (decode_image, estimate_decode_cost,
-                                     format_mb)
+from mmprompt.utils.image_io import (ImageSource, decode_image,
+                                     estimate_decode_cost, format_mb)
 
-ImageInput = Union[str, np.ndarray, Image.Image]
 Slots = Sequence[Tuple[Optional[str], Any]]
 
-#: Pixels above which an upload is refused undecoded (PIL's own limit).
-MAX_PIXELS = 89_478_485
 MAX_CATEGORIES = 1000
 MAX_NAME_CHARS = 120
 #: CLIP's 77 tokens less start, end and the longest built-in template.
@@ -66,9 +62,10 @@ class TagRow(NamedTuple):
     score: float
 
 
-def load_image(image: Optional[ImageInput],
-               max_pixels: int = MAX_PIXELS) -> Image.Image:
-    """Decode an upload as the API does (EXIF, 16 bit, pixel limit)."""
+def load_image(image: Optional[ImageSource],
+               max_pixels: Optional[int] = None) -> Image.Image:
+    """Decode an upload as the API does (EXIF, 16 bit, the decoder's
+    pixel limit unless ``max_pixels`` is given)."""
     if image is None or (isinstance(image, str) and not image.strip()):
         raise DemoInputError('no image: upload an image first')
     try:
@@ -79,8 +76,8 @@ def load_image(image: Optional[ImageInput],
 
 
 def split_names(text: Optional[str]) -> List[str]:
-    """Names separated by commas (also ``，``), semicolons or newlines,
-    inner spaces folded, blanks and exact repeats dropped."""
+    """Names separated by commas (``，`` too), semicolons or newlines,
+    inner spaces folded, blanks dropped."""
     text = text or ''
     for sep in ('\n', '，', ';', '；'):
         text = text.replace(sep, ',')
@@ -125,8 +122,7 @@ def parse_categories(text: Optional[str],
 
 
 def match_category(name: str, categories: Sequence[str], what: str) -> str:
-    """``name``'s spelling in ``categories``, as the tokenizer reads both.
-    """
+    """``name``'s spelling in ``categories`` (as the tokenizer reads)."""
     from mmprompt.models.clip.tokenizer import pre_tokens
     found = {pre_tokens(c): c for c in categories}.get(pre_tokens(name))
     if found is None:
@@ -138,8 +134,7 @@ def match_category(name: str, categories: Sequence[str], what: str) -> str:
 
 def parse_descriptions(text: Optional[str],
                        categories: Sequence[str]) -> Dict[str, List[str]]:
-    """``category: description`` lines as ``{category: [descriptions]}``.
-    """
+    """``category: description`` lines as ``{category: [texts]}``."""
     out: Dict[str, List[str]] = {}
     for lineno, line in enumerate((text or '').splitlines(), 1):
         if not line.strip():
@@ -162,8 +157,7 @@ def parse_descriptions(text: Optional[str],
 
 def parse_examples(slots: Slots,
                    categories: Sequence[str]) -> Dict[str, List[Image.Image]]:
-    """Decode the ``(category, files)`` example slots; empty ones skipped.
-    """
+    """Decode the ``(category, files)`` example slots, but empty ones."""
     out: Dict[str, List[Image.Image]] = {}
     for i, (name, files) in enumerate(slots, 1):
         if not isinstance(files, (list, tuple)):
@@ -194,9 +188,8 @@ def parse_examples(slots: Slots,
 def sort_scores(scores: Dict[str, float],
                 topk: Optional[int] = None) -> Dict[str, float]:
     """``{name: score}`` by score (descending, then name), cut to topk."""
-    items = sorted(((str(k), float(v)) for k, v in scores.items()),
-                   key=lambda kv: (-kv[1], kv[0]))
-    return dict(items[:topk])
+    return dict(sorted(((str(k), float(v)) for k, v in scores.items()),
+                       key=lambda kv: (-kv[1], kv[0]))[:topk])
 
 
 def format_tags(rows: Sequence[TagRow], max_bars: int = MAX_BARS) -> tuple:
@@ -295,17 +288,12 @@ class MMPromptBackend:
     ``*_unavailable`` reason (Markdown) replaces a tab's inputs.
 
     Args:
-        clip_config (str): CLIP zoo name or config file.
-        clip_checkpoint, ram_checkpoint (str, optional): Converted weights;
-            without one, its tab is off.
-        ram_config (str, optional): Tagging zoo name or config file.
-            Defaults to :data:`RAM_OPENSET_CONFIG` with a
-            ``ram_text_checkpoint`` (CLIP ViT-B/16 for the open set), else
-            :data:`RAM_CONFIG`.
-        learned (str, optional): A learned-prompt file of tools/train.py,
-            read now; its prompts replace templates, descriptions and
-            examples. ``device`` and ``allow_other_weights`` go to the
-            inferencers.
+        clip_config, ram_config (str): Zoo names or config files (tagging:
+            :data:`RAM_OPENSET_CONFIG` with a ``ram_text_checkpoint``, CLIP
+            ViT-B/16 for the open set, else :data:`RAM_CONFIG`).
+        clip_checkpoint, ram_checkpoint (str, optional): Without one, its
+            tab is off. ``learned``: a learned-prompt file of tools/train.py
+            whose prompts replace templates, descriptions and examples.
     """
 
     def __init__(self, clip_config: str, clip_checkpoint: Optional[str] = None,
@@ -358,7 +346,6 @@ class MMPromptBackend:
 
     def template_sets(self) -> List[str]:
         from mmprompt.models.clip.prompts import TEMPLATE_SETS
-
         # The cheap set first: 80 templates take seconds per list on a CPU.
         return sorted(TEMPLATE_SETS, key=lambda n: (n != 'simple', n))
 
@@ -436,7 +423,7 @@ def _admit(budget: Optional[MemoryBudget], image: Any,
                               for f in files if f is not None))
 
 
-def run_tagging(backend: MMPromptBackend, image: Optional[ImageInput],
+def run_tagging(backend: MMPromptBackend, image: Optional[ImageSource],
                 threshold: float, calibrated: bool, open_set: Optional[str],
                 budget: Optional[MemoryBudget] = None) -> tuple:
     """The tagging tab's handler: widget values in, :func:`format_tags`
@@ -445,9 +432,6 @@ def run_tagging(backend: MMPromptBackend, image: Optional[ImageInput],
         img = load_image(image)
         categories = None
         if (open_set or '').strip():
-            why_not = backend.open_set_unavailable()
-            if why_not:
-                raise DemoInputError(why_not)
             categories = parse_categories(open_set)
         if not 0.0 <= float(threshold) <= 1.0:
             raise DemoInputError(f'threshold {threshold} is not in [0, 1]')
@@ -456,7 +440,7 @@ def run_tagging(backend: MMPromptBackend, image: Optional[ImageInput],
             img, float(threshold) if use_slider else None, categories))
 
 
-def run_classify(backend: MMPromptBackend, image: Optional[ImageInput],
+def run_classify(backend: MMPromptBackend, image: Optional[ImageSource],
                  categories_text: Optional[str],
                  descriptions_text: Optional[str], example_slots: Slots,
                  templates: Optional[str], topk: Any,
@@ -473,14 +457,11 @@ def run_classify(backend: MMPromptBackend, image: Optional[ImageInput],
         if templates not in choices:
             raise DemoInputError(f'unknown template set {templates!r}; '
                                  f'choose one of {choices}')
-        try:
-            value = float(topk)
-        except (TypeError, ValueError):
-            value = -1.0
-        if not value.is_integer() or value < 1:
+        if not isinstance(topk, (int, float)) or topk < 1 or \
+                not float(topk).is_integer():
             raise DemoInputError(f'top-k must be a whole number >= 1, not '
                                  f'{topk!r}')
-        topk = min(int(value), len(categories))
+        topk = min(int(topk), len(categories))
         scores = backend.classify(img, categories, descriptions, examples,
                                   templates, topk)
     return sort_scores(scores, topk)

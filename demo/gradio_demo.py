@@ -1,13 +1,11 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
 """Gradio demo: tag anything with RAM, classify anything with CLIP::
 
-    python demo/gradio_demo.py \\
-        --clip-checkpoint checkpoints/clip_vit-base-p16.pth \\
-        --ram-checkpoint checkpoints/ram_swin-large-p4-w12_384px_normal.pth
+    python demo/gradio_demo.py --clip-checkpoint checkpoints/clip.pth \
+        --ram-checkpoint checkpoints/ram.pth
 
-Each checkpoint is optional (a missing one disables its tab, with how to
-get it). This file draws the page; :mod:`demo_backend` does the rest.
-"""
+A missing checkpoint disables its tab, which tells how to get it. This file
+draws the page; :mod:`demo_backend` does the rest."""
 import argparse
 import functools
 import logging
@@ -43,12 +41,8 @@ optional descriptions and a few example images.
 def _image_input(elem_id: str) -> gr.Image:
     """An upload whose handler gets the file untouched: ``gr.Image`` would
     open it with PIL first, and fail with server paths in the message."""
-    image = gr.Image(
-        type='filepath',
-        image_mode=None,
-        sources=['upload', 'clipboard'],
-        label='Image',
-        elem_id=elem_id)
+    image = gr.Image(type='filepath', image_mode=None, label='Image',
+                     sources=['upload', 'clipboard'], elem_id=elem_id)
     default = image.preprocess
 
     def preprocess(payload: Any) -> Optional[str]:
@@ -84,8 +78,7 @@ def _guard(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _category_choices(text: Optional[str]) -> List[str]:
-    """The names in the categories box, leniently (no errors while typing).
-    """
+    """The categories box's names, leniently (no errors while typing)."""
     return list(dict.fromkeys(split_names(text)))
 
 
@@ -203,11 +196,9 @@ def _classify_tab(backend: MMPromptBackend, budget: MemoryBudget) -> None:
         concurrency_limit=ACTIVE_REQUESTS)
 
 
-def build_demo(backend: MMPromptBackend,
-               queue_size: int = 64,
-               memory_budget_mb: float = MEMORY_BUDGET_MB) -> Any:
-    """The page (``gradio.Blocks``), queued (at most ``queue_size``
-    waiting), not launched."""
+def build_demo(backend: MMPromptBackend, queue_size: int = 64,
+               memory_budget_mb: float = MEMORY_BUDGET_MB) -> gr.Blocks:
+    """The page, queued (``queue_size`` waiting at most), not launched."""
     budget = MemoryBudget(int(memory_budget_mb * 1e6))
     with gr.Blocks(title='mmprompt demo', analytics_enabled=False) as demo:
         gr.Markdown(INTRO)

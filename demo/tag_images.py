@@ -10,9 +10,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = [{'--config': '--model'}.get(a, a) for a in
             (sys.argv[1:] if argv is None else argv)
             if a not in ('--recursive', '--compile')]  # no such options
-    sys.stderr.write('demo/tag_images.py is now tools/infer.py tag; use: ' +
-                     shlex.join(['python', 'tools/infer.py', 'tag', *args]) +
-                     '\n')
+    command = shlex.join(['python', 'tools/infer.py', 'tag', *args])
+    sys.stderr.write(f'demo/tag_images.py is now tools/infer.py tag; use: '
+                     f'{command}\n')
     return 2
 
 

@@ -1,17 +1,11 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
-"""Gradio demo: tag anything with RAM, classify anything with CLIP.
+"""Gradio demo: tag anything with RAM, classify anything with CLIP::
 
-Start it with converted checkpoints (each optional; a missing one disables
-its tab with instructions)::
+    python demo/gradio_demo.py --clip-checkpoint checkpoints/clip.pth \
+        --ram-checkpoint checkpoints/ram.pth
 
-    python demo/gradio_demo.py \\
-        --clip-checkpoint checkpoints/clip_vit-base-p16.pth \\
-        --ram-checkpoint checkpoints/ram_swin-large-p4-w12_384px_normal.pth
-
-This file only draws the page. What happens behind it (image decoding,
-parsing the text boxes, calling the models, formatting results) is in
-:mod:`demo_backend` beside this file, tested without a browser.
-"""
+A missing checkpoint disables its tab, which tells how to get it. This file
+draws the page; :mod:`demo_backend` does the rest."""
 import argparse
 import functools
 import logging
@@ -21,20 +15,16 @@ from typing import Any, Callable, List, Optional, Sequence
 import gradio as gr
 from mmengine.logging import print_log
 
-from demo_backend import (RAM_CONFIG, RAM_OPENSET_CONFIG, DemoBackend,
-                          DemoInputError, MMPromptBackend, run_classify,
-                          run_tagging)
-from demo_worker import MemoryBudget
+from demo_backend import (RAM_CONFIG, RAM_OPENSET_CONFIG, DemoInputError,
+                          MemoryBudget, MMPromptBackend, run_classify,
+                          run_tagging, split_names)
 
 NUM_EXAMPLE_SLOTS = 3  # the classify handler names each slot's inputs
-#: Requests per model let into the backend at once, side by side (see
-#: demo_worker.py), so a small request is not stuck behind a large one;
-#: more wait in gradio's queue. Each calling thread gets PyTorch's OpenMP
-#: thread team: a few, not one per queued request.
+#: Requests per model run side by side (each calling thread gets PyTorch's
+#: OpenMP team: a few, not one per queued request); more wait in the queue.
 ACTIVE_REQUESTS = 4
-#: What the requests of both tabs may take to decode their images together,
-#: in MB (two images at the decoder's own limit of 1,000 MB); a request
-#: over it waits for room, then is refused (demo_worker.MemoryBudget).
+#: MB the running requests may take to decode their images together (two
+#: images at the decoder's own limit).
 MEMORY_BUDGET_MB = 2000
 DEFAULT_CLIP_CONFIG = 'clip_vit-base-p16'
 
@@ -49,21 +39,10 @@ optional descriptions and a few example images.
 
 
 def _image_input(elem_id: str) -> gr.Image:
-    """An image upload whose handler gets the uploaded file untouched.
-
-    ``gr.Image`` opens every upload with PIL before the handler runs, so an
-    unreadable file or a decompression bomb fails inside gradio with a
-    message that shows server paths. This instance passes the path on and
-    leaves decoding to :func:`demo_backend.load_image`, which
-    says what is wrong. (A ``gr.Image`` subclass would do the same, but
-    gradio writes a ``.pyi`` file beside any module defining one.)
-    """
-    image = gr.Image(
-        type='filepath',
-        image_mode=None,
-        sources=['upload', 'clipboard'],
-        label='Image',
-        elem_id=elem_id)
+    """An upload whose handler gets the file untouched: ``gr.Image`` would
+    open it with PIL first, and fail with server paths in the message."""
+    image = gr.Image(type='filepath', image_mode=None, label='Image',
+                     sources=['upload', 'clipboard'], elem_id=elem_id)
     default = image.preprocess
 
     def preprocess(payload: Any) -> Optional[str]:
@@ -77,44 +56,33 @@ def _image_input(elem_id: str) -> gr.Image:
 
 
 def _guard(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Show bad input and failures as an error on the page, not a trace."""
+    """Bad input and failures as a message on the page, not a trace."""
 
     @functools.wraps(fn)
     def wrapped(*args: Any) -> Any:
         try:
             return fn(*args)
-        except DemoInputError as e:
-            raise gr.Error(str(e), print_exception=False) from None
-        except (RuntimeError, ValueError) as e:
-            # A model that failed to load, or input the models refuse.
-            print_log(
-                f'Request failed: {type(e).__name__}: {e}',
-                logger='current',
-                level=logging.WARNING)
+        except (RuntimeError, ValueError) as e:  # bad input, or refused
+            if not isinstance(e, DemoInputError):
+                print_log(f'Request failed: {type(e).__name__}: {e}',
+                          'current', logging.WARNING)
             raise gr.Error(str(e), print_exception=False) from None
         except Exception as e:
-            print_log(
-                'Request failed:\n' + traceback.format_exc(),
-                logger='current',
-                level=logging.ERROR)
+            print_log('Request failed:\n' + traceback.format_exc(),
+                      'current', logging.ERROR)
             raise gr.Error(
                 f'internal error ({type(e).__name__}); the details are in '
-                'the server log',
-                print_exception=False) from None
+                'the server log', print_exception=False) from None
 
     return wrapped
 
 
 def _category_choices(text: Optional[str]) -> List[str]:
-    """The names in the categories box, leniently (no errors while typing).
-    """
-    names = []
-    for line in (text or '').replace('，', ',').splitlines():
-        names.extend(' '.join(n.split()) for n in line.split(','))
-    return list(dict.fromkeys(n for n in names if n))
+    """The categories box's names, leniently (no errors while typing)."""
+    return list(dict.fromkeys(split_names(text)))
 
 
-def _tagging_tab(backend: DemoBackend, budget: MemoryBudget) -> None:
+def _tagging_tab(backend: MMPromptBackend, budget: MemoryBudget) -> None:
     unavailable = backend.ram_unavailable()
     if unavailable:
         gr.Markdown(unavailable, elem_id='tag-unavailable')
@@ -124,39 +92,28 @@ def _tagging_tab(backend: DemoBackend, budget: MemoryBudget) -> None:
             image = _image_input('tag-image')
             no_open_set = backend.open_set_unavailable()
             open_set = gr.Textbox(
-                lines=2,
-                label='Open set (optional)',
+                lines=2, label='Open set (optional)', info=no_open_set,
                 placeholder='Tag against these categories instead of RAM\'s '
                 '4585 tags: comma or newline separated, e.g. "corgi, frisbee'
-                ', beach"',
-                info=no_open_set,
-                interactive=no_open_set is None,
+                ', beach"', interactive=no_open_set is None,
                 elem_id='tag-open-set')
             calibrated = gr.Checkbox(
-                value=True,
+                value=True, elem_id='tag-calibrated',
                 label='Use RAM\'s calibrated per-tag thresholds (for its own '
-                'tags; the open set always uses the slider)',
-                elem_id='tag-calibrated')
-            threshold = gr.Slider(
-                0.0,
-                1.0,
-                value=0.5,
-                step=0.01,
-                label='Threshold',
-                elem_id='tag-threshold')
+                'tags; the open set always uses the slider)')
+            threshold = gr.Slider(0.0, 1.0, value=0.5, step=0.01,
+                                  label='Threshold', elem_id='tag-threshold')
             button = gr.Button('Tag', variant='primary', elem_id='tag-button')
         with gr.Column():
-            bars = gr.Label(
-                label='Tags', show_heading=False, elem_id='tag-label')
-            english = gr.Textbox(
-                label='English', buttons=['copy'], elem_id='tag-english')
-            chinese = gr.Textbox(
-                label='中文', buttons=['copy'], elem_id='tag-chinese')
+            bars = gr.Label(label='Tags', show_heading=False,
+                            elem_id='tag-label')
+            english = gr.Textbox(label='English', buttons=['copy'],
+                                 elem_id='tag-english')
+            chinese = gr.Textbox(label='中文', buttons=['copy'],
+                                 elem_id='tag-chinese')
             table = gr.Dataframe(
-                headers=['Tag', '中文', 'Score'],
-                datatype=['str', 'str', 'number'],
-                interactive=False,
-                label='Scores',
+                headers=['Tag', '中文', 'Score'], interactive=False,
+                datatype=['str', 'str', 'number'], label='Scores',
                 elem_id='tag-table')
 
     def tag(image, threshold, calibrated, open_set):
@@ -164,73 +121,55 @@ def _tagging_tab(backend: DemoBackend, budget: MemoryBudget) -> None:
             backend, image, threshold, calibrated, open_set, budget)
         return bars_, english_, chinese_, table_
 
-    button.click(
-        _guard(tag),
-        inputs=[image, threshold, calibrated, open_set],
-        outputs=[bars, english, chinese, table],
-        api_name='tag',
-        concurrency_id='ram',
-        concurrency_limit=ACTIVE_REQUESTS)
+    button.click(_guard(tag), inputs=[image, threshold, calibrated, open_set],
+                 outputs=[bars, english, chinese, table], api_name='tag',
+                 concurrency_id='ram', concurrency_limit=ACTIVE_REQUESTS)
 
 
-def _classify_tab(backend: DemoBackend, budget: MemoryBudget) -> None:
+def _classify_tab(backend: MMPromptBackend, budget: MemoryBudget) -> None:
     unavailable = backend.clip_unavailable()
     if unavailable:
         gr.Markdown(unavailable, elem_id='cls-unavailable')
         return
     learned = backend.learned_prompts()
-    if learned:
+    if learned:  # its prompts replace descriptions, examples, templates
         gr.Markdown(learned, elem_id='cls-learned')
     with gr.Row():
         with gr.Column():
             image = _image_input('cls-image')
             categories = gr.Textbox(
-                value=', '.join(backend.learned_categories()),
-                lines=3,
-                label='Categories',
+                value=', '.join(backend.learned_categories()), lines=3,
+                label='Categories', elem_id='cls-categories',
                 placeholder='Comma or newline separated, e.g. "tabby cat, '
-                'golden retriever, red fox"',
-                elem_id='cls-categories')
-            # Learned prompts replace descriptions, examples and templates.
+                'golden retriever, red fox"')
             with gr.Accordion('Descriptions (optional)', open=False,
                               visible=not learned):
                 descriptions = gr.Textbox(
-                    lines=3,
-                    show_label=False,
+                    lines=3, show_label=False, elem_id='cls-descriptions',
                     placeholder='One per line, "category: description", '
-                    'e.g.\nred fox: a small wild dog with a bushy red tail',
-                    elem_id='cls-descriptions')
+                    'e.g.\nred fox: a small wild dog with a bushy red tail')
             slots: List[Any] = []
             with gr.Accordion('Example images (optional)', open=False,
                               visible=not learned):
                 for i in range(NUM_EXAMPLE_SLOTS):
                     with gr.Row():
-                        name = gr.Dropdown(
-                            choices=[],
-                            value=None,
-                            allow_custom_value=True,
-                            label=f'Category {i + 1}',
-                            scale=1,
-                            elem_id=f'cls-example-name-{i}')
-                        files = gr.File(
-                            file_count='multiple',
-                            file_types=['image'],
-                            label='Its example images',
-                            scale=2,
-                            elem_id=f'cls-example-files-{i}')
-                    slots += [name, files]
+                        slots.append(gr.Dropdown(
+                            choices=[], value=None, allow_custom_value=True,
+                            label=f'Category {i + 1}', scale=1,
+                            elem_id=f'cls-example-name-{i}'))
+                        slots.append(gr.File(
+                            file_count='multiple', file_types=['image'],
+                            label='Its example images', scale=2,
+                            elem_id=f'cls-example-files-{i}'))
             with gr.Row():
                 choices = backend.template_sets()
                 templates = gr.Dropdown(
-                    choices=choices,
-                    value=choices[0],
-                    label='Prompt templates',
-                    visible=not learned,
-                    elem_id='cls-templates')
-                topk = gr.Slider(
-                    1, 20, value=5, step=1, label='Top-k', elem_id='cls-topk')
-            button = gr.Button(
-                'Classify', variant='primary', elem_id='cls-button')
+                    choices=choices, value=choices[0], visible=not learned,
+                    label='Prompt templates', elem_id='cls-templates')
+                topk = gr.Slider(1, 20, value=5, step=1, label='Top-k',
+                                 elem_id='cls-topk')
+            button = gr.Button('Classify', variant='primary',
+                               elem_id='cls-button')
         with gr.Column():
             label = gr.Label(label='Top-k categories', elem_id='cls-label')
 
@@ -238,12 +177,8 @@ def _classify_tab(backend: DemoBackend, budget: MemoryBudget) -> None:
         names = _category_choices(text)
         return [gr.Dropdown(choices=names) for _ in range(NUM_EXAMPLE_SLOTS)]
 
-    categories.blur(
-        update_choices,
-        inputs=categories,
-        outputs=slots[0::2],
-        queue=False,
-        api_visibility='private')
+    categories.blur(update_choices, inputs=categories, outputs=slots[0::2],
+                    queue=False, api_visibility='private')
 
     def classify(image, categories, descriptions, templates, topk,
                  example_category_1, example_images_1, example_category_2,
@@ -257,115 +192,60 @@ def _classify_tab(backend: DemoBackend, budget: MemoryBudget) -> None:
     button.click(
         _guard(classify),
         inputs=[image, categories, descriptions, templates, topk] + slots,
-        outputs=label,
-        api_name='classify',
-        concurrency_id='clip',
+        outputs=label, api_name='classify', concurrency_id='clip',
         concurrency_limit=ACTIVE_REQUESTS)
 
 
-def build_demo(backend: DemoBackend,
-               queue_size: int = 64,
-               memory_budget_mb: float = MEMORY_BUDGET_MB) -> Any:
-    """Build the page.
-
-    Args:
-        backend (DemoBackend): The models behind the page.
-        queue_size (int): Requests waiting at most; more are refused with
-            "queue full". Defaults to 64.
-        memory_budget_mb (float): What running requests may take to decode
-            their images together, in MB. Defaults to
-            :data:`MEMORY_BUDGET_MB`.
-
-    Returns:
-        gradio.Blocks: The page, queued, not launched.
-    """
+def build_demo(backend: MMPromptBackend, queue_size: int = 64,
+               memory_budget_mb: float = MEMORY_BUDGET_MB) -> gr.Blocks:
+    """The page, queued (``queue_size`` waiting at most), not launched."""
     budget = MemoryBudget(int(memory_budget_mb * 1e6))
     with gr.Blocks(title='mmprompt demo', analytics_enabled=False) as demo:
         gr.Markdown(INTRO)
         with gr.Tabs():
-            ram_off = backend.ram_unavailable() is not None
-            with gr.Tab(
-                    'Tagging' + (' (unavailable)' if ram_off else ''),
-                    id='tagging',
-                    elem_id='tab-tagging'):
+            off = ' (unavailable)' if backend.ram_unavailable() else ''
+            with gr.Tab('Tagging' + off, id='tagging', elem_id='tab-tagging'):
                 _tagging_tab(backend, budget)
-            clip_off = backend.clip_unavailable() is not None
-            with gr.Tab(
-                    'Classify' + (' (unavailable)' if clip_off else ''),
-                    id='classify',
-                    elem_id='tab-classify'):
+            off = ' (unavailable)' if backend.clip_unavailable() else ''
+            with gr.Tab('Classify' + off, id='classify',
+                        elem_id='tab-classify'):
                 _classify_tab(backend, budget)
         gr.Markdown('Images are decoded as the library decodes them (EXIF '
                     'orientation, 16-bit scaling, at most 89.5 megapixels '
                     'and 1,000 MB to decode): the page answers as the API '
                     'does.')
-    # ACTIVE_REQUESTS per model run side by side in the backend, tagging
-    # beside classification.
     demo.queue(max_size=queue_size, default_concurrency_limit=1)
     return demo
-
-
-def _theme() -> Any:
-    """The default theme with local fonts: the page needs no internet."""
-    return gr.themes.Default(
-        font=['ui-sans-serif', 'system-ui', 'sans-serif'],
-        font_mono=['ui-monospace', 'Consolas', 'monospace'])
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description='mmprompt Gradio demo: RAM tagging and CLIP zero-shot '
         'classification')
-    parser.add_argument(
-        '--clip-checkpoint',
-        help='converted CLIP checkpoint (tools/model_converters/'
-        'openai_clip_to_mmprompt.py); without it Classify is disabled')
-    parser.add_argument(
-        '--clip-config',
-        default=DEFAULT_CLIP_CONFIG,
+    add = parser.add_argument
+    add('--clip-checkpoint', help='converted CLIP checkpoint (tools/'
+        'model_converters/openai_clip_to_mmprompt.py); else no Classify')
+    add('--clip-config', default=DEFAULT_CLIP_CONFIG,
         help='CLIP model name or config file (default: %(default)s)')
-    parser.add_argument(
-        '--learned',
-        help='a learned-prompt file of tools/train.py (CoOp, CoCoOp) '
-        'learned on the --clip-checkpoint CLIP: Classify uses its prompts')
-    parser.add_argument(
-        '--allow-other-clip-weights',
-        action='store_true',
-        help='use a --learned file over other CLIP weights than it was '
-        'learned on (refused by default)')
-    parser.add_argument(
-        '--ram-checkpoint',
-        help='converted RAM checkpoint (tools/model_converters/'
-        'ram_to_mmprompt.py); without it Tagging is disabled')
-    parser.add_argument(
-        '--ram-config',
-        help='RAM config name (in configs/ram) or file, or a SigLIP config '
-        'file (tags the open set with SigLIP\'s own text tower) (default: '
-        f'{RAM_OPENSET_CONFIG} when a text checkpoint is known, else '
+    add('--learned', help='a learned-prompt file of tools/train.py (CoOp, '
+        'CoCoOp) of this CLIP: Classify uses its prompts')
+    add('--allow-other-clip-weights', action='store_true',
+        help='use --learned over other CLIP weights than it was learned on')
+    add('--ram-checkpoint', help='converted RAM checkpoint (tools/'
+        'model_converters/ram_to_mmprompt.py); else no Tagging')
+    add('--ram-config', help='tagging model name or config file, SigLIP '
+        f'too (default: {RAM_OPENSET_CONFIG} with a text checkpoint, else '
         f'{RAM_CONFIG})')
-    parser.add_argument(
-        '--ram-text-checkpoint',
-        help='converted CLIP ViT-B/16 checkpoint whose text tower embeds '
-        'open-set categories for RAM (default: --clip-checkpoint when '
-        f'--clip-config is {DEFAULT_CLIP_CONFIG}); without it the open set '
-        'is disabled')
-    parser.add_argument(
-        '--device', default=None, help='torch device, e.g. cpu or cuda:0')
-    parser.add_argument(
-        '--server-name',
-        default='127.0.0.1',
-        help='address to listen on; 0.0.0.0 exposes the demo to the network '
-        '(default: %(default)s)')
-    parser.add_argument('--port', type=int, default=7860)
-    parser.add_argument(
-        '--queue-size',
-        type=int,
-        default=64,
+    add('--ram-text-checkpoint', help='converted CLIP ViT-B/16 for RAM\'s '
+        'open set (default: --clip-checkpoint when --clip-config is '
+        f'{DEFAULT_CLIP_CONFIG}); else no open set')
+    add('--device', help='torch device, e.g. cpu or cuda:0')
+    add('--server-name', default='127.0.0.1', help='address to listen on; '
+        '0.0.0.0 exposes the demo to the network (default: %(default)s)')
+    add('--port', type=int, default=7860)
+    add('--queue-size', type=int, default=64,
         help='requests waiting at most (default: %(default)s)')
-    parser.add_argument(
-        '--memory-budget-mb',
-        type=float,
-        default=MEMORY_BUDGET_MB,
+    add('--memory-budget-mb', type=float, default=MEMORY_BUDGET_MB,
         help='MB that running requests may take to decode their images '
         'together; more wait, then are refused (default: %(default)s)')
     args = parser.parse_args(argv)
@@ -383,35 +263,23 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     if text_checkpoint is None and args.clip_config == DEFAULT_CLIP_CONFIG:
         text_checkpoint = args.clip_checkpoint  # RAM's open set uses B/16
     backend = MMPromptBackend(
-        clip_config=args.clip_config,
-        clip_checkpoint=args.clip_checkpoint,
-        ram_config=args.ram_config,
-        ram_checkpoint=args.ram_checkpoint,
-        ram_text_checkpoint=text_checkpoint,
-        device=args.device,
-        learned=args.learned,
+        args.clip_config, args.clip_checkpoint, args.ram_config,
+        args.ram_checkpoint, text_checkpoint, args.device, args.learned,
         allow_other_weights=args.allow_other_clip_weights)
     for what, why in (('Classify', backend.clip_unavailable()),
                       ('Tagging', backend.ram_unavailable()),
                       ('Open-set tagging', backend.open_set_unavailable())):
         if why:
-            print_log(
-                f'{what} is disabled: see the page for how to enable it.',
-                logger='current',
-                level=logging.WARNING)
-    demo = build_demo(
-        backend,
-        queue_size=args.queue_size,
-        memory_budget_mb=args.memory_budget_mb)
-    demo.launch(
-        server_name=args.server_name,
-        server_port=args.port,
-        show_error=True,
-        share=False,
-        ssr_mode=False,
-        mcp_server=False,
-        footer_links=['api'],
-        theme=_theme())
+            print_log(f'{what} is disabled: see the page for how to enable '
+                      'it.', 'current', logging.WARNING)
+    # Local fonts: the page needs no internet.
+    theme = gr.themes.Default(
+        font=['ui-sans-serif', 'system-ui', 'sans-serif'],
+        font_mono=['ui-monospace', 'Consolas', 'monospace'])
+    build_demo(backend, args.queue_size, args.memory_budget_mb).launch(
+        server_name=args.server_name, server_port=args.port, show_error=True,
+        share=False, ssr_mode=False, mcp_server=False, footer_links=['api'],
+        theme=theme)
 
 
 if __name__ == '__main__':

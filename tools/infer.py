@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, Callable, List, Optional, Sequence
 
 from mmprompt.utils.errors import UserError, run_tool
 from mmprompt.utils.io import check_output
-from mmprompt.utils.options import LAUNCHERS
+from mmprompt.utils.options import LAUNCHERS, category_spec
 
 if TYPE_CHECKING:
     from mmprompt.apis import bulk
@@ -184,22 +184,6 @@ def default_device() -> str:
     if torch.cuda.is_available():
         return f'cuda:{int(os.environ.get("LOCAL_RANK", 0))}'
     return 'cpu'
-
-
-def category_spec(values: Optional[List[str]]):
-    """``--categories`` as the inferencers take it: one value that is a
-    file or a built-in set name stays a string, anything else (one name
-    included) is a list of names."""
-    if not values:
-        return None
-    if len(values) == 1:
-        from mmprompt.models.clip.prompts import builtin_category_sets
-        value = values[0]
-        if os.path.isfile(value) or value in builtin_category_sets():
-            return value
-        if value.endswith('.txt'):
-            raise UserError(f'--categories: no such file {value!r}')
-    return list(values)
 
 
 def build_task(args: argparse.Namespace):

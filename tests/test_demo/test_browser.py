@@ -308,7 +308,7 @@ def test_errors_in_browser(driver, server):
     driver.find_element(By.CSS_SELECTOR, '#cls-categories textarea') \
         .send_keys('cat, dog, Cat')
     driver.find_element(By.ID, 'cls-button').click()
-    _error_text(driver, 'duplicate categories: "cat" = "Cat"')
+    _error_text(driver, "duplicate category names: 'cat' (#0) and 'Cat' (#2)")
     _screenshot(driver, 'demo_error.png')
     # The server kept serving and logged no traceback for bad input.
     with urllib.request.urlopen(server['url'], timeout=5) as r:

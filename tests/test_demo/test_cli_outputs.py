@@ -109,27 +109,11 @@ def test_force_replaces_atomically_and_a_full_disk_keeps_the_old_file(
     ]
 
 
-def test_tag_images_out_that_is_a_model_input_is_refused(
-        image, tmp_path, monkeypatch):
-    """The category file and the checkpoint are inputs too."""
-    import mmprompt.apis
-
-    def build(*args, **kwargs):
-        raise AssertionError('the model was built before the refusal')
-
-    monkeypatch.setattr(mmprompt.apis, 'ImageTagger', build)
-    names = tmp_path / 'names.jsonl'
-    names.write_text('cat\n')
-    ckpt = tmp_path / 'ram.pth'
-    ckpt.write_bytes(b'weights')
-    for out in (names, ckpt):
-        with pytest.raises(
-                OutputPathError, match=f'^{out}: is one of the inputs'):
-            TAG.main([
-                str(image), '--config', 'ram', '--checkpoint',
-                str(ckpt), '--categories',
-                str(names), '--out',
-                str(out), '--force'
-            ])
-    assert names.read_text() == 'cat\n'
-    assert ckpt.read_bytes() == b'weights'
+def test_tag_images_points_to_tools_infer(capsys):
+    """demo/tag_images.py moved: it prints the equivalent infer.py command
+    (--config renamed, --recursive dropped) and exits 2."""
+    assert TAG.main(['photos/', '--config', 'ram', '--recursive', '--out',
+                     'my tags.jsonl']) == 2
+    assert capsys.readouterr().err == (
+        'demo/tag_images.py is now tools/infer.py tag; use: python '
+        "tools/infer.py tag photos/ --model ram --out 'my tags.jsonl'\n")

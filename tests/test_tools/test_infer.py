@@ -558,3 +558,36 @@ def test_tag_open_set_text_tower_from_a_flag(tagging, ram_vectors_dir,
     want = scores(named, 'named')
     assert scores(bare, 'flag', '--text-checkpoint', text) == want
     assert scores(bare, 'random') != want
+
+
+def test_tag_refuses_the_checkpoint_as_output_and_passes_precision(
+        tagging, tmp_path, monkeypatch):
+    """What ``demo/tag_images.py``'s tests checked, for ``infer.py tag``:
+    the checkpoint is an input (refused as --out before the model is
+    built), an empty folder is one line, --precision reaches the tagger."""
+    import mmprompt.apis
+    built = []
+
+    class Built(Exception):
+        pass
+
+    def spy(*args, **kwargs):
+        built.append(kwargs)
+        raise Built
+
+    monkeypatch.setattr(mmprompt.apis, 'ImageTagger', spy)
+    ckpt = tmp_path / 'ram.jsonl'  # --out must end in .jsonl
+    ckpt.write_bytes(b'weights')
+    argv = tag_args(dict(tagging, checkpoint=str(ckpt)), ckpt, '--force')
+    with pytest.raises(OutputPathError, match=f'^{ckpt}: is one of the'):
+        TOOL.main(argv)
+    assert ckpt.read_bytes() == b'weights' and not built
+    (tmp_path / 'empty').mkdir()
+    with pytest.raises(InvalidInputError, match='^no image found in '):
+        TOOL.main(tag_args(dict(tagging, inputs=[str(tmp_path / 'empty')]),
+                           tmp_path / 'o.jsonl'))
+    with pytest.raises(Built):
+        TOOL.main(tag_args(tagging, tmp_path / 'o.jsonl', '--precision',
+                           'bf16'))
+    assert built == [dict(precision='bf16')]
+    assert not os.listdir(tmp_path / 'empty')

@@ -19,8 +19,6 @@ from mmprompt.utils.scores import check_finite_scores
 
 INFER = load_module('_mmprompt_tools_infer_nonfinite',
                     osp.join(REPO_ROOT, 'tools', 'infer.py'))
-TAG_IMAGES = load_module('_mmprompt_demo_tag_images_nonfinite',
-                         osp.join(REPO_ROOT, 'demo', 'tag_images.py'))
 MESSAGE = ('the model produced non-finite scores (NaN/Inf) for {} image(s); '
            'the weights or inputs are broken')
 
@@ -121,9 +119,8 @@ def ram_files(tmp_path_factory, ram_vectors_dir):
 
 def test_tagging_tools_stop_before_writing_nan(ram_files, tmp_path, capsys,
                                                monkeypatch):
-    """tools/infer.py tag and demo/tag_images.py: an infinite logit (which
-    sigmoid would turn into a confident 1.0) stops both, nothing
-    written."""
+    """tools/infer.py tag: an infinite logit (which sigmoid would turn
+    into a confident 1.0) stops it, nothing written."""
     monkeypatch.setattr(RAM, 'compute_logits',
                         _poisoned(RAM.compute_logits))
     photos = _images(tmp_path / 'photos')
@@ -138,16 +135,6 @@ def test_tagging_tools_stop_before_writing_nan(ram_files, tmp_path, capsys,
     assert info.value.code == 2
     assert _last_line(capsys) == f'error: {MESSAGE.format(2)}'
     assert not out.exists()
-    demo_out = tmp_path / 'demo.jsonl'
-    with pytest.raises(SystemExit) as info:
-        run_tool(TAG_IMAGES.main, [
-            photos, '--config', ram_files['config'], '--checkpoint',
-            ram_files['checkpoint'], '--out',
-            str(demo_out), '--batch-size', '3'
-        ])
-    assert info.value.code == 2
-    assert _last_line(capsys) == f'error: {MESSAGE.format(2)}'
-    assert not demo_out.exists()
 
 
 def test_calibration_refuses_nan_scores():

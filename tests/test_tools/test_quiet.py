@@ -25,7 +25,7 @@ from mmprompt.utils.errors import CheckpointError
 #: Every tool with a --help, relative to the repository.
 TOOLS = ('tools/test.py', 'tools/train.py', 'tools/infer.py',
          'tools/calibrate_thresholds.py', 'tools/deployment/pytorch2onnx.py',
-         'demo/classify.py', 'demo/tag_images.py',
+         'demo/classify.py',
          'tools/misc/download_weights.py', 'tools/misc/model_zoo_table.py')
 #: Lines a tool may print before its one-line error.
 MAX_LINES_BEFORE = 5
@@ -146,8 +146,6 @@ def test_train_py_error_after_the_runner_starts(tmp_path, clip_path):  # noqa
     ['tools/calibrate_thresholds.py', 'no.py', 'no.pth', 'x.pth'],
     ['tools/deployment/pytorch2onnx.py', 'no-such-model', 'x.onnx'],
     ['demo/classify.py', 'no.jpg', '--model', 'no-such-model'],
-    ['demo/tag_images.py', 'no.jpg', '--config', 'no.py', '--out',
-     'x.jsonl'],
 ], ids=lambda a: a[0])
 def test_other_tools_few_lines_before_the_error(argv, tmp_path):
     result = run([osp.join(REPO_ROOT, argv[0]), *argv[1:]], cwd=tmp_path)

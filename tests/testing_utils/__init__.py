@@ -8,8 +8,7 @@ the rootdir ``conftest.py``): ``from testing_utils import clip, ram``.
   dicts, a local HTTP file server;
 - :mod:`testing_utils.ram`: tiny RAM / RAM++ checkpoints and configs from
   ``shared/ram/vectors``;
-- :mod:`testing_utils.demo_models`: the demo's tiny models (also used by
-  ``benchmarks/demo_load.py``, by path).
+- :mod:`testing_utils.demo_models`: the demo's tiny models.
 """
 import importlib.util
 import os.path as osp

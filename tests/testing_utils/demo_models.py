@@ -1,9 +1,9 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
 """Random-weight tiny CLIP and RAM checkpoints for running the real demo.
 
-Used by ``test_browser.py`` and ``benchmarks/demo_load.py``. Both go
-through the real converters and the real configs (shrunk by a small
-override config), so the demo runs exactly as with released weights:
+Used by ``test_browser.py``. It goes through the real converters and the
+real configs (shrunk by a small override config), so the demo runs
+exactly as with released weights:
 
 - CLIP: a random OpenAI-layout state dict (64 wide, 2 layers per tower,
   full 49408-token vocabulary so the real tokenizer works), converted by

@@ -176,7 +176,7 @@ def main(argv: Optional[List[str]] = None) -> list:
     lines = []
     for path, result in zip(images, results):
         lines.append(path)
-        for name, score in zip(result['pred_classes'], result['pred_scores']):
+        for name, score in zip(result['topk_classes'], result['topk_scores']):
             lines.append(f'  {score:7.2%}  {name}')
     if unreadable:
         lines.append(f'skipped {len(unreadable)} unreadable of '
@@ -189,7 +189,7 @@ def main(argv: Optional[List[str]] = None) -> list:
                 image=p, error=unreadable[p]) for p in args.images
         ]
         with atomic_write(args.out, 'w') as f:
-            json.dump(records, f, indent=2)
+            json.dump(records, f, indent=2, default=lambda a: a.tolist())
     return results
 
 

@@ -243,9 +243,9 @@ def main(argv: Optional[List[str]] = None) -> int:
             for path, result in zip(good, results):
                 record = dict(
                     image=path,
-                    tags=result['pred_tags'],
-                    tags_chinese=result['pred_tags_chinese'],
-                    scores=[round(s, 6) for s in result['pred_scores']])
+                    tags=result['tags'],
+                    tags_chinese=result['tags_chinese'],
+                    scores=[round(s, 6) for s in result['tag_scores']])
                 f.write(json.dumps(record, ensure_ascii=False) + '\n')
             f.flush()
             tagged += len(good)

@@ -114,10 +114,10 @@ class TagTask:
         out = self.tagger.postprocess(preds, None, threshold=self.threshold)
         return [
             dict(
-                tags=r['pred_tags'],
-                tags_chinese=r['pred_tags_chinese'],
-                scores=[round(s, 6) for s in r['pred_scores']],
-                labels=r['pred_labels']) for r in out
+                tags=r['tags'],
+                tags_chinese=r['tags_chinese'],
+                scores=[round(s, 6) for s in r['tag_scores']],
+                labels=r['tag_labels']) for r in out
         ]
 
 

@@ -192,7 +192,7 @@ def categories_arg(items: Optional[List[str]]) -> Optional[object]:
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
-    from mmengine.utils import ProgressBar
+    from mmprompt.utils.progress import Progress
 
     from mmprompt.apis import ImageTagger
     check_paths(args)
@@ -227,7 +227,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     if categories is not None:
         tagger.set_categories(categories)
     skipped, tagged = [], 0
-    bar = ProgressBar(len(paths))
+    bar = Progress(len(paths))
     # Written whole through a temporary file: an interrupted run leaves the
     # previous output as it was.
     with atomic_write(args.out, 'w') as f:

@@ -301,14 +301,13 @@ def encode_token_ids(encode: TextEncoder,
         def run(rows):
             return encode(ids[rows, :int(lengths[rows].max())].to(device))
 
-    bar = Progress(len(ids), enabled=progress, unit='prompts')
     chunks = []
-    with torch.no_grad():
+    with torch.no_grad(), Progress(
+            len(ids), enabled=progress, unit='prompts') as bar:
         for rows in batches:
             feats = run(rows).float()
             chunks.append(F.normalize(feats, dim=-1) if normalize else feats)
             bar.update(len(rows))
-    bar.close()
     feats = torch.cat(chunks)
     out = torch.empty_like(feats)
     out[torch.cat(batches).to(feats.device)] = feats

@@ -59,8 +59,9 @@ def run_tool(argv: list) -> subprocess.CompletedProcess:
 
 def test_training_log_shows_epoch_and_eta(tmp_path):
     """The recipe's log (every 10 iterations, or at the end of a shorter
-    epoch) names the epoch and the ETA; no DeprecationWarning is raised
-    from a file of mmprompt (``-W error`` for our modules only)."""
+    epoch) names the epoch out of all and the ETA; no DeprecationWarning
+    is raised from a file of mmprompt (``-W error`` for our modules
+    only)."""
     config = write_coop(tmp_path)
     result = run_tool([
         osp.join(REPO_ROOT, 'tools', 'train.py'), config, '--work-dir',
@@ -70,8 +71,8 @@ def test_training_log_shows_epoch_and_eta(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     lines = [line for line in out.splitlines() if 'eta: ' in line]
     assert len(lines) == 2, out[-3000:]
-    assert 'Epoch(train) [1][3/3]' in lines[0], lines
-    assert 'Epoch(train) [2][3/3]' in lines[1], lines
+    assert 'Epoch(train) [1/2][3/3]' in lines[0], lines
+    assert 'Epoch(train) [2/2][3/3]' in lines[1], lines
     assert 'Traceback' not in out + result.stderr
 
 

@@ -102,14 +102,15 @@ def main(argv: Optional[List[str]] = None) -> list:
         r.update(result)
         lines += [r['image']] + [
             f'  {score:7.2%}  {name}'
-            for name, score in zip(result['pred_classes'],
-                                   result['pred_scores'])
+            for name, score in zip(result['topk_classes'],
+                                   result['topk_scores'])
         ]
     print_log('\n'.join(lines), logger='current')
     if args.out:
         with atomic_write(args.out, 'w') as f:
             json.dump([{k: v for k, v in r.items() if k != 'index'}
-                       for r in records], f, indent=2)
+                       for r in records], f, indent=2,
+                      default=lambda a: a.tolist())
     return results
 
 

@@ -207,17 +207,17 @@ def format_tags(rows: Sequence[TagRow], max_bars: int = MAX_BARS) -> tuple:
 def _tag_rows(result: Sequence[dict]) -> List[TagRow]:
     """Rows of an :class:`~mmprompt.apis.ImageTagger` result (one image)."""
     pred = result[0]
-    tags = pred['pred_tags'] or [str(i) for i in pred['pred_labels']]
-    chinese = pred.get('pred_tags_chinese') or [''] * len(tags)
+    tags = pred['tags'] or [str(i) for i in pred['tag_labels']]
+    chinese = pred.get('tags_chinese') or [''] * len(tags)
     return [TagRow(str(t), str(z or ''), float(s))
-            for t, z, s in zip(tags, chinese, pred['pred_scores'])]
+            for t, z, s in zip(tags, chinese, pred['tag_scores'])]
 
 
 def _class_scores(result: Sequence[dict]) -> Dict[str, float]:
     """``{name: prob}`` of a ZeroShotClassifier result (one image)."""
     pred = result[0]
     return {str(n): float(s)
-            for n, s in zip(pred['pred_classes'], pred['pred_scores'])}
+            for n, s in zip(pred['topk_classes'], pred['topk_scores'])}
 
 
 class LazyModel:

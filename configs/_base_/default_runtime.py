@@ -28,6 +28,9 @@ env_cfg = dict(
 # device_ids on CPU.
 model_wrapper_cfg = dict(type='DistributedWrapper')
 
+# Training logs name the epoch out of all: Epoch(train) [2/10][5/50] ... eta.
+log_processor = dict(type='EpochLogProcessor', by_epoch=True)
+
 vis_backends = [dict(type='LocalVisBackend')]
 visualizer = dict(
     type='mmpretrain.UniversalVisualizer', vis_backends=vis_backends)

@@ -28,7 +28,6 @@ import os
 import os.path as osp
 import shutil
 import socket
-import sys
 import time
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
@@ -42,6 +41,7 @@ from mmprompt.datasets.image_sources import ImageItem, PipelineTransform
 from mmprompt.datasets.transforms import clip_pipeline
 from mmprompt.utils.errors import InvalidInputError, OutputPathError
 from mmprompt.utils.io import atomic_write, pid_alive
+from mmprompt.utils.progress import Progress  # noqa: F401 (tools/infer.py)
 
 FORMAT = 2
 
@@ -115,10 +115,10 @@ class TagTask:
         out = self.tagger.postprocess(preds, None, threshold=self.threshold)
         return [
             dict(
-                tags=r['pred_tags'],
-                tags_chinese=r['pred_tags_chinese'],
-                scores=[round(s, 6) for s in r['pred_scores']],
-                labels=r['pred_labels']) for r in out
+                tags=r['tags'],
+                tags_chinese=r['tags_chinese'],
+                scores=[round(s, 6) for s in r['tag_scores']],
+                labels=r['tag_labels']) for r in out
         ]
 
 
@@ -542,41 +542,6 @@ def begin_run(paths: Dict[str, str], manifest: dict, mode: str) -> RunLock:
         shutil.rmtree(folder, ignore_errors=True)
         raise
     return lock
-
-
-class Progress:
-    """A one-line progress display on stderr: images, img/s, time left.
-
-    Args:
-        total (int): Images to process in this run (all ranks).
-        enabled (bool): Print at all (rank 0 only).
-    """
-
-    def __init__(self, total: int, enabled: bool = True) -> None:
-        self.total = total
-        self.enabled = enabled and total > 0
-        self.count = 0
-        self.start = time.perf_counter()
-        self.last = 0.0
-
-    def update(self, n: int) -> None:
-        self.count = min(self.total, self.count + n)
-        now = time.perf_counter()
-        if not self.enabled or (now - self.last < 0.5
-                                and self.count < self.total):
-            return
-        self.last = now
-        rate = self.count / max(now - self.start, 1e-9)
-        left = (self.total - self.count) / rate if rate > 0 else 0
-        sys.stderr.write(f'\r[{self.count:>{len(str(self.total))}}/'
-                         f'{self.total}] {rate:7.1f} img/s, '
-                         f'{time.strftime("%H:%M:%S", time.gmtime(left))} '
-                         'left')
-        sys.stderr.flush()
-
-    def close(self) -> None:
-        if self.enabled:
-            sys.stderr.write('\n')
 
 
 def check_chunk_size(chunk_size: int) -> None:

@@ -37,6 +37,7 @@ from mmengine.logging import print_log
 
 from mmprompt.utils.errors import UserError
 from mmprompt.utils.io import atomic_write, file_digest
+from mmprompt.utils.progress import Progress
 from .model_zoo import (ModelInfo, get_configs_dir, get_model_info,
                         url_file_name)
 
@@ -157,10 +158,8 @@ def download(url: str,
     # An error inside the block removes the temporary file: nothing is kept.
     with response, atomic_write(dst) as f:
         total = int(response.headers.get('Content-Length') or 0)
-        bar = None
-        if progress and total > CHUNK:
-            from mmengine.utils import ProgressBar
-            bar = ProgressBar(total // CHUNK + 1)
+        bar = Progress(  # one tick per CHUNK, a MiB
+            total // CHUNK + 1, enabled=progress and total > CHUNK, unit='MiB')
         got = 0
         while True:
             try:
@@ -174,8 +173,8 @@ def download(url: str,
             f.write(block)
             h.update(block)
             got += len(block)
-            if bar is not None:
-                bar.update()
+            bar.update()
+        bar.close()
         if total and got != total:
             raise DownloadError(
                 f'download of {url} stopped after {got} of {total} '

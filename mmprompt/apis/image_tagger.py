@@ -4,7 +4,7 @@
 Example:
     >>> from mmprompt.apis import ImageTagger
     >>> tagger = ImageTagger('ram_swin-large-p4-w12_384px_normal')
-    >>> tagger('dog.jpg')[0]['pred_tags']
+    >>> tagger('dog.jpg')[0]['tags']
     ['dog', 'grass', 'lawn', ...]
 """
 import os.path as osp
@@ -384,11 +384,13 @@ class ImageTagger(BaseInferencer):
                 False.
 
         Returns:
-            list: Per image, a dict with ``pred_tags`` (English names, None
-            if the checkpoint has none), ``pred_tags_chinese`` (None if
-            unknown, always for open-set categories), ``pred_scores`` and
-            ``pred_labels`` (vocabulary indices) of the selected tags, in
-            the order ``sort_by`` says.
+            list: Per image, a dict with ``pred_scores``, the score of
+            every tag of the vocabulary in its order (an ``np.ndarray``, as
+            MMPreTrain's inferencers), and the tags over their thresholds,
+            in the order ``sort_by`` says: ``tags`` (English names, None if
+            the checkpoint has none), ``tags_chinese`` (None if unknown,
+            always for open-set categories), ``tag_scores`` and
+            ``tag_labels`` (vocabulary indices).
         """
         from .zero_shot_classifier import check_count
         check_count(batch_size, 'batch_size')
@@ -482,7 +484,8 @@ class ImageTagger(BaseInferencer):
         results = []
         for sample in preds:
             labels = self._select(sample, threshold, vocabulary)
-            scores = sample.pred_score.detach().float().cpu()[labels]
+            all_scores = sample.pred_score.detach().float().cpu()
+            scores = all_scores[labels]
             if sort_by == 'score':
                 order = scores.argsort(descending=True, stable=True)
                 labels, scores = labels[order], scores[order]
@@ -493,8 +496,9 @@ class ImageTagger(BaseInferencer):
                 chinese = [name.strip() for name in chinese]
             results.append(
                 dict(
-                    pred_tags=english,
-                    pred_tags_chinese=chinese,
-                    pred_scores=scores.tolist(),
-                    pred_labels=labels))
+                    pred_scores=all_scores.numpy(),
+                    tags=english,
+                    tags_chinese=chinese,
+                    tag_scores=scores.tolist(),
+                    tag_labels=labels))
         return results

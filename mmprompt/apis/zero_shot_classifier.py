@@ -5,8 +5,10 @@ style.
 Example:
     >>> from mmprompt.apis import ZeroShotClassifier
     >>> classifier = ZeroShotClassifier('clip_vit-base-p16')
-    >>> classifier('cat.jpg', categories=['tabby cat', 'beagle'], topk=1)
-    [{'pred_classes': ['tabby cat'], 'pred_scores': [0.98], ...}]
+    >>> classifier('cat.jpg', categories=['tabby cat', 'beagle'])[0]
+    {'pred_class': 'tabby cat', 'pred_score': 0.98, 'pred_label': 0,
+     'pred_scores': array([0.98, 0.02], dtype=float32),
+     'topk_classes': ['tabby cat', 'beagle'], ...}
 """
 import hashlib
 import threading
@@ -102,7 +104,7 @@ class ZeroShotClassifier(BaseInferencer):
         >>> classifier = ZeroShotClassifier(
         ...     'mmprompt::clip/clip_vit-base-p16_zeroshot-cls_in1k.py',
         ...     pretrained='clip_vit-base-p16.safetensors')
-        >>> classifier(['a.jpg', pil_image], topk=5)[0]['pred_classes']
+        >>> classifier(['a.jpg', pil_image], topk=5)[0]['topk_classes']
     """
     preprocess_kwargs: set = set()
     forward_kwargs: set = {'vocabulary'}
@@ -322,9 +324,12 @@ class ZeroShotClassifier(BaseInferencer):
                 instead of dicts. Defaults to False.
 
         Returns:
-            list: Per image, a dict with ``pred_classes``, ``pred_scores``
-            and ``pred_labels`` (the top-k, best first) and ``pred_class``,
-            ``pred_score``, ``pred_label`` (the best).
+            list: Per image, a dict as MMPreTrain's
+            ``ImageClassificationInferencer`` gives: ``pred_scores`` (the
+            score of every category, in category order, an ``np.ndarray``)
+            and ``pred_label``, ``pred_score``, ``pred_class`` (the best);
+            plus ``topk_labels``, ``topk_scores`` and ``topk_classes``
+            (the ``topk`` best, best first).
         """
         check_count(topk, 'topk')
         check_count(batch_size, 'batch_size')
@@ -379,12 +384,13 @@ class ZeroShotClassifier(BaseInferencer):
             classes = [names[i] for i in labels] if names else None
             results.append(
                 dict(
-                    pred_labels=labels,
-                    pred_scores=top_scores.tolist(),
-                    pred_classes=classes,
+                    pred_scores=scores.numpy(),
                     pred_label=labels[0],
                     pred_score=float(top_scores[0]),
-                    pred_class=classes[0] if classes else None))
+                    pred_class=classes[0] if classes else None,
+                    topk_labels=labels,
+                    topk_scores=top_scores.tolist(),
+                    topk_classes=classes))
         return results
 
 

@@ -1,40 +1,100 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
-import shlex
-from functools import partial
-from typing import Callable, Dict, List, Tuple
+"""Checkpoint converters, one module per family, and what ties them to the
+model zoo.
 
-from .common import (ConverterError, load_source_checkpoint, read_tag_list,
-                     read_thresholds, save_checkpoint_atomic,
-                     unwrap_state_dict)
-from .families import (SCRIPT_DIR, check_family, converter_script,
-                       describe_checkpoint, identify_checkpoint)
-from .open_clip import convert_open_clip
-from .openai_clip import convert_openai_clip, infer_openai_clip_arch
-from .pe_core import convert_pe_core, infer_pe_core_arch
-from .ram import convert_ram
-from .rules import apply_rules
-from .siglip import convert_siglip, infer_siglip_arch
-from .swin import (swin_relative_position_index, swin_unfold_norm,
-                   swin_unfold_reduction)
+Nothing here imports torch until it is used: the names below and the
+converters of :data:`CONVERTERS` are imported on first access, so a
+converter script parses its arguments (and answers ``--help``) first.
+"""
+import importlib
+import shlex
+from typing import Callable, Dict, Iterator, List, Mapping, Tuple
+
+#: Where each public name lives, imported on first access (PEP 562).
+_LAZY = {
+    'ConverterError': 'common',
+    'load_source_checkpoint': 'common',
+    'read_tag_list': 'common',
+    'read_thresholds': 'common',
+    'save_checkpoint_atomic': 'common',
+    'unwrap_state_dict': 'common',
+    'SCRIPT_DIR': 'families',
+    'check_family': 'families',
+    'converter_script': 'families',
+    'describe_checkpoint': 'families',
+    'identify_checkpoint': 'families',
+    'convert_open_clip': 'open_clip',
+    'convert_openai_clip': 'openai_clip',
+    'infer_openai_clip_arch': 'openai_clip',
+    'convert_pe_core': 'pe_core',
+    'infer_pe_core_arch': 'pe_core',
+    'convert_ram': 'ram',
+    'apply_rules': 'rules',
+    'convert_siglip': 'siglip',
+    'infer_siglip_arch': 'siglip',
+    'swin_relative_position_index': 'swin',
+    'swin_unfold_norm': 'swin',
+    'swin_unfold_reduction': 'swin',
+}
+
+
+def _resolve(module: str, name: str):
+    return getattr(importlib.import_module(f'{__name__}.{module}'), name)
+
+
+class LazyFunctions(Mapping):
+    """A read-only ``key -> function`` mapping whose functions are given as
+    ``'module:name'`` (a submodule of this package) and imported when
+    looked up; the keys are known without importing anything.
+
+    Args:
+        targets (dict): ``key -> 'module:name'``.
+    """
+
+    def __init__(self, targets: Dict[str, str]) -> None:
+        self._targets = dict(targets)
+
+    def __getitem__(self, key: str) -> Callable:
+        return _resolve(*self._targets[key].split(':'))
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._targets)
+
+    def __len__(self) -> int:
+        return len(self._targets)
+
 
 #: The converters by the key a metafile's ``Converter:`` names, each
 #: ``convert(state_dict, **inputs) -> (converted, meta)``; the command line
 #: of key ``k`` is ``tools/model_converters/k_to_mmprompt.py``.
-CONVERTERS: Dict[str, Callable] = {
-    'openai_clip': convert_openai_clip,
-    'open_clip': convert_open_clip,
-    'pe_core': convert_pe_core,
-    'ram': convert_ram,
-    'siglip': convert_siglip,
-}
+CONVERTERS: Mapping[str, Callable] = LazyFunctions({
+    'openai_clip': 'openai_clip:convert_openai_clip',
+    'open_clip': 'open_clip:convert_open_clip',
+    'pe_core': 'pe_core:convert_pe_core',
+    'ram': 'ram:convert_ram',
+    'siglip': 'siglip:convert_siglip',
+})
 
-#: Readers of the side files a zoo model's ``Data Files`` name, by the
-#: keyword argument of the converter they fill.
-DATA_FILE_READERS: Dict[str, Callable] = {
-    'tag_list': read_tag_list,
-    'tag_list_chinese': partial(read_tag_list, unique=False),
-    'thresholds': read_thresholds,
-}
+
+def __getattr__(name: str):
+    if name == 'DATA_FILE_READERS':
+        return _data_file_readers()
+    if name in _LAZY:
+        return _resolve(_LAZY[name], name)
+    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
+
+
+def _data_file_readers() -> Dict[str, Callable]:
+    """Readers of the side files a zoo model's ``Data Files`` name, by the
+    keyword argument of the converter they fill (``DATA_FILE_READERS``)."""
+    from functools import partial
+
+    from .common import read_tag_list, read_thresholds
+    return {
+        'tag_list': read_tag_list,
+        'tag_list_chinese': partial(read_tag_list, unique=False),
+        'thresholds': read_thresholds,
+    }
 
 
 def parse_converter(spec: str) -> Tuple[str, Dict[str, str]]:
@@ -59,10 +119,12 @@ def parse_converter(spec: str) -> Tuple[str, Dict[str, str]]:
     if key.endswith('_to_mmprompt.py'):
         key = key[:-len('_to_mmprompt.py')]
     if key not in CONVERTERS:
+        from .common import ConverterError
         raise ConverterError(f'unknown converter {spec!r}; known: '
                              f"{', '.join(CONVERTERS)}")
     options = words[1:]
     if len(options) % 2 or not all(o.startswith('--') for o in options[::2]):
+        from .common import ConverterError
         raise ConverterError(f'converter {spec!r}: options must be '
                              '--name value pairs')
     return key, {
@@ -73,6 +135,7 @@ def parse_converter(spec: str) -> Tuple[str, Dict[str, str]]:
 
 def converter_command(spec: str) -> List[str]:
     """The script and options that run a ``Converter:`` by hand."""
+    from .families import converter_script
     key, options = parse_converter(spec)
     args = [converter_script(key)]
     for name, value in options.items():
@@ -81,12 +144,6 @@ def converter_command(spec: str) -> List[str]:
 
 
 __all__ = [
-    'CONVERTERS', 'DATA_FILE_READERS', 'ConverterError', 'apply_rules',
-    'check_family', 'converter_command', 'converter_script',
-    'describe_checkpoint', 'identify_checkpoint', 'SCRIPT_DIR',
-    'load_source_checkpoint', 'parse_converter', 'save_checkpoint_atomic',
-    'swin_unfold_norm', 'swin_unfold_reduction', 'unwrap_state_dict',
-    'convert_openai_clip', 'convert_open_clip', 'infer_openai_clip_arch',
-    'convert_pe_core', 'infer_pe_core_arch', 'convert_ram', 'convert_siglip',
-    'infer_siglip_arch', 'swin_relative_position_index'
+    'CONVERTERS', 'DATA_FILE_READERS', 'LazyFunctions', 'converter_command',
+    'parse_converter', *_LAZY
 ]

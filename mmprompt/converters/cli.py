@@ -7,14 +7,14 @@ Every converter script takes its input the same way: positional ``src``
 an existing ``dst``; every expected failure is one ``error: ...`` line on
 stderr and exit status 2 (a user error, as every tool), checked before
 any work where it can be (the output path first, then the side files,
-then the source checkpoint).
+then the source checkpoint). The arguments are parsed before torch or a
+converter is imported: a script names its converter by its key of
+:data:`mmprompt.converters.CONVERTERS`.
 """
 import argparse
 import os.path as osp
 import sys
-from typing import Callable, List, Optional, Tuple
-
-import torch
+from typing import Callable, List, Optional, Tuple, Union
 
 from mmengine.logging import print_log
 
@@ -92,8 +92,18 @@ def run_converter(args: argparse.Namespace,
     return 0
 
 
-#: The types a CLIP-like converter script can save the weights in.
-DTYPES = {'fp32': torch.float32, 'fp16': torch.float16}
+#: The types a CLIP-like converter script can save the weights in, by the
+#: name of the ``torch`` dtype.
+DTYPES = {'fp32': 'float32', 'fp16': 'float16'}
+
+
+def resolve_converter(convert: Union[str, Convert]) -> Convert:
+    """``convert`` itself, or the converter of that key of
+    :data:`mmprompt.converters.CONVERTERS` (imported now)."""
+    if callable(convert):
+        return convert
+    from . import CONVERTERS
+    return CONVERTERS[convert]
 
 
 def describe_arch(converted: dict, meta: dict) -> str:
@@ -103,7 +113,7 @@ def describe_arch(converted: dict, meta: dict) -> str:
 
 
 def dtype_converter_cli(
-    convert: Callable,
+    convert: Union[str, Callable],
     description: str,
     describe: Callable[[dict, dict], str] = describe_arch
 ) -> Tuple[Callable, Callable]:
@@ -112,7 +122,9 @@ def dtype_converter_cli(
     ``--dtype fp32|fp16``.
 
     Args:
-        convert (Callable): ``convert(state_dict, dtype=...)``.
+        convert (str | Callable): ``convert(state_dict, dtype=...)``, or
+            its key of :data:`mmprompt.converters.CONVERTERS`, imported
+            after the arguments are parsed.
         description (str): The script's ``--help`` description.
         describe (Callable): What the success line says about the result.
             Defaults to :func:`describe_arch`.
@@ -133,8 +145,10 @@ def dtype_converter_cli(
 
     def main(argv: Optional[List[str]] = None) -> int:
         args = parse_args(argv)
-        dtype = DTYPES[args.dtype]
+        import torch
+        dtype = getattr(torch, DTYPES[args.dtype])
+        fn = resolve_converter(convert)
         return run_converter(
-            args, lambda sd: convert(sd, dtype=dtype), describe=describe)
+            args, lambda sd: fn(sd, dtype=dtype), describe=describe)
 
     return parse_args, main

@@ -7,16 +7,17 @@ the RAM converter in :mod:`mmprompt.converters.swin`). This module reads
 what they take (source checkpoints without running their code, RAM's tag
 lists and thresholds) and writes what they give (atomically, the format by
 the extension); :mod:`mmprompt.converters.cli` is the command line both
-``tools/model_converters`` scripts share.
+``tools/model_converters`` scripts share. Torch is imported where a
+checkpoint is read, so that a script's ``--help`` does without it.
 """
 import os.path as osp
 from collections import OrderedDict
-from typing import Dict, List, Optional
-
-import torch
+from typing import TYPE_CHECKING, Dict, List, Optional
 
 from mmprompt.utils.errors import UserError
-from mmprompt.utils.torchscript import is_torchscript, read_torchscript
+
+if TYPE_CHECKING:
+    import torch
 
 MMPROMPT_FORMAT = 'mmprompt'
 
@@ -25,9 +26,9 @@ class ConverterError(UserError):
     """A checkpoint cannot be converted; the message says why in one line."""
 
 
-def with_meta(converted: Dict[str, torch.Tensor], dropped: List[str],
+def with_meta(converted: Dict[str, 'torch.Tensor'], dropped: List[str],
               arch: dict, source: str,
-              dtype: Optional[torch.dtype]) -> tuple:
+              dtype: Optional['torch.dtype']) -> tuple:
     """A converter's result: its tensors cast to ``dtype`` (floating ones;
     None keeps the source's) and the meta every mmprompt checkpoint of a
     CLIP-like model carries (``format``, ``source``, ``arch``, ``dtype``,
@@ -69,6 +70,9 @@ def load_source_checkpoint(path: str) -> dict:
         ConverterError: If the file is missing or is not a readable PyTorch
             checkpoint.
     """
+    import torch
+
+    from mmprompt.utils.torchscript import is_torchscript, read_torchscript
     if not osp.isfile(path):
         raise ConverterError(f'{path}: no such file')
     try:
@@ -100,7 +104,7 @@ def load_source_checkpoint(path: str) -> dict:
 
 
 def unwrap_state_dict(obj: dict,
-                      path: str = 'checkpoint') -> Dict[str, torch.Tensor]:
+                      path: str = 'checkpoint') -> Dict[str, 'torch.Tensor']:
     """Return the tensors of a checkpoint, whatever wraps them.
 
     Unwraps ``'state_dict'`` and ``'model'`` entries and strips a
@@ -114,6 +118,7 @@ def unwrap_state_dict(obj: dict,
     Returns:
         dict: Key to tensor.
     """
+    import torch
     meta = obj.get('meta') if isinstance(obj, dict) else None
     if isinstance(meta, dict) and meta.get('format') == MMPROMPT_FORMAT:
         raise ConverterError(

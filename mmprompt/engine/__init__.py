@@ -2,6 +2,7 @@
 from .hooks import (CompileHook, PrecisionHook, PrepareOpensetHook,
                     PrepareZeroShotHook, cache_prototypes_by_default,
                     default_prototype_cache_dir, prepare_zero_shot)
+from .log_processor import EpochLogProcessor
 from .prompt_hooks import PromptClassesHook, TipAdapterHook
 from .resume_hooks import EpochSeedHook, WeightsOnlyCheckpointHook
 from .runner import QuietRunner
@@ -11,5 +12,5 @@ __all__ = [
     'PrepareZeroShotHook', 'PromptClassesHook', 'TipAdapterHook',
     'prepare_zero_shot', 'EpochSeedHook', 'WeightsOnlyCheckpointHook',
     'QuietRunner', 'cache_prototypes_by_default',
-    'default_prototype_cache_dir'
+    'default_prototype_cache_dir', 'EpochLogProcessor'
 ]

@@ -1,7 +1,6 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
 """The hooks ``tools/test.py`` adds to a test run: a progress bar, the
 speed of the loop, and a check of the labels against the categories."""
-import sys
 import time
 from typing import Optional
 
@@ -10,9 +9,9 @@ import torch
 from mmengine.dist import all_reduce, get_dist_info, is_main_process
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
-from mmengine.utils import ProgressBar
 
 from mmprompt.utils.errors import UserError
+from mmprompt.utils.progress import Progress
 from .prompt_hooks import fit_topk
 
 
@@ -29,7 +28,7 @@ class TestProgressHook(Hook):
 
     def before_test_epoch(self, runner) -> None:
         if is_main_process():
-            self.bar = ProgressBar(len(runner.test_dataloader.dataset))
+            self.bar = Progress(len(runner.test_dataloader.dataset))
 
     def after_test_iter(self,
                         runner,
@@ -37,13 +36,11 @@ class TestProgressHook(Hook):
                         data_batch=None,
                         outputs=None) -> None:
         if self.bar is not None:
-            total = self.bar.task_num
-            step = len(outputs or ()) * get_dist_info()[1]
-            self.bar.update(min(step, total - self.bar.completed))
+            self.bar.update(len(outputs or ()) * get_dist_info()[1])
 
     def after_test_epoch(self, runner, metrics=None) -> None:
         if self.bar is not None:
-            sys.stdout.write('\n')
+            self.bar.close()
         self.bar = None
 
 

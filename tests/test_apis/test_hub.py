@@ -307,9 +307,9 @@ def test_ram_by_name_downloads_converts_and_tags(ram_release, ram_vectors_dir,
     results = tagger(images, batch_size=2)
     expected = ram_release['meta']['expected']
     for i, result in enumerate(results):
-        assert ' | '.join(result['pred_tags']) == expected['tags_en'][i]
+        assert ' | '.join(result['tags']) == expected['tags_en'][i]
         zh = expected['tags_zh'][i]
-        assert result['pred_tags_chinese'] == (
+        assert result['tags_chinese'] == (
             [t.strip() for t in zh.split(' | ')] if zh else [])
 
 
@@ -415,7 +415,7 @@ def test_openset_ram_by_name_gets_its_text_tower(ram_release, ram_vectors_dir,
     images = [osp.join(ram_vectors_dir, 'images', n) for n in R.IMAGES]
     categories = ['apple', 'umbrella stand', 'Ale']
     results = tagger(images, categories=categories, batch_size=2)
-    assert all(r['pred_tags_chinese'] is None for r in results)
+    assert all(r['tags_chinese'] is None for r in results)
     assert len(results) == 2
 
 

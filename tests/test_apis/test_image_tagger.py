@@ -13,6 +13,7 @@ from PIL import Image
 from mmprompt.apis import ImageTagger, list_models
 
 from testing_utils import ram as H  # noqa: E402
+from testing_utils import same_results  # noqa: E402
 
 NORMAL = 'ram/ram_swin-large-p4-w12_384px_normal.py'
 OPENSET = 'ram/ram_swin-large-p4-w12_384px_openset.py'
@@ -48,14 +49,18 @@ def split_tags(joined: str) -> list:
 def check_reference(results, meta, atol=1e-5):
     for i, result in enumerate(results):
         labels = meta['targets'][i].nonzero()[:, 0].tolist()
-        assert result['pred_labels'] == labels
+        assert result['tag_labels'] == labels
         assert ' | '.join(
-            result['pred_tags']) == meta['expected']['tags_en'][i]
+            result['tags']) == meta['expected']['tags_en'][i]
         # RAM's Chinese names, without the spaces its list ends them in.
-        assert result['pred_tags_chinese'] == split_tags(
+        assert result['tags_chinese'] == split_tags(
             meta['expected']['tags_zh'][i])
         np.testing.assert_allclose(
-            result['pred_scores'], meta['probs'][i, labels], atol=atol)
+            result['tag_scores'], meta['probs'][i, labels], atol=atol)
+        # As MMPreTrain's inferencers: the score of every tag, in order.
+        assert isinstance(result['pred_scores'], np.ndarray)
+        np.testing.assert_allclose(
+            result['pred_scores'], meta['probs'][i], atol=atol)
 
 
 def test_paths_pil_and_arrays_match_reference(tagger, files):
@@ -76,16 +81,16 @@ def test_sorting_thresholds_and_datasamples(tagger, files):
     path = files['images'][0]
     by_index = tagger(path)[0]
     by_score = tagger(path, sort_by='score')[0]
-    assert sorted(by_score['pred_scores'], reverse=True) == \
-        by_score['pred_scores']
-    assert sorted(by_score['pred_labels']) == by_index['pred_labels']
-    assert set(by_score['pred_tags']) == set(by_index['pred_tags'])
+    assert sorted(by_score['tag_scores'], reverse=True) == \
+        by_score['tag_scores']
+    assert sorted(by_score['tag_labels']) == by_index['tag_labels']
+    assert set(by_score['tags']) == set(by_index['tags'])
     # One threshold for all: 'body' (threshold 1.0) now fires too.
     low = tagger(path, threshold=0.5)[0]
     probs = files['meta']['probs'][0]
-    assert low['pred_labels'] == (probs > 0.5).nonzero()[:, 0].tolist()
-    assert 'body' in low['pred_tags']
-    assert tagger(path, threshold=1.0)[0]['pred_tags'] == []
+    assert low['tag_labels'] == (probs > 0.5).nonzero()[:, 0].tolist()
+    assert 'body' in low['tags']
+    assert tagger(path, threshold=1.0)[0]['tags'] == []
     samples = tagger(path, return_datasamples=True)
     torch.testing.assert_close(samples[0].pred_score, probs, atol=1e-5, rtol=0)
 
@@ -138,7 +143,7 @@ def test_bf16_precision_keeps_thresholds(files):
         torch.bfloat16)
     assert model.class_threshold.dtype == torch.float32
     result = tagger(files['images'][0])[0]
-    scores = [float(s) for s in result['pred_scores']]
+    scores = [float(s) for s in result['tag_scores']]
     assert scores and all(0 <= s <= 1 for s in scores)
 
 
@@ -181,14 +186,14 @@ def test_openset_categories(files):
         scores = model.compute_logits(x, vocabulary).sigmoid()
     for result, row in zip(results, scores):
         labels = (row > 0.5).nonzero()[:, 0].tolist()
-        assert result['pred_labels'] == labels
-        assert result['pred_tags'] == [categories[i] for i in labels]
-        assert result['pred_tags_chinese'] is None
+        assert result['tag_labels'] == labels
+        assert result['tags'] == [categories[i] for i in labels]
+        assert result['tags_chinese'] is None
         np.testing.assert_allclose(
-            result['pred_scores'], row[labels], atol=1e-6)
+            result['tag_scores'], row[labels], atol=1e-6)
     # The categories stay for the next call; clearing gives RAM's tags.
-    assert tagger(files['images'][0])[0]['pred_labels'] == \
-        results[0]['pred_labels']
+    assert tagger(files['images'][0])[0]['tag_labels'] == \
+        results[0]['tag_labels']
     tagger.clear_categories()
     check_reference([tagger(files['images'][0])[0]], files['meta'])
     with pytest.raises(ValueError, match='RAMPlusOpenset'):
@@ -214,12 +219,12 @@ def test_ram_plus_descriptions(files, ram_data_dir):
     assert tagger.vocabulary().names == names
     assert tagger.vocabulary().label_embed.shape == (3 * 51, 512)
     from_file = tagger(files['images'], categories=str(subset), batch_size=2)
-    assert from_file == from_dict
+    assert same_results(from_file, from_dict)
     # The same categories as a list of one-key dicts.
     tagger.set_categories(items)
     direct = tagger(files['images'], batch_size=2)
-    assert direct == from_dict
-    assert all(set(r['pred_tags']) <= set(names) for r in direct)
+    assert same_results(direct, from_dict)
+    assert all(set(r['tags']) <= set(names) for r in direct)
 
 
 def test_ram_plus_json_object_file_is_read_as_descriptions(
@@ -242,7 +247,8 @@ def test_ram_plus_json_object_file_is_read_as_descriptions(
     from_file = tagger(files['images'][:2], categories=str(path))
     assert tagger.vocabulary().names == tuple(as_dict)
     assert tagger.vocabulary().label_embed.shape == (2 * 3, 512)
-    assert from_file == tagger(files['images'][:2], categories=as_dict)
+    assert same_results(
+        from_file, tagger(files['images'][:2], categories=as_dict))
     ram = ImageTagger(
         H.write_tiny_config(
             str(files['root'] / 'openset_obj.py'),
@@ -274,7 +280,7 @@ def test_threads_with_different_open_sets_get_their_own_answers(files):
         tagger(images, categories=names, threshold=0.0, batch_size=2)
         for names in sets
     ]
-    assert [len(r['pred_tags']) for r in alone[1]] == [5, 5]
+    assert [len(r['tags']) for r in alone[1]] == [5, 5]
     got = [[], []]
     start = threading.Barrier(2)
 
@@ -294,9 +300,9 @@ def test_threads_with_different_open_sets_get_their_own_answers(files):
         assert len(got[i]) == 20
         for out in got[i]:
             for result, want in zip(out, alone[i]):
-                assert result['pred_tags'] == want['pred_tags']
+                assert result['tags'] == want['tags']
                 np.testing.assert_allclose(
-                    result['pred_scores'], want['pred_scores'], atol=1e-6)
+                    result['tag_scores'], want['tag_scores'], atol=1e-6)
     assert not tagger.model.is_openset
 
 

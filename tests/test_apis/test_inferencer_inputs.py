@@ -38,9 +38,9 @@ def test_failed_call_changes_nothing(classifier, tmp_path):
             examples={'red': [str(broken)]})
     assert list(classifier.categories) == ['cat', 'dog', 'owl']
     again = classifier(image(), topk=3)
-    assert again[0]['pred_classes'] == first[0]['pred_classes']
+    assert again[0]['topk_classes'] == first[0]['topk_classes']
     np.testing.assert_allclose(
-        again[0]['pred_scores'], first[0]['pred_scores'], atol=1e-6)
+        again[0]['topk_scores'], first[0]['topk_scores'], atol=1e-6)
 
 
 def test_argument_errors_are_clear(classifier):

@@ -93,7 +93,7 @@ def files(tmp_path_factory):
 def scores(results, n):
     out = np.zeros((len(results), n))
     for row, r in zip(out, results):
-        row[r['pred_labels']] = r['pred_scores']
+        row[r['topk_labels']] = r['topk_scores']
     return out
 
 
@@ -130,7 +130,7 @@ def test_csc_file_refuses_unknown_names(files):
     classifier = ZeroShotClassifier(
         files['config'], pretrained=files['ckpt'], learned=files['csc'])
     out = classifier(files['images'][0], categories=['owl', 'beagle'])
-    assert sorted(out[0]['pred_classes']) == ['beagle', 'owl']
+    assert sorted(out[0]['topk_classes']) == ['beagle', 'owl']
     with pytest.raises(InvalidInputError, match=r"\['zebra'\]"):
         classifier(files['images'][0], categories=['owl', 'zebra'])
     # The failed call changed nothing.
@@ -163,7 +163,7 @@ def test_learned_file_over_another_clip(files, tmp_path):
     finally:
         logger.removeHandler(handler)
     assert sum('other CLIP weights' in r.getMessage() for r in records) == 1
-    assert len(classifier(files['images'][0])[0]['pred_classes']) == 4
+    assert len(classifier(files['images'][0])[0]['topk_classes']) == 4
     with pytest.raises(CheckpointError, match='not a learned-prompt file'):
         ZeroShotClassifier(
             files['config'], pretrained=False, learned=files['ckpt'])
@@ -216,8 +216,8 @@ def test_demo_classify_takes_learned(files, tmp_path):
     classifier = ZeroShotClassifier(
         files['config'], pretrained=files['ckpt'], learned=files['learned'])
     want = classifier(files['images'][:2], topk=4)
-    assert [r['pred_classes'] for r in results] == [
-        r['pred_classes'] for r in want]
+    assert [r['topk_classes'] for r in results] == [
+        r['topk_classes'] for r in want]
     np.testing.assert_allclose(
         scores(results, 4), scores(want, 4), atol=1e-6)
 
@@ -242,8 +242,8 @@ def test_infer_classify_learned_over_a_zero_shot_config(files, tmp_path):
     want = classifier(
         files['images'][:3], categories=['zebra', 'kayak', 'owl'], topk=3)
     for path, w in zip(files['images'][:3], want):
-        assert got[path]['classes'] == w['pred_classes']
-        np.testing.assert_allclose(got[path]['scores'], w['pred_scores'],
+        assert got[path]['classes'] == w['topk_classes']
+        np.testing.assert_allclose(got[path]['scores'], w['topk_scores'],
                                    atol=2e-6)
 
 

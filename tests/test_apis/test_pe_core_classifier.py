@@ -55,8 +55,8 @@ def test_classifier_uses_pe_preprocessing_and_weights(tmp_path):
         protos = torch.nn.functional.normalize(ref.encode_text(texts), dim=-1)
         probs = (ref.logit_scale.exp() * feats @ protos.t()).softmax(-1)[0]
     want = [CATEGORIES[i] for i in probs.argsort(descending=True)]
-    assert result['pred_classes'] == want
+    assert result['topk_classes'] == want
     np.testing.assert_allclose(
-        result['pred_scores'],
+        result['topk_scores'],
         probs.sort(descending=True).values.numpy(),
         atol=1e-5)

@@ -53,7 +53,7 @@ def sigmoid_scores(tagger, images, names):
     out = classifier(images, categories=names, topk=len(names))
     scores = np.zeros((len(images), len(names)))
     for row, result in zip(scores, out):
-        for name, score in zip(result['pred_classes'], result['pred_scores']):
+        for name, score in zip(result['topk_classes'], result['topk_scores']):
             row[names.index(name)] = score
     return scores
 
@@ -68,18 +68,18 @@ def test_open_set_scores_meet_thresholds(tagger, files):
     assert tagger.vocabulary().thresholds.tolist() == [0.5] * 5
     for result, row in zip(results, scores):
         labels = np.nonzero(row > 0.5)[0].tolist()
-        assert result['pred_labels'] == labels
+        assert result['tag_labels'] == labels
     # A threshold between the scores selects exactly those above it.
     cut = float(np.median(scores))
     results = tagger(images, categories=NAMES, threshold=cut)
     for result, row in zip(results, scores):
         labels = np.nonzero(row > cut)[0].tolist()
-        assert result['pred_labels'] == labels
-        assert result['pred_tags'] == [NAMES[i] for i in labels]
-        assert result['pred_tags_chinese'] is None
-        np.testing.assert_allclose(result['pred_scores'], row[labels],
+        assert result['tag_labels'] == labels
+        assert result['tags'] == [NAMES[i] for i in labels]
+        assert result['tags_chinese'] is None
+        np.testing.assert_allclose(result['tag_scores'], row[labels],
                                    atol=1e-6)
-    assert sum(len(r['pred_labels']) for r in results) > 0
+    assert sum(len(r['tag_labels']) for r in results) > 0
     # Kept while the weights stay; built again after an in-place load.
     kept = tagger.vocabulary(NAMES)
     assert tagger.vocabulary(NAMES) is kept
@@ -91,7 +91,7 @@ def test_open_set_scores_meet_thresholds(tagger, files):
     per_tag['dog'] = 0.0
     vocabulary = tagger.model.build_tag_vocabulary(NAMES, 'simple', per_tag)
     result = tagger(images[0], categories=vocabulary)[0]
-    assert result['pred_tags'] == ['dog']
+    assert result['tags'] == ['dog']
 
 
 def test_calibrated_thresholds_of_the_checkpoint(tagger, files, tmp_path):
@@ -109,9 +109,9 @@ def test_calibrated_thresholds_of_the_checkpoint(tagger, files, tmp_path):
     result = calibrated(files['images'][0], categories=NAMES)[0]
     assert calibrated.vocabulary().thresholds.tolist() == \
         [0.5, 0.0, 0.5, 0.5, 0.25]
-    assert 'dog' in result['pred_tags']
+    assert 'dog' in result['tags']
     assert 'dog' not in tagger(files['images'][0],
-                               categories=NAMES)[0]['pred_tags']
+                               categories=NAMES)[0]['tags']
     assert calibrated.vocabulary(NAMES, threshold=0.7).thresholds.tolist() \
         == pytest.approx([0.7] * 5)
     # What tools/calibrate_thresholds.py starts from: the config's

@@ -57,20 +57,37 @@ def test_inputs_paths_arrays_pil(classifier, files):
                          topk=3)
     assert len(results) == 3
     first = results[0]
-    assert len(first['pred_classes']) == 3
-    assert set(first['pred_classes']) <= set(CATEGORIES)
-    assert first['pred_class'] == first['pred_classes'][0]
+    assert len(first['topk_classes']) == 3
+    assert set(first['topk_classes']) <= set(CATEGORIES)
+    assert first['pred_class'] == first['topk_classes'][0]
     assert first['pred_label'] == CATEGORIES.index(first['pred_class'])
-    assert first['pred_scores'] == sorted(first['pred_scores'], reverse=True)
+    assert first['topk_scores'] == sorted(first['topk_scores'], reverse=True)
     for other in results[1:]:
-        assert other['pred_classes'] == first['pred_classes']
+        assert other['topk_classes'] == first['topk_classes']
         np.testing.assert_allclose(
-            other['pred_scores'], first['pred_scores'], atol=1e-6)
+            other['topk_scores'], first['topk_scores'], atol=1e-6)
     # All categories with topk >= C; the scores are a softmax.
     full = classifier(path, topk=10)[0]
-    assert sorted(full['pred_classes']) == sorted(CATEGORIES)
-    assert sum(full['pred_scores']) == pytest.approx(1.0, abs=1e-5)
-    json.dumps(full)  # plain Python types
+    assert sorted(full['topk_classes']) == sorted(CATEGORIES)
+    assert sum(full['topk_scores']) == pytest.approx(1.0, abs=1e-5)
+    json.dumps({k: v for k, v in full.items() if k != 'pred_scores'})
+
+
+def test_pred_scores_is_every_category_as_mmpretrain(classifier, files):
+    """``pred_scores`` is MMPreTrain's: one score per category in category
+    order; ``pred_*`` the best of it, ``topk_*`` the k best."""
+    result = classifier(files['images'][1], categories=CATEGORIES, topk=2)[0]
+    scores = result['pred_scores']
+    assert isinstance(scores, np.ndarray)
+    assert scores.shape == (len(CATEGORIES), )
+    assert float(scores.sum()) == pytest.approx(1.0, abs=1e-5)
+    order = np.argsort(-scores, kind='stable')
+    assert result['pred_label'] == int(order[0])
+    assert result['pred_score'] == pytest.approx(float(scores[order[0]]))
+    assert result['pred_class'] == CATEGORIES[order[0]]
+    assert result['topk_labels'] == order[:2].tolist()
+    assert result['topk_classes'] == [CATEGORIES[i] for i in order[:2]]
+    np.testing.assert_allclose(result['topk_scores'], scores[order[:2]])
 
 
 def test_prototypes_rebuilt_only_when_inputs_change(classifier, files,
@@ -135,7 +152,7 @@ def test_builtin_imagenet_categories(classifier, files):
         topk=3)[0]
     assert len(classifier.categories) == 1000
     again = classifier(files['images'][0], topk=3)[0]
-    assert again['pred_classes'] == result['pred_classes']
+    assert again['topk_classes'] == result['topk_classes']
 
 
 def test_bad_inputs(classifier, files, tmp_path):
@@ -187,8 +204,8 @@ def test_named_model_downloads_official_weights(files, tmp_path, monkeypatch):
     image = files['images'][2]
     a = named(image, categories=CATEGORIES, topk=5)[0]
     b = local(image, categories=CATEGORIES, topk=5)[0]
-    assert a['pred_classes'] == b['pred_classes']
-    np.testing.assert_allclose(a['pred_scores'], b['pred_scores'], atol=1e-6)
+    assert a['topk_classes'] == b['topk_classes']
+    np.testing.assert_allclose(a['topk_scores'], b['topk_scores'], atol=1e-6)
 
 
 def test_demo_classify_cli(files, tmp_path):
@@ -202,7 +219,7 @@ def test_demo_classify_cli(files, tmp_path):
     assert len(results) == 2
     saved = json.loads(out.read_text())
     assert [r['image'] for r in saved] == files['images'][:2]
-    assert all(len(r['pred_classes']) == 2 for r in saved)
+    assert all(len(r['topk_classes']) == 2 for r in saved)
     assert DEMO.parse_examples(['a=x.jpg,y.jpg', 'b=z.png', 'a=w.jpg']) == {
         'a': ['x.jpg', 'y.jpg', 'w.jpg'],
         'b': ['z.png']
@@ -238,10 +255,14 @@ def test_demo_classify_skips_an_unreadable_image(files, tmp_path,
     results = DEMO.main(argv + ['--out', str(out)])
     assert devices == ['cuda']
     alone = DEMO.main(argv[:1] + argv[2:])
-    assert results == alone
+    assert [r['topk_classes'] for r in results] == \
+        [r['topk_classes'] for r in alone]
+    np.testing.assert_allclose([r['pred_scores'] for r in results],
+                               [r['pred_scores'] for r in alone])
     saved = json.loads(out.read_text())
     assert [r['image'] for r in saved] == [good[0], str(broken), good[1]]
-    assert 'pred_classes' not in saved[1]
+    assert 'topk_classes' not in saved[1]
+    assert len(saved[0]['pred_scores']) == len(CATEGORIES)
     assert str(broken) in saved[1]['error']
     with pytest.raises(UserError, match='none of the 1 images can be read'):
         DEMO.main([str(broken)] + argv[3:])
@@ -274,6 +295,6 @@ def test_threads_with_different_categories_get_their_own_answers(files):
         assert len(got[i]) == 20
         for out in got[i]:
             for result, want in zip(out, alone[i]):
-                assert result['pred_classes'] == want['pred_classes']
+                assert result['topk_classes'] == want['topk_classes']
                 np.testing.assert_allclose(
-                    result['pred_scores'], want['pred_scores'], atol=1e-6)
+                    result['topk_scores'], want['topk_scores'], atol=1e-6)

@@ -70,9 +70,9 @@ def test_classifier_caches_every_category_set(setup, tmp_path, monkeypatch):
     second = again(image, categories=CATEGORIES, topk=3,
                    examples=setup['examples'])
     assert again.default_vocabulary.example_feats.shape[0] == 4
-    assert second[0]['pred_classes'] and first[0]['pred_classes']
+    assert second[0]['topk_classes'] and first[0]['topk_classes']
     third = again(image, categories=CATEGORIES, topk=3)
     assert again.default_vocabulary.example_feats is None  # examples are per call
-    assert third[0]['pred_classes'] == first[0]['pred_classes']
+    assert third[0]['topk_classes'] == first[0]['topk_classes']
     np.testing.assert_allclose(
-        third[0]['pred_scores'], first[0]['pred_scores'], atol=1e-6)
+        third[0]['topk_scores'], first[0]['topk_scores'], atol=1e-6)

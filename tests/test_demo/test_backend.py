@@ -358,22 +358,22 @@ def test_unavailable_models_explain_how_to_convert(tmp_path):
 def test_result_adapters():
     rows = db._tag_rows([
         dict(
-            pred_tags=['dog', 'grass'],
-            pred_tags_chinese=['狗', '草 '],
-            pred_scores=[0.9, 0.7],
-            pred_labels=[3, 1])
+            tags=['dog', 'grass'],
+            tags_chinese=['狗', '草 '],
+            tag_scores=[0.9, 0.7],
+            tag_labels=[3, 1])
     ])
     assert rows == [TagRow('dog', '狗', 0.9), TagRow('grass', '草 ', 0.7)]
     rows = db._tag_rows([
         dict(
-            pred_tags=['cat'],
-            pred_tags_chinese=None,
-            pred_scores=[0.6],
-            pred_labels=[0])
+            tags=['cat'],
+            tags_chinese=None,
+            tag_scores=[0.6],
+            tag_labels=[0])
     ])
     assert rows == [TagRow('cat', '', 0.6)]
     assert db._class_scores(
-        [dict(pred_classes=['b', 'a'], pred_scores=[0.7, 0.2])]) == {
+        [dict(topk_classes=['b', 'a'], topk_scores=[0.7, 0.2])]) == {
             'b': 0.7,
             'a': 0.2
         }
@@ -472,8 +472,8 @@ class _CountingClassifier:
             self.active -= 1
         return [
             dict(
-                pred_classes=list(categories),
-                pred_scores=[1.0 / len(categories)] * len(categories))
+                topk_classes=list(categories),
+                topk_scores=[1.0 / len(categories)] * len(categories))
         ]
 
 
@@ -700,8 +700,8 @@ def test_learned_prompts_in_the_classify_tab(tmp_path):
             Image.fromarray(image),
             categories=['cat', 'red car', 'zebra'],
             topk=3)[0]
-    assert list(out) == want['pred_classes']
-    assert np.allclose(list(out.values()), want['pred_scores'], atol=1e-6)
+    assert list(out) == want['topk_classes']
+    assert np.allclose(list(out.values()), want['topk_scores'], atol=1e-6)
     with pytest.raises(DemoInputError, match='replace descriptions'):
         run_classify(backend, image, 'cat, dog', 'cat: small', [], 'simple', 2)
     with pytest.raises(CheckpointError, match='not a learned-prompt file'):
@@ -775,7 +775,7 @@ def test_large_open_set_does_not_starve_small_requests(tiny_backend,
     assert chunks == [2, 2, 2, 2, 2]  # 'cat', 'dog' among them
     assert got['closed'] == alone['closed'] and got['small'] == alone['small']
     want = dict(
-        zip(alone['large'][0]['pred_tags'], alone['large'][0]['pred_scores']))
+        zip(alone['large'][0]['tags'], alone['large'][0]['tag_scores']))
     have = {row.tag: row.score for row in got['large']}
     assert set(have) == set(want) == set(names)
     assert max(abs(have[n] - want[n]) for n in names) < 1e-5
@@ -815,7 +815,7 @@ def test_large_open_set_keeps_calibrated_thresholds(tiny_backend, monkeypatch):
     tagger.model.set_openset(names)
     alone = tagger(img, categories=tagger.model.vocabulary)
     tagger.model.clear_openset()
-    assert chunked == set(alone[0]['pred_tags'])
+    assert chunked == set(alone[0]['tags'])
     assert 'thing 1' in chunked and 'thing 2' not in chunked
 
 
@@ -930,7 +930,7 @@ def test_tagging_tab_with_siglip(tmp_path):
     want = ImageTagger(config, pretrained=checkpoint)(
         img, categories=['cat', 'dog', 'crane'], threshold=0.0,
         sort_by='score')[0]
-    assert [r.tag for r in rows] == want['pred_tags']
-    np.testing.assert_allclose([r.score for r in rows], want['pred_scores'],
+    assert [r.tag for r in rows] == want['tags']
+    np.testing.assert_allclose([r.score for r in rows], want['tag_scores'],
                                atol=1e-6)
     assert len(backend.tag(img, 0.0, None)) == 1000

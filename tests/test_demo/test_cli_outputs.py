@@ -102,8 +102,8 @@ def test_force_replaces_atomically_and_a_full_disk_keeps_the_old_file(
     results = CLI.main(argv)
     written = json.loads(out.read_text())
     assert [r['image'] for r in written] == [str(image)]
-    assert written[0]['pred_classes'] == results[0]['pred_classes']
-    assert len(written[0]['pred_classes']) == 1
+    assert written[0]['topk_classes'] == results[0]['topk_classes']
+    assert len(written[0]['topk_classes']) == 1
     assert sorted(os.listdir(tmp_path)) == [
         'cat.png', 'cfg.py', 'clip.pth', 'results.json'
     ]

@@ -123,8 +123,8 @@ def test_tag_folder_list_and_shard_in_input_order(tagging, reference):
     tagger = ImageTagger(tagging['config'], tagging['checkpoint'])
     want = tagger(walked[:3], batch_size=3)
     for got, exp in zip(records[:3], want):
-        assert got['tags'] == exp['pred_tags']
-        assert np.allclose(got['scores'], exp['pred_scores'], atol=2e-6)
+        assert got['tags'] == exp['tags']
+        assert np.allclose(got['scores'], exp['tag_scores'], atol=2e-6)
     assert not osp.exists(tagging['root'] / 'ref' / 'tags.jsonl.parts')
 
 
@@ -225,8 +225,8 @@ def test_embed_and_classify(clip_model, tmp_path):
     classes = read_jsonl(tmp_path / 'classes.jsonl')
     want = classifier(files, topk=2)
     for got, exp in zip(classes, want):
-        assert got['classes'] == exp['pred_classes']
-        assert np.allclose(got['scores'], exp['pred_scores'], atol=2e-6)
+        assert got['classes'] == exp['topk_classes']
+        assert np.allclose(got['scores'], exp['topk_scores'], atol=2e-6)
 
 
 @pytest.mark.slow

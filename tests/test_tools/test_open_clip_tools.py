@@ -61,7 +61,7 @@ def test_zero_shot_classifier_preprocesses_as_the_config_says(tiny):
     assert torch.equal(got, _pixels(wide, resize_mode='squash'))
     assert not torch.equal(got, _pixels(wide))
     result = classifier(tiny['image'], topk=3)[0]
-    assert sorted(result['pred_classes']) == ['car', 'cat', 'dog']
+    assert sorted(result['topk_classes']) == ['car', 'cat', 'dog']
 
 
 def test_infer_embed_uses_the_models_preprocessing(tiny, tmp_path):

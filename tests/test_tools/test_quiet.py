@@ -2,6 +2,7 @@
 """Issue 22, quiet by default: a one-line error comes after at most a few
 lines (not MMEngine's environment and config dump), ``--help`` needs no
 torch, and a checkpoint is found under either extension."""
+import glob
 import os
 import os.path as osp
 import subprocess
@@ -22,11 +23,15 @@ from mmprompt.utils.checkpoint import (find_checkpoint, load_checkpoint,
                                        read_checkpoint, save_checkpoint)
 from mmprompt.utils.errors import CheckpointError
 
-#: Every tool with a --help, relative to the repository.
+#: Every tool with a --help, relative to the repository: every script of
+#: tools/misc/ and tools/model_converters/ too.
 TOOLS = ('tools/test.py', 'tools/train.py', 'tools/infer.py',
          'tools/calibrate_thresholds.py', 'tools/deployment/pytorch2onnx.py',
-         'demo/classify.py',
-         'tools/misc/download_weights.py', 'tools/misc/model_zoo_table.py')
+         'demo/classify.py', *sorted(
+             osp.relpath(path, REPO_ROOT)
+             for folder in ('misc', 'model_converters')
+             for path in glob.glob(osp.join(REPO_ROOT, 'tools', folder,
+                                            '*.py'))))
 #: Lines a tool may print before its one-line error.
 MAX_LINES_BEFORE = 5
 

@@ -3,7 +3,7 @@
 the rootdir ``conftest.py``): ``from testing_utils import clip, ram``.
 
 - this module: repository paths, :func:`load_module` for tool scripts,
-  :func:`save_openai_torchscript`;
+  :func:`save_openai_torchscript`, :func:`same_results` of inferencers;
 - :mod:`testing_utils.clip`: tiny CLIP checkpoints, OpenAI-layout state
   dicts, a local HTTP file server;
 - :mod:`testing_utils.ram`: tiny RAM / RAM++ checkpoints and configs from
@@ -16,6 +16,16 @@ import sys
 from types import ModuleType
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+
+def same_results(a: list, b: list) -> bool:
+    """Whether two inferencers' result lists are equal, their arrays
+    (``pred_scores``) element-wise."""
+    import numpy as np
+    return len(a) == len(b) and all(
+        x.keys() == y.keys() and all(
+            np.array_equal(x[k], y[k]) if isinstance(x[k], np.ndarray) else
+            x[k] == y[k] for k in x) for x, y in zip(a, b))
 
 
 def load_module(name: str, path: str) -> ModuleType:

@@ -16,7 +16,6 @@ load the output with the config of the model (``configs/open_clip``).
 """
 import sys
 
-from mmprompt.converters import convert_open_clip
 from mmprompt.converters.cli import dtype_converter_cli
 
 
@@ -26,7 +25,7 @@ def describe(converted: dict, meta: dict) -> str:
 
 
 parse_args, main = dtype_converter_cli(
-    convert_open_clip,
+    'open_clip',
     'Convert an open_clip CLIP ViT checkpoint (LAION-2B, DataComp, DFN, '
     'MetaCLIP) to mmprompt.', describe=describe)
 

@@ -10,11 +10,10 @@ format by the extension of dst) are :mod:`mmprompt.converters.cli`'s.
 """
 import sys
 
-from mmprompt.converters import convert_openai_clip
 from mmprompt.converters.cli import dtype_converter_cli
 
 parse_args, main = dtype_converter_cli(
-    convert_openai_clip,
+    'openai_clip',
     'Convert an OpenAI CLIP ViT checkpoint (TorchScript archive or '
     'state dict, open_clip -quickgelu too) to mmprompt.')
 

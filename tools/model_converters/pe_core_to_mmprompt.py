@@ -13,11 +13,10 @@ extension of dst) are :mod:`mmprompt.converters.cli`'s.
 """
 import sys
 
-from mmprompt.converters import convert_pe_core
 from mmprompt.converters.cli import dtype_converter_cli
 
 parse_args, main = dtype_converter_cli(
-    convert_pe_core,
+    'pe_core',
     "Convert a PE-Core checkpoint (open_clip's layout, .safetensors or "
     'state dict) to mmprompt.')
 

@@ -17,9 +17,7 @@ format by the extension of dst) are :mod:`mmprompt.converters.cli`'s.
 import sys
 from typing import List, Optional
 
-from mmprompt.converters import convert_ram
 from mmprompt.converters.cli import converter_parser, run_converter
-from mmprompt.converters.common import read_tag_list, read_thresholds
 
 
 def parse_args(argv: Optional[List[str]] = None):
@@ -40,6 +38,8 @@ def parse_args(argv: Optional[List[str]] = None):
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
+    from mmprompt.converters import (convert_ram, read_tag_list,
+                                     read_thresholds)
 
     def read_inputs():
         return dict(

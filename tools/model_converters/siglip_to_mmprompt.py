@@ -12,11 +12,10 @@ The arguments every converter takes (``src dst [--format] [--force]``) are
 """
 import sys
 
-from mmprompt.converters import convert_siglip
 from mmprompt.converters.cli import dtype_converter_cli
 
 parse_args, main = dtype_converter_cli(
-    convert_siglip,
+    'siglip',
     'Convert an open_clip SigLIP / SigLIP 2 checkpoint '
     '(open_clip_pytorch_model.bin or .safetensors) to mmprompt.')
 

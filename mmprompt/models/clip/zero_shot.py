@@ -57,9 +57,9 @@ import torch
 import torch.nn.functional as F
 from mmengine.dist import get_dist_info
 from mmengine.logging import print_log
-from mmengine.utils import ProgressBar
 
 from mmprompt.utils.dist import all_gather_rows, shard_bounds
+from mmprompt.utils.progress import Progress
 from .text_encoder import eot_positions
 
 TextEncoder = Callable[[torch.Tensor], torch.Tensor]
@@ -301,16 +301,13 @@ def encode_token_ids(encode: TextEncoder,
         def run(rows):
             return encode(ids[rows, :int(lengths[rows].max())].to(device))
 
-    bar = ProgressBar(len(ids)) if progress else None
     chunks = []
-    with torch.no_grad():
+    with torch.no_grad(), Progress(
+            len(ids), enabled=progress, unit='prompts') as bar:
         for rows in batches:
             feats = run(rows).float()
             chunks.append(F.normalize(feats, dim=-1) if normalize else feats)
-            if bar is not None:
-                bar.update(len(rows))
-    if bar is not None:
-        bar.file.write('\n')
+            bar.update(len(rows))
     feats = torch.cat(chunks)
     out = torch.empty_like(feats)
     out[torch.cat(batches).to(feats.device)] = feats

@@ -1,0 +1,133 @@
+# Copyright (c) mmprompt contributors. All rights reserved.
+"""The one progress display of mmprompt's loops (tests, bulk inference,
+prototypes, downloads, the demo's tagger).
+
+It writes to stderr, never to stdout, where MMEngine's logger and results
+go: on a terminal one line redrawn in place, which a log record clears
+before it is printed (the next update draws the bar again below it); in a
+file or a pipe a whole line now and then, so that a log never holds half a
+bar.
+"""
+import logging
+import sys
+import time
+from typing import Optional, TextIO
+
+#: Seconds between two redraws on a terminal.
+TTY_INTERVAL = 0.5
+#: Seconds between two lines in a file or a pipe.
+LINE_INTERVAL = 30.0
+
+
+class _ClearLine(logging.Filter):
+    """Clears the bar's line before a log record is emitted (a filter runs
+    just before its handler writes)."""
+
+    def __init__(self, progress: 'Progress') -> None:
+        super().__init__()
+        self.progress = progress
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        self.progress.clear()
+        return True
+
+
+class Progress:
+    """Progress over ``total`` items: count, rate and time left.
+
+    Args:
+        total (int): Items to process; nothing is shown for 0.
+        enabled (bool): Show anything at all (False on ranks other than
+            0, or with ``--no-progress``). Defaults to True.
+        unit (str): What an item is, after the rate (``'img'`` gives
+            ``img/s``). Defaults to ``'img'``.
+        file (TextIO, optional): Where to write. Defaults to None
+            (``sys.stderr`` at the time of the call).
+
+    Example:
+        >>> with Progress(len(paths)) as bar:
+        ...     for batch in batches:
+        ...         bar.update(len(batch))
+    """
+
+    def __init__(self,
+                 total: int,
+                 enabled: bool = True,
+                 unit: str = 'img',
+                 file: Optional[TextIO] = None) -> None:
+        self.total = int(total)
+        self.enabled = enabled and self.total > 0
+        self.unit = unit
+        self.file = file if file is not None else sys.stderr
+        isatty = getattr(self.file, 'isatty', None)
+        self.tty = bool(isatty and isatty())
+        self.count = 0
+        self.start = time.perf_counter()
+        self.last = self.start
+        self.drawn = False
+        self._filter = _ClearLine(self)
+        self._handlers = _log_handlers() if self.enabled and self.tty \
+            else []
+        for handler in self._handlers:
+            handler.addFilter(self._filter)
+
+    def __enter__(self) -> 'Progress':
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def line(self) -> str:
+        """``'[  7/100]    3.5 img/s, 00:00:26 left'``."""
+        elapsed = max(time.perf_counter() - self.start, 1e-9)
+        rate = self.count / elapsed
+        left = (self.total - self.count) / rate if rate > 0 else 0
+        return (f'[{self.count:>{len(str(self.total))}}/{self.total}] '
+                f'{rate:7.1f} {self.unit}/s, '
+                f'{time.strftime("%H:%M:%S", time.gmtime(left))} left')
+
+    def update(self, n: int = 1) -> None:
+        """Count ``n`` more items done; redraw when it is time."""
+        self.count = min(self.total, self.count + n)
+        if not self.enabled:
+            return
+        now = time.perf_counter()
+        done = self.count >= self.total
+        interval = TTY_INTERVAL if self.tty else LINE_INTERVAL
+        if now - self.last < interval and not done:
+            return
+        self.last = now
+        if self.tty:
+            self.file.write('\r' + self.line())
+            self.drawn = True
+        else:
+            self.file.write(self.line() + '\n')
+        self.file.flush()
+        if done:
+            self.close()
+
+    def clear(self) -> None:
+        """Erase the bar's line on a terminal (it is drawn again on the
+        next update)."""
+        if self.drawn:
+            self.file.write('\r\x1b[K')
+            self.file.flush()
+            self.drawn = False
+
+    def close(self) -> None:
+        """End the display: the last line stays, the log is released."""
+        for handler in self._handlers:
+            handler.removeFilter(self._filter)
+        self._handlers = []
+        if self.drawn:
+            self.file.write('\n')
+            self.file.flush()
+            self.drawn = False
+        self.enabled = False
+
+
+def _log_handlers() -> list:
+    """The handlers of MMEngine's current logger, the one
+    ``print_log(..., logger='current')`` writes to."""
+    from mmengine.logging import MMLogger
+    return list(MMLogger.get_current_instance().handlers)

@@ -157,7 +157,8 @@ def test_calibrated_siglip_thresholds_drive_infer_tag(tmp_path):
                                   resize_mode='squash'),
                              dict(type='PackInputs')])
     with open(config, 'a') as f:
-        f.write(f'test_dataloader = dict(dataset={dataset!r})\n')
+        f.write(f'test_dataloader = dict(num_workers=0, batch_size=4, '
+                f'dataset={dataset!r})\n')
     calib = load_module('_mmprompt_calibrate_siglip',
                         f'{REPO_ROOT}/tools/calibrate_thresholds.py')
     out = str(tmp_path / 'calibrated.safetensors')

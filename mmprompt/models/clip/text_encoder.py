@@ -262,7 +262,8 @@ class CLIPTextTransformer(BaseModule):
     norm_eps=1e-6``) attends both ways and pools the last position, so
     every token, padding included, changes the feature: it takes only rows
     padded to ``context_length``, and no shared prefix (``encode_prefix``
-    raises).
+    raises). Only its pooled token leaves the last block, which therefore
+    computes the query, output projection and MLP of that token alone.
 
     Args:
         vocab_size (int): Number of token ids. Defaults to 49408.

@@ -286,3 +286,29 @@ def test_identical_prompts_are_encoded_once(tiny_pair):
     assert (protos - ref).abs().max() <= 1e-6
     assert torch.equal(protos[0], protos[2])
     assert not protos.is_inference()
+
+
+def test_zoo_configs_pipelines_follow_the_model():
+    """Every SigLIP leaf config (ImageNet-1k and CIFAR-100) preprocesses as
+    the model's image_preprocess says; CIFAR's arrays are RGB."""
+    import glob
+    import os.path as osp
+
+    from mmengine.config import Config
+    leaves = sorted(
+        glob.glob(osp.join(siglip.REPO_ROOT, 'configs', 'siglip', '*.py')))
+    assert len(leaves) == 14
+    for path in leaves:
+        cfg = Config.fromfile(path)
+        with torch.device('meta'):
+            model = MODELS.build(cfg.model)
+        step = dict(cfg.test_dataloader.dataset.pipeline[0])
+        assert step.pop('type') == 'CLIPPreprocess', path
+        cifar = 'cifar100' in path
+        assert step.pop('array_order', 'bgr') == ('rgb' if cifar else 'bgr')
+        assert step == model.preprocess_args, path
+        assert cfg.test_dataloader.dataset.type == (
+            'CIFAR100' if cifar else 'ImageNet'), path
+        assert (cfg.model.categories, cfg.model.templates) == (
+            ('cifar100', 'openai_cifar') if cifar else
+            ('imagenet', 'openai_imagenet')), path

@@ -1,14 +1,16 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
-"""Benchmark: the open weights' models (issue #20) against open_clip.
+"""Benchmark: the open weights' models (issues #20, #21) against open_clip.
 
 For each architecture, open_clip builds a random-weight model, mmprompt
 converts its state dict with its own converter and loads it into the
 zoo's config, and both then run in one process, one after the other:
 
 - prototypes: ImageNet classes x OpenAI's 80 templates, mmprompt's
-  ``CLIPZeroShot.build_prototypes`` (prompts batched by length, cut to the
-  longest, template starts shared under the causal mask) against open_clip's
-  ``build_zero_shot_classifier`` (10 classes per batch, full rows);
+  ``CLIPZeroShot.build_prototypes`` (identical prompts once; CLIP: prompts
+  batched by length, cut to the longest, template starts shared under the
+  causal mask; SigLIP: rows of 64, the last block at the pooled token only)
+  against open_clip's ``build_zero_shot_classifier`` (10 classes per batch,
+  full rows);
 - images: the image tower on a batch of preprocessed images
   (``extract_image_feat`` against ``encode_image``), ``--repeats`` times,
   the median.
@@ -16,16 +18,22 @@ zoo's config, and both then run in one process, one after the other:
 The two prototype sets and image features are compared (max abs diff after
 normalisation): a speed-up that changed the answer would show there.
 ``--num-classes`` times a slice of ImageNet; prototype time grows linearly
-in it.
+in it. SigLIP's tokenizer.json comes with its weights (not downloaded
+here): both sides use one unigram tokenizer trained on the benchmark's
+prompts (each distinct prompt gets distinct ids; rows are 64 tokens
+whatever the tokenizer).
 
 Example:
     python benchmarks/open_weights.py --model ViT-H-14 --num-classes 10
     python benchmarks/open_weights.py --model PE-Core-L-14-336 --out x.json
+    python benchmarks/open_weights.py --model ViT-B-16-SigLIP --num-classes 4
 """
 import argparse
 import json
 import os.path as osp
 import statistics
+import sys
+import tempfile
 import time
 from typing import Dict, List, Optional
 
@@ -40,6 +48,8 @@ MODELS_ = {
     'ViT-L-14': ('clip_vit-large-p14_datacomp-xl.py', 'open_clip'),
     'PE-Core-B-16': ('pe-core_vit-base-p16.py', 'pe_core'),
     'PE-Core-L-14-336': ('pe-core_vit-large-p14-336px.py', 'pe_core'),
+    'ViT-B-16-SigLIP': ('siglip_vit-base-p16.py', 'siglip'),
+    'ViT-B-16-SigLIP2': ('siglip2_vit-base-p16.py', 'siglip'),
 }
 
 
@@ -59,8 +69,22 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def build_pair(name: str):
-    """open_clip's random model and mmprompt's, loaded from it."""
+def siglip_tokenizers(cfg, texts: List[str], folder: str):
+    """One tokenizer.json trained on ``texts`` for both sides: open_clip's
+    ``HFTokenizer`` (canonicalised) and the config's, pointed at it."""
+    from open_clip.tokenizer import HFTokenizer
+    sys.path.insert(0, osp.join(ROOT, 'tests'))
+    from testing_utils.siglip import train_tokenizer
+    pad = cfg.model.tokenizer.pad_token
+    path = train_tokenizer(folder, pad, texts, vocab_size=2000)
+    cfg.model.tokenizer.update(tokenizer_file=path, vocab_size=None)
+    return HFTokenizer(folder, context_length=64, clean='canonicalize')
+
+
+def build_pair(name: str, texts: List[str], folder: str):
+    """open_clip's random model and mmprompt's, loaded from it, and
+    open_clip's tokenizer (for SigLIP, trained on ``texts`` in
+    ``folder``)."""
     import open_clip
     from mmengine.config import Config
     from mmengine.registry import DefaultScope
@@ -74,11 +98,15 @@ def build_pair(name: str):
     ref = open_clip.create_model(name, pretrained=None).eval()
     cfg = Config.fromfile(osp.join(ROOT, 'configs', '_base_', 'models',
                                    config))
+    if key == 'siglip':
+        tokenizer = siglip_tokenizers(cfg, texts, folder)
+    else:
+        tokenizer = open_clip.get_tokenizer(name)
     with DefaultScope.overwrite_default_scope('mmprompt'):
         ours = MODELS.build(cfg.model)
     converted, _ = CONVERTERS[key](ref.state_dict())
     ours.load_state_dict(converted, strict=True)
-    return ref, ours.eval(), open_clip.get_tokenizer(name)
+    return ref, ours.eval(), tokenizer
 
 
 def timed(fn):
@@ -140,11 +168,14 @@ def main(argv: Optional[List[str]] = None) -> dict:
         batch_size=args.batch_size,
         torch=torch.__version__,
         models={})
+    texts = [t.format(c) for c in classes for t in templates]
     for name in args.model:
-        ref, ours, tokenizer = build_pair(name)
-        row = dict(
-            prototypes=prototypes(ref, ours, tokenizer, classes, templates),
-            images=images(ref, ours, args.batch_size, args.repeats))
+        with tempfile.TemporaryDirectory() as folder:
+            ref, ours, tokenizer = build_pair(name, texts, folder)
+            row = dict(
+                prototypes=prototypes(ref, ours, tokenizer, classes,
+                                      templates),
+                images=images(ref, ours, args.batch_size, args.repeats))
         results['models'][name] = row
         print(f"{name}: prototypes {row['prototypes']['ratio']:.2f}x "
               f"({row['prototypes']['open_clip_s']:.1f} vs "

@@ -140,7 +140,7 @@ def test_model_index_is_what_mmpretrain_and_mim_read():
 
 def test_list_models_pattern_and_task():
     everything = list_models()
-    assert len(everything) == 70 and everything == sorted(everything)
+    assert len(everything) == 77 and everything == sorted(everything)
     assert list_models('*in1k*') == list_models('in1k') == [
         'clip_vit-base-p16_zeroshot-cls_in1k',
         'clip_vit-base-p32_zeroshot-cls_in1k',
@@ -165,11 +165,20 @@ def test_list_models_pattern_and_task():
         'siglip_vit-base-p16_zeroshot-cls_in1k-384px',
         'siglip_vit-so400m-p14_zeroshot-cls_in1k-384px'
     ]
+    assert list_models('siglip*cifar100*') == [
+        'siglip2_vit-base-p16_zeroshot-cls_cifar100',
+        'siglip2_vit-base-p16_zeroshot-cls_cifar100-384px',
+        'siglip2_vit-large-p16_zeroshot-cls_cifar100-384px',
+        'siglip2_vit-so400m-p16_zeroshot-cls_cifar100-384px',
+        'siglip_vit-base-p16_zeroshot-cls_cifar100',
+        'siglip_vit-base-p16_zeroshot-cls_cifar100-384px',
+        'siglip_vit-so400m-p14_zeroshot-cls_cifar100-384px'
+    ]
     assert list_models('RAM-PLUS*', task='open-set image tagging') == [
         'ram-plus_swin-large-p4-w12_384px_openset',
         'ram-plus_swin-large-p4-w12_384px_openset_openimages-rare'
     ]
-    assert len(list_models(task='Zero-shot Image Classification')) == 62
+    assert len(list_models(task='Zero-shot Image Classification')) == 69
     assert ZeroShotClassifier.list_models() == list_models(
         task='Zero-shot Image Classification')
     # RAM / RAM++, and SigLIP (sigmoid scores: a probability per tag).

@@ -7,6 +7,7 @@ from torch.testing import assert_close
 
 from mmprompt.converters.common import ConverterError
 from mmprompt.converters.siglip import convert_siglip
+from mmprompt.models.clip.text_encoder import CausalSelfAttention
 from mmprompt.models.clip.zero_shot import is_causal
 from mmprompt.models.siglip import SigLIPZeroShot
 from mmprompt.registry import MODELS
@@ -233,3 +234,81 @@ def test_map_tower_sets_its_own_pooling():
     with pytest.raises(TypeError, match='MAPVisionTransformer sets '
                        'with_cls_token itself'):
         MODELS.build(dict(cfg, with_cls_token=True))
+
+
+def test_last_block_runs_the_pooled_token_only(tiny_pair):
+    """The bidirectional tower's last block computes its query, output
+    projection and MLP for the pooled token alone: the features are those
+    of every block run on every token (a reference written here)."""
+    _, model, _ = tiny_pair
+    tower = model.text_encoder
+    ids = model.tokenize(PROMPTS)
+    shapes = []
+    hook = tower.resblocks[-1].mlp.register_forward_hook(
+        lambda m, args, out: shapes.append(tuple(args[0].shape)))
+    with torch.no_grad():
+        feats = tower(ids)
+        hook.remove()
+        x = tower.token_embedding(ids) + tower.positional_embedding
+        for block in tower.resblocks:
+            x = block(x)
+        ref = tower.ln_final(x)[:, -1] @ tower.text_projection
+        ref = ref + tower.text_projection_bias
+    assert shapes == [(len(PROMPTS), tower.embed_dims)]
+    assert (feats - ref).abs().max() <= 1e-6
+    causal = CausalSelfAttention(64, 2, causal=True)
+    with pytest.raises(ValueError, match='needs bidirectional attention'):
+        causal.forward_at(x, ids.new_zeros(len(ids)))
+
+
+def test_identical_prompts_are_encoded_once(tiny_pair):
+    """Prompts that canonicalise to the same ids (a name listed twice, a
+    template differing in case and punctuation) run the tower once; the
+    prototypes are those of every prompt encoded."""
+    _, model, _ = tiny_pair
+    categories = ['crane', 'cat', 'crane']
+    templates = ['a photo of a {}.', 'A photo of a {}!', 'itap of a {}.']
+    rows = []
+    hook = model.text_encoder.register_forward_hook(
+        lambda m, args, out: rows.append(len(args[0])))
+    protos = model.build_prototypes(categories, templates)
+    hook.remove()
+    assert sum(rows) == 4  # of 9 prompts
+    with torch.no_grad():
+        ref = torch.stack([
+            F.normalize(
+                F.normalize(
+                    model.extract_text_feat(
+                        model.tokenize([t.format(c) for t in templates])),
+                    dim=-1).mean(0),
+                dim=-1) for c in categories
+        ])
+    assert (protos - ref).abs().max() <= 1e-6
+    assert torch.equal(protos[0], protos[2])
+    assert not protos.is_inference()
+
+
+def test_zoo_configs_pipelines_follow_the_model():
+    """Every SigLIP leaf config (ImageNet-1k and CIFAR-100) preprocesses as
+    the model's image_preprocess says; CIFAR's arrays are RGB."""
+    import glob
+    import os.path as osp
+
+    from mmengine.config import Config
+    leaves = sorted(
+        glob.glob(osp.join(siglip.REPO_ROOT, 'configs', 'siglip', '*.py')))
+    assert len(leaves) == 14
+    for path in leaves:
+        cfg = Config.fromfile(path)
+        with torch.device('meta'):
+            model = MODELS.build(cfg.model)
+        step = dict(cfg.test_dataloader.dataset.pipeline[0])
+        assert step.pop('type') == 'CLIPPreprocess', path
+        cifar = 'cifar100' in path
+        assert step.pop('array_order', 'bgr') == ('rgb' if cifar else 'bgr')
+        assert step == model.preprocess_args, path
+        assert cfg.test_dataloader.dataset.type == (
+            'CIFAR100' if cifar else 'ImageNet'), path
+        assert (cfg.model.categories, cfg.model.templates) == (
+            ('cifar100', 'openai_cifar') if cifar else
+            ('imagenet', 'openai_imagenet')), path

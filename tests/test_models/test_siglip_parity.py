@@ -177,3 +177,42 @@ def test_preprocessing_equals_open_clip(size):
         batch = torch.from_numpy(packed).permute(2, 0, 1)[None]
         ours = model.data_preprocessor(dict(inputs=batch))['inputs'][0]
         assert_close(ours, ref(image), atol=1e-6, rtol=0, msg=kind)
+
+
+@pytest.mark.parity
+@pytest.mark.slow
+def test_prototypes_match_open_clip_zero_shot_classifier(tmp_path):
+    """Full-size SigLIP B/16: ``build_prototypes`` (identical prompts once,
+    the last block at the pooled token only, one padded length) gives
+    open_clip's ``build_zero_shot_classifier`` on the same weights and
+    tokenizer file within 1e-6, duplicate names and templates that
+    canonicalise alike included."""
+    open_clip = _open_clip()
+    pytest.importorskip('transformers')
+    from open_clip.tokenizer import HFTokenizer
+    from open_clip.zero_shot_classifier import build_zero_shot_classifier
+    tokenizer_file = siglip.train_tokenizer(str(tmp_path))
+    torch.manual_seed(0)
+    ref = open_clip.create_model('ViT-B-16-SigLIP', pretrained=None).eval()
+    siglip.randomize_(ref.state_dict())
+    categories = ['crane', 'cat', 'crane', 'golden retriever']
+    templates = ['a photo of a {}.', 'A photo of a {}!', 'itap of a {}.',
+                 'a bad photo of the {}.', 'a sculpture of a {}.']
+    with torch.no_grad():
+        theirs = build_zero_shot_classifier(
+            ref, HFTokenizer(str(tmp_path), context_length=64,
+                             clean='canonicalize'),
+            categories, [t.format for t in templates],
+            num_classes_per_batch=2).t()
+    cfg = siglip.model_cfg('siglip_vit-base-p16')
+    cfg.tokenizer.update(tokenizer_file=tokenizer_file, vocab_size=None)
+    model = MODELS.build(cfg).eval()
+    model.load_state_dict(convert_siglip(ref.state_dict())[0], strict=True)
+    del ref
+    mine = model.build_prototypes(categories, templates)
+    diff = (mine - theirs).abs().max().item()
+    print(f'max abs diff of the prototypes {diff:.2e}')
+    assert diff <= 1e-6
+    assert (mine[0] - mine[1]).abs().max() > 1e-3  # not degenerate
+    del model
+    gc.collect()

@@ -7,7 +7,7 @@ import json
 import math
 import os.path as osp
 from functools import partial
-from typing import Dict
+from typing import Dict, Sequence
 
 import pytest
 import torch
@@ -31,9 +31,13 @@ TINY = dict(width=64, layers=2, heads=2, mlp_ratio=3.7362, img_size=32,
 LOGIT_SCALE, LOGIT_BIAS = math.log(10.0), -2.5
 
 
-def train_tokenizer(folder: str, pad_token: str = '</s>') -> str:
+def train_tokenizer(folder: str,
+                    pad_token: str = '</s>',
+                    corpus: Sequence[str] = tuple(CORPUS),
+                    vocab_size: int = 120) -> str:
     """A small unigram tokenizer like SigLIP's: ``</s>`` appended by the
     post-processor; saved with a tokenizer_config.json for transformers.
+    (benchmarks/open_weights.py trains one on its prompts.)
 
     Returns:
         str: The tokenizer.json path.
@@ -42,8 +46,8 @@ def train_tokenizer(folder: str, pad_token: str = '</s>') -> str:
     processors = pytest.importorskip('tokenizers.processors')
     tok = implementations.SentencePieceUnigramTokenizer()
     tok.train_from_iterator(
-        CORPUS, vocab_size=120, special_tokens=['<pad>', '</s>', '<unk>'],
-        unk_token='<unk>')
+        corpus, vocab_size=vocab_size,
+        special_tokens=['<pad>', '</s>', '<unk>'], unk_token='<unk>')
     tok.post_processor = processors.TemplateProcessing(
         single='$A </s>', special_tokens=[('</s>', 1)])
     path = osp.join(folder, 'tokenizer.json')

@@ -157,6 +157,34 @@ class CausalSelfAttention(nn.Module):
         out = out.transpose(1, 2).reshape(n, length, self.embed_dims)
         return self.out_proj(out), (k, v)
 
+    def forward_at(self, x: torch.Tensor,
+                   index: torch.Tensor) -> torch.Tensor:
+        """:meth:`forward`'s output at one position of each row: the query
+        and the output projection of that token only, keys and values of
+        every token. Bidirectional attention only (under the causal mask a
+        row cut to a batch's longest would need a mask per row).
+
+        Args:
+            x (torch.Tensor): Tokens, ``(N, L, C)``.
+            index (torch.Tensor): ``(N, )`` position of each row's token.
+
+        Returns:
+            torch.Tensor: ``(N, C)``.
+        """
+        if self.causal:
+            raise ValueError('attention at one position needs '
+                             'bidirectional attention')
+        n, length, dims = x.shape
+        w_q, w_kv = self.in_proj_weight.split([dims, 2 * dims])
+        b_q, b_kv = self.in_proj_bias.split([dims, 2 * dims])
+        token = x[torch.arange(n, device=x.device), index]
+        q = F.linear(token, w_q, b_q).reshape(n, self.num_heads, 1, -1)
+        # (N, L, 2C) -> (2, N, heads, L, C / heads)
+        kv = F.linear(x, w_kv, b_kv).reshape(n, length, 2, self.num_heads,
+                                             -1).permute(2, 0, 3, 1, 4)
+        out = F.scaled_dot_product_attention(q, kv[0], kv[1])
+        return self.out_proj(out.reshape(n, dims))
+
 
 class ResidualAttentionBlock(nn.Module):
     """A pre-norm transformer block: attention, then an MLP.
@@ -205,6 +233,16 @@ class ResidualAttentionBlock(nn.Module):
         x = x + attn
         return x + self.mlp(self.ln_2(x)), kv
 
+    def forward_at(self, x: torch.Tensor,
+                   index: torch.Tensor) -> torch.Tensor:
+        """:meth:`forward`'s output at position ``index[i]`` of row ``i``,
+        ``(N, C)``: every token is a key and a value, but the query, the
+        output projection and the MLP run for that token alone (see
+        :meth:`CausalSelfAttention.forward_at`)."""
+        token = x[torch.arange(x.size(0), device=x.device), index]
+        token = token + self.attn.forward_at(self.ln_1(x), index)
+        return token + self.mlp(self.ln_2(token))
+
 
 @MODELS.register_module()
 class CLIPTextTransformer(BaseModule):
@@ -224,7 +262,8 @@ class CLIPTextTransformer(BaseModule):
     norm_eps=1e-6``) attends both ways and pools the last position, so
     every token, padding included, changes the feature: it takes only rows
     padded to ``context_length``, and no shared prefix (``encode_prefix``
-    raises).
+    raises). Only its pooled token leaves the last block, which therefore
+    computes the query, output projection and MLP of that token alone.
 
     Args:
         vocab_size (int): Number of token ids. Defaults to 49408.
@@ -391,8 +430,16 @@ class CLIPTextTransformer(BaseModule):
                 f'rows of {length} tokens: a bidirectional text tower takes '
                 f'rows padded to its context length {self.context_length}')
         x = embeds + self.positional_embedding[start:start + length]
+        if prefix is not None and not self.causal:
+            raise ValueError('a cached prefix needs causal attention')
         x = x.to(self.block_dtype)
-        if prefix is None:
+        if not self.causal:
+            # Only the pooled token of the last block is read: that block
+            # computes its query, output projection and MLP alone.
+            for block in self.resblocks[:-1]:
+                x = block(x)
+            x = self.resblocks[-1].forward_at(x, eot)
+        elif prefix is None:
             for block in self.resblocks:
                 x = block(x)
         else:
@@ -400,8 +447,11 @@ class CLIPTextTransformer(BaseModule):
                 if prefix.rows is not None:
                     past = tuple(t[prefix.rows] for t in past)
                 x = block.forward_cached(x, past)[0]
+        if self.causal:
+            x = x[torch.arange(x.size(0), device=x.device), eot]
+        # LayerNorm is per token: normalising the pooled token alone is
+        # exact.
         x = self.ln_final(x.to(self.ln_final.weight.dtype))
-        x = x[torch.arange(x.size(0), device=x.device), eot]
         x = x.to(self.text_projection.dtype) @ self.text_projection
         if self.text_projection_bias is not None:
             x = x + self.text_projection_bias

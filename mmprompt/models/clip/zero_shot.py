@@ -265,6 +265,8 @@ def encode_token_ids(encode: TextEncoder,
     the cut. Batches then hold rows of one prefix length and one rest
     length (:func:`plan_prefix_batches`). A bidirectional tower (SigLIP's,
     see :func:`is_causal`) gets its rows whole: neither is exact there.
+    Identical rows (a category name listed twice, as ImageNet's 'crane',
+    templates that tokenize alike) are encoded once.
 
     Args:
         encode (Callable): Maps ``(B, L')`` ids to ``(B, D)`` features and
@@ -281,6 +283,7 @@ def encode_token_ids(encode: TextEncoder,
         torch.Tensor: ``(N, D)`` features, in the order of ``ids``.
     """
     device = device or ids.device
+    ids, inverse = torch.unique(ids, dim=0, return_inverse=True)
     if not is_causal(encode):
         batches = torch.arange(len(ids)).split(batch_size)
 
@@ -302,16 +305,18 @@ def encode_token_ids(encode: TextEncoder,
             return encode(ids[rows, :int(lengths[rows].max())].to(device))
 
     chunks = []
-    with torch.no_grad(), Progress(
+    with torch.inference_mode(), Progress(
             len(ids), enabled=progress, unit='prompts') as bar:
         for rows in batches:
             feats = run(rows).float()
             chunks.append(F.normalize(feats, dim=-1) if normalize else feats)
             bar.update(len(rows))
     feats = torch.cat(chunks)
-    out = torch.empty_like(feats)
+    # Outside inference mode: the result is a normal tensor, usable in
+    # autograd (a prototype in a trained adapter's loss).
+    out = torch.empty(feats.shape, dtype=feats.dtype, device=feats.device)
     out[torch.cat(batches).to(feats.device)] = feats
-    return out.clone()
+    return out[inverse.to(feats.device)]
 
 
 def average_prompts(feats: torch.Tensor,

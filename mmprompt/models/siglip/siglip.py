@@ -62,8 +62,9 @@ class SigLIPZeroShot(SigLIP, CLIPZeroShot):
     accuracy equal to that of the logits.
 
     Prototypes are built from full-length rows (the text tower is
-    bidirectional; see
-    :func:`~mmprompt.models.clip.zero_shot.encode_token_ids`).
+    bidirectional), identical rows once, the last block at the pooled
+    token only; see
+    :func:`~mmprompt.models.clip.zero_shot.encode_token_ids`.
     """
 
     score_activation = 'sigmoid'

@@ -94,9 +94,6 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
     """Apply the command line to the config."""
-    import torch
-
-    from mmprompt.engine.hooks import pop_zero_shot_inputs
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
     cfg.launcher = args.launcher
@@ -104,30 +101,16 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
         cfg.log_level = 'DEBUG'
     # Loaded strictly by load_weights, not by the Runner (non-strict).
     cfg.load_from = None
-    # Example images and the prototype cache are the caller's business,
-    # not the model's: a hook reads them once the weights are loaded.
-    zero_shot = pop_zero_shot_inputs(cfg.model)
-    if zero_shot:
-        cfg.custom_hooks = [
-            *cfg.get('custom_hooks', []),
-            dict(type='PrepareZeroShotHook', **zero_shot)
-        ]
-    precision = args.precision or cfg.get('precision', 'fp32')
-    if precision != 'fp32':
-        cfg.custom_hooks = [
-            *cfg.get('custom_hooks', []),
-            dict(type='PrecisionHook', precision=precision)
-        ]
+    # The runner adds the PrecisionHook of the config's `precision`, and
+    # the hook of a zero-shot model's examples and prototype cache.
+    if args.precision:
+        cfg.precision = args.precision
     if args.compile:
         mode = None if args.compile == 'default' else args.compile
         cfg.custom_hooks = [
             *cfg.get('custom_hooks', []),
             dict(type='CompileHook', mode=mode)
         ]
-    if torch.cuda.is_available():
-        # Pinned host memory (and non-blocking copies, see main) keep the
-        # GPU fed.
-        cfg.test_dataloader.setdefault('pin_memory', True)
     if args.dump:
         evaluator = cfg.test_evaluator
         if not isinstance(evaluator, (list, tuple)):
@@ -206,10 +189,13 @@ def prepare_learned(cfg: Config, checkpoint: str) -> None:
     (PromptClassesHook)."""
     from mmprompt.apis.builder import learned_config
     learned_config(cfg, checkpoint)
-    cfg.custom_hooks = [
-        *cfg.get('custom_hooks', []),
-        dict(type='PromptClassesHook')
-    ]
+    hooks = [*cfg.get('custom_hooks', []),
+             *(cfg.get('default_hooks') or {}).values()]
+    if not any((h or {}).get('type') == 'PromptClassesHook' for h in hooks):
+        cfg.custom_hooks = [
+            *cfg.get('custom_hooks', []),
+            dict(type='PromptClassesHook')
+        ]
 
 
 def load_learned_prompts(runner: 'Runner',
@@ -235,7 +221,6 @@ def write_json(path: str, payload: dict) -> None:
 
 def main(argv: Optional[List[str]] = None) -> dict:
     args = parse_args(argv)
-    import torch
     from mmengine.dist import get_dist_info, is_main_process
     from mmengine.logging import print_log
 
@@ -243,7 +228,6 @@ def main(argv: Optional[List[str]] = None) -> dict:
     from mmprompt.apis.model_zoo import load_config
     from mmprompt.datasets.integrity import (check_cifar_files,
                                              check_image_folder)
-    from mmprompt.engine.hooks import cache_prototypes_by_default
     from mmprompt.engine.test_hooks import (CheckLabelsHook,
                                             TestProgressHook, TestSpeedHook)
     from mmprompt.models.prompt_learning.learned import is_learned_file
@@ -272,14 +256,7 @@ def main(argv: Optional[List[str]] = None) -> dict:
                              args.allow_other_clip_weights)
     else:
         load_weights(runner, checkpoint)
-        cache_prototypes_by_default(runner)
     runner.register_hook(CheckLabelsHook())
-    if torch.cuda.is_available():
-        # MMPreTrain's ClsDataPreprocessor takes no `non_blocking` argument;
-        # MMEngine's base class reads this attribute.
-        preprocessor = getattr(runner.model, 'data_preprocessor', None)
-        if preprocessor is not None:
-            preprocessor._non_blocking = True
     if not args.no_progress:
         runner.register_hook(TestProgressHook())
     speed = TestSpeedHook()

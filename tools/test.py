@@ -99,8 +99,8 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
     cfg.launcher = args.launcher
     if args.verbose:
         cfg.log_level = 'DEBUG'
-    # Loaded strictly by load_weights, not by the Runner (non-strict).
-    cfg.load_from = None
+    if args.allow_other_clip_weights:
+        cfg.allow_other_clip_weights = True
     # The runner adds the PrecisionHook of the config's `precision`, and
     # the hook of a zero-shot model's examples and prototype cache.
     if args.precision:
@@ -170,48 +170,6 @@ def build_runner(cfg: Config, config_path: str) -> 'Runner':
     return runner
 
 
-def load_weights(runner: 'Runner', checkpoint: str) -> None:
-    """Load the checkpoint strictly (the Runner's ``load_from`` is not) and
-    call the hooks' ``after_load_checkpoint`` as the Runner does."""
-    from mmengine.model import is_model_wrapper
-
-    from mmprompt.utils.checkpoint import load_checkpoint
-    model = runner.model
-    model = model.module if is_model_wrapper(model) else model
-    loaded = load_checkpoint(model, checkpoint)
-    runner.call_hook('after_load_checkpoint', checkpoint=loaded)
-
-
-def prepare_learned(cfg: Config, checkpoint: str) -> None:
-    """A learned-prompt file (tools/train.py): the model's categories
-    default to those it was trained on (:func:`~mmprompt.apis.builder.
-    learned_config`), and each loop classifies among its dataset's classes
-    (PromptClassesHook)."""
-    from mmprompt.apis.builder import learned_config
-    learned_config(cfg, checkpoint)
-    hooks = [*cfg.get('custom_hooks', []),
-             *(cfg.get('default_hooks') or {}).values()]
-    if not any((h or {}).get('type') == 'PromptClassesHook' for h in hooks):
-        cfg.custom_hooks = [
-            *cfg.get('custom_hooks', []),
-            dict(type='PromptClassesHook')
-        ]
-
-
-def load_learned_prompts(runner: 'Runner',
-                         checkpoint: str,
-                         allow_other_weights: bool = False) -> None:
-    """CLIP from the config's ``init_cfg`` (strictly), then the prompts
-    (:func:`~mmprompt.apis.builder.load_learned_weights`)."""
-    from mmengine.model import is_model_wrapper
-
-    from mmprompt.apis.builder import load_learned_weights
-    model = runner.model
-    model = model.module if is_model_wrapper(model) else model
-    load_learned_weights(
-        model, checkpoint, allow_other_weights=allow_other_weights)
-
-
 def write_json(path: str, payload: dict) -> None:
     """Write ``payload`` to ``path`` atomically."""
     with atomic_write(path, 'w') as f:
@@ -230,7 +188,6 @@ def main(argv: Optional[List[str]] = None) -> dict:
                                              check_image_folder)
     from mmprompt.engine.test_hooks import (CheckLabelsHook,
                                             TestProgressHook, TestSpeedHook)
-    from mmprompt.models.prompt_learning.learned import is_learned_file
     from mmprompt.utils.config import require_keys
     from mmprompt.utils.dist import setup_distributed
     check_outputs(args)
@@ -243,19 +200,16 @@ def main(argv: Optional[List[str]] = None) -> dict:
     check_cifar_files(cfg.test_dataloader.dataset)
     check_image_folder(cfg.test_dataloader.dataset, 'test_dataloader.dataset')
     setup_distributed(cfg, args.launcher, training=False)
-    learned = is_learned_file(checkpoint)
-    if learned:
-        prepare_learned(cfg, checkpoint)
+    # QuietRunner loads it: strictly, or a learned-prompt file over its
+    # CLIP (whose categories then default to the file's).
+    cfg.load_from = checkpoint
     runner = build_runner(cfg, args.config)
     print_log(
         f'Evaluating {args.checkpoint} on '
         f'{len(runner.test_dataloader.dataset)} images ({args.config})',
         logger='current')
-    if learned:
-        load_learned_prompts(runner, checkpoint,
-                             args.allow_other_clip_weights)
-    else:
-        load_weights(runner, checkpoint)
+    # Before the loop: a checkpoint that does not fit fails at once.
+    runner.load_checkpoint(checkpoint)
     runner.register_hook(CheckLabelsHook())
     if not args.no_progress:
         runner.register_hook(TestProgressHook())

@@ -69,11 +69,25 @@ def fill_from_train_set(cfg: Config) -> None:
         cfg.model.cache_size = len(dataset)
 
 
+def is_learned_load(cfg: Config) -> bool:
+    """Whether ``cfg.load_from`` is a learned-prompt file (and no resume)."""
+    from mmprompt.models.prompt_learning.learned import is_learned_file
+    load_from = cfg.get('load_from')
+    return bool(load_from) and not cfg.get('resume') and osp.isfile(
+        load_from) and is_learned_file(load_from)
+
+
 def complete_config(cfg: Config) -> Config:
     """Fill in, in place, what a config leaves to the run.
 
-    - A training run (``train_dataloader`` and ``train_cfg``) of a prompt
-      learner: the few-shot draw's list file in the work dir, the
+    - A ``load_from`` that is a learned-prompt file (``tools/train.py``'s
+      ``learned.pth``): the model's categories default to those it was
+      trained on (:func:`~mmprompt.apis.builder.learned_config`), and each
+      loop classifies among its dataset's classes (a
+      :class:`~mmprompt.engine.PromptClassesHook`); the training set is
+      not read.
+    - Otherwise, a config with ``train_dataloader`` and ``train_cfg`` (a
+      prompt learner): the few-shot draw's list file in the work dir, the
       validation split's exclusion of that draw, and the model's
       ``categories`` / ``cache_size`` from the training set.
     - A zero-shot model's ``examples`` / ``prototype_cache_dir``
@@ -98,6 +112,15 @@ def complete_config(cfg: Config) -> Config:
     precision = cfg.get('precision') or 'fp32'
     if precision != 'fp32':
         hooks.append(dict(type='PrecisionHook', precision=precision))
+    if is_learned_load(cfg):
+        from mmprompt.apis.builder import learned_config
+        learned_config(cfg, cfg.load_from)
+        defaults = (cfg.get('default_hooks') or {}).values()
+        if not any((h or {}).get('type') == 'PromptClassesHook'
+                   for h in [*hooks, *defaults]):
+            hooks.append(dict(type='PromptClassesHook'))
+        cfg.custom_hooks = hooks
+        return cfg
     cfg.custom_hooks = hooks
     if cfg.get('train_dataloader') and cfg.get('train_cfg'):
         fill_few_shot_list(cfg.train_dataloader.dataset, cfg.work_dir)

@@ -71,6 +71,41 @@ class QuietRunner(Runner):
                 preprocessor._non_blocking = True
         return runner
 
+    def load_checkpoint(self, filename: str, *args, **kwargs) -> dict:
+        """Load ``load_from`` as mmprompt loads weights: a learned-prompt
+        file over the CLIP of the config's ``init_cfg``
+        (:func:`~mmprompt.apis.builder.load_learned_weights`; a config's
+        ``allow_other_clip_weights = True`` allows another CLIP than it was
+        learned on); any other file strictly and weights-only
+        (:func:`mmprompt.utils.checkpoint.load_checkpoint`), then the
+        hooks' ``after_load_checkpoint``. MMEngine's loader is not strict.
+
+        Args:
+            filename (str): The checkpoint file.
+
+        Returns:
+            dict: The loaded checkpoint (empty for a learned file).
+        """
+        from mmengine.model import is_model_wrapper
+
+        from mmprompt.apis.builder import load_learned_weights
+        from mmprompt.models.prompt_learning.learned import is_learned_file
+        from mmprompt.utils.checkpoint import load_checkpoint
+        model = self.model
+        model = model.module if is_model_wrapper(model) else model
+        if is_learned_file(filename):
+            load_learned_weights(
+                model,
+                filename,
+                allow_other_weights=bool(
+                    self.cfg.get('allow_other_clip_weights', False)))
+            checkpoint = {}
+        else:
+            checkpoint = load_checkpoint(model, filename)
+            self.call_hook('after_load_checkpoint', checkpoint=checkpoint)
+        self._has_loaded = True
+        return checkpoint
+
     def __init__(self, *args, **kwargs) -> None:
         self._start_up = _InfoToDebug()
         try:

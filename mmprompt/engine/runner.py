@@ -79,6 +79,8 @@ class QuietRunner(Runner):
         learned on); any other file strictly and weights-only
         (:func:`mmprompt.utils.checkpoint.load_checkpoint`), then the
         hooks' ``after_load_checkpoint``. MMEngine's loader is not strict.
+        Resuming (which reads the optimizer and message hub too) keeps
+        MMEngine's.
 
         Args:
             filename (str): The checkpoint file.
@@ -91,6 +93,8 @@ class QuietRunner(Runner):
         from mmprompt.apis.builder import load_learned_weights
         from mmprompt.models.prompt_learning.learned import is_learned_file
         from mmprompt.utils.checkpoint import load_checkpoint
+        if self._resume:
+            return super().load_checkpoint(filename, *args, **kwargs)
         model = self.model
         model = model.module if is_model_wrapper(model) else model
         if is_learned_file(filename):

@@ -218,6 +218,24 @@ def test_prompt_learning_rows_have_no_weights_and_say_how_to_train():
         tip.weights_file
 
 
+def test_download_weights_skips_and_names_rows_without_weights(capsys):
+    from testing_utils import load_module
+
+    from mmprompt.utils.errors import run_tool
+    tool = load_module(
+        '_mmprompt_download_weights_zoo',
+        osp.join(REPO_ROOT, 'tools', 'misc', 'download_weights.py'))
+    assert tool.main(['--list']) == 0
+    assert ('coop_vit-base-p16_16shots_in1k  (Few-shot Image '
+            'Classification; no released weights: tools/train.py)'
+            ) in capsys.readouterr().out.splitlines()
+    with pytest.raises(SystemExit) as e:
+        run_tool(tool.main, ['cocoop*'])
+    assert e.value.code == 2
+    assert ('cocoop_vit-base-p16_16shots_base2novel_cifar100 has no released '
+            'weights') in capsys.readouterr().err
+
+
 def test_unknown_name_lists_close_names():
     with pytest.raises(model_zoo.UnknownModelError) as e:
         get_model_info('clip_vit-base-p61')

@@ -94,40 +94,23 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
     """Apply the command line to the config."""
-    import torch
-
-    from mmprompt.engine.hooks import pop_zero_shot_inputs
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
     cfg.launcher = args.launcher
     if args.verbose:
         cfg.log_level = 'DEBUG'
-    # Loaded strictly by load_weights, not by the Runner (non-strict).
-    cfg.load_from = None
-    # Example images and the prototype cache are the caller's business,
-    # not the model's: a hook reads them once the weights are loaded.
-    zero_shot = pop_zero_shot_inputs(cfg.model)
-    if zero_shot:
-        cfg.custom_hooks = [
-            *cfg.get('custom_hooks', []),
-            dict(type='PrepareZeroShotHook', **zero_shot)
-        ]
-    precision = args.precision or cfg.get('precision', 'fp32')
-    if precision != 'fp32':
-        cfg.custom_hooks = [
-            *cfg.get('custom_hooks', []),
-            dict(type='PrecisionHook', precision=precision)
-        ]
+    if args.allow_other_clip_weights:
+        cfg.allow_other_clip_weights = True
+    # The runner adds the PrecisionHook of the config's `precision`, and
+    # the hook of a zero-shot model's examples and prototype cache.
+    if args.precision:
+        cfg.precision = args.precision
     if args.compile:
         mode = None if args.compile == 'default' else args.compile
         cfg.custom_hooks = [
             *cfg.get('custom_hooks', []),
             dict(type='CompileHook', mode=mode)
         ]
-    if torch.cuda.is_available():
-        # Pinned host memory (and non-blocking copies, see main) keep the
-        # GPU fed.
-        cfg.test_dataloader.setdefault('pin_memory', True)
     if args.dump:
         evaluator = cfg.test_evaluator
         if not isinstance(evaluator, (list, tuple)):
@@ -187,45 +170,6 @@ def build_runner(cfg: Config, config_path: str) -> 'Runner':
     return runner
 
 
-def load_weights(runner: 'Runner', checkpoint: str) -> None:
-    """Load the checkpoint strictly (the Runner's ``load_from`` is not) and
-    call the hooks' ``after_load_checkpoint`` as the Runner does."""
-    from mmengine.model import is_model_wrapper
-
-    from mmprompt.utils.checkpoint import load_checkpoint
-    model = runner.model
-    model = model.module if is_model_wrapper(model) else model
-    loaded = load_checkpoint(model, checkpoint)
-    runner.call_hook('after_load_checkpoint', checkpoint=loaded)
-
-
-def prepare_learned(cfg: Config, checkpoint: str) -> None:
-    """A learned-prompt file (tools/train.py): the model's categories
-    default to those it was trained on (:func:`~mmprompt.apis.builder.
-    learned_config`), and each loop classifies among its dataset's classes
-    (PromptClassesHook)."""
-    from mmprompt.apis.builder import learned_config
-    learned_config(cfg, checkpoint)
-    cfg.custom_hooks = [
-        *cfg.get('custom_hooks', []),
-        dict(type='PromptClassesHook')
-    ]
-
-
-def load_learned_prompts(runner: 'Runner',
-                         checkpoint: str,
-                         allow_other_weights: bool = False) -> None:
-    """CLIP from the config's ``init_cfg`` (strictly), then the prompts
-    (:func:`~mmprompt.apis.builder.load_learned_weights`)."""
-    from mmengine.model import is_model_wrapper
-
-    from mmprompt.apis.builder import load_learned_weights
-    model = runner.model
-    model = model.module if is_model_wrapper(model) else model
-    load_learned_weights(
-        model, checkpoint, allow_other_weights=allow_other_weights)
-
-
 def write_json(path: str, payload: dict) -> None:
     """Write ``payload`` to ``path`` atomically."""
     with atomic_write(path, 'w') as f:
@@ -235,7 +179,6 @@ def write_json(path: str, payload: dict) -> None:
 
 def main(argv: Optional[List[str]] = None) -> dict:
     args = parse_args(argv)
-    import torch
     from mmengine.dist import get_dist_info, is_main_process
     from mmengine.logging import print_log
 
@@ -243,10 +186,8 @@ def main(argv: Optional[List[str]] = None) -> dict:
     from mmprompt.apis.model_zoo import load_config
     from mmprompt.datasets.integrity import (check_cifar_files,
                                              check_image_folder)
-    from mmprompt.engine.hooks import cache_prototypes_by_default
     from mmprompt.engine.test_hooks import (CheckLabelsHook,
                                             TestProgressHook, TestSpeedHook)
-    from mmprompt.models.prompt_learning.learned import is_learned_file
     from mmprompt.utils.config import require_keys
     from mmprompt.utils.dist import setup_distributed
     check_outputs(args)
@@ -259,27 +200,17 @@ def main(argv: Optional[List[str]] = None) -> dict:
     check_cifar_files(cfg.test_dataloader.dataset)
     check_image_folder(cfg.test_dataloader.dataset, 'test_dataloader.dataset')
     setup_distributed(cfg, args.launcher, training=False)
-    learned = is_learned_file(checkpoint)
-    if learned:
-        prepare_learned(cfg, checkpoint)
+    # QuietRunner loads it: strictly, or a learned-prompt file over its
+    # CLIP (whose categories then default to the file's).
+    cfg.load_from = checkpoint
     runner = build_runner(cfg, args.config)
     print_log(
         f'Evaluating {args.checkpoint} on '
         f'{len(runner.test_dataloader.dataset)} images ({args.config})',
         logger='current')
-    if learned:
-        load_learned_prompts(runner, checkpoint,
-                             args.allow_other_clip_weights)
-    else:
-        load_weights(runner, checkpoint)
-        cache_prototypes_by_default(runner)
+    # Before the loop: a checkpoint that does not fit fails at once.
+    runner.load_checkpoint(checkpoint)
     runner.register_hook(CheckLabelsHook())
-    if torch.cuda.is_available():
-        # MMPreTrain's ClsDataPreprocessor takes no `non_blocking` argument;
-        # MMEngine's base class reads this attribute.
-        preprocessor = getattr(runner.model, 'data_preprocessor', None)
-        if preprocessor is not None:
-            preprocessor._non_blocking = True
     if not args.no_progress:
         runner.register_hook(TestProgressHook())
     speed = TestSpeedHook()

@@ -2,18 +2,23 @@
 """Train a prompt-learning model (CoOp, CoCoOp, Tip-Adapter-F) on a frozen
 CLIP with MMEngine's Runner; what was learned goes to WORK_DIR/learned.pth.
 
+What the config leaves to the run (the few-shot draw's list file, the
+model's categories and cache size from the training set) the configs'
+runner fills in (:func:`mmprompt.engine.run_config.complete_config`), and
+the hooks are the schedule's: ``RUNNERS.build(cfg).train()`` runs what this
+tool runs.
+
 Example:
     python tools/train.py configs/coop/coop_vit-base-p16_16shots_cifar100.py \
         --work-dir work_dirs/coop_cifar100
 """
 import argparse
-import copy
 import os.path as osp
 from typing import List, Optional
 
 from mmengine.config import Config, DictAction
 
-from mmprompt.utils.errors import InvalidInputError, run_tool
+from mmprompt.utils.errors import run_tool
 from mmprompt.utils.io import check_output
 from mmprompt.utils.options import LAUNCHERS
 
@@ -67,57 +72,6 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def fill_few_shot_list(dataset: dict, work_dir: str) -> None:
-    """Write / read the few-shot draw beside the run, unless set."""
-    if dataset.get('type') == 'FewShotDataset' and not dataset.get(
-            'list_file') and dataset.get('shots'):
-        dataset['list_file'] = osp.join(
-            work_dir, f"few_shot_{dataset['shots']}shots_seed"
-            f"{dataset.get('seed', 1)}_{dataset.get('split', 'all')}.json")
-
-
-def fill_from_train_set(cfg: Config) -> None:
-    """Unset model settings the training set decides: ``categories`` (its
-    class names) and, for a model with a cache of the training images
-    (Tip-Adapter-F), ``cache_size`` (its length). Builds it once."""
-    from mmprompt.registry import DATASETS, MODELS
-    from mmprompt.utils import register_all_modules
-    register_all_modules(init_default_scope=True)
-    model_cls = MODELS.get(cfg.model.type)
-    size = getattr(model_cls, 'cache_from_train_set',
-                   False) and cfg.model.get('cache_size') is None
-    if cfg.model.get('categories') is not None and not size:
-        return
-    dataset = DATASETS.build(copy.deepcopy(cfg.train_dataloader.dataset))
-    if cfg.model.get('categories') is None:
-        classes = list(dataset.metainfo.get('classes') or ())
-        if not classes:
-            raise InvalidInputError('the training set has no class names; '
-                                    'set model.categories')
-        cfg.model.categories = classes
-    if size:
-        cfg.model.cache_size = len(dataset)
-
-
-def fill_val_exclude(cfg: Config) -> None:
-    """A validation FewShotDataset with ``exclude='train'`` leaves out the
-    training set's draw (its shots, seed, split and list file)."""
-    val = cfg.get('val_dataloader') or {}
-    dataset = val.get('dataset') or {}
-    if dataset.get('exclude') != 'train':
-        return
-    train = cfg.train_dataloader.dataset
-    if train.get('type') != 'FewShotDataset':
-        raise InvalidInputError(
-            "val_dataloader.dataset.exclude='train' needs a FewShotDataset "
-            'training set')
-    dataset['exclude'] = {
-        k: train[k]
-        for k in ('shots', 'seed', 'split', 'list_file')
-        if train.get(k) is not None
-    }
-
-
 def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
     """Apply the command line to the config."""
     if args.cfg_options:
@@ -137,22 +91,7 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
         cfg.resume, cfg.load_from = True, None
     elif args.resume is not None:
         cfg.resume, cfg.load_from = True, args.resume
-    for name in ('train_dataloader', 'val_dataloader'):
-        loader = cfg.get(name) or {}
-        if loader.get('num_workers', 0) == 0:
-            # The recipes' persistent workers need workers.
-            loader.pop('persistent_workers', None)
     check_data_folders(cfg)
-    fill_few_shot_list(cfg.train_dataloader.dataset, cfg.work_dir)
-    fill_val_exclude(cfg)
-    fill_from_train_set(cfg)
-    # Each loop's classes; what --resume needs to continue exactly.
-    hooks = list(cfg.get('custom_hooks', []))
-    for name in ('PromptClassesHook', 'EpochSeedHook',
-                 'WeightsOnlyCheckpointHook'):
-        if not any(h.get('type') == name for h in hooks):
-            hooks.append(dict(type=name))
-    cfg.custom_hooks = hooks
     return cfg
 
 

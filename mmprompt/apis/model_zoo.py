@@ -46,6 +46,11 @@ class UnknownModelError(InvalidInputError):
     """A name that is neither in the zoo nor a config file."""
 
 
+class NoWeightsError(InvalidInputError):
+    """A zoo model with no released weights (CoOp, CoCoOp, Tip-Adapter-F:
+    a recipe the user trains)."""
+
+
 #: The names open_clip gives every weights file on the Hugging Face Hub.
 GENERIC_FILE_NAMES = ('open_clip_pytorch_model.bin',
                       'open_clip_model.safetensors',
@@ -63,7 +68,9 @@ class ModelInfo:
             Tagging'`` or ``'Open-set Image Tagging'``.
         architecture (str): In words, e.g. ``'CLIP ViT-B/16'``.
         config (str): Absolute path of the config file.
-        weights (str): URL of the official weights file.
+        weights (str, optional): URL of the official weights file; None
+            for a recipe without released weights (prompt learning), see
+            :meth:`require_weights`.
         sha256 (str, optional): Its published SHA-256; None if unknown.
         converter (str): The converter's key and options, see
             :func:`mmprompt.converters.parse_converter`.
@@ -83,7 +90,7 @@ class ModelInfo:
     task: str
     architecture: str
     config: str
-    weights: str
+    weights: Optional[str]
     sha256: Optional[str]
     converter: str
     data_files: Dict[str, Dict[str, str]] = field(default_factory=dict)
@@ -95,8 +102,24 @@ class ModelInfo:
     @property
     def weights_file(self) -> str:
         """str: The file name of the official weights, see
-        :func:`url_file_name`."""
-        return url_file_name(self.weights)
+        :func:`url_file_name` (:meth:`require_weights` first)."""
+        return url_file_name(self.require_weights())
+
+    def require_weights(self) -> str:
+        """The weights' URL, or one line on how to train the model.
+
+        Returns:
+            str: :attr:`weights`.
+
+        Raises:
+            NoWeightsError: For a row without ``Weights``.
+        """
+        if self.weights:
+            return self.weights
+        config = osp.relpath(self.config, get_zoo_root())
+        raise NoWeightsError(
+            f'{self.name} has no released weights ({self.collection} is '
+            f'trained on your data): python tools/train.py {config}')
 
 
 def url_file_name(url: str) -> str:
@@ -157,7 +180,8 @@ def _results(raw) -> Tuple[dict, ...]:
 
 def _parse_model(raw: dict, root: str, metafile: str) -> ModelInfo:
     meta = raw.get('Metadata') or {}
-    for key in ('Name', 'Config', 'Weights', 'In Collection'):
+    # No Weights: a recipe the user trains (prompt learning).
+    for key in ('Name', 'Config', 'In Collection'):
         if not raw.get(key):
             raise ValueError(f'{metafile}: model {raw.get("Name")!r} has no '
                              f'{key!r}')
@@ -167,7 +191,7 @@ def _parse_model(raw: dict, root: str, metafile: str) -> ModelInfo:
         task=meta.get('Task', ''),
         architecture=meta.get('Architecture', ''),
         config=osp.join(root, raw['Config']),
-        weights=raw['Weights'],
+        weights=raw.get('Weights') or None,
         sha256=(raw.get('SHA256') or None),
         converter=raw.get('Converter', ''),
         data_files=copy.deepcopy(raw.get('Data Files') or {}),
@@ -378,10 +402,14 @@ def markdown_table() -> str:
         extra += f' + text tower of `{info.text_encoder}`' \
             if info.text_encoder else ''
         extra += f'; licence: {info.license}' if info.license else ''
-        rows.append(
-            f'| `{info.name}` | {info.task} | `{config}` | '
-            f'[{info.weights_file}]({info.weights}){sha}{extra} | '
-            f'`{info.converter}` | {_results_text(info)} |')
+        if info.weights is None:
+            weights = f'none: `python tools/train.py {config}`'
+            converter = '-'
+        else:
+            weights = f'[{info.weights_file}]({info.weights}){sha}{extra}'
+            converter = f'`{info.converter}`'
+        rows.append(f'| `{info.name}` | {info.task} | `{config}` | '
+                    f'{weights} | {converter} | {_results_text(info)} |')
     return '\n'.join(rows)
 
 

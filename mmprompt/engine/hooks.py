@@ -191,9 +191,10 @@ class PrepareZeroShotHook(Hook):
     Runs :func:`prepare_zero_shot` on ``before_test``, after the checkpoint
     is loaded and after :class:`PrecisionHook` and :class:`CompileHook`
     (lower priority), so prototypes and examples are encoded by the towers
-    the test runs. ``tools/test.py`` adds it for a config's
+    the test runs. The configs' runner adds it for a config's
     ``model.examples`` / ``model.prototype_cache_dir``
-    (:data:`ZERO_SHOT_INPUTS`), which the model does not take.
+    (:data:`ZERO_SHOT_INPUTS`), which the model does not take (see
+    :func:`~mmprompt.engine.run_config.complete_config`).
 
     Args:
         examples (str | dict, optional): ``{name: image files}`` or a folder
@@ -256,8 +257,9 @@ class PrecisionHook(_ModelOnceHook):
 
     Applied on ``before_test``, after the checkpoint is loaded (and after
     :class:`PrepareOpensetHook`, whose priority is higher), through
-    :func:`mmprompt.models.utils.apply_precision`. ``tools/test.py
-    --precision`` and a config's top-level ``precision = 'bf16'`` add it.
+    :func:`mmprompt.models.utils.apply_precision`. The configs' runner adds
+    it for a config's top-level ``precision = 'bf16'`` (``tools/test.py
+    --precision`` sets it).
 
     Args:
         precision (str): ``'fp32'``, ``'fp16'`` or ``'bf16'``.

@@ -73,8 +73,9 @@ def from_plain(value: Any) -> Any:
 class WeightsOnlyCheckpointHook(Hook):
     """Save the message hub's state as plain data; rebuild it on load.
 
-    ``tools/train.py`` adds it, so ``--resume`` reads its own checkpoints
-    with a weights-only load.
+    The training schedules (``configs/_base_/schedules/``) list it in
+    ``default_hooks``, so ``--resume`` reads its own checkpoints with a
+    weights-only load.
     """
     priority = 'LOWEST'  # after any hook that adds to the checkpoint
 

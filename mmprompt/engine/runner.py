@@ -4,11 +4,14 @@
 ``Runner.__init__`` logs at INFO the system environment, the whole config,
 the order of some 15 hooks and a note on SyncBN: 100 to 200 lines before
 the first word about the run, and before any one-line error.
-:class:`QuietRunner` logs what its construction logs at INFO at DEBUG
-instead, so it shows with ``log_level='DEBUG'`` (the tools' ``--verbose``);
-warnings and everything after the start are unchanged. It also runs no
+:class:`QuietRunner` completes its config from the data first
+(:func:`~mmprompt.engine.run_config.complete_config`), and logs what its
+construction logs at INFO at DEBUG instead, so it shows with
+``log_level='DEBUG'`` (the tools' ``--verbose``); warnings and everything
+after the start are unchanged. It also runs no
 more DataLoader workers than the machine has cores (the configs' 4 suit a
-GPU server, not a laptop).
+GPU server, not a laptop), pins host memory with CUDA and needs no
+persistent workers without workers.
 """
 import copy
 import logging
@@ -36,9 +39,76 @@ class QuietRunner(Runner):
     environment and config dump, the hook order) are logged at DEBUG.
 
     Built from a config with ``runner_type='QuietRunner'`` (the default of
-    ``configs/_base_/default_runtime.py``) through ``RUNNERS.build(cfg)``;
-    it takes the Runner's arguments.
+    ``configs/_base_/default_runtime.py``) through ``RUNNERS.build(cfg)``,
+    which calls :meth:`from_cfg`; it takes the Runner's arguments.
     """
+
+    @classmethod
+    def from_cfg(cls, cfg) -> 'QuietRunner':
+        """The Runner of ``cfg`` completed by
+        :func:`~mmprompt.engine.run_config.complete_config` (a copy; the
+        completed config is the one dumped to the work dir). A zero-shot
+        classifier's prototypes are cached by default
+        (:func:`~mmprompt.engine.hooks.cache_prototypes_by_default`).
+
+        Args:
+            cfg (Config): The whole config.
+
+        Returns:
+            QuietRunner: The runner.
+        """
+        import torch
+
+        from .hooks import cache_prototypes_by_default
+        from .run_config import complete_config
+        runner = super().from_cfg(complete_config(copy.deepcopy(cfg)))
+        cache_prototypes_by_default(runner)
+        if torch.cuda.is_available():
+            # MMPreTrain's ClsDataPreprocessor takes no `non_blocking`
+            # argument; MMEngine's base class reads this attribute.
+            preprocessor = getattr(runner.model, 'data_preprocessor', None)
+            if preprocessor is not None:
+                preprocessor._non_blocking = True
+        return runner
+
+    def load_checkpoint(self, filename: str, *args, **kwargs) -> dict:
+        """Load ``load_from`` as mmprompt loads weights: a learned-prompt
+        file over the CLIP of the config's ``init_cfg``
+        (:func:`~mmprompt.apis.builder.load_learned_weights`; a config's
+        ``allow_other_clip_weights = True`` allows another CLIP than it was
+        learned on); any other file strictly and weights-only
+        (:func:`mmprompt.utils.checkpoint.load_checkpoint`), then the
+        hooks' ``after_load_checkpoint``. MMEngine's loader is not strict.
+        Resuming (which reads the optimizer and message hub too) keeps
+        MMEngine's.
+
+        Args:
+            filename (str): The checkpoint file.
+
+        Returns:
+            dict: The loaded checkpoint (empty for a learned file).
+        """
+        from mmengine.model import is_model_wrapper
+
+        from mmprompt.apis.builder import load_learned_weights
+        from mmprompt.models.prompt_learning.learned import is_learned_file
+        from mmprompt.utils.checkpoint import load_checkpoint
+        if self._resume:
+            return super().load_checkpoint(filename, *args, **kwargs)
+        model = self.model
+        model = model.module if is_model_wrapper(model) else model
+        if is_learned_file(filename):
+            load_learned_weights(
+                model,
+                filename,
+                allow_other_weights=bool(
+                    self.cfg.get('allow_other_clip_weights', False)))
+            checkpoint = {}
+        else:
+            checkpoint = load_checkpoint(model, filename)
+            self.call_hook('after_load_checkpoint', checkpoint=checkpoint)
+        self._has_loaded = True
+        return checkpoint
 
     def __init__(self, *args, **kwargs) -> None:
         self._start_up = _InfoToDebug()
@@ -58,12 +128,20 @@ class QuietRunner(Runner):
     @staticmethod
     def build_dataloader(dataloader, *args, **kwargs):
         """The Runner's DataLoader, with ``num_workers`` at most the number
-        of CPU cores (a note in the log when it is lowered)."""
+        of CPU cores (a note in the log when it is lowered), no persistent
+        workers without workers (a recipe's setting meets
+        ``num_workers=0``), and pinned host memory with CUDA (with the
+        non-blocking copies of :meth:`from_cfg`, it keeps the GPU fed)."""
         if isinstance(dataloader, dict):
+            import torch
+            dataloader = copy.deepcopy(dataloader)
             cores = os.cpu_count() or 1
             workers = dataloader.get('num_workers', 0)
+            if workers == 0:
+                dataloader.pop('persistent_workers', None)
+            if torch.cuda.is_available():
+                dataloader.setdefault('pin_memory', True)
             if workers > cores:
-                dataloader = copy.deepcopy(dataloader)
                 dataloader['num_workers'] = cores
                 print_log(
                     f'num_workers {workers} lowered to the {cores} CPU '

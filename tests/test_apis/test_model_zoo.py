@@ -16,6 +16,7 @@ from mmprompt.apis import (ImageTagger, ZeroShotClassifier, get_model,
 from mmprompt.converters import converter_command
 from mmprompt.utils.errors import UserError
 
+PROMPT_LEARNING = ('CoOp', 'CoCoOp', 'Tip-Adapter-F')
 OPEN_CLIP = ('OpenCLIP LAION-2B', 'DataComp CLIP', 'DFN CLIP', 'MetaCLIP')
 
 RAM_WEIGHTS = {
@@ -27,14 +28,15 @@ RAM_WEIGHTS = {
 
 
 def test_every_config_is_in_the_zoo_once():
-    # Every config of a family with a metafile (CLIP, RAM); families
-    # without official weights (prompt learning) have none.
+    # Every config of a family with a metafile: CLIP, RAM, ... and the
+    # prompt learners, whose rows have no weights (trained by the user).
     families = [
         osp.dirname(p) for p in glob.glob(
             osp.join(REPO_ROOT, 'configs', '*', 'metafile.yml'))
     ]
     assert sorted(osp.basename(f) for f in families) == [
-        'clip', 'open_clip', 'pe_core', 'ram', 'siglip'
+        'clip', 'cocoop', 'coop', 'open_clip', 'pe_core', 'ram', 'siglip',
+        'tip_adapter'
     ]
     configs = sorted(
         osp.relpath(p, REPO_ROOT) for f in families
@@ -45,6 +47,10 @@ def test_every_config_is_in_the_zoo_once():
         if '_base_' not in i.config) == configs
     for info in zoo:
         assert osp.isfile(info.config), info.name
+        if info.collection in PROMPT_LEARNING:
+            assert (info.weights, info.sha256, info.converter) == (None,
+                                                                   None, '')
+            continue
         # open_clip's and PE-Core's files have no published SHA-256 (see
         # the metafiles).
         assert info.sha256 is None and info.collection in OPEN_CLIP + (
@@ -60,7 +66,7 @@ def test_metafiles_name_converters_by_key():
     from mmprompt.converters import CONVERTERS
     rows = {
         info.name: info.converter.split()
-        for info in model_zoo.load_zoo().values()
+        for info in model_zoo.load_zoo().values() if info.weights
     }
     assert {n: w for n, w in rows.items() if w[0] not in CONVERTERS} == {}
     assert rows['ram_swin-large-p4-w12_384px_normal'] == [
@@ -131,16 +137,18 @@ def test_model_index_is_what_mmpretrain_and_mim_read():
     with open(osp.join(REPO_ROOT, 'model-index.yml')) as f:
         assert yaml.safe_load(f) == {
             'Import': [
-                'configs/clip/metafile.yml', 'configs/open_clip/metafile.yml',
-                'configs/pe_core/metafile.yml',
-                'configs/ram/metafile.yml', 'configs/siglip/metafile.yml'
+                'configs/clip/metafile.yml', 'configs/cocoop/metafile.yml',
+                'configs/coop/metafile.yml', 'configs/open_clip/metafile.yml',
+                'configs/pe_core/metafile.yml', 'configs/ram/metafile.yml',
+                'configs/siglip/metafile.yml',
+                'configs/tip_adapter/metafile.yml'
             ]
         }
 
 
 def test_list_models_pattern_and_task():
     everything = list_models()
-    assert len(everything) == 77 and everything == sorted(everything)
+    assert len(everything) == 91 and everything == sorted(everything)
     assert list_models('*in1k*') == list_models('in1k') == [
         'clip_vit-base-p16_zeroshot-cls_in1k',
         'clip_vit-base-p32_zeroshot-cls_in1k',
@@ -155,6 +163,10 @@ def test_list_models_pattern_and_task():
         'clip_vit-large-p14_metaclip-2.5b_zeroshot-cls_in1k',
         'clip_vit-large-p14_zeroshot-cls_in1k',
         'clip_vit-large-p14_zeroshot-cls_in1k-336px',
+        'cocoop_vit-base-p16_16shots_base2novel_in1k',
+        'cocoop_vit-base-p16_16shots_in1k',
+        'coop_vit-base-p16_16shots_base2novel_in1k',
+        'coop_vit-base-p16_16shots_in1k',
         'pe-core_vit-base-p16_zeroshot-cls_in1k',
         'pe-core_vit-large-p14_zeroshot-cls_in1k-336px',
         'siglip2_vit-base-p16_zeroshot-cls_in1k',
@@ -163,7 +175,8 @@ def test_list_models_pattern_and_task():
         'siglip2_vit-so400m-p16_zeroshot-cls_in1k-384px',
         'siglip_vit-base-p16_zeroshot-cls_in1k',
         'siglip_vit-base-p16_zeroshot-cls_in1k-384px',
-        'siglip_vit-so400m-p14_zeroshot-cls_in1k-384px'
+        'siglip_vit-so400m-p14_zeroshot-cls_in1k-384px',
+        'tip-adapter-f_vit-base-p16_16shots_in1k'
     ]
     assert list_models('siglip*cifar100*') == [
         'siglip2_vit-base-p16_zeroshot-cls_cifar100',
@@ -174,6 +187,7 @@ def test_list_models_pattern_and_task():
         'siglip_vit-base-p16_zeroshot-cls_cifar100-384px',
         'siglip_vit-so400m-p14_zeroshot-cls_cifar100-384px'
     ]
+    assert len(list_models(task='few-shot image classification')) == 14
     assert list_models('RAM-PLUS*', task='open-set image tagging') == [
         'ram-plus_swin-large-p4-w12_384px_openset',
         'ram-plus_swin-large-p4-w12_384px_openset_openimages-rare'
@@ -186,6 +200,49 @@ def test_list_models_pattern_and_task():
         'siglip*')
     with pytest.raises(UserError, match='unknown task.*Image Tagging'):
         list_models(task='detection')
+
+
+def test_prompt_learning_rows_have_no_weights_and_say_how_to_train():
+    """CoOp / CoCoOp / Tip-Adapter-F rows: a config and the papers'
+    numbers, no weights; asking for their weights says, in one line, the
+    training command."""
+    info = get_model_info('cocoop_vit-base-p16_16shots_base2novel_in1k')
+    assert info.weights is None and info.collection == 'CoCoOp'
+    assert info.results[0]['metrics'] == {
+        'Base Top 1 Accuracy': 75.98,
+        'Novel Top 1 Accuracy': 70.43,
+        'Harmonic Mean': 73.1
+    }
+    assert get_model_info('coop_vit-base-p16_16shots_in1k').results[0][
+        'metrics'] == {'Top 1 Accuracy': 71.92}
+    tip = get_model_info('tip-adapter-f_vit-base-p16_16shots_in1k')
+    assert tip.results[0]['dataset'] == 'ImageNet-1k (CLIP ResNet-50)'
+    message = ('coop_vit-base-p16_16shots_custom has no released weights '
+               '(CoOp is trained on your data): python tools/train.py '
+               'configs/coop/coop_vit-base-p16_16shots_custom.py')
+    with pytest.raises(model_zoo.NoWeightsError) as e:
+        get_model('coop_vit-base-p16_16shots_custom')
+    assert str(e.value) == message
+    with pytest.raises(model_zoo.NoWeightsError, match='^tip-adapter-f'):
+        tip.weights_file
+
+
+def test_download_weights_skips_and_names_rows_without_weights(capsys):
+    from testing_utils import load_module
+
+    from mmprompt.utils.errors import run_tool
+    tool = load_module(
+        '_mmprompt_download_weights_zoo',
+        osp.join(REPO_ROOT, 'tools', 'misc', 'download_weights.py'))
+    assert tool.main(['--list']) == 0
+    assert ('coop_vit-base-p16_16shots_in1k  (Few-shot Image '
+            'Classification; no released weights: tools/train.py)'
+            ) in capsys.readouterr().out.splitlines()
+    with pytest.raises(SystemExit) as e:
+        run_tool(tool.main, ['cocoop*'])
+    assert e.value.code == 2
+    assert ('cocoop_vit-base-p16_16shots_base2novel_cifar100 has no released '
+            'weights') in capsys.readouterr().err
 
 
 def test_unknown_name_lists_close_names():

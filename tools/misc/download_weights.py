@@ -39,12 +39,19 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.list or not args.names:
         for name in model_zoo.list_models():
             info = model_zoo.get_model_info(name)
-            print(f'{name}  ({info.task}; {info.weights})')
+            weights = info.weights or 'no released weights: tools/train.py'
+            print(f'{name}  ({info.task}; {weights})')
         return 0
     names = []
     for item in args.names:
         if any(c in item for c in '*?['):
-            matched = model_zoo.list_models(item)
+            # Recipes without released weights (CoOp, ...) are trained:
+            # skipped, or named in one line when nothing else matches.
+            infos = [model_zoo.get_model_info(n)
+                     for n in model_zoo.list_models(item)]
+            matched = [i.name for i in infos if i.weights]
+            if infos and not matched:
+                infos[0].require_weights()
         else:
             matched = [model_zoo.get_model_info(item).name]
         if not matched:

@@ -1,5 +1,5 @@
 # Few-shot training (FewShotDataset: `shots` images per class, seeded; the
-# draw is written to the work dir by tools/train.py and read back on
+# draw is written to the work dir by the runner and read back on
 # --resume) with CoOp's augmentation: RandomResizedCrop (bicubic) + flip at
 # 224 px. Leaf configs set the wrapped `dataset` and `shots`.
 train_pipeline = [
@@ -12,7 +12,7 @@ train_pipeline = [
     dict(type='RandomFlip', prob=0.5, direction='horizontal'),
     dict(type='PackInputs'),
 ]
-# No persistent workers: tools/train.py's EpochSeedHook gives each epoch's
+# No persistent workers: the schedule's EpochSeedHook gives each epoch's
 # new workers seeds of their own (MMEngine's alone would repeat the same
 # crops every epoch), a function of the seed and the epoch, so --resume
 # draws what an uninterrupted run draws; persistent workers could not.

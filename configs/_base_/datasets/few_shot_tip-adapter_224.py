@@ -8,7 +8,7 @@
 # min(shots, 4) images per class (shots='val', CoOp's few-shot validation
 # size, following an override of the training shots) drawn with the same seed
 # from the training images NOT chosen as shots (exclude='train';
-# tools/train.py fills in the training draw), with the test preprocessing:
+# the runner fills in the training draw), with the test preprocessing:
 # each class needs shots + min(shots, 4) images. Leaf configs set both
 # wrapped `dataset`s.
 train_pipeline = [

@@ -1,7 +1,8 @@
 # Tip-Adapter-F on a frozen OpenAI CLIP ViT-B/16 (the CLIP of
 # clip_vit-base-p16.py). Set model.clip.init_cfg.checkpoint to the converted
 # CLIP weights (tools/model_converters/openai_clip_to_mmprompt.py).
-# tools/train.py fills `categories` and `cache_size` from the training set.
+# The runner (QuietRunner) fills `categories` and `cache_size` from the
+# training set.
 _base_ = ['./clip_vit-base-p16.py']
 
 model = dict(

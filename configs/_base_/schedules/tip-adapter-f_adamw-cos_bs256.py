@@ -36,5 +36,11 @@ default_hooks = dict(
     param_scheduler=dict(_delete_=True, type='ParamSchedulerHook'),
     checkpoint=dict(
         _delete_=True, type='CheckpointHook', interval=5, max_keep_ckpts=2),
-    logger=dict(type='LoggerHook', interval=10))
+    logger=dict(type='LoggerHook', interval=10),
+    # Each loop classifies among its dataset's classes; EpochSeedHook and
+    # WeightsOnlyCheckpointHook make --resume continue exactly. Default
+    # hooks (merged by key), so a leaf's custom_hooks keep them.
+    prompt_classes=dict(type='PromptClassesHook'),
+    epoch_seed=dict(type='EpochSeedHook'),
+    weights_only_checkpoint=dict(type='WeightsOnlyCheckpointHook'))
 randomness = dict(seed=1, deterministic=False)

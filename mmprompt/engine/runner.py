@@ -8,7 +8,8 @@ the first word about the run, and before any one-line error.
 (:func:`~mmprompt.engine.run_config.complete_config`), and logs what its
 construction logs at INFO at DEBUG instead, so it shows with
 ``log_level='DEBUG'`` (the tools' ``--verbose``); warnings and everything
-after the start are unchanged. It also runs no
+after the start are unchanged, but for MMEngine's notices about the
+``FileClient`` it builds itself when saving a checkpoint. It also runs no
 more DataLoader workers than the machine has cores (the configs' 4 suit a
 GPU server, not a laptop), pins host memory with CUDA and needs no
 persistent workers without workers.
@@ -21,6 +22,19 @@ from mmengine.logging import print_log
 from mmengine.runner import Runner
 
 from mmprompt.registry import RUNNERS
+
+
+#: What MMEngine 0.10 logs whenever a checkpoint is saved
+#: (``CheckpointHook.before_train``, ``runner.checkpoint.save_checkpoint``):
+#: both build a ``FileClient`` whatever their arguments, only for backward
+#: compatibility, and ``FileClient`` announces its own deprecation. mmprompt
+#: never calls it; a user cannot act on the notice.
+_FILE_CLIENT_NOTICES = ('"FileClient" will be deprecated',
+                        '"HardDiskBackend" is the alias')
+
+
+def _no_file_client_notice(record: logging.LogRecord) -> bool:
+    return not record.getMessage().startswith(_FILE_CLIENT_NOTICES)
 
 
 class _InfoToDebug(logging.Filter):
@@ -120,9 +134,12 @@ class QuietRunner(Runner):
                 logger.removeFilter(self._start_up)
 
     def build_logger(self, *args, **kwargs):
-        """The Runner's logger, quiet until the Runner is built."""
+        """The Runner's logger, quiet until the Runner is built, and
+        without MMEngine's notices about its own ``FileClient``."""
         logger = super().build_logger(*args, **kwargs)
         logger.addFilter(self._start_up)
+        if _no_file_client_notice not in logger.filters:
+            logger.addFilter(_no_file_client_notice)
         return logger
 
     @staticmethod

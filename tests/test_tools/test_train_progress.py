@@ -61,7 +61,7 @@ def test_training_log_shows_epoch_and_eta(tmp_path):
     """The recipe's log (every 10 iterations, or at the end of a shorter
     epoch) names the epoch out of all and the ETA; no DeprecationWarning
     is raised from a file of mmprompt (``-W error`` for our modules
-    only)."""
+    only), and the checkpoint hook logs no FileClient deprecation."""
     config = write_coop(tmp_path)
     result = run_tool([
         osp.join(REPO_ROOT, 'tools', 'train.py'), config, '--work-dir',
@@ -74,6 +74,7 @@ def test_training_log_shows_epoch_and_eta(tmp_path):
     assert 'Epoch(train) [1/2][3/3]' in lines[0], lines
     assert 'Epoch(train) [2/2][3/3]' in lines[1], lines
     assert 'Traceback' not in out + result.stderr
+    assert 'deprecated' not in out + result.stderr, out[-3000:]
 
 
 def test_test_progress_on_stderr_only(in1k, tmp_path):  # noqa: F811

@@ -157,6 +157,52 @@ class CausalSelfAttention(nn.Module):
         out = out.transpose(1, 2).reshape(n, length, self.embed_dims)
         return self.out_proj(out), (k, v)
 
+    def forward_pooled(self,
+                       x: torch.Tensor,
+                       pooled: torch.Tensor,
+                       past: Optional[KeyValue] = None) -> torch.Tensor:
+        """The output at one position per row only.
+
+        Keys and values come from every token; the query only from
+        ``pooled``, which sees the prefix and (causal) the tokens up to
+        itself, or (bidirectional) every token. The other positions'
+        outputs are what a last block computes for nothing.
+
+        Args:
+            x (torch.Tensor): Tokens, ``(N, L, C)``, following the prefix.
+            pooled (torch.Tensor): ``(N, )`` position of each row's query.
+            past (tuple, optional): As for :meth:`forward_cached`.
+
+        Returns:
+            torch.Tensor: ``(N, C)``.
+        """
+        n, length, _ = x.shape
+        rows = torch.arange(n, device=x.device)
+        width = self.embed_dims
+        q = F.linear(x[rows, pooled], self.in_proj_weight[:width],
+                     self.in_proj_bias[:width])
+        kv = F.linear(x, self.in_proj_weight[width:],
+                      self.in_proj_bias[width:])
+        # (N, L, 2C) -> (2, N, heads, L, C / heads); q: (N, heads, 1, .)
+        kv = kv.reshape(n, length, 2, self.num_heads,
+                        -1).permute(2, 0, 3, 1, 4)
+        k, v = kv[0], kv[1]
+        q = q.reshape(n, self.num_heads, 1, -1)
+        mask = None
+        if self.causal:
+            mask = (torch.arange(length, device=x.device) <=
+                    pooled[:, None])[:, None, None]
+        if past is not None:
+            if not self.causal:
+                raise ValueError('a cached prefix needs causal attention')
+            past_k, past_v = (t.expand(n, -1, -1, -1) for t in past)
+            k = torch.cat([past_k, k], dim=2)
+            v = torch.cat([past_v, v], dim=2)
+            seen = mask.new_ones(n, 1, 1, past_k.size(2))
+            mask = torch.cat([seen, mask], dim=-1)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        return self.out_proj(out.reshape(n, width))
+
 
 class ResidualAttentionBlock(nn.Module):
     """A pre-norm transformer block: attention, then an MLP.
@@ -204,6 +250,18 @@ class ResidualAttentionBlock(nn.Module):
         attn, kv = self.attn.forward_cached(self.ln_1(x), past)
         x = x + attn
         return x + self.mlp(self.ln_2(x)), kv
+
+    def forward_pooled(self,
+                       x: torch.Tensor,
+                       pooled: torch.Tensor,
+                       past: Optional[KeyValue] = None) -> torch.Tensor:
+        """:meth:`forward_cached`'s output at ``pooled`` only, ``(N, C)``
+        (see :meth:`CausalSelfAttention.forward_pooled`): the MLP runs on
+        one token per row."""
+        rows = torch.arange(x.size(0), device=x.device)
+        x = x[rows, pooled] + self.attn.forward_pooled(
+            self.ln_1(x), pooled, past)
+        return x + self.mlp(self.ln_2(x))
 
 
 @MODELS.register_module()
@@ -392,16 +450,20 @@ class CLIPTextTransformer(BaseModule):
                 f'rows padded to its context length {self.context_length}')
         x = embeds + self.positional_embedding[start:start + length]
         x = x.to(self.block_dtype)
-        if prefix is None:
-            for block in self.resblocks:
-                x = block(x)
-        else:
-            for block, past in zip(self.resblocks, prefix.keys_values):
-                if prefix.rows is not None:
-                    past = tuple(t[prefix.rows] for t in past)
-                x = block.forward_cached(x, past)[0]
+        pasts = [None] * self.num_layers
+        if prefix is not None:
+            pasts = [
+                kv if prefix.rows is None else tuple(t[prefix.rows]
+                                                     for t in kv)
+                for kv in prefix.keys_values
+            ]
+        *blocks, last = self.resblocks
+        for block, past in zip(blocks, pasts):
+            x = block.forward_cached(x, past)[0]
+        # Only the pooled token is read: the last block, ln_final and the
+        # projection run on it alone (exact, tokens are independent there).
+        x = last.forward_pooled(x, eot, pasts[-1])
         x = self.ln_final(x.to(self.ln_final.weight.dtype))
-        x = x[torch.arange(x.size(0), device=x.device), eot]
         x = x.to(self.text_projection.dtype) @ self.text_projection
         if self.text_projection_bias is not None:
             x = x + self.text_projection_bias

@@ -244,3 +244,40 @@ def test_ram_open_set_refuses_another_text_tower(family, ram_vectors_dir,
     message = str(e.value)
     assert '\n' not in message
     assert message.startswith(family['checkpoint'])
+
+
+@pytest.mark.parametrize('leaf,kind', [
+    ('coop/coop_vit-base-p16_pe-core-pre_16shots_custom.py', 'CoOp'),
+    ('cocoop/cocoop_vit-base-p16_pe-core-pre_16shots_custom.py', 'CoCoOp'),
+    ('tip_adapter/tip-adapter-f_vit-base-p16_pe-core-pre_16shots_custom.py',
+     'TipAdapterF'),
+])
+def test_pe_core_leaves_learn_on_pe_cores_clip(leaf, kind):
+    """The PE-Core prompt-learning leaves build their method over the CLIP
+    of PE-Core's model config (RoPE tower, projection bias, GELU text
+    tower) and test with PE's squash / bilinear preprocessing."""
+    from mmprompt.registry import MODELS
+    from mmprompt.utils import register_all_modules
+    register_all_modules()
+    cfg = Config.fromfile(osp.join(CONFIGS, leaf))
+    want = Config.fromfile(
+        osp.join(CONFIGS, '_base_', 'models', 'pe-core_vit-base-p16.py'))
+    clip = cfg.model.clip.to_dict()
+    assert clip.pop('init_cfg')['checkpoint'] == (
+        'checkpoints/pe-core_vit-base-p16.pth')
+    zero_shot = want.model.to_dict()
+    for key in ('type', 'templates'):
+        zero_shot.pop(key)
+    clip.pop('type')
+    assert clip == zero_shot
+    assert cfg.test_dataloader.dataset.pipeline[0] == dict(
+        type='CLIPPreprocess', scale=224, resize_mode='squash',
+        interpolation='bilinear')
+    cfg.merge_from_dict(dict(model=dict(clip=copy.deepcopy(PE))))
+    cfg.model.clip.init_cfg = None
+    model = MODELS.build(dict(cfg.model, categories=NAMES))
+    assert type(model).__name__ == kind
+    args = model.clip.preprocess_args
+    assert (args['resize_mode'], args['interpolation']) == ('squash',
+                                                            'bilinear')
+    assert type(model.clip.visual).__name__ == 'PEVisionTransformer'

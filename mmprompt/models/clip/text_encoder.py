@@ -157,33 +157,51 @@ class CausalSelfAttention(nn.Module):
         out = out.transpose(1, 2).reshape(n, length, self.embed_dims)
         return self.out_proj(out), (k, v)
 
-    def forward_at(self, x: torch.Tensor,
-                   index: torch.Tensor) -> torch.Tensor:
-        """:meth:`forward`'s output at one position of each row: the query
-        and the output projection of that token only, keys and values of
-        every token. Bidirectional attention only (under the causal mask a
-        row cut to a batch's longest would need a mask per row).
+    def forward_pooled(self,
+                       x: torch.Tensor,
+                       pooled: torch.Tensor,
+                       past: Optional[KeyValue] = None) -> torch.Tensor:
+        """The output at one position per row only.
+
+        Keys and values come from every token; the query only from
+        ``pooled``, which sees the prefix and (causal) the tokens up to
+        itself, or (bidirectional) every token. The other positions'
+        outputs are what a last block computes for nothing.
 
         Args:
-            x (torch.Tensor): Tokens, ``(N, L, C)``.
-            index (torch.Tensor): ``(N, )`` position of each row's token.
+            x (torch.Tensor): Tokens, ``(N, L, C)``, following the prefix.
+            pooled (torch.Tensor): ``(N, )`` position of each row's query.
+            past (tuple, optional): As for :meth:`forward_cached`.
 
         Returns:
             torch.Tensor: ``(N, C)``.
         """
+        n, length, _ = x.shape
+        rows = torch.arange(n, device=x.device)
+        width = self.embed_dims
+        q = F.linear(x[rows, pooled], self.in_proj_weight[:width],
+                     self.in_proj_bias[:width])
+        kv = F.linear(x, self.in_proj_weight[width:],
+                      self.in_proj_bias[width:])
+        # (N, L, 2C) -> (2, N, heads, L, C / heads); q: (N, heads, 1, .)
+        kv = kv.reshape(n, length, 2, self.num_heads,
+                        -1).permute(2, 0, 3, 1, 4)
+        k, v = kv[0], kv[1]
+        q = q.reshape(n, self.num_heads, 1, -1)
+        mask = None
         if self.causal:
-            raise ValueError('attention at one position needs '
-                             'bidirectional attention')
-        n, length, dims = x.shape
-        w_q, w_kv = self.in_proj_weight.split([dims, 2 * dims])
-        b_q, b_kv = self.in_proj_bias.split([dims, 2 * dims])
-        token = x[torch.arange(n, device=x.device), index]
-        q = F.linear(token, w_q, b_q).reshape(n, self.num_heads, 1, -1)
-        # (N, L, 2C) -> (2, N, heads, L, C / heads)
-        kv = F.linear(x, w_kv, b_kv).reshape(n, length, 2, self.num_heads,
-                                             -1).permute(2, 0, 3, 1, 4)
-        out = F.scaled_dot_product_attention(q, kv[0], kv[1])
-        return self.out_proj(out.reshape(n, dims))
+            mask = (torch.arange(length, device=x.device) <=
+                    pooled[:, None])[:, None, None]
+        if past is not None:
+            if not self.causal:
+                raise ValueError('a cached prefix needs causal attention')
+            past_k, past_v = (t.expand(n, -1, -1, -1) for t in past)
+            k = torch.cat([past_k, k], dim=2)
+            v = torch.cat([past_v, v], dim=2)
+            seen = mask.new_ones(n, 1, 1, past_k.size(2))
+            mask = torch.cat([seen, mask], dim=-1)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        return self.out_proj(out.reshape(n, width))
 
 
 class ResidualAttentionBlock(nn.Module):
@@ -233,15 +251,17 @@ class ResidualAttentionBlock(nn.Module):
         x = x + attn
         return x + self.mlp(self.ln_2(x)), kv
 
-    def forward_at(self, x: torch.Tensor,
-                   index: torch.Tensor) -> torch.Tensor:
-        """:meth:`forward`'s output at position ``index[i]`` of row ``i``,
-        ``(N, C)``: every token is a key and a value, but the query, the
-        output projection and the MLP run for that token alone (see
-        :meth:`CausalSelfAttention.forward_at`)."""
-        token = x[torch.arange(x.size(0), device=x.device), index]
-        token = token + self.attn.forward_at(self.ln_1(x), index)
-        return token + self.mlp(self.ln_2(token))
+    def forward_pooled(self,
+                       x: torch.Tensor,
+                       pooled: torch.Tensor,
+                       past: Optional[KeyValue] = None) -> torch.Tensor:
+        """:meth:`forward_cached`'s output at ``pooled`` only, ``(N, C)``
+        (see :meth:`CausalSelfAttention.forward_pooled`): the MLP runs on
+        one token per row."""
+        rows = torch.arange(x.size(0), device=x.device)
+        x = x[rows, pooled] + self.attn.forward_pooled(
+            self.ln_1(x), pooled, past)
+        return x + self.mlp(self.ln_2(x))
 
 
 @MODELS.register_module()
@@ -433,24 +453,19 @@ class CLIPTextTransformer(BaseModule):
         if prefix is not None and not self.causal:
             raise ValueError('a cached prefix needs causal attention')
         x = x.to(self.block_dtype)
-        if not self.causal:
-            # Only the pooled token of the last block is read: that block
-            # computes its query, output projection and MLP alone.
-            for block in self.resblocks[:-1]:
-                x = block(x)
-            x = self.resblocks[-1].forward_at(x, eot)
-        elif prefix is None:
-            for block in self.resblocks:
-                x = block(x)
-        else:
-            for block, past in zip(self.resblocks, prefix.keys_values):
-                if prefix.rows is not None:
-                    past = tuple(t[prefix.rows] for t in past)
-                x = block.forward_cached(x, past)[0]
-        if self.causal:
-            x = x[torch.arange(x.size(0), device=x.device), eot]
-        # LayerNorm is per token: normalising the pooled token alone is
-        # exact.
+        pasts = [None] * self.num_layers
+        if prefix is not None:
+            pasts = [
+                kv if prefix.rows is None else tuple(t[prefix.rows]
+                                                     for t in kv)
+                for kv in prefix.keys_values
+            ]
+        *blocks, last = self.resblocks
+        for block, past in zip(blocks, pasts):
+            x = block.forward_cached(x, past)[0]
+        # Only the pooled token is read: the last block, ln_final and the
+        # projection run on it alone (exact, tokens are independent there).
+        x = last.forward_pooled(x, eot, pasts[-1])
         x = self.ln_final(x.to(self.ln_final.weight.dtype))
         x = x.to(self.text_projection.dtype) @ self.text_projection
         if self.text_projection_bias is not None:

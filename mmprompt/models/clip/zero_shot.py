@@ -211,22 +211,70 @@ def plan_prefix_batches(ids: torch.Tensor, prefix_lengths: torch.Tensor,
     ]
 
 
-def _encode_with_prefixes(tower: Any, ids: torch.Tensor,
-                          prefix_lengths: torch.Tensor, rows: torch.Tensor,
-                          device: torch.device) -> torch.Tensor:
-    """Raw features of ``ids[rows]``, rows of one prefix length ``p``: the
-    distinct prefixes run once, the rest of each row attends to its own."""
-    p = int(prefix_lengths[rows[0]])
-    eot = eot_positions(ids[rows])
-    batch = ids[rows, :int(eot.max()) + 1].to(device)
-    eot = eot.to(device)
-    embed = tower.token_embedding
-    if p == 0:
-        return tower.forward_embeddings(embed(batch), eot)
-    heads, group = torch.unique(batch[:, :p], dim=0, return_inverse=True)
-    cache = tower.encode_prefix(embed(heads))
-    cache = cache._replace(rows=group)
-    return tower.forward_embeddings(embed(batch[:, p:]), eot - p, cache)
+class _PrefixRuns:
+    """The distinct prefixes of consecutive batches of one prefix length,
+    encoded together once (not once per batch): a pass over the tower
+    costs about as much for a few tokens as for dozens, so the prefix
+    passes of many small batches dominated a small vocabulary's build.
+
+    At most ``max_heads`` prefixes are held at a time (their keys and
+    values, every block's): with ``batch_size`` of them, about the memory
+    of one batch's activations.
+    """
+
+    def __init__(self, tower: Any, ids: torch.Tensor,
+                 prefix_lengths: torch.Tensor, batches: List[torch.Tensor],
+                 device: torch.device, max_heads: int) -> None:
+        self.tower = tower
+        self.ids = ids
+        self.prefix_lengths = prefix_lengths
+        self.batches = batches
+        self.device = device
+        self.max_heads = max_heads
+        self.heads: Dict[Tuple[int, ...], int] = {}
+        self.cache = None
+        self.next = 0  # first batch not yet covered by the cache
+
+    def _fill(self, start: int) -> None:
+        """Encode the prefixes of batches ``start`` on, while they share
+        one prefix length and fit ``max_heads``."""
+        p = int(self.prefix_lengths[self.batches[start][0]])
+        heads: Dict[Tuple[int, ...], int] = {}
+        stop = start
+        while stop < len(self.batches):
+            rows = self.batches[stop]
+            if int(self.prefix_lengths[rows[0]]) != p:
+                break
+            new = {tuple(h) for h in self.ids[rows, :p].tolist()} - set(heads)
+            if heads and len(heads) + len(new) > self.max_heads:
+                break
+            for head in sorted(new):
+                heads[head] = len(heads)
+            stop += 1
+        embed = self.tower.token_embedding
+        tokens = torch.tensor(list(heads), dtype=self.ids.dtype,
+                              device=self.device)
+        self.cache = self.tower.encode_prefix(embed(tokens))
+        self.heads, self.next = heads, stop
+
+    def encode(self, index: int) -> torch.Tensor:
+        """Raw features of batch ``index`` (batches run in order)."""
+        rows = self.batches[index]
+        p = int(self.prefix_lengths[rows[0]])
+        eot = eot_positions(self.ids[rows])
+        batch = self.ids[rows, :int(eot.max()) + 1].to(self.device)
+        eot = eot.to(self.device)
+        embed = self.tower.token_embedding
+        if p == 0:
+            return self.tower.forward_embeddings(embed(batch), eot)
+        if index >= self.next:
+            self._fill(index)
+        group = torch.tensor(
+            [self.heads[tuple(h)] for h in self.ids[rows, :p].tolist()],
+            device=self.device)
+        cache = self.cache._replace(rows=group)
+        return self.tower.forward_embeddings(embed(batch[:, p:]), eot - p,
+                                             cache)
 
 
 def is_causal(encode: Any) -> bool:
@@ -287,28 +335,28 @@ def encode_token_ids(encode: TextEncoder,
     if not is_causal(encode):
         batches = torch.arange(len(ids)).split(batch_size)
 
-        def run(rows):
-            return encode(ids[rows].to(device))
+        def run(i):
+            return encode(ids[batches[i]].to(device))
     elif _shares_prefixes(encode):
         prefix_lengths = shared_prefix_lengths(ids)
         batches = plan_prefix_batches(ids, prefix_lengths, batch_size)
-
-        def run(rows):
-            return _encode_with_prefixes(encode, ids, prefix_lengths, rows,
-                                         device)
+        runs = _PrefixRuns(encode, ids, prefix_lengths, batches, device,
+                           batch_size)
+        run = runs.encode
     else:
         lengths = (ids != 0).sum(dim=1)
         order = torch.argsort(lengths, stable=True)
         batches = order.split(batch_size)
 
-        def run(rows):
+        def run(i):
+            rows = batches[i]
             return encode(ids[rows, :int(lengths[rows].max())].to(device))
 
     chunks = []
     with torch.inference_mode(), Progress(
             len(ids), enabled=progress, unit='prompts') as bar:
-        for rows in batches:
-            feats = run(rows).float()
+        for i, rows in enumerate(batches):
+            feats = run(i).float()
             chunks.append(F.normalize(feats, dim=-1) if normalize else feats)
             bar.update(len(rows))
     feats = torch.cat(chunks)

@@ -239,14 +239,45 @@ class CategoryEncoder(BaseModule):
 
     def init_weights(self) -> None:
         """Initialise the tower from its ``init_cfg``; empty the cache."""
-        super().init_weights()
+        if not self._load_text_encoder():
+            super().init_weights()
         self._cache.clear()
 
     def init_text_encoder(self) -> None:
         """Initialise the tower from its ``init_cfg`` unless done already."""
         if self.text_encoder is not None and not self.text_encoder.is_init:
-            self.text_encoder.init_weights()
+            if not self._load_text_encoder():
+                self.text_encoder.init_weights()
             self._cache.clear()
+
+    def _load_text_encoder(self) -> bool:
+        """Load the tower's ``Pretrained`` ``init_cfg`` strictly, or refuse
+        in one line: MMEngine's loader only warns when the file holds
+        another tower (another CLIP's, of other shapes), and the tags would
+        come from random weights. Returns whether it did."""
+        cfg = getattr(self.text_encoder, 'init_cfg', None)
+        if not isinstance(cfg, dict) or cfg.get('type') != 'Pretrained' \
+                or not cfg.get('checkpoint'):
+            return False
+        from mmprompt.utils.checkpoint import load_checkpoint, read_checkpoint
+        path, prefix = cfg['checkpoint'], cfg.get('prefix', '')
+        sd, meta = read_checkpoint(path)
+        sd = {k: v for k, v in sd.items() if k.startswith(prefix)}
+        # Loaded under its prefix (a CLIP checkpoint's 'text_encoder.'), so
+        # that the messages read the file's own keys.
+        target, name = self.text_encoder, prefix.rstrip('.')
+        if name and '.' not in name:
+            target = nn.Module()
+            target.add_module(name, self.text_encoder)
+        else:
+            sd = {k[len(prefix):]: v for k, v in sd.items()}
+        load_checkpoint(
+            target,
+            dict(state_dict=sd, meta=meta),
+            name=f"{path} (the open set's text tower, CLIP ViT-B/16's: "
+            'RAM was trained on its text space)')
+        self.text_encoder._is_init = True
+        return True
 
     @torch.no_grad()
     def encode_text(self, texts: List[str]) -> torch.Tensor:

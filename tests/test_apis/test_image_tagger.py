@@ -362,5 +362,5 @@ def test_bulk_inference_reads_images_as_the_tagger(tagger, files):
         assert torch.equal(worker(image)['inputs'], pixels)
     records = task(data)
     for record, result in zip(records, tagger(files['images'])):
-        assert record['labels'] == result['pred_labels']
-        assert record['scores'] == [round(s, 6) for s in result['pred_scores']]
+        assert record['labels'] == result['tag_labels']
+        assert record['scores'] == [round(s, 6) for s in result['tag_scores']]

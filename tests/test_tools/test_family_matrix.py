@@ -180,9 +180,9 @@ def test_learned_file_reads_back_alike(family, method, tmp_path):
         want = classifier(image, topk=3)[0]
         zero = plain(image, topk=3)[0]
         assert set(scores) == set(NAMES)
-        for cls, score in zip(want['pred_classes'], want['pred_scores']):
+        for cls, score in zip(want['topk_classes'], want['topk_scores']):
             assert abs(scores[cls] - score) < 1e-5, (path, cls)
-        zero = dict(zip(zero['pred_classes'], zero['pred_scores']))
+        zero = dict(zip(zero['topk_classes'], zero['topk_scores']))
         moved = max(moved, *(abs(scores[c] - zero[c]) for c in NAMES))
     assert moved > 1e-4
 

@@ -187,8 +187,11 @@ class ZeroShotClassifier(BaseInferencer):
                 :meth:`set_categories`, the previous call or the config).
             templates (str | Sequence[str], optional): Defaults to the
                 model's templates.
-            descriptions (str | dict, optional): Defaults to None.
-            examples (str | dict, optional): Defaults to None.
+            descriptions (str | dict, optional): Defaults to None; with
+                the config's categories, the config's descriptions.
+            examples (str | dict, optional): Defaults to None; with the
+                config's categories, the config's examples (encoded when
+                the model was built).
 
         Returns:
             ClassVocabulary: (a :class:`PromptLayout
@@ -196,6 +199,8 @@ class ZeroShotClassifier(BaseInferencer):
             for CoCoOp's learned prompts).
         """
         model = self.model
+        # The config's categories come with its descriptions and examples.
+        from_config = categories is None and self._default is None
         if categories is None:
             if self._default is not None:
                 categories = self._default.names
@@ -219,13 +224,18 @@ class ZeroShotClassifier(BaseInferencer):
                                 lambda: model.build_vocabulary(names))
         templates = model.templates if templates is None else (
             resolve_templates(templates))
+        if from_config and descriptions is None:
+            descriptions = model.description_spec()
         resolved = resolve_descriptions(descriptions, names)
         images = labels = None
         if examples is not None:
             images, labels = load_example_images(examples, list(names),
                                                  model.preprocess_args)
+        # Encoded when the model was built (get_model), kept by the model.
+        own = from_config and examples is None and \
+            model.example_feats is not None
         key = (names, templates, _freeze(resolved),
-               _pixels_digest(images, labels))
+               'config examples' if own else _pixels_digest(images, labels))
 
         def build():
             prototypes = None
@@ -237,6 +247,9 @@ class ZeroShotClassifier(BaseInferencer):
             if images is not None and len(images):
                 vocabulary = vocabulary.with_examples(
                     *model.encode_examples(images, labels))
+            elif own:
+                vocabulary = vocabulary.with_examples(model.example_feats,
+                                                      model.example_labels)
             return vocabulary
 
         return self._cached(key, build)

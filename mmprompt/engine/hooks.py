@@ -140,12 +140,8 @@ def prepare_zero_shot(model,
     if prototype_cache_dir:
         prototypes = PrototypeCache(prototype_cache_dir).prototypes(
             model, names, model.templates, model.descriptions)
-        descriptions = {
-            names[label]: list(texts)
-            for label, texts in model.descriptions.items()
-        }
-        model.set_categories(names, model.templates, descriptions,
-                             prototypes)
+        model.set_categories(names, model.templates,
+                             model.description_spec(), prototypes)
     if examples is not None:
         model.set_examples(
             *load_example_images(examples, names, model.preprocess_args))

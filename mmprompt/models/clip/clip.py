@@ -724,8 +724,22 @@ class CLIPZeroShot(CLIP):
                     'no text prototypes: call set_categories(...) or '
                     'set_prototypes(...), or pass a vocabulary')
             self.vocabulary = self.build_vocabulary(
-                self.categories, self.templates, self.descriptions)
+                self.categories, self.templates, self.description_spec())
         return self.vocabulary
+
+    def description_spec(self) -> Optional[Dict[str, List[str]]]:
+        """The current descriptions as :meth:`build_vocabulary` takes them
+        (``self.descriptions`` is keyed by label).
+
+        Returns:
+            dict, optional: ``{name: [texts]}``; None without any.
+        """
+        if not self.descriptions:
+            return None
+        return {
+            self.categories[label]: list(texts)
+            for label, texts in self.descriptions.items()
+        }
 
     def get_prototypes(self) -> torch.Tensor:
         """The default vocabulary's prototypes (see :meth:`get_vocabulary`).

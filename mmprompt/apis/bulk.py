@@ -53,6 +53,7 @@ ANSWER_INPUTS = dict(
     categories='categories',
     templates='templates',
     descriptions='descriptions',
+    examples='example images',
     thresholds='thresholds',
     model='model settings')
 #: The other manifest fields, likewise.
@@ -107,6 +108,7 @@ class TagTask:
             ],
             templates=templates,
             descriptions=descriptions,
+            examples=None,
             thresholds=[vocabulary.thresholds.tolist(), self.threshold],
             model=config_of(model))
 
@@ -156,6 +158,7 @@ class ClassifyTask:
             categories=list(names),
             templates=getattr(source, 'templates', None),
             descriptions=None if descriptions is None else dict(descriptions),
+            examples=example_digests(config_of(self.model)),
             thresholds=None,
             model=dict(config=config_of(self.model), topk=self.topk))
 
@@ -196,6 +199,7 @@ class EmbedTask:
             categories=None,
             templates=None,
             descriptions=None,
+            examples=None,
             thresholds=None,
             model=config_of(self.model))
 
@@ -204,6 +208,26 @@ class EmbedTask:
         batch = self.model.data_preprocessor(pseudo_collate(data), False)
         feats = self.model.extract_image_feat(batch['inputs'])
         return F.normalize(feats.float(), dim=-1).cpu().numpy()
+
+
+def example_digests(model_cfg: Optional[dict]) -> Optional[dict]:
+    """SHA-256 of each example image file of a config's ``examples`` (a
+    folder of one subfolder per category, or ``{name: [paths]}``): the
+    config holds their paths, a resume must match their pixels."""
+    from mmprompt.datasets.examples import folder_examples
+    from mmprompt.utils.io import file_digest
+    spec = None if model_cfg is None else model_cfg.get('examples')
+    if spec is None:
+        return None
+    if isinstance(spec, str):
+        spec = folder_examples(spec)
+    return {
+        name: [
+            file_digest(p) if isinstance(p, str) else repr(p)
+            for p in ([paths] if isinstance(paths, str) else paths)
+        ]
+        for name, paths in spec.items()
+    }
 
 
 def config_of(model: Any) -> Optional[dict]:

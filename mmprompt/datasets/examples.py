@@ -20,7 +20,7 @@ from .image_sources import IMAGE_EXTENSIONS
 from .transforms import CLIPPreprocess
 
 
-def _folder_examples(folder: str) -> Dict[str, List[str]]:
+def folder_examples(folder: str) -> Dict[str, List[str]]:
     """``{subfolder name: its image files}`` of a folder."""
     if not osp.isdir(folder):
         raise InvalidInputError(
@@ -57,7 +57,7 @@ def resolve_examples(spec: Any,
     if spec is None:
         return {}
     if isinstance(spec, str):
-        spec = _folder_examples(spec)
+        spec = folder_examples(spec)
     if not isinstance(spec, dict):
         raise InputTypeError('examples must be a dict {category: list of '
                              'images} or a folder, got '

@@ -435,6 +435,38 @@ def test_resume_refuses_other_categories_or_checkpoint(
     assert not osp.exists(f'{out}.parts')
 
 
+def test_resume_refuses_other_example_images(clip_model, tmp_path,
+                                             monkeypatch):
+    """A config's example images are part of the answer: one replaced at
+    the same path is refused by name; restored, the run resumes."""
+    from PIL import Image
+    folder = tmp_path / 'examples'
+    for i, name in enumerate(('cat', 'dog')):
+        (folder / name).mkdir(parents=True)
+        Image.new('RGB', (40, 30), (60 * i, 90, 200)).save(folder / name /
+                                                           'a.png')
+    config = tmp_path / 'with_examples.py'
+    config.write_text(f"_base_ = [{clip_model['config']!r}]\n"
+                      f"model = dict(examples={str(folder)!r})\n")
+    out = tmp_path / 'classes.jsonl'
+    argv = ['classify', *clip_model['inputs'], '--model', str(config),
+            '--checkpoint', clip_model['checkpoint'], '--chunk-size', '2',
+            '--out', str(out), '--no-progress', '--num-workers', '0']
+    restore = _interrupt_after(monkeypatch, 1)
+    with pytest.raises(KeyboardInterrupt):
+        TOOL.main(argv)
+    restore()
+    image = folder / 'dog' / 'a.png'
+    kept = image.read_bytes()
+    Image.new('RGB', (40, 30), (250, 10, 10)).save(image)
+    with pytest.raises(OutputPathError,
+                       match=r'\.parts: the interrupted run used other '
+                       r'example images; restore'):
+        TOOL.main([*argv, '--resume'])
+    image.write_bytes(kept)
+    assert TOOL.main([*argv, '--resume'])['processed'] == 9 - 2
+
+
 def test_live_run_holds_the_output(tagging, tmp_path, monkeypatch):
     """A second run on a live run's output is refused naming the owner,
     with --force too, and loses nothing; the lock of a dead run is taken

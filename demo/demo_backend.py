@@ -32,24 +32,6 @@ MAX_BARS = 30
 RAM_CONFIG = 'ram_swin-large-p4-w12_384px_normal'
 RAM_OPENSET_CONFIG = 'ram_swin-large-p4-w12_384px_openset'
 
-CLIP_HELP = """\
-**Classify is disabled: no CLIP checkpoint.** Convert OpenAI's ViT-B-16.pt
-(github.com/openai/CLIP) and pass it as `--clip-checkpoint`:
-
-    python tools/model_converters/openai_clip_to_mmprompt.py \\
-        ViT-B-16.pt checkpoints/clip_vit-base-p16.pth
-"""
-RAM_HELP = """\
-**Tagging is disabled: no RAM checkpoint.** Convert the Recognize Anything
-weights (huggingface.co/xinyu1205/recognize_anything_model) with the tag
-lists of its repository's ram/data/ and pass it as `--ram-checkpoint` (the
-CLIP ViT-B/16 checkpoint adds the open set):
-
-    python tools/model_converters/ram_to_mmprompt.py ram_swin_large_14m.pth \\
-        checkpoints/ram.pth --tag-list ram_tag_list.txt --tag-list-chinese \\
-        ram_tag_list_chinese.txt --thresholds ram_tag_list_threshold.txt
-"""
-
 
 class DemoInputError(ValueError):
     """Bad user input; its message is shown on the page as is."""
@@ -276,6 +258,22 @@ class MemoryBudget:
                 self._cond.notify_all()
 
 
+def convert_help(config: Optional[str], fallback: str, what: str,
+                 flag: str) -> str:
+    """A tab's help without a checkpoint: where to put the zoo row's files
+    (``fallback``'s for a config file) and the converter command."""
+    from mmprompt.apis.hub import convert_command, get_home, manual_files
+    from mmprompt.apis.model_zoo import load_zoo
+    zoo, home = load_zoo(), get_home()
+    info = zoo.get(config or fallback)
+    info = info if info and info.weights else zoo[fallback]
+    files = ', '.join(f'{url} to {path}' for url, path in
+                      manual_files(info, home))
+    command = convert_command(info, f'checkpoints/{info.name}.pth', home)
+    return (f'**{what} is disabled: no checkpoint.** Download {files}; '
+            f'convert and pass the result as `{flag}`:\n\n    {command}\n')
+
+
 def _missing(path: Optional[str], help_text: str) -> Optional[str]:
     if path and osp.isfile(path):
         return None
@@ -316,10 +314,13 @@ class MMPromptBackend:
         self._ram_type: Optional[str] = None
 
     def clip_unavailable(self) -> Optional[str]:
-        return _missing(self.clip_checkpoint, CLIP_HELP)
+        return _missing(self.clip_checkpoint, convert_help(
+            self.clip_config, 'clip_vit-base-p16', 'Classify',
+            '--clip-checkpoint'))
 
     def ram_unavailable(self) -> Optional[str]:
-        return _missing(self.ram_checkpoint, RAM_HELP)
+        return _missing(self.ram_checkpoint, convert_help(
+            self.ram_config, RAM_CONFIG, 'Tagging', '--ram-checkpoint'))
 
     def _model_type(self) -> str:
         if self._ram_type is None:

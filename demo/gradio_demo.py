@@ -223,10 +223,12 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         description='mmprompt Gradio demo: RAM tagging and CLIP zero-shot '
         'classification')
     add = parser.add_argument
-    add('--clip-checkpoint', help='converted CLIP checkpoint (tools/'
-        'model_converters/openai_clip_to_mmprompt.py); else no Classify')
+    add('--clip-checkpoint', help='converted checkpoint of --clip-config '
+        '(tools/model_converters/*_to_mmprompt.py); else no Classify')
     add('--clip-config', default=DEFAULT_CLIP_CONFIG,
-        help='CLIP model name or config file (default: %(default)s)')
+        help='zero-shot model name (CLIP, open_clip, PE-Core, SigLIP: '
+        'tools/misc/download_weights.py --list) or config file (default: '
+        '%(default)s)')
     add('--learned', help='a learned-prompt file of tools/train.py (CoOp, '
         'CoCoOp) of this CLIP: Classify uses its prompts')
     add('--allow-other-clip-weights', action='store_true',

@@ -31,7 +31,7 @@ import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
-from typing import Dict, Optional
+from typing import Dict, List, Optional, Tuple
 
 from mmengine.logging import print_log
 
@@ -217,7 +217,16 @@ def manual_path(file_name: str, home: Optional[str] = None) -> str:
     return osp.join(home or get_home(), 'downloads', file_name)
 
 
-def _convert_command(info: ModelInfo, dst: str, home: str) -> str:
+def manual_files(info: ModelInfo, home: str) -> List[Tuple[str, str]]:
+    """``(URL, where to put it by hand)`` of every file a conversion needs
+    (RAM: the weights, two tag lists and the thresholds)."""
+    urls = [info.require_weights()] + [
+        entry['URL'] for entry in info.data_files.values()
+    ]
+    return [(url, manual_path(url_file_name(url), home)) for url in urls]
+
+
+def convert_command(info: ModelInfo, dst: str, home: str) -> str:
     """The converter command line for files downloaded by hand."""
     from mmprompt.converters import converter_command
     downloads = osp.join(home, 'downloads')
@@ -384,17 +393,11 @@ def get_checkpoint(name: str,
     downloads = osp.join(home, 'downloads')
     files = f'it by hand to {downloads}/'
     if info.data_files:
-        # Every file the conversion needs (RAM: the weights, two tag lists
-        # and the thresholds), each with its URL and where it goes.
-        sources = [(info.weights, info.weights_file)] + [
-            (entry['URL'], url_file_name(entry['URL']))
-            for entry in info.data_files.values()
-        ]
+        sources = manual_files(info, home)
         files = f'all {len(sources)} files by hand: ' + ', '.join(
-            f'{url} to {manual_path(name, home)}'
-            for url, name in sources) + ','
+            f'{url} to {path}' for url, path in sources) + ','
     what_to_do = (f'download {files} and run again, or convert it yourself: '
-                  f'{_convert_command(info, dst, home)}')
+                  f'{convert_command(info, dst, home)}')
     os.makedirs(osp.join(home, 'downloads'), exist_ok=True)
     work = tempfile.mkdtemp(
         prefix='.fetch.', dir=osp.join(home, 'downloads'))

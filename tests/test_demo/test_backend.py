@@ -340,6 +340,11 @@ def test_unavailable_models_explain_how_to_convert(tmp_path):
     assert '--clip-checkpoint' in clip
     assert 'ram_to_mmprompt.py' in ram and 'missing.pth` does not' in ram
     assert '--ram-text-checkpoint' in backend.open_set_unavailable()
+    # A zoo name's own files and converter (issue #20: the open weights).
+    help_text = MMPromptBackend('pe-core_vit-base-p16').clip_unavailable()
+    assert 'pe_core_to_mmprompt.py' in help_text
+    assert 'checkpoints/pe-core_vit-base-p16.pth' in help_text
+    assert 'timm/PE-Core-B-16/resolve' in help_text  # its weights' URL
     ckpt = tmp_path / 'ok.pth'
     ckpt.write_bytes(b'')
     assert MMPromptBackend('x', str(ckpt)).clip_unavailable() is None

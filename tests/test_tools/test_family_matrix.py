@@ -281,3 +281,20 @@ def test_pe_core_leaves_learn_on_pe_cores_clip(leaf, kind):
     assert (args['resize_mode'], args['interpolation']) == ('squash',
                                                             'bilinear')
     assert type(model.clip.visual).__name__ == 'PEVisionTransformer'
+
+
+def test_demo_classifies_with_the_family(family):
+    """The demo started with the family's config (``--clip-config``)
+    scores as the inferencer does."""
+    from mmprompt.apis import ZeroShotClassifier
+    demo = load_module('_mmprompt_demo_backend_matrix',
+                       osp.join(REPO_ROOT, 'demo', 'demo_backend.py'))
+    backend = demo.MMPromptBackend(family['config'], family['checkpoint'])
+    image = osp.join(family['images'], 'dog', '1.png')
+    got = demo.run_classify(backend, image, ', '.join(NAMES), None, [],
+                            'simple', len(NAMES))
+    want = ZeroShotClassifier(family['config'], family['checkpoint'])(
+        image, categories=NAMES, templates='simple')[0]
+    assert sorted(got) == sorted(NAMES)
+    for name, score in zip(want['topk_classes'], want['topk_scores']):
+        assert abs(got[name] - score) < 1e-6, (name, got, want)

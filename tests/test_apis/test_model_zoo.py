@@ -148,7 +148,7 @@ def test_model_index_is_what_mmpretrain_and_mim_read():
 
 def test_list_models_pattern_and_task():
     everything = list_models()
-    assert len(everything) == 91 and everything == sorted(everything)
+    assert len(everything) == 94 and everything == sorted(everything)
     assert list_models('*in1k*') == list_models('in1k') == [
         'clip_vit-base-p16_zeroshot-cls_in1k',
         'clip_vit-base-p32_zeroshot-cls_in1k',
@@ -187,7 +187,7 @@ def test_list_models_pattern_and_task():
         'siglip_vit-base-p16_zeroshot-cls_cifar100-384px',
         'siglip_vit-so400m-p14_zeroshot-cls_cifar100-384px'
     ]
-    assert len(list_models(task='few-shot image classification')) == 14
+    assert len(list_models(task='few-shot image classification')) == 17
     assert list_models('RAM-PLUS*', task='open-set image tagging') == [
         'ram-plus_swin-large-p4-w12_384px_openset',
         'ram-plus_swin-large-p4-w12_384px_openset_openimages-rare'

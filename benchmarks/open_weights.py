@@ -17,6 +17,17 @@ zoo's config, and both then run in one process, one after the other:
 
 The two prototype sets and image features are compared (max abs diff after
 normalisation): a speed-up that changed the answer would show there.
+
+``--compile`` adds, after the eager figures, both sides under
+``torch.compile`` (inductor, ``freezing`` on for both): mmprompt through
+:func:`mmprompt.models.utils.compile_model` (what ``tools/test.py
+--compile`` runs; with ``text=True`` where the model names a text tower of
+static shapes, SigLIP's), open_clip's ``encode_image`` / ``encode_text``
+through ``torch.compile`` with default settings. The first call of each
+compiled function is timed apart (wall time: compile plus one run); the
+figures are steady calls, each compared with open_clip eager. Prototypes
+are compiled only where mmprompt's are (a causal text tower runs batches of
+varying length, one graph each).
 ``--num-classes`` times a slice of ImageNet; prototype time grows linearly
 in it. SigLIP's tokenizer.json comes with its weights (not downloaded
 here): both sides use one unigram tokenizer trained on the benchmark's
@@ -27,15 +38,18 @@ Example:
     python benchmarks/open_weights.py --model ViT-H-14 --num-classes 10
     python benchmarks/open_weights.py --model PE-Core-L-14-336 --out x.json
     python benchmarks/open_weights.py --model ViT-B-16-SigLIP --num-classes 4
+    python benchmarks/open_weights.py --model ViT-B-16-SigLIP --compile
 """
 import argparse
 import json
+import os
 import os.path as osp
 import statistics
 import sys
 import tempfile
 import time
-from typing import Dict, List, Optional
+import types
+from typing import Callable, Dict, List, Optional
 
 import torch
 import torch.nn.functional as F
@@ -65,6 +79,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--repeats', type=int, default=3)
     parser.add_argument(
         '--threads', type=int, default=1, help='torch threads (default 1)')
+    parser.add_argument(
+        '--compile', action='store_true',
+        help='also time both sides under torch.compile (inductor, frozen '
+        'weights)')
     parser.add_argument('--out', help='write the figures to this JSON file')
     return parser.parse_args(argv)
 
@@ -115,27 +133,48 @@ def timed(fn):
     return out, time.process_time() - start
 
 
+def first_call(fn: Callable):
+    """``fn()`` and its wall time: a compiled function's first call
+    compiles (inductor may work in other processes)."""
+    start = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - start
+
+
+def open_clip_compiled(ref):
+    """open_clip's towers under ``torch.compile`` with default settings."""
+    return types.SimpleNamespace(
+        encode_image=torch.compile(ref.encode_image),
+        encode_text=torch.compile(ref.encode_text))
+
+
+def diff(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Max abs diff of the rows of ``a`` and ``b``, each normalised."""
+    return float((F.normalize(a, dim=-1) - F.normalize(b, dim=-1)).abs().max())
+
+
 def prototypes(ref, ours, tokenizer, classes: List[str],
                templates: List[str]) -> Dict[str, float]:
     from open_clip import build_zero_shot_classifier
+
+    def run(model):
+        return build_zero_shot_classifier(
+            model, tokenizer, classes, [t.format for t in templates],
+            num_classes_per_batch=10, device='cpu').t()
+
     with torch.no_grad():
-        theirs, t_ref = timed(lambda: build_zero_shot_classifier(
-            ref, tokenizer, classes,
-            [t.format for t in templates], num_classes_per_batch=10,
-            device='cpu'))
+        theirs, t_ref = timed(lambda: run(ref))
         mine, t_ours = timed(
             lambda: ours.build_prototypes(classes, templates))
     return dict(
         open_clip_s=t_ref,
         mmprompt_s=t_ours,
         ratio=t_ref / t_ours,
-        max_abs_diff=float((theirs.t() - mine).abs().max()))
+        max_abs_diff=diff(theirs, mine)), theirs
 
 
 def images(ref, ours, batch_size: int, repeats: int) -> Dict[str, float]:
-    size = int(ours.visual.img_size[0])
-    x = torch.randn(batch_size, 3, size, size,
-                    generator=torch.Generator().manual_seed(0))
+    x = image_batch(ours, batch_size)
     t_ref, t_ours = [], []
     with torch.no_grad():
         for _ in range(repeats):
@@ -144,14 +183,86 @@ def images(ref, ours, batch_size: int, repeats: int) -> Dict[str, float]:
             mine, t = timed(lambda: ours.extract_image_feat(x))
             t_ours.append(t)
     a, b = statistics.median(t_ref), statistics.median(t_ours)
-    diff = (F.normalize(theirs, dim=-1) - F.normalize(mine, dim=-1)).abs()
     return dict(
         open_clip_s=a,
         mmprompt_s=b,
         open_clip_img_per_s=batch_size / a,
         mmprompt_img_per_s=batch_size / b,
         ratio=a / b,
-        max_abs_diff=float(diff.max()))
+        max_abs_diff=diff(theirs, mine))
+
+
+def image_batch(ours, batch_size: int) -> torch.Tensor:
+    size = int(ours.visual.img_size[0])
+    return torch.randn(batch_size, 3, size, size,
+                       generator=torch.Generator().manual_seed(0))
+
+
+def compiled(ref, ours, tokenizer, classes: List[str], templates: List[str],
+             eager: dict, ref_protos: torch.Tensor, batch_size: int,
+             repeats: int) -> dict:
+    """The compiled figures, against open_clip eager (``eager``, its
+    prototypes ``ref_protos``) and open_clip compiled; ``ours`` is compiled
+    in place."""
+    import torch._inductor.config as inductor_config
+    from open_clip import build_zero_shot_classifier
+
+    from mmprompt.models.utils import compile_model
+    text = bool(getattr(ours, 'text_compile_modules', ()))
+    compile_model(ours, text=text)
+    theirs = open_clip_compiled(ref)
+    x = image_batch(ours, batch_size)
+    row = dict(text_compiled=text)
+    with torch.no_grad(), inductor_config.patch(freezing=True):
+        ref_feats = ref.encode_image(x)
+        _, row['mmprompt_image_compile_s'] = first_call(
+            lambda: ours.extract_image_feat(x))
+        _, row['open_clip_image_compile_s'] = first_call(
+            lambda: theirs.encode_image(x))
+        t_ours, t_ref = [], []
+        for _ in range(repeats):
+            mine, t = timed(lambda: ours.extract_image_feat(x))
+            t_ours.append(t)
+            other, t = timed(lambda: theirs.encode_image(x))
+            t_ref.append(t)
+        a, b = statistics.median(t_ref), statistics.median(t_ours)
+        base = eager['images']['open_clip_s']
+        row['images'] = dict(
+            mmprompt_s=b,
+            open_clip_s=a,
+            mmprompt_img_per_s=batch_size / b,
+            open_clip_img_per_s=batch_size / a,
+            mmprompt_vs_open_clip_eager=base / b,
+            mmprompt_vs_open_clip_compiled=a / b,
+            open_clip_compiled_vs_eager=base / a,
+            mmprompt_max_abs_diff=diff(ref_feats, mine),
+            open_clip_max_abs_diff=diff(ref_feats, other))
+        if not text:
+            return row
+
+        # Prototypes: the first build compiles every batch shape.
+        def run_theirs():
+            return build_zero_shot_classifier(
+                theirs, tokenizer, classes, [t.format for t in templates],
+                num_classes_per_batch=10, device='cpu').t()
+
+        def run_ours():
+            return ours.build_prototypes(classes, templates)
+
+        _, row['mmprompt_text_compile_s'] = first_call(run_ours)
+        _, row['open_clip_text_compile_s'] = first_call(run_theirs)
+        mine, b = timed(run_ours)
+        other, a = timed(run_theirs)
+    base = eager['prototypes']['open_clip_s']
+    row['prototypes'] = dict(
+        mmprompt_s=b,
+        open_clip_s=a,
+        mmprompt_vs_open_clip_eager=base / b,
+        mmprompt_vs_open_clip_compiled=a / b,
+        open_clip_compiled_vs_eager=base / a,
+        mmprompt_max_abs_diff=diff(ref_protos, mine),
+        open_clip_max_abs_diff=diff(ref_protos, other))
+    return row
 
 
 def main(argv: Optional[List[str]] = None) -> dict:
@@ -167,15 +278,21 @@ def main(argv: Optional[List[str]] = None) -> dict:
         num_templates=len(templates),
         batch_size=args.batch_size,
         torch=torch.__version__,
+        load_average=os.getloadavg(),
         models={})
     texts = [t.format(c) for c in classes for t in templates]
     for name in args.model:
         with tempfile.TemporaryDirectory() as folder:
             ref, ours, tokenizer = build_pair(name, texts, folder)
+            protos, ref_protos = prototypes(ref, ours, tokenizer, classes,
+                                            templates)
             row = dict(
-                prototypes=prototypes(ref, ours, tokenizer, classes,
-                                      templates),
+                prototypes=protos,
                 images=images(ref, ours, args.batch_size, args.repeats))
+            if args.compile:
+                row['compiled'] = compiled(ref, ours, tokenizer, classes,
+                                           templates, row, ref_protos,
+                                           args.batch_size, args.repeats)
         results['models'][name] = row
         print(f"{name}: prototypes {row['prototypes']['ratio']:.2f}x "
               f"({row['prototypes']['open_clip_s']:.1f} vs "
@@ -185,6 +302,8 @@ def main(argv: Optional[List[str]] = None) -> dict:
               f"({row['images']['open_clip_img_per_s']:.2f} vs "
               f"{row['images']['mmprompt_img_per_s']:.2f} img/s, diff "
               f"{row['images']['max_abs_diff']:.1e})")
+        if args.compile:
+            print(f'{name} compiled: {json.dumps(row["compiled"])}')
         del ref, ours
     if args.out:
         from mmprompt.utils.io import atomic_write

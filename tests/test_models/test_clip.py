@@ -12,12 +12,13 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.config import Config
 from mmengine.runner import load_checkpoint
-from mmpretrain.models import ClsDataPreprocessor, VisionTransformer
+from mmpretrain.models import ClsDataPreprocessor
 from mmpretrain.structures import DataSample
 from testing_utils import save_openai_torchscript
 from torch.testing import assert_close
 
-from mmprompt.models.clip import CLIP, CLIPTokenizer, CLIPZeroShot
+from mmprompt.models.clip import (CLIP, CLIPTokenizer, CLIPVisionTransformer,
+                                  CLIPZeroShot)
 from mmprompt.models.clip.text_encoder import CausalSelfAttention
 from mmprompt.registry import MODELS
 
@@ -109,7 +110,7 @@ def test_real_configs_build(name, patch, size, width, layers, text_width, proj,
     model = MODELS.build(model_cfg(name))
     assert type(model) is CLIPZeroShot
     visual = model.visual
-    assert type(visual) is VisionTransformer
+    assert type(visual) is CLIPVisionTransformer
     assert visual.patch_embed.projection.kernel_size == (patch, patch)
     assert visual.patch_embed.projection.bias is None
     assert visual.pos_embed.shape == (1, (size // patch)**2 + 1, width)

@@ -2,7 +2,9 @@
 model = dict(
     type='CLIPZeroShot',
     vision_backbone=dict(
-        type='VisionTransformer',
+        # MMPreTrain's VisionTransformer, its last block at the class token
+        # only (the one token read).
+        type='CLIPVisionTransformer',
         arch='base',  # 768 wide, 12 layers, 12 heads, MLP 3072
         img_size=224,
         patch_size=16,

@@ -201,6 +201,9 @@ class CLIP(BaseModel):
     #: image tower (text prototypes are built once per category set, from
     #: prompts of varying length).
     compile_modules = ('visual', )
+    #: What :func:`~mmprompt.models.utils.compile_model` adds with
+    #: ``text=True``: none here, as prompt batches vary in length.
+    text_compile_modules: Tuple[str, ...] = ()
 
     #: Submodules :func:`~mmprompt.models.utils.apply_precision` casts: the
     #: image tower and the text tower's residual blocks. ``visual_proj``,

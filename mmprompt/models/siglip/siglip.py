@@ -46,6 +46,9 @@ class SigLIP(CLIP):
     default_tokenizer = None
     project_image = False
     logit_bias_init = -10.0
+    #: Prompts are always rows of 64 tokens: the text tower compiles to one
+    #: graph per batch size (``compile_model(..., text=True)``).
+    text_compile_modules = ('text_encoder', )
 
 
 @MODELS.register_module()

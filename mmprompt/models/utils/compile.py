@@ -26,11 +26,21 @@ def _default_modules(model: nn.Module) -> List[str]:
     return list(names)
 
 
+def _text_modules(model: nn.Module) -> List[str]:
+    names = getattr(model, 'text_compile_modules', ())
+    if not names:
+        raise TypeError(
+            f'{type(model).__name__} has no text tower of one input shape '
+            'to compile (text_compile_modules); build its prototypes eager')
+    return list(names)
+
+
 def compile_model(model: nn.Module,
                   modules: Optional[Sequence[str]] = None,
                   mode: Optional[str] = None,
                   freeze: bool = True,
-                  dynamic: Optional[bool] = False) -> nn.Module:
+                  dynamic: Optional[bool] = False,
+                  text: bool = False) -> nn.Module:
     """Compile the heavy, category-independent submodules of ``model``.
 
     Each submodule's ``forward`` is replaced in place by its compiled
@@ -65,6 +75,8 @@ def compile_model(model: nn.Module,
     """
     check_compile_mode(mode)
     names = list(modules) if modules is not None else _default_modules(model)
+    if text:
+        names += [n for n in _text_modules(model) if n not in names]
     children = [(name, model.get_submodule(name)) for name in names]
     for name, child in children:
         if getattr(child, '_mmprompt_compiled', False):

@@ -17,7 +17,6 @@ from mmengine.logging import print_log
 
 from mmprompt.utils.errors import InvalidInputError, run_tool
 from mmprompt.utils.io import atomic_write, check_output
-from mmprompt.utils.options import category_spec
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -84,6 +83,7 @@ def main(argv: Optional[List[str]] = None) -> list:
     import torch
 
     from mmprompt.apis import ZeroShotClassifier
+    from mmprompt.models.clip.prompts import category_spec
     overrides = {} if args.description_weight is None else dict(
         description_weight=args.description_weight)
     classifier = ZeroShotClassifier(

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, Callable, List, Optional, Sequence
 
 from mmprompt.utils.errors import UserError, run_tool
 from mmprompt.utils.io import check_output
-from mmprompt.utils.options import LAUNCHERS, category_spec
+from mmprompt.utils.options import LAUNCHERS
 
 if TYPE_CHECKING:
     from mmprompt.apis import bulk
@@ -150,6 +150,7 @@ def check_prompts(args: argparse.Namespace) -> None:
     context."""
     from mmprompt.apis.utils import check_prompts as check
     from mmprompt.apis.utils import prompt_errors
+    from mmprompt.models.clip.prompts import category_spec
     spec = category_spec(args.categories)
     if args.task == 'embed':
         return
@@ -190,6 +191,7 @@ def build_task(args: argparse.Namespace):
     """The model and what it computes per batch."""
     from mmprompt.apis import bulk
     from mmprompt.apis.utils import prompt_errors
+    from mmprompt.models.clip.prompts import category_spec
     pretrained = args.checkpoint or True
     device = args.device or default_device()
     if args.task == 'tag':
@@ -230,7 +232,8 @@ def learned_model(args: argparse.Namespace, device: str) -> tuple:
     from mmprompt.apis.utils import prompt_errors
     from mmprompt.apis.utils import speed_up
     from mmprompt.apis.builder import get_model
-    from mmprompt.models.clip.prompts import resolve_categories
+    from mmprompt.models.clip.prompts import (category_spec,
+                                              resolve_categories)
     model = get_model(
         args.model,
         args.checkpoint or True,

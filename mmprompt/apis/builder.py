@@ -20,7 +20,7 @@ from mmengine.model import BaseModel
 from mmengine.registry import DefaultScope
 
 # Imported for its checkpoint describer (what a refused file is).
-import mmprompt.converters  # noqa: F401,I100
+import mmprompt.converters.families  # noqa: F401,I100
 from mmprompt.utils.config import config_errors
 from mmprompt.utils.errors import InvalidInputError
 from . import hub

@@ -21,8 +21,9 @@ def register_all_modules(init_default_scope: bool = True) -> None:
     from .checkpoint import install_mmengine_loaders
     install_mmengine_loaders()
 
-    # The converters also tell utils.checkpoint what a refused file is.
-    import mmprompt.converters  # noqa: F401
+    # The converters' families tell utils.checkpoint what a refused file
+    # is (mmprompt.converters itself imports its modules lazily).
+    import mmprompt.converters.families  # noqa: F401
     import mmprompt.datasets  # noqa: F401
     import mmprompt.engine  # noqa: F401
     import mmprompt.evaluation  # noqa: F401

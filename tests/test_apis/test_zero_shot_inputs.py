@@ -44,7 +44,8 @@ def test_get_model_reads_examples_and_cache(setup, tmp_path):
     assert model.example_labels.tolist() == [1, 1, 2, 2]
     assert model.example_feats.shape == (4, H.TINY['embed_dim'])
     assert len(list(cache.iterdir())) == 1
-    built = model.build_prototypes(CATEGORIES, model.templates)
+    # The cached prototypes are those a build gives (renormalised alike).
+    built = model.build_vocabulary(CATEGORIES, model.templates).prototypes
     torch.testing.assert_close(model.text_prototypes, built, atol=0, rtol=0)
     # The config keeps them for the callers; the model has no such argument.
     assert model._config.model.prototype_cache_dir == str(cache)

@@ -173,7 +173,7 @@ def test_zoo_rows_are_open_clips_releases():
         'pe-core_vit-base-p16_zeroshot-cls_in1k': 78.4,
         'pe-core_vit-large-p14_zeroshot-cls_in1k-336px': 83.5
     }
-    names = list_models('pe-core')
+    names = list_models('pe-core*')  # not the prompt learners' *pe-core-pre*
     assert len(names) == 6
     for name in names:
         info = get_model_info(name)

@@ -366,16 +366,17 @@ def test_categories_argument(tmp_path):
     """One ``--categories`` value is a file or a set name if it is one, else
     a name; a missing .txt is one clear error (it used to reach
     resolve_categories as a string and fail with a TypeError)."""
+    from mmprompt.models.clip.prompts import category_spec
     from mmprompt.utils.errors import UserError
     names = tmp_path / 'names.txt'
     names.write_text('cat\ndog\n')
-    assert TOOL.category_spec(None) is None
-    assert TOOL.category_spec(['cat']) == ['cat']
-    assert TOOL.category_spec(['cat', 'dog']) == ['cat', 'dog']
-    assert TOOL.category_spec(['imagenet']) == 'imagenet'
-    assert TOOL.category_spec([str(names)]) == str(names)
+    assert category_spec(None) is None
+    assert category_spec(['cat']) == ['cat']
+    assert category_spec(['cat', 'dog']) == ['cat', 'dog']
+    assert category_spec(['imagenet']) == 'imagenet'
+    assert category_spec([str(names)]) == str(names)
     with pytest.raises(UserError, match='no such file'):
-        TOOL.category_spec([str(tmp_path / 'missing.txt')])
+        category_spec([str(tmp_path / 'missing.txt')])
 
 
 def _interrupt_after(monkeypatch, num_writes):

@@ -13,9 +13,9 @@ import functools
 import os.path as osp
 import unicodedata
 from collections import defaultdict
-from typing import Callable, Dict, Sequence, Tuple, Union
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
-from mmprompt.utils.errors import InvalidInputError
+from mmprompt.utils.errors import InvalidInputError, UserError
 from mmprompt.utils.io import read_json, read_lines
 from .templates import (OPENAI_CIFAR_TEMPLATES,
                         OPENAI_IMAGENET_SUBSET_TEMPLATES,
@@ -255,6 +255,25 @@ def _same_names(names: Sequence[str], idx: Sequence[int],
     listed = ', '.join(shown[:-1]) + ' and ' + shown[-1]
     return (f'{listed} are the same to the tokenizer (read as '
             f"{' '.join(key)!r})")
+
+
+def category_spec(values: Optional[List[str]]) -> Union[None, str, List[str]]:
+    """``--categories`` of a command line as the inferencers take it: one
+    value that is a file or a built-in set name stays a string, anything
+    else (one name included) is a list of names.
+
+    Raises:
+        UserError: For one ``.txt`` value that is no file.
+    """
+    if not values:
+        return None
+    if len(values) == 1:
+        value = values[0]
+        if osp.isfile(value) or value in builtin_category_sets():
+            return value
+        if value.endswith('.txt'):
+            raise UserError(f'--categories: no such file {value!r}')
+    return list(values)
 
 
 def resolve_categories(spec: CategorySpec) -> Tuple[str, ...]:

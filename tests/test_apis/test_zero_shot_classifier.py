@@ -252,6 +252,8 @@ def test_demo_classify_skips_an_unreadable_image(files, tmp_path,
     import mmprompt.apis
     monkeypatch.setattr(mmprompt.apis, 'ZeroShotClassifier', spy)
     monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
+    # MMEngine's logger asks for the device id when it is first made.
+    monkeypatch.setattr(torch.cuda, 'device_count', lambda: 1)
     results = DEMO.main(argv + ['--out', str(out)])
     assert devices == ['cuda']
     alone = DEMO.main(argv[:1] + argv[2:])

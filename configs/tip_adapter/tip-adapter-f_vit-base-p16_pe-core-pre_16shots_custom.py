@@ -1,5 +1,5 @@
 _base_ = [
-    '../_base_/models/pe-core_vit-base-p16.py',
+    '../_base_/models/clip_pe-core_vit-base-p16.py',
     '../_base_/datasets/custom_clip_224.py',
     '../_base_/datasets/few_shot_tip-adapter_224.py',
     '../_base_/schedules/tip-adapter-f_adamw-cos_bs256.py',
@@ -12,18 +12,7 @@ _base_ = [
 model = dict(
     _delete_=True,
     type='TipAdapterF',
-    clip=dict(
-        type='CLIP',
-        vision_backbone={{_base_.model.vision_backbone}},
-        text_backbone={{_base_.model.text_backbone}},
-        tokenizer={{_base_.model.tokenizer}},
-        proj_dims={{_base_.model.proj_dims}},
-        visual_proj_bias={{_base_.model.visual_proj_bias}},
-        image_preprocess={{_base_.model.image_preprocess}},
-        data_preprocessor={{_base_.model.data_preprocessor}},
-        init_cfg=dict(
-            type='Pretrained',
-            checkpoint='checkpoints/pe-core_vit-base-p16.pth')),
+    clip={{_base_.model}},
     templates='simple',
     alpha=1.0,
     beta=1.0)

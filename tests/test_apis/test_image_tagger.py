@@ -13,7 +13,7 @@ from PIL import Image
 from mmprompt.apis import ImageTagger, list_models
 
 from testing_utils import ram as H  # noqa: E402
-from testing_utils import same_results  # noqa: E402
+from testing_utils import same_results, side_by_side  # noqa: E402
 
 NORMAL = 'ram/ram_swin-large-p4-w12_384px_normal.py'
 OPENSET = 'ram/ram_swin-large-p4-w12_384px_openset.py'
@@ -266,7 +266,6 @@ def test_threads_with_different_open_sets_get_their_own_answers(files):
     rounds each at once: every answer equals the one-at-a-time answer.
     With the open set stored on the model (``set_openset``) the threads'
     images were scored against each other's categories."""
-    import threading
     config = H.write_tiny_config(
         str(files['root'] / 'openset_threads.py'),
         OPENSET,
@@ -281,21 +280,9 @@ def test_threads_with_different_open_sets_get_their_own_answers(files):
         for names in sets
     ]
     assert [len(r['tags']) for r in alone[1]] == [5, 5]
-    got = [[], []]
-    start = threading.Barrier(2)
-
-    def run(i):
-        start.wait()
-        for _ in range(20):
-            got[i].append(
-                tagger(
-                    images, categories=sets[i], threshold=0.0, batch_size=2))
-
-    threads = [threading.Thread(target=run, args=(i, )) for i in (0, 1)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    got = side_by_side(
+        lambda names: tagger(
+            images, categories=names, threshold=0.0, batch_size=2), sets)
     for i in (0, 1):
         assert len(got[i]) == 20
         for out in got[i]:

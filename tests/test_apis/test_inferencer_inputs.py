@@ -4,7 +4,6 @@ clear errors or right answers."""
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from mmprompt.apis import ImageTagger, ZeroShotClassifier
 from mmprompt.utils import InputTypeError, InvalidInputError
@@ -104,8 +103,8 @@ PAYLOAD = ('import os, sys, torch\n'
 
 
 def test_inferencers_load_strictly_and_safely(
-        files,
-        tmp_path,  # noqa: F811
+        files,  # noqa: F811
+        tmp_path,
         monkeypatch):
     """Issue 12, s.1 and s.3: a RAM checkpoint for a CLIP config, an
     unconverted OpenAI CLIP, and a planted payload under

@@ -53,9 +53,10 @@ def test_every_config_is_in_the_zoo_once():
             continue
         # open_clip's and PE-Core's files have no published SHA-256 (see
         # the metafiles).
-        assert info.sha256 is None and info.collection in OPEN_CLIP + (
-            'PE-Core', 'SigLIP', 'SigLIP2') or (len(info.sha256) == 64 and
-                             int(info.sha256, 16) >= 0)
+        unpublished = info.sha256 is None and info.collection in (
+            OPEN_CLIP + ('PE-Core', 'SigLIP', 'SigLIP2'))
+        assert unpublished or (len(info.sha256) == 64
+                               and int(info.sha256, 16) >= 0)
         script = converter_command(info.converter)[0]
         assert osp.isfile(osp.join(REPO_ROOT, script)), info.converter
 
@@ -256,7 +257,8 @@ def test_unknown_name_lists_close_names():
     with pytest.raises(UserError, match='no such config file'):
         get_model('configs/clip/nothing.py')
     # A name of the other task is refused before any download.
-    with pytest.raises(UserError, match='is a model for Image Tagging, not for '
+    with pytest.raises(UserError,
+                       match='is a model for Image Tagging, not for '
                        'ZeroShotClassifier; use one of clip_vit'):
         ZeroShotClassifier('ram_swin-large-p4-w12_384px_normal')
     with pytest.raises(UserError, match='scores with a softmax over its '

@@ -7,7 +7,7 @@ import os.path as osp
 import numpy as np
 import pytest
 from PIL import Image
-from testing_utils import REPO_ROOT, load_module
+from testing_utils import REPO_ROOT, load_module, side_by_side
 
 from mmprompt.apis import ZeroShotClassifier, model_zoo
 from mmprompt.utils.errors import UserError
@@ -141,7 +141,8 @@ def test_descriptions_and_examples(classifier, files, monkeypatch):
     results = classifier(
         images[3:5], categories=CATEGORIES, examples=mixed, topk=1)
     assert [r['pred_class'] for r in results] == ['owl', 'rocket']
-    assert classifier.default_vocabulary.example_feats.shape == (2, H.TINY['embed_dim'])
+    feats = classifier.default_vocabulary.example_feats
+    assert feats.shape == (2, H.TINY['embed_dim'])
 
 
 def test_builtin_imagenet_categories(classifier, files):
@@ -275,24 +276,12 @@ def test_threads_with_different_categories_get_their_own_answers(files):
     rounds each at once: every answer equals the one-at-a-time answer.
     With the categories stored on the model (before vocabularies were
     values) the threads' images were scored against each other's sets."""
-    import threading
     classifier = ZeroShotClassifier(files['config'], pretrained=files['ckpt'])
     sets = [CATEGORIES[:4], ['zebra', 'kayak', 'violin', 'tulip', 'moth']]
     images = files['images'][:2]
     alone = [classifier(images, categories=names, topk=5) for names in sets]
-    got = [[], []]
-    start = threading.Barrier(2)
-
-    def run(i):
-        start.wait()
-        for _ in range(20):
-            got[i].append(classifier(images, categories=sets[i], topk=5))
-
-    threads = [threading.Thread(target=run, args=(i, )) for i in (0, 1)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    got = side_by_side(
+        lambda names: classifier(images, categories=names, topk=5), sets)
     for i in (0, 1):
         assert len(got[i]) == 20
         for out in got[i]:

@@ -73,7 +73,8 @@ def test_classifier_caches_every_category_set(setup, tmp_path, monkeypatch):
     assert again.default_vocabulary.example_feats.shape[0] == 4
     assert second[0]['topk_classes'] and first[0]['topk_classes']
     third = again(image, categories=CATEGORIES, topk=3)
-    assert again.default_vocabulary.example_feats is None  # examples are per call
+    # Examples are per call.
+    assert again.default_vocabulary.example_feats is None
     assert third[0]['topk_classes'] == first[0]['topk_classes']
     np.testing.assert_allclose(
         third[0]['topk_scores'], first[0]['topk_scores'], atol=1e-6)

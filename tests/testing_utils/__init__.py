@@ -28,6 +28,31 @@ def same_results(a: list, b: list) -> bool:
             x[k] == y[k] for k in x) for x, y in zip(a, b))
 
 
+def side_by_side(call, inputs: list, rounds: int = 20) -> list:
+    """``call(x)`` for each ``x`` of ``inputs`` in threads of their own,
+    started together, ``rounds`` times each.
+
+    Returns:
+        list: Per input, its ``rounds`` answers.
+    """
+    import threading
+    got = [[] for _ in inputs]
+    start = threading.Barrier(len(inputs))
+
+    def run(i):
+        start.wait()
+        for _ in range(rounds):
+            got[i].append(call(inputs[i]))
+
+    threads = [threading.Thread(target=run, args=(i, ))
+               for i in range(len(inputs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return got
+
+
 def load_module(name: str, path: str) -> ModuleType:
     """Import a file that is not in a package (a tool script, a shared test
     helper) once, under ``name``.

@@ -165,4 +165,3 @@ class FileServer:
         self.httpd.shutdown()
         self.httpd.server_close()
         self.thread.join()
-

@@ -1,16 +1,13 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
-"""Checkpoint converters, one module per family, and what ties them to the
-model zoo.
+"""Checkpoint converters, one module per family, and their zoo keys.
 
-Nothing here imports torch until it is used: the names below and the
-converters of :data:`CONVERTERS` are imported on first access, so a
-converter script parses its arguments (and answers ``--help``) first.
+Names are imported on first access (PEP 562), so a converter script parses
+its arguments (and answers ``--help``) before torch is imported.
 """
 import importlib
 import shlex
 from typing import Callable, Dict, Iterator, List, Mapping, Tuple
 
-#: Where each public name lives, imported on first access (PEP 562).
 _LAZY = {
     'ConverterError': 'common',
     'load_source_checkpoint': 'common',
@@ -43,12 +40,10 @@ def _resolve(module: str, name: str):
 
 
 class LazyFunctions(Mapping):
-    """A read-only ``key -> function`` mapping whose functions are given as
-    ``'module:name'`` (a submodule of this package) and imported when
-    looked up; the keys are known without importing anything.
+    """A read-only ``key -> function`` mapping, imported on lookup.
 
     Args:
-        targets (dict): ``key -> 'module:name'``.
+        targets (dict): ``key -> 'module:name'`` (a submodule here).
     """
 
     def __init__(self, targets: Dict[str, str]) -> None:
@@ -85,8 +80,7 @@ def __getattr__(name: str):
 
 
 def _data_file_readers() -> Dict[str, Callable]:
-    """Readers of the side files a zoo model's ``Data Files`` name, by the
-    keyword argument of the converter they fill (``DATA_FILE_READERS``)."""
+    """Readers of a zoo model's ``Data Files``, by converter argument."""
     from functools import partial
 
     from .common import read_tag_list, read_thresholds
@@ -100,31 +94,24 @@ def _data_file_readers() -> Dict[str, Callable]:
 def parse_converter(spec: str) -> Tuple[str, Dict[str, str]]:
     """The key and keyword options of a metafile's ``Converter:``.
 
-    Takes a key with options (``'ram --model ram_plus'``) or, as older
-    metafiles write it, the script
-    (``'tools/model_converters/ram_to_mmprompt.py --model ram_plus'``).
-
     Args:
-        spec (str): The ``Converter:`` value.
+        spec (str): A key with options (``'ram --model ram_plus'``) or the
+            script (``'tools/model_converters/ram_to_mmprompt.py ...'``).
 
     Returns:
         tuple: A key of :data:`CONVERTERS` and the options as keyword
         arguments (``--model ram_plus`` -> ``{'model': 'ram_plus'}``).
-
-    Raises:
-        ConverterError: For an unknown key or options not in pairs.
     """
+    from .common import ConverterError
     words = shlex.split(spec or '')
     key = words[0].rsplit('/', 1)[-1] if words else ''
     if key.endswith('_to_mmprompt.py'):
         key = key[:-len('_to_mmprompt.py')]
     if key not in CONVERTERS:
-        from .common import ConverterError
         raise ConverterError(f'unknown converter {spec!r}; known: '
                              f"{', '.join(CONVERTERS)}")
     options = words[1:]
     if len(options) % 2 or not all(o.startswith('--') for o in options[::2]):
-        from .common import ConverterError
         raise ConverterError(f'converter {spec!r}: options must be '
                              '--name value pairs')
     return key, {

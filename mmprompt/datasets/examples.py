@@ -1,14 +1,7 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
-"""Example images of a zero-shot classifier, read for the model.
-
-:class:`~mmprompt.models.clip.CLIPZeroShot` takes example images as tensors
-(:meth:`~mmprompt.models.clip.CLIPZeroShot.set_examples`); its callers
-(:class:`~mmprompt.apis.ZeroShotClassifier`, ``tools/test.py``'s
-:class:`~mmprompt.engine.PrepareZeroShotHook`) read them here, through the
-decoder and preprocessing every input image of the model gets
-(:class:`~mmprompt.datasets.CLIPPreprocess` with the model's
-``model.preprocess_args``).
-"""
+"""Example images of a zero-shot classifier, read and preprocessed as the
+model's inputs are, for :meth:`CLIPZeroShot.set_examples
+<mmprompt.models.clip.CLIPZeroShot.set_examples>`."""
 import os
 import os.path as osp
 from typing import Any, Dict, List, Sequence, Tuple, Union
@@ -49,10 +42,6 @@ def resolve_examples(spec: Any,
 
     Returns:
         dict: Label -> list of images (only labels that have some).
-
-    Raises:
-        InvalidInputError: If a key or subfolder names no category, or the
-            folder does not exist (a ``ValueError``, one line).
     """
     if spec is None:
         return {}
@@ -80,37 +69,24 @@ def resolve_examples(spec: Any,
     return dict(sorted(out.items()))
 
 
-def _preprocess_args(image_size: Union[int, dict]) -> dict:
-    """:class:`CLIPPreprocess`'s arguments from a side or from them."""
-    return dict(image_size) if isinstance(image_size, dict) else dict(
-        scale=image_size)
-
-
 def load_example_images(
         spec: Any, categories: Sequence[str],
         image_size: Union[int, dict]) -> Tuple[List[torch.Tensor], List[int]]:
-    """Decode and preprocess example images for
-    :meth:`CLIPZeroShot.set_examples
-    <mmprompt.models.clip.CLIPZeroShot.set_examples>`.
+    """Decode and preprocess example images.
 
     Args:
         spec (str | dict, optional): See :func:`resolve_examples`.
         categories (Sequence[str]): Category names in label order.
-        image_size (int | dict): The model's input side, or all the
-            arguments of its :class:`CLIPPreprocess`
-            (``model.preprocess_args``: side, resize mode, interpolation).
+        image_size (int | dict): The model's input side, or its
+            ``model.preprocess_args``.
 
     Returns:
         tuple: ``(images, labels)``: ``(3, S, S)`` uint8 BGR tensors (as
-        ``PackInputs`` gives the model's data preprocessor) and their
-        labels; two empty lists without examples.
-
-    Raises:
-        ValueError: As :func:`resolve_examples`, or naming an image that
-            cannot be decoded.
+        ``PackInputs`` gives them) and their labels.
     """
     examples = resolve_examples(spec, categories)
-    transform = CLIPPreprocess(**_preprocess_args(image_size))
+    transform = CLIPPreprocess(**(dict(image_size) if isinstance(
+        image_size, dict) else dict(scale=image_size)))
     images, labels = [], []
     for label, items in examples.items():
         for item in items:

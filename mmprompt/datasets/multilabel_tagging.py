@@ -1,13 +1,6 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
-"""Multi-label tagging benchmarks: images and their tag lists.
-
-The annotation format is that of the RAM papers' OpenImages benchmarks
-(``recognize-anything``, Apache-2.0, ``batch_inference.py``): one image a
-line, ``name,tag,tag,...``, with the tags spelled as in the benchmark's tag
-list (``openimages_common_214_ram_taglist.txt``, one tag a line) and the
-image name given without its ``.jpg``. A line with a name only is an image
-without tags.
-"""
+"""Multi-label tagging benchmarks in the format of the RAM papers'
+OpenImages sets (``recognize-anything``, Apache-2.0)."""
 import os.path as osp
 from typing import List, Optional, Sequence, Tuple, Union
 
@@ -26,10 +19,7 @@ def read_tag_list(path: str) -> Tuple[str, ...]:
         path (str): The file (UTF-8).
 
     Returns:
-        tuple[str]: The names, in order.
-
-    Raises:
-        ValueError: If the file holds no names or repeats one.
+        tuple[str]: The names, in order; none or a repeated one is refused.
     """
     with get_local_path(path) as local:
         names = tuple(read_lines(local, what='tag name'))
@@ -43,28 +33,18 @@ def read_tag_list(path: str) -> Tuple[str, ...]:
 class TaggingDataset(MultiLabelDataset):
     """Images annotated with tag lists, for multi-label tagging metrics.
 
-    Every line of ``ann_file`` is ``name<sep>tag<sep>tag...``; the image is
-    ``data_prefix/name + img_suffix`` and each tag must be one of
-    ``classes`` (else a ``ValueError`` names the line). ``gt_label`` holds
-    the indices of the image's tags in ``classes``.
-
-    The model may score a larger vocabulary than ``classes``, e.g. RAM's
-    4585 tags on OpenImages-common's 214: give the model's tag list as
-    ``model_tag_list`` and the metainfo gets ``model_indices``, the model's
-    index of each class, which :class:`~mmprompt.evaluation.TaggingMetric`
-    uses to pick the classes' columns. Without it the model must score
-    exactly ``classes`` in order (open-set tagging of the benchmark's own
-    categories).
-
-    Relative ``classes`` and ``model_tag_list`` paths are taken from
-    ``data_root``, like ``ann_file``.
+    Every line of ``ann_file`` is ``name<sep>tag<sep>tag...`` (a name only:
+    no tags); the image is ``data_prefix/name + img_suffix``.
 
     Args:
         ann_file (str): Annotation file.
         classes (str | Sequence[str]): The benchmark's tags: a file, one tag
             a line, or a list.
-        model_tag_list (str | Sequence[str], optional): The model's tags,
-            as a file or a list, to map ``classes`` into. Defaults to None.
+        model_tag_list (str | Sequence[str], optional): The model's tags
+            (e.g. RAM's 4585), as a file or a list: the metainfo gets
+            ``model_indices``, the model's index of each class, for
+            :class:`~mmprompt.evaluation.TaggingMetric`. Defaults to None
+            (the model scores exactly ``classes``).
         img_suffix (str): Appended to each image name, e.g. ``'.jpg'`` for
             RAM's annotation files. Defaults to ``''``.
         separator (str): Field separator of ``ann_file``. Defaults to
@@ -127,11 +107,7 @@ class TaggingDataset(MultiLabelDataset):
         return read_tag_list(spec)
 
     def load_data_list(self) -> List[dict]:
-        """Read ``ann_file`` into ``img_path`` / ``gt_label`` dicts.
-
-        Returns:
-            list[dict]: One dict per image, in file order.
-        """
+        """``img_path`` / ``gt_label`` dicts of ``ann_file``, in order."""
         index = {name: i for i, name in enumerate(self.CLASSES)}
         data_list = []
         with get_local_path(self.ann_file) as local, open(

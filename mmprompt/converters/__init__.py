@@ -92,15 +92,12 @@ def _data_file_readers() -> Dict[str, Callable]:
 
 
 def parse_converter(spec: str) -> Tuple[str, Dict[str, str]]:
-    """The key and keyword options of a metafile's ``Converter:``.
+    """The key of :data:`CONVERTERS` and keyword options of a metafile's
+    ``Converter:`` (``--model ram_plus`` -> ``{'model': 'ram_plus'}``).
 
     Args:
         spec (str): A key with options (``'ram --model ram_plus'``) or the
             script (``'tools/model_converters/ram_to_mmprompt.py ...'``).
-
-    Returns:
-        tuple: A key of :data:`CONVERTERS` and the options as keyword
-        arguments (``--model ram_plus`` -> ``{'model': 'ram_plus'}``).
     """
     from .common import ConverterError
     words = shlex.split(spec or '')

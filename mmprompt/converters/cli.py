@@ -18,14 +18,11 @@ Convert = Callable[..., Tuple[dict, dict]]
 
 
 def converter_parser(description: str) -> argparse.ArgumentParser:
-    """An argument parser with the arguments every converter takes.
+    """A parser with ``src``, ``dst``, ``--format`` and ``--force``; the
+    script adds its own options.
 
     Args:
         description (str): What the script converts.
-
-    Returns:
-        argparse.ArgumentParser: With ``src``, ``dst``, ``--format`` and
-        ``--force``; the script adds its own options.
     """
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument(
@@ -59,9 +56,6 @@ def run_converter(args: argparse.Namespace,
             keyword arguments of ``convert``. Defaults to None.
         describe (Callable, optional): ``describe(converted, meta)`` for the
             success line. Defaults to None.
-
-    Returns:
-        int: The exit status: 0, or 2 after an ``error: ...`` line.
     """
     try:
         output_format(args.dst, args.format)
@@ -84,15 +78,6 @@ def run_converter(args: argparse.Namespace,
 
 #: ``--dtype`` choices -> ``torch`` dtype names.
 DTYPES = {'fp32': 'float32', 'fp16': 'float16'}
-
-
-def resolve_converter(convert: Union[str, Convert]) -> Convert:
-    """``convert`` itself, or the converter of that key of
-    :data:`mmprompt.converters.CONVERTERS` (imported now)."""
-    if callable(convert):
-        return convert
-    from . import CONVERTERS
-    return CONVERTERS[convert]
 
 
 def describe_arch(converted: dict, meta: dict) -> str:
@@ -133,8 +118,10 @@ def dtype_converter_cli(
     def main(argv: Optional[List[str]] = None) -> int:
         args = parse_args(argv)
         import torch
+
+        from . import CONVERTERS
         dtype = getattr(torch, DTYPES[args.dtype])
-        fn = resolve_converter(convert)
+        fn = convert if callable(convert) else CONVERTERS[convert]
         return run_converter(
             args, lambda sd: fn(sd, dtype=dtype), describe=describe)
 

@@ -39,17 +39,12 @@ def with_meta(converted: Dict[str, 'torch.Tensor'], dropped: List[str],
 
 
 def load_source_checkpoint(path: str) -> dict:
-    """Load a source checkpoint without running any of its code.
-
-    Plain checkpoints are read with ``weights_only=True``, TorchScript
-    archives (OpenAI's releases) by
-    :func:`mmprompt.utils.torchscript.read_torchscript`.
+    """What a checkpoint file holds, read without running any of its code
+    (``weights_only=True``; TorchScript archives by
+    :func:`mmprompt.utils.torchscript.read_torchscript`).
 
     Args:
         path (str): Path of the file.
-
-    Returns:
-        dict: What the file holds (a state dict, or a dict wrapping one).
     """
     import torch
 
@@ -92,9 +87,6 @@ def unwrap_state_dict(obj: dict,
     Args:
         obj (dict): What :func:`load_source_checkpoint` returned.
         path (str): Name used in error messages.
-
-    Returns:
-        dict: Key to tensor.
     """
     import torch
     meta = obj.get('meta') if isinstance(obj, dict) else None
@@ -128,10 +120,7 @@ def save_checkpoint_atomic(checkpoint: dict,
     """
     from mmprompt.utils.checkpoint import save_checkpoint
     save_checkpoint(
-        checkpoint['state_dict'],
-        checkpoint.get('meta'),
-        dst,
-        force=force)
+        checkpoint['state_dict'], checkpoint.get('meta'), dst, force=force)
 
 
 OUTPUT_FORMATS = ('pth', 'safetensors')
@@ -181,10 +170,7 @@ def read_tag_list(path: str, unique: bool = True) -> List[str]:
     Args:
         path (str): A UTF-8 text file.
         unique (bool): Refuse a repeated name (RAM's Chinese list repeats
-            some, so it is read with False). Defaults to True.
-
-    Returns:
-        list[str]: The names, one per class.
+            some). Defaults to True.
     """
     from mmprompt.utils.io import read_lines
     return read_lines(
@@ -196,9 +182,6 @@ def read_thresholds(path: str) -> List[float]:
 
     Args:
         path (str): A UTF-8 text file (``ram_tag_list_threshold.txt``).
-
-    Returns:
-        list[float]: The thresholds, one per class.
     """
     from mmprompt.utils.io import read_lines
     lines = read_lines(path, skip_blank=False, what='threshold')

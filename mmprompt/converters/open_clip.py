@@ -62,16 +62,12 @@ def convert_open_clip(
     dtype: Optional[torch.dtype] = torch.float32,
 ) -> Tuple['OrderedDict[str, torch.Tensor]', dict]:
     """:func:`convert_openai_clip` with the head counts of the size
-    (:func:`open_clip_size`). Pure: no I/O.
+    (:func:`open_clip_size`, also in the meta's ``size``). Pure: no I/O.
 
     Args:
         checkpoint (dict): Keys to tensors, possibly wrapped.
         dtype (torch.dtype, optional): Type of the floating-point outputs;
             None keeps the source's. Defaults to ``torch.float32``.
-
-    Returns:
-        tuple: The converted ``OrderedDict`` and the meta, with ``source``
-        ``'open_clip'`` and ``size`` (a key of :data:`SIZES`).
     """
     state_dict = unwrap_state_dict(checkpoint)
     check_family(state_dict, 'clip_vit', MODEL_NAME)

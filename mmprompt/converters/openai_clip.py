@@ -39,8 +39,7 @@ RULES = [
     (r'visual\.positional_embedding', 'visual.pos_embed', _to_pos_embed),
     (r'visual\.conv1\.weight', 'visual.patch_embed.projection.weight', None),
     (r'visual\.ln_pre\.' + _WB, r'visual.pre_norm.\1', None),
-    (_V_BLOCK + r'ln_1\.' + _WB, r'visual.layers.\1.ln1.\2', None),
-    (_V_BLOCK + r'ln_2\.' + _WB, r'visual.layers.\1.ln2.\2', None),
+    (_V_BLOCK + r'ln_([12])\.' + _WB, r'visual.layers.\1.ln\2.\3', None),
     (_V_BLOCK + r'attn\.in_proj_' + _WB, r'visual.layers.\1.attn.qkv.\2',
      None),
     (_V_BLOCK + r'attn\.out_proj\.' + _WB, r'visual.layers.\1.attn.proj.\2',
@@ -91,15 +90,11 @@ def _count_blocks(state_dict: Dict[str, torch.Tensor], prefix: str) -> int:
 
 
 def infer_openai_clip_arch(state_dict: Dict[str, torch.Tensor]) -> dict:
-    """The architecture of an OpenAI ViT CLIP from its tensor shapes (one
-    head per 64 channels, OpenAI's rule).
+    """The architecture (a dict of ints) of an OpenAI ViT CLIP from its
+    tensor shapes (one head per 64 channels, OpenAI's rule).
 
     Args:
         state_dict (dict): OpenAI keys to tensors.
-
-    Returns:
-        dict: Widths, layers, heads, ``patch_size``, ``image_size``,
-        ``embed_dim``, ``context_length`` and ``vocab_size``, all ints.
     """
     missing = [k for k in REQUIRED if k not in state_dict]
     if missing:

@@ -169,9 +169,7 @@ def convert_ram(
             the keys. Defaults to None (detect).
 
     Returns:
-        tuple: The converted ``OrderedDict`` and the meta: ``format``,
-        ``source``, ``model`` (the mmprompt class), ``num_classes``,
-        ``num_descriptions``, the tag lists and ``dropped``.
+        tuple: The converted ``OrderedDict`` and the meta.
     """
     state_dict = unwrap_state_dict(checkpoint)
     source = _detect_model(state_dict, model)

@@ -15,9 +15,6 @@ def swin_unfold_reduction(weight: torch.Tensor) -> torch.Tensor:
 
     Args:
         weight (Tensor): ``(out, 4C)`` in the Microsoft layout.
-
-    Returns:
-        Tensor: ``(out, 4C)`` in MMPreTrain's layout.
     """
     out_ch, in_ch = weight.shape
     # Unfold's offsets (0,0), (0,1), (1,0), (1,1) are Microsoft's 0, 2, 1, 3.
@@ -31,24 +28,16 @@ def swin_unfold_norm(vector: torch.Tensor) -> torch.Tensor:
 
     Args:
         vector (Tensor): ``(4C,)`` in the Microsoft layout.
-
-    Returns:
-        Tensor: ``(4C,)`` in MMPreTrain's layout.
     """
-    in_ch = vector.shape[0]
-    v = vector.reshape(4, in_ch // 4)[[0, 2, 1, 3], :]
-    return v.transpose(0, 1).reshape(in_ch).contiguous()
+    return swin_unfold_reduction(vector[None])[0]
 
 
 def swin_relative_position_index(window_size: int) -> torch.Tensor:
-    """The ``relative_position_index`` buffer of a Swin window attention
-    (Microsoft's formula, MMPreTrain's values).
+    """The ``(ws * ws, ws * ws)`` int64 ``relative_position_index`` of a
+    Swin window attention (Microsoft's formula, MMPreTrain's values).
 
     Args:
         window_size (int): Side of the window.
-
-    Returns:
-        torch.Tensor: ``(ws * ws, ws * ws)``, int64.
     """
     coords = torch.arange(window_size)
     rows = coords.repeat_interleave(window_size)
@@ -59,13 +48,10 @@ def swin_relative_position_index(window_size: int) -> torch.Tensor:
 
 
 def swin_window_size(bias_table: torch.Tensor) -> int:
-    """Window side of a Swin ``relative_position_bias_table``.
+    """Window side ``ws`` of a Swin ``relative_position_bias_table``.
 
     Args:
         bias_table (Tensor): ``((2 ws - 1) ** 2, heads)``.
-
-    Returns:
-        int: ``ws``.
     """
     side = round(bias_table.shape[0]**0.5)
     if side * side != bias_table.shape[0] or side % 2 == 0:

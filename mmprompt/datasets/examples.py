@@ -16,8 +16,7 @@ from .transforms import CLIPPreprocess
 def folder_examples(folder: str) -> Dict[str, List[str]]:
     """``{subfolder name: its image files}`` of a folder."""
     if not osp.isdir(folder):
-        raise InvalidInputError(
-            f'examples folder {folder!r} does not exist')
+        raise InvalidInputError(f'examples folder {folder!r} does not exist')
     spec = {}
     for name in sorted(os.listdir(folder)):
         sub = osp.join(folder, name)
@@ -31,17 +30,13 @@ def folder_examples(folder: str) -> Dict[str, List[str]]:
 
 def resolve_examples(spec: Any,
                      categories: Sequence[str]) -> Dict[int, List[Any]]:
-    """Map example images to the labels of their categories.
+    """``{label: list of images}`` of the categories that have examples.
 
     Args:
-        spec (str | dict, optional): ``{category name: list of images}``,
-            each image a file path, a PIL image or a BGR array; or a folder
-            with one subfolder per category, named after it, holding image
-            files. Categories may have no examples. None means none at all.
+        spec (str | dict, optional): ``{category name: list of images}``
+            (file paths, PIL images or BGR arrays), or a folder with a
+            subfolder of image files per category; None for none.
         categories (Sequence[str]): Category names in label order.
-
-    Returns:
-        dict: Label -> list of images (only labels that have some).
     """
     if spec is None:
         return {}
@@ -72,21 +67,19 @@ def resolve_examples(spec: Any,
 def load_example_images(
         spec: Any, categories: Sequence[str],
         image_size: Union[int, dict]) -> Tuple[List[torch.Tensor], List[int]]:
-    """Decode and preprocess example images.
+    """``(images, labels)``: example images decoded and preprocessed into
+    ``(3, S, S)`` uint8 BGR tensors (as ``PackInputs`` gives them).
 
     Args:
         spec (str | dict, optional): See :func:`resolve_examples`.
         categories (Sequence[str]): Category names in label order.
         image_size (int | dict): The model's input side, or its
             ``model.preprocess_args``.
-
-    Returns:
-        tuple: ``(images, labels)``: ``(3, S, S)`` uint8 BGR tensors (as
-        ``PackInputs`` gives them) and their labels.
     """
     examples = resolve_examples(spec, categories)
-    transform = CLIPPreprocess(**(dict(image_size) if isinstance(
-        image_size, dict) else dict(scale=image_size)))
+    args = image_size if isinstance(image_size, dict) else dict(
+        scale=image_size)
+    transform = CLIPPreprocess(**args)
     images, labels = [], []
     for label, items in examples.items():
         for item in items:

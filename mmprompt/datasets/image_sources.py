@@ -37,18 +37,14 @@ def _is_image(name: str) -> bool:
     return name.lower().endswith(IMAGE_EXTENSIONS)
 
 
-def _dir_id(path: str) -> tuple:
-    st = os.stat(path)
-    return st.st_dev, st.st_ino
-
-
 def _walk(folder: str) -> List[ImageItem]:
     """Images below ``folder``, sorted; links are followed, but each real
     folder entered once (a link loop ``a/up -> ..`` ends)."""
     found, seen = [], set()
     for root, dirs, files in os.walk(folder, followlinks=True):
         try:
-            key = _dir_id(root)
+            st = os.stat(root)
+            key = st.st_dev, st.st_ino
         except OSError:  # gone since it was listed
             key = None
         if key is None or key in seen:
@@ -56,8 +52,7 @@ def _walk(folder: str) -> List[ImageItem]:
             continue
         seen.add(key)
         dirs.sort()
-        found.extend(
-            osp.join(root, f) for f in sorted(files) if _is_image(f))
+        found.extend(osp.join(root, f) for f in sorted(files) if _is_image(f))
     return [ImageItem(p, p) for p in sorted(found)]
 
 
@@ -103,9 +98,6 @@ def list_images(inputs: Sequence[str]) -> List[ImageItem]:
     Args:
         inputs (Sequence[str]): Folders, ``.txt`` lists, ``.tar`` shards
             and image files.
-
-    Returns:
-        list[ImageItem]: The images.
     """
     missing = [p for p in inputs if not osp.exists(p)]
     if missing:
@@ -181,8 +173,7 @@ def collate_items(batch: List[dict]) -> dict:
 
 
 class PipelineTransform:
-    """A model's test pipeline, built in the process that runs it (so it
-    pickles).
+    """A model's test pipeline, built where it runs (so it pickles).
 
     Args:
         steps (Sequence[dict]): The transforms' configs, e.g.

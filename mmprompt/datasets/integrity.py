@@ -12,17 +12,15 @@ class DatasetFilesError(UserError, ValueError):
     """Dataset files on disk are not the ones the dataset expects."""
 
 
-def _cifar_class(dataset_type: Any) -> Any:
-    from mmpretrain.datasets import CIFAR10, CIFAR100
-    name = str(dataset_type).rsplit('.', 1)[-1]
-    if isinstance(dataset_type, type):
-        return dataset_type if issubclass(dataset_type, CIFAR10) else None
-    return {'CIFAR10': CIFAR10, 'CIFAR100': CIFAR100}.get(name)
-
-
 def _local_cifar(dataset_cfg: Mapping):
     """The CIFAR class and local root of ``dataset_cfg``, or Nones."""
-    cls = _cifar_class(dataset_cfg.get('type'))
+    from mmpretrain.datasets import CIFAR10, CIFAR100
+    kind = dataset_cfg.get('type')
+    if isinstance(kind, type):
+        cls = kind if issubclass(kind, CIFAR10) else None
+    else:
+        name = str(kind).rsplit('.', 1)[-1]
+        cls = {'CIFAR10': CIFAR10, 'CIFAR100': CIFAR100}.get(name)
     root = dataset_cfg.get('data_root')
     if cls is None or not isinstance(root, str) or '://' in root:
         return None, None

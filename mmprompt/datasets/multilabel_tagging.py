@@ -13,13 +13,11 @@ from mmprompt.utils.io import read_lines
 
 
 def read_tag_list(path: str) -> Tuple[str, ...]:
-    """Tag names of a file, one a line, stripped; blank lines skipped.
+    """Tag names of a file, one a line, stripped; blank lines skipped, none
+    or a repeated one refused.
 
     Args:
         path (str): The file (UTF-8).
-
-    Returns:
-        tuple[str]: The names, in order; none or a repeated one is refused.
     """
     with get_local_path(path) as local:
         names = tuple(read_lines(local, what='tag name'))

@@ -24,9 +24,8 @@ def ram_resize(image: Image.Image, size: int) -> np.ndarray:
 
 @TRANSFORMS.register_module()
 class RAMPreprocess(PILPreprocess):
-    """Load (if needed) and resize an image exactly as RAM does
-    (:class:`~mmprompt.datasets.transforms.PILPreprocess`, then
-    :func:`ram_resize`).
+    """Load (if needed) and resize an image exactly as RAM does (see
+    :class:`~mmprompt.datasets.transforms.PILPreprocess`).
 
     Args:
         scale (int): Output side, the model's input resolution.
@@ -44,8 +43,7 @@ class RAMPreprocess(PILPreprocess):
 
 
 def ram_pipeline(scale: int = 384, array_order: str = 'bgr') -> List[dict]:
-    """The test pipeline of RAM and RAM++: :class:`RAMPreprocess`, then
-    ``PackInputs``.
+    """RAM's test pipeline: :class:`RAMPreprocess`, ``PackInputs``.
 
     Args:
         scale (int): The model's input side. Defaults to 384.

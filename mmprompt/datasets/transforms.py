@@ -28,10 +28,6 @@ def open_image(path: str, backend_args: Optional[dict] = None) -> Image.Image:
         path (str): The file (any MMEngine file backend).
         backend_args (dict, optional): MMEngine file backend arguments.
             Defaults to None.
-
-    Returns:
-        PIL.Image.Image: The image, in one of
-        :data:`mmprompt.utils.image_io.KEPT_MODES`.
     """
     if backend_args is None and '://' not in str(path):
         return decode_image(path, mode=None)
@@ -57,7 +53,7 @@ def clip_resize_crop(image: Image.Image,
                      resize_mode: str = 'shortest',
                      interpolation: str = 'bicubic') -> np.ndarray:
     """CLIP's evaluation preprocessing (open_clip's ``image_transform``)
-    up to the uint8 RGB pixels.
+    up to the ``(size, size, 3)`` uint8 RGB pixels.
 
     Args:
         image (PIL.Image.Image): Any PIL image, in any mode.
@@ -67,9 +63,6 @@ def clip_resize_crop(image: Image.Image,
             PE-Core's). Defaults to ``'shortest'``.
         interpolation (str): PIL's filter, ``'bicubic'`` (OpenAI's) or
             ``'bilinear'`` (PE-Core's). Defaults to ``'bicubic'``.
-
-    Returns:
-        np.ndarray: ``(size, size, 3)`` uint8 RGB pixels.
     """
     check_resize_args(resize_mode, interpolation)
     width, height = image.size
@@ -89,13 +82,10 @@ def clip_resize_crop(image: Image.Image,
 class PILPreprocess(BaseTransform):
     """Take or decode an image with PIL, resize it, output BGR uint8.
 
-    The base of :class:`CLIPPreprocess` and
-    :class:`mmprompt.datasets.RAMPreprocess`, which define :meth:`resize`.
-    ``results['img']`` (a PIL image or an ``(H, W[, 3])`` uint8 array) or
-    else ``results['img_path']`` goes through
-    :func:`mmprompt.utils.image_io.decode_image`. The output is BGR, as
-    ``LoadImageFromFile`` gives, for a data preprocessor with
-    ``to_rgb=True`` (the flip is lossless).
+    The base of :class:`CLIPPreprocess` and :class:`RAMPreprocess
+    <mmprompt.datasets.RAMPreprocess>`, which define :meth:`resize`. The
+    image goes through :func:`mmprompt.utils.image_io.decode_image`; the
+    output is BGR, as ``LoadImageFromFile`` gives.
 
     Required Keys:
 
@@ -208,8 +198,7 @@ class CLIPPreprocess(PILPreprocess):
 
 def clip_pipeline(preprocess_args: dict,
                   array_order: str = 'bgr') -> List[dict]:
-    """The test pipeline of a CLIP-like model: :class:`CLIPPreprocess`,
-    then ``PackInputs``.
+    """A CLIP-like model's test pipeline: ``CLIPPreprocess``, ``PackInputs``.
 
     Args:
         preprocess_args (dict): The model's ``preprocess_args``.

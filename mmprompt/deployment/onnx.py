@@ -1,17 +1,9 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
-"""ONNX export of CLIP and RAM wrappers (the models' own methods), checked
-with onnxruntime.
+"""ONNX export of CLIP and RAM, checked with onnxruntime.
 
-Graphs: ``image`` (``images -> image_feats``, not normalised), ``text``
-(``token_ids (N, L) -> text_feats``, ``L <= context_length``),
-``classifier`` (prototypes folded in, ``images -> probs (N, C)``) and
-``tagging`` (``images -> probs (N, K), thresholds (K, )``; tag ``k`` is
-selected where ``probs[:, k] > thresholds[k]``, deleted tags get 1).
-``images`` are RGB float32 in ``[0, 255]``, ``(N, 3, H, W)``, resized as
-the model's preprocessing does; mean / std is in the graph; ``N`` is
-dynamic. ``metadata_props`` say what the graph is (``mmprompt_kind``,
-``mmprompt_model``, ``image_size``, the preprocessing, the categories or
-tags as JSON).
+``images`` inputs are RGB float32 in ``[0, 255]``, ``(N, 3, H, W)``, resized
+as the model's preprocessing does (in ``metadata_props``); the mean / std
+is in the graph and ``N`` is dynamic.
 """
 import contextlib
 import json
@@ -52,6 +44,7 @@ def require_deploy() -> None:
 
 class _ImageInput(nn.Module):
     """Folds a model's mean / std normalisation into the graph."""
+    input_names = ('images', )
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
@@ -68,6 +61,10 @@ class _ImageInput(nn.Module):
     def normalise(self, images: torch.Tensor) -> torch.Tensor:
         return (images - self.mean) / self.std
 
+    def example_inputs(self, batch: int = 2) -> Tuple[torch.Tensor, ...]:
+        """Random images of the right shape, ``(batch, 3, H, W)``."""
+        return (torch.rand(batch, 3, *self.image_size) * 255, )
+
 
 def _image_size(model: nn.Module) -> Tuple[int, int]:
     """``(H, W)`` of the images a CLIP or RAM model takes."""
@@ -82,21 +79,19 @@ def _image_size(model: nn.Module) -> Tuple[int, int]:
     return int(size[0]), int(size[1])
 
 
-def _check_type(model: nn.Module, kind: str, cls: type,
-                hint: str) -> None:
+def _check_type(model: nn.Module, kind: str, cls: type, hint: str) -> None:
     if not isinstance(model, cls):
         raise ExportError(f'cannot export {type(model).__name__} as '
                           f'{kind!r}: it needs a {cls.__name__} ({hint})')
 
 
 class ImageTowerExport(_ImageInput):
-    """CLIP's image tower: ``images -> image_feats``.
+    """CLIP's image tower: ``images -> image_feats`` (not normalised).
 
     Args:
         model (CLIP): A CLIP (or :class:`CLIPZeroShot`) model.
     """
     kind = 'image'
-    input_names = ('images', )
     output_names = ('image_feats', )
 
     def __init__(self, model: nn.Module) -> None:
@@ -109,10 +104,6 @@ class ImageTowerExport(_ImageInput):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.model.extract_image_feat(self.normalise(images))
 
-    def example_inputs(self, batch: int = 2) -> Tuple[torch.Tensor, ...]:
-        """Random images of the right shape, ``(batch, 3, H, W)``."""
-        return (torch.rand(batch, 3, *self.image_size) * 255, )
-
     def metadata(self) -> Dict[str, str]:
         args = self.model.preprocess_args
         return dict(
@@ -122,7 +113,7 @@ class ImageTowerExport(_ImageInput):
 
 
 class TextTowerExport(nn.Module):
-    """CLIP's text tower: ``token_ids -> text_feats``.
+    """CLIP's text tower: ``token_ids (N, L) -> text_feats``.
 
     Args:
         model (CLIP): A CLIP (or :class:`CLIPZeroShot`) model.
@@ -169,8 +160,7 @@ class ClassifierExport(ImageTowerExport):
 
     def __init__(self, model: nn.Module) -> None:
         from mmprompt.models.clip import CLIPZeroShot
-        _check_type(model, self.kind, CLIPZeroShot,
-                    'a zero-shot CLIP config')
+        _check_type(model, self.kind, CLIPZeroShot, 'a zero-shot CLIP config')
         super().__init__(model)
         try:
             with torch.no_grad():
@@ -224,14 +214,13 @@ class LearnedPromptExport(ImageTowerExport):
 
 
 class TaggerExport(_ImageInput):
-    """RAM / RAM++ tagging: ``images -> probs, thresholds``.
+    """RAM / RAM++ tagging: ``images -> probs, thresholds``; tag ``k`` is
+    selected where ``probs[:, k] > thresholds[k]`` (deleted tags: 1).
 
     Args:
-        model (RAM): A RAM model; an open-set one scores its current
-            open-set categories.
+        model (RAM): A RAM model (open-set: its current categories).
     """
     kind = 'tagging'
-    input_names = ('images', )
     output_names = ('probs', 'thresholds')
 
     def __init__(self, model: nn.Module) -> None:
@@ -252,8 +241,6 @@ class TaggerExport(_ImageInput):
         probs = self.model.compute_logits(self.normalise(images)).sigmoid()
         return probs, self.thresholds
 
-    example_inputs = ImageTowerExport.example_inputs
-
     def metadata(self) -> Dict[str, str]:
         meta = dict(image_size=json.dumps(list(self.image_size)))
         english = self.model.vocabulary.names
@@ -270,14 +257,11 @@ WRAPPERS = dict(
 
 
 def build_export_module(model: nn.Module, kind: str) -> nn.Module:
-    """The wrapper whose forward is exported.
+    """The wrapper (in eval mode) whose forward is exported.
 
     Args:
         model (nn.Module): A built model in eval mode.
         kind (str): One of ``EXPORT_KINDS``.
-
-    Returns:
-        nn.Module: The wrapper, in eval mode.
     """
     if kind not in WRAPPERS:
         raise ExportError(f'unknown export {kind!r}; choose one of '
@@ -392,13 +376,12 @@ def export_mode(module: nn.Module) -> Iterator[None]:
 
 def _dynamic_shapes(module: nn.Module) -> dict:
     batch = torch.export.Dim('batch', min=1, max=1024)
-    if module.kind == 'text' and module.full_rows:
+    if module.kind != 'text':
+        return dict(images={0: batch})
+    if module.full_rows:
         return dict(token_ids={0: batch})
-    if module.kind == 'text':
-        length = torch.export.Dim(
-            'length', min=2, max=module.model.context_length)
-        return dict(token_ids={0: batch, 1: length})
-    return dict(images={0: batch})
+    length = torch.export.Dim('length', min=2, max=module.model.context_length)
+    return dict(token_ids={0: batch, 1: length})
 
 
 def _param_bytes(module: nn.Module) -> int:
@@ -445,9 +428,6 @@ def export_onnx(module: nn.Module,
             Defaults to 18.
         force (bool): Overwrite existing files. Defaults to False.
         metadata (dict, optional): More ``metadata_props``. Defaults to None.
-
-    Returns:
-        list[str]: The files written.
     """
     require_deploy()
     check_opset(opset)

@@ -20,9 +20,6 @@ def mean_per_class_recall(pred_labels: torch.Tensor,
     Args:
         pred_labels (torch.Tensor): ``(N, )`` predicted labels.
         gt_labels (torch.Tensor): ``(N, )`` true labels.
-
-    Returns:
-        float: Mean per-class recall in ``[0, 100]``.
     """
     gt_labels = gt_labels.long()
     classes, inverse = torch.unique(gt_labels, return_inverse=True)
@@ -78,8 +75,7 @@ class BaseNovelAccuracy(BaseMetric):
         num_base (int, optional): Number of base classes. Defaults to None
             (half of the score columns, rounded up, as
             :func:`mmprompt.datasets.few_shot.split_labels`).
-        collect_device (str): ``'cpu'`` or ``'gpu'``. Defaults to
-            ``'cpu'``.
+        collect_device (str): ``'cpu'`` or ``'gpu'``. Defaults to ``'cpu'``.
         prefix (str, optional): Defaults to ``'base_novel'``.
     """
     default_prefix: Optional[str] = 'base_novel'

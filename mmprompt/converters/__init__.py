@@ -1,37 +1,29 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
-"""Checkpoint converters, one module per family, and their zoo keys.
-
-Names are imported on first access (PEP 562), so a converter script parses
-its arguments (and answers ``--help``) before torch is imported.
-"""
+"""Checkpoint converters, one module per family, and their zoo keys; names
+are imported on first access, so a script's ``--help`` needs no torch."""
 import importlib
 import shlex
 from typing import Callable, Dict, Iterator, List, Mapping, Tuple
 
+_SUBMODULE_NAMES = {
+    'common': ('ConverterError', 'load_source_checkpoint', 'read_tag_list',
+               'read_thresholds', 'save_checkpoint_atomic',
+               'unwrap_state_dict'),
+    'families': ('SCRIPT_DIR', 'check_family', 'converter_script',
+                 'describe_checkpoint', 'identify_checkpoint'),
+    'open_clip': ('convert_open_clip', ),
+    'openai_clip': ('convert_openai_clip', 'infer_openai_clip_arch'),
+    'pe_core': ('convert_pe_core', 'infer_pe_core_arch'),
+    'ram': ('convert_ram', ),
+    'rules': ('apply_rules', ),
+    'siglip': ('convert_siglip', 'infer_siglip_arch'),
+    'swin': ('swin_relative_position_index', 'swin_unfold_norm',
+             'swin_unfold_reduction'),
+}
+#: Public name -> the submodule it is imported from on first access.
 _LAZY = {
-    'ConverterError': 'common',
-    'load_source_checkpoint': 'common',
-    'read_tag_list': 'common',
-    'read_thresholds': 'common',
-    'save_checkpoint_atomic': 'common',
-    'unwrap_state_dict': 'common',
-    'SCRIPT_DIR': 'families',
-    'check_family': 'families',
-    'converter_script': 'families',
-    'describe_checkpoint': 'families',
-    'identify_checkpoint': 'families',
-    'convert_open_clip': 'open_clip',
-    'convert_openai_clip': 'openai_clip',
-    'infer_openai_clip_arch': 'openai_clip',
-    'convert_pe_core': 'pe_core',
-    'infer_pe_core_arch': 'pe_core',
-    'convert_ram': 'ram',
-    'apply_rules': 'rules',
-    'convert_siglip': 'siglip',
-    'infer_siglip_arch': 'siglip',
-    'swin_relative_position_index': 'swin',
-    'swin_unfold_norm': 'swin',
-    'swin_unfold_reduction': 'swin',
+    name: module
+    for module, names in _SUBMODULE_NAMES.items() for name in names
 }
 
 

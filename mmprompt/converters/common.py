@@ -113,8 +113,7 @@ def save_checkpoint_atomic(checkpoint: dict,
     checkpoint (the format by the extension of ``dst``).
 
     Args:
-        checkpoint (dict): ``state_dict`` (tensors) and ``meta`` (plain
-            JSON-serialisable data).
+        checkpoint (dict): ``state_dict`` (tensors) and ``meta`` (plain data).
         dst (str): Output path.
         force (bool): Overwrite an existing ``dst``. Defaults to False.
     """

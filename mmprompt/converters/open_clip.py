@@ -1,10 +1,6 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
-"""Convert open_clip's CLIP ViT checkpoints to mmprompt's :class:`CLIP`.
-
-The keys are OpenAI's (:mod:`~mmprompt.converters.openai_clip`); the head
-counts are not one per 64 channels (ViT-H/14 has 16 of 80), so they are
-looked up by size in :data:`SIZES`.
-"""
+"""Convert open_clip's CLIP ViT checkpoints (OpenAI's keys; head counts
+by size, as ViT-H/14's 16 heads are of 80 channels) to :class:`CLIP`."""
 from collections import OrderedDict
 from typing import Dict, Optional, Tuple
 

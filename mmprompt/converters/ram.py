@@ -1,12 +1,7 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
 """Convert ``recognize-anything``'s RAM and RAM++ checkpoints to mmprompt's
-:class:`RAMNormal` / :class:`RAMPlus`.
-
-The Swin encoder (Microsoft's layout) becomes MMPreTrain's
-``SwinTransformer``, which keeps ``relative_position_index`` as a persistent
-buffer, so it is added for every block; the thresholds become the
-``class_threshold`` buffer and the tag names go to the meta.
-"""
+:class:`RAMNormal` / :class:`RAMPlus` (MMPreTrain's Swin keeps
+``relative_position_index`` as a persistent buffer, so it is added)."""
 import math
 from collections import OrderedDict
 from typing import Dict, Optional, Sequence, Tuple

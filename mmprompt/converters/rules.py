@@ -70,8 +70,7 @@ def apply_rules(
         rules (Sequence[tuple]): ``(pattern, replacement, transform)``: an
             anchored regex (``re.fullmatch``), its replacement (``\\1``
             groups allowed) and an optional tensor transform.
-        drop (Iterable[str]): Regexes (``re.fullmatch``) of keys dropped on
-            purpose.
+        drop (Iterable[str]): Regexes of keys dropped on purpose.
         model_name (str): Name used in error messages.
 
     Returns:

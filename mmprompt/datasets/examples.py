@@ -73,8 +73,7 @@ def load_example_images(
     Args:
         spec (str | dict, optional): See :func:`resolve_examples`.
         categories (Sequence[str]): Category names in label order.
-        image_size (int | dict): The model's input side, or its
-            ``model.preprocess_args``.
+        image_size (int | dict): The input side or ``model.preprocess_args``.
     """
     examples = resolve_examples(spec, categories)
     args = image_size if isinstance(image_size, dict) else dict(

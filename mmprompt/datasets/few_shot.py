@@ -39,8 +39,7 @@ class FewShotDataset:
     optionally of a class split renumbered from 0.
 
     Args:
-        dataset (dict | BaseDataset): The full dataset (any MMPreTrain
-            dataset, e.g. ``CustomDataset`` over ``train/<class>/*.jpg``).
+        dataset (dict | BaseDataset): The full dataset, e.g. ``CustomDataset``.
         shots (int | str, optional): Samples per class; None keeps all;
             ``'val'``: ``min(shots of the excluded draw, VAL_SHOTS)``.
             Defaults to None.

@@ -96,8 +96,7 @@ def list_images(inputs: Sequence[str]) -> List[ImageItem]:
     ``.tar`` shard the first image member of each key, in archive order.
 
     Args:
-        inputs (Sequence[str]): Folders, ``.txt`` lists, ``.tar`` shards
-            and image files.
+        inputs (Sequence[str]): Folders, lists, shards and image files.
     """
     missing = [p for p in inputs if not osp.exists(p)]
     if missing:

@@ -45,8 +45,7 @@ class TaggingDataset(MultiLabelDataset):
             (the model scores exactly ``classes``).
         img_suffix (str): Appended to each image name, e.g. ``'.jpg'`` for
             RAM's annotation files. Defaults to ``''``.
-        separator (str): Field separator of ``ann_file``. Defaults to
-            ``','``.
+        separator (str): Field separator of ``ann_file``. Defaults to ``','``.
         data_root (str): Root of ``ann_file``, ``data_prefix`` and relative
             tag-list paths. Defaults to ``''``.
         data_prefix (str | dict): Image folder. Defaults to ``''``.

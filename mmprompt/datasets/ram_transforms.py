@@ -1,11 +1,7 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
-"""RAM's image preprocessing as an MMCV transform.
-
-RAM (``recognize-anything``, Apache-2.0, ``get_transform``) decodes with PIL;
-MMPreTrain's ``LoadImageFromFile`` decodes with OpenCV, whose EXIF handling
-and JPEG decoder may differ by a grey level, so :class:`RAMPreprocess`
-decodes with PIL too.
-"""
+"""RAM's image preprocessing (``recognize-anything``, Apache-2.0) as an MMCV
+transform; it decodes with PIL as RAM does (OpenCV's EXIF handling and JPEG
+decoder may differ by a grey level)."""
 from typing import List
 
 import numpy as np
@@ -28,12 +24,9 @@ class RAMPreprocess(PILPreprocess):
     :class:`~mmprompt.datasets.transforms.PILPreprocess`).
 
     Args:
-        scale (int): Output side, the model's input resolution.
-            Defaults to 384.
-        array_order (str): Channel order of array inputs: ``'bgr'`` or
-            ``'rgb'``. Defaults to ``'bgr'``.
-        backend_args (dict, optional): MMEngine file backend arguments.
-            Defaults to None.
+        scale (int): The model's input side. Defaults to 384.
+        array_order (str): Channel order of arrays. Defaults to ``'bgr'``.
+        backend_args (dict, optional): MMEngine backend args. Defaults to None.
     """
 
     default_scale = 384
@@ -47,8 +40,7 @@ def ram_pipeline(scale: int = 384, array_order: str = 'bgr') -> List[dict]:
 
     Args:
         scale (int): The model's input side. Defaults to 384.
-        array_order (str): Channel order of array inputs.
-            Defaults to ``'bgr'``.
+        array_order (str): Channel order of arrays. Defaults to ``'bgr'``.
     """
     return [
         dict(type='RAMPreprocess', scale=scale, array_order=array_order),

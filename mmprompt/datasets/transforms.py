@@ -1,11 +1,9 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
 """CLIP's image preprocessing as an MMCV transform.
 
-OpenAI's ``clip.load`` (MIT licence) and open_clip resize and crop with PIL
-*before* converting to RGB; MMPreTrain's ``LoadImageFromFile`` +
-``ResizeEdge`` + ``CenterCrop`` convert first, so RGBA (premultiplied while
-resizing) and palette images (nearest neighbour) differ.
-:class:`CLIPPreprocess` keeps OpenAI's order.
+OpenAI's ``clip.load`` (MIT licence) resizes and crops with PIL *before*
+converting to RGB; MMPreTrain's pipeline converts first, so RGBA and
+palette images differ. :class:`CLIPPreprocess` keeps OpenAI's order.
 """
 from typing import List, Optional, Sequence, Tuple
 
@@ -26,8 +24,7 @@ def open_image(path: str, backend_args: Optional[dict] = None) -> Image.Image:
 
     Args:
         path (str): The file (any MMEngine file backend).
-        backend_args (dict, optional): MMEngine file backend arguments.
-            Defaults to None.
+        backend_args (dict, optional): MMEngine backend args. Defaults to None.
     """
     if backend_args is None and '://' not in str(path):
         return decode_image(path, mode=None)
@@ -98,13 +95,10 @@ class PILPreprocess(BaseTransform):
     - ori_shape
 
     Args:
-        scale (int, optional): Output side, the model's input resolution.
-            Defaults to the subclass's ``default_scale``.
-        array_order (str): Channel order of array inputs: ``'bgr'``
-            (MMCV's, e.g. ``mmcv.imread``) or ``'rgb'`` (MMPreTrain's CIFAR
-            datasets, ``np.asarray(pil_image)``). Defaults to ``'bgr'``.
-        backend_args (dict, optional): MMEngine file backend arguments.
-            Defaults to None.
+        scale (int, optional): Output side. Defaults to ``default_scale``.
+        array_order (str): Channel order of array inputs: ``'bgr'`` (MMCV's)
+            or ``'rgb'`` (``np.asarray(pil_image)``). Defaults to ``'bgr'``.
+        backend_args (dict, optional): MMEngine backend args. Defaults to None.
     """
     default_scale = 224
 
@@ -161,16 +155,13 @@ class CLIPPreprocess(PILPreprocess):
     (:class:`PILPreprocess`, then :func:`clip_resize_crop`).
 
     Args:
-        scale (int): Output side, the model's input resolution.
-            Defaults to 224.
+        scale (int): The model's input side. Defaults to 224.
         resize_mode (str): See :func:`clip_resize_crop`.
             Defaults to ``'shortest'``.
         interpolation (str): See :func:`clip_resize_crop`.
             Defaults to ``'bicubic'``.
-        array_order (str): Channel order of array inputs: ``'bgr'`` or
-            ``'rgb'``. Defaults to ``'bgr'``.
-        backend_args (dict, optional): MMEngine file backend arguments.
-            Defaults to None.
+        array_order (str): Channel order of arrays. Defaults to ``'bgr'``.
+        backend_args (dict, optional): MMEngine backend args. Defaults to None.
     """
 
     def __init__(self,
@@ -202,8 +193,7 @@ def clip_pipeline(preprocess_args: dict,
 
     Args:
         preprocess_args (dict): The model's ``preprocess_args``.
-        array_order (str): Channel order of array inputs.
-            Defaults to ``'bgr'``.
+        array_order (str): Channel order of arrays. Defaults to ``'bgr'``.
     """
     return [
         dict(type='CLIPPreprocess', array_order=array_order,

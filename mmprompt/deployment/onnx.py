@@ -424,8 +424,7 @@ def export_onnx(module: nn.Module,
     Args:
         module (nn.Module): The wrapper.
         path (str): The ``.onnx`` file.
-        opset (int): ONNX opset, within :func:`supported_opsets`.
-            Defaults to 18.
+        opset (int): Within :func:`supported_opsets`. Defaults to 18.
         force (bool): Overwrite existing files. Defaults to False.
         metadata (dict, optional): More ``metadata_props``. Defaults to None.
     """

@@ -58,10 +58,8 @@ def calibrate_thresholds(scores: torch.Tensor,
         current (torch.Tensor): The thresholds in use, ``(K, )``.
         mode (str): ``'f1'`` (best F1) or ``'precision'`` (highest recall
             reaching ``target_precision``). Defaults to ``'f1'``.
-        target_precision (float, optional): In ``(0, 1]``, for
-            ``mode='precision'``. Defaults to None.
-        min_support (int): Fewest positive images for a tag to be
-            calibrated. Defaults to 1.
+        target_precision (float, optional): In ``(0, 1]``. Defaults to None.
+        min_support (int): Fewest positives to calibrate a tag. Defaults to 1.
         never (torch.Tensor, optional): Boolean ``(K, )``: tags the model
             never selects (RAM's deleted tags); they are not calibrated.
             Defaults to None.

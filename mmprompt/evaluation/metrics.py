@@ -1,10 +1,7 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
-"""Mean per-class recall and base-to-novel accuracy.
-
-MMPreTrain's macro recall counts a class absent from the evaluated set as
-0; CLIP's and clip_benchmark's (``balanced_accuracy_score``) averages over
-the classes present, the only meaningful figure on a subset.
-"""
+"""Mean per-class recall (over the classes present, as CLIP and
+clip_benchmark count it: MMPreTrain's macro recall counts absent ones as 0)
+and base-to-novel accuracy."""
 from typing import List, Optional, Sequence
 
 import torch

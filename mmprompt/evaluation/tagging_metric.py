@@ -1,10 +1,6 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
-"""Multi-label tagging metrics of the RAM papers: mAP, precision, recall.
-
-Precision and recall come from the tags the model selected (per-tag
-thresholds, deleted tags), not from one threshold over the scores as in
-MMPreTrain's ``MultiLabelMetric``.
-"""
+"""Tagging metrics of the RAM papers, from the tags the model selected (not
+from one threshold, as MMPreTrain's ``MultiLabelMetric``)."""
 from typing import List, Optional, Sequence
 
 import torch
@@ -87,8 +83,8 @@ class TaggingMetric(BaseMetric):
     Args:
         thr (float, optional): Select tags by ``pred_score > thr`` instead
             of the model's own selection. Defaults to None.
-        average_over (str): ``'present'`` or ``'all'`` classes in the class
-            means. Defaults to ``'present'``.
+        average_over (str): See :func:`tagging_metrics`. Defaults to
+            ``'present'``.
         collect_device (str): ``'cpu'`` or ``'gpu'``. Defaults to ``'cpu'``.
         prefix (str, optional): Defaults to ``'tagging'``.
     """

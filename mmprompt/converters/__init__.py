@@ -51,9 +51,8 @@ class LazyFunctions(Mapping):
         return len(self._targets)
 
 
-#: The converters by the key a metafile's ``Converter:`` names, each
-#: ``convert(state_dict, **inputs) -> (converted, meta)``; the command line
-#: of key ``k`` is ``tools/model_converters/k_to_mmprompt.py``.
+#: ``convert(state_dict, **inputs) -> (converted, meta)`` by metafile
+#: ``Converter:`` key ``k`` (``tools/model_converters/k_to_mmprompt.py``).
 CONVERTERS: Mapping[str, Callable] = LazyFunctions({
     'openai_clip': 'openai_clip:convert_openai_clip',
     'open_clip': 'open_clip:convert_open_clip',

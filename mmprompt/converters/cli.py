@@ -50,8 +50,7 @@ def run_converter(args: argparse.Namespace,
 
     Args:
         args (argparse.Namespace): From :func:`converter_parser`.
-        convert (Callable): ``convert(state_dict, **inputs) -> (converted,
-            meta)``, e.g. :func:`convert_ram`.
+        convert (Callable): ``convert(state_dict, **inputs) -> (sd, meta)``.
         read_inputs (Callable, optional): Reads the side files into the
             keyword arguments of ``convert``. Defaults to None.
         describe (Callable, optional): ``describe(converted, meta)`` for the
@@ -98,12 +97,11 @@ def dtype_converter_cli(
         convert (str | Callable): ``convert(state_dict, dtype=...)``, or
             its key of :data:`mmprompt.converters.CONVERTERS`.
         description (str): The script's ``--help`` description.
-        describe (Callable): What the success line says about the result.
-            Defaults to :func:`describe_arch`.
+        describe (Callable): For the success line. Defaults to
+            :func:`describe_arch`.
 
     Returns:
-        tuple: ``(parse_args, main)``, both taking ``argv``; ``main``
-        returns the exit status.
+        tuple: ``(parse_args, main)``, both taking ``argv``.
     """
 
     def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:

@@ -70,9 +70,8 @@ def load_source_checkpoint(path: str) -> dict:
                 f'{path}: holds pickled Python objects, and loading it '
                 'would run their code, which mmprompt never does; save '
                 'its state dict (tensors only) and convert that') from None
-        raise ConverterError(
-            f'{path}: not a readable PyTorch checkpoint '
-            f'({type(e).__name__}: {reason[:200]})') from None
+        raise ConverterError(f'{path}: not a readable PyTorch checkpoint '
+                             f'({type(e).__name__}: {reason[:200]})') from None
     if not isinstance(obj, dict):
         raise ConverterError(
             f'{path}: expected a dict of tensors, got {type(obj).__name__}')

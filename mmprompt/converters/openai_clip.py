@@ -137,22 +137,18 @@ def convert_openai_clip(
     checkpoint: Dict[str, torch.Tensor],
     dtype: Optional[torch.dtype] = torch.float32,
 ) -> Tuple['OrderedDict[str, torch.Tensor]', dict]:
-    """Map an OpenAI CLIP ViT state dict to mmprompt's :class:`CLIP`.
-
-    Another known family is refused by
-    :func:`~mmprompt.converters.families.check_family`; then
-    :func:`~mmprompt.converters.rules.apply_rules`. Pure: no I/O.
+    """Map an OpenAI CLIP ViT state dict to mmprompt's :class:`CLIP` by
+    :data:`RULES`, after :func:`~mmprompt.converters.families.check_family`.
+    Pure: no I/O.
 
     Args:
-        checkpoint (dict): Keys to tensors, possibly wrapped (see
-            :func:`~mmprompt.converters.common.unwrap_state_dict`).
+        checkpoint (dict): Keys to tensors, possibly wrapped.
         dtype (torch.dtype, optional): Type of the floating-point outputs;
             None keeps the source's. Defaults to ``torch.float32``.
 
     Returns:
         tuple: The converted ``OrderedDict`` and the meta of
-        :func:`~mmprompt.converters.common.with_meta` (``arch`` from
-        :func:`infer_openai_clip_arch`).
+        :func:`~mmprompt.converters.common.with_meta`.
     """
     state_dict = unwrap_state_dict(checkpoint)
     check_family(state_dict, 'clip_vit', MODEL_NAME)

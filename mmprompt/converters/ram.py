@@ -2,7 +2,6 @@
 """Convert ``recognize-anything``'s RAM and RAM++ checkpoints to mmprompt's
 :class:`RAMNormal` / :class:`RAMPlus` (MMPreTrain's Swin keeps
 ``relative_position_index`` as a persistent buffer, so it is added)."""
-import math
 from collections import OrderedDict
 from typing import Dict, Optional, Sequence, Tuple
 
@@ -131,13 +130,9 @@ def _thresholds(thresholds: Optional[Sequence[float]],
     if len(values) != num_classes:
         raise ConverterError(f'{len(values)} thresholds for {num_classes} '
                              'classes')
-    bad = [
-        i for i, t in enumerate(values)
-        if not (math.isfinite(t) and 0 <= t <= 1)
-    ]
+    bad = [i for i, t in enumerate(values, 1) if not 0 <= t <= 1]  # or NaN
     if bad:
-        raise ConverterError(f'thresholds outside [0, 1] at lines '
-                             f'{[i + 1 for i in bad[:10]]}')
+        raise ConverterError(f'thresholds outside [0, 1] at lines {bad[:10]}')
     return torch.tensor(values, dtype=torch.float32)
 
 
@@ -149,15 +144,14 @@ def convert_ram(
     model: Optional[str] = None,
 ) -> Tuple['OrderedDict[str, torch.Tensor]', dict]:
     """Map a RAM or RAM++ checkpoint to mmprompt's :class:`RAMNormal` /
-    :class:`RAMPlus` (:func:`~mmprompt.converters.rules.apply_rules`).
-    Pure: no I/O.
+    :class:`RAMPlus` by :data:`RULES`. Pure: no I/O.
 
     Args:
         checkpoint (dict): A state dict, possibly wrapped.
         tag_list (Sequence[str], optional): English tag names, one per
             class (``ram_tag_list.txt``). Defaults to None.
-        tag_list_chinese (Sequence[str], optional): Chinese names, kept as
-            given. Defaults to None.
+        tag_list_chinese (Sequence[str], optional): Chinese names.
+            Defaults to None.
         thresholds (Sequence[float], optional): Per-class thresholds; 0.68
             each if None, as in RAM. Defaults to None.
         model (str, optional): ``'ram'`` or ``'ram_plus'``, checked against

@@ -22,8 +22,7 @@ def timm_vit_rules(src: str = r'visual\.trunk\.') -> List[Rule]:
     pool keeps timm's names, as :class:`~mmprompt.models.utils.AttentionPool`.
 
     Args:
-        src (str): The regex of the tower's prefix. Defaults to open_clip's
-            ``visual.trunk.``.
+        src (str): Regex of the tower's prefix. Defaults to ``visual.trunk.``.
     """
     block = src + r'blocks\.(\d+)\.'
     return [
@@ -41,8 +40,7 @@ def timm_vit_rules(src: str = r'visual\.trunk\.') -> List[Rule]:
 
 
 def clip_text_block_rules(src: str = '') -> List[Rule]:
-    """Rules of OpenAI's text blocks and final norm -> the same names
-    under ``text_encoder.``.
+    """Rules of OpenAI's text blocks and final norm, to ``text_encoder.``.
 
     Args:
         src (str): The regex of the tower's prefix (``text\\.`` for
@@ -67,9 +65,8 @@ def apply_rules(
 
     Args:
         state_dict (dict): Source tensors.
-        rules (Sequence[tuple]): ``(pattern, replacement, transform)``: an
-            anchored regex (``re.fullmatch``), its replacement (``\\1``
-            groups allowed) and an optional tensor transform.
+        rules (Sequence[tuple]): ``(pattern, replacement, transform)``: a
+            ``re.fullmatch`` regex, its ``re.sub`` replacement, a transform.
         drop (Iterable[str]): Regexes of keys dropped on purpose.
         model_name (str): Name used in error messages.
 

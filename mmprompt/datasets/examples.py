@@ -33,9 +33,8 @@ def resolve_examples(spec: Any,
     """``{label: list of images}`` of the categories that have examples.
 
     Args:
-        spec (str | dict, optional): ``{category name: list of images}``
-            (file paths, PIL images or BGR arrays), or a folder with a
-            subfolder of image files per category; None for none.
+        spec (str | dict, optional): ``{category name: images}`` (paths,
+            PIL images, BGR arrays), or a folder of category folders.
         categories (Sequence[str]): Category names in label order.
     """
     if spec is None:

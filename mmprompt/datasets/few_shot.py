@@ -41,17 +41,14 @@ class FewShotDataset:
     Args:
         dataset (dict | BaseDataset): The full dataset, e.g. ``CustomDataset``.
         shots (int | str, optional): Samples per class; None keeps all;
-            ``'val'``: ``min(shots of the excluded draw, VAL_SHOTS)``.
-            Defaults to None.
+            ``'val'``: ``min(excluded shots, VAL_SHOTS)``. Defaults to None.
         seed (int): Seed of the draw. Defaults to 1.
-        split (str): ``'all'``, ``'base'`` or ``'novel'``. Defaults to
-            ``'all'``.
+        split (str): One of :data:`SPLITS`. Defaults to ``'all'``.
         list_file (str, optional): JSON file of the chosen samples, read
             back (and checked) if it exists, else written. Defaults to None.
-        exclude (dict | str, optional): Another draw's arguments (``shots``,
-            ``seed``, ``split``, ``list_file``) whose samples are left out,
-            e.g. validation disjoint from the training shots; ``'train'`` is
-            filled in by ``tools/train.py``. Defaults to None.
+        exclude (dict | str, optional): Another draw's arguments, whose
+            samples are left out (``'train'``: filled in by
+            ``tools/train.py``). Defaults to None.
     """
 
     def __init__(self,
@@ -206,8 +203,7 @@ class FewShotDataset:
             self.dataset, 'prepare_data') else self.dataset[self.indices[idx]]
         # Renumber the packed label for base / novel splits.
         sample = data['data_samples']
-        old = int(sample.gt_label[0])
-        sample.set_gt_label(self.label_map[old])
+        sample.set_gt_label(self.label_map[int(sample.gt_label[0])])
         return data
 
 

@@ -19,8 +19,7 @@ class ImageItem(NamedTuple):
     """One image of a collection.
 
     Attributes:
-        name (str): How outputs name it: the file path, or
-            ``<shard>:<member>`` for a tar member.
+        name (str): Its name in outputs: the path, or ``<shard>:<member>``.
         path (str): The file to read (the shard for a tar member).
         offset (int): Tar members: where the data starts; else -1.
         size (int): Tar members: the data's length; else -1.
@@ -89,11 +88,9 @@ def _read_shard(path: str) -> List[ImageItem]:
 
 
 def list_images(inputs: Sequence[str]) -> List[ImageItem]:
-    """Every image of the inputs, in input order.
-
-    A folder gives every image below it, sorted by path; a ``.txt`` list
-    one path a line (relative to its folder); an uncompressed WebDataset
-    ``.tar`` shard the first image member of each key, in archive order.
+    """Every image of the inputs, in input order: a folder's below it,
+    sorted; a ``.txt`` list's, one path a line (relative to its folder); an
+    uncompressed WebDataset ``.tar`` shard's first image of each key.
 
     Args:
         inputs (Sequence[str]): Folders, lists, shards and image files.
@@ -175,8 +172,7 @@ class PipelineTransform:
     """A model's test pipeline, built where it runs (so it pickles).
 
     Args:
-        steps (Sequence[dict]): The transforms' configs, e.g.
-            :func:`~mmprompt.datasets.transforms.clip_pipeline`'s.
+        steps (Sequence[dict]): The transforms' configs.
     """
 
     def __init__(self, steps: Sequence[dict]) -> None:

@@ -28,8 +28,7 @@ def _local_cifar(dataset_cfg: Mapping):
 
 
 def cifar_offline_hint(dataset_cfg: Mapping) -> str:
-    """For a local CIFAR dataset, where to put its archive by hand (to
-    append to a failed download's message); else ``''``.
+    """Where to put a local CIFAR dataset's archive by hand, or ``''``.
 
     Args:
         dataset_cfg (Mapping): A dataset config (``type``, ``data_root``).

@@ -36,21 +36,17 @@ class TaggingDataset(MultiLabelDataset):
 
     Args:
         ann_file (str): Annotation file.
-        classes (str | Sequence[str]): The benchmark's tags: a file, one tag
-            a line, or a list.
-        model_tag_list (str | Sequence[str], optional): The model's tags
-            (e.g. RAM's 4585), as a file or a list: the metainfo gets
-            ``model_indices``, the model's index of each class, for
-            :class:`~mmprompt.evaluation.TaggingMetric`. Defaults to None
-            (the model scores exactly ``classes``).
-        img_suffix (str): Appended to each image name, e.g. ``'.jpg'`` for
-            RAM's annotation files. Defaults to ``''``.
+        classes (str | Sequence[str]): The benchmark's tags: a file or list.
+        model_tag_list (str | Sequence[str], optional): The model's tags, to
+            give the metainfo ``model_indices`` (the model's index of each
+            class). Defaults to None (the model scores ``classes``).
+        img_suffix (str): Appended to image names (``'.jpg'``). Defaults to
+            ``''``.
         separator (str): Field separator of ``ann_file``. Defaults to ``','``.
         data_root (str): Root of ``ann_file``, ``data_prefix`` and relative
             tag-list paths. Defaults to ``''``.
         data_prefix (str | dict): Image folder. Defaults to ``''``.
-        **kwargs: Other arguments of MMPreTrain's ``BaseDataset``
-            (``pipeline``, ``indices``, ``test_mode``, ...).
+        **kwargs: Other arguments of MMPreTrain's ``BaseDataset``.
     """
 
     def __init__(self,
@@ -67,7 +63,7 @@ class TaggingDataset(MultiLabelDataset):
         self.img_suffix = img_suffix
         self.separator = separator
         classes = self._read_names(classes, data_root)
-        model_indices = None
+        metainfo = dict(kwargs.pop('metainfo', None) or {})
         if model_tag_list is not None:
             model_tags = self._read_names(model_tag_list, data_root)
             index = {name: i for i, name in enumerate(model_tags)}
@@ -77,10 +73,7 @@ class TaggingDataset(MultiLabelDataset):
                     f'{len(missing)} classes are not in the model tag list, '
                     f'e.g. {missing[:5]}'
                     f'{did_you_mean(missing[0], index, n=3)}')
-            model_indices = tuple(index[c] for c in classes)
-        metainfo = dict(kwargs.pop('metainfo', None) or {})
-        if model_indices is not None:
-            metainfo['model_indices'] = model_indices
+            metainfo['model_indices'] = tuple(index[c] for c in classes)
         super().__init__(
             ann_file=ann_file,
             classes=classes,
@@ -116,17 +109,14 @@ class TaggingDataset(MultiLabelDataset):
                         raise ValueError(f'{self.ann_file}:{lineno}: no '
                                          'image name')
                     continue  # a blank line
-                labels = []
-                for tag in fields[1:]:
-                    if not tag:
-                        continue
+                labels = set()
+                for tag in filter(None, fields[1:]):
                     if tag not in index:
                         raise InvalidInputError(
                             f'{self.ann_file}:{lineno}: tag {tag!r} is not '
                             'one of the classes'
                             f'{did_you_mean(tag, index, n=3)}')
-                    if index[tag] not in labels:
-                        labels.append(index[tag])
+                    labels.add(index[tag])
                 data_list.append(
                     dict(
                         img_path=self._image_path(fields[0]),

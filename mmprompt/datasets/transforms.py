@@ -54,10 +54,9 @@ def clip_resize_crop(image: Image.Image,
 
     Args:
         image (PIL.Image.Image): Any PIL image, in any mode.
-        size (int): Output side, the model's input resolution.
-        resize_mode (str): ``'shortest'`` (resize the short side, center
-            crop; OpenAI's) or ``'squash'`` (resize to the square;
-            PE-Core's). Defaults to ``'shortest'``.
+        size (int): Output side.
+        resize_mode (str): ``'shortest'`` (short side, center crop; OpenAI's)
+            or ``'squash'`` (PE-Core's). Defaults to ``'shortest'``.
         interpolation (str): PIL's filter, ``'bicubic'`` (OpenAI's) or
             ``'bilinear'`` (PE-Core's). Defaults to ``'bicubic'``.
     """
@@ -79,10 +78,9 @@ def clip_resize_crop(image: Image.Image,
 class PILPreprocess(BaseTransform):
     """Take or decode an image with PIL, resize it, output BGR uint8.
 
-    The base of :class:`CLIPPreprocess` and :class:`RAMPreprocess
-    <mmprompt.datasets.RAMPreprocess>`, which define :meth:`resize`. The
-    image goes through :func:`mmprompt.utils.image_io.decode_image`; the
-    output is BGR, as ``LoadImageFromFile`` gives.
+    The base of :class:`CLIPPreprocess` and ``RAMPreprocess``, which define
+    :meth:`resize`. Decoded by :func:`mmprompt.utils.image_io.decode_image`;
+    the output is BGR, as ``LoadImageFromFile`` gives.
 
     Required Keys:
 
@@ -151,8 +149,7 @@ class PILPreprocess(BaseTransform):
 
 @TRANSFORMS.register_module()
 class CLIPPreprocess(PILPreprocess):
-    """Load (if needed), resize and crop an image as CLIP models do
-    (:class:`PILPreprocess`, then :func:`clip_resize_crop`).
+    """:class:`PILPreprocess` with CLIP's :func:`clip_resize_crop`.
 
     Args:
         scale (int): The model's input side. Defaults to 224.

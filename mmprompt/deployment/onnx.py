@@ -37,9 +37,8 @@ def require_deploy() -> None:
         except ImportError:
             missing.append(name)
     if missing:
-        raise ExportError(
-            f'ONNX export needs {", ".join(missing)}: '
-            "pip install 'mmprompt[deploy]'")
+        raise ExportError(f'ONNX export needs {", ".join(missing)}: '
+                          "pip install 'mmprompt[deploy]'")
 
 
 class _ImageInput(nn.Module):
@@ -288,9 +287,8 @@ def default_kind(model: nn.Module) -> str:
         return 'tagging'
     if isinstance(model, CoOp):
         return 'classifier'
-    if isinstance(model, CLIPZeroShot) and (
-            model.categories is not None
-            or model.text_prototypes is not None):
+    if isinstance(model, CLIPZeroShot) and (model.categories is not None or
+                                            model.text_prototypes is not None):
         return 'classifier'
     raise ExportError(
         f'say what to export from {type(model).__name__}: --kind '
@@ -488,8 +486,7 @@ def onnx_session(path: str, threads: Optional[int] = None):
 
     Args:
         path (str): The ``.onnx`` file.
-        threads (int, optional): Intra-op threads; None lets onnxruntime
-            choose. Defaults to None.
+        threads (int, optional): Intra-op threads. Defaults to None (auto).
     """
     require_deploy()
     import onnxruntime as ort

@@ -60,9 +60,8 @@ def calibrate_thresholds(scores: torch.Tensor,
             reaching ``target_precision``). Defaults to ``'f1'``.
         target_precision (float, optional): In ``(0, 1]``. Defaults to None.
         min_support (int): Fewest positives to calibrate a tag. Defaults to 1.
-        never (torch.Tensor, optional): Boolean ``(K, )``: tags the model
-            never selects (RAM's deleted tags); they are not calibrated.
-            Defaults to None.
+        never (torch.Tensor, optional): Boolean ``(K, )``: tags never
+            selected (RAM's deleted ones), not calibrated. Defaults to None.
 
     Returns:
         dict: ``thresholds`` ``(K, )`` in the scores' dtype,
@@ -151,7 +150,8 @@ def per_tag_f1(scores: torch.Tensor,
 def calibration_report(names: Sequence[str], scores: torch.Tensor,
                        target: torch.Tensor, before: torch.Tensor,
                        result: Dict[str, torch.Tensor]) -> dict:
-    """Per-tag and overall figures before and after, as plain data.
+    """``tags`` (a dict per tag) and ``overall`` (``before`` / ``after``
+    metrics): the figures before and after, as plain data.
 
     Args:
         names (Sequence[str]): The ``K`` tag names.
@@ -159,27 +159,22 @@ def calibration_report(names: Sequence[str], scores: torch.Tensor,
         target (torch.Tensor): ``(N, K)`` boolean.
         before (torch.Tensor): The old thresholds, ``(K, )``.
         result (dict): From :func:`calibrate_thresholds`.
-
-    Returns:
-        dict: ``tags`` (a dict per tag) and ``overall`` (``before`` /
-        ``after`` metrics).
     """
     after = result['thresholds']
     never = result.get('never')
     f1_before = per_tag_f1(scores, target, before, never) * 100
     f1_after = per_tag_f1(scores, target, after, never) * 100
-    tags = []
-    for k, name in enumerate(names):
-        tags.append(
-            dict(
-                tag=name,
-                old_threshold=float(before[k]),
-                new_threshold=float(after[k]),
-                support=int(result['support'][k]),
-                f1_before=float(f1_before[k]),
-                f1_after=float(f1_after[k]),
-                calibrated=bool(result['calibrated'][k]),
-                reason=result['reason'][k]))
+    tags = [
+        dict(
+            tag=name,
+            old_threshold=float(before[k]),
+            new_threshold=float(after[k]),
+            support=int(result['support'][k]),
+            f1_before=float(f1_before[k]),
+            f1_after=float(f1_after[k]),
+            calibrated=bool(result['calibrated'][k]),
+            reason=result['reason'][k]) for k, name in enumerate(names)
+    ]
     overall = {
         key: tagging_metrics(scores, select(scores, thr, never), target)
         for key, thr in (('before', before), ('after', after))

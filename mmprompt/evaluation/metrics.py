@@ -64,14 +64,12 @@ class BaseNovelAccuracy(BaseMetric):
     """Base-to-novel accuracy (CoCoOp's protocol) in one pass: keys
     ``base``, ``novel`` (top-1, percent) and ``hm``.
 
-    Each image is classified within its own group (base labels first), the
-    same predictions as a run per group, since a category's logit depends
-    on its own prompt alone.
+    Each image is classified within its group (base labels first): a run
+    per group, as a category's logit depends on its own prompt alone.
 
     Args:
         num_base (int, optional): Number of base classes. Defaults to None
-            (half of the score columns, rounded up, as
-            :func:`mmprompt.datasets.few_shot.split_labels`).
+            (as :func:`mmprompt.datasets.few_shot.split_labels`).
         collect_device (str): ``'cpu'`` or ``'gpu'``. Defaults to ``'cpu'``.
         prefix (str, optional): Defaults to ``'base_novel'``.
     """

@@ -40,9 +40,8 @@ def tagging_metrics(scores: torch.Tensor,
         scores (torch.Tensor): Scores, ``(N, K)``, for mAP.
         selected (torch.Tensor): Boolean ``(N, K)``: the selected tags.
         target (torch.Tensor): Boolean ``(N, K)``: the true tags.
-        average_over (str): Classes of the class means: ``'present'`` (with
-            a true tag, so a benchmark's subset is not penalised) or
-            ``'all'`` (RAM's ``get_PR``). Defaults to ``'present'``.
+        average_over (str): ``'present'`` classes (so a subset is not
+            penalised) or ``'all'`` (RAM's). Defaults to ``'present'``.
     """
     _check_average_over(average_over)
     if not scores.shape == selected.shape == target.shape or \
@@ -76,9 +75,8 @@ def tagging_metrics(scores: torch.Tensor,
 
 @METRICS.register_module()
 class TaggingMetric(BaseMetric):
-    """:func:`tagging_metrics` of a tagging model (keys ``tagging/mAP``,
-    ...); the dataset's ``model_indices``
-    (:class:`~mmprompt.datasets.TaggingDataset`) pick the model's columns.
+    """:func:`tagging_metrics` of a tagging model (``tagging/mAP``, ...),
+    over the columns the dataset's ``model_indices`` pick, if any.
 
     Args:
         thr (float, optional): Select tags by ``pred_score > thr`` instead

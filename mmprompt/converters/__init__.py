@@ -1,40 +1,29 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
-"""Checkpoint converters, one module per family, and what ties them to the
-model zoo.
-
-Nothing here imports torch until it is used: the names below and the
-converters of :data:`CONVERTERS` are imported on first access, so a
-converter script parses its arguments (and answers ``--help``) first.
-"""
+"""Checkpoint converters, one module per family, and their zoo keys; names
+are imported on first access, so a script's ``--help`` needs no torch."""
 import importlib
 import shlex
 from typing import Callable, Dict, Iterator, List, Mapping, Tuple
 
-#: Where each public name lives, imported on first access (PEP 562).
+_SUBMODULE_NAMES = {
+    'common': ('ConverterError', 'load_source_checkpoint', 'read_tag_list',
+               'read_thresholds', 'save_checkpoint_atomic',
+               'unwrap_state_dict'),
+    'families': ('SCRIPT_DIR', 'check_family', 'converter_script',
+                 'describe_checkpoint', 'identify_checkpoint'),
+    'open_clip': ('convert_open_clip', ),
+    'openai_clip': ('convert_openai_clip', 'infer_openai_clip_arch'),
+    'pe_core': ('convert_pe_core', 'infer_pe_core_arch'),
+    'ram': ('convert_ram', ),
+    'rules': ('apply_rules', ),
+    'siglip': ('convert_siglip', 'infer_siglip_arch'),
+    'swin': ('swin_relative_position_index', 'swin_unfold_norm',
+             'swin_unfold_reduction'),
+}
+#: Public name -> the submodule it is imported from on first access.
 _LAZY = {
-    'ConverterError': 'common',
-    'load_source_checkpoint': 'common',
-    'read_tag_list': 'common',
-    'read_thresholds': 'common',
-    'save_checkpoint_atomic': 'common',
-    'unwrap_state_dict': 'common',
-    'SCRIPT_DIR': 'families',
-    'check_family': 'families',
-    'converter_script': 'families',
-    'describe_checkpoint': 'families',
-    'identify_checkpoint': 'families',
-    'convert_open_clip': 'open_clip',
-    'convert_openai_clip': 'openai_clip',
-    'infer_openai_clip_arch': 'openai_clip',
-    'convert_pe_core': 'pe_core',
-    'infer_pe_core_arch': 'pe_core',
-    'convert_ram': 'ram',
-    'apply_rules': 'rules',
-    'convert_siglip': 'siglip',
-    'infer_siglip_arch': 'siglip',
-    'swin_relative_position_index': 'swin',
-    'swin_unfold_norm': 'swin',
-    'swin_unfold_reduction': 'swin',
+    name: module
+    for module, names in _SUBMODULE_NAMES.items() for name in names
 }
 
 
@@ -43,12 +32,10 @@ def _resolve(module: str, name: str):
 
 
 class LazyFunctions(Mapping):
-    """A read-only ``key -> function`` mapping whose functions are given as
-    ``'module:name'`` (a submodule of this package) and imported when
-    looked up; the keys are known without importing anything.
+    """A read-only ``key -> function`` mapping, imported on lookup.
 
     Args:
-        targets (dict): ``key -> 'module:name'``.
+        targets (dict): ``key -> 'module:name'`` (a submodule here).
     """
 
     def __init__(self, targets: Dict[str, str]) -> None:
@@ -64,9 +51,8 @@ class LazyFunctions(Mapping):
         return len(self._targets)
 
 
-#: The converters by the key a metafile's ``Converter:`` names, each
-#: ``convert(state_dict, **inputs) -> (converted, meta)``; the command line
-#: of key ``k`` is ``tools/model_converters/k_to_mmprompt.py``.
+#: ``convert(state_dict, **inputs) -> (converted, meta)`` by metafile
+#: ``Converter:`` key ``k`` (``tools/model_converters/k_to_mmprompt.py``).
 CONVERTERS: Mapping[str, Callable] = LazyFunctions({
     'openai_clip': 'openai_clip:convert_openai_clip',
     'open_clip': 'open_clip:convert_open_clip',
@@ -85,8 +71,7 @@ def __getattr__(name: str):
 
 
 def _data_file_readers() -> Dict[str, Callable]:
-    """Readers of the side files a zoo model's ``Data Files`` name, by the
-    keyword argument of the converter they fill (``DATA_FILE_READERS``)."""
+    """Readers of a zoo model's ``Data Files``, by converter argument."""
     from functools import partial
 
     from .common import read_tag_list, read_thresholds
@@ -98,33 +83,23 @@ def _data_file_readers() -> Dict[str, Callable]:
 
 
 def parse_converter(spec: str) -> Tuple[str, Dict[str, str]]:
-    """The key and keyword options of a metafile's ``Converter:``.
-
-    Takes a key with options (``'ram --model ram_plus'``) or, as older
-    metafiles write it, the script
-    (``'tools/model_converters/ram_to_mmprompt.py --model ram_plus'``).
+    """The key of :data:`CONVERTERS` and keyword options of a metafile's
+    ``Converter:`` (``--model ram_plus`` -> ``{'model': 'ram_plus'}``).
 
     Args:
-        spec (str): The ``Converter:`` value.
-
-    Returns:
-        tuple: A key of :data:`CONVERTERS` and the options as keyword
-        arguments (``--model ram_plus`` -> ``{'model': 'ram_plus'}``).
-
-    Raises:
-        ConverterError: For an unknown key or options not in pairs.
+        spec (str): A key with options (``'ram --model ram_plus'``) or the
+            script (``'tools/model_converters/ram_to_mmprompt.py ...'``).
     """
+    from .common import ConverterError
     words = shlex.split(spec or '')
     key = words[0].rsplit('/', 1)[-1] if words else ''
     if key.endswith('_to_mmprompt.py'):
         key = key[:-len('_to_mmprompt.py')]
     if key not in CONVERTERS:
-        from .common import ConverterError
         raise ConverterError(f'unknown converter {spec!r}; known: '
                              f"{', '.join(CONVERTERS)}")
     options = words[1:]
     if len(options) % 2 or not all(o.startswith('--') for o in options[::2]):
-        from .common import ConverterError
         raise ConverterError(f'converter {spec!r}: options must be '
                              '--name value pairs')
     return key, {

@@ -1,16 +1,7 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
-"""The command line the ``tools/model_converters`` scripts share.
-
-Every converter script takes its input the same way: positional ``src``
-(never modified) and ``dst``, ``--format`` (by default the extension of
-``dst`` decides: ``.safetensors`` or a ``.pth``), ``--force`` to replace
-an existing ``dst``; every expected failure is one ``error: ...`` line on
-stderr and exit status 2 (a user error, as every tool), checked before
-any work where it can be (the output path first, then the side files,
-then the source checkpoint). The arguments are parsed before torch or a
-converter is imported: a script names its converter by its key of
-:data:`mmprompt.converters.CONVERTERS`.
-"""
+"""The command line the ``tools/model_converters`` scripts share: ``src
+dst [--format] [--force]``, checked before any work (output path, side
+files, source); a failure is one ``error: ...`` line and exit status 2."""
 import argparse
 import os.path as osp
 import sys
@@ -27,14 +18,11 @@ Convert = Callable[..., Tuple[dict, dict]]
 
 
 def converter_parser(description: str) -> argparse.ArgumentParser:
-    """An argument parser with the arguments every converter takes.
+    """A parser with ``src``, ``dst``, ``--format`` and ``--force``; the
+    script adds its own options.
 
     Args:
         description (str): What the script converts.
-
-    Returns:
-        argparse.ArgumentParser: With ``src``, ``dst``, ``--format`` and
-        ``--force``; the script adds its own options.
     """
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument(
@@ -62,16 +50,11 @@ def run_converter(args: argparse.Namespace,
 
     Args:
         args (argparse.Namespace): From :func:`converter_parser`.
-        convert (Callable): ``convert(state_dict, **inputs)`` returning the
-            converted tensors and the meta, e.g. :func:`convert_ram`.
-        read_inputs (Callable, optional): Reads the side files (tag lists,
-            ...) into the keyword arguments of ``convert``, before the
-            source checkpoint is loaded. Defaults to None (none).
-        describe (Callable, optional): ``describe(converted, meta)``, what
-            the success line says about the result. Defaults to None.
-
-    Returns:
-        int: The exit status: 0, or 2 after an ``error: ...`` line.
+        convert (Callable): ``convert(state_dict, **inputs) -> (sd, meta)``.
+        read_inputs (Callable, optional): Reads the side files into the
+            keyword arguments of ``convert``. Defaults to None.
+        describe (Callable, optional): ``describe(converted, meta)`` for the
+            success line. Defaults to None.
     """
     try:
         output_format(args.dst, args.format)
@@ -92,18 +75,8 @@ def run_converter(args: argparse.Namespace,
     return 0
 
 
-#: The types a CLIP-like converter script can save the weights in, by the
-#: name of the ``torch`` dtype.
+#: ``--dtype`` choices -> ``torch`` dtype names.
 DTYPES = {'fp32': 'float32', 'fp16': 'float16'}
-
-
-def resolve_converter(convert: Union[str, Convert]) -> Convert:
-    """``convert`` itself, or the converter of that key of
-    :data:`mmprompt.converters.CONVERTERS` (imported now)."""
-    if callable(convert):
-        return convert
-    from . import CONVERTERS
-    return CONVERTERS[convert]
 
 
 def describe_arch(converted: dict, meta: dict) -> str:
@@ -117,21 +90,18 @@ def dtype_converter_cli(
     description: str,
     describe: Callable[[dict, dict], str] = describe_arch
 ) -> Tuple[Callable, Callable]:
-    """``parse_args`` and ``main`` of a converter script whose converter
-    takes a ``dtype`` (the CLIP-like families): the shared arguments plus
-    ``--dtype fp32|fp16``.
+    """``parse_args`` and ``main`` of a CLIP-like converter script: the
+    shared arguments plus ``--dtype fp32|fp16``.
 
     Args:
         convert (str | Callable): ``convert(state_dict, dtype=...)``, or
-            its key of :data:`mmprompt.converters.CONVERTERS`, imported
-            after the arguments are parsed.
+            its key of :data:`mmprompt.converters.CONVERTERS`.
         description (str): The script's ``--help`` description.
-        describe (Callable): What the success line says about the result.
-            Defaults to :func:`describe_arch`.
+        describe (Callable): For the success line. Defaults to
+            :func:`describe_arch`.
 
     Returns:
-        tuple: ``(parse_args, main)``, both taking ``argv`` (default: the
-        command line); ``main`` returns the exit status.
+        tuple: ``(parse_args, main)``, both taking ``argv``.
     """
 
     def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -146,8 +116,10 @@ def dtype_converter_cli(
     def main(argv: Optional[List[str]] = None) -> int:
         args = parse_args(argv)
         import torch
+
+        from . import CONVERTERS
         dtype = getattr(torch, DTYPES[args.dtype])
-        fn = resolve_converter(convert)
+        fn = convert if callable(convert) else CONVERTERS[convert]
         return run_converter(
             args, lambda sd: fn(sd, dtype=dtype), describe=describe)
 

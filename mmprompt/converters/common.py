@@ -1,15 +1,6 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
-"""Checkpoint I/O around the converters.
-
-The converters themselves are pure functions over state dicts (the rule
-engine is :mod:`mmprompt.converters.rules`, Swin's layout helpers sit beside
-the RAM converter in :mod:`mmprompt.converters.swin`). This module reads
-what they take (source checkpoints without running their code, RAM's tag
-lists and thresholds) and writes what they give (atomically, the format by
-the extension); :mod:`mmprompt.converters.cli` is the command line both
-``tools/model_converters`` scripts share. Torch is imported where a
-checkpoint is read, so that a script's ``--help`` does without it.
-"""
+"""Checkpoint I/O around the pure converters: safe loading, side files,
+atomic saving. Torch is imported where used, so ``--help`` needs none."""
 import os.path as osp
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Dict, List, Optional
@@ -29,14 +20,9 @@ class ConverterError(UserError):
 def with_meta(converted: Dict[str, 'torch.Tensor'], dropped: List[str],
               arch: dict, source: str,
               dtype: Optional['torch.dtype']) -> tuple:
-    """A converter's result: its tensors cast to ``dtype`` (floating ones;
-    None keeps the source's) and the meta every mmprompt checkpoint of a
-    CLIP-like model carries (``format``, ``source``, ``arch``, ``dtype``,
-    the ``dropped`` source keys).
-
-    Returns:
-        tuple: ``(OrderedDict, meta)``.
-    """
+    """``(tensors, meta)`` of a CLIP-like converter: floating tensors cast
+    to ``dtype`` (None keeps them) and the meta (``format``, ``source``,
+    ``arch``, ``dtype``, ``dropped``)."""
     if dtype is not None:
         converted = OrderedDict(
             (k, v.to(dtype) if v.is_floating_point() else v)
@@ -53,22 +39,12 @@ def with_meta(converted: Dict[str, 'torch.Tensor'], dropped: List[str],
 
 
 def load_source_checkpoint(path: str) -> dict:
-    """Load a source checkpoint without modifying it.
-
-    Plain checkpoints are read with ``weights_only=True``. TorchScript
-    archives (OpenAI's released ``ViT-B-16.pt`` and friends) are read by
-    :func:`mmprompt.utils.torchscript.read_torchscript`, which runs none of
-    their code.
+    """What a checkpoint file holds, read without running any of its code
+    (``weights_only=True``; TorchScript archives by
+    :func:`mmprompt.utils.torchscript.read_torchscript`).
 
     Args:
         path (str): Path of the file.
-
-    Returns:
-        dict: What the file holds (a state dict, or a dict wrapping one).
-
-    Raises:
-        ConverterError: If the file is missing or is not a readable PyTorch
-            checkpoint.
     """
     import torch
 
@@ -94,9 +70,8 @@ def load_source_checkpoint(path: str) -> dict:
                 f'{path}: holds pickled Python objects, and loading it '
                 'would run their code, which mmprompt never does; save '
                 'its state dict (tensors only) and convert that') from None
-        raise ConverterError(
-            f'{path}: not a readable PyTorch checkpoint '
-            f'({type(e).__name__}: {reason[:200]})') from None
+        raise ConverterError(f'{path}: not a readable PyTorch checkpoint '
+                             f'({type(e).__name__}: {reason[:200]})') from None
     if not isinstance(obj, dict):
         raise ConverterError(
             f'{path}: expected a dict of tensors, got {type(obj).__name__}')
@@ -105,18 +80,12 @@ def load_source_checkpoint(path: str) -> dict:
 
 def unwrap_state_dict(obj: dict,
                       path: str = 'checkpoint') -> Dict[str, 'torch.Tensor']:
-    """Return the tensors of a checkpoint, whatever wraps them.
-
-    Unwraps ``'state_dict'`` and ``'model'`` entries and strips a
-    ``'module.'`` prefix (DataParallel). A checkpoint written by mmprompt's
-    own converters is rejected: it is already converted.
+    """The tensors under ``'state_dict'`` or ``'model'``, without a
+    ``'module.'`` prefix; an mmprompt checkpoint is refused.
 
     Args:
         obj (dict): What :func:`load_source_checkpoint` returned.
         path (str): Name used in error messages.
-
-    Returns:
-        dict: Key to tensor.
     """
     import torch
     meta = obj.get('meta') if isinstance(obj, dict) else None
@@ -128,11 +97,9 @@ def unwrap_state_dict(obj: dict,
         if wrapper in obj and isinstance(obj[wrapper], dict):
             obj = obj[wrapper]
             break
-    tensors = OrderedDict()
-    for k, v in obj.items():
-        if not torch.is_tensor(v):
-            continue
-        tensors[k[len('module.'):] if k.startswith('module.') else k] = v
+    tensors = OrderedDict(
+        (k[len('module.'):] if k.startswith('module.') else k, v)
+        for k, v in obj.items() if torch.is_tensor(v))
     if not tensors:
         raise ConverterError(f'{path}: holds no tensors')
     return tensors
@@ -141,42 +108,25 @@ def unwrap_state_dict(obj: dict,
 def save_checkpoint_atomic(checkpoint: dict,
                            dst: str,
                            force: bool = False) -> None:
-    """Write a converted checkpoint, ``.safetensors`` or ``.pth`` by the
-    extension of ``dst``, atomically and with the umask's mode.
-
-    See :func:`mmprompt.utils.checkpoint.save_checkpoint`: a ``.pth`` holds
-    ``dict(state_dict=..., meta=...)``; a ``.safetensors`` file the tensors
-    and the meta as JSON under the metadata key ``'mmprompt_meta'``.
+    """:func:`mmprompt.utils.checkpoint.save_checkpoint` of a converted
+    checkpoint (the format by the extension of ``dst``).
 
     Args:
-        checkpoint (dict): ``state_dict`` (tensors) and ``meta``
-            (JSON-serialisable: dicts, lists, strings, numbers).
+        checkpoint (dict): ``state_dict`` (tensors) and ``meta`` (plain data).
         dst (str): Output path.
         force (bool): Overwrite an existing ``dst``. Defaults to False.
-
-    Raises:
-        UserError: If ``dst`` exists and ``force`` is False, or cannot be
-            written.
     """
     from mmprompt.utils.checkpoint import save_checkpoint
     save_checkpoint(
-        checkpoint['state_dict'],
-        checkpoint.get('meta'),
-        dst,
-        force=force)
+        checkpoint['state_dict'], checkpoint.get('meta'), dst, force=force)
 
 
 OUTPUT_FORMATS = ('pth', 'safetensors')
 
 
 def output_format(dst: str, fmt: Optional[str] = None) -> str:
-    """The format a converter writes ``dst`` in: ``fmt`` if given (it must
-    agree with the extension, which is what loaders go by), else
-    ``'safetensors'`` for a ``.safetensors`` name and ``'pth'`` otherwise.
-
-    Raises:
-        ConverterError: If ``fmt`` and the extension disagree.
-    """
+    """``fmt``, checked against the extension of ``dst`` (which loaders go
+    by), or the format that extension gives."""
     by_name = 'safetensors' if dst.endswith('.safetensors') else 'pth'
     if fmt is None:
         return by_name
@@ -208,29 +158,17 @@ def check_output_path(src: str, dst: str, force: bool) -> None:
         raise ConverterError(f'{src}: no such file')
     if osp.exists(dst) and osp.samefile(src, dst):
         raise ConverterError(f'{dst}: output would overwrite the input')
-    # An existing file, a dangling symbolic link, a directory or an
-    # unwritable folder: refused with one line.
     check_output(dst, force=force)
 
 
 def read_tag_list(path: str, unique: bool = True) -> List[str]:
-    """A RAM tag list as recognize-anything reads it: one name a line, kept
-    exactly (its Chinese names end in spaces).
-
-    Read with :func:`mmprompt.utils.io.read_lines`: a blank line (a tag with
-    no name) is refused, and with ``unique`` a repeated name (two classes
-    the tagger cannot tell apart). RAM's Chinese list repeats names for
-    distinct English tags, so it is read with ``unique=False``.
+    """A RAM tag list, one name a line, kept exactly (its Chinese names end
+    in spaces); a blank line is refused.
 
     Args:
         path (str): A UTF-8 text file.
-        unique (bool): Refuse a repeated name. Defaults to True.
-
-    Returns:
-        list[str]: The names, one per class.
-
-    Raises:
-        InvalidInputError: A one-line message naming the file and line.
+        unique (bool): Refuse a repeated name (RAM's Chinese list repeats
+            some). Defaults to True.
     """
     from mmprompt.utils.io import read_lines
     return read_lines(
@@ -242,12 +180,6 @@ def read_thresholds(path: str) -> List[float]:
 
     Args:
         path (str): A UTF-8 text file (``ram_tag_list_threshold.txt``).
-
-    Returns:
-        list[float]: The thresholds, one per class.
-
-    Raises:
-        UserError: If a line is blank or not a number (one line naming it).
     """
     from mmprompt.utils.io import read_lines
     lines = read_lines(path, skip_blank=False, what='threshold')

@@ -1,13 +1,7 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
-"""Convert OpenAI CLIP ViT checkpoints to mmprompt's :class:`CLIP`.
-
-Reads the keys of OpenAI's released models (``ViT-B-32.pt``, ...; their
-TorchScript archives are unpacked by
-:func:`~mmprompt.converters.common.load_source_checkpoint`) and of
-open_clip's ``*-quickgelu`` models, which use the same keys. The image tower
-becomes MMPreTrain's ``VisionTransformer``; the text tower keeps OpenAI's
-names under ``text_encoder.``.
-"""
+"""Convert OpenAI CLIP ViT checkpoints (and open_clip's, same keys) to
+mmprompt's :class:`CLIP`: the image tower becomes MMPreTrain's
+``VisionTransformer``, the text tower keeps OpenAI's names."""
 import re
 from collections import OrderedDict
 from typing import Dict, Optional, Tuple
@@ -40,15 +34,12 @@ def _to_linear_weight(t: torch.Tensor) -> torch.Tensor:
     return t.t().contiguous()
 
 
-# (anchored regex, replacement, transform), first match wins.
 RULES = [
-    # Image tower -> MMPreTrain VisionTransformer.
     (r'visual\.class_embedding', 'visual.cls_token', _to_cls_token),
     (r'visual\.positional_embedding', 'visual.pos_embed', _to_pos_embed),
     (r'visual\.conv1\.weight', 'visual.patch_embed.projection.weight', None),
     (r'visual\.ln_pre\.' + _WB, r'visual.pre_norm.\1', None),
-    (_V_BLOCK + r'ln_1\.' + _WB, r'visual.layers.\1.ln1.\2', None),
-    (_V_BLOCK + r'ln_2\.' + _WB, r'visual.layers.\1.ln2.\2', None),
+    (_V_BLOCK + r'ln_([12])\.' + _WB, r'visual.layers.\1.ln\2.\3', None),
     (_V_BLOCK + r'attn\.in_proj_' + _WB, r'visual.layers.\1.attn.qkv.\2',
      None),
     (_V_BLOCK + r'attn\.out_proj\.' + _WB, r'visual.layers.\1.attn.proj.\2',
@@ -59,7 +50,6 @@ RULES = [
      None),
     (r'visual\.ln_post\.' + _WB, r'visual.ln1.\1', None),
     (r'visual\.proj', 'visual_proj.weight', _to_linear_weight),
-    # Text tower -> CLIPTextTransformer, OpenAI's names under text_encoder.
     (r'(token_embedding\.weight|positional_embedding|text_projection)',
      r'text_encoder.\1', None),
     *clip_text_block_rules(),
@@ -67,18 +57,15 @@ RULES = [
 ]
 
 DROP = [
-    # Hyper-parameters that OpenAI's TorchScript archives keep as state
-    # entries; the architecture is read from the weights' shapes instead.
+    # TorchScript hyper-parameters (the shapes say them) and the causal
+    # mask of older open_clip exports (the text tower uses is_causal).
     r'input_resolution',
     r'context_length',
     r'vocab_size',
-    # The causal mask, a buffer in some older open_clip exports; the text
-    # tower uses is_causal attention and stores no mask.
     r'attn_mask',
 ]
 
-# Keys whose shapes give the architecture, with their number of dimensions;
-# every OpenAI ViT CLIP has them.
+# Keys whose shapes give the architecture, with their number of dimensions.
 REQUIRED = {
     'visual.class_embedding': 1,
     'visual.positional_embedding': 2,
@@ -103,18 +90,11 @@ def _count_blocks(state_dict: Dict[str, torch.Tensor], prefix: str) -> int:
 
 
 def infer_openai_clip_arch(state_dict: Dict[str, torch.Tensor]) -> dict:
-    """Read the architecture of an OpenAI ViT CLIP from its tensor shapes.
-
-    Head counts follow OpenAI's rule, one head per 64 channels.
+    """The architecture (a dict of ints) of an OpenAI ViT CLIP from its
+    tensor shapes (one head per 64 channels, OpenAI's rule).
 
     Args:
         state_dict (dict): OpenAI keys to tensors.
-
-    Returns:
-        dict: ``vision_width``, ``vision_layers``, ``vision_heads``,
-        ``patch_size``, ``image_size``, ``embed_dim``, ``text_width``,
-        ``text_layers``, ``text_heads``, ``context_length`` and
-        ``vocab_size``, all ints.
     """
     missing = [k for k in REQUIRED if k not in state_dict]
     if missing:
@@ -157,32 +137,18 @@ def convert_openai_clip(
     checkpoint: Dict[str, torch.Tensor],
     dtype: Optional[torch.dtype] = torch.float32,
 ) -> Tuple['OrderedDict[str, torch.Tensor]', dict]:
-    """Map an OpenAI CLIP ViT state dict to mmprompt's :class:`CLIP`.
-
-    A file of another known family (ResNet CLIP, RAM, open_clip's timm
-    towers, ...) is refused in one line saying what it is
-    (:func:`~mmprompt.converters.families.check_family`); then every key
-    is mapped by :data:`RULES` or dropped on purpose by :data:`DROP`, and
-    any other key is an error that names it. Pure: no I/O, the input is
-    untouched.
+    """Map an OpenAI CLIP ViT state dict to mmprompt's :class:`CLIP` by
+    :data:`RULES`, after :func:`~mmprompt.converters.families.check_family`.
+    Pure: no I/O.
 
     Args:
-        checkpoint (dict): The loaded checkpoint, taken as
-            :func:`~mmprompt.converters.convert_ram` takes its own: OpenAI
-            keys to tensors, or a dict wrapping them under ``'state_dict'``
-            or ``'model'`` (``module.`` prefixes stripped, see
-            :func:`~mmprompt.converters.common.unwrap_state_dict`).
+        checkpoint (dict): Keys to tensors, possibly wrapped.
         dtype (torch.dtype, optional): Type of the floating-point outputs;
-            None keeps the source's. Defaults to ``torch.float32``, so that
-            OpenAI's fp16 weights become fp32.
+            None keeps the source's. Defaults to ``torch.float32``.
 
     Returns:
-        tuple: The converted ``OrderedDict`` and a meta dict with
-        ``format``, ``source``, ``arch`` (see :func:`infer_openai_clip_arch`),
-        ``dtype`` and the sorted ``dropped`` keys.
-
-    Raises:
-        ConverterError: If the state dict is not an OpenAI CLIP ViT.
+        tuple: The converted ``OrderedDict`` and the meta of
+        :func:`~mmprompt.converters.common.with_meta`.
     """
     state_dict = unwrap_state_dict(checkpoint)
     check_family(state_dict, 'clip_vit', MODEL_NAME)

@@ -1,24 +1,7 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
-"""Convert RAM and RAM++ checkpoints to mmprompt's :class:`RAMNormal` /
-:class:`RAMPlus`.
-
-Reads the keys of ``recognize-anything``'s released checkpoints
-(``ram_swin_large_14m.pth``, ``ram_plus_swin_large_14m.pth``; the weights
-sit under ``'model'``). The Swin encoder (Microsoft's layout) becomes
-MMPreTrain's ``SwinTransformer``: the same stages (PatchMerging at the end
-of stage ``i`` in both), ``attn.`` under ``w_msa``, ``mlp.fc1/fc2`` as
-``ffn.layers``, the final ``norm`` as ``norm3`` and the PatchMerging
-weights reordered for ``nn.Unfold``. The tagging head keeps its layers with
-shorter names (see :mod:`mmprompt.models.ram.tagging_head`); older
-checkpoints call it ``vision_multi``. Captioning parts and recomputable
-buffers are dropped on purpose.
-
-Two kinds of tensors are added: MMPreTrain keeps ``relative_position_index``
-as a persistent buffer, so it is written for every block (computed from the
-window size, as the model computes it), and the per-tag thresholds become
-the ``class_threshold`` buffer. The tag names go to the meta.
-"""
-import math
+"""Convert ``recognize-anything``'s RAM and RAM++ checkpoints to mmprompt's
+:class:`RAMNormal` / :class:`RAMPlus` (MMPreTrain's Swin keeps
+``relative_position_index`` as a persistent buffer, so it is added)."""
 from collections import OrderedDict
 from typing import Dict, Optional, Sequence, Tuple
 
@@ -31,11 +14,9 @@ from .swin import (swin_relative_position_index, swin_unfold_norm,
 
 MODEL_NAME = 'RAM / RAM++ (recognize-anything layout)'
 SOURCES = {'ram': 'RAMNormal', 'ram_plus': 'RAMPlus'}
-NUM_CLASSES = 4585
 NUM_DESCRIPTIONS = 51
 DEFAULT_THRESHOLD = 0.68
-# The index of the last Swin stage, whose output norm MMPreTrain names
-# ``norm{i}`` (RAM's encoders have 4 stages).
+# MMPreTrain names the final norm after the last stage (RAM has 4).
 LAST_STAGE = 3
 
 _SRC_BLOCK = r'visual_encoder\.layers\.(\d+)\.blocks\.(\d+)\.'
@@ -43,10 +24,7 @@ _DST_BLOCK = r'visual_encoder.stages.\1.blocks.\2.'
 _HEAD = r'(?:tagging_head|vision_multi)\.encoder\.layer\.(\d+)\.'
 _WB = r'(weight|bias)'
 
-# (anchored regex, replacement, transform), first match wins; no pattern
-# matches another's keys, so the order does not matter.
 RULES = [
-    # Swin (Microsoft layout) -> MMPreTrain's SwinTransformer.
     (r'visual_encoder\.patch_embed\.proj\.' + _WB,
      r'visual_encoder.patch_embed.projection.\1', None),
     (r'visual_encoder\.patch_embed\.norm\.' + _WB,
@@ -66,7 +44,7 @@ RULES = [
      r'visual_encoder.stages.\1.downsample.norm.\2', swin_unfold_norm),
     (r'visual_encoder\.norm\.' + _WB,
      f'visual_encoder.norm{LAST_STAGE}.' + r'\1', None),
-    # Tagging head (BERT names) -> RAMTaggingHead.
+    # Tagging head (BERT names; older files: vision_multi).
     (_HEAD + r'crossattention\.self\.query\.' + _WB,
      r'tagging_head.layers.\1.cross_attn.q_proj.\2', None),
     (_HEAD + r'crossattention\.self\.key\.' + _WB,
@@ -82,7 +60,6 @@ RULES = [
     (_HEAD + r'output\.dense\.' + _WB, r'tagging_head.layers.\1.fc2.\2', None),
     (_HEAD + r'output\.LayerNorm\.' + _WB, r'tagging_head.layers.\1.norm2.\2',
      None),
-    # Projections, label embeddings, classifier: same names.
     (r'(image_proj|wordvec_proj|fc)\.' + _WB, r'\1.\2', None),
     (r'(label_embed|reweight_scale)', r'\1', None),
 ]
@@ -153,13 +130,9 @@ def _thresholds(thresholds: Optional[Sequence[float]],
     if len(values) != num_classes:
         raise ConverterError(f'{len(values)} thresholds for {num_classes} '
                              'classes')
-    bad = [
-        i for i, t in enumerate(values)
-        if not (math.isfinite(t) and 0 <= t <= 1)
-    ]
+    bad = [i for i, t in enumerate(values, 1) if not 0 <= t <= 1]  # or NaN
     if bad:
-        raise ConverterError(f'thresholds outside [0, 1] at lines '
-                             f'{[i + 1 for i in bad[:10]]}')
+        raise ConverterError(f'thresholds outside [0, 1] at lines {bad[:10]}')
     return torch.tensor(values, dtype=torch.float32)
 
 
@@ -171,35 +144,21 @@ def convert_ram(
     model: Optional[str] = None,
 ) -> Tuple['OrderedDict[str, torch.Tensor]', dict]:
     """Map a RAM or RAM++ checkpoint to mmprompt's :class:`RAMNormal` /
-    :class:`RAMPlus`.
-
-    Every key is mapped by :data:`RULES` or dropped on purpose by
-    :data:`DROP`; any other key is an error that names it. Pure: no I/O,
-    the input is untouched.
+    :class:`RAMPlus` by :data:`RULES`. Pure: no I/O.
 
     Args:
-        checkpoint (dict): The loaded checkpoint: a state dict, or a dict
-            wrapping one under ``'model'`` or ``'state_dict'``.
+        checkpoint (dict): A state dict, possibly wrapped.
         tag_list (Sequence[str], optional): English tag names, one per
             class (``ram_tag_list.txt``). Defaults to None.
-        tag_list_chinese (Sequence[str], optional): Chinese names, kept as
-            given. Defaults to None.
-        thresholds (Sequence[float], optional): Per-class thresholds
-            (``ram_tag_list_threshold.txt``); 0.68 each if None, as in RAM's
-            constructor. Defaults to None.
-        model (str, optional): ``'ram'`` or ``'ram_plus'``; checked against
-            what the keys say (RAM++ has ``reweight_scale``). Defaults to
-            None (detect).
+        tag_list_chinese (Sequence[str], optional): Chinese names.
+            Defaults to None.
+        thresholds (Sequence[float], optional): Per-class thresholds; 0.68
+            each if None, as in RAM. Defaults to None.
+        model (str, optional): ``'ram'`` or ``'ram_plus'``, checked against
+            the keys. Defaults to None (detect).
 
     Returns:
-        tuple: The converted ``OrderedDict`` and the meta dict: ``format``,
-        ``source`` (``'ram'`` / ``'ram_plus'``), ``model`` (the mmprompt
-        class), ``num_classes``, ``num_descriptions``, ``tag_list`` and
-        ``tag_list_chinese`` (lists or None) and the sorted ``dropped`` keys.
-
-    Raises:
-        ConverterError: If the checkpoint is not RAM / RAM++ or the tag
-            lists or thresholds do not fit it.
+        tuple: The converted ``OrderedDict`` and the meta.
     """
     state_dict = unwrap_state_dict(checkpoint)
     source = _detect_model(state_dict, model)

@@ -1,12 +1,7 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
-"""The declarative rule engine of the converters.
-
-A converter is a ``RULES`` table of ``(anchored regex, replacement, optional
-tensor transform)`` and a ``DROP`` list; :func:`apply_rules` maps every
-source key by the first rule that matches it, drops the keys ``DROP`` names
-on purpose and refuses any other key, naming it, and any two keys that
-would land on the same name.
-"""
+"""The converters' rule engine: a ``RULES`` table of ``(anchored regex,
+replacement, transform)`` and a ``DROP`` list, applied by
+:func:`apply_rules`."""
 import re
 from collections import OrderedDict
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
@@ -22,15 +17,12 @@ _WB = r'(weight|bias)'
 
 
 def timm_vit_rules(src: str = r'visual\.trunk\.') -> List[Rule]:
-    """The rules of a timm ViT's blocks, final norm and attention pool
-    (``AttentionPoolLatent``) -> MMPreTrain's ``VisionTransformer`` names
-    under ``visual.`` (the pool keeps timm's names, as
-    :class:`~mmprompt.models.utils.AttentionPool` has them): the towers of
-    open_clip's SigLIP and PE-Core.
+    """Rules of a timm ViT (open_clip's SigLIP and PE-Core towers) ->
+    MMPreTrain's ``VisionTransformer`` under ``visual.``; the attention
+    pool keeps timm's names, as :class:`~mmprompt.models.utils.AttentionPool`.
 
     Args:
-        src (str): The regex of the tower's prefix. Defaults to open_clip's
-            ``visual.trunk.``.
+        src (str): Regex of the tower's prefix. Defaults to ``visual.trunk.``.
     """
     block = src + r'blocks\.(\d+)\.'
     return [
@@ -48,15 +40,11 @@ def timm_vit_rules(src: str = r'visual\.trunk\.') -> List[Rule]:
 
 
 def clip_text_block_rules(src: str = '') -> List[Rule]:
-    """The rules of OpenAI's / open_clip's text transformer blocks and
-    final norm -> :class:`~mmprompt.models.clip.CLIPTextTransformer`, whose
-    names are OpenAI's, under ``text_encoder.``.
+    """Rules of OpenAI's text blocks and final norm, to ``text_encoder.``.
 
     Args:
-        src (str): The regex of the tower's prefix: ``''`` for OpenAI's
-            layout, the escaped ``text.`` for open_clip's custom text
-            towers.
-            Defaults to ``''``.
+        src (str): The regex of the tower's prefix (``text\\.`` for
+            open_clip's custom text towers). Defaults to ``''``.
     """
     return [
         (src + r'transformer\.resblocks\.(\d+)\.((?:ln_[12]|attn\.out_proj|'
@@ -72,23 +60,18 @@ def apply_rules(
     drop: Iterable[str] = (),
     model_name: str = 'model',
 ) -> Tuple['OrderedDict[str, torch.Tensor]', List[str]]:
-    """Map every key of ``state_dict`` by the first rule whose regex matches.
+    """Map every key by the first matching rule; refuse (naming them) keys
+    neither mapped nor dropped, and two keys mapped to one name.
 
     Args:
         state_dict (dict): Source tensors.
-        rules (Sequence[tuple]): ``(pattern, replacement, transform)``: an
-            anchored regex (``re.fullmatch``), its replacement (``\\1``
-            groups allowed) and an optional tensor transform.
-        drop (Iterable[str]): Regexes (``re.fullmatch``) of keys dropped on
-            purpose.
+        rules (Sequence[tuple]): ``(pattern, replacement, transform)``: a
+            ``re.fullmatch`` regex, its ``re.sub`` replacement, a transform.
+        drop (Iterable[str]): Regexes of keys dropped on purpose.
         model_name (str): Name used in error messages.
 
     Returns:
         tuple: The converted ``OrderedDict`` and the sorted dropped keys.
-
-    Raises:
-        ConverterError: If a key is neither mapped nor dropped, or two keys
-            map to the same target.
     """
     compiled = [(re.compile(p), r, t) for p, r, t in rules]
     dropped_res = [re.compile(p) for p in drop]

@@ -1,13 +1,6 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
-"""Swin Transformer layout helpers of the RAM converter.
-
-RAM's image encoder is a Swin-L in Microsoft's layout
-(``microsoft/Swin-Transformer``, MIT licence); mmprompt runs MMPreTrain's
-``SwinTransformer``, whose ``PatchMerging`` feeds ``nn.Unfold`` output to its
-reduction and which keeps ``relative_position_index`` as a persistent
-buffer. These transforms bridge the two; :mod:`mmprompt.converters.ram`
-names them in its rules.
-"""
+"""Swin layout helpers of the RAM converter: Microsoft's layout
+(``microsoft/Swin-Transformer``, MIT licence) -> MMPreTrain's."""
 import torch
 
 from .common import ConverterError
@@ -16,21 +9,15 @@ from .common import ConverterError
 def swin_unfold_reduction(weight: torch.Tensor) -> torch.Tensor:
     """Reorder a PatchMerging ``reduction`` weight for ``nn.Unfold`` input.
 
-    The Microsoft layout concatenates the 2x2 neighbours on channels as
-    ``[x(0,0), x(1,0), x(0,1), x(1,1)]`` (offsets ``(row, col)``), one block
-    of C channels each. MMPreTrain's PatchMerging uses ``nn.Unfold``, whose
-    output is channel-major: index ``c * 4 + row * 2 + col``. The input
-    columns are permuted accordingly.
+    Microsoft concatenates the 2x2 neighbours as ``[x(0,0), x(1,0), x(0,1),
+    x(1,1)]`` (``(row, col)``), C channels each; ``nn.Unfold`` is
+    channel-major, index ``c * 4 + row * 2 + col``.
 
     Args:
         weight (Tensor): ``(out, 4C)`` in the Microsoft layout.
-
-    Returns:
-        Tensor: ``(out, 4C)`` in MMPreTrain's layout.
     """
     out_ch, in_ch = weight.shape
-    # Microsoft block b holds offset (b % 2, b // 2); unfold orders offsets
-    # by row * 2 + col, i.e. Microsoft blocks [0, 2, 1, 3], channel-major.
+    # Unfold's offsets (0,0), (0,1), (1,0), (1,1) are Microsoft's 0, 2, 1, 3.
     w = weight.reshape(out_ch, 4, in_ch // 4)[:, [0, 2, 1, 3], :]
     return w.transpose(1, 2).reshape(out_ch, in_ch).contiguous()
 
@@ -41,28 +28,16 @@ def swin_unfold_norm(vector: torch.Tensor) -> torch.Tensor:
 
     Args:
         vector (Tensor): ``(4C,)`` in the Microsoft layout.
-
-    Returns:
-        Tensor: ``(4C,)`` in MMPreTrain's layout.
     """
-    in_ch = vector.shape[0]
-    v = vector.reshape(4, in_ch // 4)[[0, 2, 1, 3], :]
-    return v.transpose(0, 1).reshape(in_ch).contiguous()
+    return swin_unfold_reduction(vector[None])[0]
 
 
 def swin_relative_position_index(window_size: int) -> torch.Tensor:
-    """The ``relative_position_index`` buffer of a Swin window attention.
-
-    Entry ``(i, j)`` is ``(hi - hj + ws - 1) * (2 ws - 1) + (wi - wj + ws -
-    1)`` for the row-major positions ``i = (hi, wi)`` and ``j = (hj, wj)``
-    of a ``ws x ws`` window: Microsoft's formula, and the values of
-    MMPreTrain's (persistent) buffer.
+    """The ``(ws * ws, ws * ws)`` int64 ``relative_position_index`` of a
+    Swin window attention (Microsoft's formula, MMPreTrain's values).
 
     Args:
         window_size (int): Side of the window.
-
-    Returns:
-        torch.Tensor: ``(ws * ws, ws * ws)``, int64.
     """
     coords = torch.arange(window_size)
     rows = coords.repeat_interleave(window_size)
@@ -73,16 +48,10 @@ def swin_relative_position_index(window_size: int) -> torch.Tensor:
 
 
 def swin_window_size(bias_table: torch.Tensor) -> int:
-    """Window side of a Swin ``relative_position_bias_table``.
+    """Window side ``ws`` of a Swin ``relative_position_bias_table``.
 
     Args:
         bias_table (Tensor): ``((2 ws - 1) ** 2, heads)``.
-
-    Returns:
-        int: ``ws``.
-
-    Raises:
-        ConverterError: If the first dimension is not an odd square.
     """
     side = round(bias_table.shape[0]**0.5)
     if side * side != bias_table.shape[0] or side % 2 == 0:

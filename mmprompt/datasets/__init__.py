@@ -7,7 +7,6 @@ from .transforms import CLIPPreprocess, clip_resize_crop, open_image
 
 __all__ = [
     'CLIPPreprocess', 'FewShotDataset', 'RGBToBGR', 'clip_resize_crop',
-    'open_image', 'RAMPreprocess',
-    'TaggingDataset', 'ram_resize', 'read_tag_list', 'load_example_images',
-    'resolve_examples'
+    'open_image', 'RAMPreprocess', 'TaggingDataset', 'ram_resize',
+    'read_tag_list', 'load_example_images', 'resolve_examples'
 ]

@@ -1,14 +1,7 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
-"""Example images of a zero-shot classifier, read for the model.
-
-:class:`~mmprompt.models.clip.CLIPZeroShot` takes example images as tensors
-(:meth:`~mmprompt.models.clip.CLIPZeroShot.set_examples`); its callers
-(:class:`~mmprompt.apis.ZeroShotClassifier`, ``tools/test.py``'s
-:class:`~mmprompt.engine.PrepareZeroShotHook`) read them here, through the
-decoder and preprocessing every input image of the model gets
-(:class:`~mmprompt.datasets.CLIPPreprocess` with the model's
-``model.preprocess_args``).
-"""
+"""Example images of a zero-shot classifier, read and preprocessed as the
+model's inputs are, for :meth:`CLIPZeroShot.set_examples
+<mmprompt.models.clip.CLIPZeroShot.set_examples>`."""
 import os
 import os.path as osp
 from typing import Any, Dict, List, Sequence, Tuple, Union
@@ -23,8 +16,7 @@ from .transforms import CLIPPreprocess
 def folder_examples(folder: str) -> Dict[str, List[str]]:
     """``{subfolder name: its image files}`` of a folder."""
     if not osp.isdir(folder):
-        raise InvalidInputError(
-            f'examples folder {folder!r} does not exist')
+        raise InvalidInputError(f'examples folder {folder!r} does not exist')
     spec = {}
     for name in sorted(os.listdir(folder)):
         sub = osp.join(folder, name)
@@ -38,21 +30,12 @@ def folder_examples(folder: str) -> Dict[str, List[str]]:
 
 def resolve_examples(spec: Any,
                      categories: Sequence[str]) -> Dict[int, List[Any]]:
-    """Map example images to the labels of their categories.
+    """``{label: list of images}`` of the categories that have examples.
 
     Args:
-        spec (str | dict, optional): ``{category name: list of images}``,
-            each image a file path, a PIL image or a BGR array; or a folder
-            with one subfolder per category, named after it, holding image
-            files. Categories may have no examples. None means none at all.
+        spec (str | dict, optional): ``{category name: images}`` (paths,
+            PIL images, BGR arrays), or a folder of category folders.
         categories (Sequence[str]): Category names in label order.
-
-    Returns:
-        dict: Label -> list of images (only labels that have some).
-
-    Raises:
-        InvalidInputError: If a key or subfolder names no category, or the
-            folder does not exist (a ``ValueError``, one line).
     """
     if spec is None:
         return {}
@@ -80,37 +63,21 @@ def resolve_examples(spec: Any,
     return dict(sorted(out.items()))
 
 
-def _preprocess_args(image_size: Union[int, dict]) -> dict:
-    """:class:`CLIPPreprocess`'s arguments from a side or from them."""
-    return dict(image_size) if isinstance(image_size, dict) else dict(
-        scale=image_size)
-
-
 def load_example_images(
         spec: Any, categories: Sequence[str],
         image_size: Union[int, dict]) -> Tuple[List[torch.Tensor], List[int]]:
-    """Decode and preprocess example images for
-    :meth:`CLIPZeroShot.set_examples
-    <mmprompt.models.clip.CLIPZeroShot.set_examples>`.
+    """``(images, labels)``: example images decoded and preprocessed into
+    ``(3, S, S)`` uint8 BGR tensors (as ``PackInputs`` gives them).
 
     Args:
         spec (str | dict, optional): See :func:`resolve_examples`.
         categories (Sequence[str]): Category names in label order.
-        image_size (int | dict): The model's input side, or all the
-            arguments of its :class:`CLIPPreprocess`
-            (``model.preprocess_args``: side, resize mode, interpolation).
-
-    Returns:
-        tuple: ``(images, labels)``: ``(3, S, S)`` uint8 BGR tensors (as
-        ``PackInputs`` gives the model's data preprocessor) and their
-        labels; two empty lists without examples.
-
-    Raises:
-        ValueError: As :func:`resolve_examples`, or naming an image that
-            cannot be decoded.
+        image_size (int | dict): The input side or ``model.preprocess_args``.
     """
     examples = resolve_examples(spec, categories)
-    transform = CLIPPreprocess(**_preprocess_args(image_size))
+    args = image_size if isinstance(image_size, dict) else dict(
+        scale=image_size)
+    transform = CLIPPreprocess(**args)
     images, labels = [], []
     for label, items in examples.items():
         for item in items:

@@ -1,12 +1,6 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
-"""Few-shot subsets of any dataset, reproducible from a file.
-
-The rule of CoOp's Dassl ``generate_fewshot_dataset`` and CoCoOp's
-``subsample_classes``, written for mmprompt: per class, ``shots`` samples
-drawn without replacement by a seeded generator; the base / novel split
-keeps the first half (rounded up) of the sorted labels, or the rest, and
-renumbers them from 0.
-"""
+"""Few-shot subsets of any dataset, reproducible from a file: CoOp's
+``generate_fewshot_dataset`` and CoCoOp's ``subsample_classes`` rules."""
 import json
 import math
 import os
@@ -28,8 +22,7 @@ VAL_SHOTS = 4
 
 
 def split_labels(num_classes: int, split: str) -> List[int]:
-    """Labels kept by a base / novel split (CoCoOp: base = first half,
-    rounded up)."""
+    """Labels kept by a split: base is the first half, rounded up."""
     if split not in SPLITS:
         raise InvalidInputError(f'split must be one of {SPLITS}, got '
                                 f'{split!r}')
@@ -42,30 +35,20 @@ def split_labels(num_classes: int, split: str) -> List[int]:
 
 @DATASETS.register_module()
 class FewShotDataset:
-    """``shots`` samples per class of a dataset, optionally of a class split.
+    """``shots`` samples per class (a seeded draw without replacement),
+    optionally of a class split renumbered from 0.
 
     Args:
-        dataset (dict | BaseDataset): The full dataset (any MMPreTrain
-            dataset, e.g. ``CustomDataset`` over ``train/<class>/*.jpg``).
-        shots (int | str, optional): Samples per class; None keeps all
-            (for a base / novel test split); ``'val'``, with ``exclude``:
-            ``min(shots of the excluded draw, VAL_SHOTS)``, CoOp's few-shot
-            validation size, which follows a training ``shots`` override.
-            Defaults to None.
+        dataset (dict | BaseDataset): The full dataset, e.g. ``CustomDataset``.
+        shots (int | str, optional): Samples per class; None keeps all;
+            ``'val'``: ``min(excluded shots, VAL_SHOTS)``. Defaults to None.
         seed (int): Seed of the draw. Defaults to 1.
-        split (str): ``'all'``, ``'base'`` or ``'novel'``. Defaults to
-            ``'all'``.
-        list_file (str, optional): JSON file of the chosen samples. If it
-            exists it is read back (and checked against the dataset),
-            otherwise the draw is written to it, so a run is reproducible
-            exactly. ``tools/train.py`` puts it in the work dir.
-            Defaults to None.
-        exclude (dict | str, optional): Leave out, before drawing, the
-            samples of another draw over the same dataset, given by its
-            ``shots``, ``seed``, ``split`` and ``list_file``: a validation
-            split disjoint from the training shots (Tip-Adapter-F's alpha /
-            beta search). ``'train'`` is filled in by ``tools/train.py``
-            with the training set's draw. Defaults to None.
+        split (str): One of :data:`SPLITS`. Defaults to ``'all'``.
+        list_file (str, optional): JSON file of the chosen samples, read
+            back (and checked) if it exists, else written. Defaults to None.
+        exclude (dict | str, optional): Another draw's arguments, whose
+            samples are left out (``'train'``: filled in by
+            ``tools/train.py``). Defaults to None.
     """
 
     def __init__(self,
@@ -220,16 +203,13 @@ class FewShotDataset:
             self.dataset, 'prepare_data') else self.dataset[self.indices[idx]]
         # Renumber the packed label for base / novel splits.
         sample = data['data_samples']
-        old = int(sample.gt_label[0])
-        sample.set_gt_label(self.label_map[old])
+        sample.set_gt_label(self.label_map[int(sample.gt_label[0])])
         return data
 
 
 @TRANSFORMS.register_module()
 class RGBToBGR(BaseTransform):
-    """Reverse the channels of ``results['img']`` (datasets such as CIFAR
-    give RGB arrays; the pipelines and the model expect BGR like
-    ``LoadImageFromFile``)."""
+    """Reverse the channels of ``results['img']`` (CIFAR's RGB -> BGR)."""
 
     def transform(self, results: dict) -> dict:
         results['img'] = np.ascontiguousarray(results['img'][..., ::-1])

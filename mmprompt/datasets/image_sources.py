@@ -1,25 +1,6 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
-"""Collections of images for bulk inference: folders, file lists, tar shards.
-
-:func:`list_images` turns the inputs of ``tools/infer.py`` into one ordered
-list of :class:`ImageItem`:
-
-* a folder: every image file below it (any depth), sorted by path; links
-  to folders are followed, each real folder once;
-* a ``.txt`` file: one image path a line, relative to the list's folder
-  unless absolute, in file order;
-* a ``.tar`` shard in WebDataset layout: one sample per key (the member
-  name up to its first dot after the last ``/``), its image the first
-  member with an image extension, in archive order; members are read by
-  offset, so shards must not be compressed;
-* an image file: itself.
-
-:class:`ImageItemDataset` reads and decodes the items in DataLoader
-workers through the library's one decoder
-(:func:`mmprompt.utils.image_io.decode_image`) and the model's test pipeline
-(:class:`PipelineTransform`); an unreadable item becomes a record with the
-reason instead of an exception.
-"""
+"""Collections of images for bulk inference: folders, file lists, tar
+shards, decoded in DataLoader workers where a failure becomes a record."""
 import os
 import os.path as osp
 import tarfile
@@ -38,8 +19,7 @@ class ImageItem(NamedTuple):
     """One image of a collection.
 
     Attributes:
-        name (str): How outputs name it: the file path, or
-            ``<shard>:<member>`` for a tar member.
+        name (str): Its name in outputs: the path, or ``<shard>:<member>``.
         path (str): The file to read (the shard for a tar member).
         offset (int): Tar members: where the data starts; else -1.
         size (int): Tar members: the data's length; else -1.
@@ -56,20 +36,14 @@ def _is_image(name: str) -> bool:
     return name.lower().endswith(IMAGE_EXTENSIONS)
 
 
-def _dir_id(path: str) -> tuple:
-    st = os.stat(path)
-    return st.st_dev, st.st_ino
-
-
 def _walk(folder: str) -> List[ImageItem]:
-    """Images below ``folder``, following links to folders but entering
-    each real folder once: a link loop (``a/up -> ..``) is not walked again
-    and again, and a folder linked twice is listed under its first path in
-    sorted depth-first order."""
+    """Images below ``folder``, sorted; links are followed, but each real
+    folder entered once (a link loop ``a/up -> ..`` ends)."""
     found, seen = [], set()
     for root, dirs, files in os.walk(folder, followlinks=True):
         try:
-            key = _dir_id(root)
+            st = os.stat(root)
+            key = st.st_dev, st.st_ino
         except OSError:  # gone since it was listed
             key = None
         if key is None or key in seen:
@@ -77,8 +51,7 @@ def _walk(folder: str) -> List[ImageItem]:
             continue
         seen.add(key)
         dirs.sort()
-        found.extend(
-            osp.join(root, f) for f in sorted(files) if _is_image(f))
+        found.extend(osp.join(root, f) for f in sorted(files) if _is_image(f))
     return [ImageItem(p, p) for p in sorted(found)]
 
 
@@ -115,18 +88,12 @@ def _read_shard(path: str) -> List[ImageItem]:
 
 
 def list_images(inputs: Sequence[str]) -> List[ImageItem]:
-    """Every image of the inputs, in input order (see the module docstring).
+    """Every image of the inputs, in input order: a folder's below it,
+    sorted; a ``.txt`` list's, one path a line (relative to its folder); an
+    uncompressed WebDataset ``.tar`` shard's first image of each key.
 
     Args:
-        inputs (Sequence[str]): Folders, ``.txt`` lists, ``.tar`` shards
-            and image files.
-
-    Returns:
-        list[ImageItem]: The images.
-
-    Raises:
-        InvalidInputError: If an input is missing or of an unknown kind,
-            or there is no image at all.
+        inputs (Sequence[str]): Folders, lists, shards and image files.
     """
     missing = [p for p in inputs if not osp.exists(p)]
     if missing:
@@ -163,11 +130,8 @@ def read_item(item: ImageItem) -> bytes:
 
 
 class ImageItemDataset(Dataset):
-    """Decode items and apply a transform; failures become records.
-
-    ``dataset[i]`` is ``dict(index=indices[i], data=transform(image))`` or,
-    for an image that cannot be read or decoded,
-    ``dict(index=indices[i], error='<reason>')``.
+    """``dict(index=, data=transform(image))`` of each item, or
+    ``dict(index=, error=reason)`` if it cannot be read or decoded.
 
     Args:
         items (Sequence[ImageItem]): The whole collection.
@@ -195,12 +159,8 @@ class ImageItemDataset(Dataset):
 
 
 def collate_items(batch: List[dict]) -> dict:
-    """Split a batch into the decoded samples and the failures.
-
-    Returns:
-        dict: ``indices`` and ``data`` of the good samples (lists),
-        ``failed`` as ``[(index, reason), ...]``.
-    """
+    """``indices`` and ``data`` of the good samples, ``failed`` as
+    ``[(index, reason), ...]``."""
     good = [b for b in batch if 'error' not in b]
     return dict(
         indices=[b['index'] for b in good],
@@ -209,13 +169,10 @@ def collate_items(batch: List[dict]) -> dict:
 
 
 class PipelineTransform:
-    """A model's test pipeline applied to a decoded image (picklable: the
-    pipeline is built from its configs in the process that runs it).
+    """A model's test pipeline, built where it runs (so it pickles).
 
     Args:
-        steps (Sequence[dict]): The transforms' configs, e.g.
-            :func:`~mmprompt.datasets.transforms.clip_pipeline`'s or
-            :func:`~mmprompt.datasets.ram_transforms.ram_pipeline`'s.
+        steps (Sequence[dict]): The transforms' configs.
     """
 
     def __init__(self, steps: Sequence[dict]) -> None:

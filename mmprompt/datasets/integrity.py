@@ -1,11 +1,6 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
-"""Say what is wrong with dataset files on disk before MMPreTrain acts.
-
-MMPreTrain's ``CIFAR10`` / ``CIFAR100`` check every file's md5 and, when
-one differs, download the archive again over the folder without saying
-why. :func:`check_cifar_files` names the files that do not match instead,
-and :func:`cifar_offline_hint` says how to get them without a network.
-"""
+"""Say what is wrong with dataset files on disk before MMPreTrain acts (its
+CIFAR datasets silently download again over files whose md5 differs)."""
 import os.path as osp
 from typing import Any, List, Mapping
 
@@ -17,17 +12,15 @@ class DatasetFilesError(UserError, ValueError):
     """Dataset files on disk are not the ones the dataset expects."""
 
 
-def _cifar_class(dataset_type: Any) -> Any:
-    from mmpretrain.datasets import CIFAR10, CIFAR100
-    name = str(dataset_type).rsplit('.', 1)[-1]
-    if isinstance(dataset_type, type):
-        return dataset_type if issubclass(dataset_type, CIFAR10) else None
-    return {'CIFAR10': CIFAR10, 'CIFAR100': CIFAR100}.get(name)
-
-
 def _local_cifar(dataset_cfg: Mapping):
     """The CIFAR class and local root of ``dataset_cfg``, or Nones."""
-    cls = _cifar_class(dataset_cfg.get('type'))
+    from mmpretrain.datasets import CIFAR10, CIFAR100
+    kind = dataset_cfg.get('type')
+    if isinstance(kind, type):
+        cls = kind if issubclass(kind, CIFAR10) else None
+    else:
+        name = str(kind).rsplit('.', 1)[-1]
+        cls = {'CIFAR10': CIFAR10, 'CIFAR100': CIFAR100}.get(name)
     root = dataset_cfg.get('data_root')
     if cls is None or not isinstance(root, str) or '://' in root:
         return None, None
@@ -35,14 +28,10 @@ def _local_cifar(dataset_cfg: Mapping):
 
 
 def cifar_offline_hint(dataset_cfg: Mapping) -> str:
-    """For a local CIFAR dataset: where to put its archive by hand (which
-    MMPreTrain then extracts without a network); else ``''``.
+    """Where to put a local CIFAR dataset's archive by hand, or ``''``.
 
     Args:
         dataset_cfg (Mapping): A dataset config (``type``, ``data_root``).
-
-    Returns:
-        str: A sentence to append to a failed download's message.
     """
     cls, root = _local_cifar(dataset_cfg)
     if cls is None:
@@ -53,8 +42,7 @@ def cifar_offline_hint(dataset_cfg: Mapping) -> str:
 
 
 def _check_archive(cls: Any, root: str) -> None:
-    """An archive put there by hand is the published one (MMPreTrain would
-    download another over it)."""
+    """Refuse an archive put there by hand that is not the published one."""
     archive = osp.join(root, cls.filename)
     if osp.isfile(archive):
         got = file_digest(archive, 'md5')
@@ -66,19 +54,11 @@ def _check_archive(cls: Any, root: str) -> None:
 
 
 def check_cifar_files(dataset_cfg: Mapping) -> None:
-    """Refuse CIFAR files on disk whose md5 differs from the published one.
-
-    Nothing is checked for other datasets, remote roots, or a folder with
-    none of the files (MMPreTrain downloads them: the normal first run),
-    unless an archive put there by hand has another md5 than the published
-    one (MMPreTrain would download it again over it).
+    """Refuse local CIFAR files, or an archive put there by hand, that are
+    not the published ones (an empty folder is left to MMPreTrain).
 
     Args:
         dataset_cfg (Mapping): A dataset config (``type``, ``data_root``).
-
-    Raises:
-        DatasetFilesError: If some files are there and one differs or is
-            missing; the message names them and what to do.
     """
     cls, root = _local_cifar(dataset_cfg)
     if cls is None:
@@ -112,19 +92,12 @@ IMAGE_FOLDER_LAYOUT = 'data/custom/{train,val,test}/<class>/*.jpg'
 
 
 def check_image_folder(dataset_cfg: Mapping, key: str) -> None:
-    """Refuse a missing image folder of a ``CustomDataset`` (also one
-    wrapped by a ``FewShotDataset``), showing the layout it expects.
-
-    A folder with an annotation file, and other datasets, are left to the
-    dataset itself.
+    """Refuse a missing image folder of a ``CustomDataset`` without an
+    annotation file (also wrapped), showing the layout it expects.
 
     Args:
         dataset_cfg (Mapping): A dataset config.
-        key (str): Its key in the config (``test_dataloader.dataset``),
-            for the message's advice.
-
-    Raises:
-        DatasetFilesError: If the folder does not exist.
+        key (str): Its key in the config (``test_dataloader.dataset``).
     """
     while isinstance(dataset_cfg.get('dataset'), Mapping):
         dataset_cfg, key = dataset_cfg['dataset'], key + '.dataset'

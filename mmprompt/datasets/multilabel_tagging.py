@@ -1,13 +1,6 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
-"""Multi-label tagging benchmarks: images and their tag lists.
-
-The annotation format is that of the RAM papers' OpenImages benchmarks
-(``recognize-anything``, Apache-2.0, ``batch_inference.py``): one image a
-line, ``name,tag,tag,...``, with the tags spelled as in the benchmark's tag
-list (``openimages_common_214_ram_taglist.txt``, one tag a line) and the
-image name given without its ``.jpg``. A line with a name only is an image
-without tags.
-"""
+"""Multi-label tagging benchmarks in the format of the RAM papers'
+OpenImages sets (``recognize-anything``, Apache-2.0)."""
 import os.path as osp
 from typing import List, Optional, Sequence, Tuple, Union
 
@@ -20,16 +13,11 @@ from mmprompt.utils.io import read_lines
 
 
 def read_tag_list(path: str) -> Tuple[str, ...]:
-    """Tag names of a file, one a line, stripped; blank lines skipped.
+    """Tag names of a file, one a line, stripped; blank lines skipped, none
+    or a repeated one refused.
 
     Args:
         path (str): The file (UTF-8).
-
-    Returns:
-        tuple[str]: The names, in order.
-
-    Raises:
-        ValueError: If the file holds no names or repeats one.
     """
     with get_local_path(path) as local:
         names = tuple(read_lines(local, what='tag name'))
@@ -43,37 +31,22 @@ def read_tag_list(path: str) -> Tuple[str, ...]:
 class TaggingDataset(MultiLabelDataset):
     """Images annotated with tag lists, for multi-label tagging metrics.
 
-    Every line of ``ann_file`` is ``name<sep>tag<sep>tag...``; the image is
-    ``data_prefix/name + img_suffix`` and each tag must be one of
-    ``classes`` (else a ``ValueError`` names the line). ``gt_label`` holds
-    the indices of the image's tags in ``classes``.
-
-    The model may score a larger vocabulary than ``classes``, e.g. RAM's
-    4585 tags on OpenImages-common's 214: give the model's tag list as
-    ``model_tag_list`` and the metainfo gets ``model_indices``, the model's
-    index of each class, which :class:`~mmprompt.evaluation.TaggingMetric`
-    uses to pick the classes' columns. Without it the model must score
-    exactly ``classes`` in order (open-set tagging of the benchmark's own
-    categories).
-
-    Relative ``classes`` and ``model_tag_list`` paths are taken from
-    ``data_root``, like ``ann_file``.
+    Every line of ``ann_file`` is ``name<sep>tag<sep>tag...`` (a name only:
+    no tags); the image is ``data_prefix/name + img_suffix``.
 
     Args:
         ann_file (str): Annotation file.
-        classes (str | Sequence[str]): The benchmark's tags: a file, one tag
-            a line, or a list.
-        model_tag_list (str | Sequence[str], optional): The model's tags,
-            as a file or a list, to map ``classes`` into. Defaults to None.
-        img_suffix (str): Appended to each image name, e.g. ``'.jpg'`` for
-            RAM's annotation files. Defaults to ``''``.
-        separator (str): Field separator of ``ann_file``. Defaults to
-            ``','``.
+        classes (str | Sequence[str]): The benchmark's tags: a file or list.
+        model_tag_list (str | Sequence[str], optional): The model's tags, to
+            give the metainfo ``model_indices`` (the model's index of each
+            class). Defaults to None (the model scores ``classes``).
+        img_suffix (str): Appended to image names (``'.jpg'``). Defaults to
+            ``''``.
+        separator (str): Field separator of ``ann_file``. Defaults to ``','``.
         data_root (str): Root of ``ann_file``, ``data_prefix`` and relative
             tag-list paths. Defaults to ``''``.
         data_prefix (str | dict): Image folder. Defaults to ``''``.
-        **kwargs: Other arguments of MMPreTrain's ``BaseDataset``
-            (``pipeline``, ``indices``, ``test_mode``, ...).
+        **kwargs: Other arguments of MMPreTrain's ``BaseDataset``.
     """
 
     def __init__(self,
@@ -90,7 +63,7 @@ class TaggingDataset(MultiLabelDataset):
         self.img_suffix = img_suffix
         self.separator = separator
         classes = self._read_names(classes, data_root)
-        model_indices = None
+        metainfo = dict(kwargs.pop('metainfo', None) or {})
         if model_tag_list is not None:
             model_tags = self._read_names(model_tag_list, data_root)
             index = {name: i for i, name in enumerate(model_tags)}
@@ -100,10 +73,7 @@ class TaggingDataset(MultiLabelDataset):
                     f'{len(missing)} classes are not in the model tag list, '
                     f'e.g. {missing[:5]}'
                     f'{did_you_mean(missing[0], index, n=3)}')
-            model_indices = tuple(index[c] for c in classes)
-        metainfo = dict(kwargs.pop('metainfo', None) or {})
-        if model_indices is not None:
-            metainfo['model_indices'] = model_indices
+            metainfo['model_indices'] = tuple(index[c] for c in classes)
         super().__init__(
             ann_file=ann_file,
             classes=classes,
@@ -127,11 +97,7 @@ class TaggingDataset(MultiLabelDataset):
         return read_tag_list(spec)
 
     def load_data_list(self) -> List[dict]:
-        """Read ``ann_file`` into ``img_path`` / ``gt_label`` dicts.
-
-        Returns:
-            list[dict]: One dict per image, in file order.
-        """
+        """``img_path`` / ``gt_label`` dicts of ``ann_file``, in order."""
         index = {name: i for i, name in enumerate(self.CLASSES)}
         data_list = []
         with get_local_path(self.ann_file) as local, open(
@@ -143,17 +109,14 @@ class TaggingDataset(MultiLabelDataset):
                         raise ValueError(f'{self.ann_file}:{lineno}: no '
                                          'image name')
                     continue  # a blank line
-                labels = []
-                for tag in fields[1:]:
-                    if not tag:
-                        continue
+                labels = set()
+                for tag in filter(None, fields[1:]):
                     if tag not in index:
                         raise InvalidInputError(
                             f'{self.ann_file}:{lineno}: tag {tag!r} is not '
                             'one of the classes'
                             f'{did_you_mean(tag, index, n=3)}')
-                    if index[tag] not in labels:
-                        labels.append(index[tag])
+                    labels.add(index[tag])
                 data_list.append(
                     dict(
                         img_path=self._image_path(fields[0]),

@@ -1,39 +1,9 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
 """ONNX export of CLIP and RAM, checked with onnxruntime.
 
-Four graphs, each the ``forward`` of a small wrapper around a built model
-(the model's own methods, nothing re-implemented):
-
-- ``image`` (:class:`ImageTowerExport`): CLIP's image tower,
-  ``images -> image_feats`` ``(N, proj_dims)``, not normalised;
-- ``text`` (:class:`TextTowerExport`): CLIP's text tower,
-  ``token_ids (N, L) int64 -> text_feats (N, proj_dims)``, any ``N`` and
-  ``L <= context_length``;
-- ``classifier`` (:class:`ClassifierExport`): a :class:`CLIPZeroShot` with
-  its text prototypes and example cache folded in as constants,
-  ``images -> probs (N, C)`` (the softmax of ``predict``);
-- ``tagging`` (:class:`TaggerExport`): RAM, RAM++ and their open-set
-  models, ``images -> probs (N, K), thresholds (K, )``; tag ``k`` of an
-  image is selected where ``probs[:, k] > thresholds[k]`` (strictly), as in
-  ``RAM.select_tags``; deleted tags get the threshold 1, which no sigmoid
-  score exceeds.
-
-``images`` are RGB, float32 in ``[0, 255]``, ``(N, 3, H, W)``, resized
-(and cropped) as the model's preprocessing does; the mean / std
-normalisation is part of the graph. The batch ``N`` is dynamic everywhere.
-The file's metadata (``metadata_props``) says what the graph is:
-``mmprompt_kind``, ``mmprompt_model``, ``image_size`` (for CLIP graphs
-also the ``resize_mode`` and ``interpolation`` of the model's
-preprocessing, see :class:`~mmprompt.datasets.CLIPPreprocess`), and the
-``categories`` or ``tags`` as JSON lists.
-
-Graphs come from ``torch.onnx.export(dynamo=True)`` (``torch.export`` and
-onnxscript). Some model paths are switched for the export only
-(:func:`export_mode`): the RAM tagging head decodes all queries at once
-(its CPU chunk loop depends on the batch size), the Swin shifted-window
-masks are constants, and the ``TensorCache`` of the label queries is off
-(autograd on while tracing), so the queries are computed in the graph
-from the weights.
+``images`` inputs are RGB float32 in ``[0, 255]``, ``(N, 3, H, W)``, resized
+as the model's preprocessing does (in ``metadata_props``); the mean / std
+is in the graph and ``N`` is dynamic.
 """
 import contextlib
 import json
@@ -67,13 +37,13 @@ def require_deploy() -> None:
         except ImportError:
             missing.append(name)
     if missing:
-        raise ExportError(
-            f'ONNX export needs {", ".join(missing)}: '
-            "pip install 'mmprompt[deploy]'")
+        raise ExportError(f'ONNX export needs {", ".join(missing)}: '
+                          "pip install 'mmprompt[deploy]'")
 
 
 class _ImageInput(nn.Module):
     """Folds a model's mean / std normalisation into the graph."""
+    input_names = ('images', )
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
@@ -90,6 +60,10 @@ class _ImageInput(nn.Module):
     def normalise(self, images: torch.Tensor) -> torch.Tensor:
         return (images - self.mean) / self.std
 
+    def example_inputs(self, batch: int = 2) -> Tuple[torch.Tensor, ...]:
+        """Random images of the right shape, ``(batch, 3, H, W)``."""
+        return (torch.rand(batch, 3, *self.image_size) * 255, )
+
 
 def _image_size(model: nn.Module) -> Tuple[int, int]:
     """``(H, W)`` of the images a CLIP or RAM model takes."""
@@ -104,21 +78,19 @@ def _image_size(model: nn.Module) -> Tuple[int, int]:
     return int(size[0]), int(size[1])
 
 
-def _check_type(model: nn.Module, kind: str, cls: type,
-                hint: str) -> None:
+def _check_type(model: nn.Module, kind: str, cls: type, hint: str) -> None:
     if not isinstance(model, cls):
         raise ExportError(f'cannot export {type(model).__name__} as '
                           f'{kind!r}: it needs a {cls.__name__} ({hint})')
 
 
 class ImageTowerExport(_ImageInput):
-    """CLIP's image tower: ``images -> image_feats``.
+    """CLIP's image tower: ``images -> image_feats`` (not normalised).
 
     Args:
         model (CLIP): A CLIP (or :class:`CLIPZeroShot`) model.
     """
     kind = 'image'
-    input_names = ('images', )
     output_names = ('image_feats', )
 
     def __init__(self, model: nn.Module) -> None:
@@ -131,21 +103,16 @@ class ImageTowerExport(_ImageInput):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.model.extract_image_feat(self.normalise(images))
 
-    def example_inputs(self, batch: int = 2) -> Tuple[torch.Tensor, ...]:
-        """Random images of the right shape, ``(batch, 3, H, W)``."""
-        return (torch.rand(batch, 3, *self.image_size) * 255, )
-
     def metadata(self) -> Dict[str, str]:
-        meta = dict(image_size=json.dumps(list(self.image_size)))
         args = self.model.preprocess_args
-        meta.update(
+        return dict(
+            image_size=json.dumps(list(self.image_size)),
             resize_mode=args['resize_mode'],
             interpolation=args['interpolation'])
-        return meta
 
 
 class TextTowerExport(nn.Module):
-    """CLIP's text tower: ``token_ids -> text_feats``.
+    """CLIP's text tower: ``token_ids (N, L) -> text_feats``.
 
     Args:
         model (CLIP): A CLIP (or :class:`CLIPZeroShot`) model.
@@ -165,16 +132,14 @@ class TextTowerExport(nn.Module):
 
     @property
     def full_rows(self) -> bool:
-        """bool: Whether the tower takes only full-length rows (SigLIP's
-        bidirectional tower); then the length is not a dynamic axis."""
+        """bool: Only full-length rows (SigLIP's bidirectional tower)."""
         from mmprompt.models.clip.zero_shot import is_causal
         return not is_causal(self.model.text_encoder)
 
     def example_inputs(self,
                        batch: int = 2,
                        length: int = 8) -> Tuple[torch.Tensor, ...]:
-        """Token ids of ``batch`` prompts of ``length`` tokens (padded to
-        the context for :attr:`full_rows`)."""
+        """Token ids of ``batch`` prompts of ``length`` tokens."""
         texts = [' '.join(['photo'] * (length - 2))] * batch
         ids = self.model.tokenize(texts)
         return (ids if self.full_rows else ids[:, :length], )
@@ -186,8 +151,6 @@ class TextTowerExport(nn.Module):
 class ClassifierExport(ImageTowerExport):
     """A zero-shot classifier: ``images -> probs``, prototypes folded in.
 
-    The prototypes (and example cache) are built now if they are not yet.
-
     Args:
         model (CLIPZeroShot): A classifier with categories or prototypes.
     """
@@ -196,8 +159,7 @@ class ClassifierExport(ImageTowerExport):
 
     def __init__(self, model: nn.Module) -> None:
         from mmprompt.models.clip import CLIPZeroShot
-        _check_type(model, self.kind, CLIPZeroShot,
-                    'a zero-shot CLIP config')
+        _check_type(model, self.kind, CLIPZeroShot, 'a zero-shot CLIP config')
         super().__init__(model)
         try:
             with torch.no_grad():
@@ -220,8 +182,7 @@ class ClassifierExport(ImageTowerExport):
 
 
 class LearnedPromptExport(ImageTowerExport):
-    """A CoOp classifier: ``images -> probs``, the learned prompts' text
-    features folded in (they do not depend on the image).
+    """A CoOp classifier: ``images -> probs``, its text features folded in.
 
     Args:
         model (CoOp): A CoOp model with its learned context loaded.
@@ -252,14 +213,13 @@ class LearnedPromptExport(ImageTowerExport):
 
 
 class TaggerExport(_ImageInput):
-    """RAM / RAM++ tagging: ``images -> probs, thresholds``.
+    """RAM / RAM++ tagging: ``images -> probs, thresholds``; tag ``k`` is
+    selected where ``probs[:, k] > thresholds[k]`` (deleted tags: 1).
 
     Args:
-        model (RAM): A RAM model; an open-set one scores its current
-            open-set categories.
+        model (RAM): A RAM model (open-set: its current categories).
     """
     kind = 'tagging'
-    input_names = ('images', )
     output_names = ('probs', 'thresholds')
 
     def __init__(self, model: nn.Module) -> None:
@@ -280,8 +240,6 @@ class TaggerExport(_ImageInput):
         probs = self.model.compute_logits(self.normalise(images)).sigmoid()
         return probs, self.thresholds
 
-    example_inputs = ImageTowerExport.example_inputs
-
     def metadata(self) -> Dict[str, str]:
         meta = dict(image_size=json.dumps(list(self.image_size)))
         english = self.model.vocabulary.names
@@ -298,14 +256,11 @@ WRAPPERS = dict(
 
 
 def build_export_module(model: nn.Module, kind: str) -> nn.Module:
-    """The wrapper whose forward is exported.
+    """The wrapper (in eval mode) whose forward is exported.
 
     Args:
         model (nn.Module): A built model in eval mode.
         kind (str): One of ``EXPORT_KINDS``.
-
-    Returns:
-        nn.Module: The wrapper, in eval mode.
     """
     if kind not in WRAPPERS:
         raise ExportError(f'unknown export {kind!r}; choose one of '
@@ -332,9 +287,8 @@ def default_kind(model: nn.Module) -> str:
         return 'tagging'
     if isinstance(model, CoOp):
         return 'classifier'
-    if isinstance(model, CLIPZeroShot) and (
-            model.categories is not None
-            or model.text_prototypes is not None):
+    if isinstance(model, CLIPZeroShot) and (model.categories is not None or
+                                            model.text_prototypes is not None):
         return 'classifier'
     raise ExportError(
         f'say what to export from {type(model).__name__}: --kind '
@@ -353,13 +307,10 @@ def _window_reverse(windows: torch.Tensor, H: int, W: int,
 class _FixedShiftMask:
     """``ShiftWindowMSA.get_attn_mask`` of one module, computed once.
 
-    The shifted-window mask depends only on the feature size, window and
-    shift (Python ints), yet MMPreTrain builds it in every forward from a
-    zero image and nine slice assignments: about 660 ONNX nodes per
-    shifted block before optimisation, most of a Swin-L graph and of its
-    export time. The first (eager) call keeps the mask as a non-persistent
-    buffer of the module; a traced call reads the buffer, so the graph has
-    the mask as a constant (the same values).
+    MMPreTrain builds the mask in every forward (about 660 ONNX nodes per
+    shifted block, most of a Swin-L graph), though it depends only on
+    Python ints. The first, eager call keeps it as a non-persistent buffer;
+    traced calls read it, so the graph holds it as a constant.
     """
 
     def __init__(self, module: nn.Module, compute) -> None:
@@ -386,14 +337,11 @@ class _FixedShiftMask:
 def export_mode(module: nn.Module) -> Iterator[None]:
     """Paths that trace into one small graph for any batch size.
 
-    The same values, computed so that the batch size stays symbolic:
-    RAM's tagging head decodes every query at once (its CPU chunk size
-    depends on the batch size); the Swin windows are merged back by
-    :func:`_window_reverse`; the shifted-window masks are constants
-    (:class:`_FixedShiftMask`, filled by one eager forward at batch 1 on
-    entry); autograd is on, which turns the ``TensorCache`` of label
-    queries off (no cached tensor is baked in). Everything is restored on
-    exit.
+    The same values with a symbolic batch: RAM's tagging head decodes all
+    queries at once (its CPU chunks depend on the batch), Swin windows are
+    merged by :func:`_window_reverse`, shifted-window masks are constants
+    (:class:`_FixedShiftMask`), and autograd is on so that the label
+    queries' ``TensorCache`` bakes nothing in. Restored on exit.
 
     Args:
         module (nn.Module): A wrapper of :func:`build_export_module`.
@@ -426,13 +374,12 @@ def export_mode(module: nn.Module) -> Iterator[None]:
 
 def _dynamic_shapes(module: nn.Module) -> dict:
     batch = torch.export.Dim('batch', min=1, max=1024)
-    if module.kind == 'text' and module.full_rows:
+    if module.kind != 'text':
+        return dict(images={0: batch})
+    if module.full_rows:
         return dict(token_ids={0: batch})
-    if module.kind == 'text':
-        length = torch.export.Dim(
-            'length', min=2, max=module.model.context_length)
-        return dict(token_ids={0: batch, 1: length})
-    return dict(images={0: batch})
+    length = torch.export.Dim('length', min=2, max=module.model.context_length)
+    return dict(token_ids={0: batch, 1: length})
 
 
 def _param_bytes(module: nn.Module) -> int:
@@ -441,10 +388,8 @@ def _param_bytes(module: nn.Module) -> int:
 
 
 def supported_opsets() -> Tuple[int, int]:
-    """The opsets the installed ``torch.onnx.export(dynamo=True)`` writes:
-    from its torchlib's (a lower one is kept at it when its version
-    converter fails, i.e. another opset than asked) to the newest it
-    knows."""
+    """``(low, high)``: the opsets ``torch.onnx.export(dynamo=True)``
+    writes, from its torchlib's (its down-converter may fail below) up."""
     from torch.onnx import _constants
     try:
         from torch.onnx._internal.exporter._constants import TORCHLIB_OPSET
@@ -455,8 +400,7 @@ def supported_opsets() -> Tuple[int, int]:
 
 
 def check_opset(opset: int) -> int:
-    """``opset`` if the installed exporter writes it, else
-    :class:`ExportError` (before any work)."""
+    """``opset``, or :class:`ExportError` if the exporter cannot write it."""
     low, high = supported_opsets()
     if not low <= opset <= high:
         raise ExportError(
@@ -472,21 +416,15 @@ def export_onnx(module: nn.Module,
                 metadata: Optional[Dict[str, str]] = None) -> List[str]:
     """Export a wrapper of :func:`build_export_module` to an ONNX file.
 
-    The file (and its ``.data`` weights beside it, for models over 2 GB) is
-    written into a temporary folder next to ``path`` and moved into place,
-    so a failed export leaves nothing behind.
+    Written in a temporary folder beside ``path`` and moved into place (with
+    its ``.data`` weights over 2 GB), so a failure leaves nothing behind.
 
     Args:
         module (nn.Module): The wrapper.
         path (str): The ``.onnx`` file.
-        opset (int): ONNX opset, within :func:`supported_opsets`; the
-            file is checked to have it. Defaults to 18.
+        opset (int): Within :func:`supported_opsets`. Defaults to 18.
         force (bool): Overwrite existing files. Defaults to False.
-        metadata (dict, optional): More ``metadata_props``.
-            Defaults to None.
-
-    Returns:
-        list[str]: The files written.
+        metadata (dict, optional): More ``metadata_props``. Defaults to None.
     """
     require_deploy()
     check_opset(opset)
@@ -537,8 +475,7 @@ def export_onnx(module: nn.Module,
 def check_outputs(paths: Sequence[str],
                   force: bool,
                   inputs: Sequence[str] = ()) -> None:
-    """:func:`mmprompt.utils.io.check_output` of each output; the folder
-    is made."""
+    """:func:`~mmprompt.utils.io.check_output` each path; make the folder."""
     for out in paths:
         check_output(out, force=force, inputs=inputs)
     os.makedirs(osp.dirname(osp.abspath(paths[0])), exist_ok=True)
@@ -549,8 +486,7 @@ def onnx_session(path: str, threads: Optional[int] = None):
 
     Args:
         path (str): The ``.onnx`` file.
-        threads (int, optional): Intra-op threads; None lets onnxruntime
-            choose. Defaults to None.
+        threads (int, optional): Intra-op threads. Defaults to None (auto).
     """
     require_deploy()
     import onnxruntime as ort
@@ -580,9 +516,6 @@ def max_abs_diffs(names: Sequence[str], expected: Sequence[torch.Tensor],
         names (Sequence[str]): The outputs' names.
         expected (Sequence[torch.Tensor]): PyTorch's outputs.
         got (Sequence[torch.Tensor]): onnxruntime's outputs.
-
-    Returns:
-        dict: Output name -> max abs difference.
     """
     diffs = {}
     for name, ref, out in zip(names, expected, got):
@@ -597,15 +530,12 @@ def max_abs_diffs(names: Sequence[str], expected: Sequence[torch.Tensor],
 @torch.no_grad()
 def compare_onnx(session, module: nn.Module,
                  inputs: Sequence[torch.Tensor]) -> Dict[str, float]:
-    """Max absolute difference of each output, PyTorch vs onnxruntime.
+    """:func:`max_abs_diffs` of PyTorch vs onnxruntime.
 
     Args:
         session: From :func:`onnx_session`.
         module (nn.Module): The exported wrapper.
         inputs (Sequence[torch.Tensor]): Its inputs.
-
-    Returns:
-        dict: Output name -> max abs difference.
     """
     expected = module(*inputs)
     if isinstance(expected, torch.Tensor):

@@ -5,6 +5,5 @@ from .tagging_metric import TaggingMetric, tagging_metrics
 
 __all__ = [
     'BaseNovelAccuracy', 'harmonic_mean', 'MeanPerClassRecall',
-    'mean_per_class_recall', 'TaggingMetric',
-    'tagging_metrics'
+    'mean_per_class_recall', 'TaggingMetric', 'tagging_metrics'
 ]

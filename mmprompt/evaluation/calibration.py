@@ -1,26 +1,7 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
-"""Per-tag threshold calibration on a labelled tagging set.
-
-RAM selects tag ``k`` of an image where its score is strictly above the
-tag's threshold. Given the scores ``(N, K)`` of ``N`` labelled images,
-:func:`calibrate_thresholds` picks, for each tag, the threshold that
-
-- maximises the tag's F1 (``mode='f1'``), or
-- reaches ``target_precision`` with the highest recall
-  (``mode='precision'``),
-
-among the cuts between consecutive distinct scores of the tag: selecting
-the ``j`` highest scores is done by the midpoint of the ``j``-th score and
-the next lower one (half the lowest score when every image is selected).
-Ties (in F1, or in recall) go to the highest threshold (fewest selections).
-A tag with fewer than ``min_support`` positive images keeps its current
-threshold (so does a tag whose target precision no cut reaches); each kept
-tag says why.
-
-The metrics before and after are those of ``tools/test.py``
-(:func:`~mmprompt.evaluation.tagging_metrics`), so evaluating the
-calibrated model reproduces the ``after`` figures.
-"""
+"""Per-tag threshold calibration on a labelled tagging set; the figures
+before and after are ``tools/test.py``'s
+(:func:`~mmprompt.evaluation.tagging_metrics`)."""
 from typing import Dict, List, Optional, Sequence
 
 import torch
@@ -28,27 +9,19 @@ import torch
 from mmprompt.utils.errors import InvalidInputError
 from mmprompt.utils.options import CALIBRATION_MODES
 from mmprompt.utils.scores import check_finite_scores
-from .tagging_metric import tagging_metrics
-
-MODES = CALIBRATION_MODES
+from .tagging_metric import _ratio, tagging_metrics
 
 
 def _f1(tp: torch.Tensor, selected: torch.Tensor,
         positives: torch.Tensor) -> torch.Tensor:
-    """Per-tag F1 from counts, 0 where nothing is selected nor true."""
-    den = selected + positives
-    return torch.where(den > 0, 2 * tp / den.clamp(min=1),
-                       torch.zeros_like(tp))
+    """Per-tag F1 from float64 counts (0 where nothing is selected nor
+    true)."""
+    return _ratio(2 * tp, selected + positives)
 
 
 def _cuts(scores: torch.Tensor, target: torch.Tensor) -> dict:
-    """For every tag and every ``j``: the threshold selecting its ``j``
-    highest scores, and the counts of that selection.
-
-    Returns:
-        dict: ``thr``, ``tp``, ``selected``, ``valid``, each ``(N, K)``
-        (row ``j - 1`` for ``j`` selected).
-    """
+    """``thr``, ``tp``, ``selected``, ``valid``, each ``(N, K)``: row
+    ``j - 1`` selects each tag's ``j`` highest scores."""
     ordered, order = scores.sort(dim=0, descending=True)
     hits = target.gather(0, order).double()
     tp = hits.cumsum(0)
@@ -75,31 +48,29 @@ def calibrate_thresholds(scores: torch.Tensor,
                          ) -> Dict[str, torch.Tensor]:
     """New per-tag thresholds from labelled scores.
 
+    The candidates cut between consecutive distinct scores of a tag (the
+    midpoint; half the lowest score to select all); ties go to the highest
+    threshold. A tag kept at ``current`` says why.
+
     Args:
         scores (torch.Tensor): Sigmoid scores, ``(N, K)``.
         target (torch.Tensor): Boolean ``(N, K)``: the true tags.
         current (torch.Tensor): The thresholds in use, ``(K, )``.
-        mode (str): ``'f1'`` or ``'precision'``. Defaults to ``'f1'``.
-        target_precision (float, optional): The precision to reach, in
-            ``(0, 1]``, for ``mode='precision'``. Defaults to None.
-        min_support (int): Fewest positive images for a tag to be
-            calibrated. Defaults to 1.
-        never (torch.Tensor, optional): Boolean ``(K, )``: tags the model
-            never selects (RAM's deleted tags); they are not calibrated.
-            Defaults to None.
+        mode (str): ``'f1'`` (best F1) or ``'precision'`` (highest recall
+            reaching ``target_precision``). Defaults to ``'f1'``.
+        target_precision (float, optional): In ``(0, 1]``. Defaults to None.
+        min_support (int): Fewest positives to calibrate a tag. Defaults to 1.
+        never (torch.Tensor, optional): Boolean ``(K, )``: tags never
+            selected (RAM's deleted ones), not calibrated. Defaults to None.
 
     Returns:
         dict: ``thresholds`` ``(K, )`` in the scores' dtype,
         ``calibrated`` (bool, ``(K, )``), ``support`` ``(K, )`` and
-        ``reason`` (list of str: why a tag kept its threshold, ``''`` when
-        calibrated).
-
-    Raises:
-        NonFiniteScoresError: If a score is NaN or infinite (naming how
-            many images have one).
+        ``reason`` (list of str, ``''`` when calibrated).
     """
-    if mode not in MODES:
-        raise InvalidInputError(f'mode must be one of {MODES}, got {mode!r}')
+    if mode not in CALIBRATION_MODES:
+        raise InvalidInputError(
+            f'mode must be one of {CALIBRATION_MODES}, got {mode!r}')
     if mode == 'precision' and not (target_precision is not None
                                     and 0 < target_precision <= 1):
         raise InvalidInputError('mode precision needs a target precision in '
@@ -179,7 +150,8 @@ def per_tag_f1(scores: torch.Tensor,
 def calibration_report(names: Sequence[str], scores: torch.Tensor,
                        target: torch.Tensor, before: torch.Tensor,
                        result: Dict[str, torch.Tensor]) -> dict:
-    """Per-tag and overall figures before and after, as plain data.
+    """``tags`` (a dict per tag) and ``overall`` (``before`` / ``after``
+    metrics): the figures before and after, as plain data.
 
     Args:
         names (Sequence[str]): The ``K`` tag names.
@@ -187,33 +159,26 @@ def calibration_report(names: Sequence[str], scores: torch.Tensor,
         target (torch.Tensor): ``(N, K)`` boolean.
         before (torch.Tensor): The old thresholds, ``(K, )``.
         result (dict): From :func:`calibrate_thresholds`.
-
-    Returns:
-        dict: ``tags`` (one dict per tag: name, old / new threshold,
-        support, F1 before / after in percent, calibrated, reason) and
-        ``overall`` (``before`` / ``after`` dicts of
-        :func:`~mmprompt.evaluation.tagging_metrics`).
     """
     after = result['thresholds']
     never = result.get('never')
     f1_before = per_tag_f1(scores, target, before, never) * 100
     f1_after = per_tag_f1(scores, target, after, never) * 100
-    tags = []
-    for k, name in enumerate(names):
-        tags.append(
-            dict(
-                tag=name,
-                old_threshold=float(before[k]),
-                new_threshold=float(after[k]),
-                support=int(result['support'][k]),
-                f1_before=float(f1_before[k]),
-                f1_after=float(f1_after[k]),
-                calibrated=bool(result['calibrated'][k]),
-                reason=result['reason'][k]))
-    overall = {}
-    for key, thr in (('before', before), ('after', after)):
-        selected = select(scores, thr, never)
-        overall[key] = tagging_metrics(scores, selected, target)
+    tags = [
+        dict(
+            tag=name,
+            old_threshold=float(before[k]),
+            new_threshold=float(after[k]),
+            support=int(result['support'][k]),
+            f1_before=float(f1_before[k]),
+            f1_after=float(f1_after[k]),
+            calibrated=bool(result['calibrated'][k]),
+            reason=result['reason'][k]) for k, name in enumerate(names)
+    ]
+    overall = {
+        key: tagging_metrics(scores, select(scores, thr, never), target)
+        for key, thr in (('before', before), ('after', after))
+    }
     return dict(tags=tags, overall=overall)
 
 

@@ -1,15 +1,7 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
-"""Mean per-class recall, as zero-shot benchmarks report it, and the
-base / novel / harmonic-mean accuracy of the base-to-novel protocol
-(:class:`BaseNovelAccuracy`).
-
-MMPreTrain's ``SingleLabelMetric(average='macro', items=('recall', ))``
-averages over all ``num_classes`` columns of the scores, so a class absent
-from the evaluated set counts as recall 0. CLIP's and clip_benchmark's
-"mean per-class recall" (scikit-learn's ``balanced_accuracy_score``)
-averages over the classes present in the ground truth. On full CIFAR-100 or
-ImageNet both are equal; on a subset only this one is meaningful.
-"""
+"""Mean per-class recall (over the classes present, as CLIP and
+clip_benchmark count it: MMPreTrain's macro recall counts absent ones as 0)
+and base-to-novel accuracy."""
 from typing import List, Optional, Sequence
 
 import torch
@@ -25,9 +17,6 @@ def mean_per_class_recall(pred_labels: torch.Tensor,
     Args:
         pred_labels (torch.Tensor): ``(N, )`` predicted labels.
         gt_labels (torch.Tensor): ``(N, )`` true labels.
-
-    Returns:
-        float: Mean per-class recall in ``[0, 100]``.
     """
     gt_labels = gt_labels.long()
     classes, inverse = torch.unique(gt_labels, return_inverse=True)
@@ -40,14 +29,10 @@ def mean_per_class_recall(pred_labels: torch.Tensor,
 
 @METRICS.register_module()
 class MeanPerClassRecall(BaseMetric):
-    """Mean per-class recall (balanced accuracy) of single-label predictions.
-
-    The result key is ``mean_per_class_recall`` (with ``prefix/`` if a
-    prefix is given), in percent.
+    """Mean per-class recall (key ``mean_per_class_recall``), in percent.
 
     Args:
-        collect_device (str): Device used to collect results across ranks,
-            ``'cpu'`` or ``'gpu'``. Defaults to ``'cpu'``.
+        collect_device (str): ``'cpu'`` or ``'gpu'``. Defaults to ``'cpu'``.
         prefix (str, optional): Prefix of the result key. Defaults to None.
     """
     default_prefix: Optional[str] = None
@@ -58,26 +43,13 @@ class MeanPerClassRecall(BaseMetric):
         super().__init__(collect_device=collect_device, prefix=prefix)
 
     def process(self, data_batch, data_samples: Sequence[dict]) -> None:
-        """Keep the predicted and true label of every sample.
-
-        Args:
-            data_batch: Unused.
-            data_samples (Sequence[dict]): Model outputs with ``pred_label``
-                and ``gt_label``.
-        """
+        """Keep each sample's ``pred_label`` and ``gt_label``."""
         for sample in data_samples:
             self.results.append((int(sample['pred_label'].reshape(-1)[0]),
                                  int(sample['gt_label'].reshape(-1)[0])))
 
     def compute_metrics(self, results: List[tuple]) -> dict:
-        """Compute the metric from all processed samples.
-
-        Args:
-            results (list[tuple]): ``(pred_label, gt_label)`` pairs.
-
-        Returns:
-            dict: ``{'mean_per_class_recall': value}``.
-        """
+        """``mean_per_class_recall`` of ``(pred_label, gt_label)`` pairs."""
         pred, gt = torch.tensor(results, dtype=torch.long).reshape(-1, 2).t()
         return dict(mean_per_class_recall=mean_per_class_recall(pred, gt))
 
@@ -89,24 +61,16 @@ def harmonic_mean(base: float, novel: float) -> float:
 
 @METRICS.register_module()
 class BaseNovelAccuracy(BaseMetric):
-    """Base-to-novel accuracy (CoCoOp's protocol), in one pass.
+    """Base-to-novel accuracy (CoCoOp's protocol) in one pass: keys
+    ``base``, ``novel`` (top-1, percent) and ``hm``.
 
-    The test set holds every class, base ones first (labels below
-    ``num_base``; by default the first half of the labels, rounded up:
-    :func:`mmprompt.datasets.few_shot.split_labels`, the rule of the
-    training split). A base image is classified among the base classes
-    only and a novel image among the novel ones only, by the arg-max of its
-    scores over that group: the same predictions as two runs over each
-    half of the classes, since a category's logit depends on its own
-    prompt alone. Result keys (with the prefix ``base_novel/``): ``base``,
-    ``novel`` (top-1, percent) and ``hm``, their harmonic mean
-    ``2 b n / (b + n)``.
+    Each image is classified within its group (base labels first): a run
+    per group, as a category's logit depends on its own prompt alone.
 
     Args:
         num_base (int, optional): Number of base classes. Defaults to None
-            (half of the score columns, rounded up).
-        collect_device (str): ``'cpu'`` or ``'gpu'``. Defaults to
-            ``'cpu'``.
+            (as :func:`mmprompt.datasets.few_shot.split_labels`).
+        collect_device (str): ``'cpu'`` or ``'gpu'``. Defaults to ``'cpu'``.
         prefix (str, optional): Defaults to ``'base_novel'``.
     """
     default_prefix: Optional[str] = 'base_novel'
@@ -119,14 +83,8 @@ class BaseNovelAccuracy(BaseMetric):
         self.num_base = num_base
 
     def process(self, data_batch, data_samples: Sequence[dict]) -> None:
-        """Keep, per sample, whether it is a base image and whether it is
-        right within its group.
-
-        Args:
-            data_batch: Unused.
-            data_samples (Sequence[dict]): Model outputs with
-                ``pred_score`` (over all classes) and ``gt_label``.
-        """
+        """Keep, per sample, whether it is a base image and whether its
+        arg-max within its group is right."""
         for sample in data_samples:
             scores = sample['pred_score'].reshape(-1)
             m = self.num_base or (scores.numel() + 1) // 2
@@ -138,11 +96,7 @@ class BaseNovelAccuracy(BaseMetric):
             self.results.append((gt < m, pred == gt))
 
     def compute_metrics(self, results: List[tuple]) -> dict:
-        """``base``, ``novel`` and ``hm`` in percent.
-
-        Raises:
-            InvalidInputError: The test set lacks base or novel images.
-        """
+        """``base``, ``novel`` and ``hm`` in percent."""
         from mmprompt.utils.errors import InvalidInputError
         groups = {True: [], False: []}
         for is_base, right in results:

@@ -1,26 +1,6 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
-"""Multi-label tagging metrics of the RAM papers: mAP, precision, recall.
-
-RAM selects a tag where its score passes the tag's own threshold (strictly)
-and never selects deleted tags, so precision and recall are computed from
-the tags the model selected (``pred_label``), not from one threshold over
-``pred_score`` as MMPreTrain's ``MultiLabelMetric`` does. mAP uses the
-scores, through MMPreTrain's ``AveragePrecision.calculate``.
-
-All values are percentages:
-
-- ``mAP``: mean over classes of the average precision;
-- ``CP`` / ``CR``: mean over classes of the precision / recall (a class
-  never selected has precision 0, as in RAM's evaluation code);
-  ``CF1 = 2 CP CR / (CP + CR)``;
-- ``OP`` / ``OR`` / ``OF1``: over all (image, tag) pairs.
-
-The class means run over the classes present in the ground truth of the
-evaluated images (``average_over='present'``), so a subset of a benchmark
-is not penalised for the classes it lacks; ``'all'`` averages over every
-class, counting absent ones as 0 (RAM's ``get_PR``). On a full benchmark,
-where every class occurs, both agree.
-"""
+"""Tagging metrics of the RAM papers, from the tags the model selected (not
+from one threshold, as MMPreTrain's ``MultiLabelMetric``)."""
 from typing import List, Optional, Sequence
 
 import torch
@@ -42,26 +22,28 @@ def _f1(p: float, r: float) -> float:
     return 2 * p * r / (p + r) if p + r > 0 else 0.0
 
 
+def _check_average_over(average_over: str) -> None:
+    if average_over not in AVERAGE_OVER:
+        raise ValueError(f'average_over must be one of {AVERAGE_OVER}, got '
+                         f'{average_over!r}')
+
+
 def tagging_metrics(scores: torch.Tensor,
                     selected: torch.Tensor,
                     target: torch.Tensor,
                     average_over: str = 'present') -> dict:
-    """Tagging metrics of a set of images, in percent.
+    """Tagging metrics of a set of images, in percent: ``mAP``; ``CP`` /
+    ``CR`` / ``CF1``, class means (a class never selected has precision 0,
+    as in RAM); ``OP`` / ``OR`` / ``OF1`` over all (image, tag) pairs.
 
     Args:
         scores (torch.Tensor): Scores, ``(N, K)``, for mAP.
         selected (torch.Tensor): Boolean ``(N, K)``: the selected tags.
         target (torch.Tensor): Boolean ``(N, K)``: the true tags.
-        average_over (str): Classes of the class means: ``'present'`` (those
-            with a true tag on some image) or ``'all'``.
-            Defaults to ``'present'``.
-
-    Returns:
-        dict: ``mAP``, ``CP``, ``CR``, ``CF1``, ``OP``, ``OR``, ``OF1``.
+        average_over (str): ``'present'`` classes (so a subset is not
+            penalised) or ``'all'`` (RAM's). Defaults to ``'present'``.
     """
-    if average_over not in AVERAGE_OVER:
-        raise ValueError(f'average_over must be one of {AVERAGE_OVER}, got '
-                         f'{average_over!r}')
+    _check_average_over(average_over)
     if not scores.shape == selected.shape == target.shape or \
             scores.dim() != 2:
         raise ValueError('scores, selected and target must all be (N, K), '
@@ -93,27 +75,16 @@ def tagging_metrics(scores: torch.Tensor,
 
 @METRICS.register_module()
 class TaggingMetric(BaseMetric):
-    """mAP and precision / recall / F1 of a tagging model, RAM's way.
-
-    Each data sample needs ``pred_score`` (the score of every tag the model
-    scores), ``pred_label`` (the indices of the tags it selected) and
-    ``gt_label`` (the true classes). When the dataset's metainfo has
-    ``model_indices`` (see :class:`~mmprompt.datasets.TaggingDataset`), the
-    model's tag ``model_indices[k]`` is evaluated as class ``k`` and the
-    model's other tags are ignored; otherwise the model must score exactly
-    the dataset's classes. Result keys are ``tagging/mAP``, ``tagging/CP``,
-    ``tagging/CR``, ``tagging/CF1``, ``tagging/OP``, ``tagging/OR`` and
-    ``tagging/OF1`` (see :func:`tagging_metrics`).
+    """:func:`tagging_metrics` of a tagging model (``tagging/mAP``, ...),
+    over the columns the dataset's ``model_indices`` pick, if any.
 
     Args:
         thr (float, optional): Select tags by ``pred_score > thr`` instead
             of the model's own selection. Defaults to None.
-        average_over (str): ``'present'`` or ``'all'`` classes in the class
-            means. Defaults to ``'present'``.
-        collect_device (str): Device used to collect results across ranks,
-            ``'cpu'`` or ``'gpu'``. Defaults to ``'cpu'``.
-        prefix (str, optional): Prefix of the result keys. Defaults to
-            ``'tagging'``.
+        average_over (str): See :func:`tagging_metrics`. Defaults to
+            ``'present'``.
+        collect_device (str): ``'cpu'`` or ``'gpu'``. Defaults to ``'cpu'``.
+        prefix (str, optional): Defaults to ``'tagging'``.
     """
     default_prefix: Optional[str] = 'tagging'
 
@@ -125,9 +96,7 @@ class TaggingMetric(BaseMetric):
         super().__init__(collect_device=collect_device, prefix=prefix)
         if thr is not None and not 0 <= thr <= 1:
             raise ValueError(f'thr must lie in [0, 1], got {thr}')
-        if average_over not in AVERAGE_OVER:
-            raise ValueError(f'average_over must be one of {AVERAGE_OVER}, '
-                             f'got {average_over!r}')
+        _check_average_over(average_over)
         self.thr = thr
         self.average_over = average_over
 
@@ -154,13 +123,8 @@ class TaggingMetric(BaseMetric):
         return torch.as_tensor(indices, dtype=torch.long)
 
     def process(self, data_batch, data_samples: Sequence[dict]) -> None:
-        """Keep each sample's scores, selected and true classes.
-
-        Args:
-            data_batch: Unused.
-            data_samples (Sequence[dict]): Model outputs with ``pred_score``,
-                ``pred_label`` and ``gt_label``.
-        """
+        """Keep each sample's ``pred_score``, selected (``pred_label``) and
+        true (``gt_label``) classes."""
         for sample in data_samples:
             score = sample['pred_score'].detach().float().cpu()
             if self.thr is None:
@@ -176,13 +140,6 @@ class TaggingMetric(BaseMetric):
             self.results.append((score, selected, target))
 
     def compute_metrics(self, results: List[tuple]) -> dict:
-        """Compute the metrics from all processed samples.
-
-        Args:
-            results (list[tuple]): ``(score, selected, target)`` per sample.
-
-        Returns:
-            dict: See :func:`tagging_metrics`.
-        """
+        """:func:`tagging_metrics` of ``(score, selected, target)``s."""
         scores, selected, target = (torch.stack(r) for r in zip(*results))
         return tagging_metrics(scores, selected, target, self.average_over)

@@ -83,14 +83,12 @@ class CLIP(BaseModel):
             ``act_cfg=dict(type='mmpretrain.QuickGELU')`` in ``layer_cfgs``.
         text_backbone (dict): Config of the text tower; its ``out_dims``
             defaults to ``proj_dims`` and must equal it.
-        tokenizer (dict, optional): Built with ``TOKENIZER``.
-            Defaults to ``dict(type='CLIPTokenizer')``.
+        tokenizer (dict, optional): Defaults to CLIP's ``CLIPTokenizer``.
         proj_dims (int): Width of the joint embedding space. Defaults to 512.
         visual_proj_bias (bool): Whether ``visual_proj`` has a bias
             (PE-Core). Defaults to False.
         data_preprocessor (dict | nn.Module, optional): See
-            :func:`~mmprompt.models.utils.data_preprocessor.
-            build_cls_preprocessor`. Defaults to None.
+            ``build_cls_preprocessor``. Defaults to None.
         image_preprocess (dict, optional): ``resize_mode`` and
             ``interpolation`` of :class:`~mmprompt.datasets.CLIPPreprocess`,
             e.g. ``dict(resize_mode='squash')`` for DFN. Defaults to None
@@ -106,8 +104,7 @@ class CLIP(BaseModel):
     image_std: Tuple[float, ...] = CLIP_STD
     #: The tokenizer built when the config names none (None: none built).
     default_tokenizer: Optional[dict] = dict(type='CLIPTokenizer')
-    #: Whether ``visual_proj`` maps the pooled image feature to the joint
-    #: space (False: it is already there).
+    #: Whether ``visual_proj`` maps the image feature to the joint space.
     project_image = True
     #: Initial ``logit_bias`` added to every logit (SigLIP); None: no bias.
     logit_bias_init: Optional[float] = None
@@ -155,10 +152,8 @@ class CLIP(BaseModel):
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))
         self.image_preprocess = _check_image_preprocess(
             dict(self.default_image_preprocess, **(image_preprocess or {})))
-        if self.logit_bias_init is not None:
-            self.logit_bias = nn.Parameter(torch.tensor(self.logit_bias_init))
-        else:
-            self.logit_bias = None
+        self.logit_bias = None if self.logit_bias_init is None else \
+            nn.Parameter(torch.tensor(self.logit_bias_init))
 
     #: For :func:`~mmprompt.models.utils.compile_model`; prompt batches vary
     #: in length, so the text tower is not compiled.
@@ -193,11 +188,10 @@ class CLIP(BaseModel):
 
         Args:
             inputs (torch.Tensor): Preprocessed images, ``(N, 3, H, W)``.
-            data_samples (List[DataSample], optional): Annotations to fill
-                with predictions. Defaults to None.
-            mode (str): ``'predict'`` returns data samples from
-                :meth:`predict`, ``'tensor'`` returns image features
-                ``(N, proj_dims)``. Defaults to ``'predict'``.
+            data_samples (List[DataSample], optional): Samples to fill.
+                Defaults to None.
+            mode (str): ``'predict'`` (:meth:`predict`) or ``'tensor'``
+                (:meth:`extract_image_feat`). Defaults to ``'predict'``.
 
         Returns:
             list | torch.Tensor: Depends on ``mode``.
@@ -213,13 +207,13 @@ class CLIP(BaseModel):
         raise ValueError(f"invalid mode {mode!r}; use 'predict' or 'tensor'")
 
     def extract_image_feat(self, images: torch.Tensor) -> torch.Tensor:
-        """OpenAI's ``encode_image``: ``(N, 3, H, W)`` -> ``(N, proj_dims)``,
-        not normalised."""
+        """OpenAI's ``encode_image``: ``images`` ``(N, 3, H, W)`` to
+        ``(N, proj_dims)`` features, not normalised."""
         return self.visual_proj(self.visual(images)[-1])
 
     def extract_text_feat(self, texts: torch.Tensor) -> torch.Tensor:
-        """OpenAI's ``encode_text``: token ids ``(N, L)`` ->
-        ``(N, proj_dims)``, not normalised."""
+        """OpenAI's ``encode_text``: token ids ``texts`` ``(N, L)`` to
+        ``(N, proj_dims)`` features, not normalised."""
         return self.text_encoder(texts)
 
     def extract_feat(
@@ -263,8 +257,8 @@ class CLIP(BaseModel):
 
     def compute_logits(self, images: torch.Tensor,
                        texts: torch.Tensor) -> torch.Tensor:
-        """``(N, M)`` logits (:meth:`scale_similarity`) of
-        :meth:`compute_similarity`."""
+        """``(N, M)`` logits (:meth:`scale_similarity`) of ``images`` and
+        ``texts``, as for :meth:`compute_similarity`."""
         return self.scale_similarity(self.compute_similarity(images, texts))
 
     def tokenize(self,
@@ -302,21 +296,15 @@ class CLIPZeroShot(CLIP):
     <https://arxiv.org/abs/2207.09519>`_); the scoring rule is
     :class:`~mmprompt.models.clip.vocabulary.ClassVocabulary`'s.
 
-    What the model recognises is a ``ClassVocabulary`` from
-    :meth:`build_vocabulary`, passed to ``predict(..., vocabulary=...)``, so
-    callers with different category sets share one model. For MMEngine's
-    Runner the model keeps a default vocabulary, built on first use or set
-    by :meth:`set_categories`, :meth:`set_examples` or :meth:`set_prototypes`.
-    Loading weights drops it, as it depends on the towers: one built from
-    categories is rebuilt by the next :meth:`predict`; hand-set prototypes
-    and examples must be set again. After changing weights in any other way,
-    call :meth:`set_categories` again.
+    ``predict`` takes a vocabulary from :meth:`build_vocabulary`, or uses
+    the model's default one, built on first use or set by ``set_*``. Loading
+    weights drops it: one built from categories is rebuilt by the next
+    :meth:`predict`, hand-set prototypes and examples must be set again.
 
     Args:
         categories (str | Sequence[str], optional): See
-            :func:`~mmprompt.models.clip.prompts.resolve_categories`; label
-            ``i`` is name ``i``. Defaults to None (set them before
-            predicting).
+            :func:`~mmprompt.models.clip.prompts.resolve_categories`.
+            Defaults to None (set them before predicting).
         templates (str | Sequence[str]): See
             :func:`~mmprompt.models.clip.prompts.resolve_templates`.
             Defaults to ``'simple'`` (``'a photo of a {}.'``).
@@ -325,21 +313,17 @@ class CLIPZeroShot(CLIP):
             Defaults to None.
         description_weight (float): Weight of a category's descriptions
             against its templates, in ``[0, 1]``. Defaults to 0.5.
-        cache_alpha (float): Tip-Adapter's weight of the example cache.
-            Defaults to 1.0.
-        cache_beta (float): Tip-Adapter's sharpness of the example
-            affinities. Defaults to 5.5.
-        text_batch_size (int): Prompts per forward pass when building
-            prototypes. Defaults to 1024.
-        progress (bool): Show a progress bar while building prototypes.
-            Defaults to True.
+        cache_alpha (float): Weight of the example cache. Defaults to 1.0.
+        cache_beta (float): Sharpness of the example affinities.
+            Defaults to 5.5.
+        text_batch_size (int): Prompts per forward pass. Defaults to 1024.
+        progress (bool): Show a progress bar. Defaults to True.
         **kwargs: Arguments of :class:`CLIP`.
     """
 
     #: ``pred_score`` from the logits, see :func:`logits_to_samples`.
     score_activation = 'softmax'
-    #: Checkpoint keys dropped on load, see
-    #: :func:`mmprompt.utils.checkpoint.load_checkpoint`.
+    #: Checkpoint keys dropped on load (``load_checkpoint``).
     runtime_keys: Tuple[str, ...] = ('text_prototypes',
                                      r'example_(feats|labels)')
 
@@ -468,8 +452,8 @@ class CLIPZeroShot(CLIP):
                 3, H, W)`` or ``M`` tensors ``(3, H, W)``, uint8 BGR pixels
                 (:func:`mmprompt.datasets.load_example_images`). None or
                 none removes all examples.
-            labels (Sequence[int], optional): The ``M`` labels, in ``[0,
-                num_classes)``. Defaults to None.
+            labels (Sequence[int], optional): Their labels.
+                Defaults to None.
             batch_size (int): Images per forward pass. Defaults to 32.
         """
         if self._lost == 'example features':
@@ -499,8 +483,7 @@ class CLIPZeroShot(CLIP):
             batch_size (int): Images per forward pass. Defaults to 32.
 
         Returns:
-            tuple: ``(M, proj_dims)`` unit rows (float32) and ``(M, )``
-            labels, on the model's device.
+            tuple: ``(M, proj_dims)`` float32 unit rows, ``(M, )`` labels.
         """
         labels = torch.as_tensor(
             [] if labels is None else labels, dtype=torch.long).reshape(-1)
@@ -512,10 +495,8 @@ class CLIPZeroShot(CLIP):
             for start in range(0, len(images), batch_size):
                 batch = list(images[start:start + batch_size])
                 data = self.data_preprocessor(dict(inputs=batch), False)
-                feats.append(
-                    F.normalize(
-                        self.extract_image_feat(data['inputs']).float(),
-                        dim=-1))
+                feats.append(F.normalize(
+                    self.extract_image_feat(data['inputs']).float(), dim=-1))
         feats = torch.cat(feats).clone()
         return feats, labels.to(feats.device)
 
@@ -525,8 +506,7 @@ class CLIPZeroShot(CLIP):
         """Store ready-made prototypes; removes descriptions and examples.
 
         Args:
-            prototypes (torch.Tensor): ``(C, proj_dims)``; rows are
-                normalised here.
+            prototypes (torch.Tensor): ``(C, proj_dims)``, normalised here.
             categories (Sequence[str], optional): Their ``C`` names.
                 Defaults to None.
         """
@@ -592,34 +572,25 @@ class CLIPZeroShot(CLIP):
         templates: Sequence[str],
         descriptions: Optional[Dict[int,
                                     Sequence[str]]] = None) -> torch.Tensor:
-        """Text prototypes of categories (see
-        :func:`~mmprompt.models.clip.zero_shot.encode_token_ids`); nothing is
-        stored.
+        """Text prototypes of categories; nothing is stored.
 
         Args:
             categories (Sequence[str]): Category names, ``C`` of them.
             templates (Sequence[str]): Format strings with one ``{}``.
-            descriptions (dict, optional): Label -> descriptions.
-                Defaults to None.
+            descriptions (dict, optional): Label -> texts. Defaults to None.
 
         Returns:
             torch.Tensor: ``(C, proj_dims)`` unit rows on the model's device.
         """
         descriptions = descriptions or {}
         num_desc = sum(len(d) for d in descriptions.values())
-        print_log(
-            f'Building text prototypes: {len(categories)} categories x '
-            f'{len(templates)} templates, {num_desc} descriptions',
-            logger='current')
+        print_log(f'Building text prototypes: {len(categories)} categories x '
+                  f'{len(templates)} templates, {num_desc} descriptions',
+                  logger='current')
         return build_text_prototypes_sharded(
-            self.text_encoder,
-            self.tokenize,
-            categories,
-            templates,
-            descriptions,
-            self.description_weight,
-            batch_size=self.text_batch_size,
-            device=self.logit_scale.device,
+            self.text_encoder, self.tokenize, categories, templates,
+            descriptions, self.description_weight,
+            batch_size=self.text_batch_size, device=self.logit_scale.device,
             progress=self.progress)
 
     def _load_from_state_dict(self, *args, **kwargs) -> None:
@@ -650,8 +621,9 @@ class CLIPZeroShot(CLIP):
             self,
             image_feats: torch.Tensor,
             vocabulary: Optional[ClassVocabulary] = None) -> torch.Tensor:
-        """``(N, C)`` logits of unit image features ``(N, proj_dims)`` over
-        ``vocabulary`` (default: :meth:`get_vocabulary`)."""
+        """``(N, C)`` logits of ``image_feats``, unit rows
+        ``(N, proj_dims)``, over ``vocabulary`` (default:
+        :meth:`get_vocabulary`)."""
         vocabulary = vocabulary or self.get_vocabulary()
         return vocabulary.logits(image_feats, self.scale_similarity,
                                  self.cache_alpha, self.cache_beta)
@@ -666,8 +638,8 @@ class CLIPZeroShot(CLIP):
 
         Args:
             inputs (torch.Tensor): Preprocessed images, ``(N, 3, H, W)``.
-            data_samples (List[DataSample], optional): Samples to fill;
-                new ones are made if None. Defaults to None.
+            data_samples (List[DataSample], optional): Samples to fill.
+                Defaults to None (new ones).
             vocabulary (ClassVocabulary, optional): What to classify into.
                 Defaults to the model's (:meth:`get_vocabulary`).
 

@@ -28,12 +28,6 @@ TemplateSpec = Union[str, Sequence[str]]
 CategorySpec = Union[str, Sequence[str]]
 
 
-def _cifar100_categories() -> Tuple[str, ...]:
-    """CIFAR-100's classes in MMPreTrain's order, ``_`` read as a space."""
-    from mmpretrain.datasets.categories import CIFAR100_CATEGORIES
-    return tuple(name.replace('_', ' ') for name in CIFAR100_CATEGORIES)
-
-
 @functools.lru_cache(maxsize=None)
 def _imagenet_categories() -> Tuple[str, ...]:
     """OpenAI's 1000 cleaned ImageNet names (MMPreTrain's
@@ -52,12 +46,13 @@ def __getattr__(name: str):
 
 def builtin_category_sets() -> Dict[str, Tuple[str, ...]]:
     """Set name -> category names: ``'imagenet'`` (``'in1k'``), OpenAI's
-    names, two of them repeated as in OpenAI's evaluation; ``'cifar100'``.
-    """
+    names, two of them repeated as in OpenAI's evaluation; ``'cifar100'``,
+    MMPreTrain's with ``_`` read as a space."""
+    from mmpretrain.datasets.categories import CIFAR100_CATEGORIES
     return {
         'imagenet': _imagenet_categories(),
         'in1k': _imagenet_categories(),
-        'cifar100': _cifar100_categories(),
+        'cifar100': tuple(n.replace('_', ' ') for n in CIFAR100_CATEGORIES),
     }
 
 
@@ -161,11 +156,6 @@ def check_categories(categories: Sequence[str]) -> Tuple[str, ...]:
 
     Returns:
         tuple[str]: The names, stripped of surrounding whitespace.
-
-    Raises:
-        ValueError: If the list is empty or a name is blank.
-        InvalidInputError: If names are the same to the tokenizer.
-        TypeError: If a name is not a string.
     """
     if isinstance(categories, str):
         raise TypeError('categories must be a sequence of strings, not a '
@@ -259,10 +249,6 @@ def resolve_descriptions(
 
     Returns:
         dict: Label -> tuple of descriptions (only labels that have some).
-
-    Raises:
-        ValueError: If a key names no category, or a description is blank.
-        TypeError: If a description is not a string.
     """
     if spec is None:
         return {}

@@ -31,18 +31,17 @@ def text_tower_fingerprint(model: nn.Module) -> str:
         [('tokenizer', tokenizer)])
 
 
-#: Prompts encoded to estimate the build time, and the fewest prompts for
-#: which an estimate is worth its probe.
+#: Prompts timed for an estimate, and the fewest worth one.
 PROBE_PROMPTS = 64
 ESTIMATE_FROM = 4096
 
 
 def estimate_build_time(model: nn.Module, categories: Sequence[str],
                         templates: Sequence[str], prompts: int) -> str:
-    """``', about N min'`` (or s) for encoding ``prompts`` prompts of
-    ``model`` (a ``CLIPZeroShot``), timed on :data:`PROBE_PROMPTS` of them
-    without prefix sharing (so it errs long); ``''`` below
-    :data:`ESTIMATE_FROM`."""
+    """``', about N min'`` (or s) for ``model`` (a ``CLIPZeroShot``) to
+    encode ``prompts`` prompts, timed on :data:`PROBE_PROMPTS` of
+    ``categories`` x ``templates`` without prefix sharing (so it errs long);
+    ``''`` below :data:`ESTIMATE_FROM`."""
     if prompts < ESTIMATE_FROM:
         return ''
     sample = list(
@@ -132,10 +131,8 @@ class PrototypeCache:
                 raise ValueError('key mismatch')
             return obj['prototypes']
         except Exception as e:  # noqa: BLE001 - a bad cache file is rebuilt
-            print_log(
-                f'ignoring unreadable prototype cache {path} ({e})',
-                logger='current',
-                level=logging.WARNING)
+            print_log(f'ignoring unreadable prototype cache {path} ({e})',
+                      logger='current', level=logging.WARNING)
             return None
 
     def save(self, key: str, prototypes: torch.Tensor) -> str:
@@ -172,9 +169,8 @@ class PrototypeCache:
         cached = self.load(key)
         if cached is not None and cached.shape == (len(categories),
                                                    model.proj_dims):
-            print_log(
-                f'Text prototypes read from the cache ({key[:12]})',
-                logger='current')
+            print_log(f'Text prototypes read from the cache ({key[:12]})',
+                      logger='current')
             return cached.to(model.logit_scale)
         prompts = len(categories) * len(templates) + sum(
             len(d) for d in descriptions.values())

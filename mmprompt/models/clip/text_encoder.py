@@ -28,12 +28,10 @@ class PrefixCache(NamedTuple):
 
     Attributes:
         keys_values (list[tuple]): Per block, ``(K, V)`` of shape
-            ``(P, heads, length, C / heads)`` with ``P`` 1 (shared by every
-            row) or the number of rows.
+            ``(P, heads, length, C / heads)``, ``P`` 1 or one per row.
         length (int): Number of prefix tokens.
         rows (torch.Tensor, optional): ``(N, )`` index of each row's prefix
-            among the ``P``, for ``P`` prefixes shared by groups of rows.
-            Defaults to None (``P`` is 1 or ``N``).
+            among ``P`` shared ones. Defaults to None.
     """
     keys_values: List[KeyValue]
     length: int
@@ -41,8 +39,8 @@ class PrefixCache(NamedTuple):
 
 
 def eot_positions(texts: torch.Tensor) -> torch.Tensor:
-    """``(N, )`` positions of each row's end-of-text token, its largest id
-    (the first, if repeated), as in OpenAI's code.
+    """``(N, )`` positions of the end-of-text token in each row of token ids
+    ``texts``: its largest id (the first, if repeated), as in OpenAI's code.
 
     The argmax runs over float32 (exact below 2**24): an int64 ``ArgMax`` is
     missing from some ONNX runtimes (onnxruntime's CUDA provider, TensorRT).
@@ -57,8 +55,7 @@ class CausalSelfAttention(nn.Module):
     Args:
         embed_dims (int): Width of the tokens.
         num_heads (int): Number of attention heads.
-        causal (bool): Causal attention; False attends to every token
-            (SigLIP). Defaults to True.
+        causal (bool): Causal attention (False: SigLIP). Defaults to True.
     """
 
     def __init__(self,
@@ -78,7 +75,7 @@ class CausalSelfAttention(nn.Module):
         self.out_proj = nn.Linear(embed_dims, embed_dims)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Attention over tokens ``(N, L, C)``."""
+        """Attention over tokens ``x``, ``(N, L, C)``."""
         return self.forward_cached(x)[0]
 
     def forward_cached(
@@ -174,8 +171,8 @@ class ResidualAttentionBlock(nn.Module):
         feedforward_channels (int): Hidden width of the MLP.
         norm_eps (float): Epsilon of the LayerNorms. Defaults to 1e-5.
         causal (bool): See :class:`CausalSelfAttention`. Defaults to True.
-        act_cfg (dict, optional): The MLP's activation, built with
-            ``MODELS``. Defaults to None (:data:`QUICK_GELU`).
+        act_cfg (dict, optional): The MLP's activation.
+            Defaults to None (:data:`QUICK_GELU`).
     """
 
     def __init__(self,
@@ -240,23 +237,19 @@ class CLIPTextTransformer(BaseModule):
         num_heads (int): Number of attention heads. Defaults to 8.
         feedforward_channels (int, optional): Hidden width of the MLPs.
             Defaults to ``4 * embed_dims``.
-        out_dims (int): Width of the joint embedding space.
-            Defaults to 512.
+        out_dims (int): Width of the joint space. Defaults to 512.
         norm_eps (float): Epsilon of the LayerNorms. Defaults to 1e-5.
-        causal (bool): Causal attention (CLIP) or bidirectional (SigLIP).
+        causal (bool): Causal (CLIP) or bidirectional (SigLIP).
             Defaults to True.
-        pool (str): ``'eot'`` (CLIP) or ``'last'`` position (SigLIP).
+        pool (str): ``'eot'`` (CLIP) or ``'last'`` (SigLIP).
             Defaults to ``'eot'``.
-        proj_bias (bool): Whether the projection has a bias (SigLIP).
-            Defaults to False.
-        act_cfg (dict, optional): The MLPs' activation, e.g.
-            ``dict(type='GELU', approximate='tanh')`` for SigLIP 2.
-            Defaults to None (:data:`QUICK_GELU`).
+        proj_bias (bool): Projection bias (SigLIP). Defaults to False.
+        act_cfg (dict, optional): The MLPs' activation (SigLIP 2: tanh
+            ``GELU``). Defaults to None (:data:`QUICK_GELU`).
         init_cfg (dict, optional): Initialization config dict.
             Defaults to None.
     """
-    #: Checkpoint keys dropped on load (a stored causal mask), see
-    #: :func:`mmprompt.utils.checkpoint.load_checkpoint`.
+    #: Checkpoint keys dropped on load (a stored causal mask).
     runtime_keys: Tuple[str, ...] = (r'(.*\.)?attn_mask', )
 
     POOLS = ('eot', 'last')
@@ -331,8 +324,8 @@ class CLIPTextTransformer(BaseModule):
         return self.resblocks[0].attn.in_proj_weight.dtype
 
     def forward(self, texts: torch.Tensor) -> torch.Tensor:
-        """Token ids ``(N, L)`` to features ``(N, out_dims)``, not
-        normalised."""
+        """Token ids ``texts``, ``(N, L)``, to features ``(N, out_dims)``,
+        not normalised."""
         if texts.dim() != 2:
             raise ValueError('expected token ids of shape (N, L), got '
                              f'{tuple(texts.shape)}')
@@ -356,8 +349,7 @@ class CLIPTextTransformer(BaseModule):
         may put any vectors in a row: learned prompt contexts).
 
         Args:
-            embeds (torch.Tensor): ``(N, L, embed_dims)`` token embeddings,
-                before the positional embedding.
+            embeds (torch.Tensor): ``(N, L, embed_dims)``, before positions.
             eot (torch.Tensor): ``(N, )`` index in each row of the token
                 to pool, counted within ``embeds``.
             prefix (PrefixCache, optional): Tokens before every row, from
@@ -382,11 +374,9 @@ class CLIPTextTransformer(BaseModule):
         x = x.to(self.block_dtype)
         pasts = [None] * self.num_layers
         if prefix is not None:
-            pasts = [
-                kv if prefix.rows is None else tuple(t[prefix.rows]
-                                                     for t in kv)
-                for kv in prefix.keys_values
-            ]
+            pasts = [kv if prefix.rows is None else
+                     tuple(t[prefix.rows] for t in kv)
+                     for kv in prefix.keys_values]
         *blocks, last = self.resblocks
         for block, past in zip(blocks, pasts):
             x = block.forward_cached(x, past)[0]

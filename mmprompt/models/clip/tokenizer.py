@@ -36,17 +36,13 @@ TOKEN_PATTERN = (r"'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]"
 def byte_to_unicode() -> Dict[int, str]:
     """A reversible map from the 256 byte values to printable characters:
     no byte maps to whitespace the BPE would split on."""
-    printable = (
-        list(range(ord('!'), ord('~') + 1)) +
-        list(range(ord('\xa1'), ord('\xac') + 1)) +
-        list(range(ord('\xae'), ord('\xff') + 1)))
-    printable_set = set(printable)
+    printable = [
+        *range(ord('!'), ord('~') + 1), *range(ord('\xa1'), ord('\xac') + 1),
+        *range(ord('\xae'), ord('\xff') + 1)
+    ]
+    others = [b for b in range(256) if b not in printable]
     mapping = {b: chr(b) for b in printable}
-    shifted = 0
-    for b in range(256):
-        if b not in printable_set:
-            mapping[b] = chr(256 + shifted)
-            shifted += 1
+    mapping.update((b, chr(256 + i)) for i, b in enumerate(others))
     return mapping
 
 
@@ -73,10 +69,6 @@ def pre_tokens(text: str) -> Tuple[str, ...]:
     return tuple(_token_pattern().findall(_clean(text)))
 
 
-def _pairs(word: Tuple[str, ...]) -> set:
-    return {(a, b) for a, b in zip(word[:-1], word[1:])}
-
-
 @TOKENIZER.register_module()
 class CLIPTokenizer:
     """OpenAI CLIP's byte-level BPE tokenizer, offline.
@@ -84,8 +76,7 @@ class CLIPTokenizer:
     Args:
         bpe_path (str, optional): The gzipped merges file. Defaults to the
             vocabulary shipped in the package.
-        context_length (int): Length of the id rows :meth:`tokenize` returns.
-            Defaults to 77.
+        context_length (int): Row length of :meth:`tokenize`. Defaults to 77.
 
     Example:
         >>> tokenizer = CLIPTokenizer()
@@ -128,9 +119,8 @@ class CLIPTokenizer:
             return cached
         word = tuple(token[:-1]) + (token[-1] + WORD_END, )
         while len(word) > 1:
-            candidates = _pairs(word)
             best = min(
-                candidates,
+                zip(word[:-1], word[1:]),
                 key=lambda p: self.bpe_ranks.get(p, float('inf')))
             if best not in self.bpe_ranks:
                 break
@@ -161,16 +151,10 @@ class CLIPTokenizer:
     def decode(self, ids: Union[Sequence[int], torch.Tensor]) -> str:
         """The (cleaned) text of ``ids``; ids from the end token on are
         ignored."""
-        if isinstance(ids, torch.Tensor):
-            ids = ids.tolist()
-        tokens = []
-        for i in ids:
-            if i == self.eot_token_id:
-                break
-            if i == self.sot_token_id:
-                continue
-            tokens.append(self.decoder[int(i)])
-        text = ''.join(tokens)
+        ids = [int(i) for i in ids]
+        if self.eot_token_id in ids:
+            ids = ids[:ids.index(self.eot_token_id)]
+        text = ''.join(self.decoder[i] for i in ids if i != self.sot_token_id)
         data = bytearray(self.byte_decoder[c] for c in text)
         return data.decode('utf-8', errors='replace').replace(
             WORD_END, ' ').strip()
@@ -183,8 +167,7 @@ class CLIPTokenizer:
 
         Args:
             texts (str | Sequence[str]): One text or several.
-            context_length (int, optional): Row length. Defaults to the
-                tokenizer's ``context_length`` (77).
+            context_length (int, optional): Defaults to the tokenizer's.
             truncate (bool): Cut an over-long text, keeping ``eot`` (with a
                 warning), instead of raising ``ValueError``. Defaults to False.
 
@@ -208,11 +191,9 @@ class CLIPTokenizer:
                 ids = ids[:length - 1] + [self.eot_token_id]
             result[row, :len(ids)] = torch.tensor(ids)
         if truncated:
-            print_log(
-                f'{len(truncated)} text(s) over {length} tokens were '
-                f'truncated, e.g. {_shorten(truncated[0])!r}',
-                logger='current',
-                level=logging.WARNING)
+            print_log(f'{len(truncated)} text(s) over {length} tokens were '
+                      f'truncated, e.g. {_shorten(truncated[0])!r}',
+                      logger='current', level=logging.WARNING)
         return result
 
     __call__ = tokenize

@@ -40,15 +40,11 @@ class CLIPVisionTransformer(VisionTransformer):
     outputs); with ``out_type='cls_token'`` and only the last block's output
     asked for, that block runs at the class token alone."""
 
-    def _pools_class_token(self) -> bool:
-        last = self.layers[-1]
-        return (self.out_type == 'cls_token'
-                and list(self.out_indices) == [len(self.layers) - 1]
-                and type(last) is TransformerEncoderLayer)
-
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor]:
-        """MMPreTrain's ``forward`` of images ``(N, 3, H, W)``."""
-        if not self._pools_class_token():
+        """MMPreTrain's ``forward`` of images ``x``, ``(N, 3, H, W)``."""
+        if not (self.out_type == 'cls_token'
+                and list(self.out_indices) == [len(self.layers) - 1]
+                and type(self.layers[-1]) is TransformerEncoderLayer):
             return super().forward(x)
         n = x.shape[0]
         x, patch_resolution = self.patch_embed(x)

@@ -22,16 +22,15 @@ class ClassVocabulary:
 
     Attributes:
         prototypes (torch.Tensor): ``(C, D)`` unit rows.
-        names (tuple[str], optional): The ``C`` category names; None for
-            prototypes given without names.
+        names (tuple[str], optional): The ``C`` category names, if known.
         example_feats (torch.Tensor, optional): ``(M, D)`` unit rows of
             example images. Defaults to None.
         example_labels (torch.Tensor, optional): ``(M, )`` their labels in
             ``[0, C)``. Defaults to None.
-        cache_alpha (float, optional): Weight of the example cache; None
-            for the scoring model's setting. Defaults to None.
-        cache_beta (float, optional): Sharpness of the example affinities;
-            None for the scoring model's setting. Defaults to None.
+        cache_alpha (float, optional): Weight of the example cache.
+            Defaults to None (the model's).
+        cache_beta (float, optional): Sharpness of the example affinities.
+            Defaults to None (the model's).
         from_names (bool): Whether new weights can rebuild the prototypes
             from the names. Defaults to True.
         templates (tuple[str], optional): The templates they were built
@@ -68,8 +67,7 @@ class ClassVocabulary:
 
         Args:
             feats (torch.Tensor, optional): ``(M, D)`` unit rows.
-            labels (torch.Tensor, optional): ``(M, )`` labels in
-                ``[0, C)``.
+            labels (torch.Tensor, optional): ``(M, )`` labels in ``[0, C)``.
         """
         if feats is not None and (labels.numel() != feats.size(0) or
                                   labels.min() < 0 or
@@ -88,12 +86,10 @@ class ClassVocabulary:
 
         Args:
             image_feats (torch.Tensor): ``(N, D)``, unit rows.
-            to_logits (Callable): Cosine similarities to logits, the
-                model's ``scale_similarity``.
-            cache_alpha (float): The model's cache weight, used unless the
-                vocabulary has its own. Defaults to 1.0.
-            cache_beta (float): The model's cache sharpness, likewise.
-                Defaults to 5.5.
+            to_logits (Callable): The model's ``scale_similarity``.
+            cache_alpha (float): The model's cache weight (used unless the
+                vocabulary has one). Defaults to 1.0.
+            cache_beta (float): Likewise, its sharpness. Defaults to 5.5.
         """
         logits = to_logits(image_feats @ self.prototypes.t())
         if self.example_feats is None:

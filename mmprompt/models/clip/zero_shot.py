@@ -32,14 +32,12 @@ def collect_prompts(
     Args:
         categories (Sequence[str]): Category names in label order.
         templates (Sequence[str]): Format strings with one ``{}``.
-        descriptions (dict, optional): Label -> descriptions.
-            Defaults to None.
+        descriptions (dict, optional): Label -> texts. Defaults to None.
         description_weight (float): With ``1`` the templates of described
             categories are skipped. Defaults to 0.5.
 
     Returns:
-        tuple: ``(texts, labels, is_description)``, three lists of the same
-        length.
+        tuple: Lists ``(texts, labels, is_description)``.
     """
     descriptions = descriptions or {}
     texts, labels, is_desc = [], [], []
@@ -55,15 +53,14 @@ def collect_prompts(
     return texts, labels, is_desc
 
 
-def tokenize_prompts(tokenizer: Callable[...,
-                                         torch.Tensor], texts: Sequence[str],
+def tokenize_prompts(tokenizer: Callable[..., torch.Tensor],
+                     texts: Sequence[str],
                      is_description: Sequence[bool]) -> torch.Tensor:
     """Tokenize prompts; over-long descriptions are truncated, with a warning
     (filled templates must fit).
 
     Args:
-        tokenizer (Callable): ``tokenizer(texts, truncate=...)`` returning
-            ``(N, L)`` ids.
+        tokenizer (Callable): ``tokenizer(texts, truncate=...)`` -> ids.
         texts (Sequence[str]): The prompts.
         is_description (Sequence[bool]): Which prompts are descriptions.
 
@@ -82,12 +79,10 @@ def tokenize_prompts(tokenizer: Callable[...,
     pad_id = getattr(getattr(tokenizer, '__self__', None), 'pad_id', 0)
     cut = [t for t, row in zip(desc_texts, desc) if row[-1] != pad_id]
     if cut:
-        print_log(
-            f'{len(cut)} description(s) fill or exceed the '
-            f'{desc.shape[1]}-token context and were truncated to it, '
-            f'e.g. {cut[0][:80]!r}',
-            logger='current',
-            level=logging.WARNING)
+        print_log(f'{len(cut)} description(s) fill or exceed the '
+                  f'{desc.shape[1]}-token context and were truncated to it, '
+                  f'e.g. {cut[0][:80]!r}', logger='current',
+                  level=logging.WARNING)
     ids = torch.zeros(len(texts), desc.shape[1], dtype=desc.dtype)
     ids[desc_rows] = desc
     if plain is not None:
@@ -103,8 +98,7 @@ def shared_prefix_lengths(ids: torch.Tensor,
 
     Args:
         ids (torch.Tensor): ``(N, L)`` zero-padded ids.
-        min_rows (int): Fewest rows a shared prefix serves.
-            Defaults to ``MIN_SHARED_ROWS``.
+        min_rows (int): Fewest rows a shared prefix serves. Defaults to 8.
 
     Returns:
         torch.Tensor: ``(N, )`` int64 prefix lengths.
@@ -136,8 +130,7 @@ def plan_prefix_batches(ids: torch.Tensor, prefix_lengths: torch.Tensor,
 
     Args:
         ids (torch.Tensor): ``(N, L)`` zero-padded ids.
-        prefix_lengths (torch.Tensor): ``(N, )``, from
-            :func:`shared_prefix_lengths`.
+        prefix_lengths (torch.Tensor): ``(N, )``.
         batch_size (int): Most rows per batch.
 
     Returns:
@@ -225,12 +218,6 @@ def is_causal(encode: Any) -> bool:
     return True
 
 
-def _shares_prefixes(encode: Any) -> bool:
-    return all(
-        hasattr(encode, name)
-        for name in ('token_embedding', 'encode_prefix', 'forward_embeddings'))
-
-
 def encode_token_ids(encode: TextEncoder,
                      ids: torch.Tensor,
                      batch_size: int = 1024,
@@ -250,8 +237,7 @@ def encode_token_ids(encode: TextEncoder,
             ``L'`` up to the context length, or CLIP's text tower.
         ids (torch.Tensor): ``(N, L)`` zero-padded ids.
         batch_size (int): Rows per forward pass. Defaults to 1024.
-        device (torch.device, optional): Where to run. Defaults to the
-            device of ``ids``.
+        device (torch.device, optional): Defaults to ``ids.device``.
         progress (bool): Show a progress bar. Defaults to False.
         normalize (bool): L2-normalise the features. Defaults to True.
 
@@ -265,7 +251,8 @@ def encode_token_ids(encode: TextEncoder,
 
         def run(i):
             return encode(ids[batches[i]].to(device))
-    elif _shares_prefixes(encode):
+    elif all(hasattr(encode, name) for name in
+             ('token_embedding', 'encode_prefix', 'forward_embeddings')):
         prefix_lengths = shared_prefix_lengths(ids)
         batches = plan_prefix_batches(ids, prefix_lengths, batch_size)
         runs = _PrefixRuns(encode, ids, prefix_lengths, batches, device,
@@ -320,11 +307,10 @@ def average_prompts(feats: torch.Tensor,
     is_desc = torch.as_tensor(
         is_description, dtype=torch.bool, device=feats.device)
     dim = feats.shape[1]
-    t_sum = feats.new_zeros(num_classes,
-                            dim).index_add_(0, labels[~is_desc],
-                                            feats[~is_desc])
-    d_sum = feats.new_zeros(num_classes,
-                            dim).index_add_(0, labels[is_desc], feats[is_desc])
+    t_sum = feats.new_zeros(num_classes, dim).index_add_(
+        0, labels[~is_desc], feats[~is_desc])
+    d_sum = feats.new_zeros(num_classes, dim).index_add_(
+        0, labels[is_desc], feats[is_desc])
     has_t = t_sum.abs().sum(dim=1) > 0
     has_d = d_sum.abs().sum(dim=1) > 0
     t_mean = F.normalize(t_sum, dim=-1)
@@ -353,11 +339,9 @@ def build_text_prototypes(
         tokenizer (Callable): ``tokenizer(texts, truncate=...)``.
         categories (Sequence[str]): Category names in label order.
         templates (Sequence[str]): Format strings with one ``{}``.
-        descriptions (dict, optional): Label -> descriptions, see
-            :func:`mmprompt.models.clip.prompts.resolve_descriptions`.
-            Defaults to None.
-        description_weight (float): Weight of the descriptions in ``[0,
-            1]``. Defaults to 0.5.
+        descriptions (dict, optional): Label -> texts. Defaults to None.
+        description_weight (float): Weight of the descriptions in
+            ``[0, 1]``. Defaults to 0.5.
         batch_size (int): Prompts per forward pass. Defaults to 1024.
         device (torch.device, optional): Where to encode. Defaults to CPU.
         progress (bool): Show a progress bar. Defaults to False.
@@ -386,10 +370,9 @@ def build_text_prototypes_sharded(
     description_weight: float = 0.5,
     **kwargs: Any,
 ) -> torch.Tensor:
-    """:func:`build_text_prototypes`, the categories split across ranks in
-    contiguous shares and all-gathered (equal to the single-process result
-    up to rounding). Every rank must call it; with fewer categories than
-    ranks, every rank builds all.
+    """:func:`build_text_prototypes`, the categories split across ranks and
+    all-gathered (the single-process result up to rounding). Every rank must
+    call it.
 
     Args:
         encode, tokenizer, categories, templates, descriptions,
@@ -404,16 +387,12 @@ def build_text_prototypes_sharded(
         return build_text_prototypes(encode, tokenizer, categories,
                                      templates, descriptions,
                                      description_weight, **kwargs)
-    bounds = [
-        shard_bounds(len(categories), r, world_size)
-        for r in range(world_size)
-    ]
+    bounds = [shard_bounds(len(categories), r, world_size)
+              for r in range(world_size)]
     start, stop = bounds[rank]
-    share = {
-        label - start: texts
-        for label, texts in (descriptions or {}).items()
-        if start <= label < stop
-    }
+    share = {label - start: texts
+             for label, texts in (descriptions or {}).items()
+             if start <= label < stop}
     if rank != 0:
         kwargs['progress'] = False
     local = build_text_prototypes(encode, tokenizer,
@@ -435,8 +414,7 @@ def cache_logits(image_feats: torch.Tensor, keys: torch.Tensor,
         beta (float): Sharpness of the affinity.
 
     Returns:
-        torch.Tensor: ``(N, C)``: per category, the sum over its examples
-        of ``exp(-beta * (1 - cos))``.
+        torch.Tensor: ``(N, C)`` sums of ``exp(-beta * (1 - cos))``.
     """
     affinity = torch.exp(-beta * (1 - image_feats @ keys.t()))
     values = F.one_hot(key_labels.long(), num_classes).to(affinity.dtype)

@@ -29,8 +29,7 @@ class DistributedWrapper:
     Args:
         module (nn.Module): The model, already on its device.
         training (bool): Whether the run trains. Defaults to True.
-        **kwargs: Passed to ``MMDistributedDataParallel``
-            (``find_unused_parameters``, ``broadcast_buffers``, ...).
+        **kwargs: Passed to ``MMDistributedDataParallel``.
     """
 
     def __new__(cls,

@@ -69,9 +69,8 @@ def apply_precision(model: nn.Module,
             (dotted paths allowed). Defaults to the model's
             ``low_precision_modules``, or else every direct child with
             parameters but the data preprocessor.
-        fast_attention (bool, optional): Switch MMPreTrain's Swin window
-            attention to SDPA (:func:`enable_sdpa`). Defaults to True for
-            fp16 / bf16; fp32 keeps MMPreTrain's kernels, bit for bit.
+        fast_attention (bool, optional): Apply :func:`enable_sdpa`.
+            Defaults to True for fp16 / bf16 (fp32 stays bit for bit).
         strategy (str): ``'cast'`` or ``'autocast'`` (``torch.autocast``
             around each tower's forward). Defaults to ``'cast'``.
 

@@ -34,8 +34,7 @@ class TensorCache:
         """The value of ``fn()``, computed again only if ``tensors`` changed.
 
         Args:
-            tensors (Sequence[torch.Tensor | None]): Everything ``fn`` reads
-                (None entries, e.g. a missing bias, are skipped).
+            tensors (Sequence[torch.Tensor | None]): All ``fn`` reads.
             fn (Callable): Computes the value.
         """
         if torch.is_grad_enabled() or torch.compiler.is_compiling():

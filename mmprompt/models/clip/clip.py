@@ -296,10 +296,11 @@ class CLIPZeroShot(CLIP):
     <https://arxiv.org/abs/2207.09519>`_); the scoring rule is
     :class:`~mmprompt.models.clip.vocabulary.ClassVocabulary`'s.
 
-    ``predict`` takes a vocabulary from :meth:`build_vocabulary`, or uses
-    the model's default one, built on first use or set by ``set_*``. Loading
-    weights drops it: one built from categories is rebuilt by the next
-    :meth:`predict`, hand-set prototypes and examples must be set again.
+    ``predict`` takes a vocabulary from :meth:`build_vocabulary` or uses the
+    model's default, built on first use or set by ``set_*``. Loading weights
+    drops it (one built from categories is rebuilt; hand-set prototypes and
+    examples must be set again); after other weight changes, call
+    :meth:`set_categories`.
 
     Args:
         categories (str | Sequence[str], optional): See
@@ -314,8 +315,7 @@ class CLIPZeroShot(CLIP):
         description_weight (float): Weight of a category's descriptions
             against its templates, in ``[0, 1]``. Defaults to 0.5.
         cache_alpha (float): Weight of the example cache. Defaults to 1.0.
-        cache_beta (float): Sharpness of the example affinities.
-            Defaults to 5.5.
+        cache_beta (float): Sharpness of the cache. Defaults to 5.5.
         text_batch_size (int): Prompts per forward pass. Defaults to 1024.
         progress (bool): Show a progress bar. Defaults to True.
         **kwargs: Arguments of :class:`CLIP`.

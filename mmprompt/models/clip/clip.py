@@ -1,19 +1,8 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
 """CLIP on MMPreTrain: a feature extractor and a zero-shot classifier.
 
-The model is `CLIP <https://arxiv.org/abs/2103.00020>`_ as released by OpenAI
-(``clip/model.py``, MIT licence). The image tower is MMPreTrain's
-``VisionTransformer`` configured to compute OpenAI's ViT exactly; the text
-tower is :class:`~mmprompt.models.clip.text_encoder.CLIPTextTransformer`.
-Prompt ensembling over templates follows OpenAI's ImageNet notebook and
-open_clip's ``build_zero_shot_classifier`` (MIT licence), batched over all
-classes at once; example images use Tip-Adapter's training-free cache
-(https://arxiv.org/abs/2207.09519). The prototype builders live in
-:mod:`mmprompt.models.clip.zero_shot`. The models decode no images: example
-images come in as tensors (:mod:`mmprompt.datasets.examples` reads them),
-and the on-disk prototype cache is
-:class:`~mmprompt.models.clip.prototype_cache.PrototypeCache`, used by the
-callers. The code is written for mmprompt.
+`CLIP <https://arxiv.org/abs/2103.00020>`_ after OpenAI's ``clip/model.py``
+(MIT licence); prompt ensembling after open_clip (MIT licence).
 """
 import copy
 import dataclasses
@@ -40,14 +29,8 @@ from .zero_shot import build_text_prototypes_sharded
 CLIP_MEAN = tuple(255 * m for m in (0.48145466, 0.4578275, 0.40821073))
 CLIP_STD = tuple(255 * s for s in (0.26862954, 0.26130258, 0.27577711))
 
-#: The image towers' ``out_type`` values that give one pooled ``(N, C)``
-#: feature: the class token (OpenAI's ViT) or attention pooling (PE-Core).
+#: Image tower ``out_type`` values that give one pooled ``(N, C)`` feature.
 POOLED_OUT_TYPES = ('cls_token', 'attn_pool')
-
-
-def _cosine(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Cosine similarity of every row of ``a`` with every row of ``b``."""
-    return F.normalize(a, dim=-1) @ F.normalize(b, dim=-1).t()
 
 
 def _check_image_preprocess(cfg: Optional[dict]) -> Dict[str, str]:
@@ -69,14 +52,9 @@ SCORE_ACTIVATIONS = ('softmax', 'sigmoid')
 def logits_to_samples(logits: torch.Tensor,
                       data_samples: Optional[List[DataSample]] = None,
                       activation: str = 'softmax') -> List[DataSample]:
-    """Fill ``pred_score`` and ``pred_label`` (the largest logit) of each
-    sample, making new samples if None: the single-label result of every
-    classifier here (zero-shot CLIP and SigLIP, CoOp, CoCoOp,
-    Tip-Adapter-F). ``pred_score`` is the softmax of the class logits, or
-    their sigmoid (SigLIP's own per-category probabilities); both keep the
-    order of the logits, so top-k metrics are the same either way.
-    Non-finite logits are refused (:func:`~mmprompt.utils.scores.
-    check_finite_scores`)."""
+    """Fill ``pred_score`` (softmax or sigmoid of ``logits``) and
+    ``pred_label`` of each sample (new ones if None); the single-label result
+    of every classifier here. Non-finite logits are refused."""
     if activation not in SCORE_ACTIVATIONS:
         raise ValueError(f'activation must be one of {SCORE_ACTIVATIONS}, '
                          f'got {activation!r}')
@@ -95,46 +73,30 @@ def logits_to_samples(logits: torch.Tensor,
 class CLIP(BaseModel):
     """`CLIP <https://arxiv.org/abs/2103.00020>`_ image and text encoders.
 
-    A concrete feature extractor: it embeds images and token ids into one
-    space and scores them against each other. Predicting labels is left to
-    subclasses such as :class:`CLIPZeroShot`. Inference only.
+    A feature extractor (inference only); :class:`CLIPZeroShot` predicts.
 
     Args:
-        vision_backbone (dict): Config of the image tower, built with
-            ``MODELS``; it must return a tuple whose last item is the pooled
-            feature ``(N, C)`` and expose ``embed_dims``; it pools to the
-            class token or an attention head (``out_type`` in
-            :data:`POOLED_OUT_TYPES`), or declares ``pooled_by`` (e.g.
-            :class:`~mmprompt.models.siglip.MAPVisionTransformer`). OpenAI's
-            ViT is MMPreTrain's ``VisionTransformer`` with ``pre_norm=True``,
-            ``norm_cfg=dict(type='LN', eps=1e-5)``, ``out_type='cls_token'``
-            and ``act_cfg=dict(type='mmpretrain.QuickGELU')`` in its
-            ``layer_cfgs``; PE-Core's is
-            :class:`~mmprompt.models.pe_core.PEVisionTransformer`.
-        text_backbone (dict): Config of the text tower, e.g.
-            ``dict(type='CLIPTextTransformer', ...)``. Its ``out_dims``
+        vision_backbone (dict): Config of the image tower. It returns a tuple
+            ending in the pooled ``(N, C)`` feature, has ``embed_dims`` and
+            an ``out_type`` in :data:`POOLED_OUT_TYPES` or a ``pooled_by``.
+            OpenAI's ViT needs ``norm_cfg=dict(type='LN', eps=1e-5)`` and
+            ``act_cfg=dict(type='mmpretrain.QuickGELU')`` in ``layer_cfgs``.
+        text_backbone (dict): Config of the text tower; its ``out_dims``
             defaults to ``proj_dims`` and must equal it.
-        tokenizer (dict, optional): Config of the tokenizer, built with
-            ``TOKENIZER``. Defaults to ``dict(type='CLIPTokenizer')``.
+        tokenizer (dict, optional): Defaults to CLIP's ``CLIPTokenizer``.
         proj_dims (int): Width of the joint embedding space. Defaults to 512.
-        visual_proj_bias (bool): Whether ``visual_proj`` has a bias (PE-Core's
-            has, OpenAI's has not). Defaults to False.
-        data_preprocessor (dict | nn.Module, optional): The data
-            preprocessor, by default MMPreTrain's ``ClsDataPreprocessor``
-            with OpenAI's mean and std and ``to_rgb=True`` (images loaded as
-            BGR). A dict without ``type`` gets that type. Defaults to None.
-        image_preprocess (dict, optional): How images are resized before
-            the data preprocessor, the ``resize_mode`` and
-            ``interpolation`` of
-            :class:`~mmprompt.datasets.CLIPPreprocess` (open_clip's
-            ``pretrained_cfg``), e.g. ``dict(resize_mode='squash')`` for
-            Apple's DFN models. Defaults to None (OpenAI's: the short side
-            bicubic, centre crop).
+        visual_proj_bias (bool): Whether ``visual_proj`` has a bias
+            (PE-Core). Defaults to False.
+        data_preprocessor (dict | nn.Module, optional): See
+            ``build_cls_preprocessor``. Defaults to None.
+        image_preprocess (dict, optional): ``resize_mode`` and
+            ``interpolation`` of :class:`~mmprompt.datasets.CLIPPreprocess`,
+            e.g. ``dict(resize_mode='squash')`` for DFN. Defaults to None
+            (OpenAI's: short side bicubic, centre crop).
         init_cfg (dict, optional): Initialization config dict.
             Defaults to None.
     """
 
-    #: ``image_preprocess`` when the config gives none (OpenAI's).
     default_image_preprocess: Dict[str, str] = dict(
         resize_mode='shortest', interpolation='bicubic')
     #: Mean and std of RGB in [0, 255] of the default data preprocessor.
@@ -142,8 +104,7 @@ class CLIP(BaseModel):
     image_std: Tuple[float, ...] = CLIP_STD
     #: The tokenizer built when the config names none (None: none built).
     default_tokenizer: Optional[dict] = dict(type='CLIPTokenizer')
-    #: Whether a linear map (``visual_proj``) takes the image tower's
-    #: pooled feature to the joint space; if not, it is already there.
+    #: Whether ``visual_proj`` maps the image feature to the joint space.
     project_image = True
     #: Initial ``logit_bias`` added to every logit (SigLIP); None: no bias.
     logit_bias_init: Optional[float] = None
@@ -163,7 +124,6 @@ class CLIP(BaseModel):
             data_preprocessor=data_preprocessor, init_cfg=init_cfg)
 
         self.visual = MODELS.build(copy.deepcopy(vision_backbone))
-        # Towers that pool themselves (an attention head) say how.
         out_type = getattr(self.visual, 'out_type', 'cls_token')
         if getattr(self.visual, 'pooled_by', None) is None and \
                 out_type not in POOLED_OUT_TYPES:
@@ -192,38 +152,27 @@ class CLIP(BaseModel):
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))
         self.image_preprocess = _check_image_preprocess(
             dict(self.default_image_preprocess, **(image_preprocess or {})))
-        if self.logit_bias_init is not None:
-            self.logit_bias = nn.Parameter(torch.tensor(self.logit_bias_init))
-        else:
-            self.logit_bias = None
+        self.logit_bias = None if self.logit_bias_init is None else \
+            nn.Parameter(torch.tensor(self.logit_bias_init))
 
-    #: Submodules :func:`~mmprompt.models.utils.compile_model` compiles: the
-    #: image tower (text prototypes are built once per category set, from
-    #: prompts of varying length).
+    #: For :func:`~mmprompt.models.utils.compile_model`; prompt batches vary
+    #: in length, so the text tower is not compiled.
     compile_modules = ('visual', )
-    #: What :func:`~mmprompt.models.utils.compile_model` adds with
-    #: ``text=True``: none here, as prompt batches vary in length.
     text_compile_modules: Tuple[str, ...] = ()
-
-    #: Submodules :func:`~mmprompt.models.utils.apply_precision` casts: the
-    #: image tower and the text tower's residual blocks. ``visual_proj``,
-    #: the text tower's embeddings, ``ln_final`` and ``text_projection``,
-    #: ``logit_scale`` and the prototypes stay fp32.
+    #: For :func:`~mmprompt.models.utils.apply_precision`; projections,
+    #: ``logit_scale`` and prototypes stay fp32.
     low_precision_modules = ('visual', 'text_encoder.resblocks')
 
     @property
     def preprocess_args(self) -> dict:
-        """dict: The arguments of the
-        :class:`~mmprompt.datasets.CLIPPreprocess` that makes this model's
-        input: ``scale`` (the image tower's side), ``resize_mode`` and
-        ``interpolation``."""
+        """dict: Arguments of the :class:`~mmprompt.datasets.CLIPPreprocess`
+        that makes this model's input."""
         return dict(
             scale=int(self.visual.img_size[0]), **self.image_preprocess)
 
     @property
     def pad_id(self) -> int:
-        """int: The id that pads rows of token ids (0 for CLIP, the
-        tokenizer's ``pad_id`` if it has one)."""
+        """int: The id that pads token rows (the tokenizer's, or 0)."""
         return getattr(self.tokenizer, 'pad_id', 0)
 
     @property
@@ -239,11 +188,10 @@ class CLIP(BaseModel):
 
         Args:
             inputs (torch.Tensor): Preprocessed images, ``(N, 3, H, W)``.
-            data_samples (List[DataSample], optional): Annotations to fill
-                with predictions. Defaults to None.
-            mode (str): ``'predict'`` returns data samples from
-                :meth:`predict`, ``'tensor'`` returns image features
-                ``(N, proj_dims)``. Defaults to ``'predict'``.
+            data_samples (List[DataSample], optional): Samples to fill.
+                Defaults to None.
+            mode (str): ``'predict'`` (:meth:`predict`) or ``'tensor'``
+                (:meth:`extract_image_feat`). Defaults to ``'predict'``.
 
         Returns:
             list | torch.Tensor: Depends on ``mode``.
@@ -259,26 +207,13 @@ class CLIP(BaseModel):
         raise ValueError(f"invalid mode {mode!r}; use 'predict' or 'tensor'")
 
     def extract_image_feat(self, images: torch.Tensor) -> torch.Tensor:
-        """Embed images, like OpenAI's ``encode_image``.
-
-        Args:
-            images (torch.Tensor): Preprocessed images, ``(N, 3, H, W)``.
-
-        Returns:
-            torch.Tensor: ``(N, proj_dims)``, not normalised.
-        """
+        """OpenAI's ``encode_image``: ``images`` ``(N, 3, H, W)`` to
+        ``(N, proj_dims)`` features, not normalised."""
         return self.visual_proj(self.visual(images)[-1])
 
     def extract_text_feat(self, texts: torch.Tensor) -> torch.Tensor:
-        """Embed token ids, like OpenAI's ``encode_text``.
-
-        Args:
-            texts (torch.Tensor): Token ids from :meth:`tokenize`,
-                ``(N, L)``, ``L <= context_length``.
-
-        Returns:
-            torch.Tensor: ``(N, proj_dims)``, not normalised.
-        """
+        """OpenAI's ``encode_text``: token ids ``texts`` ``(N, L)`` to
+        ``(N, proj_dims)`` features, not normalised."""
         return self.text_encoder(texts)
 
     def extract_feat(
@@ -295,8 +230,7 @@ class CLIP(BaseModel):
                 Defaults to None.
 
         Returns:
-            torch.Tensor | tuple: The image features, the text features, or
-            both as ``(image_feats, text_feats)`` when both are given.
+            torch.Tensor | tuple: One or ``(image_feats, text_feats)``.
         """
         if images is None and texts is None:
             raise ValueError('pass images, texts or both')
@@ -308,28 +242,14 @@ class CLIP(BaseModel):
 
     def compute_similarity(self, images: torch.Tensor,
                            texts: torch.Tensor) -> torch.Tensor:
-        """Cosine similarity of every image with every text.
-
-        Args:
-            images (torch.Tensor): ``(N, 3, H, W)``.
-            texts (torch.Tensor): Token ids, ``(M, L)``.
-
-        Returns:
-            torch.Tensor: ``(N, M)``, in ``[-1, 1]``.
-        """
+        """``(N, M)`` cosines of ``images`` ``(N, 3, H, W)`` and token ids
+        ``texts`` ``(M, L)``."""
         image_feats, text_feats = self.extract_feat(images, texts)
-        return _cosine(image_feats, text_feats)
+        return (F.normalize(image_feats, dim=-1)
+                @ F.normalize(text_feats, dim=-1).t())
 
     def scale_similarity(self, similarity: torch.Tensor) -> torch.Tensor:
-        """Logits of cosine similarities: ``logit_scale.exp() * similarity
-        (+ logit_bias)``.
-
-        Args:
-            similarity (torch.Tensor): Cosines, any shape.
-
-        Returns:
-            torch.Tensor: The logits, same shape.
-        """
+        """``logit_scale.exp() * similarity (+ logit_bias)``, any shape."""
         logits = self.logit_scale.exp() * similarity
         if self.logit_bias is not None:
             logits = logits + self.logit_bias
@@ -337,16 +257,8 @@ class CLIP(BaseModel):
 
     def compute_logits(self, images: torch.Tensor,
                        texts: torch.Tensor) -> torch.Tensor:
-        """Image-to-text logits: ``logit_scale.exp()`` times the cosine,
-        plus ``logit_bias`` if the model has one (SigLIP).
-
-        Args:
-            images (torch.Tensor): ``(N, 3, H, W)``.
-            texts (torch.Tensor): Token ids, ``(M, L)``.
-
-        Returns:
-            torch.Tensor: ``(N, M)``.
-        """
+        """``(N, M)`` logits (:meth:`scale_similarity`) of ``images`` and
+        ``texts``, as for :meth:`compute_similarity`."""
         return self.scale_similarity(self.compute_similarity(images, texts))
 
     def tokenize(self,
@@ -371,12 +283,7 @@ class CLIP(BaseModel):
     def predict(self,
                 inputs: torch.Tensor,
                 data_samples: Optional[List[DataSample]] = None) -> list:
-        """Predict from images; implemented by subclasses.
-
-        Raises:
-            NotImplementedError: Always: :class:`CLIP` extracts features
-                only.
-        """
+        """Implemented by subclasses; :class:`CLIP` extracts features."""
         raise NotImplementedError(
             f'{type(self).__name__} only extracts features; use a subclass '
             'that predicts, such as CLIPZeroShot')
@@ -384,86 +291,39 @@ class CLIP(BaseModel):
 
 @MODELS.register_module()
 class CLIPZeroShot(CLIP):
-    """Zero-shot image classification with CLIP: names, descriptions and
-    example images in, labels out; the weights stay frozen.
+    """Zero-shot classification with CLIP's text prototypes and, optionally,
+    Tip-Adapter's training-free cache of example images (`Zhang et al., 2022
+    <https://arxiv.org/abs/2207.09519>`_); the scoring rule is
+    :class:`~mmprompt.models.clip.vocabulary.ClassVocabulary`'s.
 
-    Each category gets a text prototype, the normalised mean embedding of
-    its prompts: the templates filled with its name (OpenAI's prompt
-    ensembling) and, optionally, free-text descriptions, mixed by
-    ``description_weight``. Optional example images per category form
-    Tip-Adapter's training-free cache (`Zhang et al., 2022
-    <https://arxiv.org/abs/2207.09519>`_). An image with normalised feature
-    ``f`` gets
-
-    ``logits = logit_scale.exp() * f @ P.T
-    + cache_alpha * exp(-cache_beta * (1 - f @ K.T)) @ L``
-
-    with ``P`` the prototypes, ``K`` the example features and ``L`` their
-    one-hot labels (plus ``logit_bias`` for SigLIP), and ``pred_score`` is
-    ``softmax(logits)`` (``score_activation``; SigLIP's own sigmoid
-    for :class:`~mmprompt.models.siglip.SigLIPZeroShot`). See
-    :mod:`mmprompt.models.clip.zero_shot` for the exact rules.
-
-    What the model recognises is a value, a
-    :class:`~mmprompt.models.clip.vocabulary.ClassVocabulary` built by
-    :meth:`build_vocabulary` (and
-    :meth:`~mmprompt.models.clip.vocabulary.ClassVocabulary.with_examples`
-    with :meth:`encode_examples`) and passed to
-    ``predict(inputs, vocabulary=...)``; the model is not changed by it, so
-    callers with different category sets can share one model (the
-    inferencers do). For MMEngine's Runner (``tools/test.py``, configs) the
-    model keeps one default vocabulary, that of its configured categories,
-    built on first use or set by :meth:`set_categories`,
-    :meth:`set_examples` or :meth:`set_prototypes`. Loading weights
-    (``load_state_dict``, ``load_checkpoint``) drops it, since it depends
-    on the towers: one built from categories is rebuilt by the next
-    :meth:`predict`; hand-set prototypes and examples must be set again
-    (predicting first is an error). After changing weights in any other
-    way, call :meth:`set_categories` again.
-
-    The model decodes no images and keeps no cache (category and
-    description files are read by :mod:`~mmprompt.models.clip.prompts`):
-    example images come as tensors
-    (:func:`mmprompt.datasets.load_example_images` reads them), and ready
-    prototypes (e.g. from a
-    :class:`~mmprompt.models.clip.prototype_cache.PrototypeCache`) go to
-    :meth:`set_categories`. Under ``tools/test.py`` a config's
-    ``model.examples`` and ``model.prototype_cache_dir`` are handed to
-    :class:`~mmprompt.engine.PrepareZeroShotHook`, which does both once the
-    weights are loaded.
+    ``predict`` takes a vocabulary from :meth:`build_vocabulary` or uses the
+    model's default, built on first use or set by ``set_*``. Loading weights
+    drops it (one built from categories is rebuilt; hand-set prototypes and
+    examples must be set again); after other weight changes, call
+    :meth:`set_categories`.
 
     Args:
-        categories (str | Sequence[str], optional): ``'cifar100'``,
-            ``'imagenet'``, a text file (one name per line) or a list of
-            names; label ``i`` is name ``i``. Without them, call
-            :meth:`set_categories` or :meth:`set_prototypes` before
-            predicting. Defaults to None.
-        templates (str | Sequence[str]): Anything
-            :func:`~mmprompt.models.clip.prompts.resolve_templates` takes
-            (a set name, one template, a file or a list). Defaults to
-            ``'simple'`` (``'a photo of a {}.'``).
+        categories (str | Sequence[str], optional): See
+            :func:`~mmprompt.models.clip.prompts.resolve_categories`.
+            Defaults to None (set them before predicting).
+        templates (str | Sequence[str]): See
+            :func:`~mmprompt.models.clip.prompts.resolve_templates`.
+            Defaults to ``'simple'`` (``'a photo of a {}.'``).
         descriptions (str | dict, optional): ``{name: text or texts}`` or a
-            JSON file of it. Descriptions over the 77-token context are
-            truncated with a warning. Defaults to None.
-        description_weight (float): Weight of a category's description
-            ensemble against its template ensemble, in ``[0, 1]``; ``1``
-            uses the descriptions instead of the templates. Defaults to 0.5.
-        cache_alpha (float): Tip-Adapter's weight of the example cache.
-            Defaults to 1.0.
-        cache_beta (float): Tip-Adapter's sharpness of the example
-            affinities. Defaults to 5.5.
-        text_batch_size (int): Prompts per forward pass when building
-            prototypes. Defaults to 1024.
-        progress (bool): Show a progress bar while building prototypes.
-            Defaults to True.
+            JSON file of it; over-long ones are truncated with a warning.
+            Defaults to None.
+        description_weight (float): Weight of a category's descriptions
+            against its templates, in ``[0, 1]``. Defaults to 0.5.
+        cache_alpha (float): Weight of the example cache. Defaults to 1.0.
+        cache_beta (float): Sharpness of the cache. Defaults to 5.5.
+        text_batch_size (int): Prompts per forward pass. Defaults to 1024.
+        progress (bool): Show a progress bar. Defaults to True.
         **kwargs: Arguments of :class:`CLIP`.
     """
 
     #: ``pred_score`` from the logits, see :func:`logits_to_samples`.
     score_activation = 'softmax'
-    #: Keys of older checkpoints rebuilt at run time (now properties of the
-    #: vocabulary): dropped on load, see
-    #: :func:`mmprompt.utils.checkpoint.load_checkpoint`.
+    #: Checkpoint keys dropped on load (``load_checkpoint``).
     runtime_keys: Tuple[str, ...] = ('text_prototypes',
                                      r'example_(feats|labels)')
 
@@ -486,15 +346,12 @@ class CLIPZeroShot(CLIP):
         self.cache_beta = float(cache_beta)
         self.text_batch_size = text_batch_size
         self.progress = progress
-        # Inputs are checked now; prototypes need the final weights, so the
-        # first predict builds the default vocabulary, after any checkpoint
-        # is loaded.
+        # Prototypes need the final weights: the first predict builds them.
         self.templates: Tuple[str, ...] = resolve_templates(templates)
         self.categories: Optional[List[str]] = None
         self.descriptions: Dict[int, Tuple[str, ...]] = {}
         self.vocabulary: Optional[ClassVocabulary] = None
-        # Why the default vocabulary cannot be rebuilt after new weights
-        # (hand-set prototypes or examples), if so.
+        # What new weights dropped that cannot be rebuilt, if anything.
         self._lost: Optional[str] = None
         if categories is not None:
             self.categories = list(resolve_categories(categories))
@@ -518,19 +375,17 @@ class CLIPZeroShot(CLIP):
     @property
     def text_prototypes(self) -> Optional[torch.Tensor]:
         """torch.Tensor: The default vocabulary's prototypes, if built."""
-        return None if self.vocabulary is None else self.vocabulary.prototypes
+        return getattr(self.vocabulary, 'prototypes', None)
 
     @property
     def example_feats(self) -> Optional[torch.Tensor]:
         """torch.Tensor: The default vocabulary's example features."""
-        return None if self.vocabulary is None \
-            else self.vocabulary.example_feats
+        return getattr(self.vocabulary, 'example_feats', None)
 
     @property
     def example_labels(self) -> Optional[torch.Tensor]:
         """torch.Tensor: The default vocabulary's example labels."""
-        return None if self.vocabulary is None \
-            else self.vocabulary.example_labels
+        return getattr(self.vocabulary, 'example_labels', None)
 
     def build_vocabulary(
             self,
@@ -546,12 +401,9 @@ class CLIPZeroShot(CLIP):
             templates (str | Sequence[str], optional): Defaults to the
                 model's templates.
             descriptions (str | dict, optional): Defaults to None (none).
-            prototypes (torch.Tensor, optional): The ``(C, proj_dims)``
-                prototypes of exactly these categories, templates and
-                descriptions, built by :meth:`build_prototypes` with the
-                current weights (e.g. read from a
-                :class:`~mmprompt.models.clip.prototype_cache.PrototypeCache`
-                ). Defaults to None (built now).
+            prototypes (torch.Tensor, optional): ``(C, proj_dims)``, from
+                :meth:`build_prototypes` for exactly these inputs and weights
+                (e.g. a ``PrototypeCache``). Defaults to None (built now).
 
         Returns:
             ClassVocabulary: Without examples.
@@ -563,9 +415,8 @@ class CLIPZeroShot(CLIP):
         if prototypes is None:
             prototypes = self.build_prototypes(categories, templates,
                                                descriptions)
-        # Built and given prototypes alike: normalising unit rows again can
-        # move the last bit, and a cached copy must predict what the built
-        # one predicts.
+        # Normalise built and given prototypes alike: renormalising can move
+        # the last bit, and a cached copy must predict as the built one.
         prototypes = self._check_prototypes(prototypes, len(categories))
         return ClassVocabulary(
             prototypes,
@@ -579,28 +430,14 @@ class CLIPZeroShot(CLIP):
                        templates: Optional[Union[str, Sequence[str]]] = None,
                        descriptions: Optional[Union[str, dict]] = None,
                        prototypes: Optional[torch.Tensor] = None) -> None:
-        """Set the categories and their prototypes; removes the examples.
-
-        Args:
-            categories (str | Sequence[str]): See the class docstring.
-            templates (str | Sequence[str], optional): Defaults to the
-                current templates.
-            descriptions (str | dict, optional): Defaults to None (none).
-            prototypes (torch.Tensor, optional): The ``(C, proj_dims)``
-                prototypes of exactly these categories, templates and
-                descriptions, built by :meth:`build_prototypes` with the
-                current weights (e.g. read from a
-                :class:`~mmprompt.models.clip.prototype_cache.PrototypeCache`
-                ); unlike :meth:`set_prototypes`, they are rebuilt after
-                new weights load. Defaults to None (built now).
-        """
+        """Set the default vocabulary (:meth:`build_vocabulary` takes the
+        same arguments); removes the examples. Unlike :meth:`set_prototypes`,
+        given prototypes are rebuilt after new weights load."""
         vocabulary = self.build_vocabulary(categories, templates,
                                            descriptions, prototypes)
         self.categories = list(vocabulary.names)
-        self.templates = resolve_templates(self.templates if templates is
-                                           None else templates)
-        self.descriptions = resolve_descriptions(descriptions,
-                                                 self.categories)
+        self.templates = vocabulary.templates
+        self.descriptions = dict(vocabulary.descriptions)
         self.vocabulary, self._lost = vocabulary, None
 
     def set_examples(self,
@@ -610,17 +447,13 @@ class CLIPZeroShot(CLIP):
                      batch_size: int = 32) -> None:
         """Encode example images into Tip-Adapter's cache, or remove it.
 
-        The images are encoded now, with the current weights; new weights
-        clear them (see the class docstring).
-
         Args:
             images (torch.Tensor | Sequence[torch.Tensor], optional): ``(M,
-                3, H, W)`` or ``M`` tensors ``(3, H, W)``, uint8 pixels as
-                the data preprocessor takes them (BGR, as
-                :func:`mmprompt.datasets.load_example_images` gives them).
-                None or none removes all examples.
-            labels (Sequence[int], optional): The ``M`` labels, in ``[0,
-                num_classes)``. Defaults to None.
+                3, H, W)`` or ``M`` tensors ``(3, H, W)``, uint8 BGR pixels
+                (:func:`mmprompt.datasets.load_example_images`). None or
+                none removes all examples.
+            labels (Sequence[int], optional): Their labels.
+                Defaults to None.
             batch_size (int): Images per forward pass. Defaults to 32.
         """
         if self._lost == 'example features':
@@ -641,9 +474,7 @@ class CLIPZeroShot(CLIP):
         batch_size: int = 32,
     ) -> Tuple[torch.Tensor, torch.Tensor]:
         """Features of example images for
-        :meth:`ClassVocabulary.with_examples
-        <mmprompt.models.clip.vocabulary.ClassVocabulary.with_examples>`;
-        the model is not changed.
+        :meth:`ClassVocabulary.with_examples`; the model is not changed.
 
         Args:
             images (torch.Tensor | Sequence[torch.Tensor]): See
@@ -652,8 +483,7 @@ class CLIPZeroShot(CLIP):
             batch_size (int): Images per forward pass. Defaults to 32.
 
         Returns:
-            tuple: ``(M, proj_dims)`` unit rows (float32) and ``(M, )``
-            labels, on the model's device.
+            tuple: ``(M, proj_dims)`` float32 unit rows, ``(M, )`` labels.
         """
         labels = torch.as_tensor(
             [] if labels is None else labels, dtype=torch.long).reshape(-1)
@@ -665,10 +495,8 @@ class CLIPZeroShot(CLIP):
             for start in range(0, len(images), batch_size):
                 batch = list(images[start:start + batch_size])
                 data = self.data_preprocessor(dict(inputs=batch), False)
-                feats.append(
-                    F.normalize(
-                        self.extract_image_feat(data['inputs']).float(),
-                        dim=-1))
+                feats.append(F.normalize(
+                    self.extract_image_feat(data['inputs']).float(), dim=-1))
         feats = torch.cat(feats).clone()
         return feats, labels.to(feats.device)
 
@@ -678,8 +506,7 @@ class CLIPZeroShot(CLIP):
         """Store ready-made prototypes; removes descriptions and examples.
 
         Args:
-            prototypes (torch.Tensor): ``(C, proj_dims)``; rows are
-                normalised here.
+            prototypes (torch.Tensor): ``(C, proj_dims)``, normalised here.
             categories (Sequence[str], optional): Their ``C`` names.
                 Defaults to None.
         """
@@ -706,13 +533,8 @@ class CLIPZeroShot(CLIP):
         return F.normalize(prototypes.detach().to(self.logit_scale), dim=-1)
 
     def get_vocabulary(self) -> ClassVocabulary:
-        """The default vocabulary, built first from the configured
-        categories if it is not there (see the class docstring).
-
-        Raises:
-            RuntimeError: No categories, or hand-set prototypes or examples
-                dropped by a weights load.
-        """
+        """The default vocabulary, built first if needed (see the class
+        docstring); ``RuntimeError`` if it cannot be."""
         if self.vocabulary is None:
             if self._lost == 'example features':
                 raise RuntimeError(
@@ -731,12 +553,8 @@ class CLIPZeroShot(CLIP):
         return self.vocabulary
 
     def description_spec(self) -> Optional[Dict[str, List[str]]]:
-        """The current descriptions as :meth:`build_vocabulary` takes them
-        (``self.descriptions`` is keyed by label).
-
-        Returns:
-            dict, optional: ``{name: [texts]}``; None without any.
-        """
+        """dict, optional: The descriptions as :meth:`build_vocabulary` takes
+        them, ``{name: [texts]}``; None without any."""
         if not self.descriptions:
             return None
         return {
@@ -745,11 +563,7 @@ class CLIPZeroShot(CLIP):
         }
 
     def get_prototypes(self) -> torch.Tensor:
-        """The default vocabulary's prototypes (see :meth:`get_vocabulary`).
-
-        Returns:
-            torch.Tensor: ``(C, proj_dims)``, unit rows.
-        """
+        """``(C, proj_dims)`` unit rows of :meth:`get_vocabulary`."""
         return self.get_vocabulary().prototypes
 
     def build_prototypes(
@@ -760,39 +574,23 @@ class CLIPZeroShot(CLIP):
                                     Sequence[str]]] = None) -> torch.Tensor:
         """Text prototypes of categories; nothing is stored.
 
-        All prompts of all categories are encoded together, sorted by
-        length, in batches of ``text_batch_size``, each cut to its longest
-        prompt (exact: attention is causal and pooling reads the
-        end-of-text token), and the tokens that prompts start with alike (a
-        template's words before ``{}``) run once per batch; see
-        :func:`mmprompt.models.clip.zero_shot.encode_token_ids`.
-
         Args:
             categories (Sequence[str]): Category names, ``C`` of them.
             templates (Sequence[str]): Format strings with one ``{}``.
-            descriptions (dict, optional): Label -> descriptions, see
-                :func:`~mmprompt.models.clip.prompts.resolve_descriptions`.
-                Defaults to None.
+            descriptions (dict, optional): Label -> texts. Defaults to None.
 
         Returns:
-            torch.Tensor: ``(C, proj_dims)`` on the model's device, unit
-            rows.
+            torch.Tensor: ``(C, proj_dims)`` unit rows on the model's device.
         """
         descriptions = descriptions or {}
         num_desc = sum(len(d) for d in descriptions.values())
-        print_log(
-            f'Building text prototypes: {len(categories)} categories x '
-            f'{len(templates)} templates, {num_desc} descriptions',
-            logger='current')
+        print_log(f'Building text prototypes: {len(categories)} categories x '
+                  f'{len(templates)} templates, {num_desc} descriptions',
+                  logger='current')
         return build_text_prototypes_sharded(
-            self.text_encoder,
-            self.tokenize,
-            categories,
-            templates,
-            descriptions,
-            self.description_weight,
-            batch_size=self.text_batch_size,
-            device=self.logit_scale.device,
+            self.text_encoder, self.tokenize, categories, templates,
+            descriptions, self.description_weight,
+            batch_size=self.text_batch_size, device=self.logit_scale.device,
             progress=self.progress)
 
     def _load_from_state_dict(self, *args, **kwargs) -> None:
@@ -823,16 +621,9 @@ class CLIPZeroShot(CLIP):
             self,
             image_feats: torch.Tensor,
             vocabulary: Optional[ClassVocabulary] = None) -> torch.Tensor:
-        """Logits of normalised image features over the categories.
-
-        Args:
-            image_feats (torch.Tensor): ``(N, proj_dims)``, unit rows.
-            vocabulary (ClassVocabulary, optional): Defaults to the model's
-                (:meth:`get_vocabulary`).
-
-        Returns:
-            torch.Tensor: ``(N, C)``.
-        """
+        """``(N, C)`` logits of ``image_feats``, unit rows
+        ``(N, proj_dims)``, over ``vocabulary`` (default:
+        :meth:`get_vocabulary`)."""
         vocabulary = vocabulary or self.get_vocabulary()
         return vocabulary.logits(image_feats, self.scale_similarity,
                                  self.cache_alpha, self.cache_beta)
@@ -847,15 +638,13 @@ class CLIPZeroShot(CLIP):
 
         Args:
             inputs (torch.Tensor): Preprocessed images, ``(N, 3, H, W)``.
-            data_samples (List[DataSample], optional): Samples to fill;
-                new ones are made if None. Defaults to None.
+            data_samples (List[DataSample], optional): Samples to fill.
+                Defaults to None (new ones).
             vocabulary (ClassVocabulary, optional): What to classify into.
                 Defaults to the model's (:meth:`get_vocabulary`).
 
         Returns:
-            List[DataSample]: With ``pred_score`` ``(C,)`` (softmax or
-            sigmoid of the logits, see ``score_activation``) and
-            ``pred_label`` ``(1,)``.
+            List[DataSample]: With ``pred_score`` and ``pred_label``.
         """
         image_feats = F.normalize(self.extract_image_feat(inputs), dim=-1)
         return logits_to_samples(

@@ -1,14 +1,6 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
-"""Resolving and checking template sets and category sets for zero-shot
-classification.
-
-OpenAI's template sets live in :mod:`mmprompt.models.clip.templates` and
-are re-exported here; the class names of the built-in category sets are
-MMPreTrain's (``mmpretrain.datasets.categories``).
-
-:func:`resolve_templates` and :func:`resolve_categories` turn what a user
-gives (a set name, a list or a text file) into a checked tuple of strings.
-"""
+"""Resolving and checking the templates, categories and descriptions of
+zero-shot classification (template sets re-exported from ``templates``)."""
 import functools
 import os.path as osp
 import unicodedata
@@ -36,17 +28,10 @@ TemplateSpec = Union[str, Sequence[str]]
 CategorySpec = Union[str, Sequence[str]]
 
 
-def _cifar100_categories() -> Tuple[str, ...]:
-    """CIFAR-100's classes in MMPreTrain's (label) order, ``_`` read as a
-    space (``'aquarium_fish'`` -> ``'aquarium fish'``)."""
-    from mmpretrain.datasets.categories import CIFAR100_CATEGORIES
-    return tuple(name.replace('_', ' ') for name in CIFAR100_CATEGORIES)
-
-
 @functools.lru_cache(maxsize=None)
 def _imagenet_categories() -> Tuple[str, ...]:
-    """OpenAI's 1000 cleaned ImageNet names in label order (MMPreTrain's
-    ``IMAGENET_SIMPLE_CATEGORIES``, open_clip's ``IMAGENET_CLASSNAMES``)."""
+    """OpenAI's 1000 cleaned ImageNet names (MMPreTrain's
+    ``IMAGENET_SIMPLE_CATEGORIES``)."""
     from mmpretrain.datasets.categories import IMAGENET_SIMPLE_CATEGORIES
     return tuple(IMAGENET_SIMPLE_CATEGORIES)
 
@@ -60,43 +45,31 @@ def __getattr__(name: str):
 
 
 def builtin_category_sets() -> Dict[str, Tuple[str, ...]]:
-    """The built-in category sets by name.
-
-    ``'imagenet'`` (alias ``'in1k'``) holds OpenAI's 1000 cleaned ImageNet
-    names in label order; two pairs of classes share a name there
-    (``'missile'``, ``'sunglasses'``), as in OpenAI's evaluation.
-    ``'cifar100'`` holds CIFAR-100's names in MMPreTrain's label order.
-
-    Returns:
-        dict: Set name -> tuple of category names.
-    """
+    """Set name -> category names: ``'imagenet'`` (``'in1k'``), OpenAI's
+    names, two of them repeated as in OpenAI's evaluation; ``'cifar100'``,
+    MMPreTrain's with ``_`` read as a space."""
+    from mmpretrain.datasets.categories import CIFAR100_CATEGORIES
     return {
         'imagenet': _imagenet_categories(),
         'in1k': _imagenet_categories(),
-        'cifar100': _cifar100_categories(),
+        'cifar100': tuple(n.replace('_', ' ') for n in CIFAR100_CATEGORIES),
     }
 
 
 def check_templates(templates: Sequence[str],
                     fields: Sequence[str] = ()) -> Tuple[str, ...]:
-    """Check that every template is a string with exactly one ``{}``.
-
-    The one template rule, for CLIP's templates and RAM's open-set ones.
+    """Check that there are templates and each is a string with exactly
+    one ``{}`` (``ValueError``, ``TypeError`` otherwise): the one template
+    rule, for CLIP's and RAM's open-set templates.
 
     Args:
         templates (Sequence[str]): Format strings such as
             ``'a photo of a {}.'``.
-        fields (Sequence[str]): Named fields a template may use besides
-            ``{}``, e.g. ``('article', )`` for RAM's ``'{article}'``.
-            Defaults to ().
+        fields (Sequence[str]): Named fields allowed besides ``{}``, e.g.
+            ``('article', )`` for RAM. Defaults to ().
 
     Returns:
         tuple[str]: The templates.
-
-    Raises:
-        ValueError: If there is no template, or one has no ``{}``, several,
-            or other replacement fields.
-        TypeError: If a template is not a string.
     """
     templates = tuple(templates)
     if not templates:
@@ -129,32 +102,14 @@ def check_templates(templates: Sequence[str],
 def resolve_templates(spec: TemplateSpec) -> Tuple[str, ...]:
     """Turn a template specification into a checked tuple of templates.
 
-    This is the one statement of the template rule; the models, the
-    inferencers and the tools refer to it. A string is read, in this order,
-    as a built-in set name, then (if it holds a brace; set names never do)
-    as one template, then as a text file; every template is checked by
-    :func:`check_templates`.
-
     Args:
-        spec (str | Sequence[str]): One of
-
-            - a set name: ``'openai_imagenet'`` (OpenAI's 80 ImageNet
-              templates), ``'openai_imagenet_subset'`` (7 of them),
-              ``'openai_cifar'`` (OpenAI's 18 CIFAR templates) or
-              ``'simple'`` (``'a photo of a {}.'``);
-            - one template: a string with ``{}``, ``'a photo of a {}.'``;
-            - a path to a UTF-8 text file, one template per line (blank
-              lines are skipped);
-            - a list or tuple of templates.
+        spec (str | Sequence[str]): A set name of :data:`TEMPLATE_SETS`,
+            else one template (a string with a brace), else a UTF-8 text
+            file (one per line, blank lines skipped); or a list of
+            templates, checked by :func:`check_templates`.
 
     Returns:
         tuple[str]: Format strings, each with exactly one ``{}``.
-
-    Raises:
-        TypeError: For a string that is neither a set name, a template nor
-            a file.
-        ValueError: For an empty set or a template without exactly one
-            ``{}``.
     """
     if isinstance(spec, str):
         if spec in TEMPLATE_SETS:
@@ -172,19 +127,14 @@ def resolve_templates(spec: TemplateSpec) -> Tuple[str, ...]:
 
 def check_prompt_names(names: Sequence[str],
                        prompt_name: Callable[[str], str], rule: str) -> None:
-    """Refuse names that make one prompt once a family's prompts rewrite
-    them (``prompt_name``, e.g. ``'_'`` read as a space), as the tokenizer
-    reads it. Equal names are left to :func:`check_categories` (OpenAI's
-    ImageNet list repeats two).
+    """Refuse (``InvalidInputError``) different names that the tokenizer
+    reads alike once ``prompt_name`` rewrites them; equal names are left to
+    :func:`check_categories`.
 
     Args:
-        names (Sequence[str]): Category names, checked by
-            :func:`check_categories`.
+        names (Sequence[str]): Category names, checked already.
         prompt_name (Callable): A name as the family's prompts write it.
         rule (str): That rewriting in words, for the message.
-
-    Raises:
-        InvalidInputError: Naming the first such pair.
     """
     seen = {}
     for i, name in enumerate(names):
@@ -196,26 +146,16 @@ def check_prompt_names(names: Sequence[str],
 
 
 def check_categories(categories: Sequence[str]) -> Tuple[str, ...]:
-    """Check a user's category names: non-empty, strings, no duplicates.
-
-    Names are compared as the tokenizer reads them
-    (:func:`~mmprompt.models.clip.tokenizer.pre_tokens`: case, whitespace,
-    full-width letters, HTML entities, Unicode normal forms ignored), since
-    such names get the same ids, and so tie and split their probability.
-    OpenAI's ImageNet list itself is accepted as published, with its two
-    repeated names.
+    """Check a user's category names: non-empty strings, none the same to
+    the tokenizer (:func:`~mmprompt.models.clip.tokenizer.pre_tokens`), as
+    such names tie and split their probability. OpenAI's ImageNet list is
+    accepted as published, with its two repeated names.
 
     Args:
         categories (Sequence[str]): Category names.
 
     Returns:
         tuple[str]: The names, stripped of surrounding whitespace.
-
-    Raises:
-        ValueError: If the list is empty or a name is blank.
-        InvalidInputError: If names are the same to the tokenizer (the
-            error names them and their positions).
-        TypeError: If a name is not a string.
     """
     if isinstance(categories, str):
         raise TypeError('categories must be a sequence of strings, not a '
@@ -246,8 +186,8 @@ def check_categories(categories: Sequence[str]) -> Tuple[str, ...]:
 
 def _same_names(names: Sequence[str], idx: Sequence[int],
                 key: Tuple[str, ...]) -> str:
-    """``"'cat' (#0) and 'Cat' (#2) are the same to the tokenizer (...)"``;
-    a name not in NFC form is shown escaped, else it would look the same."""
+    """``"'cat' (#0) and 'Cat' (#2) are the same ..."``; names not in NFC
+    are shown escaped, else they would look the same."""
     shown = [
         f'{names[i]!r} (#{i})' if unicodedata.is_normalized('NFC', names[i])
         else f'{ascii(names[i])} (#{i})' for i in idx
@@ -258,13 +198,9 @@ def _same_names(names: Sequence[str], idx: Sequence[int],
 
 
 def category_spec(values: Optional[List[str]]) -> Union[None, str, List[str]]:
-    """``--categories`` of a command line as the inferencers take it: one
-    value that is a file or a built-in set name stays a string, anything
-    else (one name included) is a list of names.
-
-    Raises:
-        UserError: For one ``.txt`` value that is no file.
-    """
+    """``--categories`` values as the inferencers take them: one file or
+    set name stays a string, else a list of names (``UserError`` for a
+    missing ``.txt``)."""
     if not values:
         return None
     if len(values) == 1:
@@ -280,22 +216,13 @@ def resolve_categories(spec: CategorySpec) -> Tuple[str, ...]:
     """Turn a category specification into a tuple of names in label order.
 
     Args:
-        spec (str | Sequence[str]): One of
-
-            - a built-in set name: ``'cifar100'`` or ``'imagenet'``
-              (``'in1k'``), see :func:`builtin_category_sets`;
-            - a path to a UTF-8 text file, one name per line (blank lines
-              are skipped);
-            - a list or tuple of names.
+        spec (str | Sequence[str]): A set name of
+            :func:`builtin_category_sets`, a UTF-8 text file (one name per
+            line, blank lines skipped), or a list of names; files and lists
+            are checked by :func:`check_categories`.
 
     Returns:
         tuple[str]: Category names; label ``i`` is name ``i``.
-
-    Raises:
-        TypeError: For a string that is neither a set name nor a file.
-        ValueError: For an empty list or duplicate names (user lists and
-            files only; the built-in ImageNet set keeps OpenAI's two
-            repeated names).
     """
     if isinstance(spec, str):
         builtin = builtin_category_sets()
@@ -316,18 +243,12 @@ def resolve_descriptions(
     """Map free-text descriptions to the labels of their categories.
 
     Args:
-        spec (str | dict, optional): ``{category name: description or list
-            of descriptions}`` (e.g. ``{'tabby cat': 'a facial photo of a
-            tabby cat'}``), or the path of a JSON file holding such a dict.
-            Not every category needs one. None means no descriptions.
+        spec (str | dict, optional): ``{category name: text or texts}``, or
+            a JSON file of it; None means no descriptions.
         categories (Sequence[str]): The category names, in label order.
 
     Returns:
         dict: Label -> tuple of descriptions (only labels that have some).
-
-    Raises:
-        ValueError: If a key names no category, or a description is blank.
-        TypeError: If a description is not a string.
     """
     if spec is None:
         return {}

@@ -1,21 +1,6 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
-"""An on-disk cache of zero-shot text prototypes.
-
-Building the prototypes of ImageNet's 1000 classes with OpenAI's 80
-templates encodes 80,000 prompts; a :class:`PrototypeCache` keeps the result
-in one file per key, so the next run with the same text tower, categories,
-templates and descriptions reads it instead. The model never touches the
-cache: its callers do (:class:`~mmprompt.apis.ZeroShotClassifier`, and
-:class:`~mmprompt.engine.PrepareZeroShotHook` under ``tools/test.py``), and
-hand the prototypes to :meth:`CLIPZeroShot.set_categories
-<mmprompt.models.clip.CLIPZeroShot.set_categories>`.
-
-**Many processes.** Under ``torch.distributed`` rank 0 reads a file and
-broadcasts what it found, so every rank decides alike (and other nodes need
-not see the folder); rank 0 alone writes, atomically, while the others wait.
-Every rank must call :meth:`PrototypeCache.load` and
-:meth:`PrototypeCache.save` (and so :meth:`PrototypeCache.prototypes`).
-"""
+"""An on-disk cache of zero-shot text prototypes, used by the model's
+callers (ImageNet with 80 templates is 80,000 prompts to encode)."""
 import hashlib
 import itertools
 import json
@@ -37,15 +22,8 @@ CACHE_FORMAT = 1
 
 
 def text_tower_fingerprint(model: nn.Module) -> str:
-    """A digest of what a CLIP model's text prototypes depend on in the
-    model: the text tower's weights (in their current dtypes) and the
-    tokenizer.
-
-    Args:
-        model (CLIP): A model with ``text_encoder`` and ``tokenizer``.
-
-    Returns:
-        str: A SHA-256 hex digest (:func:`tensors_fingerprint`).
+    """SHA-256 hex digest of what a CLIP model's text prototypes depend on
+    in ``model``: the text tower's weights (in their dtypes), the tokenizer.
     """
     tokenizer = torch.tensor(list(repr(model.tokenizer).encode()))
     return tensors_fingerprint(
@@ -53,29 +31,17 @@ def text_tower_fingerprint(model: nn.Module) -> str:
         [('tokenizer', tokenizer)])
 
 
-#: Prompts encoded to estimate the build time, and the fewest prompts for
-#: which an estimate is worth its probe.
+#: Prompts timed for an estimate, and the fewest worth one.
 PROBE_PROMPTS = 64
 ESTIMATE_FROM = 4096
 
 
 def estimate_build_time(model: nn.Module, categories: Sequence[str],
                         templates: Sequence[str], prompts: int) -> str:
-    """``', about N min'`` (or s) for encoding ``prompts`` prompts, timed
-    on :data:`PROBE_PROMPTS` of them; ``''`` below :data:`ESTIMATE_FROM`.
-
-    The probe runs one small batch, without the shared-prefix batching of
-    the real build, so the estimate errs long.
-
-    Args:
-        model (CLIPZeroShot): The model, weights loaded.
-        categories (Sequence[str]): Category names.
-        templates (Sequence[str]): Templates.
-        prompts (int): How many prompts the build encodes.
-
-    Returns:
-        str: The phrase, to end a sentence with.
-    """
+    """``', about N min'`` (or s) for ``model`` (a ``CLIPZeroShot``) to
+    encode ``prompts`` prompts, timed on :data:`PROBE_PROMPTS` of
+    ``categories`` x ``templates`` without prefix sharing (so it errs long);
+    ``''`` below :data:`ESTIMATE_FROM`."""
     if prompts < ESTIMATE_FROM:
         return ''
     sample = list(
@@ -95,6 +61,10 @@ def estimate_build_time(model: nn.Module, categories: Sequence[str],
 
 class PrototypeCache:
     """Text prototypes on disk, one ``<key>.pth`` file per key.
+
+    Under ``torch.distributed`` rank 0 reads and broadcasts, and writes
+    alone while the others wait: every rank must call :meth:`load` and
+    :meth:`save` (and so :meth:`prototypes`).
 
     Args:
         cache_dir (str): The folder, created on the first write.
@@ -117,20 +87,10 @@ class PrototypeCache:
     def key(weights: str, categories: Sequence[str],
             templates: Sequence[str], descriptions: Dict[int, Sequence[str]],
             description_weight: float) -> str:
-        """The key of the prototypes of one classifier.
-
-        Args:
-            weights (str): Fingerprint of the text tower
-                (:func:`text_tower_fingerprint`).
-            categories (Sequence[str]): Category names in label order.
-            templates (Sequence[str]): Templates.
-            descriptions (dict): Label -> descriptions.
-            description_weight (float): Weight of the descriptions (part of
-                the key only when there are descriptions).
-
-        Returns:
-            str: A SHA-256 hex digest of everything the prototypes depend on.
-        """
+        """SHA-256 hex digest of everything one classifier's prototypes
+        depend on: ``weights`` (:func:`text_tower_fingerprint`), the
+        categories, templates, descriptions and (with descriptions)
+        ``description_weight``."""
         payload = json.dumps(
             dict(
                 format=CACHE_FORMAT,
@@ -152,15 +112,8 @@ class PrototypeCache:
         return osp.join(self.cache_dir, f'{key}.pth')
 
     def load(self, key: str) -> Optional[torch.Tensor]:
-        """The prototypes stored under ``key``, or None if there are none
-        (or the file is unreadable, which is logged).
-
-        Args:
-            key (str): From :meth:`key`.
-
-        Returns:
-            torch.Tensor, optional: ``(C, D)`` prototypes on the CPU.
-        """
+        """``(C, D)`` prototypes on the CPU stored under ``key``, or None if
+        there are none (or the file is unreadable, which is logged)."""
         rank, world_size = get_dist_info()
         if world_size == 1:
             return self._read(key)
@@ -178,23 +131,13 @@ class PrototypeCache:
                 raise ValueError('key mismatch')
             return obj['prototypes']
         except Exception as e:  # noqa: BLE001 - a bad cache file is rebuilt
-            print_log(
-                f'ignoring unreadable prototype cache {path} ({e})',
-                logger='current',
-                level=logging.WARNING)
+            print_log(f'ignoring unreadable prototype cache {path} ({e})',
+                      logger='current', level=logging.WARNING)
             return None
 
     def save(self, key: str, prototypes: torch.Tensor) -> str:
-        """Store prototypes under ``key`` with
-        :func:`mmprompt.utils.io.atomic_write`.
-
-        Args:
-            key (str): From :meth:`key`.
-            prototypes (torch.Tensor): ``(C, D)`` prototypes.
-
-        Returns:
-            str: The path written.
-        """
+        """Store ``(C, D)`` prototypes under ``key`` atomically; returns the
+        path."""
         path = self.path(key)
         rank, world_size = get_dist_info()
         if rank == 0:
@@ -212,13 +155,10 @@ class PrototypeCache:
         :meth:`CLIPZeroShot.build_prototypes` and stored.
 
         Args:
-            model (CLIPZeroShot): The model; its text tower, tokenizer and
-                ``description_weight`` are part of the key.
+            model (CLIPZeroShot): The model.
             categories (Sequence[str]): Category names in label order.
             templates (Sequence[str]): Resolved templates.
-            descriptions (dict): Label -> descriptions, as
-                :func:`~mmprompt.models.clip.prompts.resolve_descriptions`
-                gives them.
+            descriptions (dict): Label -> descriptions.
 
         Returns:
             torch.Tensor: ``(C, D)`` unit rows, on the model's device.
@@ -229,9 +169,8 @@ class PrototypeCache:
         cached = self.load(key)
         if cached is not None and cached.shape == (len(categories),
                                                    model.proj_dims):
-            print_log(
-                f'Text prototypes read from the cache ({key[:12]})',
-                logger='current')
+            print_log(f'Text prototypes read from the cache ({key[:12]})',
+                      logger='current')
             return cached.to(model.logit_scale)
         prompts = len(categories) * len(templates) + sum(
             len(d) for d in descriptions.values())

@@ -1,14 +1,7 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
-"""The named template sets of zero-shot classification.
-
-Data only, no code: the template sets published by OpenAI with CLIP (MIT
-licence, Copyright (c) 2021 OpenAI), the 80 ImageNet templates and the
-7-template subset of ``notebooks/Prompt_Engineering_for_ImageNet`` and the 18
-CIFAR templates of ``data/prompts.md``. They are format strings
-(``'a photo of a {}.'``), never lambdas, so that configs holding them can be
-dumped. Class names come from MMPreTrain's ``datasets/categories.py``
-(:mod:`mmprompt.models.clip.prompts`, which re-exports every name here).
-"""
+"""The template sets published by OpenAI with CLIP (MIT licence, Copyright
+(c) 2021 OpenAI): ImageNet's 80 and 7-template subset
+(``Prompt_Engineering_for_ImageNet``), CIFAR's 18 (``data/prompts.md``)."""
 from typing import Dict, Tuple
 
 OPENAI_IMAGENET_TEMPLATES = (

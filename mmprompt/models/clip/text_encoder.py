@@ -1,19 +1,7 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
-"""The text tower of OpenAI CLIP, and its SigLIP variant.
-
-The architecture follows `CLIP <https://arxiv.org/abs/2103.00020>`_ (OpenAI's
-``clip/model.py``, MIT licence) and open_clip's ``TextTransformer`` (MIT
-licence); the code is written for mmprompt. Submodules are named after the
-keys of OpenAI's checkpoints (``token_embedding``, ``positional_embedding``,
-``ln_1``, ``attn.in_proj_weight``, ``mlp.c_fc``, ``ln_final``,
-``text_projection``), so the converter only adds a prefix.
-
-Options give SigLIP's tower (`Zhai et al., 2023
-<https://arxiv.org/abs/2303.15343>`_, open_clip's ``TextTransformer`` with
-``no_causal_mask``, ``pool_type='last'``, ``proj_bias``): bidirectional
-attention, the last position pooled, a projection bias, LayerNorm eps 1e-6
-and, for SigLIP 2, the tanh-approximated GELU.
-"""
+"""The text tower of OpenAI CLIP and its SigLIP variant, after OpenAI's
+``clip/model.py`` and open_clip's ``TextTransformer`` (MIT licences).
+Submodules carry the names of OpenAI's checkpoint keys."""
 import copy
 import logging
 from collections import OrderedDict
@@ -27,29 +15,23 @@ from mmengine.model import BaseModule
 
 from mmprompt.registry import MODELS
 
-#: The activation OpenAI's CLIP was trained with, x * sigmoid(1.702 * x)
-#: (open_clip's ``quick_gelu`` models); open_clip's others use ``GELU``.
-#: ``QuickGELU`` is registered by MMPreTrain only, hence the scope.
+#: OpenAI's activation, x * sigmoid(1.702 * x); open_clip's models without
+#: ``quick_gelu`` use ``GELU``. Registered by MMPreTrain only, hence the scope.
 QUICK_GELU = dict(type='mmpretrain.QuickGELU')
 
 KeyValue = Tuple[torch.Tensor, torch.Tensor]
 
 
 class PrefixCache(NamedTuple):
-    """Keys and values of a shared token prefix, one pair per block.
-
-    Made by :meth:`CLIPTextTransformer.encode_prefix`. Under the causal mask
-    the hidden states of the first ``length`` tokens of a row depend only on
-    those tokens, so rows that start alike can share them.
+    """Keys and values of a shared token prefix, one pair per block, from
+    :meth:`CLIPTextTransformer.encode_prefix`.
 
     Attributes:
         keys_values (list[tuple]): Per block, ``(K, V)`` of shape
-            ``(P, heads, length, C / heads)`` with ``P`` 1 (shared by every
-            row) or the number of rows.
+            ``(P, heads, length, C / heads)``, ``P`` 1 or one per row.
         length (int): Number of prefix tokens.
         rows (torch.Tensor, optional): ``(N, )`` index of each row's prefix
-            among the ``P``, for ``P`` prefixes shared by groups of rows.
-            Defaults to None (``P`` is 1 or ``N``).
+            among ``P`` shared ones. Defaults to None.
     """
     keys_values: List[KeyValue]
     length: int
@@ -57,36 +39,23 @@ class PrefixCache(NamedTuple):
 
 
 def eot_positions(texts: torch.Tensor) -> torch.Tensor:
-    """Where each row's end-of-text token is: its largest id (the first one,
-    if repeated), as in OpenAI's code.
+    """``(N, )`` positions of the end-of-text token in each row of token ids
+    ``texts``: its largest id (the first, if repeated), as in OpenAI's code.
 
-    The argmax runs over float32, which holds every id below 2**24 exactly:
-    an int64 ``ArgMax`` is missing from ONNX runtimes (onnxruntime's CUDA
-    provider, TensorRT), so the exported text tower runs everywhere.
-
-    Args:
-        texts (torch.Tensor): Token ids, ``(N, L)``.
-
-    Returns:
-        torch.Tensor: ``(N, )`` int64 positions.
+    The argmax runs over float32 (exact below 2**24): an int64 ``ArgMax`` is
+    missing from some ONNX runtimes (onnxruntime's CUDA provider, TensorRT).
     """
     return texts.float().argmax(dim=-1)
 
 
 class CausalSelfAttention(nn.Module):
-    """Multi-head self-attention with a causal mask and a fused in-projection.
-
-    The parameters have the names and layout of ``nn.MultiheadAttention``
-    (``in_proj_weight`` stacks the query, key and value projections). The
-    computation is ``F.scaled_dot_product_attention(..., is_causal=True)``,
-    so no mask tensor is stored anywhere.
+    """Multi-head self-attention with ``nn.MultiheadAttention``'s parameters
+    and SDPA's ``is_causal`` (no stored mask).
 
     Args:
         embed_dims (int): Width of the tokens.
         num_heads (int): Number of attention heads.
-        causal (bool): Whether each token attends only to itself and the
-            tokens before it; False attends to every token (SigLIP).
-            Defaults to True.
+        causal (bool): Causal attention (False: SigLIP). Defaults to True.
     """
 
     def __init__(self,
@@ -106,14 +75,7 @@ class CausalSelfAttention(nn.Module):
         self.out_proj = nn.Linear(embed_dims, embed_dims)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Attend every token to itself and the tokens before it.
-
-        Args:
-            x (torch.Tensor): Tokens, ``(N, L, C)``.
-
-        Returns:
-            torch.Tensor: ``(N, L, C)``.
-        """
+        """Attention over tokens ``x``, ``(N, L, C)``."""
         return self.forward_cached(x)[0]
 
     def forward_cached(
@@ -161,12 +123,8 @@ class CausalSelfAttention(nn.Module):
                        x: torch.Tensor,
                        pooled: torch.Tensor,
                        past: Optional[KeyValue] = None) -> torch.Tensor:
-        """The output at one position per row only.
-
-        Keys and values come from every token; the query only from
-        ``pooled``, which sees the prefix and (causal) the tokens up to
-        itself, or (bidirectional) every token. The other positions'
-        outputs are what a last block computes for nothing.
+        """The output at one position per row only (the others are what a
+        last block computes for nothing).
 
         Args:
             x (torch.Tensor): Tokens, ``(N, L, C)``, following the prefix.
@@ -213,8 +171,8 @@ class ResidualAttentionBlock(nn.Module):
         feedforward_channels (int): Hidden width of the MLP.
         norm_eps (float): Epsilon of the LayerNorms. Defaults to 1e-5.
         causal (bool): See :class:`CausalSelfAttention`. Defaults to True.
-        act_cfg (dict, optional): The MLP's activation, built with
-            ``MODELS``. Defaults to None (:data:`QUICK_GELU`).
+        act_cfg (dict, optional): The MLP's activation.
+            Defaults to None (:data:`QUICK_GELU`).
     """
 
     def __init__(self,
@@ -245,8 +203,7 @@ class ResidualAttentionBlock(nn.Module):
             x: torch.Tensor,
             past: Optional[KeyValue] = None
     ) -> Tuple[torch.Tensor, KeyValue]:
-        """:meth:`forward` after a cached prefix, returning this block's K, V
-        (see :meth:`CausalSelfAttention.forward_cached`)."""
+        """:meth:`forward` after a cached prefix; also returns K, V."""
         attn, kv = self.attn.forward_cached(self.ln_1(x), past)
         x = x + attn
         return x + self.mlp(self.ln_2(x)), kv
@@ -255,9 +212,7 @@ class ResidualAttentionBlock(nn.Module):
                        x: torch.Tensor,
                        pooled: torch.Tensor,
                        past: Optional[KeyValue] = None) -> torch.Tensor:
-        """:meth:`forward_cached`'s output at ``pooled`` only, ``(N, C)``
-        (see :meth:`CausalSelfAttention.forward_pooled`): the MLP runs on
-        one token per row."""
+        """:meth:`forward_cached`'s output at ``pooled`` only, ``(N, C)``."""
         rows = torch.arange(x.size(0), device=x.device)
         x = x[rows, pooled] + self.attn.forward_pooled(
             self.ln_1(x), pooled, past)
@@ -268,53 +223,33 @@ class ResidualAttentionBlock(nn.Module):
 class CLIPTextTransformer(BaseModule):
     """The causal text transformer of CLIP, pooled at the end-of-text token.
 
-    Token ids go through the token and positional embeddings, a stack of
-    :class:`ResidualAttentionBlock`, the final LayerNorm, then the feature at
-    the end-of-text token (the largest id of each row, as in OpenAI's code)
-    is projected into the joint embedding space.
-
-    Rows shorter than ``context_length`` are accepted: the positional
-    embedding is sliced to their length. Because attention is causal and the
-    pooled token is the end-of-text token, this gives the same features as
-    the zero-padded full-length rows.
-
-    SigLIP's tower (``causal=False, pool='last', proj_bias=True,
-    norm_eps=1e-6``) attends both ways and pools the last position, so
-    every token, padding included, changes the feature: it takes only rows
-    padded to ``context_length``, and no shared prefix (``encode_prefix``
-    raises). Only its pooled token leaves the last block, which therefore
-    computes the query, output projection and MLP of that token alone.
+    Rows shorter than ``context_length`` give the features of the
+    zero-padded rows (attention is causal, pooling reads the end-of-text
+    token). SigLIP's tower (``causal=False, pool='last', proj_bias=True,
+    norm_eps=1e-6``) sees padding, so it takes only full-length rows and no
+    shared prefix.
 
     Args:
         vocab_size (int): Number of token ids. Defaults to 49408.
-        context_length (int): Longest row accepted, i.e. the number of
-            positional embeddings. Defaults to 77.
+        context_length (int): Longest row accepted. Defaults to 77.
         embed_dims (int): Width of the transformer. Defaults to 512.
         num_layers (int): Number of blocks. Defaults to 12.
         num_heads (int): Number of attention heads. Defaults to 8.
         feedforward_channels (int, optional): Hidden width of the MLPs.
             Defaults to ``4 * embed_dims``.
-        out_dims (int): Width of the joint embedding space, the output of
-            ``text_projection``. Defaults to 512.
+        out_dims (int): Width of the joint space. Defaults to 512.
         norm_eps (float): Epsilon of the LayerNorms. Defaults to 1e-5.
-        causal (bool): Causal attention (CLIP) or bidirectional (SigLIP).
+        causal (bool): Causal (CLIP) or bidirectional (SigLIP).
             Defaults to True.
-        pool (str): The token pooled: ``'eot'``, each row's end-of-text
-            token (CLIP), or ``'last'``, the last position (SigLIP).
+        pool (str): ``'eot'`` (CLIP) or ``'last'`` (SigLIP).
             Defaults to ``'eot'``.
-        proj_bias (bool): Whether the projection has a bias,
-            ``text_projection_bias`` (SigLIP). Defaults to False.
-        act_cfg (dict, optional): The MLPs' activation:
-            ``dict(type='GELU')`` (``nn.GELU``, exact) for open_clip's
-            models without ``quick_gelu``, ``dict(type='GELU',
-            approximate='tanh')`` for SigLIP 2. Defaults to None
-            (:data:`QUICK_GELU`, OpenAI's).
+        proj_bias (bool): Projection bias (SigLIP). Defaults to False.
+        act_cfg (dict, optional): The MLPs' activation (SigLIP 2: tanh
+            ``GELU``). Defaults to None (:data:`QUICK_GELU`).
         init_cfg (dict, optional): Initialization config dict.
             Defaults to None.
     """
-    #: Keys of older checkpoints (the causal mask, now ``is_causal``
-    #: attention): dropped on load, see
-    #: :func:`mmprompt.utils.checkpoint.load_checkpoint`.
+    #: Checkpoint keys dropped on load (a stored causal mask).
     runtime_keys: Tuple[str, ...] = (r'(.*\.)?attn_mask', )
 
     POOLS = ('eot', 'last')
@@ -361,10 +296,8 @@ class CLIPTextTransformer(BaseModule):
         self._reset_parameters()
 
     def _dump_init_info(self) -> None:
-        # MMEngine logs one INFO line per parameter when no log file is
-        # open (an inferencer, a tool before its Runner): about 600 lines
-        # for an open set's text tower. Its checkpoint's load line says
-        # what happened; the per-parameter record goes to a log file only.
+        # MMEngine logs one INFO line per parameter (about 600 here): only
+        # into a log file, not a bare console.
         logger = MMLogger.get_current_instance()
         if any(isinstance(h, logging.FileHandler) for h in logger.handlers):
             super()._dump_init_info()
@@ -385,23 +318,14 @@ class CLIPTextTransformer(BaseModule):
 
     @property
     def block_dtype(self) -> torch.dtype:
-        """torch.dtype: The dtype of the residual blocks' weights. The
-        blocks run in it (:func:`~mmprompt.models.utils.apply_precision` may
-        cast them alone); the embeddings before them and ``ln_final`` and
-        ``text_projection`` after them keep their own dtype."""
+        """torch.dtype: The dtype the residual blocks run in
+        (:func:`~mmprompt.models.utils.apply_precision` may cast them
+        alone)."""
         return self.resblocks[0].attn.in_proj_weight.dtype
 
     def forward(self, texts: torch.Tensor) -> torch.Tensor:
-        """Project each row of token ids into the joint embedding space.
-
-        Args:
-            texts (torch.Tensor): Token ids, ``(N, L)`` with
-                ``L <= context_length``; each row holds one end-of-text
-                token, the largest id of the row.
-
-        Returns:
-            torch.Tensor: Text features, ``(N, out_dims)``, not normalised.
-        """
+        """Token ids ``texts``, ``(N, L)``, to features ``(N, out_dims)``,
+        not normalised."""
         if texts.dim() != 2:
             raise ValueError('expected token ids of shape (N, L), got '
                              f'{tuple(texts.shape)}')
@@ -421,20 +345,15 @@ class CLIPTextTransformer(BaseModule):
             embeds: torch.Tensor,
             eot: torch.Tensor,
             prefix: Optional[PrefixCache] = None) -> torch.Tensor:
-        """Project rows given as token embeddings, pooled at ``eot``.
-
-        This is :meth:`forward` with the token lookup done by the caller,
-        which may put any vectors in a row (learned prompt contexts).
+        """:meth:`forward` with the token lookup done by the caller (which
+        may put any vectors in a row: learned prompt contexts).
 
         Args:
-            embeds (torch.Tensor): ``(N, L, embed_dims)`` token embeddings,
-                before the positional embedding.
+            embeds (torch.Tensor): ``(N, L, embed_dims)``, before positions.
             eot (torch.Tensor): ``(N, )`` index in each row of the token
-                to pool (the end-of-text token, or the last position for
-                ``pool='last'``), counted within ``embeds``.
+                to pool, counted within ``embeds``.
             prefix (PrefixCache, optional): Tokens before every row, from
-                :meth:`encode_prefix`; then the rows are positions
-                ``prefix.length`` on. Defaults to None.
+                :meth:`encode_prefix`. Defaults to None.
 
         Returns:
             torch.Tensor: ``(N, out_dims)``, not normalised.
@@ -455,16 +374,14 @@ class CLIPTextTransformer(BaseModule):
         x = x.to(self.block_dtype)
         pasts = [None] * self.num_layers
         if prefix is not None:
-            pasts = [
-                kv if prefix.rows is None else tuple(t[prefix.rows]
-                                                     for t in kv)
-                for kv in prefix.keys_values
-            ]
+            pasts = [kv if prefix.rows is None else
+                     tuple(t[prefix.rows] for t in kv)
+                     for kv in prefix.keys_values]
         *blocks, last = self.resblocks
         for block, past in zip(blocks, pasts):
             x = block.forward_cached(x, past)[0]
         # Only the pooled token is read: the last block, ln_final and the
-        # projection run on it alone (exact, tokens are independent there).
+        # projection run on it alone (exact).
         x = last.forward_pooled(x, eot, pasts[-1])
         x = self.ln_final(x.to(self.ln_final.weight.dtype))
         x = x.to(self.text_projection.dtype) @ self.text_projection
@@ -473,12 +390,12 @@ class CLIPTextTransformer(BaseModule):
         return x
 
     def encode_prefix(self, embeds: torch.Tensor) -> PrefixCache:
-        """Run the first tokens of rows that share them, once.
+        """Run the first tokens of rows that share them, once (exact under
+        the causal mask).
 
         Args:
-            embeds (torch.Tensor): ``(P, L, embed_dims)`` token embeddings
-                of the prefix: ``P = 1`` for a prefix shared by every row
-                of the next :meth:`forward_embeddings`, or one per row.
+            embeds (torch.Tensor): ``(P, L, embed_dims)`` prefix embeddings,
+                ``P`` 1 (shared by every row) or one per row.
 
         Returns:
             PrefixCache: For ``prefix=`` of :meth:`forward_embeddings`.

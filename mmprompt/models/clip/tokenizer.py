@@ -1,12 +1,8 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
-"""Offline byte-level BPE tokenizer of OpenAI CLIP.
-
-The merges file ``bpe_simple_vocab_16e6.txt.gz`` ships with the package (MIT,
-Copyright (c) 2021 OpenAI; see ``VOCAB_LICENSE.txt``). Text is cleaned the way
-OpenAI's tokenizer cleans it (ftfy, HTML unescaping, whitespace folding,
-lower case), so the ids are those of OpenAI's ``clip.tokenize`` and of
-open_clip's default tokenizer. Nothing is fetched from a hub.
-"""
+"""Offline byte-level BPE tokenizer of OpenAI CLIP, giving the ids of
+OpenAI's ``clip.tokenize``. The shipped merges file
+``bpe_simple_vocab_16e6.txt.gz`` is MIT, Copyright (c) 2021 OpenAI (see
+``VOCAB_LICENSE.txt``)."""
 import gzip
 import html
 import logging
@@ -38,26 +34,15 @@ TOKEN_PATTERN = (r"'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]"
 
 @lru_cache()
 def byte_to_unicode() -> Dict[int, str]:
-    """A reversible map from the 256 byte values to printable characters.
-
-    Printable Latin-1 bytes map to themselves; the others (control
-    characters, space, ...) are shifted to code points from 256 upward, in
-    byte order, so that no byte maps to whitespace the BPE would split on.
-
-    Returns:
-        dict: byte value -> one-character string.
-    """
-    printable = (
-        list(range(ord('!'), ord('~') + 1)) +
-        list(range(ord('\xa1'), ord('\xac') + 1)) +
-        list(range(ord('\xae'), ord('\xff') + 1)))
-    printable_set = set(printable)
+    """A reversible map from the 256 byte values to printable characters:
+    no byte maps to whitespace the BPE would split on."""
+    printable = [
+        *range(ord('!'), ord('~') + 1), *range(ord('\xa1'), ord('\xac') + 1),
+        *range(ord('\xae'), ord('\xff') + 1)
+    ]
+    others = [b for b in range(256) if b not in printable]
     mapping = {b: chr(b) for b in printable}
-    shifted = 0
-    for b in range(256):
-        if b not in printable_set:
-            mapping[b] = chr(256 + shifted)
-            shifted += 1
+    mapping.update((b, chr(256 + i)) for i, b in enumerate(others))
     return mapping
 
 
@@ -77,26 +62,11 @@ def _token_pattern() -> Any:
 
 
 def pre_tokens(text: str) -> Tuple[str, ...]:
-    """The pieces of ``text`` the BPE encodes, one by one, into ids.
-
-    ``text`` is cleaned (ftfy, which also folds full-width letters and
-    normalises to NFC; double HTML unescaping; whitespace; lower case) and
-    split by :data:`TOKEN_PATTERN`, which drops whitespace. Texts with the
-    same pieces get the same ids, so this is the key by which the tokenizer
-    cannot tell texts apart: ``'cat'`` and ``'\uff43\uff41\uff54'``,
-    ``'fish & chips'`` and ``'fish &amp; chips'``.
-
-    Args:
-        text (str): Any text.
-
-    Returns:
-        tuple[str]: The pieces.
+    """The pieces of ``text`` (cleaned, split by :data:`TOKEN_PATTERN`) the
+    BPE encodes: texts with the same pieces get the same ids (``'cat'`` and
+    ``'\uff43\uff41\uff54'``, ``'fish & chips'`` and ``'fish &amp; chips'``).
     """
     return tuple(_token_pattern().findall(_clean(text)))
-
-
-def _pairs(word: Tuple[str, ...]) -> set:
-    return {(a, b) for a, b in zip(word[:-1], word[1:])}
 
 
 @TOKENIZER.register_module()
@@ -106,8 +76,7 @@ class CLIPTokenizer:
     Args:
         bpe_path (str, optional): The gzipped merges file. Defaults to the
             vocabulary shipped in the package.
-        context_length (int): Length of the id rows :meth:`tokenize` returns.
-            Defaults to 77.
+        context_length (int): Row length of :meth:`tokenize`. Defaults to 77.
 
     Example:
         >>> tokenizer = CLIPTokenizer()
@@ -150,9 +119,8 @@ class CLIPTokenizer:
             return cached
         word = tuple(token[:-1]) + (token[-1] + WORD_END, )
         while len(word) > 1:
-            candidates = _pairs(word)
             best = min(
-                candidates,
+                zip(word[:-1], word[1:]),
                 key=lambda p: self.bpe_ranks.get(p, float('inf')))
             if best not in self.bpe_ranks:
                 break
@@ -173,14 +141,7 @@ class CLIPTokenizer:
         return result
 
     def encode(self, text: str) -> List[int]:
-        """Ids of ``text`` without the start and end tokens.
-
-        Args:
-            text (str): Any text.
-
-        Returns:
-            list[int]: BPE ids.
-        """
+        """BPE ids of ``text``, without the start and end tokens."""
         ids = []
         for piece in pre_tokens(text):
             piece = ''.join(self.byte_encoder[b] for b in piece.encode())
@@ -188,25 +149,12 @@ class CLIPTokenizer:
         return ids
 
     def decode(self, ids: Union[Sequence[int], torch.Tensor]) -> str:
-        """Text of ``ids``; padding zeros after the end token are ignored.
-
-        Args:
-            ids (Sequence[int] | Tensor): Ids, with or without the start and
-                end tokens.
-
-        Returns:
-            str: The text (cleaned and lower-cased, as it was encoded).
-        """
-        if isinstance(ids, torch.Tensor):
-            ids = ids.tolist()
-        tokens = []
-        for i in ids:
-            if i == self.eot_token_id:
-                break
-            if i == self.sot_token_id:
-                continue
-            tokens.append(self.decoder[int(i)])
-        text = ''.join(tokens)
+        """The (cleaned) text of ``ids``; ids from the end token on are
+        ignored."""
+        ids = [int(i) for i in ids]
+        if self.eot_token_id in ids:
+            ids = ids[:ids.index(self.eot_token_id)]
+        text = ''.join(self.decoder[i] for i in ids if i != self.sot_token_id)
         data = bytearray(self.byte_decoder[c] for c in text)
         return data.decode('utf-8', errors='replace').replace(
             WORD_END, ' ').strip()
@@ -215,17 +163,13 @@ class CLIPTokenizer:
                  texts: Union[str, Sequence[str]],
                  context_length: Optional[int] = None,
                  truncate: bool = False) -> torch.LongTensor:
-        """Ids of ``texts``, one padded row each.
-
-        Each row is ``[sot] + encode(text) + [eot]`` followed by zeros.
+        """Rows ``[sot] + encode(text) + [eot]``, zero-padded.
 
         Args:
             texts (str | Sequence[str]): One text or several.
-            context_length (int, optional): Row length. Defaults to the
-                tokenizer's ``context_length`` (77).
-            truncate (bool): Cut an over-long text, keeping ``eot`` as its
-                last id (with a warning). If False, an over-long text is a
-                ``ValueError`` that names it. Defaults to False.
+            context_length (int, optional): Defaults to the tokenizer's.
+            truncate (bool): Cut an over-long text, keeping ``eot`` (with a
+                warning), instead of raising ``ValueError``. Defaults to False.
 
         Returns:
             torch.LongTensor: ``(N, context_length)``.
@@ -236,9 +180,7 @@ class CLIPTokenizer:
         result = torch.zeros(len(texts), length, dtype=torch.long)
         truncated = []
         for row, text in enumerate(texts):
-            ids = [self.sot_token_id] + self.encode(text) + [
-                self.eot_token_id
-            ]
+            ids = [self.sot_token_id, *self.encode(text), self.eot_token_id]
             if len(ids) > length:
                 if not truncate:
                     raise ValueError(
@@ -249,11 +191,9 @@ class CLIPTokenizer:
                 ids = ids[:length - 1] + [self.eot_token_id]
             result[row, :len(ids)] = torch.tensor(ids)
         if truncated:
-            print_log(
-                f'{len(truncated)} text(s) over {length} tokens were '
-                f'truncated, e.g. {_shorten(truncated[0])!r}',
-                logger='current',
-                level=logging.WARNING)
+            print_log(f'{len(truncated)} text(s) over {length} tokens were '
+                      f'truncated, e.g. {_shorten(truncated[0])!r}',
+                      logger='current', level=logging.WARNING)
         return result
 
     __call__ = tokenize

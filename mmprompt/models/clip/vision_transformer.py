@@ -1,14 +1,7 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
-"""MMPreTrain's ViT whose last block runs for the class token alone.
-
-CLIP's image tower (OpenAI's, open_clip's) returns the class token after
-the last block and ``ln_post``; the patch tokens that block outputs are
-never read. Here the last block takes its keys and values from every token
-but its query, out-projection and MLP from the class token only, which
-saves about ``1 / num_layers`` of the tower's compute with the same result
-up to float rounding (the text tower's last block does the same at its
-pooled token, see :mod:`mmprompt.models.clip.text_encoder`).
-"""
+"""MMPreTrain's ViT whose last block runs for the class token alone: the
+patch tokens it outputs are never read, so its query, out-projection and MLP
+run on the class token only (about ``1 / num_layers`` of the compute)."""
 from typing import Tuple
 
 import torch
@@ -23,16 +16,8 @@ from mmprompt.registry import MODELS
 
 def class_token_block(layer: TransformerEncoderLayer,
                       x: torch.Tensor) -> torch.Tensor:
-    """``layer(x)[:, :1]``: the block's output at the first token only.
-
-    Args:
-        layer (TransformerEncoderLayer): MMPreTrain's pre-norm block with
-            its ``MultiheadAttention``.
-        x (torch.Tensor): Tokens, ``(N, L, C)``, the class token first.
-
-    Returns:
-        torch.Tensor: ``(N, 1, C)``.
-    """
+    """``layer(x)[:, :1]`` of MMPreTrain's pre-norm block, computed at the
+    first token only: ``(N, L, C)`` -> ``(N, 1, C)``."""
     attn = layer.attn
     n, length, width = x.shape
     heads, dims = attn.num_heads, attn.head_dims
@@ -51,31 +36,15 @@ def class_token_block(layer: TransformerEncoderLayer,
 
 @MODELS.register_module()
 class CLIPVisionTransformer(VisionTransformer):
-    """MMPreTrain's ``VisionTransformer``; with ``out_type='cls_token'`` and
-    only the last block's output asked for, that block runs at the class
-    token alone (see the module docstring).
-
-    Arguments, parameter names and outputs are MMPreTrain's, so OpenAI's
-    and open_clip's converted checkpoints load as they are.
-    """
-
-    def _pools_class_token(self) -> bool:
-        last = self.layers[-1]
-        return (self.out_type == 'cls_token'
-                and list(self.out_indices) == [len(self.layers) - 1]
-                and type(last) is TransformerEncoderLayer)
+    """MMPreTrain's ``VisionTransformer`` (same arguments, parameters and
+    outputs); with ``out_type='cls_token'`` and only the last block's output
+    asked for, that block runs at the class token alone."""
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor]:
-        """Features of images, as MMPreTrain's ``forward``.
-
-        Args:
-            x (torch.Tensor): Images, ``(N, 3, H, W)``.
-
-        Returns:
-            tuple[torch.Tensor]: The outputs of ``out_indices``; with the
-            class token pooled from the last block, one ``(N, C)`` tensor.
-        """
-        if not self._pools_class_token():
+        """MMPreTrain's ``forward`` of images ``x``, ``(N, 3, H, W)``."""
+        if not (self.out_type == 'cls_token'
+                and list(self.out_indices) == [len(self.layers) - 1]
+                and type(self.layers[-1]) is TransformerEncoderLayer):
             return super().forward(x)
         n = x.shape[0]
         x, patch_resolution = self.patch_embed(x)

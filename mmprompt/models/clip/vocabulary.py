@@ -1,17 +1,6 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
-"""What a zero-shot classifier recognises, as a value.
-
-A :class:`ClassVocabulary` holds the category names, their text prototypes
-and, optionally, Tip-Adapter's cache of example features. It is built by
-pure functions of the model's weights (:meth:`CLIPZeroShot.build_vocabulary
-<mmprompt.models.clip.CLIPZeroShot.build_vocabulary>`, a learned prompt's
-:meth:`CoOp.build_vocabulary
-<mmprompt.models.prompt_learning.CoOp.build_vocabulary>`), never changed
-afterwards, and passed to ``predict(..., vocabulary=...)``: two callers with
-different category sets share one model without sharing state, as
-open_clip's ``build_zero_shot_classifier`` returns a tensor and keeps
-nothing.
-"""
+"""What a zero-shot classifier recognises, as a value passed to
+``predict(..., vocabulary=...)``, so callers share a model, not state."""
 import dataclasses
 from typing import Callable, Optional, Tuple
 
@@ -27,29 +16,27 @@ class ClassVocabulary:
     ``logits = to_logits(f @ prototypes.T)
     + cache_alpha * exp(-cache_beta * (1 - f @ example_feats.T)) @ L``
 
-    with ``f`` the normalised image features, ``to_logits`` the scoring
-    model's (``logit_scale.exp() * s``, SigLIP's ``+ logit_bias``) and ``L``
-    the one-hot ``example_labels`` (the second term only with examples).
+    with ``f`` the normalised image features, ``to_logits`` the model's
+    ``scale_similarity`` and ``L`` the one-hot ``example_labels``
+    (Tip-Adapter's cache, only with examples).
 
     Attributes:
         prototypes (torch.Tensor): ``(C, D)`` unit rows.
-        names (tuple[str], optional): The ``C`` category names; None for
-            prototypes given without names.
+        names (tuple[str], optional): The ``C`` category names, if known.
         example_feats (torch.Tensor, optional): ``(M, D)`` unit rows of
             example images. Defaults to None.
         example_labels (torch.Tensor, optional): ``(M, )`` their labels in
             ``[0, C)``. Defaults to None.
-        cache_alpha (float, optional): Weight of the example cache; None
-            for the scoring model's setting. Defaults to None.
-        cache_beta (float, optional): Sharpness of the example affinities;
-            None for the scoring model's setting. Defaults to None.
-        from_names (bool): Whether the prototypes are a function of the
-            names (and templates, descriptions) and the weights alone, so
-            that new weights can rebuild them. Defaults to True.
-        templates (tuple[str], optional): The templates the prototypes
-            were built with, as a record. Defaults to None.
+        cache_alpha (float, optional): Weight of the example cache.
+            Defaults to None (the model's).
+        cache_beta (float, optional): Sharpness of the example affinities.
+            Defaults to None (the model's).
+        from_names (bool): Whether new weights can rebuild the prototypes
+            from the names. Defaults to True.
+        templates (tuple[str], optional): The templates they were built
+            with. Defaults to None.
         descriptions (tuple, optional): The descriptions they were built
-            with, ``((label, texts), ...)``, as a record. Defaults to None.
+            with, ``((label, texts), ...)``. Defaults to None.
     """
     prototypes: torch.Tensor
     names: Optional[Tuple[str, ...]] = None
@@ -80,8 +67,7 @@ class ClassVocabulary:
 
         Args:
             feats (torch.Tensor, optional): ``(M, D)`` unit rows.
-            labels (torch.Tensor, optional): ``(M, )`` labels in
-                ``[0, C)``.
+            labels (torch.Tensor, optional): ``(M, )`` labels in ``[0, C)``.
         """
         if feats is not None and (labels.numel() != feats.size(0) or
                                   labels.min() < 0 or
@@ -100,12 +86,10 @@ class ClassVocabulary:
 
         Args:
             image_feats (torch.Tensor): ``(N, D)``, unit rows.
-            to_logits (Callable): Cosine similarities to logits, the
-                model's ``scale_similarity``.
-            cache_alpha (float): The model's cache weight, used unless the
-                vocabulary has its own. Defaults to 1.0.
-            cache_beta (float): The model's cache sharpness, likewise.
-                Defaults to 5.5.
+            to_logits (Callable): The model's ``scale_similarity``.
+            cache_alpha (float): The model's cache weight (used unless the
+                vocabulary has one). Defaults to 1.0.
+            cache_beta (float): Likewise, its sharpness. Defaults to 5.5.
         """
         logits = to_logits(image_feats @ self.prototypes.t())
         if self.example_feats is None:

@@ -1,54 +1,7 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
-"""Pure builders of zero-shot classifiers: text prototypes, example caches.
-
-Nothing here holds model state: the builders take the two callables they
-need (a tokenizer and a text encoder, or image features) and return tensors.
-
-**Text prototypes.** Every prompt of every category (templates filled with
-the category name, and the category's descriptions) is tokenized once, the
-prompts are sorted by token length and encoded in large batches, each batch
-cut to its longest prompt. Cutting is exact: CLIP's text transformer is
-causal and pools the end-of-text token, so padding after it never changes
-the result. Given the text tower itself, prompts that start alike (a
-template's words before ``{}``) also run that start once per batch
-(:func:`encode_token_ids`), exact for the same reason. The features are
-L2-normalised and averaged per category, as in OpenAI's prompt ensembling
-(``Prompt_Engineering_for_ImageNet.ipynb``).
-
-**Descriptions** form a second ensemble per category. The prototype of a
-category with descriptions is
-
-.. math::
-
-    p = \\mathrm{norm}\\big((1 - w)\\,\\mathrm{norm}(\\bar t) +
-        w\\,\\mathrm{norm}(\\bar d)\\big)
-
-where :math:`\\bar t` and :math:`\\bar d` are the means of its normalised
-template and description features and :math:`w` is ``description_weight``
-(``1`` uses the descriptions instead of the templates; then the templates
-of that category are not even encoded).
-
-**Many processes.** Under ``torch.distributed``,
-:func:`build_text_prototypes_sharded` gives every rank a contiguous share of
-the categories, builds it with :func:`build_text_prototypes` and gathers the
-shares. (The on-disk cache of prototypes is
-:class:`mmprompt.models.clip.prototype_cache.PrototypeCache`, used by the
-model's callers.)
-
-**Example images** follow Tip-Adapter's training-free cache
-(`Zhang et al., 2022 <https://arxiv.org/abs/2207.09519>`_): the normalised
-features of the examples are the keys, their labels the values, and
-
-.. math::
-
-    \\mathrm{logits} = s\\, f P^\\top + \\alpha \\exp\\big(-\\beta (1 -
-        f K^\\top)\\big) L
-
-with :math:`f` the normalised image features, :math:`P` the text
-prototypes, :math:`s` CLIP's logit scale, :math:`K` the keys and :math:`L`
-their one-hot labels. ``alpha`` weighs the cache against the text,
-``beta`` sharpens it. Categories without examples get no cache term.
-"""
+"""Pure builders of zero-shot classifiers: text prototypes (OpenAI's prompt
+ensembling) and Tip-Adapter's example cache. They take callables and return
+tensors; nothing here holds model state."""
 import logging
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -63,8 +16,8 @@ from mmprompt.utils.progress import Progress
 from .text_encoder import eot_positions
 
 TextEncoder = Callable[[torch.Tensor], torch.Tensor]
-# A prefix is encoded once for at least this many rows (fewer would split
-# ImageNet's 80 templates x 1,000 names into thousands of small groups).
+# Fewest rows a shared prefix serves (fewer would split ImageNet's 80
+# templates x 1,000 names into thousands of small groups).
 MIN_SHARED_ROWS = 8
 
 
@@ -79,15 +32,12 @@ def collect_prompts(
     Args:
         categories (Sequence[str]): Category names in label order.
         templates (Sequence[str]): Format strings with one ``{}``.
-        descriptions (dict, optional): Label -> descriptions.
-            Defaults to None.
-        description_weight (float): See the module docstring; with ``1``
-            the templates of described categories are skipped.
-            Defaults to 0.5.
+        descriptions (dict, optional): Label -> texts. Defaults to None.
+        description_weight (float): With ``1`` the templates of described
+            categories are skipped. Defaults to 0.5.
 
     Returns:
-        tuple: ``(texts, labels, is_description)``, three lists of the same
-        length.
+        tuple: Lists ``(texts, labels, is_description)``.
     """
     descriptions = descriptions or {}
     texts, labels, is_desc = [], [], []
@@ -103,18 +53,14 @@ def collect_prompts(
     return texts, labels, is_desc
 
 
-def tokenize_prompts(tokenizer: Callable[...,
-                                         torch.Tensor], texts: Sequence[str],
+def tokenize_prompts(tokenizer: Callable[..., torch.Tensor],
+                     texts: Sequence[str],
                      is_description: Sequence[bool]) -> torch.Tensor:
-    """Tokenize prompts; over-long descriptions are truncated, with a warning.
-
-    Filled templates must fit the context (the tokenizer's ``ValueError``
-    names the text otherwise); a description over the context is cut to it,
-    keeping its end-of-text token, and a warning names it.
+    """Tokenize prompts; over-long descriptions are truncated, with a warning
+    (filled templates must fit).
 
     Args:
-        tokenizer (Callable): ``tokenizer(texts, truncate=...)`` returning
-            ``(N, L)`` ids, e.g. :meth:`CLIPTokenizer.tokenize`.
+        tokenizer (Callable): ``tokenizer(texts, truncate=...)`` -> ids.
         texts (Sequence[str]): The prompts.
         is_description (Sequence[bool]): Which prompts are descriptions.
 
@@ -133,12 +79,10 @@ def tokenize_prompts(tokenizer: Callable[...,
     pad_id = getattr(getattr(tokenizer, '__self__', None), 'pad_id', 0)
     cut = [t for t, row in zip(desc_texts, desc) if row[-1] != pad_id]
     if cut:
-        print_log(
-            f'{len(cut)} description(s) fill or exceed the '
-            f'{desc.shape[1]}-token context and were truncated to it, '
-            f'e.g. {cut[0][:80]!r}',
-            logger='current',
-            level=logging.WARNING)
+        print_log(f'{len(cut)} description(s) fill or exceed the '
+                  f'{desc.shape[1]}-token context and were truncated to it, '
+                  f'e.g. {cut[0][:80]!r}', logger='current',
+                  level=logging.WARNING)
     ids = torch.zeros(len(texts), desc.shape[1], dtype=desc.dtype)
     ids[desc_rows] = desc
     if plain is not None:
@@ -148,19 +92,13 @@ def tokenize_prompts(tokenizer: Callable[...,
 
 def shared_prefix_lengths(ids: torch.Tensor,
                           min_rows: int = MIN_SHARED_ROWS) -> torch.Tensor:
-    """How many leading tokens of each row to encode once for its group.
-
-    Row ``i`` gets the longest ``p`` such that at least ``min_rows`` rows
-    (itself included) start with its first ``p`` tokens, at most its
-    end-of-text position (the pooled token stays in the rest of the row).
-    For filled templates that is the template's words before ``{}``, shared
-    by every category. Rows that share nothing with ``min_rows - 1`` others
-    get 0.
+    """How many leading tokens of each row to encode once for its group:
+    the longest ``p`` that at least ``min_rows`` rows start with, at most
+    the row's end-of-text position (the pooled token stays in the rest).
 
     Args:
         ids (torch.Tensor): ``(N, L)`` zero-padded ids.
-        min_rows (int): Fewest rows a shared prefix serves.
-            Defaults to ``MIN_SHARED_ROWS``.
+        min_rows (int): Fewest rows a shared prefix serves. Defaults to 8.
 
     Returns:
         torch.Tensor: ``(N, )`` int64 prefix lengths.
@@ -187,15 +125,12 @@ def shared_prefix_lengths(ids: torch.Tensor,
 
 def plan_prefix_batches(ids: torch.Tensor, prefix_lengths: torch.Tensor,
                         batch_size: int) -> List[torch.Tensor]:
-    """Batches of rows with one prefix length and one rest length.
-
-    Nothing is padded: a batch cut to its longest rest would mostly pad the
-    short rests, since each prefix length holds few rows of long names.
+    """Batches of rows with one prefix length and one rest length (unpadded:
+    each prefix length holds few rows of long names).
 
     Args:
         ids (torch.Tensor): ``(N, L)`` zero-padded ids.
-        prefix_lengths (torch.Tensor): ``(N, )``, from
-            :func:`shared_prefix_lengths`.
+        prefix_lengths (torch.Tensor): ``(N, )``.
         batch_size (int): Most rows per batch.
 
     Returns:
@@ -213,14 +148,9 @@ def plan_prefix_batches(ids: torch.Tensor, prefix_lengths: torch.Tensor,
 
 class _PrefixRuns:
     """The distinct prefixes of consecutive batches of one prefix length,
-    encoded together once (not once per batch): a pass over the tower
-    costs about as much for a few tokens as for dozens, so the prefix
-    passes of many small batches dominated a small vocabulary's build.
-
-    At most ``max_heads`` prefixes are held at a time (their keys and
-    values, every block's): with ``batch_size`` of them, about the memory
-    of one batch's activations.
-    """
+    encoded together once: a tower pass costs about as much for a few tokens
+    as for dozens. At most ``max_heads`` prefixes (keys and values of every
+    block) are held at a time."""
 
     def __init__(self, tower: Any, ids: torch.Tensor,
                  prefix_lengths: torch.Tensor, batches: List[torch.Tensor],
@@ -278,22 +208,14 @@ class _PrefixRuns:
 
 
 def is_causal(encode: Any) -> bool:
-    """Whether a text encoder is causal, so that rows may be cut after their
-    end-of-text token and share prefixes: the ``causal`` attribute of the
-    tower, of the model a bound method belongs to (``extract_text_feat``)
-    or of that model's ``text_encoder``; True (CLIP) when none says."""
+    """The ``causal`` attribute of a text encoder, of the model a bound
+    method belongs to, or of its ``text_encoder``; True when none says."""
     owner = getattr(encode, '__self__', encode)
     for obj in (owner, getattr(owner, 'text_encoder', None)):
         causal = getattr(obj, 'causal', None)
         if isinstance(causal, bool):
             return causal
     return True
-
-
-def _shares_prefixes(encode: Any) -> bool:
-    return all(
-        hasattr(encode, name)
-        for name in ('token_embedding', 'encode_prefix', 'forward_embeddings'))
 
 
 def encode_token_ids(encode: TextEncoder,
@@ -304,26 +226,18 @@ def encode_token_ids(encode: TextEncoder,
                      normalize: bool = True) -> torch.Tensor:
     """Encode token rows in length-sorted batches, each cut to its longest row.
 
-    Given CLIP's text tower itself (anything with ``token_embedding``,
-    ``encode_prefix`` and ``forward_embeddings``, e.g.
-    :class:`~mmprompt.models.clip.text_encoder.CLIPTextTransformer`), rows
-    that start alike also share their start (:func:`shared_prefix_lengths`):
-    the hidden states of a prefix are computed once per batch and the rest
-    of each row attends to them. Under the causal mask that is exact, like
-    the cut. Batches then hold rows of one prefix length and one rest
-    length (:func:`plan_prefix_batches`). A bidirectional tower (SigLIP's,
-    see :func:`is_causal`) gets its rows whole: neither is exact there.
-    Identical rows (a category name listed twice, as ImageNet's 'crane',
-    templates that tokenize alike) are encoded once.
+    Cutting is exact for a causal tower pooled at the end-of-text token, and
+    so is sharing: given the tower itself (``token_embedding``,
+    ``encode_prefix``, ``forward_embeddings``), rows that start alike run
+    their start once (:func:`shared_prefix_lengths`). A bidirectional tower
+    (:func:`is_causal`) gets whole rows. Identical rows are encoded once.
 
     Args:
-        encode (Callable): Maps ``(B, L')`` ids to ``(B, D)`` features and
-            accepts any ``L'`` up to the context length (CLIP's
-            ``extract_text_feat``), or CLIP's text tower (see above).
+        encode (Callable): ``(B, L')`` ids to ``(B, D)`` features for any
+            ``L'`` up to the context length, or CLIP's text tower.
         ids (torch.Tensor): ``(N, L)`` zero-padded ids.
         batch_size (int): Rows per forward pass. Defaults to 1024.
-        device (torch.device, optional): Where to run. Defaults to the
-            device of ``ids``.
+        device (torch.device, optional): Defaults to ``ids.device``.
         progress (bool): Show a progress bar. Defaults to False.
         normalize (bool): L2-normalise the features. Defaults to True.
 
@@ -337,7 +251,8 @@ def encode_token_ids(encode: TextEncoder,
 
         def run(i):
             return encode(ids[batches[i]].to(device))
-    elif _shares_prefixes(encode):
+    elif all(hasattr(encode, name) for name in
+             ('token_embedding', 'encode_prefix', 'forward_embeddings')):
         prefix_lengths = shared_prefix_lengths(ids)
         batches = plan_prefix_batches(ids, prefix_lengths, batch_size)
         runs = _PrefixRuns(encode, ids, prefix_lengths, batches, device,
@@ -372,7 +287,10 @@ def average_prompts(feats: torch.Tensor,
                     is_description: Sequence[bool],
                     num_classes: int,
                     description_weight: float = 0.5) -> torch.Tensor:
-    """Average normalised prompt features into one prototype per category.
+    """Average normalised prompt features into one prototype per category:
+    ``norm((1 - w) norm(mean t) + w norm(mean d))`` over its template and
+    description features ``t``, ``d`` (``norm(mean t)`` without
+    descriptions).
 
     Args:
         feats (torch.Tensor): ``(N, D)`` normalised prompt features.
@@ -380,7 +298,7 @@ def average_prompts(feats: torch.Tensor,
         is_description (Sequence[bool]): Which prompts are descriptions.
         num_classes (int): Number of categories.
         description_weight (float): Weight ``w`` of the description
-            ensemble, see the module docstring. Defaults to 0.5.
+            ensemble. Defaults to 0.5.
 
     Returns:
         torch.Tensor: ``(C, D)`` L2-normalised prototypes.
@@ -389,11 +307,10 @@ def average_prompts(feats: torch.Tensor,
     is_desc = torch.as_tensor(
         is_description, dtype=torch.bool, device=feats.device)
     dim = feats.shape[1]
-    t_sum = feats.new_zeros(num_classes,
-                            dim).index_add_(0, labels[~is_desc],
-                                            feats[~is_desc])
-    d_sum = feats.new_zeros(num_classes,
-                            dim).index_add_(0, labels[is_desc], feats[is_desc])
+    t_sum = feats.new_zeros(num_classes, dim).index_add_(
+        0, labels[~is_desc], feats[~is_desc])
+    d_sum = feats.new_zeros(num_classes, dim).index_add_(
+        0, labels[is_desc], feats[is_desc])
     has_t = t_sum.abs().sum(dim=1) > 0
     has_d = d_sum.abs().sum(dim=1) > 0
     t_mean = F.normalize(t_sum, dim=-1)
@@ -422,11 +339,9 @@ def build_text_prototypes(
         tokenizer (Callable): ``tokenizer(texts, truncate=...)``.
         categories (Sequence[str]): Category names in label order.
         templates (Sequence[str]): Format strings with one ``{}``.
-        descriptions (dict, optional): Label -> descriptions, see
-            :func:`mmprompt.models.clip.prompts.resolve_descriptions`.
-            Defaults to None.
-        description_weight (float): Weight of the descriptions in ``[0,
-            1]``. Defaults to 0.5.
+        descriptions (dict, optional): Label -> texts. Defaults to None.
+        description_weight (float): Weight of the descriptions in
+            ``[0, 1]``. Defaults to 0.5.
         batch_size (int): Prompts per forward pass. Defaults to 1024.
         device (torch.device, optional): Where to encode. Defaults to CPU.
         progress (bool): Show a progress bar. Defaults to False.
@@ -455,15 +370,9 @@ def build_text_prototypes_sharded(
     description_weight: float = 0.5,
     **kwargs: Any,
 ) -> torch.Tensor:
-    """:func:`build_text_prototypes`, the categories split across ranks.
-
-    Rank ``r`` of ``W`` builds the prototypes of its contiguous share of the
-    categories (:func:`mmprompt.utils.dist.shard_bounds`); an all-gather
-    joins them in label order. A prototype depends on its own category's
-    prompts only, so the result is the single-process one up to the
-    rounding of other batch shapes. Every rank must call it. Without a
-    process group, or with fewer categories than ranks, every rank builds
-    all of them.
+    """:func:`build_text_prototypes`, the categories split across ranks and
+    all-gathered (the single-process result up to rounding). Every rank must
+    call it.
 
     Args:
         encode, tokenizer, categories, templates, descriptions,
@@ -478,16 +387,12 @@ def build_text_prototypes_sharded(
         return build_text_prototypes(encode, tokenizer, categories,
                                      templates, descriptions,
                                      description_weight, **kwargs)
-    bounds = [
-        shard_bounds(len(categories), r, world_size)
-        for r in range(world_size)
-    ]
+    bounds = [shard_bounds(len(categories), r, world_size)
+              for r in range(world_size)]
     start, stop = bounds[rank]
-    share = {
-        label - start: texts
-        for label, texts in (descriptions or {}).items()
-        if start <= label < stop
-    }
+    share = {label - start: texts
+             for label, texts in (descriptions or {}).items()
+             if start <= label < stop}
     if rank != 0:
         kwargs['progress'] = False
     local = build_text_prototypes(encode, tokenizer,
@@ -509,8 +414,7 @@ def cache_logits(image_feats: torch.Tensor, keys: torch.Tensor,
         beta (float): Sharpness of the affinity.
 
     Returns:
-        torch.Tensor: ``(N, C)``: per category, the sum over its examples
-        of ``exp(-beta * (1 - cos))``.
+        torch.Tensor: ``(N, C)`` sums of ``exp(-beta * (1 - cos))``.
     """
     affinity = torch.exp(-beta * (1 - image_feats @ keys.t()))
     values = F.one_hot(key_labels.long(), num_classes).to(affinity.dtype)

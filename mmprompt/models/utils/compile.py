@@ -26,15 +26,6 @@ def _default_modules(model: nn.Module) -> List[str]:
     return list(names)
 
 
-def _text_modules(model: nn.Module) -> List[str]:
-    names = getattr(model, 'text_compile_modules', ())
-    if not names:
-        raise TypeError(
-            f'{type(model).__name__} has no text tower of one input shape '
-            'to compile (text_compile_modules); build its prototypes eager')
-    return list(names)
-
-
 def compile_model(model: nn.Module,
                   modules: Optional[Sequence[str]] = None,
                   mode: Optional[str] = None,
@@ -43,40 +34,35 @@ def compile_model(model: nn.Module,
                   text: bool = False) -> nn.Module:
     """Compile the heavy, category-independent submodules of ``model``.
 
-    Each submodule's ``forward`` is replaced in place by its compiled
-    version, so parameter names, state-dict keys and the hooks of
-    :func:`~mmprompt.models.utils.apply_precision` stay as they are (call
-    this after it). What depends on the categories (text prototypes, label
-    queries, thresholds) is left eager, so switching categories never runs
-    a graph built for others.
+    Each submodule's ``forward`` is replaced in place, so names, state-dict
+    keys and :func:`~mmprompt.models.utils.apply_precision`'s hooks stay
+    (call this after it). What depends on the categories stays eager.
 
     Args:
         model (nn.Module): A built model with its weights loaded.
         modules (Sequence[str], optional): Names of the submodules to
-            compile. Defaults to the model's ``compile_modules`` (CLIP: the
-            image tower; RAM: the Swin encoder and each tagging-head
-            layer).
+            compile. Defaults to the model's ``compile_modules``.
         mode (str, optional): ``torch.compile`` mode, one of
-            :data:`COMPILE_MODES`; ``'reduce-overhead'`` adds CUDA graphs.
-            Defaults to None (``'default'``).
-        freeze (bool): Inductor's ``freezing``: under ``torch.no_grad`` the
-            weights are constants of the graph, folded and (on the CPU)
-            prepacked for oneDNN. Weights changed after the first call are
-            then not seen: load them first. Defaults to True.
+            :data:`COMPILE_MODES`. Defaults to None (``'default'``).
+        freeze (bool): Inductor's ``freezing`` (weights become graph
+            constants: weights changed after the first call are not seen,
+            so load them first). Defaults to True.
         dynamic (bool, optional): Passed to ``torch.compile``. Defaults to
-            False: one static graph per input shape (a batch size, a
-            chunk of the tagging head, a text length), each compiled on
-            its first call, up to ``torch._dynamo.config.recompile_limit``
-            shapes per module; None lets shapes become symbolic after the
-            first change, at some cost in speed.
+            False (one static graph per input shape).
+        text (bool): Also compile the model's ``text_compile_modules``.
+            Defaults to False.
 
     Returns:
         nn.Module: ``model`` itself.
     """
     check_compile_mode(mode)
     names = list(modules) if modules is not None else _default_modules(model)
-    if text:
-        names += [n for n in _text_modules(model) if n not in names]
+    text_names = getattr(model, 'text_compile_modules', ()) if text else ()
+    if text and not text_names:
+        raise TypeError(
+            f'{type(model).__name__} has no text tower of one input shape '
+            'to compile (text_compile_modules); build its prototypes eager')
+    names += [n for n in text_names if n not in names]
     children = [(name, model.get_submodule(name)) for name in names]
     for name, child in children:
         if getattr(child, '_mmprompt_compiled', False):
@@ -89,10 +75,8 @@ def compile_model(model: nn.Module,
 
 
 def _numpy_scalars_to_python(module: nn.Module) -> None:
-    """Numpy scalars kept as module attributes (MMPreTrain's stochastic-depth
-    rates come from ``np.linspace``) become Python numbers: dynamo would
-    turn them into tensors whose guards fail under ``torch.inference_mode``.
-    """
+    """Numpy scalar attributes (MMPreTrain's drop-path rates) become Python
+    numbers: dynamo's guards on them fail under ``torch.inference_mode``."""
     for m in module.modules():
         for name, value in list(vars(m).items()):
             if isinstance(value, np.generic):
@@ -107,8 +91,7 @@ def _compiled_forward(forward: Callable, mode: Optional[str], freeze: bool,
     @functools.wraps(forward)
     def wrapped(*args, **kwargs):
         # Inductor reads ``freezing`` from its global config when it
-        # compiles (the first call of each shape); ``options=`` does not
-        # reach it. Patch it for these calls only.
+        # compiles; ``options=`` does not reach it.
         with inductor_config.patch(freezing=freeze):
             return compiled(*args, **kwargs)
 

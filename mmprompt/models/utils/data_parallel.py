@@ -1,14 +1,6 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
-"""The model wrapper of distributed runs: DDP only where it has work to do.
-
-MMEngine's Runner wraps every model in ``MMDistributedDataParallel`` with
-``device_ids=[LOCAL_RANK]``. Two cases break: DDP refuses a module without a
-parameter that requires a gradient (a frozen zero-shot CLIP, RAM), and it
-refuses ``device_ids`` for a module on the CPU. :class:`DistributedWrapper`
-returns the model itself when nothing is trained (each rank runs its share
-of the data; there are no gradients to average), and otherwise
-``MMDistributedDataParallel`` with ``device_ids`` only for a CUDA module.
-"""
+"""The model wrapper of distributed runs: DDP only where it has work to do
+(DDP refuses a frozen model, and ``device_ids`` for a CPU one)."""
 import os
 from typing import Any
 
@@ -28,24 +20,16 @@ def has_trainable_parameters(module: nn.Module) -> bool:
 class DistributedWrapper:
     """Wrap a model for a distributed run; a factory, not a module.
 
-    ``DistributedWrapper(module=model, **kwargs)`` (what
-    ``model_wrapper_cfg=dict(type='DistributedWrapper', ...)`` builds)
-    returns:
-
-    * ``module`` unchanged if it has no trainable parameter, or if
-      ``training=False`` (``tools/test.py``: an evaluation computes no
-      gradient, even for a model whose weights could be trained);
-    * else ``MMDistributedDataParallel(module, device_ids=..., **kwargs)``,
-      with ``device_ids=[LOCAL_RANK]`` for a CUDA module and none on CPU.
-
-    It deliberately does not subclass ``DistributedDataParallel``: the
-    Runner would then force ``device_ids`` on it.
+    Returns ``module`` unchanged if it has no trainable parameter or
+    ``training=False``, else ``MMDistributedDataParallel`` with
+    ``device_ids=[LOCAL_RANK]`` for a CUDA module and none on CPU. Not a
+    ``DistributedDataParallel`` subclass: the Runner would force
+    ``device_ids`` on it.
 
     Args:
         module (nn.Module): The model, already on its device.
         training (bool): Whether the run trains. Defaults to True.
-        **kwargs: Passed to ``MMDistributedDataParallel``
-            (``find_unused_parameters``, ``broadcast_buffers``, ...).
+        **kwargs: Passed to ``MMDistributedDataParallel``.
     """
 
     def __new__(cls,
@@ -63,8 +47,7 @@ class DistributedWrapper:
         return MMDistributedDataParallel(module=module, **kwargs)
 
 
-# The Runner looks the wrapper type up with ``get`` on MMEngine's root
-# registry, which searches neither the default scope nor grandchildren
-# (mmprompt sits under mmpretrain): the class must be in the root as well.
+# The Runner looks wrappers up in MMEngine's root registry, which does not
+# search grandchildren (mmprompt sits under mmpretrain).
 if 'DistributedWrapper' not in MMENGINE_MODEL_WRAPPERS.module_dict:
     MMENGINE_MODEL_WRAPPERS.register_module(module=DistributedWrapper)

@@ -13,11 +13,9 @@ def build_cls_preprocessor(cfg: Optional[Union[dict, nn.Module]],
     """Build a model's data preprocessor, MMPreTrain's by default.
 
     Args:
-        cfg (dict | nn.Module, optional): A built module (returned as is), a
-            config (a dict without ``type`` gets ``ClsDataPreprocessor``;
-            the caller's dict is not modified), or None for
-            ``ClsDataPreprocessor`` with ``mean``, ``std`` and
-            ``to_rgb=True`` (images loaded as BGR).
+        cfg (dict | nn.Module, optional): A built module, a config (of
+            ``ClsDataPreprocessor`` if it has no ``type``), or None for
+            ``ClsDataPreprocessor`` with ``mean``, ``std`` and ``to_rgb``.
         mean (Sequence[float]): Default mean of RGB in [0, 255].
         std (Sequence[float]): Default std of RGB in [0, 255].
 

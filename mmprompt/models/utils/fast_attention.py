@@ -1,14 +1,6 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
-"""Drop-in SDPA for MMPreTrain's Swin window attention, without forking it.
-
-MMPreTrain's ``VisionTransformer`` already calls
-``F.scaled_dot_product_attention``; its ``WindowMSA`` (Swin) still builds the
-attention matrix by hand. :func:`enable_sdpa` swaps the class of every
-``WindowMSA`` instance of a model for :class:`SDPAWindowMSA`, which has the
-same parameters and buffers (checkpoints are unchanged) and hands the
-relative-position bias and the shift mask to SDPA as one additive mask, so
-PyTorch can pick its fused (memory-efficient) kernel on a GPU.
-"""
+"""Drop-in SDPA for MMPreTrain's Swin window attention (``WindowMSA`` builds
+the attention matrix by hand), with the same parameters and buffers."""
 from typing import Optional
 
 import torch
@@ -18,22 +10,9 @@ from mmpretrain.models.utils.attention import WindowMSA
 
 
 class SDPAWindowMSA(WindowMSA):
-    """``WindowMSA`` whose forward runs ``F.scaled_dot_product_attention``.
-
-    Same arguments, parameters and buffers as MMPreTrain's ``WindowMSA``;
-    use :func:`enable_sdpa` rather than building it directly.
-    """
-
-    def relative_position_bias(self) -> torch.Tensor:
-        """The bias added to the attention logits.
-
-        Returns:
-            torch.Tensor: ``(heads, N, N)`` with ``N = Wh * Ww``.
-        """
-        n = self.window_size[0] * self.window_size[1]
-        bias = self.relative_position_bias_table[
-            self.relative_position_index.view(-1)].view(n, n, -1)
-        return bias.permute(2, 0, 1)
+    """``WindowMSA`` whose forward runs ``F.scaled_dot_product_attention``,
+    with the bias and shift mask as one additive mask; see
+    :func:`enable_sdpa`."""
 
     def forward(self,
                 x: torch.Tensor,
@@ -54,15 +33,16 @@ class SDPAWindowMSA(WindowMSA):
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)
         # Scale q first, as WindowMSA does, so fp32 results match it.
         q = q * self.scale
-        bias = self.relative_position_bias().to(q.dtype)
+        size = self.window_size[0] * self.window_size[1]
+        bias = self.relative_position_bias_table[
+            self.relative_position_index.view(-1)].view(size, size, -1)
+        bias = bias.permute(2, 0, 1).to(q.dtype)  # (heads, N, N)
         if mask is None:
             attn_mask = bias.unsqueeze(0)
         else:
-            # Shifted windows: each window has its own mask. Fold the
-            # windows into the head dimension, (B, windows * heads, N, C'),
-            # so the mask broadcasts over the batch and SDPA keeps 4-D
-            # inputs (its fused CPU kernel takes nothing else; 5-D inputs
-            # fall back to the unfused math, as slow as WindowMSA's).
+            # Each window has its own mask: fold windows into heads,
+            # (B, windows * heads, N, C'), as SDPA's fused CPU kernel takes
+            # 4-D inputs only.
             num_windows = mask.shape[0]
             q, k, v = (
                 t.reshape(-1, num_windows * heads, n, c // heads)
@@ -78,19 +58,14 @@ class SDPAWindowMSA(WindowMSA):
             dropout_p=self.attn_drop.p if self.training else 0.,
             scale=1.0)
         out = out.reshape(batch_windows, heads, n, c // heads)
-        # The heads side by side, (B', N, heads * C'): a concatenation
-        # rather than transpose + reshape, whose view / copy choice depends
-        # on SDPA's output strides, which differ between its CPU kernels and
-        # its traced decomposition (torch.export / ONNX with a dynamic
-        # batch fails on it). Same values, same one copy.
+        # Heads side by side by concatenation: transpose + reshape depends
+        # on SDPA's output strides, which break a dynamic-batch ONNX export.
         out = torch.cat(out.unbind(1), dim=-1)
         return self.proj_drop(self.proj(out))
 
 
 def enable_sdpa(model: nn.Module) -> int:
     """Switch every MMPreTrain ``WindowMSA`` in ``model`` to SDPA, in place.
-
-    Parameters, buffers and state-dict keys stay as they are.
 
     Args:
         model (nn.Module): Any module tree (a Swin backbone, a RAM model).

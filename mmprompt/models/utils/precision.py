@@ -1,21 +1,6 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
-"""Inference in fp16 / bf16 for the heavy towers of a frozen model.
-
-Two strategies, both confined to the large submodules (the image and text
-towers, the tagging head) so that what decides an answer stays fp32:
-projections, logit scales, prototypes, thresholds, sigmoid and softmax.
-
-- ``'cast'``: the weights are cast once. Autocast re-casts them on every op;
-  on a GPU the one-time cast is the cheaper path. A cast tower gets a forward
-  pre-hook that casts its floating inputs to its dtype and a forward hook
-  that casts its floating outputs back to fp32, so the code around it does
-  not change. A cast ``nn.ModuleList`` is never called, so it gets no
-  hooks: its owner runs its blocks in their dtype (the CLIP text tower casts
-  to :attr:`~mmprompt.models.clip.CLIPTextTransformer.block_dtype` before
-  its blocks and back after them).
-- ``'autocast'``: the weights stay fp32 and the tower's forward runs under
-  ``torch.autocast``, which keeps LayerNorm and softmax in fp32 (speed and
-  accuracy of both strategies: ``docs/benchmarks.md``).
+"""Inference in fp16 / bf16 for the heavy towers of a frozen model; what
+decides an answer (projections, scales, prototypes, thresholds) stays fp32.
 """
 from typing import Any, Dict, List, Optional, Sequence
 
@@ -45,7 +30,6 @@ def _default_modules(model: nn.Module) -> List[str]:
     names = getattr(model, 'low_precision_modules', None)
     if names is not None:
         return list(names)
-    # Every direct child with weights, except the data preprocessor.
     return [
         name for name, child in model.named_children()
         if name != 'data_preprocessor' and any(
@@ -72,22 +56,23 @@ def apply_precision(model: nn.Module,
                     strategy: str = 'cast') -> nn.Module:
     """Run ``model``'s heavy submodules in ``precision``, in place.
 
+    ``'cast'`` casts the weights once (cheaper than autocast's per-op casts
+    on a GPU) and hooks the tower to cast floating inputs to its dtype and
+    outputs back to fp32. A cast ``nn.ModuleList`` gets no hooks (it is
+    never called): its owner runs the blocks in their dtype.
+
     Args:
         model (nn.Module): A built model (CLIP, RAM, ...).
         precision (str): ``'fp32'``, ``'fp16'`` or ``'bf16'``.
             Defaults to ``'fp32'`` (nothing is cast).
         modules (Sequence[str], optional): Names of the submodules to cast
             (dotted paths allowed). Defaults to the model's
-            ``low_precision_modules`` (CLIP: the image tower and the text
-            tower's blocks; RAM: the Swin encoder, the tagging head and the
-            category encoder's blocks), or else every direct child with
+            ``low_precision_modules``, or else every direct child with
             parameters but the data preprocessor.
-        fast_attention (bool, optional): Switch MMPreTrain's Swin window
-            attention to SDPA (:func:`enable_sdpa`). Defaults to True for
-            fp16 / bf16; fp32 keeps MMPreTrain's kernels, bit for bit.
-        strategy (str): ``'cast'`` (weights cast once) or ``'autocast'``
-            (``torch.autocast`` around each tower's forward, on the device
-            of its weights at call time). Defaults to ``'cast'``.
+        fast_attention (bool, optional): Apply :func:`enable_sdpa`.
+            Defaults to True for fp16 / bf16 (fp32 stays bit for bit).
+        strategy (str): ``'cast'`` or ``'autocast'`` (``torch.autocast``
+            around each tower's forward). Defaults to ``'cast'``.
 
     Returns:
         nn.Module: ``model`` itself.

@@ -7,29 +7,18 @@ import torch
 
 
 def _fingerprint(t: torch.Tensor) -> Optional[tuple]:
-    """What must be unchanged for a value computed from ``t`` to hold.
-
-    ``_version`` counts in-place writes (``load_state_dict`` copies in
-    place), ``data_ptr``/``dtype``/``device`` change when ``Module.to``
-    swaps a parameter's data. Inference tensors have no version counter:
-    None, and nothing is cached.
-    """
+    """What must be unchanged for a value computed from ``t`` to hold
+    (``_version`` counts in-place writes, ``Module.to`` swaps the data);
+    None for inference tensors, which have no version counter."""
     if t.is_inference():
         return None
     return (t._version, t.data_ptr(), t.dtype, t.device, tuple(t.shape))
 
 
 class TensorCache:
-    """Remembers the last value computed from some tensors.
-
-    :meth:`get` returns the stored value while it is asked for with the same
-    tensor objects (held by weak reference), none of them written to or
-    moved since; otherwise it calls ``fn`` and stores the result. With
-    autograd on, or while ``torch.compile`` traces, it always calls ``fn``
-    (no stale values in a graph, no stored graph).
-
-    Copies of a module (``copy.deepcopy``, pickling) start empty.
-    """
+    """Remembers the last value computed from some tensors (held by weak
+    reference). With autograd on, or while ``torch.compile`` traces, it
+    always computes; copies (deepcopy, pickling) start empty."""
 
     def __init__(self) -> None:
         self.clear()
@@ -45,8 +34,7 @@ class TensorCache:
         """The value of ``fn()``, computed again only if ``tensors`` changed.
 
         Args:
-            tensors (Sequence[torch.Tensor | None]): Everything ``fn`` reads
-                (None entries, e.g. a missing bias, are skipped).
+            tensors (Sequence[torch.Tensor | None]): All ``fn`` reads.
             fn (Callable): Computes the value.
         """
         if torch.is_grad_enabled() or torch.compiler.is_compiling():

@@ -1,12 +1,6 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
-"""What every prompt-learning model shares: a frozen CLIP in eval mode.
-
-The CLIP is built from its config (or taken built), frozen
-(``requires_grad=False``) and kept in eval mode whatever ``train()`` is
-called with; its weights are loaded by :meth:`init_weights` from its
-``init_cfg`` and are not part of the model's state dict, so checkpoints and
-learned files hold only what was learned.
-"""
+"""The base of the prompt-learning models: a frozen CLIP in eval mode,
+loaded from its own ``init_cfg`` and left out of the state dict."""
 import copy
 from typing import Any, List, Optional, Union
 
@@ -23,14 +17,13 @@ from ..clip.vocabulary import ClassVocabulary
 
 
 class FrozenCLIPModel(BaseModel):
-    """Base of the prompt-learning models: a frozen CLIP and the entry
-    points; subclasses implement :meth:`compute_logits`.
+    """A frozen CLIP and the entry points; subclasses implement
+    :meth:`compute_logits`.
 
     Args:
         clip (dict | nn.Module): Config of a
-            :class:`~mmprompt.models.clip.CLIP` (or a built one). Its
-            ``init_cfg=dict(type='Pretrained', checkpoint=...)``, if any,
-            is loaded strictly by :meth:`init_weights`.
+            :class:`~mmprompt.models.clip.CLIP` (or a built one); its
+            ``Pretrained`` ``init_cfg`` loads strictly in :meth:`init_weights`.
         data_preprocessor (dict, optional): Defaults to CLIP's.
         init_cfg (dict, optional): Unused. Defaults to None.
     """
@@ -69,8 +62,7 @@ class FrozenCLIPModel(BaseModel):
         return self
 
     def init_weights(self) -> None:
-        """Load CLIP's weights from its ``init_cfg`` (strictly); the
-        learned parts were initialised at construction."""
+        """Load CLIP's weights from its ``init_cfg`` (strictly)."""
         if self.clip_init and self.clip_init.get('checkpoint'):
             from mmprompt.utils.checkpoint import load_checkpoint
             load_checkpoint(self.clip, self.clip_init['checkpoint'])
@@ -83,8 +75,7 @@ class FrozenCLIPModel(BaseModel):
 
     @property
     def preprocess_args(self) -> dict:
-        """dict: The frozen CLIP's :attr:`~mmprompt.models.clip.CLIP.
-        preprocess_args`."""
+        """dict: The frozen CLIP's ``preprocess_args``."""
         return self.clip.preprocess_args
 
     def extract_image_feat(self, images: torch.Tensor) -> torch.Tensor:
@@ -98,8 +89,7 @@ class FrozenCLIPModel(BaseModel):
 
     def vocabulary_logits(self, image_feats: torch.Tensor,
                           vocabulary: ClassVocabulary) -> torch.Tensor:
-        """Logits ``(N, C)`` over a vocabulary of the subclass's
-        ``build_vocabulary``."""
+        """Logits ``(N, C)`` over a vocabulary of ``build_vocabulary``."""
         return vocabulary.logits(image_feats, self.clip.scale_similarity)
 
     def predict(self,
@@ -107,13 +97,8 @@ class FrozenCLIPModel(BaseModel):
                 data_samples: Optional[List[DataSample]] = None,
                 vocabulary: Optional[Any] = None) -> List[DataSample]:
         """Classify images among the current categories, or those of
-        ``vocabulary`` (from ``build_vocabulary``; the model is not
-        changed).
-
-        Returns:
-            List[DataSample]: With ``pred_score`` (softmax of the logits)
-            and ``pred_label``.
-        """
+        ``vocabulary`` (of ``build_vocabulary``): data samples with
+        ``pred_score`` (softmax of the logits) and ``pred_label``."""
         feats = self.extract_image_feat(inputs)
         logits = self.compute_logits(feats) if vocabulary is None else \
             self.vocabulary_logits(feats, vocabulary)

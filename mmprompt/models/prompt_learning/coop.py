@@ -1,18 +1,7 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
-"""CoOp and CoCoOp on a frozen CLIP.
-
-`CoOp <https://arxiv.org/abs/2109.01134>`_ learns the context of the
-prompts; `CoCoOp <https://arxiv.org/abs/2203.05557>`_ adds to it a vector
-computed from each image by a small meta-net. Semantics of
-KaiyangZhou/CoOp's ``CustomCLIP`` (MIT licence); the code is written for
-mmprompt. CLIP is frozen and stays in eval mode; only the learner (and the
-meta-net) train, and only they are saved.
-
-Speed-ups, all exact: the prompts are cut to the longest one; with a
-unified context at the end, the start token and the context are the same
-for every category, so their keys and values are computed once per step
-and shared (:meth:`CLIPTextTransformer.encode_prefix`, exact under the
-causal mask); image features are computed under ``no_grad``.
+"""`CoOp <https://arxiv.org/abs/2109.01134>`_ and `CoCoOp
+<https://arxiv.org/abs/2203.05557>`_ on a frozen CLIP (semantics of
+KaiyangZhou/CoOp's ``CustomCLIP``, MIT licence).
 """
 from typing import Dict, List, Optional, Sequence, Union
 
@@ -34,23 +23,18 @@ class CoOp(FrozenCLIPModel):
     """Context Optimization: a learned prompt context on a frozen CLIP.
 
     Args:
-        clip (dict | nn.Module): Config of a
-            :class:`~mmprompt.models.clip.CLIP` (or a built one). Its
-            ``init_cfg=dict(type='Pretrained', checkpoint=...)``, if any,
-            is loaded strictly by :meth:`init_weights`.
-        categories (str | Sequence[str]): ``'cifar100'``, ``'imagenet'``, a
-            text file or a list of names (``tools/train.py`` fills them
-            from the training set when None). Defaults to None.
-        n_ctx (int): Number of context vectors. Defaults to 16.
-        ctx_init (str, optional): Initial words, e.g. ``'a photo of a'``.
-            Defaults to None (N(0, 0.02)).
+        clip (dict | nn.Module): See :class:`FrozenCLIPModel`.
+        categories (str | Sequence[str]): A set name, a text file or names
+            (``tools/train.py`` fills them). Defaults to None.
+        n_ctx (int): See :class:`PromptLearner`. Defaults to 16.
+        ctx_init (str, optional): Initial words. Defaults to None.
         csc (bool): Class-specific contexts. Defaults to False.
-        class_token_position (str): ``'end'``, ``'middle'`` or
-            ``'front'``. Defaults to ``'end'``.
-        share_prefix (bool): Use the shared-prefix speed-up when it
-            applies (exact; off only to compare). Defaults to True.
+        class_token_position (str): Where the name goes.
+            Defaults to ``'end'``.
+        share_prefix (bool): Encode the prompts' shared start once (exact
+            under the causal mask). Defaults to True.
         data_preprocessor (dict, optional): Defaults to CLIP's.
-        init_cfg (dict, optional): Unused by this class. Defaults to None.
+        init_cfg (dict, optional): Unused. Defaults to None.
     """
     method = 'CoOp'
 
@@ -78,19 +62,15 @@ class CoOp(FrozenCLIPModel):
         self.share_prefix = share_prefix
         text = self.clip.text_encoder
         self.prompt_learner = PromptLearner(
-            text.token_embedding,
-            self.clip.tokenizer,
-            list(resolve_categories(categories)),
-            n_ctx=n_ctx,
-            ctx_init=ctx_init,
-            csc=csc,
+            text.token_embedding, self.clip.tokenizer,
+            list(resolve_categories(categories)), n_ctx=n_ctx,
+            ctx_init=ctx_init, csc=csc,
             class_token_position=class_token_position,
             context_length=text.context_length)
 
     def init_weights(self) -> None:
         """Load CLIP's weights, then start a ``ctx_init`` context from the
-        loaded token embedding (at construction it read the embedding the
-        CLIP was built with, random until now in the Runner's order)."""
+        loaded token embedding."""
         super().init_weights()
         self.prompt_learner.init_context(
             self.clip.text_encoder.token_embedding)
@@ -111,13 +91,11 @@ class CoOp(FrozenCLIPModel):
 
     def build_vocabulary(self,
                          categories: Sequence[str]) -> ClassVocabulary:
-        """The vocabulary of ``categories`` with the learned prompts: their
-        text features as prototypes (the context is fixed at inference);
-        the model is not changed.
+        """The vocabulary of ``categories``: their learned prompts' text
+        features; the model is not changed.
 
         Args:
-            categories (Sequence[str]): Category names (a class-specific
-                context takes only those it was trained on).
+            categories (Sequence[str]): Category names.
         """
         layout = self.prompt_learner.layout(
             list(resolve_categories(categories)))
@@ -125,7 +103,6 @@ class CoOp(FrozenCLIPModel):
             prototypes = self.extract_text_feat(layout)
         return ClassVocabulary(prototypes, layout.names)
 
-    # -- features ---------------------------------------------------------
     def extract_text_feat(
             self, layout: Optional[PromptLayout] = None) -> torch.Tensor:
         """Normalised features of every category's prompt, ``(C, D)``.
@@ -155,7 +132,6 @@ class CoOp(FrozenCLIPModel):
         text_feats = self.extract_text_feat()
         return self.clip.logit_scale.exp() * image_feats @ text_feats.t()
 
-    # -- what is saved ----------------------------------------------------
     def learned_meta(self) -> Dict:
         """The meta of a learned-prompt file (see :mod:`.learned`)."""
         learner = self.prompt_learner
@@ -170,8 +146,7 @@ class CoOp(FrozenCLIPModel):
     @classmethod
     def from_learned_meta(cls, clip: nn.Module, meta: Dict) -> 'CoOp':
         """A model with the settings of a learned-prompt file's meta, over
-        a built CLIP (:func:`.learned.build_learned_model`); the context
-        is the initial one until the file is loaded."""
+        a built CLIP (:func:`.learned.build_learned_model`)."""
         return cls(
             clip=clip,
             categories=list(meta['categories']),
@@ -183,12 +158,8 @@ class CoOp(FrozenCLIPModel):
 
 @MODELS.register_module()
 class CoCoOp(CoOp):
-    """Conditional CoOp: the context shifted by a meta-net of each image.
-
-    ``meta_net`` is ``Linear(D, D // 16) -> ReLU -> Linear(D // 16, width)``
-    of the normalised image feature; its output is added to every context
-    vector, and each image is scored against the prompts made with its own
-    context. A unified context at the end position, as in CoCoOp.
+    """Conditional CoOp: each image's ``meta_net`` output shifts every
+    context vector (a unified context at the end).
 
     Args:
         **kwargs: Arguments of :class:`CoOp` (``ctx_init`` defaults to
@@ -209,21 +180,18 @@ class CoCoOp(CoOp):
             nn.Linear(dim // 16, width))
 
     def build_vocabulary(self, categories: Sequence[str]) -> PromptLayout:
-        """The vocabulary of ``categories``: their prompts' layout (each
-        image shifts the context, so text features are made per image);
-        the model is not changed."""
+        """The vocabulary of ``categories``: their prompts' layout (text
+        features are made per image)."""
         return self.prompt_learner.layout(
             list(resolve_categories(categories)))
 
     def vocabulary_logits(self, image_feats: torch.Tensor,
                           vocabulary: PromptLayout) -> torch.Tensor:
-        """Logits ``(N, C)`` over a vocabulary of :meth:`build_vocabulary`.
-        """
+        """Logits ``(N, C)`` over a vocabulary of :meth:`build_vocabulary`."""
         return self.compute_logits(image_feats, vocabulary)
 
     def compute_logits(
-            self,
-            image_feats: torch.Tensor,
+            self, image_feats: torch.Tensor,
             layout: Optional[PromptLayout] = None) -> torch.Tensor:
         """Logits ``(N, C)``; each image with its own shifted context.
 
@@ -252,13 +220,10 @@ class CoCoOp(CoOp):
             eot = (layout.eot - 1 - n).repeat(batch)
             feats = text.forward_embeddings(suffix, eot, prefix)
         else:
-            rows = [
+            embeds, eots = zip(*[
                 learner(embed, c[None].expand(num_cls, -1, -1), layout)
-                for c in ctx
-            ]
-            feats = text.forward_embeddings(
-                torch.cat([r[0] for r in rows]),
-                torch.cat([r[1] for r in rows]))
+                for c in ctx])
+            feats = text.forward_embeddings(torch.cat(embeds), torch.cat(eots))
         feats = F.normalize(feats, dim=-1).view(batch, num_cls, -1)
         scale = self.clip.logit_scale.exp()
         return scale * torch.einsum('nd,ncd->nc', image_feats, feats)

@@ -1,18 +1,7 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
-"""Learned-prompt files: what was learned, plus what it was learned on.
-
-A file holds the state dict of a prompt-learning model without the frozen
-CLIP (kilobytes to megabytes: Tip-Adapter-F's cache keys are 16 x 1,000 x
-512 floats, 33 MB, for ImageNet) and a meta dict: the method and its
-settings (``n_ctx``, ``class_token_position``, ``csc``; Tip-Adapter-F's
-``templates``, ``cache_size``, ``alpha`` and ``beta``, the last two also in
-the state dict, which is what loading reads; the category names) and the
-CLIP it was learned on: ``clip_arch``, the shapes of its tensors, and
-``clip_fingerprint``, a digest of its values. Loading over a CLIP of
-another architecture is an error; over other weights of the same
-architecture too (the prompts would run, with confident answers, but were
-tuned for other features), unless asked for (``allow_other_weights``,
-the tools' ``--allow-other-clip-weights``: then a warning).
+"""Learned-prompt files: a prompt-learning model's state dict without the
+frozen CLIP, and a meta of its settings and of the CLIP it was learned on
+(``clip_arch``, ``clip_fingerprint``), which loading checks.
 """
 import hashlib
 import logging
@@ -42,27 +31,20 @@ def clip_fingerprint(clip: nn.Module) -> str:
     return tensors_fingerprint(list(clip.state_dict().items()))[:16]
 
 
-def learned_state(model: nn.Module) -> Dict:
-    """The learned tensors (the model's state dict has no CLIP keys)."""
-    return {k: v.detach().cpu() for k, v in model.state_dict().items()}
-
-
 def save_learned(model: nn.Module, path: str, force: bool = False) -> None:
     """Write ``model``'s learned parameters and meta to ``path``.
 
     Args:
-        model (nn.Module): A :class:`CoOp`, :class:`CoCoOp` or
-            :class:`TipAdapterF`.
+        model (nn.Module): A prompt-learning model.
         path (str): ``.pth`` or ``.safetensors``.
         force (bool): Replace an existing file. Defaults to False.
     """
-    meta = dict(
-        model.learned_meta(),
-        format=FORMAT,
-        clip_arch=clip_arch(model.clip),
-        clip_fingerprint=clip_fingerprint(model.clip))
-    save_checkpoint(learned_state(model), dict(mmprompt_learned=meta), path,
-                    force)
+    meta = dict(model.learned_meta(), format=FORMAT,
+                clip_arch=clip_arch(model.clip),
+                clip_fingerprint=clip_fingerprint(model.clip))
+    # The model's state dict has no CLIP keys.
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    save_checkpoint(state, dict(mmprompt_learned=meta), path, force)
 
 
 def is_learned_file(path: str) -> bool:
@@ -76,25 +58,14 @@ def is_learned_file(path: str) -> bool:
 def load_learned(model: nn.Module,
                  path: str,
                  allow_other_weights: bool = False) -> Dict:
-    """Load a learned-prompt file into a model built from its config.
-
-    The model's CLIP weights must already be in place
-    (``model.init_weights()``).
+    """Load a learned-prompt file into a model built from its config, its
+    CLIP weights in place; the file's meta is returned.
 
     Args:
         model (nn.Module): The prompt-learning model.
         path (str): The file.
-        allow_other_weights (bool): Load a file learned on other CLIP
-            weights of the same architecture, with a warning. Defaults to
-            False (an error).
-
-    Returns:
-        dict: The file's meta.
-
-    Raises:
-        CheckpointError: Not a learned-prompt file, another method or
-            settings, a CLIP of another architecture, or other CLIP weights
-            unless ``allow_other_weights``.
+        allow_other_weights (bool): Only warn on other CLIP weights of the
+            same architecture. Defaults to False.
     """
     sd, meta = read_checkpoint(path)
     meta = _learned_meta(path, meta)
@@ -125,9 +96,8 @@ def load_learned(model: nn.Module,
     csc = learner is not None and learner.csc
     if csc:
         learner.trained_categories = list(meta['categories'])
-    shapes = [
-        k for k, v in model.state_dict().items() if v.shape != sd[k].shape
-    ]
+    shapes = [k for k, v in model.state_dict().items()
+              if v.shape != sd[k].shape]
     if shapes:
         raise CheckpointError(f'{path}: tensors of another shape: {shapes}'
                               ' (another number of categories for csc?)')
@@ -139,8 +109,8 @@ def load_learned(model: nn.Module,
 
 def check_clip_weights(clip: nn.Module, path: str, meta: Dict,
                        allow_other_weights: bool = False) -> None:
-    """Refuse a file learned on other weights of ``clip``'s architecture
-    (its prompts were tuned for other features), or warn when allowed."""
+    """Refuse a file learned on other weights of ``clip``'s architecture,
+    or warn when allowed."""
     if meta.get('clip_fingerprint') == clip_fingerprint(clip):
         return
     message = (f'{path}: learned on other CLIP weights of the same '
@@ -170,23 +140,14 @@ def _learned_meta(path: str, meta: Dict) -> Dict:
 def build_learned_model(clip: nn.Module,
                         path: str,
                         allow_other_weights: bool = False) -> nn.Module:
-    """The prompt-learning model of a learned-prompt file, over a built
-    CLIP (its weights in place), without the method's config.
-
-    The method and its settings come from the file's meta (the method's
-    ``from_learned_meta``); the checks are those of :func:`load_learned`.
-    The model starts with the file's categories.
+    """The prompt-learning model of a learned-prompt file, built from its
+    meta (the method's ``from_learned_meta``) on a loaded CLIP's device.
 
     Args:
-        clip (nn.Module): A :class:`~mmprompt.models.clip.CLIP` (or a
-            subclass such as ``CLIPZeroShot``) with its weights loaded.
+        clip (nn.Module): A :class:`~mmprompt.models.clip.CLIP`, loaded.
         path (str): The learned-prompt file.
-        allow_other_weights (bool): See :func:`load_learned`. Defaults to
-            False.
-
-    Returns:
-        nn.Module: The model (e.g. :class:`CoOp`), CLIP frozen, on CLIP's
-        device.
+        allow_other_weights (bool): See :func:`load_learned`.
+            Defaults to False.
     """
     from mmprompt.registry import MODELS
     meta = read_learned_meta(path)
@@ -200,8 +161,7 @@ def build_learned_model(clip: nn.Module,
             f"{path}: a {meta.get('method')} file cannot be built from its "
             'meta alone; give its config (tools/test.py CONFIG FILE)')
     device = next(clip.parameters()).device
-    # The initial context is replaced by the file's: keep the caller's
-    # random stream as it was.
+    # The initial context is replaced: keep the caller's random stream.
     with torch.random.fork_rng(devices=[]):
         model = cls.from_learned_meta(clip, meta)
     model.to(device)

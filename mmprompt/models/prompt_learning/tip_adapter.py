@@ -1,33 +1,8 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
-"""Tip-Adapter-F: the few-shot cache of a frozen CLIP, its keys fine-tuned.
-
-`Tip-Adapter <https://arxiv.org/abs/2207.09519>`_ (Zhang et al., ECCV 2022;
-semantics of gaopengcuhk/Tip-Adapter's ``main.py`` and ``utils.py``, the
-code written for mmprompt) adds to CLIP's zero-shot logits a cache of the
-few-shot training images:
-
-.. math::
-
-    \\mathrm{logits} = s\\, f W^\\top + \\alpha \\exp\\big(-\\beta (1 -
-        f K^\\top)\\big) L
-
-- :math:`f` the L2-normalised image features, :math:`s` CLIP's
-  ``logit_scale.exp()`` (100 with OpenAI's weights, the original's
-  constant), :math:`W` the text prototypes of the templates
-  (:func:`~mmprompt.models.clip.zero_shot.build_text_prototypes`);
-- :math:`K` ``(M, D)`` the keys: per training image the mean of its
-  unnormalised features over ``augment_epochs`` augmented views, then
-  L2-normalised (``build_cache_model``); Tip-Adapter-F learns them and does
-  not normalise them again;
-- :math:`L` ``(M, C)`` the one-hot labels of the keys, fixed.
-
-:class:`~mmprompt.engine.TipAdapterHook` builds the cache before training
-and, after it, picks ``alpha`` and ``beta`` on the **validation** split by
-the original's grid search. Two departures from the original, both to keep
-the test set out of every choice: it searched ImageNet's alpha and beta on
-the test features and kept the epoch with the best test accuracy; here the
-search reads the validation split only and the keys of the last epoch are
-kept.
+"""`Tip-Adapter-F <https://arxiv.org/abs/2207.09519>`_ on a frozen CLIP
+(gaopengcuhk/Tip-Adapter): ``s f W^T + alpha exp(-beta (1 - f K^T)) L``, the
+keys ``K`` learned. The original chose alpha, beta and the epoch on the test
+set; here the search reads the validation split and the last epoch is kept.
 """
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
@@ -55,21 +30,14 @@ class TipAdapterF(FrozenCLIPModel):
 
     Args:
         clip (dict | nn.Module): See :class:`FrozenCLIPModel`.
-        categories (str | Sequence[str]): The training classes in label
-            order (``tools/train.py`` fills them from the training set).
-        templates (str | Sequence[str]): Templates of the text prototypes
-            (a built-in set name or format strings). Defaults to
-            ``'simple'``.
-        cache_size (int, optional): Number of training images, the rows of
-            the cache (``tools/train.py`` fills it from the training set).
-            None: sized by the learned file that is loaded. Defaults to
-            None.
-        alpha (float): Weight of the cache, until the search sets it
-            (Tip-Adapter's ``init_alpha``). Defaults to 1.0.
-        beta (float): Sharpness of the affinities (``init_beta``).
-            Defaults to 1.0.
-        text_batch_size (int): Prompts per text-tower pass. Defaults to
-            1024.
+        categories (str | Sequence[str]): The training classes, in order.
+        templates (str | Sequence[str]): Templates of the text prototypes.
+            Defaults to ``'simple'``.
+        cache_size (int, optional): Rows of the cache, one per training
+            image; None: the loaded file's. Defaults to None.
+        alpha (float): Weight of the cache. Defaults to 1.0.
+        beta (float): Sharpness of the affinities. Defaults to 1.0.
+        text_batch_size (int): Prompts per text-tower pass. Defaults to 1024.
         data_preprocessor (dict, optional): Defaults to CLIP's.
         init_cfg (dict, optional): Unused. Defaults to None.
     """
@@ -109,11 +77,9 @@ class TipAdapterF(FrozenCLIPModel):
         self._kept_rows: Optional[torch.Tensor] = None
         self._map_labels()
 
-    # -- categories and prototypes ---------------------------------------
     def set_categories(self, categories: Sequence[str]) -> None:
-        """Classify among other names: they get text prototypes, and the
-        keys of a trained category count for it (a name it was not trained
-        on gets no cache term, only its prototype)."""
+        """Classify among other names (an untrained name gets no cache
+        term, only its prototype)."""
         self.categories = list(resolve_categories(list(categories)))
         self.text_prototypes = None
         self._map_labels()
@@ -139,20 +105,16 @@ class TipAdapterF(FrozenCLIPModel):
     def build_vocabulary(self,
                          categories: Sequence[str]) -> ClassVocabulary:
         """The vocabulary of ``categories``: their text prototypes and the
-        keys of the trained categories among them with their labels,
-        ``alpha`` and ``beta``; the model is not changed."""
+        cache of those trained; the model is not changed."""
         categories = list(resolve_categories(list(categories)))
         labels, rows = self._key_labels(categories)
         keys = self.cache_keys.detach()
         if rows is not None:
             keys, labels = keys[rows], labels[rows]
         return ClassVocabulary(
-            self._text_prototypes(categories),
-            tuple(categories),
-            example_feats=keys,
-            example_labels=labels,
-            cache_alpha=float(self.alpha),
-            cache_beta=float(self.beta))
+            self._text_prototypes(categories), tuple(categories),
+            example_feats=keys, example_labels=labels,
+            cache_alpha=float(self.alpha), cache_beta=float(self.beta))
 
     def init_weights(self) -> None:
         """Load CLIP's weights; the prototypes are built from them."""
@@ -160,28 +122,24 @@ class TipAdapterF(FrozenCLIPModel):
         self.text_prototypes = None
 
     def get_prototypes(self) -> torch.Tensor:
-        """The text prototypes of the current categories, ``(C, D)``,
-        built on first use after the categories or CLIP's weights change
-        (identically on every rank: no communication). ``_`` in a name
-        reads as a space, as in Tip-Adapter's ``clip_classifier``."""
+        """The text prototypes ``(C, D)`` of the current categories, built
+        on first use after they or CLIP's weights change."""
         if self.text_prototypes is None:
             self.text_prototypes = self._text_prototypes(self.categories)
         return self.text_prototypes
 
     def _text_prototypes(self, categories: Sequence[str]) -> torch.Tensor:
+        """``_`` reads as a space, as in Tip-Adapter's ``clip_classifier``."""
         print_log(
             f'Building text prototypes: {len(categories)} '
             f'categories x {len(self.templates)} templates',
             logger='current')
         return build_text_prototypes(
-            self.clip.extract_text_feat,
-            self.clip.tokenize,
-            [name.replace('_', ' ') for name in categories],
-            self.templates,
+            self.clip.extract_text_feat, self.clip.tokenize,
+            [name.replace('_', ' ') for name in categories], self.templates,
             batch_size=self.text_batch_size,
             device=self.clip.logit_scale.device)
 
-    # -- the cache --------------------------------------------------------
     @property
     def cache_ready(self) -> bool:
         """bool: Whether the cache was built (or loaded)."""
@@ -192,10 +150,9 @@ class TipAdapterF(FrozenCLIPModel):
         """Set the cache in place (the optimizer holds the keys).
 
         Args:
-            keys (torch.Tensor): ``(M, D)`` normalised features of the
-                training images, ``M = cache_size``.
-            labels (torch.Tensor): ``(M, )`` their labels among
-                ``trained_categories``.
+            keys (torch.Tensor): ``(cache_size, D)`` normalised features of
+                the training images.
+            labels (torch.Tensor): Their labels in ``trained_categories``.
         """
         if keys.shape != self.cache_keys.shape:
             raise InvalidInputError(
@@ -217,13 +174,11 @@ class TipAdapterF(FrozenCLIPModel):
         return (self.cache_keys[self._kept_rows],
                 self.key_labels[self._kept_rows])
 
-    # -- logits -----------------------------------------------------------
     def compute_logits(self,
                        image_feats: torch.Tensor,
                        alpha: Optional[float] = None,
                        beta: Optional[float] = None) -> torch.Tensor:
-        """Logits ``(N, C)`` of normalised image features (the formula of
-        the module docstring).
+        """Logits ``(N, C)`` of normalised image features.
 
         Args:
             image_feats (torch.Tensor): ``(N, D)``, unit rows.
@@ -244,28 +199,19 @@ class TipAdapterF(FrozenCLIPModel):
             labels: torch.Tensor,
             search_scale: Sequence[float] = (7, 3),
             search_step: Sequence[int] = (200, 20)) -> Dict[str, float]:
-        """Set ``alpha`` and ``beta`` to the best pair of Tip-Adapter's
-        grid on (validation) features.
-
-        The grid is :func:`search_grid` of ``search_scale`` and
-        ``search_step`` (beta first, alpha second; the defaults are
-        Tip-Adapter's for ImageNet). The pair kept is the first, beta in the
-        outer loop and alpha in the inner one, with the most correct top-1
-        predictions, as in the original.
+        """Set ``alpha`` and ``beta`` to the first best pair of
+        Tip-Adapter's grid (:func:`search_grid`; beta outer, alpha inner);
+        returns them and the top-1 accuracies (%) ``accuracy``,
+        ``zero_shot`` and ``initial``.
 
         Args:
             image_feats (torch.Tensor): ``(N, D)`` normalised features of
                 the validation images.
-            labels (torch.Tensor): ``(N, )`` their labels among the current
-                categories.
+            labels (torch.Tensor): ``(N, )`` their labels.
             search_scale (Sequence[float]): Largest beta and alpha.
+                Defaults to (7, 3).
             search_step (Sequence[int]): Number of betas and alphas.
-
-        Returns:
-            dict: ``alpha``, ``beta`` and ``accuracy`` (top-1, %) chosen,
-            ``zero_shot`` (the text term alone) and ``initial`` (the
-            alpha and beta before the search) accuracies on the same
-            features.
+                Defaults to (200, 20).
         """
         betas = search_grid(search_scale[0], search_step[0])
         alphas = search_grid(search_scale[1], search_step[1])
@@ -292,14 +238,9 @@ class TipAdapterF(FrozenCLIPModel):
         self.alpha.fill_(best[1])
         self.beta.fill_(best[2])
         n = max(labels.numel(), 1)
-        return dict(
-            alpha=best[1],
-            beta=best[2],
-            accuracy=100 * best[0] / n,
-            zero_shot=100 * zero_shot / n,
-            initial=100 * initial / n)
+        return dict(alpha=best[1], beta=best[2], accuracy=100 * best[0] / n,
+                    zero_shot=100 * zero_shot / n, initial=100 * initial / n)
 
-    # -- what is saved ----------------------------------------------------
     def learned_meta(self) -> Dict:
         """The meta of a learned file (see :mod:`.learned`)."""
         return dict(
@@ -313,8 +254,7 @@ class TipAdapterF(FrozenCLIPModel):
     @classmethod
     def from_learned_meta(cls, clip: nn.Module, meta: Dict) -> 'TipAdapterF':
         """A model with the settings of a learned file's meta, over a
-        built CLIP (:func:`.learned.build_learned_model`); the cache is
-        empty until the file is loaded."""
+        built CLIP (:func:`.learned.build_learned_model`)."""
         return cls(
             clip=clip,
             categories=list(meta['categories']),
@@ -325,9 +265,8 @@ class TipAdapterF(FrozenCLIPModel):
 
     def prepare_learned(self, state_dict: Dict[str, torch.Tensor],
                         meta: Dict) -> None:
-        """Before a learned file is loaded: take its training classes (the
-        keys' labels index them) and, if ``cache_size`` was not set, its
-        number of keys."""
+        """Before a learned file is loaded: take its training classes and,
+        without ``cache_size``, its number of keys."""
         keys = state_dict.get('cache_keys')
         if keys is None or keys.dim() != 2:
             return  # load_learned names the missing key
@@ -344,9 +283,7 @@ class TipAdapterF(FrozenCLIPModel):
             device = self.cache_keys.device
             self.cache_keys = nn.Parameter(
                 torch.zeros(size, dim, device=device))
-            self.cache_labels = torch.full((size, ),
-                                           -1,
-                                           dtype=torch.long,
+            self.cache_labels = torch.full((size, ), -1, dtype=torch.long,
                                            device=device)
         self.trained_categories = list(meta.get('categories') or ())
         self.set_categories(self.categories)

@@ -8,7 +8,6 @@ from .ram_plus import RAMPlus, RAMPlusOpenset
 from .tagging_head import RAMTaggingHead
 from .vocabulary import CategoryEncoder, TagVocabulary
 
-# MMPreTrain's name of RAM with its own tags (registered as well).
 RAMNormal = RAM
 
 __all__ = [

@@ -1,22 +1,7 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
-"""Label embeddings from text, for RAM's and RAM++'s open-set tagging.
-
-RAM and RAM++ (``recognize-anything``, Apache-2.0,
-``ram/utils/openset_utils.py``) tag unseen categories by replacing their
-label embeddings with CLIP ViT-B/16 text features:
-
-- RAM: each category name is cleaned, put in every prompt template, encoded;
-  the rows are L2-normalised, averaged and normalised again (one row per
-  category);
-- RAM++: every LLM description of a category is encoded and normalised, no
-  averaging (``D`` rows per category, category-major).
-
-The functions here are pure and batched: all prompts of all categories go
-through ``encode_text`` together, in chunks of ``batch_size`` texts, never
-one category at a time. ``encode_text`` maps a list of strings to raw text
-features ``(N, C)``, e.g. a CLIP text tower after the tokenizer;
-:class:`~.vocabulary.CategoryEncoder` wraps them into a
-:class:`~.vocabulary.TagVocabulary`.
+"""Open-set label embeddings of RAM and RAM++ from CLIP text features
+(``recognize-anything``'s ``ram/utils/openset_utils.py``, Apache-2.0): pure,
+batched functions of an ``encode_text`` callable, ``list[str] -> (N, C)``.
 """
 from typing import Callable, Dict, List, Mapping, Sequence, Tuple, Union
 
@@ -33,11 +18,8 @@ CategoryItem = Union[str, Mapping[str, Sequence[str]]]
 CategorySpec = Union[str, Sequence[CategoryItem]]
 TemplateSpec = Union[str, Sequence[str]]
 
-# The key of the template list in RAM's ``openset_templates.json``.
-RAM_TEMPLATES_KEY = 'multiple_templates'
-# Named fields of RAM's templates besides ``{}``: ``'a'`` or ``'an'``.
-RAM_TEMPLATE_FIELDS = ('article', )
-# The name of RAM's own 63 templates (:func:`ram_openset_templates`).
+RAM_TEMPLATES_KEY = 'multiple_templates'  # in openset_templates.json
+RAM_TEMPLATE_FIELDS = ('article', )  # besides {}: 'a' or 'an'
 RAM_TEMPLATE_SET = 'ram_openset'
 # What RAM's templates add to OpenAI's ImageNet ones, and what they leave out.
 _SCENE_TEMPLATES = ('There is {article} {} in the scene.',
@@ -51,19 +33,9 @@ _ART_FORMS = ('sculpture', 'rendering', 'rendition', 'graffiti', 'tattoo',
 
 
 def ram_openset_templates() -> Tuple[str, ...]:
-    """RAM's 63 open-set templates (``multiple_templates`` of
-    recognize-anything's ``openset_templates.json``, after ViLD), made from
-    OpenAI's 80 ImageNet templates: five "in the scene" prompts, then the
-    templates that name no art form, with ``'photo of a {}'`` and
-    ``'itap of a {}'`` taking the name's article and ``'a embroidered'``
-    read as ``'an embroidered'``.
-
-    The set is RAM's; the order is OpenAI's (the embedding is a mean over
-    templates, so only the rounding differs).
-
-    Returns:
-        tuple[str]: The templates, named ``'ram_openset'`` in configs.
-    """
+    """RAM's 63 open-set templates (``'ram_openset'``) made from OpenAI's
+    80 ImageNet ones; RAM's set in OpenAI's order (the embedding is a mean
+    over templates, so only the rounding differs)."""
     kept = []
     for template in resolve_templates('openai_imagenet'):
         if any(art in template for art in _ART_FORMS):
@@ -77,24 +49,12 @@ def ram_openset_templates() -> Tuple[str, ...]:
 
 
 def resolve_ram_templates(spec: TemplateSpec) -> Tuple[str, ...]:
-    """Turn a template specification into RAM open-set templates.
-
-    Templates are format strings with one ``{}`` for the category name and
-    optionally ``{article}`` (``'a'`` or ``'an'``).
+    """RAM open-set templates (``{}`` and optionally ``{article}``).
 
     Args:
-        spec (str | Sequence[str]): One of
-
-            - ``'ram_openset'``: RAM's 63 templates
-              (:func:`ram_openset_templates`);
-            - a JSON file holding a list of templates, or a dict whose
-              ``'multiple_templates'`` entry is that list (RAM's
-              ``openset_templates.json``: the 63 templates RAM uses);
-            - anything :func:`mmprompt.models.clip.prompts.resolve_templates`
-              takes (a set name, one template, a file or a list).
-
-    Returns:
-        tuple[str]: The templates.
+        spec (str | Sequence[str]): ``'ram_openset'``, a JSON list or
+            ``{'multiple_templates': [...]}`` file, or what
+            :func:`mmprompt.models.clip.prompts.resolve_templates` takes.
     """
     if spec == RAM_TEMPLATE_SET:
         return ram_openset_templates()
@@ -112,28 +72,19 @@ def resolve_ram_templates(spec: TemplateSpec) -> Tuple[str, ...]:
 
 
 def _prompt_name(category: str) -> str:
-    """How a category name reads in RAM's open-set prompts: ``_`` as a
-    space, ``/`` as ``' or '``, lower case, no final full stop."""
+    """A category name as RAM's open-set prompts read it."""
     return category.replace('_', ' ').replace('/', ' or ').lower().rstrip(
         '.')
 
 
 def ram_openset_prompts(categories: Sequence[str],
                         templates: Sequence[str]) -> List[str]:
-    """All prompts of all categories, category-major, as RAM writes them.
-
-    For a category ``c``: the name is ``c`` with ``'_'`` read as a space and
-    ``'/'`` as ``' or '``, lower-cased, trailing dots stripped; the article
-    is ``'an'`` if the raw ``c`` starts with a lower-case vowel (so
-    ``'Apple'`` gets ``'a'``), else ``'a'``. A prompt that starts with
-    ``'a'`` or ``'the'`` is prefixed with ``'This is '``.
+    """All prompts of all categories, category-major, as RAM writes them
+    (RAM's article rule: ``'Apple'`` gets ``'a'``).
 
     Args:
         categories (Sequence[str]): Category names.
         templates (Sequence[str]): Format strings (``{}``, ``{article}``).
-
-    Returns:
-        list[str]: ``len(categories) * len(templates)`` prompts.
     """
     prompts = []
     for category in categories:
@@ -150,16 +101,12 @@ def ram_openset_prompts(categories: Sequence[str],
 def encode_texts(texts: Sequence[str],
                  encode_text: TextEncoder,
                  batch_size: int = 256) -> torch.Tensor:
-    """Encode texts in chunks and L2-normalise every row.
+    """Encode texts in chunks: ``(len(texts), C)``, float32, unit rows.
 
     Args:
         texts (Sequence[str]): The texts.
         encode_text (Callable): ``list[str] -> (N, C)`` raw features.
-        batch_size (int): Texts per call of ``encode_text``.
-            Defaults to 256.
-
-    Returns:
-        torch.Tensor: ``(len(texts), C)``, float32, unit rows.
+        batch_size (int): Texts per call. Defaults to 256.
     """
     texts = list(texts)
     feats = torch.cat([
@@ -176,18 +123,14 @@ def build_openset_label_embed(categories: Sequence[str],
                               templates: Sequence[str],
                               encode_text: TextEncoder,
                               batch_size: int = 256) -> torch.Tensor:
-    """RAM's open-set label embeddings: a prompt ensemble per category.
+    """RAM's open-set label embeddings ``(len(categories), C)``: the
+    normalised mean of each category's unit prompt features.
 
     Args:
         categories (Sequence[str]): Category names.
         templates (Sequence[str]): Templates, see :func:`ram_openset_prompts`.
         encode_text (Callable): ``list[str] -> (N, C)`` raw text features.
-        batch_size (int): Texts per call of ``encode_text``.
-            Defaults to 256.
-
-    Returns:
-        torch.Tensor: ``(len(categories), C)``: normalise each prompt's
-        feature, average per category, normalise again.
+        batch_size (int): Texts per call. Defaults to 256.
     """
     prompts = ram_openset_prompts(categories, templates)
     feats = encode_texts(prompts, encode_text, batch_size)
@@ -201,20 +144,12 @@ def split_categories(
     """Split open-set items into names and per-category descriptions.
 
     Args:
-        items (Sequence[str | dict] | dict): Plain names, or one-key dicts
-            ``{name: [descriptions]}`` (the format of RAM++'s
-            ``openimages_rare_200_llm_tag_descriptions.json``); or one dict
-            ``{name: [descriptions], ...}``, read as those one-key dicts (a
-            string is one description).
+        items (Sequence[str | dict] | dict): Plain names and/or one-key
+            dicts ``{name: [descriptions]}`` (RAM++'s format), or one dict
+            of them all.
 
     Returns:
-        tuple: The names in order, and ``{index: descriptions}`` for the
-        items that had descriptions.
-
-    Raises:
-        ValueError: On an empty list, a blank or repeated name, a dict with
-            other than one key, or an empty description list.
-        TypeError: On items that are neither strings nor dicts.
+        tuple: The names in order, and ``{index: descriptions}``.
     """
     if isinstance(items, Mapping):
         items = [{name: texts} for name, texts in items.items()]
@@ -240,9 +175,6 @@ def split_categories(
         if not isinstance(name, str) or not name.strip():
             raise ValueError(f'category {i} has a blank name')
         names.append(name)
-    # The zero-shot classifier's rule: names the tokenizer reads alike
-    # (case, whitespace) are one category; and so are names that make one
-    # prompt here ('red_fox' and 'red fox').
     check_categories(names)
     check_prompt_names(names, _prompt_name,
                        "'_' reads as a space, '/' as 'or'")
@@ -254,32 +186,18 @@ def build_description_label_embed(names: Sequence[str],
                                   templates: Sequence[str],
                                   encode_text: TextEncoder,
                                   batch_size: int = 256) -> torch.Tensor:
-    """RAM++'s open-set label embeddings: every description of a category.
-
-    All categories with descriptions must have the same number ``D`` of
-    them. A category without descriptions gets RAM's prompt-ensemble
-    embedding (:func:`build_openset_label_embed` with ``templates``),
-    repeated ``D`` times: RAM++'s softmax over identical rows returns that
-    row, so such a category behaves like a RAM open-set category.
+    """RAM++'s open-set label embeddings ``(len(names) * D, C)``, unit rows,
+    category-major: ``D`` descriptions per described category; a plain name
+    gets RAM's row repeated ``D`` times (RAM++'s softmax returns it as is).
 
     Args:
         names (Sequence[str]): Category names.
         descriptions (Mapping[int, Sequence[str]]): Descriptions of some
             categories, by index (see :func:`split_categories`).
-        templates (Sequence[str]): Templates for the categories without
-            descriptions.
-        encode_text (Callable): ``list[str] -> (N, C)`` raw text features;
-            it should truncate over-long texts (RAM++ cuts at 77 tokens).
-        batch_size (int): Texts per call of ``encode_text``.
-            Defaults to 256.
-
-    Returns:
-        torch.Tensor: ``(len(names) * D, C)``, unit rows, category-major
-        (row ``k * D + j`` is description ``j`` of category ``k``).
-
-    Raises:
-        ValueError: If description counts differ; the error names the
-            categories and their counts.
+        templates (Sequence[str]): Templates of the plain names.
+        encode_text (Callable): ``list[str] -> (N, C)`` raw text features,
+            truncating over-long texts.
+        batch_size (int): Texts per call. Defaults to 256.
     """
     counts = {len(texts) for texts in descriptions.values()}
     if len(counts) > 1:
@@ -301,26 +219,17 @@ def build_description_label_embed(names: Sequence[str],
                                           encode_text, batch_size)
         parts.append(feats.unsqueeze(1).expand(-1, num_desc, -1))
         order += plain
-    # Back to the categories' order, then category-major rows.
-    inverse = torch.empty(len(order), dtype=torch.long)
-    inverse[torch.tensor(order)] = torch.arange(len(order))
-    embed = torch.cat(parts)[inverse]
+    embed = torch.cat(parts)[torch.tensor(order).argsort()]
     return embed.reshape(len(names) * num_desc, -1)
 
 
 def load_categories(spec: CategorySpec) -> Sequence[CategoryItem]:
-    """Read open-set categories from a file, or pass a list through.
+    """Open-set items (see :func:`split_categories`) read from a file, or
+    passed through.
 
     Args:
-        spec (str | Sequence): A list of names and/or ``{name:
-            [descriptions]}`` dicts; or the path of a ``.json`` file holding
-            such a list (RAM++'s description files) or one object ``{name:
-            [descriptions], ...}`` (descriptions, as :func:`split_categories`
-            reads a dict), or of a text file with one name per line (blank
-            lines skipped). A UTF-8 byte-order mark is ignored.
-
-    Returns:
-        Sequence: The items.
+        spec (str | Sequence): Items, a ``.json`` file of them, or a text
+            file of one name a line.
     """
     if not isinstance(spec, str):
         return spec

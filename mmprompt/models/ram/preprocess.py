@@ -1,16 +1,6 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
-"""RAM's normalisation as a data preprocessor.
-
-RAM and RAM++ (``recognize-anything``, Apache-2.0, ``get_transform``) feed
-the network torchvision's ``ToTensor`` + ``Normalize``: ``x / 255``, then
-``(x - mean) / std`` with ImageNet's statistics in [0, 1]. MMPreTrain's
-``ClsDataPreprocessor`` computes ``(x - 255 * mean) / (255 * std)``, which
-is the same number in exact arithmetic but differs in float32 for 483 of
-the 768 (value, channel) pairs, by up to 4.8e-7. :class:`RAMDataPreprocessor`
-keeps RAM's order, so the pixels of
-:class:`~mmprompt.datasets.RAMPreprocess` become RAM's input tensors bit for
-bit.
-"""
+"""RAM's normalisation (``recognize-anything``'s ``get_transform``,
+Apache-2.0) as a data preprocessor."""
 from typing import Sequence
 
 import torch
@@ -18,33 +8,23 @@ from mmpretrain.models.utils.data_preprocessor import ClsDataPreprocessor
 
 from mmprompt.registry import MODELS
 
-# ImageNet's mean and std of RGB in [0, 1].
-RAM_MEAN_01 = (0.485, 0.456, 0.406)
-RAM_STD_01 = (0.229, 0.224, 0.225)
-# The same in [0, 255], as MMPreTrain's data preprocessors take them.
-RAM_MEAN = tuple(m * 255 for m in RAM_MEAN_01)
-RAM_STD = tuple(s * 255 for s in RAM_STD_01)
+# ImageNet's mean and std of RGB in [0, 255].
+RAM_MEAN = tuple(m * 255 for m in (0.485, 0.456, 0.406))
+RAM_STD = tuple(s * 255 for s in (0.229, 0.224, 0.225))
 
 
 @MODELS.register_module()
 class RAMDataPreprocessor(ClsDataPreprocessor):
-    """``ClsDataPreprocessor`` that normalises in RAM's order of operations.
+    """``ClsDataPreprocessor`` normalising in RAM's order of operations.
 
-    The images are flipped to RGB (``to_rgb``), made float, stacked, then
-    divided by 255 and normalised with ``mean / 255`` and ``std / 255``
-    (ImageNet's [0, 1] statistics, bit for bit). ``mean`` and ``std`` keep
-    MMPreTrain's [0, 255] scale, for readers of ``data_preprocessor.mean``
-    (the ONNX export). The normalisation comes after padding and batch
-    augmentation, which RAM's inference uses neither of.
+    RAM computes ``(x / 255 - mean) / std`` with [0, 1] statistics;
+    MMPreTrain's ``(x - 255 * mean) / (255 * std)`` differs in float32 by up
+    to 4.8e-7, so this keeps RAM's order and its inputs bit for bit.
 
     Args:
-        mean (Sequence[float]): Mean of R, G, B in [0, 255].
-            Defaults to :data:`RAM_MEAN`.
-        std (Sequence[float]): Std of R, G, B in [0, 255].
-            Defaults to :data:`RAM_STD`.
-        to_rgb (bool): Flip BGR inputs (``LoadImageFromFile``'s,
-            :class:`~mmprompt.datasets.RAMPreprocess`'s) to RGB.
-            Defaults to True.
+        mean (Sequence[float]): RGB mean in [0, 255]. Defaults to RAM's.
+        std (Sequence[float]): RGB std in [0, 255]. Defaults to RAM's.
+        to_rgb (bool): Flip BGR inputs to RGB. Defaults to True.
         **kwargs: The other arguments of ``ClsDataPreprocessor``.
     """
 
@@ -54,8 +34,7 @@ class RAMDataPreprocessor(ClsDataPreprocessor):
                  to_rgb: bool = True,
                  **kwargs) -> None:
         super().__init__(mean=None, std=None, to_rgb=to_rgb, **kwargs)
-        self.register_buffer('mean',
-                             torch.tensor(mean).view(-1, 1, 1), False)
+        self.register_buffer('mean', torch.tensor(mean).view(-1, 1, 1), False)
         self.register_buffer('std', torch.tensor(std).view(-1, 1, 1), False)
         # Divided in float64, then rounded: float32(123.675 / 255) is
         # float32(0.485), RAM's constant.
@@ -70,14 +49,9 @@ class RAMDataPreprocessor(ClsDataPreprocessor):
         """``ClsDataPreprocessor``'s steps, then RAM's normalisation.
 
         Args:
-            data (dict): ``inputs`` (uint8 BGR images) and optionally
-                ``data_samples``.
+            data (dict): ``inputs`` (uint8 images), ``data_samples``.
             training (bool): Whether batch augmentations apply.
                 Defaults to False.
-
-        Returns:
-            dict: ``inputs`` as ``(N, 3, H, W)`` float32, and
-            ``data_samples``.
         """
         data = super().forward(data, training)
         data['inputs'] = data['inputs'].div(255).sub(self.unit_mean).div(

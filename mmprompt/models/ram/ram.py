@@ -1,18 +1,6 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
-"""RAM and RAM++ image tagging on MMPreTrain.
-
-`RAM <https://arxiv.org/abs/2306.03514>`_ (Recognize Anything) and `RAM++
-<https://arxiv.org/abs/2310.15200>`_ tag an image with every label of a
-vocabulary whose sigmoid score passes the label's threshold. The design
-follows ``xinyu1205/recognize-anything`` (Apache-2.0); the code is written
-for mmprompt: the image encoder is MMPreTrain's ``SwinTransformer`` and the
-tagging head is :class:`~mmprompt.models.ram.tagging_head.RAMTaggingHead`.
-Only tagging is built: no captioning decoder, no tag encoder, no BERT.
-
-Weights come from RAM's checkpoints through
-``tools/model_converters/ram_to_mmprompt.py``, which stores the per-tag
-thresholds as the ``class_threshold`` buffer and the tag names in the
-checkpoint's ``meta``. :func:`load_ram_checkpoint` loads both.
+"""`RAM <https://arxiv.org/abs/2306.03514>`_ image tagging (tagging only) on
+MMPreTrain's Swin; design of ``xinyu1205/recognize-anything`` (Apache-2.0).
 """
 import copy
 import logging
@@ -32,7 +20,8 @@ from mmprompt.registry import MODELS
 from mmprompt.utils.scores import check_finite_scores
 from .label_embedding import CategorySpec, TemplateSpec, TextEncoder
 from .preprocess import RAM_MEAN, RAM_STD
-from .vocabulary import TagNames, TagVocabulary, check_names
+from .vocabulary import (TagNames, TagVocabulary, check_deleted,
+                         check_names)
 
 
 def _encoder_channels(encoder: nn.Module) -> int:
@@ -49,60 +38,29 @@ def _encoder_channels(encoder: nn.Module) -> int:
 @MODELS.register_module()
 @MODELS.register_module('RAMNormal')
 class RAM(BaseModel):
-    """RAM's tagging network: image -> one logit per tag of a vocabulary.
-
-    The image tokens of the Swin encoder (its pooled mean first, then the
-    final-norm tokens) are projected by ``image_proj``; the label queries
-    ``relu(wordvec_proj(label_embed))`` attend to them in the tagging head;
-    ``fc`` gives a logit per tag.
-
-    What is scored is :attr:`vocabulary`, a
-    :class:`~.vocabulary.TagVocabulary`: RAM's own tags (``label_embed``,
-    the ``class_threshold`` buffer, the names of the converted checkpoint's
-    ``meta`` set by :func:`load_ram_checkpoint`, ``delete_tag_index``), or
-    one set by :meth:`set_vocabulary`. With a ``category_encoder``, the
-    model also tags categories of your own (:meth:`set_openset`); the
-    configs name that ``RAMOpenset`` (see :func:`RAMOpenset`). ``RAMNormal``
-    is this class under MMPreTrain's name. :meth:`predict` fills
-    ``pred_tags`` and, when known, ``pred_tags_chinese``: the names of
-    ``pred_label``, in vocabulary order; the caller joins them (RAM prints
-    ``' | '.join(...)``). Without names, predictions hold indices and scores
-    only.
+    """RAM's tagging network: image -> one logit per tag of
+    :attr:`vocabulary` (RAM's own tags, or that of :meth:`set_vocabulary`).
+    ``RAMNormal`` is MMPreTrain's name of this class.
 
     Args:
         visual_encoder (dict): Config of MMPreTrain's ``SwinTransformer``.
-            RAM's Swin-L/384 is ``arch='large', img_size=384,
-            window_size=12, out_indices=(3, )`` (final LayerNorm ``norm3``).
         tagging_head (dict, optional): Config of the tagging head. Defaults
-            to ``dict(type='RAMTaggingHead')`` (RAM's 2 x 768 decoder).
-        num_classes (int): Number of tags of RAM's own vocabulary.
-            Defaults to 4585.
-        embed_dims (int): Width of the label embeddings and of
-            ``image_proj`` (CLIP's text width). Defaults to 512.
-        threshold (float): Initial threshold of every tag; a converted
-            checkpoint replaces them (``class_threshold``). Defaults to 0.68.
-        delete_tag_index (Sequence[int]): Tags of RAM's own vocabulary
-            never selected. Defaults to ().
+            to ``dict(type='RAMTaggingHead')``.
+        num_classes (int): Tags of RAM's own vocabulary. Defaults to 4585.
+        embed_dims (int): Width of the label embeddings. Defaults to 512.
+        threshold (float): Initial threshold of every tag. Defaults to 0.68.
+        delete_tag_index (Sequence[int]): Own tags never selected.
+            Defaults to ().
         category_encoder (dict, optional): Config of a
-            :class:`~.vocabulary.CategoryEncoder` (CLIP's text tower,
-            templates, threshold) for open-set tagging. Defaults to None.
-        fast_attention (bool): Run the Swin window attention through
-            ``F.scaled_dot_product_attention``
-            (:func:`~mmprompt.models.utils.enable_sdpa`; same parameters,
-            within 1e-6 of MMPreTrain's ``WindowMSA`` in fp32; speed in
-            ``docs/benchmarks.md``). Defaults to True.
+            :class:`~.vocabulary.CategoryEncoder`. Defaults to None.
+        fast_attention (bool): Swin attention through
+            :func:`~mmprompt.models.utils.enable_sdpa`. Defaults to True.
         data_preprocessor (dict | nn.Module, optional): Defaults to
-            :class:`~mmprompt.models.ram.RAMDataPreprocessor` (ImageNet's
-            mean and std in RAM's order, ``to_rgb=True``); a dict without
-            ``type`` gets MMPreTrain's ``ClsDataPreprocessor``.
-        init_cfg (dict, optional): Initialization config dict.
-            Defaults to None.
+            :class:`~mmprompt.models.ram.RAMDataPreprocessor`.
+        init_cfg (dict, optional): Initialization config. Defaults to None.
     """
     #: Whether open-set categories may carry several descriptions each.
     takes_descriptions = False
-    #: Keys rebuilt at run time (:meth:`set_vocabulary`), dropped from a
-    #: checkpoint holding them; and keys a checkpoint lacks because the
-    #: category encoder's CLIP text tower loads from its own ``init_cfg``.
     #: See :func:`mmprompt.utils.checkpoint.load_checkpoint`.
     runtime_keys: Tuple[str, ...] = (
         r'openset_(label_embed|class_threshold)', )
@@ -128,13 +86,7 @@ class RAM(BaseModel):
             data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         self.num_classes = num_classes
         self.embed_dims = embed_dims
-        self.delete_tag_index = tuple(int(i) for i in delete_tag_index)
-        outside = [
-            i for i in self.delete_tag_index if not 0 <= i < num_classes
-        ]
-        if outside:
-            raise ValueError(f'delete_tag_index {outside} outside the '
-                             f'{num_classes} classes')
+        self.delete_tag_index = check_deleted(delete_tag_index, num_classes)
 
         self.visual_encoder = MODELS.build(copy.deepcopy(visual_encoder))
         if fast_attention:
@@ -157,41 +109,31 @@ class RAM(BaseModel):
         if category_encoder is not None:
             self.category_encoder = MODELS.build(
                 dict(type='CategoryEncoder', **category_encoder))
-        # RAM's names, and the vocabulary set by set_vocabulary: its
-        # tensors are non-persistent buffers, so that they follow the
-        # model's device and are never saved.
         self._names: Tuple[Optional[TagNames],
                            Optional[TagNames]] = (None, None)
         self._openset = False
         self._openset_names: Optional[TagNames] = None
-        # Calibrated open-set thresholds of a checkpoint's meta
-        # (``openset_thresholds``, tools/calibrate_thresholds.py).
+        # A checkpoint meta's ``openset_thresholds``.
         self.category_thresholds: Dict[str, float] = {}
-        self.register_buffer(
-            'openset_label_embed',
-            torch.zeros(0, embed_dims),
-            persistent=False)
-        self.register_buffer(
-            'openset_class_threshold', torch.zeros(0), persistent=False)
+        # The vocabulary of set_vocabulary: non-persistent, never saved.
+        self.register_buffer('openset_label_embed',
+                             torch.zeros(0, embed_dims), persistent=False)
+        self.register_buffer('openset_class_threshold', torch.zeros(0),
+                             persistent=False)
         self._label_queries = TensorCache()
 
     @property
     def compile_modules(self) -> List[str]:
-        """Submodules :func:`~mmprompt.models.utils.compile_model` compiles:
-        the encoder and each tagging-head layer. The label queries, the
-        head's chunk loop and the thresholds stay eager."""
-        return ['visual_encoder'] + [
-            f'tagging_head.layers.{i}'
-            for i in range(len(self.tagging_head.layers))
-        ]
+        """list[str]: What :func:`~mmprompt.models.utils.compile_model`
+        compiles."""
+        layers = [f'tagging_head.layers.{i}'
+                  for i in range(len(self.tagging_head.layers))]
+        return ['visual_encoder'] + layers
 
     @property
     def low_precision_modules(self) -> List[str]:
-        """Submodules :func:`~mmprompt.models.utils.apply_precision` casts:
-        the Swin encoder, the tagging head and, with a ``category_encoder``,
-        its text tower's residual blocks. ``image_proj``, the label
-        embeddings, ``wordvec_proj``, ``fc`` and the thresholds stay
-        fp32."""
+        """list[str]: What :func:`~mmprompt.models.utils.apply_precision`
+        casts; projections, embeddings and thresholds stay fp32."""
         names = ['visual_encoder', 'tagging_head']
         if self.text_encoder is not None:
             names.append('category_encoder.text_encoder.resblocks')
@@ -203,11 +145,9 @@ class RAM(BaseModel):
         encoder = self.category_encoder
         return None if encoder is None else encoder.text_encoder
 
-    # -- the vocabulary ----------------------------------------------------
     @property
     def closed_vocabulary(self) -> TagVocabulary:
-        """TagVocabulary: RAM's own tags, a view of ``label_embed`` and
-        ``class_threshold``."""
+        """TagVocabulary: RAM's own tags (a view of the parameters)."""
         return TagVocabulary(self.label_embed, self.class_threshold,
                              *self._names, self.delete_tag_index)
 
@@ -218,8 +158,8 @@ class RAM(BaseModel):
 
     @property
     def vocabulary(self) -> TagVocabulary:
-        """TagVocabulary: What is scored: the one of :meth:`set_vocabulary`,
-        else :attr:`closed_vocabulary`."""
+        """TagVocabulary: That of :meth:`set_vocabulary`, else
+        :attr:`closed_vocabulary`."""
         if not self.is_openset:
             return self.closed_vocabulary
         return TagVocabulary(self.openset_label_embed,
@@ -233,10 +173,10 @@ class RAM(BaseModel):
 
         Args:
             tag_list (Sequence[str]): English names, one per class.
-            tag_list_chinese (Sequence[str], optional): Chinese names, kept
-                exactly (RAM's have trailing spaces). Defaults to None.
+            tag_list_chinese (Sequence[str], optional): Chinese names.
+                Defaults to None.
             thresholds (Sequence[float], optional): Per-class thresholds in
-                [0, 1]; None keeps ``class_threshold``. Defaults to None.
+                [0, 1]. Defaults to None (kept).
         """
         names = (check_names(tag_list, self.num_classes, 'tag_list'),
                  check_names(tag_list_chinese, self.num_classes,
@@ -256,8 +196,8 @@ class RAM(BaseModel):
         """Name RAM's own tags from a converted checkpoint's meta.
 
         Args:
-            meta (dict): ``checkpoint['meta']``, with ``tag_list`` and
-                optionally ``tag_list_chinese``.
+            meta (dict): ``checkpoint['meta']`` (``tag_list``, optionally
+                ``tag_list_chinese`` and ``openset_thresholds``).
         """
         if not isinstance(meta, dict) or meta.get('tag_list') is None:
             raise ValueError(
@@ -266,21 +206,15 @@ class RAM(BaseModel):
                 '--tag-list ...')
         self.set_tags(meta['tag_list'], meta.get('tag_list_chinese'))
         calibrated = meta.get('openset_thresholds') or {}
-        self.category_thresholds = {
-            str(k): float(v)
-            for k, v in calibrated.items()
-        }
+        self.category_thresholds = {str(k): float(v)
+                                    for k, v in calibrated.items()}
 
     def check_vocabulary(self, vocabulary: TagVocabulary) -> TagVocabulary:
-        """``vocabulary`` as this model scores it: its embeddings on the
-        device and in the dtype of ``label_embed``, its thresholds float32
-        on the same device (no copy where they already are).
+        """``vocabulary`` checked, on the device and in the dtype of
+        ``label_embed`` (thresholds float32).
 
         Args:
             vocabulary (TagVocabulary): E.g. of :meth:`openset_vocabulary`.
-
-        Returns:
-            TagVocabulary: The same tags, names and thresholds.
         """
         embed = vocabulary.label_embed
         if embed.size(1) != self.embed_dims:
@@ -301,9 +235,8 @@ class RAM(BaseModel):
                              vocabulary.names_chinese, vocabulary.deleted)
 
     def set_vocabulary(self, vocabulary: TagVocabulary) -> None:
-        """Make ``vocabulary`` the default of :meth:`predict` instead of
-        RAM's own tags: the Runner's path (configs, ``tools/test.py``).
-        Callers with a vocabulary of their own pass it to :meth:`predict`.
+        """Make ``vocabulary`` the default of :meth:`predict` (the Runner's
+        path; other callers pass theirs to :meth:`predict`).
 
         Args:
             vocabulary (TagVocabulary): E.g. of :meth:`openset_vocabulary`.
@@ -322,41 +255,25 @@ class RAM(BaseModel):
             templates: Optional[TemplateSpec] = None,
             threshold: Optional[float] = None,
             encode_text: Optional[TextEncoder] = None) -> TagVocabulary:
-        """The vocabulary of these categories, embedded by the
-        ``category_encoder`` (which keeps the embeddings of recent sets);
-        the model is not changed.
+        """The vocabulary of these categories; the model is not changed.
 
         Args:
-            categories (str | Sequence, optional): Names (and, for RAM++,
-                ``{name: [descriptions]}`` items) or a file, see
-                :meth:`CategoryEncoder.encode
-                <mmprompt.models.ram.CategoryEncoder.encode>`. Defaults to
-                the configured ones.
+            categories (str | Sequence, optional): See
+                :meth:`.CategoryEncoder.encode`.
             templates (str | Sequence[str], optional): Prompt templates.
-                Defaults to the configured ones.
-            threshold (float, optional): Threshold of every category.
-                Defaults to the calibrated ``category_thresholds`` of the
-                categories that have one (from the checkpoint's meta), else
-                the configured one.
-            encode_text (Callable, optional): ``list[str] -> (N, C)`` raw
-                text features, used instead of the text tower (nothing is
-                cached then). Defaults to None.
-
-        Returns:
-            TagVocabulary: On the model's device, in its dtype.
+            threshold (float, optional): Defaults to the calibrated
+                ``category_thresholds``, else the configured one.
+            encode_text (Callable, optional): Raw text features instead of
+                the text tower. Defaults to None.
         """
         if self.category_encoder is None:
             raise TypeError(
                 f'{type(self).__name__} has no category_encoder: use an '
                 'open-set model (RAMOpenset or RAMPlusOpenset), e.g. '
                 "'ram_swin-large-p4-w12_384px_openset'")
-        vocabulary = self.check_vocabulary(
-            self.category_encoder.encode(
-                categories,
-                templates,
-                threshold,
-                encode_text,
-                descriptions=self.takes_descriptions))
+        vocabulary = self.check_vocabulary(self.category_encoder.encode(
+            categories, templates, threshold, encode_text,
+            descriptions=self.takes_descriptions))
         if threshold is None and self.category_thresholds:
             calibrated = [
                 self.category_thresholds.get(name, float(thr)) for name, thr
@@ -373,12 +290,10 @@ class RAM(BaseModel):
                     templates: Optional[TemplateSpec] = None,
                     threshold: Optional[float] = None,
                     encode_text: Optional[TextEncoder] = None) -> None:
-        """Make these categories the default of :meth:`predict`: the
-        vocabulary of :meth:`openset_vocabulary` (same arguments) goes to
-        :meth:`set_vocabulary`."""
-        self.set_vocabulary(
-            self.openset_vocabulary(categories, templates, threshold,
-                                    encode_text))
+        """:meth:`set_vocabulary` of :meth:`openset_vocabulary` (same
+        arguments)."""
+        self.set_vocabulary(self.openset_vocabulary(
+            categories, templates, threshold, encode_text))
 
     def clear_openset(self) -> None:
         """Go back to RAM's own tags."""
@@ -392,19 +307,15 @@ class RAM(BaseModel):
                            meta: Optional[dict],
                            categories: Optional[CategorySpec] = None,
                            source: str = 'the checkpoint') -> None:
-        """Get the vocabulary ready once RAM's weights are loaded.
-
-        In order: RAM's own tags get the names of the converted
-        checkpoint's ``meta`` (a warning if it has none); the category
-        encoder's text tower is initialised from its ``init_cfg`` if it has
-        not been; the ``categories`` (or the configured ones) are embedded.
+        """Once RAM's weights are loaded: name its tags from ``meta``, load
+        the category encoder's text tower, embed the categories.
 
         Args:
             meta (dict, optional): The checkpoint's ``meta``; None if no
                 checkpoint was loaded.
             categories (str | Sequence, optional): Categories to use instead
                 of the configured ones. Defaults to None.
-            source (str): The checkpoint, for the warning.
+            source (str): For the warning. Defaults to ``'the checkpoint'``.
         """
         if isinstance(meta, dict) and meta.get('tag_list') is not None:
             self.set_tags_from_meta(meta)
@@ -412,8 +323,7 @@ class RAM(BaseModel):
             print_log(
                 f'{source} holds no tag names (converted without '
                 '--tag-list): predictions will give tag indices only',
-                logger='current',
-                level=logging.WARNING)
+                logger='current', level=logging.WARNING)
         encoder = self.category_encoder
         if encoder is None:
             return
@@ -422,14 +332,10 @@ class RAM(BaseModel):
             self.set_openset(categories)
 
     def extract_image_feat(self, images: torch.Tensor) -> torch.Tensor:
-        """Encode images into RAM's image tokens.
+        """RAM's image tokens ``(B, 1 + h * w, C)``, their mean first.
 
         Args:
             images (torch.Tensor): Preprocessed images, ``(B, 3, H, W)``.
-
-        Returns:
-            torch.Tensor: ``(B, 1 + h * w, C)``: the mean of the final
-            tokens, then the tokens (after the encoder's final norm).
         """
         feat = self.visual_encoder(images)[-1]
         tokens = feat.flatten(2).transpose(1, 2)
@@ -438,19 +344,13 @@ class RAM(BaseModel):
     def compute_label_queries(
             self, image_embeds: torch.Tensor,
             vocabulary: Optional[TagVocabulary] = None) -> torch.Tensor:
-        """The tagging head's queries, shared by every image.
+        """The tagging head's queries ``relu(wordvec_proj(label_embed))``,
+        ``(K, H)``, shared by every image.
 
         Args:
-            image_embeds (torch.Tensor): ``image_proj`` output,
-                ``(B, N, C)`` (unused by RAM).
-            vocabulary (TagVocabulary, optional): What is scored.
-                Defaults to :attr:`vocabulary`.
-
-        Returns:
-            torch.Tensor: ``relu(wordvec_proj(label_embed))``, ``(K, H)``.
-            Those of :attr:`vocabulary` are computed once while its
-            embeddings and the weights are unchanged (inference only); a
-            vocabulary passed in shares no cache with other callers.
+            image_embeds (torch.Tensor): ``(B, N, C)`` (unused by RAM).
+            vocabulary (TagVocabulary, optional): Defaults to
+                :attr:`vocabulary` (its queries are cached).
         """
         proj = self.wordvec_proj
         if vocabulary is not None:
@@ -460,40 +360,29 @@ class RAM(BaseModel):
                                        lambda: F.relu(proj(embed)))
 
     def compute_logits(
-            self,
-            images: torch.Tensor,
+            self, images: torch.Tensor,
             vocabulary: Optional[TagVocabulary] = None) -> torch.Tensor:
-        """Score every tag on every image.
+        """Logits ``(B, K)`` of every tag on every image.
 
         Args:
             images (torch.Tensor): Preprocessed images, ``(B, 3, H, W)``.
-            vocabulary (TagVocabulary, optional): What is scored, as
-                :meth:`check_vocabulary` gives it. Defaults to
-                :attr:`vocabulary`.
-
-        Returns:
-            torch.Tensor: Logits, ``(B, K)`` for the ``K`` tags of the
-            vocabulary.
+            vocabulary (TagVocabulary, optional): Checked by
+                :meth:`check_vocabulary`. Defaults to :attr:`vocabulary`.
         """
         image_embeds = self.image_proj(self.extract_image_feat(images))
         queries = self.compute_label_queries(image_embeds, vocabulary)
         return self.fc(self.tagging_head(queries, image_embeds)).squeeze(-1)
 
     def select_tags(
-            self,
-            scores: torch.Tensor,
+            self, scores: torch.Tensor,
             vocabulary: Optional[TagVocabulary] = None) -> torch.Tensor:
-        """Threshold scores with the vocabulary's thresholds, deleted
-        tags off (see :meth:`TagVocabulary.select
-        <mmprompt.models.ram.TagVocabulary.select>`).
+        """:meth:`TagVocabulary.select
+        <mmprompt.models.ram.TagVocabulary.select>` of the vocabulary.
 
         Args:
             scores (torch.Tensor): Sigmoid scores, ``(B, K)``.
             vocabulary (TagVocabulary, optional): Defaults to
                 :attr:`vocabulary`.
-
-        Returns:
-            torch.Tensor: Boolean ``(B, K)``.
         """
         return (vocabulary or self.vocabulary).select(scores)
 
@@ -501,17 +390,13 @@ class RAM(BaseModel):
                 inputs: torch.Tensor,
                 data_samples: Optional[List[DataSample]] = None,
                 mode: str = 'tensor') -> Union[torch.Tensor, list]:
-        """The MMEngine entry point, for inference only.
+        """MMEngine's entry point, inference only.
 
         Args:
             inputs (torch.Tensor): Preprocessed images, ``(B, 3, H, W)``.
-            data_samples (List[DataSample], optional): Samples to fill with
-                predictions. Defaults to None.
-            mode (str): ``'tensor'`` returns the logits, ``'predict'`` the
-                data samples of :meth:`predict`. Defaults to ``'tensor'``.
-
-        Returns:
-            torch.Tensor | list: Depends on ``mode``.
+            data_samples (List[DataSample], optional): Defaults to None.
+            mode (str): ``'tensor'`` (logits) or ``'predict'`` (samples).
+                Defaults to ``'tensor'``.
         """
         if mode == 'tensor':
             return self.compute_logits(inputs)
@@ -523,41 +408,28 @@ class RAM(BaseModel):
         raise ValueError(f"invalid mode {mode!r}; use 'tensor' or 'predict'")
 
     @torch.no_grad()
-    def predict(
-        self,
-        images: torch.Tensor,
-        data_samples: Optional[List[DataSample]] = None,
-        vocabulary: Optional[TagVocabulary] = None
-    ) -> List[DataSample]:
-        """Tag images.
+    def predict(self,
+                images: torch.Tensor,
+                data_samples: Optional[List[DataSample]] = None,
+                vocabulary: Optional[TagVocabulary] = None
+                ) -> List[DataSample]:
+        """Tag images: ``pred_score`` (sigmoid, ``(K, )``), ``pred_label``
+        (ascending) and, where named, ``pred_tags`` and ``pred_tags_chinese``
+        (``NonFiniteScoresError`` on a non-finite logit).
 
         Args:
             images (torch.Tensor): Preprocessed images, ``(B, 3, H, W)``.
-            data_samples (List[DataSample], optional): Samples to fill; new
-                ones are made if None. Defaults to None.
-            vocabulary (TagVocabulary, optional): What is scored, e.g. of
-                :meth:`openset_vocabulary`; the model is not changed, so
-                callers with different vocabularies may share it. Defaults
-                to :attr:`vocabulary` (RAM's own tags, or those of
-                :meth:`set_vocabulary`).
-
-        Returns:
-            List[DataSample]: Per image, ``pred_score`` (the sigmoid score of
-            every tag, ``(K, )``), ``pred_label`` (the selected tag indices,
-            ascending) and, where the vocabulary names them, ``pred_tags``
-            and ``pred_tags_chinese``.
-
-        Raises:
-            NonFiniteScoresError: If a logit is NaN or infinite.
+            data_samples (List[DataSample], optional): Samples to fill.
+                Defaults to None (new ones).
+            vocabulary (TagVocabulary, optional): What is scored; the model
+                is not changed. Defaults to :attr:`vocabulary`.
         """
         if vocabulary is not None:
             vocabulary = self.check_vocabulary(vocabulary)
         logits = self.compute_logits(images, vocabulary)
         vocabulary = vocabulary or self.vocabulary
-        # Refused if not finite: sigmoid would hide an infinite logit.
         scores = check_finite_scores(logits).sigmoid()
         selected = vocabulary.select(scores)
-        # Selected indices of all images, ascending, cut per image.
         indices = selected.nonzero()[:, 1]
         per_image = indices.split(selected.sum(dim=1).tolist())
         if data_samples is None:
@@ -573,12 +445,9 @@ class RAM(BaseModel):
 
 
 def with_category_encoder(model_type: type) -> Callable[..., RAM]:
-    """A builder of ``model_type`` with a
-    :class:`~.vocabulary.CategoryEncoder`, taking the encoder's arguments
-    flat, as the open-set configs write them: ``text_encoder``,
-    ``tokenizer``, ``categories``, ``templates``, ``openset_threshold``
-    (the encoder's ``threshold``) and ``text_batch_size`` (its
-    ``batch_size``); the other arguments are ``model_type``'s."""
+    """A builder of ``model_type`` taking its
+    :class:`~.vocabulary.CategoryEncoder`'s arguments flat, as the open-set
+    configs write them (``openset_threshold``, ``text_batch_size``)."""
 
     def build(text_encoder: Optional[dict] = None,
               tokenizer: Optional[dict] = None,
@@ -587,15 +456,10 @@ def with_category_encoder(model_type: type) -> Callable[..., RAM]:
               openset_threshold: float = 0.5,
               text_batch_size: int = 256,
               **kwargs) -> RAM:
-        return model_type(
-            category_encoder=dict(
-                text_encoder=text_encoder,
-                tokenizer=tokenizer,
-                categories=categories,
-                templates=templates,
-                threshold=openset_threshold,
-                batch_size=text_batch_size),
-            **kwargs)
+        encoder = dict(text_encoder=text_encoder, tokenizer=tokenizer,
+                       categories=categories, templates=templates,
+                       threshold=openset_threshold, batch_size=text_batch_size)
+        return model_type(category_encoder=encoder, **kwargs)
 
     build.__name__ = build.__qualname__ = f'{model_type.__name__}Openset'
     build.__doc__ = (f'{model_type.__name__} tagging categories of your '
@@ -603,10 +467,6 @@ def with_category_encoder(model_type: type) -> Callable[..., RAM]:
     return build
 
 
-# RAM tagging categories of your own. Typical use:
-#     model = MODELS.build(cfg.model)
-#     load_ram_checkpoint(model, 'ram_swin_large_14m_mmprompt.pth')
-#     model.set_openset(['Crocodilia', 'Digital camera'])
 RAMOpenset = MODELS.register_module(module=with_category_encoder(RAM))
 
 
@@ -614,24 +474,14 @@ def load_ram_checkpoint(model: RAM,
                         filename: str,
                         map_location: Union[str, torch.device] = 'cpu',
                         logger: Optional[str] = 'current') -> dict:
-    """Load a converted RAM / RAM++ checkpoint and make the model ready.
-
-    The RAM weights load strictly (thresholds included, as the
-    ``class_threshold`` buffer; an open-set model's text tower is not in
-    the checkpoint), then :meth:`RAM.prepare_vocabulary` names the tags from
-    the checkpoint's ``meta``, initialises the text tower from its own
-    ``init_cfg`` and embeds the configured ``categories``.
+    """Load a converted RAM / RAM++ checkpoint strictly, then
+    :meth:`RAM.prepare_vocabulary`; the checkpoint is returned.
 
     Args:
         model (RAM): The model, built from a config.
-        filename (str): A checkpoint written by
-            ``tools/model_converters/ram_to_mmprompt.py``.
-        map_location (str | torch.device): Defaults to ``'cpu'``.
-        logger (str, optional): Logger for load messages.
-            Defaults to ``'current'``.
-
-    Returns:
-        dict: The loaded checkpoint (``state_dict`` and ``meta``).
+        filename (str): A checkpoint of ``ram_to_mmprompt.py``.
+        map_location (str | torch.device): Unused. Defaults to ``'cpu'``.
+        logger (str, optional): Unused. Defaults to ``'current'``.
     """
     from mmprompt.utils.checkpoint import load_checkpoint
     checkpoint = load_checkpoint(model, filename)

@@ -1,10 +1,6 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
-"""RAM++: RAM whose label queries are mixed per image from descriptions.
-
-`RAM++ <https://arxiv.org/abs/2310.15200>`_ (``xinyu1205/recognize-anything``,
-Apache-2.0) embeds each tag by several LLM descriptions; the code is written
-for mmprompt on :class:`~.ram.RAM`.
-"""
+"""`RAM++ <https://arxiv.org/abs/2310.15200>`_ on :class:`~.ram.RAM`
+(``xinyu1205/recognize-anything``, Apache-2.0)."""
 import math
 from typing import Optional
 
@@ -19,16 +15,12 @@ from .vocabulary import TagVocabulary
 
 @MODELS.register_module()
 class RAMPlus(RAM):
-    """RAM++: label queries mixed per image from several descriptions.
-
-    ``label_embed`` holds ``num_descriptions`` CLIP text embeddings per tag,
-    class-major. For each image, the softmax over a tag's descriptions of
-    ``exp(reweight_scale) * <normalised image token 0, description>`` weights
+    """RAM++: per image, a softmax over each tag's description embeddings
+    of ``exp(reweight_scale) * <unit image token 0, description>`` mixes
     them into one label embedding; the rest is RAM.
 
     Args:
-        num_descriptions (int): Descriptions per tag of RAM++'s own
-            vocabulary. Defaults to 51.
+        num_descriptions (int): Descriptions per own tag. Defaults to 51.
         **kwargs: The arguments of :class:`RAM`.
     """
     takes_descriptions = True
@@ -41,19 +33,14 @@ class RAMPlus(RAM):
         self.reweight_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))
 
     def description_weights(
-            self,
-            image_embeds: torch.Tensor,
+            self, image_embeds: torch.Tensor,
             vocabulary: Optional[TagVocabulary] = None) -> torch.Tensor:
-        """Softmax weights of each tag's descriptions, per image.
+        """Softmax weights ``(B, K, D)`` of each tag's descriptions.
 
         Args:
-            image_embeds (torch.Tensor): ``image_proj`` output, ``(B, N, C)``;
-                token 0 is the CLIP-aligned image embedding.
+            image_embeds (torch.Tensor): ``image_proj`` output, ``(B, N, C)``.
             vocabulary (TagVocabulary, optional): Defaults to
                 :attr:`vocabulary`.
-
-        Returns:
-            torch.Tensor: ``(B, K, D)``.
         """
         vocabulary = vocabulary or self.vocabulary
         image = image_embeds[:, 0]
@@ -62,18 +49,15 @@ class RAMPlus(RAM):
         return sim.view(image.size(0), vocabulary.num_tags, -1).softmax(dim=-1)
 
     def reweight_label_embed(
-            self,
-            image_embeds: torch.Tensor,
+            self, image_embeds: torch.Tensor,
             vocabulary: Optional[TagVocabulary] = None) -> torch.Tensor:
-        """Per-image label embeddings: descriptions mixed by their weights.
+        """Per-image label embeddings ``(B, K, C)``: descriptions mixed by
+        their weights.
 
         Args:
             image_embeds (torch.Tensor): ``image_proj`` output, ``(B, N, C)``.
             vocabulary (TagVocabulary, optional): Defaults to
                 :attr:`vocabulary`.
-
-        Returns:
-            torch.Tensor: ``(B, K, C)``.
         """
         vocabulary = vocabulary or self.vocabulary
         weights = self.description_weights(image_embeds, vocabulary)
@@ -81,28 +65,18 @@ class RAMPlus(RAM):
         return torch.einsum('bkd,kdc->bkc', weights, label_embed)
 
     def compute_label_queries(
-            self,
-            image_embeds: torch.Tensor,
+            self, image_embeds: torch.Tensor,
             vocabulary: Optional[TagVocabulary] = None) -> torch.Tensor:
-        """The tagging head's queries, one set per image.
+        """The tagging head's queries ``(B, K, H)``, one set per image.
 
         Args:
             image_embeds (torch.Tensor): ``image_proj`` output, ``(B, N, C)``.
             vocabulary (TagVocabulary, optional): Defaults to
                 :attr:`vocabulary`.
-
-        Returns:
-            torch.Tensor: ``(B, K, H)``.
         """
         return F.relu(
             self.wordvec_proj(
                 self.reweight_label_embed(image_embeds, vocabulary)))
 
 
-# RAM++ tagging categories of your own, each with LLM descriptions
-# ({name: [descriptions]} items, the format of RAM++'s
-# openimages_rare_200_llm_tag_descriptions.json): every description is
-# encoded (cut at 77 tokens) and RAM++ mixes them per image. All described
-# categories need as many descriptions; a plain name gets RAM's
-# prompt-ensemble embedding, repeated, which the mixing returns unchanged.
 RAMPlusOpenset = MODELS.register_module(module=with_category_encoder(RAMPlus))

@@ -1,23 +1,7 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
-"""The tagging head of RAM: a Query2Label-style cross-attention decoder.
-
-The architecture is the one of `RAM <https://arxiv.org/abs/2306.03514>`_ and
-`RAM++ <https://arxiv.org/abs/2310.15200>`_ (``recognize-anything``,
-Apache-2.0), which reuse a BERT encoder stripped to its cross-attention,
-intermediate and output blocks (``q2l_config.json``). Only what tagging needs
-is written here, for mmprompt, on
-:func:`torch.nn.functional.scaled_dot_product_attention`: no embeddings, no
-self-attention, no pooler, no Hugging Face dependency.
-
-Parameter names and their source keys (``tagging_head.encoder.layer.{i}.``
-in RAM's checkpoints), mapped by :mod:`mmprompt.converters.ram`:
-
-- ``layers.{i}.cross_attn.{q,k,v}_proj``: ``crossattention.self.{query,key,
-  value}``;
-- ``layers.{i}.cross_attn.out_proj``: ``crossattention.output.dense``;
-- ``layers.{i}.norm1``: ``crossattention.output.LayerNorm``;
-- ``layers.{i}.fc1`` / ``fc2``: ``intermediate.dense`` / ``output.dense``;
-- ``layers.{i}.norm2``: ``output.LayerNorm``.
+"""RAM's tagging head: the cross-attention, MLP and norms of its BERT
+decoder (``recognize-anything``'s ``q2l_config.json``, Apache-2.0), on SDPA.
+Keys are mapped by :mod:`mmprompt.converters.ram`.
 """
 from typing import Optional, Tuple
 
@@ -31,17 +15,12 @@ from mmprompt.registry import MODELS
 
 
 class LabelCrossAttention(nn.Module):
-    """Multi-head attention from label queries to image tokens.
-
-    The queries do not attend to each other, and every image token is a key
-    and a value (no mask). Keys and values are projected once per batch
-    (:meth:`project_memory`), so the queries can be decoded in chunks.
+    """Multi-head attention from label queries to image tokens (no mask).
 
     Args:
         embed_dims (int): Width of the queries and of the output.
         memory_dims (int): Width of the image tokens (keys and values).
-        num_heads (int): Number of heads; each takes a contiguous chunk of
-            ``embed_dims``.
+        num_heads (int): Number of heads.
     """
 
     def __init__(self, embed_dims: int, memory_dims: int,
@@ -63,29 +42,23 @@ class LabelCrossAttention(nn.Module):
 
     def project_memory(
             self, memory: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Keys and values of the image tokens, split into heads.
+        """Keys and values, each ``(B, heads, N, C / heads)``.
 
         Args:
             memory (torch.Tensor): Image tokens, ``(B, N, memory_dims)``.
-
-        Returns:
-            tuple: Keys and values, each ``(B, heads, N, C / heads)``.
         """
         return (self._split_heads(self.k_proj(memory)),
                 self._split_heads(self.v_proj(memory)))
 
     def attend(self, q: torch.Tensor, key: torch.Tensor,
                value: torch.Tensor) -> torch.Tensor:
-        """Attend projected queries to projected image tokens.
+        """Attend projected queries to projected image tokens: ``(B, K, C)``.
 
         Args:
-            q (torch.Tensor): ``q_proj`` of the queries, ``(K, C)`` when
-                every image shares them, or ``(B, K, C)``.
+            q (torch.Tensor): ``q_proj`` of the queries, ``(K, C)`` or
+                ``(B, K, C)``.
             key (torch.Tensor): ``(B, heads, N, C / heads)``.
             value (torch.Tensor): ``(B, heads, N, C / heads)``.
-
-        Returns:
-            torch.Tensor: ``out_proj`` of the attended values, ``(B, K, C)``.
         """
         batch = key.size(0)
         if q.dim() == 2:
@@ -121,18 +94,15 @@ class TaggingDecoderLayer(nn.Module):
                 key: torch.Tensor,
                 value: torch.Tensor,
                 q: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """Update the label queries from the projected image tokens.
+        """Updated label queries, ``(B, K, C)``.
 
         Args:
             queries (torch.Tensor): ``(K, C)`` or ``(B, K, C)``.
             key (torch.Tensor): Keys of :meth:`LabelCrossAttention.
                 project_memory`.
             value (torch.Tensor): Its values.
-            q (torch.Tensor, optional): ``cross_attn.q_proj(queries)`` when
-                already known. Defaults to None.
-
-        Returns:
-            torch.Tensor: ``(B, K, C)``.
+            q (torch.Tensor, optional): ``q_proj(queries)`` if known.
+                Defaults to None.
         """
         if q is None:
             q = self.cross_attn.q_proj(queries)
@@ -144,31 +114,20 @@ class TaggingDecoderLayer(nn.Module):
 class RAMTaggingHead(BaseModule):
     """RAM's alignment decoder: label queries attend to image tokens.
 
-    Defaults reproduce RAM's ``q2l_config.json`` with its ``encoder_width``
-    of 512: 2 layers, 768 wide, 4 heads, MLP 3072, exact GELU, LayerNorm eps
-    1e-12.
-
-    The label queries never attend to each other, so they are decoded in
-    chunks on the CPU: the MLP activations of a few thousand (image, tag)
-    rows stay in cache instead of a ``(B, 4585, 3072)`` tensor going through
-    memory for every element-wise op; exact, and faster (figures in
-    ``docs/benchmarks.md``). The queries shared by all images and their first
-    projection are cached between calls while the weights are unchanged
-    (inference only).
+    Defaults are RAM's (exact GELU, LayerNorm eps 1e-12). The queries never
+    attend to each other: on the CPU, chunks keep the MLP activations in
+    cache (exact, faster). Shared queries' first projection is cached.
 
     Args:
         embed_dims (int): Width of the label queries. Defaults to 768.
         memory_dims (int): Width of the image tokens. Defaults to 512.
         num_layers (int): Number of decoder layers. Defaults to 2.
         num_heads (int): Number of attention heads. Defaults to 4.
-        feedforward_channels (int): Hidden width of the MLPs.
-            Defaults to 3072.
+        feedforward_channels (int): MLP width. Defaults to 3072.
         norm_eps (float): Epsilon of the LayerNorms. Defaults to 1e-12.
         cpu_chunk_rows (int, optional): (image, tag) rows decoded at once on
-            the CPU; None decodes all at once. Other devices always decode
-            all at once. Defaults to 1024.
-        init_cfg (dict, optional): Initialization config dict.
-            Defaults to None.
+            the CPU; None: all. Defaults to 1024.
+        init_cfg (dict, optional): Initialization config. Defaults to None.
     """
 
     def __init__(self,
@@ -194,25 +153,14 @@ class RAMTaggingHead(BaseModule):
         ])
         self._first_q = TensorCache()
 
-    def _chunk(self, batch: int, num_queries: int,
-               device: torch.device) -> int:
-        """Number of queries decoded at once."""
-        if device.type != 'cpu' or self.cpu_chunk_rows is None:
-            return num_queries
-        return max(1, self.cpu_chunk_rows // batch)
-
     def forward(self, queries: torch.Tensor,
                 memory: torch.Tensor) -> torch.Tensor:
-        """Decode one embedding per label and image.
+        """Decode one embedding per label and image, ``(B, K, embed_dims)``.
 
         Args:
-            queries (torch.Tensor): Label queries, ``(K, embed_dims)`` when
-                every image shares them (RAM) or ``(B, K, embed_dims)``
-                (RAM++).
+            queries (torch.Tensor): ``(K, embed_dims)`` (RAM) or
+                ``(B, K, embed_dims)`` (RAM++).
             memory (torch.Tensor): Image tokens, ``(B, N, memory_dims)``.
-
-        Returns:
-            torch.Tensor: ``(B, K, embed_dims)``.
         """
         batch, num = memory.size(0), queries.size(-2)
         if not self.layers:  # no layers: broadcast the shared queries
@@ -221,7 +169,7 @@ class RAMTaggingHead(BaseModule):
         kv = [layer.cross_attn.project_memory(memory) for layer in self.layers]
         q_proj = self.layers[0].cross_attn.q_proj
         first_q = None
-        if queries.dim() == 2:  # the same for every call while unchanged
+        if queries.dim() == 2:
             first_q = self._first_q.get((queries, q_proj.weight, q_proj.bias),
                                         lambda: q_proj(queries))
 
@@ -233,7 +181,9 @@ class RAMTaggingHead(BaseModule):
                 q = None
             return x
 
-        step = self._chunk(batch, num, memory.device)
+        step = num
+        if memory.device.type == 'cpu' and self.cpu_chunk_rows is not None:
+            step = max(1, self.cpu_chunk_rows // batch)
         if step >= num:
             return decode(0, num)
         out = memory.new_empty(batch, num, self.embed_dims)

@@ -1,14 +1,6 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
-"""What RAM and RAM++ score: a tag vocabulary, closed or open.
-
-A :class:`TagVocabulary` is the list of tags a model scores: their names
-(English, and Chinese when known), their label embeddings and their
-thresholds. RAM's own 4585 tags are one (embeddings and thresholds from the
-converted checkpoint, names from its ``meta``); so is any set of categories
-of your own, whose embeddings :class:`CategoryEncoder` builds with CLIP
-ViT-B/16's text tower, as ``recognize-anything`` (Apache-2.0,
-``inference_ram_openset.py`` and ``inference_ram_plus_openset.py``) does.
-The code is written for mmprompt.
+"""What RAM and RAM++ score: a tag vocabulary, closed or open (open sets
+after ``recognize-anything``'s ``inference_ram*_openset.py``, Apache-2.0).
 """
 import copy
 import sys
@@ -34,12 +26,7 @@ TagNames = Tuple[str, ...]
 
 def check_names(names: Optional[Sequence[str]], num_tags: int,
                 what: str) -> Optional[TagNames]:
-    """``names`` as a tuple of ``num_tags`` strings (None passes).
-
-    Raises:
-        ValueError: On another number of names.
-        TypeError: On names that are not strings.
-    """
+    """``names`` as a tuple of ``num_tags`` strings (None passes)."""
     if names is None:
         return None
     names = tuple(names)
@@ -51,10 +38,19 @@ def check_names(names: Optional[Sequence[str]], num_tags: int,
     return names
 
 
+def check_deleted(deleted: Sequence[int], num_tags: int) -> Tuple[int, ...]:
+    """``deleted`` as a tuple of tag indices in ``[0, num_tags)``."""
+    deleted = tuple(int(i) for i in deleted)
+    outside = [i for i in deleted if not 0 <= i < num_tags]
+    if outside:
+        raise ValueError(f'delete_tag_index {outside} outside the '
+                         f'{num_tags} classes')
+    return deleted
+
+
 def check_threshold(threshold: Union[float, str]) -> float:
     """``threshold`` as a float in [0, 1] (NaN is not), else
-    :class:`InvalidInputError`, a ``ValueError``. The one threshold rule:
-    the models, ImageTagger and tools/infer.py call it."""
+    :class:`InvalidInputError`: the one threshold rule."""
     try:
         value = float(threshold)
     except (TypeError, ValueError):
@@ -67,34 +63,25 @@ def check_threshold(threshold: Union[float, str]) -> float:
 
 
 class TagVocabulary:
-    """The tags a RAM / RAM++ model scores.
-
-    A tag ``k`` is selected where its sigmoid score is strictly above
-    ``thresholds[k]``, unless ``k`` is in ``deleted``. The tensors are
-    referenced, not copied: the vocabulary of a model is a view of its
-    parameters and buffers (see :attr:`RAM.vocabulary
-    <mmprompt.models.ram.RAM.vocabulary>`).
+    """The tags a RAM / RAM++ model scores (tensors referenced, not
+    copied).
 
     Args:
-        label_embed (torch.Tensor): ``(K * D, C)``: ``D`` embeddings per tag,
-            tag-major (``D`` is 1 for RAM, the number of descriptions per
-            tag for RAM++).
+        label_embed (torch.Tensor): ``(K * D, C)``, ``D`` embeddings per tag
+            (RAM++'s descriptions; 1 for RAM), tag-major.
         thresholds (torch.Tensor): ``(K, )``.
-        names (Sequence[str], optional): English names. Defaults to None
-            (predictions hold indices only).
+        names (Sequence[str], optional): English names. Defaults to None.
         names_chinese (Sequence[str], optional): Chinese names, kept exactly
             (RAM's have trailing spaces). Defaults to None.
         deleted (Sequence[int]): Tags never selected. Defaults to ().
     """
 
-    def __init__(
-        self,
-        label_embed: torch.Tensor,
-        thresholds: torch.Tensor,
-        names: Optional[Sequence[str]] = None,
-        names_chinese: Optional[Sequence[str]] = None,
-        deleted: Sequence[int] = ()
-    ) -> None:
+    def __init__(self,
+                 label_embed: torch.Tensor,
+                 thresholds: torch.Tensor,
+                 names: Optional[Sequence[str]] = None,
+                 names_chinese: Optional[Sequence[str]] = None,
+                 deleted: Sequence[int] = ()) -> None:
         if thresholds.dim() != 1 or not thresholds.numel():
             raise ValueError('thresholds must have shape (K,), got '
                              f'{tuple(thresholds.shape)}')
@@ -107,11 +94,7 @@ class TagVocabulary:
         self.names = check_names(names, num_tags, 'tag_list')
         self.names_chinese = check_names(names_chinese, num_tags,
                                          'tag_list_chinese')
-        self.deleted = tuple(int(i) for i in deleted)
-        outside = [i for i in self.deleted if not 0 <= i < num_tags]
-        if outside:
-            raise ValueError(f'delete_tag_index {outside} outside the '
-                             f'{num_tags} classes')
+        self.deleted = check_deleted(deleted, num_tags)
 
     @property
     def num_tags(self) -> int:
@@ -126,15 +109,12 @@ class TagVocabulary:
     def select(self,
                scores: torch.Tensor,
                threshold: Optional[float] = None) -> torch.Tensor:
-        """Threshold scores: ``score > threshold``, deleted tags off.
+        """Boolean ``(B, K)``: ``score > threshold``, deleted tags off.
 
         Args:
             scores (torch.Tensor): Sigmoid scores, ``(B, K)``.
             threshold (float, optional): One threshold for every tag instead
                 of :attr:`thresholds`. Defaults to None.
-
-        Returns:
-            torch.Tensor: Boolean ``(B, K)``.
         """
         selected = scores > (
             self.thresholds if threshold is None else threshold)
@@ -152,46 +132,25 @@ class TagVocabulary:
 
 @MODELS.register_module()
 class CategoryEncoder(BaseModule):
-    """Makes a :class:`TagVocabulary` of categories with CLIP's text tower.
-
-    RAM: each category name goes into every prompt template
-    (:func:`~.label_embedding.build_openset_label_embed`). RAM++: each
-    ``{name: [descriptions]}`` item's descriptions are encoded, cut at the
-    context length (:func:`~.label_embedding.build_description_label_embed`).
-    Every category gets the same threshold.
-
-    The embeddings of the last :attr:`cache_size` category sets are kept,
-    keyed by the categories and templates; new text-tower weights (loaded,
-    or initialised by :meth:`init_weights`) empty the cache. The tower's
-    weights are not part of a RAM checkpoint: they come from its own
-    ``init_cfg``, e.g. ``dict(type='Pretrained', checkpoint=CLIP,
-    prefix='text_encoder.')`` with a checkpoint converted by
-    ``tools/model_converters/openai_clip_to_mmprompt.py``, and strict
-    loading of a RAM checkpoint ignores the tower's missing keys.
+    """Makes a :class:`TagVocabulary` of categories with CLIP's text tower,
+    caching recent sets. The tower is not in a RAM checkpoint: it loads from
+    its own ``init_cfg`` (``Pretrained``, ``prefix='text_encoder.'``).
 
     Args:
-        text_encoder (dict, optional): Config of CLIP's text tower, e.g.
-            ``dict(type='CLIPTextTransformer', init_cfg=...)``. None if the
-            embeddings always come from an ``encode_text`` callable passed
-            to :meth:`encode`. Defaults to None.
-        tokenizer (dict, optional): Config of the tokenizer, built with
-            ``TOKENIZER``. Defaults to ``dict(type='CLIPTokenizer')``.
-        categories (str | Sequence, optional): The categories of
-            :meth:`encode` when it is given none: a list, or a ``.txt`` (one
-            name a line) or ``.json`` file. Defaults to None.
-        templates (str | Sequence[str]): Prompt templates, see
-            :func:`~.label_embedding.resolve_ram_templates`: OpenAI's 80
-            ImageNet templates by default; RAM's own 63 are
-            ``'ram_openset'``.
+        text_encoder (dict, optional): Config of CLIP's text tower (None:
+            :meth:`encode` is given ``encode_text``). Defaults to None.
+        tokenizer (dict, optional): Config of the tokenizer.
+            Defaults to ``dict(type='CLIPTokenizer')``.
+        categories (str | Sequence, optional): Default categories of
+            :meth:`encode`. Defaults to None.
+        templates (str | Sequence[str]): Prompt templates.
             Defaults to ``'openai_imagenet'``.
         threshold (float): Threshold of every category. Defaults to 0.5.
         batch_size (int): Prompts per text-tower call. Defaults to 256.
-        cache_size (int): Category sets (or chunks) whose embeddings are
-            kept. Defaults to 8.
-        chunk_size (int): Plain names embedded and cached together: a
-            longer set is embedded in chunks of this many. Defaults to 32.
-        init_cfg (dict, optional): Initialization config dict.
-            Defaults to None.
+        cache_size (int): Category sets (or chunks) kept. Defaults to 8.
+        chunk_size (int): Plain names embedded and cached together.
+            Defaults to 32.
+        init_cfg (dict, optional): Initialization config. Defaults to None.
     """
 
     def __init__(self,
@@ -211,7 +170,6 @@ class CategoryEncoder(BaseModule):
             self.text_encoder = MODELS.build(copy.deepcopy(text_encoder))
             self.tokenizer = TOKENIZER.build(
                 copy.deepcopy(tokenizer or dict(type='CLIPTokenizer')))
-            # New tower weights make the cached embeddings stale.
             self.text_encoder.register_load_state_dict_post_hook(
                 self._clear_cache)
         self.categories = categories
@@ -227,8 +185,7 @@ class CategoryEncoder(BaseModule):
 
     @staticmethod
     def _ignore_text_encoder(module: nn.Module, incompatible_keys) -> None:
-        """Strict loading of a RAM checkpoint: the tower's keys are not in
-        it, its weights come from its own ``init_cfg``."""
+        """Hook: a RAM checkpoint has no text-tower keys."""
         missing = incompatible_keys.missing_keys
         for key in [k for k in missing if '.text_encoder.' in '.' + k]:
             missing.remove(key)
@@ -251,10 +208,8 @@ class CategoryEncoder(BaseModule):
             self._cache.clear()
 
     def _load_text_encoder(self) -> bool:
-        """Load the tower's ``Pretrained`` ``init_cfg`` strictly, or refuse
-        in one line: MMEngine's loader only warns when the file holds
-        another tower (another CLIP's, of other shapes), and the tags would
-        come from random weights. Returns whether it did."""
+        """Load the tower's ``Pretrained`` ``init_cfg`` strictly (MMEngine's
+        loader only warns on another CLIP's tower); whether it did."""
         cfg = getattr(self.text_encoder, 'init_cfg', None)
         if not isinstance(cfg, dict) or cfg.get('type') != 'Pretrained' \
                 or not cfg.get('checkpoint'):
@@ -263,8 +218,7 @@ class CategoryEncoder(BaseModule):
         path, prefix = cfg['checkpoint'], cfg.get('prefix', '')
         sd, meta = read_checkpoint(path)
         sd = {k: v for k, v in sd.items() if k.startswith(prefix)}
-        # Loaded under its prefix (a CLIP checkpoint's 'text_encoder.'), so
-        # that the messages read the file's own keys.
+        # Loaded under its prefix, so that messages name the file's keys.
         target, name = self.text_encoder, prefix.rstrip('.')
         if name and '.' not in name:
             target = nn.Module()
@@ -272,8 +226,7 @@ class CategoryEncoder(BaseModule):
         else:
             sd = {k[len(prefix):]: v for k, v in sd.items()}
         load_checkpoint(
-            target,
-            dict(state_dict=sd, meta=meta),
+            target, dict(state_dict=sd, meta=meta),
             name=f"{path} (the open set's text tower, CLIP ViT-B/16's: "
             'RAM was trained on its text space)')
         self.text_encoder._is_init = True
@@ -281,19 +234,10 @@ class CategoryEncoder(BaseModule):
 
     @torch.no_grad()
     def encode_text(self, texts: List[str]) -> torch.Tensor:
-        """Raw CLIP text features of texts, cut at the context length.
-
-        The texts go through the tower in batches of :attr:`batch_size`,
-        sorted by length and cut to it, and texts that start alike (a
-        template's words before the name) run their start once
-        (:func:`~mmprompt.models.clip.zero_shot.encode_token_ids`; exact
-        under the causal mask).
+        """Raw CLIP text features ``(len(texts), C)``, truncated texts.
 
         Args:
             texts (List[str]): The texts.
-
-        Returns:
-            torch.Tensor: ``(len(texts), C)``, not normalised.
         """
         if self.text_encoder is None:
             raise RuntimeError(
@@ -301,21 +245,13 @@ class CategoryEncoder(BaseModule):
                 'or pass encode_text to set_openset')
         device = next(self.text_encoder.parameters()).device
         tokens = self.tokenizer.tokenize(texts, truncate=True)
-        return encode_token_ids(
-            self.text_encoder,
-            tokens,
-            batch_size=self.batch_size,
-            device=device,
-            normalize=False)
-
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        """The text tower on token ids ``(N, L)``: features ``(N, C)``."""
-        return self.text_encoder(tokens)
+        return encode_token_ids(self.text_encoder, tokens,
+                                batch_size=self.batch_size, device=device,
+                                normalize=False)
 
     def _check_truncation(self, names: Sequence[str],
                           templates: Sequence[str]) -> None:
-        """Refuse names whose prompts are the same once cut at the context
-        length: they would get identical scores."""
+        """Refuse names whose prompts are the same once truncated."""
         seen: Dict[bytes, str] = {}
         for name in names:
             if len(name) < 20:  # far below 77 tokens
@@ -332,10 +268,8 @@ class CategoryEncoder(BaseModule):
 
     def _cached(self, key: tuple,
                 build: Callable[[], torch.Tensor]) -> torch.Tensor:
-        """``build()``, kept under ``key`` among the last
-        :attr:`cache_size`. Single dict operations only: threads share the
-        cache (ImageTagger, the demo) and a module holds no lock (it is
-        deep-copied)."""
+        """``build()``, kept under ``key``. Single dict operations only:
+        threads share the cache and a (deep-copied) module holds no lock."""
         embed = self._cache.get(key)
         if embed is not None:
             return embed
@@ -352,14 +286,8 @@ class CategoryEncoder(BaseModule):
                      descriptions: Mapping[int, Sequence[str]],
                      templates: Sequence[str],
                      encode_text: Optional[TextEncoder]) -> torch.Tensor:
-        """``(K * D, C)`` embeddings, from the cache when the tower's.
-
-        A set of more than :attr:`chunk_size` plain names is embedded in
-        chunks of that many, each cached as a set of its own, and the whole
-        set too: a category's embedding depends on it alone, so this is
-        exact; a set sharing chunks with an earlier one embeds only the new
-        ones, and other threads' calls run between two chunks. Described
-        (RAM++) sets go in one piece.
+        """``(K * D, C)`` embeddings, cached when the tower's. Plain names
+        go in cached chunks (exact: a category's row depends on it alone).
         """
         if encode_text is not None:
             return build_description_label_embed(names, descriptions,
@@ -382,8 +310,7 @@ class CategoryEncoder(BaseModule):
         print_log(
             f'Building label embeddings of {len(names)} open-set categories',
             logger='current')
-        # All prompts in one call: encode_text batches them itself, and
-        # prompts of every category share their template's start.
+        # One call: encode_text batches, sharing the templates' starts.
         return build_description_label_embed(names, descriptions, templates,
                                              self.encode_text, sys.maxsize)
 
@@ -393,26 +320,19 @@ class CategoryEncoder(BaseModule):
                threshold: Optional[float] = None,
                encode_text: Optional[TextEncoder] = None,
                descriptions: bool = True) -> TagVocabulary:
-        """The vocabulary of these categories.
+        """The :class:`TagVocabulary` of these categories.
 
         Args:
-            categories (str | Sequence, optional): Names and/or ``{name:
-                [descriptions]}`` items, or a file (see
+            categories (str | Sequence, optional): Items or a file (see
                 :func:`~.label_embedding.load_categories`). Defaults to the
-                configured ``categories``.
-            templates (str | Sequence[str], optional): Prompt templates of
-                the names. Defaults to the configured ones.
-            threshold (float, optional): Threshold of every category.
-                Defaults to the configured one.
-            encode_text (Callable, optional): ``list[str] -> (N, C)`` raw
-                text features, used instead of the tower (nothing is cached
-                then). Defaults to None.
-            descriptions (bool): Whether items may carry descriptions (RAM++
-                mixes them; RAM cannot). Defaults to True.
-
-        Returns:
-            TagVocabulary: On the device of the embeddings, with no Chinese
-            names.
+                configured ones.
+            templates (str | Sequence[str], optional): Defaults to the
+                configured ones.
+            threshold (float, optional): Defaults to the configured one.
+            encode_text (Callable, optional): Raw text features instead of
+                the tower (no caching). Defaults to None.
+            descriptions (bool): Whether items may carry descriptions
+                (RAM++). Defaults to True.
         """
         categories = self.categories if categories is None else categories
         if categories is None:

@@ -262,13 +262,10 @@ class ChunkStore:
     def _chunk(self, c: int, ext: str) -> str:
         return osp.join(self.folder, f'chunk-{c:07d}.{ext}')
 
-    @property
-    def manifest_path(self) -> str:
-        return osp.join(self.folder, 'manifest.json')
-
     def read_manifest(self) -> Optional[dict]:
+        path = osp.join(self.folder, 'manifest.json')
         try:
-            with open(self.manifest_path, encoding='utf-8') as f:
+            with open(path, encoding='utf-8') as f:
                 return json.load(f)
         except (OSError, ValueError):
             return None

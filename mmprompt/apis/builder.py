@@ -172,14 +172,12 @@ def get_model(model: Union[str, Config, BaseModel],
             Defaults to True.
         device (str | torch.device, optional): Where to run. Defaults to
             None (CPU, or the model's current device).
-        learned (str, optional): A learned-prompt file of
-            ``tools/train.py``; ``model`` is then the CLIP it was learned
-            on, or the method's own config (its categories default to the
-            file's). Defaults to None.
-        allow_other_weights (bool): Use ``learned`` over other CLIP
-            weights than it was learned on, see :func:`load_learned
-            <mmprompt.models.prompt_learning.learned.load_learned>`.
-            Defaults to False.
+        learned (str, optional): A learned-prompt file; ``model`` is then
+            the CLIP it was learned on, or the method's own config (its
+            categories default to the file's). Defaults to None.
+        allow_other_weights (bool): Use ``learned`` over other CLIP weights
+            than it was learned on (see ``load_learned``). Defaults to
+            False.
         **kwargs: Overrides of the config's ``model`` dict, e.g.
             ``categories=...``.
 

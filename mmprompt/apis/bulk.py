@@ -53,10 +53,9 @@ class TagTask:
 
     Args:
         tagger (ImageTagger): The inferencer, categories already set.
-        threshold (float, optional): One threshold for every tag.
-            Defaults to None (the model's).
-        categories (str | list, optional): The tagger's open-set categories.
-            Defaults to None (the configured ones).
+        threshold (float, optional): For every tag. Defaults to None.
+        categories (str | list, optional): The tagger's open set. Defaults
+            to None (the configured one).
     """
     kind = 'jsonl'
 

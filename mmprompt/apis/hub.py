@@ -109,8 +109,7 @@ def download(url: str,
             Defaults to ``''``.
 
     Raises:
-        DownloadError: If the server cannot be reached, refuses, or the
-            download stops short.
+        DownloadError: If the server is unreachable, refuses or stops.
         ChecksumError: If the digest differs.
     """
     tail = f'; {what_to_do}' if what_to_do else ''

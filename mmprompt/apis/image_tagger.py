@@ -67,13 +67,9 @@ def build_tagging_model(model: ModelType,
 
 
 class ImageTagger(InferencerMixin, BaseInferencer):
-    """Tag images with RAM's or RAM++'s vocabulary, or an open set of
-    categories (RAM, RAM++ or SigLIP, whose sigmoid scores are its own
-    probability of each tag).
-
-    A tag is selected where its score is strictly above its threshold. What
-    is tagged is a :class:`~mmprompt.models.ram.TagVocabulary` passed to the
-    model, never set on it.
+    """Tag images with RAM's or RAM++'s vocabulary, or an open set (RAM,
+    RAM++ or SigLIP): the tags whose score is above their threshold, in a
+    :class:`~mmprompt.models.ram.TagVocabulary` passed to the model.
 
     Args:
         model (str | Config | BaseModel): A zoo name (see
@@ -277,10 +273,9 @@ class ImageTagger(InferencerMixin, BaseInferencer):
                 Defaults to False.
 
         Returns:
-            list: Per image, a dict: ``pred_scores`` (every tag's score, an
-            ``np.ndarray``) and, for the selected tags in ``sort_by``
-            order, ``tags`` (English, None if unknown), ``tags_chinese``
-            (None if unknown), ``tag_scores`` and ``tag_labels``.
+            list: Per image, ``pred_scores`` (every tag's, an array) and,
+            for the selected tags in ``sort_by`` order, ``tags``,
+            ``tags_chinese`` (None if unknown), ``tag_scores``, ``tag_labels``.
         """
         check_count(batch_size, 'batch_size')
         if threshold is not None:

@@ -58,10 +58,9 @@ class ZeroShotClassifier(InferencerMixin, BaseInferencer):
             :func:`get_model`. Defaults to None.
         allow_other_weights (bool): See :func:`get_model`. Defaults to
             False.
-        **kwargs: Overrides of the config's ``model`` dict, e.g.
-            ``templates='openai_imagenet'``; ``prototype_cache_dir`` (also
-            read from the config) keeps the text prototypes of every
-            category set in a :class:`PrototypeCache`.
+        **kwargs: Overrides of the config's ``model`` dict;
+            ``prototype_cache_dir`` (also read from the config) keeps every
+            category set's text prototypes in a :class:`PrototypeCache`.
     """
     preprocess_kwargs: set = set()
     forward_kwargs: set = {'vocabulary'}
@@ -249,10 +248,9 @@ class ZeroShotClassifier(InferencerMixin, BaseInferencer):
                 Defaults to False.
 
         Returns:
-            list: Per image, the dict of MMPreTrain's
-            ``ImageClassificationInferencer`` (``pred_scores``,
-            ``pred_label``, ``pred_score``, ``pred_class``) plus
-            ``topk_labels``, ``topk_scores`` and ``topk_classes``.
+            list: Per image, MMPreTrain's ``pred_scores``, ``pred_label``,
+            ``pred_score``, ``pred_class`` and ``topk_labels``,
+            ``topk_scores``, ``topk_classes``.
         """
         check_count(topk, 'topk')
         check_count(batch_size, 'batch_size')

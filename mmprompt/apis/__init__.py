@@ -17,11 +17,7 @@ _SOURCES = {
     'build_zero_shot_model': 'zero_shot_classifier',
 }
 
-__all__ = [
-    'list_models', 'get_model', 'get_model_info', 'ModelInfo',
-    'get_checkpoint', 'ZeroShotClassifier', 'build_zero_shot_model',
-    'ImageTagger', 'build_tagging_model'
-]
+__all__ = list(_SOURCES)
 
 
 def __getattr__(name: str) -> Any:

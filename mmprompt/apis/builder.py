@@ -1,13 +1,6 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
-"""The one way a model is made ready: :func:`get_model`.
-
-A zoo name, a config or a built model becomes a model with weights, in
-eval mode, here and nowhere else: the inferencers, ``tools/test.py``,
-``tools/infer.py``, the demo and the ONNX exporter all call it, a
-learned-prompt file included (``learned=``). It sits on the zoo table
-(:mod:`~mmprompt.apis.model_zoo`) and the downloads
-(:mod:`~mmprompt.apis.hub`).
-"""
+"""The one way a model is made ready, with weights, in eval mode:
+:func:`get_model` (on the zoo table and the downloads of the hub)."""
 import copy
 import logging
 import os.path as osp
@@ -19,7 +12,7 @@ from mmengine.logging import print_log
 from mmengine.model import BaseModel
 from mmengine.registry import DefaultScope
 
-# Imported for its checkpoint describer (what a refused file is).
+# Registers its checkpoint describer (what a refused file is).
 import mmprompt.converters.families  # noqa: F401,I100
 from mmprompt.utils.config import config_errors
 from mmprompt.utils.errors import InvalidInputError
@@ -29,15 +22,13 @@ from .model_zoo import ModelInfo, check_task, load_config, load_zoo
 
 def build_from_config(cfg: Config,
                       model_cfg: Optional[dict] = None) -> BaseModel:
-    """Build ``cfg.model`` in the mmprompt scope; keep ``cfg`` on it.
+    """Build ``cfg.model`` in the mmprompt scope, with ``_config`` set to
+    ``cfg``.
 
     Args:
         cfg (Config): A config with a ``model`` dict.
-        model_cfg (dict, optional): What to build instead of ``cfg.model``
-            (it, less the keys the caller handles). Defaults to None.
-
-    Returns:
-        BaseModel: The model, with ``_config`` set to ``cfg``.
+        model_cfg (dict, optional): What to build instead of ``cfg.model``.
+            Defaults to None.
     """
     from mmprompt.registry import MODELS
     from mmprompt.utils import register_all_modules
@@ -52,16 +43,13 @@ def build_from_config(cfg: Config,
 def ready_for_inference(
         model: BaseModel,
         device: Optional[Union[str, torch.device]] = None) -> BaseModel:
-    """Give a model the ``_config`` MMPreTrain's inferencers read, move it
-    to ``device`` and switch it to eval mode.
+    """Give ``model`` the ``_config`` MMPreTrain's inferencers read, move
+    it to ``device`` and switch it to eval mode; return it.
 
     Args:
         model (BaseModel): A built model.
-        device (str | torch.device, optional): Where to run. Defaults to
-            None (where it is).
-
-    Returns:
-        BaseModel: ``model``.
+        device (str | torch.device, optional): Defaults to None (where it
+            is).
     """
     if not hasattr(model, '_config'):
         model._config = Config(dict(model=dict(type=type(model).__name__)))
@@ -70,21 +58,14 @@ def ready_for_inference(
     return model.eval()
 
 
-def _is_tagger(model: torch.nn.Module) -> bool:
+def is_tagger(model: torch.nn.Module) -> bool:
     return hasattr(model, 'select_tags')
 
 
 def load_weights(model: BaseModel, checkpoint: str) -> dict:
-    """Load a converted checkpoint (``.pth`` or ``.safetensors``) into a
-    CLIP or RAM model: RAM through
-    :func:`mmprompt.models.ram.load_ram_checkpoint` (tag names, thresholds,
-    open-set categories), CLIP through
-    :func:`mmprompt.utils.checkpoint.load_checkpoint`; both strict.
-
-    Returns:
-        dict: The loaded ``state_dict`` and ``meta``.
-    """
-    if _is_tagger(model):
+    """Load a converted checkpoint into a CLIP or RAM model, strictly;
+    return its ``state_dict`` and ``meta``."""
+    if is_tagger(model):
         from mmprompt.models.ram import load_ram_checkpoint
         return load_ram_checkpoint(model, checkpoint)
     from mmprompt.utils.checkpoint import load_checkpoint
@@ -92,8 +73,7 @@ def load_weights(model: BaseModel, checkpoint: str) -> dict:
 
 
 def _checkpoint_arg(pretrained: str) -> str:
-    """A checkpoint file as it is; a zoo name (not a file) through the
-    official-weights cache."""
+    """A checkpoint file as it is; a zoo name's cached official weights."""
     if not osp.isfile(pretrained) and pretrained.lower() in load_zoo():
         return hub.get_checkpoint(pretrained)
     return pretrained
@@ -101,9 +81,7 @@ def _checkpoint_arg(pretrained: str) -> str:
 
 def use_zoo_tokenizer(cfg: Config, name: str) -> None:
     """Point a config's tokenizer at the tokenizer file fetched with the
-    weights of zoo model ``name`` (SigLIP's ``tokenizer.json``): weights and
-    tokenizer go together. Nothing changes for a name that is not in the
-    zoo or whose row lists no tokenizer file, or a config without one.
+    weights of zoo model ``name``, if there is one.
 
     Args:
         cfg (Config): The config, changed in place.
@@ -131,8 +109,8 @@ def _weights(
         cfg: Config, info: Optional[ModelInfo],
         pretrained: Union[bool, str, None]
 ) -> Tuple[Optional[str], Optional[str]]:
-    """The checkpoint :func:`get_model` loads, and the one of an open-set
-    RAM's text tower (official weights downloaded on first use)."""
+    """The checkpoints :func:`get_model` loads: the model's and an
+    open-set RAM's text tower's."""
     if isinstance(pretrained, str) and pretrained:
         return _checkpoint_arg(pretrained), None
     if pretrained is not True:
@@ -147,17 +125,13 @@ def _weights(
 
 def weight_files(model: Union[str, Config],
                  pretrained: Union[bool, str, None] = True) -> List[str]:
-    """The weight files :func:`get_model` loads for these arguments: the
-    checkpoint, an open-set RAM's text tower, and the existing files named
-    by ``init_cfg`` checkpoints of the config's model.
+    """The weight files :func:`get_model` loads for these arguments,
+    ``init_cfg`` checkpoints included: real paths, sorted, once each.
 
     Args:
         model (str | Config): As for :func:`get_model`.
         pretrained (bool | str, optional): As for :func:`get_model`.
             Defaults to True.
-
-    Returns:
-        list[str]: Real paths, sorted, without repeats.
     """
     cfg, info = load_config(model)
     files = [f for f in _weights(cfg, info, pretrained) if f]
@@ -186,39 +160,24 @@ def get_model(model: Union[str, Config, BaseModel],
               **kwargs) -> BaseModel:
     """Build a model of the zoo, a config or a built model, with weights.
 
-    ``pretrained`` means the same for CLIP and RAM:
-
-    - ``True`` (the default): a zoo name gets its official weights,
-      downloaded, checked, converted and cached once (see
-      :func:`mmprompt.apis.hub.get_checkpoint`), and an open-set RAM the
-      text tower of its ``Text Encoder``; a config file its ``load_from``
-      (random weights, with a warning, if it has none).
-    - a path: that converted checkpoint (``.pth`` or ``.safetensors``); a
-      zoo name: that model's official weights (as ``tools/test.py`` takes
-      them), e.g. a config file of your own with ``'clip_vit-base-p16'``.
-    - ``False`` or ``None``: random weights, with a warning.
-
-    With ``learned``, a learned-prompt file of ``tools/train.py``, the
-    model is the prompt-learning method (e.g. CoOp) with the file's
-    prompts and categories: ``model`` is the CLIP the file was learned on
-    (the method is built from the file's meta over it, see
-    :func:`~mmprompt.models.prompt_learning.learned.build_learned_model`),
-    or the method's own config (its categories default to the file's;
-    CLIP's weights come from its ``init_cfg``, or from ``pretrained`` if
-    that is a path or a zoo name).
-
     Args:
         model (str | Config | BaseModel): A name of :func:`list_models`, a
             ``mmprompt::`` config name, a config file, a :class:`Config`
             or a built model.
-        pretrained (bool | str, optional): See above. Defaults to True.
+        pretrained (bool | str, optional): True: a zoo name's official
+            weights (and an open-set RAM's text tower), fetched once by
+            :func:`~mmprompt.apis.hub.get_checkpoint`, or a config's
+            ``load_from``; a converted checkpoint or a zoo name: those
+            weights; False or None: random weights, with a warning.
+            Defaults to True.
         device (str | torch.device, optional): Where to run. Defaults to
             None (CPU, or the model's current device).
-        learned (str, optional): A learned-prompt file. Defaults to None.
-        allow_other_weights (bool): Use ``learned`` over other CLIP
-            weights than it was learned on, see :func:`load_learned
-            <mmprompt.models.prompt_learning.learned.load_learned>`.
-            Defaults to False.
+        learned (str, optional): A learned-prompt file; ``model`` is then
+            the CLIP it was learned on, or the method's own config (its
+            categories default to the file's). Defaults to None.
+        allow_other_weights (bool): Use ``learned`` over other CLIP weights
+            than it was learned on (see ``load_learned``). Defaults to
+            False.
         **kwargs: Overrides of the config's ``model`` dict, e.g.
             ``categories=...``.
 
@@ -260,16 +219,14 @@ def get_model(model: Union[str, Config, BaseModel],
             level=logging.WARNING)
     built = ready_for_inference(built, device)
     if zero_shot:
-        # What the model does not take: example images and the prototype
-        # cache, read now that the weights are in place.
+        # Example images and the prototype cache need the weights.
         with torch.no_grad():
             prepare_zero_shot(built, **zero_shot)
     return built
 
 
 def is_learned_method(cfg: Config) -> bool:
-    """Whether ``cfg.model`` is a prompt-learning method (its class builds
-    from a learned file's meta: ``from_learned_meta``)."""
+    """Whether ``cfg.model`` is a prompt-learning method."""
     from mmprompt.registry import MODELS
     from mmprompt.utils import register_all_modules
     register_all_modules(init_default_scope=False)
@@ -278,15 +235,11 @@ def is_learned_method(cfg: Config) -> bool:
 
 
 def learned_config(cfg: Config, learned: str) -> Config:
-    """A method config for a learned-prompt file, in place: its categories
-    default to those the file was trained on.
+    """``cfg``, its categories defaulting to the learned file's (in place).
 
     Args:
         cfg (Config): A prompt-learning method's config (e.g. CoOp's).
         learned (str): The learned-prompt file.
-
-    Returns:
-        Config: ``cfg``.
     """
     from mmprompt.models.prompt_learning.learned import read_learned_meta
     if cfg.model.get('categories') is None:
@@ -298,9 +251,8 @@ def load_learned_weights(model: BaseModel,
                          learned: str,
                          pretrained: Union[bool, str, None] = None,
                          allow_other_weights: bool = False) -> BaseModel:
-    """Weights of a method built from :func:`learned_config`: CLIP's from
-    its ``init_cfg`` (or ``pretrained``, a path or a zoo name), strictly,
-    then the learned prompts.
+    """Load a method built from :func:`learned_config`: CLIP's weights
+    (``init_cfg`` or ``pretrained``), then the learned prompts.
 
     Args:
         model (BaseModel): The method (e.g. CoOp), as built.
@@ -309,9 +261,6 @@ def load_learned_weights(model: BaseModel,
             config's; only a path or a zoo name counts. Defaults to None.
         allow_other_weights (bool): See :func:`get_model`. Defaults to
             False.
-
-    Returns:
-        BaseModel: ``model``.
     """
     from mmprompt.models.prompt_learning.learned import load_learned
     from mmprompt.utils.checkpoint import load_checkpoint
@@ -326,8 +275,7 @@ def _learned_model(model: Union[str, Config, BaseModel], learned: str,
                    pretrained: Union[bool, str, None],
                    device: Union[str, torch.device, None],
                    allow_other_weights: bool, overrides: dict) -> BaseModel:
-    """:func:`get_model` with ``learned``: the method's own config, or the
-    method built from the file's meta over a CLIP."""
+    """:func:`get_model` with ``learned``."""
     from mmprompt.models.prompt_learning.learned import build_learned_model
     if not isinstance(model, BaseModel):
         cfg = load_config(model)[0]

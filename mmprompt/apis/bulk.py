@@ -1,25 +1,8 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
-"""Bulk inference over any number of images and processes.
-
-The collection (:func:`mmprompt.datasets.image_sources.list_images`) is cut
-into chunks of ``chunk_size`` consecutive images; chunk ``c`` belongs to
-rank ``c % world_size``. Each finished chunk is written atomically into
-``<out>.parts/`` (:class:`ChunkStore`), so a killed run loses at most the
-chunks it was working on, and a restart (``--resume``), with any number of
-processes, skips the chunks already there. At the end rank 0 merges the
-chunks, in input order, into the output and the list of unreadable images,
-and removes the parts.
-
-A resume continues only the run it was made for: the manifest records the
-digests of what decides the answers (:data:`ANSWER_INPUTS`) and a change of
-any of them is refused, naming it. A live run holds ``<out>.parts/lock``
-(:class:`RunLock`); a second run on the same output is refused, naming the
-owner.
-
-The tasks (:class:`TagTask`, :class:`ClassifyTask`, :class:`EmbedTask`) map
-a batch of decoded samples to one record per image: the tags, the top
-classes, or a row of L2-normalised CLIP image features.
-"""
+"""Bulk inference over any number of images and processes: chunk ``c``
+belongs to rank ``c % world_size``, each finished chunk is kept in
+``<out>.parts/`` (:class:`ChunkStore`), so a restart (``--resume``) skips
+it, and rank 0 merges the chunks in input order."""
 import contextlib
 import hashlib
 import json
@@ -39,14 +22,14 @@ from mmengine.logging import print_log
 
 from mmprompt.datasets.image_sources import ImageItem, PipelineTransform
 from mmprompt.datasets.transforms import clip_pipeline
-from mmprompt.utils.errors import InvalidInputError, OutputPathError
+from mmprompt.utils.errors import OutputPathError
 from mmprompt.utils.io import atomic_write, pid_alive
 from mmprompt.utils.progress import Progress  # noqa: F401 (tools/infer.py)
 
 FORMAT = 2
 
-#: The manifest's ``answers``: what decides the answers, by name in the
-#: message refusing a resume that changes it.
+#: The manifest's ``answers``: what decides the answers, as a resume that
+#: changes one is refused naming it.
 ANSWER_INPUTS = dict(
     checkpoint='checkpoint',
     learned='learned prompts',
@@ -66,16 +49,13 @@ RUN_INPUTS = dict(
 
 
 class TagTask:
-    """RAM / RAM++ tags (closed vocabulary or an open set), or SigLIP's
-    tags of an open set.
+    """The tags of RAM / RAM++ (closed or open set) or SigLIP (open set).
 
     Args:
         tagger (ImageTagger): The inferencer, categories already set.
-        threshold (float, optional): One threshold for every tag.
-            Defaults to None (the model's).
-        categories (str | list, optional): The open-set categories the
-            tagger was given, for the descriptions of :meth:`answer_inputs`.
-            Defaults to None (the configured ones).
+        threshold (float, optional): For every tag. Defaults to None.
+        categories (str | list, optional): The tagger's open set. Defaults
+            to None (the configured one).
     """
     kind = 'jsonl'
 
@@ -125,17 +105,13 @@ class TagTask:
 
 
 class ClassifyTask:
-    """The top-k categories of a classifier: a zero-shot CLIP, or a
-    prompt-learning model (CoOp, CoCoOp) with its learned prompts.
+    """The top-k categories of a zero-shot CLIP or a prompt learner.
 
     Args:
-        model (BaseModel): Has ``categories``, ``predict(inputs,
-            vocabulary=)`` giving ``pred_score``, and ``preprocess_args``
-            (a :class:`CLIP` or a prompt learner).
+        model (BaseModel): A :class:`CLIP` or a prompt learner.
         topk (int): Classes per image. Defaults to 5.
-        vocabulary (optional): What to classify into (a
-            :class:`~mmprompt.apis.ZeroShotClassifier`'s vocabulary).
-            Defaults to None: the model's categories.
+        vocabulary (optional): What to classify into. Defaults to None (the
+            model's categories).
     """
     kind = 'jsonl'
 
@@ -184,7 +160,7 @@ class EmbedTask:
     """L2-normalised CLIP image features, float32.
 
     Args:
-        model (CLIP): A CLIP model (any :class:`CLIP` subclass).
+        model (CLIP): Any :class:`CLIP`.
     """
     kind = 'npy'
 
@@ -211,9 +187,8 @@ class EmbedTask:
 
 
 def example_digests(model_cfg: Optional[dict]) -> Optional[dict]:
-    """SHA-256 of each example image file of a config's ``examples`` (a
-    folder of one subfolder per category, or ``{name: [paths]}``): the
-    config holds their paths, a resume must match their pixels."""
+    """SHA-256 of each example image file of a config's ``examples``: a
+    resume must match their pixels, not only their paths."""
     from mmprompt.datasets.examples import folder_examples
     from mmprompt.utils.io import file_digest
     spec = None if model_cfg is None else model_cfg.get('examples')
@@ -253,12 +228,8 @@ def listing_digest(items: Sequence[ImageItem]) -> str:
 
 
 def output_paths(out: str, kind: str) -> Dict[str, str]:
-    """The files of a run writing ``out``.
-
-    Returns:
-        dict: ``out``; ``index`` (embeddings only: one JSON line per row);
-        ``failed`` (unreadable images); ``parts`` (the chunk folder).
-    """
+    """The files of a run writing ``out``: ``out``, ``failed``, ``parts``
+    and, for embeddings, ``index`` (one JSON line per row)."""
     stem = out[:-len('.npy')] if kind == 'npy' else (
         out[:-len('.jsonl')] if out.endswith('.jsonl') else out)
     paths = dict(
@@ -268,12 +239,14 @@ def output_paths(out: str, kind: str) -> Dict[str, str]:
     return paths
 
 
-class ChunkStore:
-    """The chunk folder of a run: manifest, finished chunks, merge.
+def _line(record: dict) -> str:
+    return json.dumps(record, ensure_ascii=False) + '\n'
 
-    Chunk ``c`` is ``chunk-<c>.jsonl`` (one record per image, failures with
-    an ``error`` field), written last and atomically; for embeddings the
-    rows of its readable images are ``chunk-<c>.npy``, written first.
+
+class ChunkStore:
+    """The chunk folder of a run. Chunk ``c`` is ``chunk-<c>.jsonl`` (one
+    record per image, failures with an ``error``), written last; embeddings
+    first write the rows of its readable images, ``chunk-<c>.npy``.
 
     Args:
         paths (dict): From :func:`output_paths`.
@@ -288,13 +261,10 @@ class ChunkStore:
     def _chunk(self, c: int, ext: str) -> str:
         return osp.join(self.folder, f'chunk-{c:07d}.{ext}')
 
-    @property
-    def manifest_path(self) -> str:
-        return osp.join(self.folder, 'manifest.json')
-
     def read_manifest(self) -> Optional[dict]:
+        path = osp.join(self.folder, 'manifest.json')
         try:
-            with open(self.manifest_path, encoding='utf-8') as f:
+            with open(path, encoding='utf-8') as f:
                 return json.load(f)
         except (OSError, ValueError):
             return None
@@ -318,7 +288,7 @@ class ChunkStore:
                 np.save(f, rows.astype('<f4', copy=False))
         with atomic_write(self._chunk(c, 'jsonl'), 'w') as f:
             for record in records:
-                f.write(json.dumps(record, ensure_ascii=False) + '\n')
+                f.write(_line(record))
 
     def _records(self, c: int) -> Iterable[dict]:
         with open(self._chunk(c, 'jsonl'), encoding='utf-8') as f:
@@ -326,11 +296,8 @@ class ChunkStore:
                 yield json.loads(line)
 
     def merge(self, num_chunks: int) -> Tuple[int, int]:
-        """Join the chunks into the outputs; remove the folder.
-
-        Returns:
-            tuple[int, int]: Readable and unreadable images.
-        """
+        """Join the chunks into the outputs, remove the folder and return
+        the numbers of readable and unreadable images."""
         good = bad = 0
         with atomic_write(self.paths['failed'], 'w') as failed:
             if self.kind == 'npy':
@@ -340,9 +307,7 @@ class ChunkStore:
                     for c in range(num_chunks):
                         for record in self._records(c):
                             dest = failed if 'error' in record else out
-                            dest.write(
-                                json.dumps(record, ensure_ascii=False) +
-                                '\n')
+                            dest.write(_line(record))
                             good += 'error' not in record
                             bad += 'error' in record
         shutil.rmtree(self.folder)
@@ -368,23 +333,19 @@ class ChunkStore:
                     out.write(np.ascontiguousarray(arr).tobytes())
                 for record in self._records(c):
                     if 'error' in record:
-                        failed.write(
-                            json.dumps(record, ensure_ascii=False) + '\n')
+                        failed.write(_line(record))
                         bad += 1
                     else:
                         record['row'] = row
                         row += 1
-                        index.write(
-                            json.dumps(record, ensure_ascii=False) + '\n')
+                        index.write(_line(record))
         return rows, bad
 
 
 class RunLock:
-    """``<out>.parts/lock``: held by the live run writing the chunks.
-
-    Created with ``O_EXCL`` holding the owner's pid, host and start time.
-    A lock of a dead process of this host (a killed run) is taken over,
-    with a warning; any other is refused naming its owner.
+    """``<out>.parts/lock``, created with ``O_EXCL``, holding the live
+    run's pid, host and start time. A dead process's lock on this host is
+    taken over with a warning; any other is refused naming its owner.
 
     Args:
         folder (str): The chunk folder.
@@ -430,11 +391,8 @@ class RunLock:
             raise self.refusal(owner)
 
     def acquire(self) -> None:
-        """Take the lock (the folder exists), or refuse naming its owner.
-
-        Raises:
-            OutputPathError: If another live run holds it.
-        """
+        """Take the lock (the folder exists), or raise
+        :class:`OutputPathError` naming its live owner."""
         record = dict(
             pid=os.getpid(),
             host=socket.gethostname(),
@@ -471,11 +429,8 @@ class RunLock:
 
 
 def check_outputs(paths: Dict[str, str], force: bool, resume: bool) -> str:
-    """Decide, before the model is built, what to do with existing
-    outputs; nothing is written.
-
-    Returns:
-        str: ``'new'`` or ``'resume'``.
+    """``'new'`` or ``'resume'``, decided before the model is built;
+    nothing is written.
 
     Raises:
         OutputPathError: If a live run writes there, or the run would lose
@@ -518,21 +473,14 @@ def manifest_changes(old: Optional[dict], new: dict) -> List[str]:
 
 
 def begin_run(paths: Dict[str, str], manifest: dict, mode: str) -> RunLock:
-    """Start or resume the chunk folder, once every input is checked.
-
-    A new run replaces the folder of a dead run (``--force``), creates it,
-    takes the lock and writes the manifest; a resumed run takes the lock
-    and refuses a manifest that differs. If this refuses, a folder it
-    created is removed.
+    """Start (replacing a dead run's folder) or resume the chunk folder,
+    once every input is checked, and return the lock this process holds;
+    a folder it created is removed if it refuses.
 
     Args:
         paths (dict): From :func:`output_paths`.
-        manifest (dict): This run's, with ``answers`` (digests of
-            :data:`ANSWER_INPUTS`).
+        manifest (dict): This run's, with ``answers``.
         mode (str): Of :func:`check_outputs`.
-
-    Returns:
-        RunLock: The lock this process now holds.
 
     Raises:
         OutputPathError: If another run holds the lock, or the interrupted
@@ -566,9 +514,3 @@ def begin_run(paths: Dict[str, str], manifest: dict, mode: str) -> RunLock:
         shutil.rmtree(folder, ignore_errors=True)
         raise
     return lock
-
-
-def check_chunk_size(chunk_size: int) -> None:
-    if chunk_size < 1:
-        raise InvalidInputError(
-            f'--chunk-size must be at least 1, got {chunk_size}')

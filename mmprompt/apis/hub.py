@@ -1,24 +1,8 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
-"""Official weights of the zoo's models: download, verify, convert once,
-cache.
-
-:func:`get_checkpoint` takes any name of :func:`mmprompt.apis.list_models`.
-It fetches the model's official weights file (OpenAI's CLIP release,
-recognize-anything's RAM / RAM++ release) and the data files its conversion
-embeds (RAM's tag lists and thresholds), checks each against its published
-SHA-256, converts them with the converter the zoo names, and stores one
-``.safetensors`` file under ``<home>/checkpoints``: a cached model never goes
-through pickle. Names that share weights share the cached file.
-
-Downloads go to a temporary folder that is removed afterwards; a file that
-is cut short or has another SHA-256 is discarded, so nothing half-done is
-ever cached. Offline, put the file by hand in ``<home>/downloads/``: it is
-checked and used as if downloaded. The cache is ``$MMPROMPT_HOME`` or
-``~/.cache/mmprompt``; files get the umask's mode (0644 typically), so a
-shared cache is readable by all. Behind a firewall, ``$MMPROMPT_ENDPOINT``
-(or ``endpoint=``) points every download at a mirror (:func:`mirror_url`),
-with the same SHA-256 checks.
-"""
+"""Official weights of the zoo's models: download (or take from
+``<home>/downloads/``, or a mirror), check the published SHA-256, convert
+once and cache one ``.safetensors`` file, so a cached model never goes
+through pickle. Nothing half-done is ever cached."""
 import hashlib
 import json
 import logging
@@ -63,33 +47,20 @@ class ChecksumError(DownloadError):
 
 
 def get_home() -> str:
-    """mmprompt's cache folder: ``$MMPROMPT_HOME`` or ``~/.cache/mmprompt``.
-
-    Returns:
-        str: The folder (not created here).
-    """
+    """mmprompt's cache folder (not created here): ``$MMPROMPT_HOME`` or
+    ``~/.cache/mmprompt``."""
     return os.environ.get('MMPROMPT_HOME') or osp.join(
         osp.expanduser('~'), '.cache', 'mmprompt')
 
 
 def mirror_url(url: str, endpoint: Optional[str] = None) -> str:
-    """Where to download ``url`` from: on the mirror ``endpoint``, if any.
-
-    The endpoint replaces the URL's scheme and host, and may add a prefix:
-    with ``https://mirror.example.com/zoo``,
-    ``https://huggingface.co/a/b.pth`` is fetched from
-    ``https://mirror.example.com/zoo/a/b.pth``. A ``{host}`` in the
-    endpoint stands for the original host, for a mirror that keeps the
-    sources apart (``https://mirror.example.com/{host}`` gives
-    ``https://mirror.example.com/huggingface.co/a/b.pth``).
+    """The URL to download ``url`` from: the mirror ``endpoint`` replaces
+    its scheme and host (a ``{host}`` in it stands for the original host).
 
     Args:
         url (str): The official URL.
         endpoint (str, optional): The mirror; ``''`` for none. Defaults to
             ``$MMPROMPT_ENDPOINT``, else none.
-
-    Returns:
-        str: The URL to download.
 
     Raises:
         UserError: If the endpoint is not an http(s) or file URL.
@@ -125,11 +96,8 @@ def download(url: str,
              progress: bool = True,
              timeout: float = TIMEOUT,
              what_to_do: str = '') -> str:
-    """Download ``url`` to ``dst`` if its SHA-256 is ``sha256``.
-
-    The bytes go through :func:`mmprompt.utils.io.atomic_write`, hashed on
-    the way; only a complete file with the right digest replaces ``dst``.
-    On any failure the temporary file is removed.
+    """Download ``url`` to ``dst`` (atomically, returning it) if its
+    SHA-256 is ``sha256``.
 
     Args:
         url (str): Source URL.
@@ -137,15 +105,11 @@ def download(url: str,
         sha256 (str): Expected hex digest.
         progress (bool): Show a progress bar. Defaults to True.
         timeout (float): Socket timeout in seconds. Defaults to 60.
-        what_to_do (str): Appended to the error message of a failed
-            download. Defaults to ``''``.
-
-    Returns:
-        str: ``dst``.
+        what_to_do (str): Appended to the message of a failed download.
+            Defaults to ``''``.
 
     Raises:
-        DownloadError: If the server cannot be reached, refuses, or the
-            download stops short (one line: the URL and ``what_to_do``).
+        DownloadError: If the server is unreachable, refuses or stops.
         ChecksumError: If the digest differs.
     """
     tail = f'; {what_to_do}' if what_to_do else ''
@@ -155,7 +119,6 @@ def download(url: str,
     except (urllib.error.URLError, socket.timeout, OSError) as e:
         raise DownloadError(
             f'cannot download {url} ({_reason(e)}){tail}') from None
-    # An error inside the block removes the temporary file: nothing is kept.
     with response, atomic_write(dst) as f:
         total = int(response.headers.get('Content-Length') or 0)
         bar = Progress(  # one tick per CHUNK, a MiB
@@ -187,9 +150,8 @@ def download(url: str,
 
 
 def checkpoint_path(name: str, home: Optional[str] = None) -> str:
-    """Where the converted checkpoint of ``name`` is cached:
-    ``<home>/checkpoints/<weights file stem>_<sha256[:8]>.safetensors``,
-    one file for all the names that share the weights."""
+    """Where the converted checkpoint of ``name`` is cached, one file for
+    all the names sharing the weights."""
     info = get_model_info(name)
     stem = osp.splitext(info.weights_file)[0]
     tag = (info.sha256 or 'unverified')[:8]
@@ -197,29 +159,26 @@ def checkpoint_path(name: str, home: Optional[str] = None) -> str:
                     f'{stem}_{tag}.safetensors')
 
 
-#: Data files kept beside the converted checkpoint rather than converted:
-#: SigLIP's tokenizer file, read when the model is built.
+#: Data files kept beside the converted checkpoint, not converted.
 SIDE_FILES = ('tokenizer', )
 
 
 def tokenizer_path(name: str, home: Optional[str] = None) -> Optional[str]:
-    """Where the tokenizer file of ``name`` is cached, beside its checkpoint
-    (``<checkpoint stem>.tokenizer.json``); None for models whose row lists
-    no ``tokenizer`` data file (their tokenizer ships with mmprompt)."""
+    """Where the tokenizer file of ``name`` is cached, beside its
+    checkpoint; None if its row lists no ``tokenizer`` data file."""
     if 'tokenizer' not in get_model_info(name).data_files:
         return None
     return osp.splitext(checkpoint_path(name, home))[0] + '.tokenizer.json'
 
 
 def manual_path(file_name: str, home: Optional[str] = None) -> str:
-    """Where a file downloaded by hand is looked for:
-    ``<home>/downloads/<file_name>``."""
+    """Where a file downloaded by hand is looked for."""
     return osp.join(home or get_home(), 'downloads', file_name)
 
 
 def manual_files(info: ModelInfo, home: str) -> List[Tuple[str, str]]:
-    """``(URL, where to put it by hand)`` of every file a conversion needs
-    (RAM: the weights, two tag lists and the thresholds)."""
+    """``(URL, where to put it by hand)`` of every file a conversion
+    needs."""
     urls = [info.require_weights()] + [
         entry['URL'] for entry in info.data_files.values()
     ]
@@ -251,24 +210,21 @@ def _fetch(url: str,
            what_to_do: str,
            file_name: Optional[str] = None,
            endpoint: Optional[str] = None) -> str:
-    """A verified local copy of ``url``: the file ``file_name`` (by default
-    the URL's) in ``<home>/downloads`` if there is one, else a download into
-    ``work`` (from the mirror ``endpoint``, see :func:`mirror_url`)."""
+    """A verified local copy of ``url``: the one put by hand, else a
+    download into ``work``."""
     file_name = file_name or url_file_name(url)
     manual = manual_path(file_name, home)
-    if not sha256:
-        if osp.isfile(manual):
-            return manual
-        raise DownloadError(
-            f'{url} has no published SHA-256 in the zoo, so mmprompt does '
-            f'not download it; {what_to_do}')
     if osp.isfile(manual):
-        got = file_digest(manual)
-        if got != sha256.lower():
+        got = sha256 and file_digest(manual)
+        if got and got != sha256.lower():
             raise ChecksumError(
                 f'{manual}: SHA-256 {got} differs from the published '
                 f'{sha256} of {url}; remove it or download it again')
         return manual
+    if not sha256:
+        raise DownloadError(
+            f'{url} has no published SHA-256 in the zoo, so mmprompt does '
+            f'not download it; {what_to_do}')
     source = mirror_url(url, endpoint)
     mirror = f' (mirror of {url})' if source != url else ''
     print_log(
@@ -282,9 +238,7 @@ def _fetch(url: str,
 
 
 def _convert(info: ModelInfo, weights: str, data: Dict[str, str]):
-    """Convert the downloaded files with the converter the zoo names (a key
-    of :data:`mmprompt.converters.CONVERTERS`), its side files read as its
-    script reads them."""
+    """Convert the downloaded files with the converter the zoo names."""
     from mmprompt.converters import (CONVERTERS, DATA_FILE_READERS,
                                      ConverterError, load_source_checkpoint,
                                      parse_converter, unwrap_state_dict)
@@ -311,19 +265,15 @@ def _stamp_path(path: str) -> str:
 
 def write_stamp(path: str) -> None:
     """Record the size and SHA-256 of a cached file beside it."""
-    from mmprompt.utils.io import atomic_write
     stamp = dict(size=os.path.getsize(path), sha256=file_digest(path))
     with atomic_write(_stamp_path(path), 'w') as f:
         json.dump(stamp, f)
 
 
 def cache_is_valid(path: str) -> bool:
-    """Whether a cached checkpoint matches its stamp (size, then SHA-256).
-
-    A file without a stamp (cached by an older version) is read once; if it
-    loads it gets a stamp. A file that fails is removed, with a message,
-    so that the caller fetches it again.
-    """
+    """Whether a cached checkpoint matches its stamp (size, then SHA-256);
+    one without a stamp gets one if it loads. A damaged one is removed, with
+    a message."""
     from mmprompt.utils.checkpoint import read_checkpoint
     from mmprompt.utils.errors import CheckpointError
     stamp_file = _stamp_path(path)
@@ -362,25 +312,20 @@ def get_checkpoint(name: str,
                    home: Optional[str] = None,
                    progress: bool = True,
                    endpoint: Optional[str] = None) -> str:
-    """Path of the converted official checkpoint of a zoo model, fetched
-    and converted once.
+    """The cached ``.safetensors`` checkpoint of a zoo model, fetched and
+    converted once.
 
     Args:
         name (str): A name of :func:`mmprompt.apis.list_models`.
         home (str, optional): Cache folder. Defaults to :func:`get_home`.
         progress (bool): Show a progress bar. Defaults to True.
-        endpoint (str, optional): A mirror of the downloads, see
-            :func:`mirror_url`. Defaults to ``$MMPROMPT_ENDPOINT``, else
-            the official URLs.
-
-    Returns:
-        str: The cached ``.safetensors`` checkpoint.
+        endpoint (str, optional): A mirror, see :func:`mirror_url`.
+            Defaults to ``$MMPROMPT_ENDPOINT``, else none.
 
     Raises:
         UnknownModelError: For a name not in the zoo.
-        DownloadError: Offline or cut short, in one line: the URL, where to
-            put the file by hand, and the converter command.
-        ChecksumError: If a file has another SHA-256 (nothing is cached).
+        DownloadError: Offline or cut short (saying what to do instead).
+        ChecksumError: If a file has another SHA-256.
     """
     from mmprompt.utils.checkpoint import save_checkpoint
     info = get_model_info(name)
@@ -398,9 +343,8 @@ def get_checkpoint(name: str,
             f'{url} to {path}' for url, path in sources) + ','
     what_to_do = (f'download {files} and run again, or convert it yourself: '
                   f'{convert_command(info, dst, home)}')
-    os.makedirs(osp.join(home, 'downloads'), exist_ok=True)
-    work = tempfile.mkdtemp(
-        prefix='.fetch.', dir=osp.join(home, 'downloads'))
+    os.makedirs(downloads, exist_ok=True)
+    work = tempfile.mkdtemp(prefix='.fetch.', dir=downloads)
     try:
         weights = _fetch(info.weights, info.sha256, work, home, progress,
                          what_to_do, info.weights_file, endpoint)
@@ -418,8 +362,7 @@ def get_checkpoint(name: str,
         save_checkpoint(converted, meta, dst, force=True)
         write_stamp(dst)
         if tokenizer is not None:
-            # Checked against its SHA-256 (or put there by hand) like the
-            # weights; kept, as the model reads it when built.
+            # Kept: the model reads it when built.
             with open(data['tokenizer'], 'rb') as src, atomic_write(
                     tokenizer, 'wb') as out:
                 shutil.copyfileobj(src, out)

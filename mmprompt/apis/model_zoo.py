@@ -1,30 +1,7 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
-"""mmprompt's model zoo: one table of every named model, CLIP and RAM alike.
-
-The table is OpenMMLab's: a ``metafile.yml`` per family under ``configs/``
-(``Collections`` and ``Models``: Name, Metadata, In Collection, Results,
-Weights, Config, Converted From) and a root ``model-index.yml`` importing
-them, the files MMPreTrain's ``ModelHub`` and ``mim`` read. mmprompt adds
-four fields to a model: ``SHA256`` (of the official weights file),
-``Converter`` (the key of its converter in
-:data:`mmprompt.converters.CONVERTERS`, with options: ``ram --model
-ram_plus``), ``Data Files`` (URL and SHA-256 of files the conversion
-embeds: RAM's tag lists and thresholds) and
-``Text Encoder`` (the zoo model whose text tower an open-set RAM uses).
-
-In a source checkout the table is read from the checkout; in an installed
-wheel from ``mmprompt/.mim`` (``setup.py`` copies it there).
-
-This module only reads the table and imports nothing else of
-``mmprompt.apis``: :mod:`~mmprompt.apis.hub` (downloads) sits on it, and
-:mod:`~mmprompt.apis.builder` (:func:`~mmprompt.apis.builder.get_model`)
-on both.
-
-Example:
-    >>> from mmprompt.apis import list_models
-    >>> list_models('ram*', task='Image Tagging')
-    ['ram_swin-large-p4-w12_384px_normal', ...]
-"""
+"""The model zoo: OpenMMLab's ``model-index.yml`` and per-family metafiles,
+plus mmprompt's ``SHA256``, ``Converter``, ``Data Files`` and ``Text
+Encoder`` fields. Imports nothing else of ``mmprompt.apis``."""
 import copy
 import difflib
 import fnmatch
@@ -47,8 +24,7 @@ class UnknownModelError(InvalidInputError):
 
 
 class NoWeightsError(InvalidInputError):
-    """A zoo model with no released weights (CoOp, CoCoOp, Tip-Adapter-F:
-    a recipe the user trains)."""
+    """A zoo model with no released weights (a recipe the user trains)."""
 
 
 #: The names open_clip gives every weights file on the Hugging Face Hub.
@@ -64,25 +40,19 @@ class ModelInfo:
     Attributes:
         name (str): The zoo name, e.g. ``'clip_vit-base-p16'``.
         collection (str): ``'CLIP'``, ``'RAM'`` or ``'RAM++'``.
-        task (str): ``'Zero-shot Image Classification'``, ``'Image
-            Tagging'`` or ``'Open-set Image Tagging'``.
+        task (str): E.g. ``'Zero-shot Image Classification'``.
         architecture (str): In words, e.g. ``'CLIP ViT-B/16'``.
         config (str): Absolute path of the config file.
-        weights (str, optional): URL of the official weights file; None
-            for a recipe without released weights (prompt learning), see
-            :meth:`require_weights`.
+        weights (str, optional): URL of the official weights, if any.
         sha256 (str, optional): Its published SHA-256; None if unknown.
         converter (str): The converter's key and options, see
             :func:`mmprompt.converters.parse_converter`.
         data_files (dict): ``{key: {'URL': ..., 'SHA256': ...}}`` embedded
-            by the conversion (RAM: ``tag_list``, ``tag_list_chinese``,
-            ``thresholds``).
+            by the conversion (RAM's tag lists and thresholds).
         text_encoder (str, optional): Zoo name of the CLIP whose text tower
             an open-set model uses.
-        results (tuple): Published figures, ``dict(task, dataset,
-            metrics)`` each.
-        license (str, optional): The weights' licence (the metafile's
-            ``Metadata: License``), where the metafile gives it.
+        results (tuple): Published ``dict(task, dataset, metrics)``.
+        license (str, optional): The weights' licence, if given.
         metafile (str): The metafile it comes from.
     """
     name: str
@@ -101,19 +71,12 @@ class ModelInfo:
 
     @property
     def weights_file(self) -> str:
-        """str: The file name of the official weights, see
-        :func:`url_file_name` (:meth:`require_weights` first)."""
+        """str: The local file name of the official weights."""
         return url_file_name(self.require_weights())
 
     def require_weights(self) -> str:
-        """The weights' URL, or one line on how to train the model.
-
-        Returns:
-            str: :attr:`weights`.
-
-        Raises:
-            NoWeightsError: For a row without ``Weights``.
-        """
+        """The weights' URL, or :class:`NoWeightsError` saying how to
+        train the model."""
         if self.weights:
             return self.weights
         config = osp.relpath(self.config, get_zoo_root())
@@ -123,18 +86,8 @@ class ModelInfo:
 
 
 def url_file_name(url: str) -> str:
-    """The local name of a downloaded file: the URL's last part, prefixed
-    by the repository for Hugging Face files whose repositories all use one
-    name (:data:`GENERIC_FILE_NAMES`: ``https://huggingface.co/<org>/<repo>
-    /resolve/<revision>/open_clip_pytorch_model.bin`` ->
-    ``<repo>_open_clip_pytorch_model.bin``).
-
-    Args:
-        url (str): The file's URL.
-
-    Returns:
-        str: A file name.
-    """
+    """The local name of the file at ``url``: its last part, prefixed by
+    the Hugging Face repository for :data:`GENERIC_FILE_NAMES`."""
     parts = url.split('?')[0].rstrip('/').split('/')
     if parts[-1] in GENERIC_FILE_NAMES and 'resolve' in parts:
         return f"{parts[parts.index('resolve') - 1]}_{parts[-1]}"
@@ -143,11 +96,7 @@ def url_file_name(url: str) -> str:
 
 def get_zoo_root() -> str:
     """The folder holding ``model-index.yml`` and ``configs/``:
-    ``mmprompt/.mim`` in an installed wheel, else the source checkout.
-
-    Raises:
-        UserError: If neither holds them.
-    """
+    ``mmprompt/.mim`` in an installed wheel, else the source checkout."""
     package = osp.dirname(osp.dirname(osp.abspath(__file__)))
     for root in (osp.join(package, '.mim'), osp.dirname(package)):
         if osp.isfile(osp.join(root, 'model-index.yml')) and osp.isdir(
@@ -160,7 +109,7 @@ def get_zoo_root() -> str:
 
 
 def get_configs_dir() -> str:
-    """The ``configs`` folder of the zoo, see :func:`get_zoo_root`."""
+    """The ``configs`` folder of the zoo."""
     return osp.join(get_zoo_root(), 'configs')
 
 
@@ -170,17 +119,8 @@ def _read_yaml(path: str) -> dict:
         return yaml.safe_load(f) or {}
 
 
-def _results(raw) -> Tuple[dict, ...]:
-    return tuple(
-        dict(
-            task=r.get('Task'),
-            dataset=r.get('Dataset'),
-            metrics=dict(r.get('Metrics') or {})) for r in raw or ())
-
-
 def _parse_model(raw: dict, root: str, metafile: str) -> ModelInfo:
     meta = raw.get('Metadata') or {}
-    # No Weights: a recipe the user trains (prompt learning).
     for key in ('Name', 'Config', 'In Collection'):
         if not raw.get(key):
             raise ValueError(f'{metafile}: model {raw.get("Name")!r} has no '
@@ -196,7 +136,12 @@ def _parse_model(raw: dict, root: str, metafile: str) -> ModelInfo:
         converter=raw.get('Converter', ''),
         data_files=copy.deepcopy(raw.get('Data Files') or {}),
         text_encoder=raw.get('Text Encoder'),
-        results=_results(raw.get('Results')),
+        results=tuple(
+            dict(
+                task=r.get('Task'),
+                dataset=r.get('Dataset'),
+                metrics=dict(r.get('Metrics') or {}))
+            for r in raw.get('Results') or ()),
         metafile=metafile,
         license=meta.get('License'))
 
@@ -216,10 +161,8 @@ def _load(root: str) -> Dict[str, ModelInfo]:
 
 
 def load_zoo() -> Dict[str, ModelInfo]:
-    """The whole table, read once: lower-cased name -> :class:`ModelInfo`.
-
-    Tests may replace entries of the returned dict (it is the cached one).
-    """
+    """The whole table, read once (the cached dict, which tests may patch):
+    lower-cased name -> :class:`ModelInfo`."""
     return _load(get_zoo_root())
 
 
@@ -231,12 +174,8 @@ def list_models(pattern: Optional[str] = None,
         pattern (str, optional): A shell-style pattern (``'clip*in1k'``),
             case-insensitive; without ``*``, ``?`` or ``[`` it matches
             names containing it. Defaults to None (all).
-        task (str, optional): Keep models of this task (case-insensitive):
-            ``'Zero-shot Image Classification'``, ``'Image Tagging'`` or
-            ``'Open-set Image Tagging'``. Defaults to None (all).
-
-    Returns:
-        list[str]: The names.
+        task (str, optional): Keep models of this task (case-insensitive).
+            Defaults to None (all).
     """
     infos = load_zoo().values()
     if task is not None:
@@ -255,8 +194,7 @@ def list_models(pattern: Optional[str] = None,
 
 
 def close_names(name: str, names: List[str]) -> str:
-    """``"close names: a, b"`` of the ``names`` closest to ``name`` (difflib),
-    for messages."""
+    """``"close names: a, b"``: the ``names`` closest to ``name``."""
     close = difflib.get_close_matches(name, names, n=5, cutoff=0.5)
     if not close:
         close = [n for n in names if name.lower() in n.lower()][:5]
@@ -265,12 +203,8 @@ def close_names(name: str, names: List[str]) -> str:
 
 
 def get_model_info(name: str) -> ModelInfo:
-    """The zoo entry of ``name`` (case-insensitive).
-
-    Raises:
-        UnknownModelError: For a name not in the zoo; the message lists the
-            closest names.
-    """
+    """The zoo entry of ``name`` (case-insensitive), or
+    :class:`UnknownModelError` listing close names."""
     info = load_zoo().get(str(name).lower())
     if info is None:
         raise UnknownModelError(
@@ -290,21 +224,15 @@ def _config_names() -> List[str]:
 def resolve_config(config: str) -> Tuple[str, Optional[ModelInfo]]:
     """The config file of a zoo name, a ``mmprompt::`` name or a path.
 
-    ``mmprompt::clip/clip_vit-base-p16_zeroshot-cls_in1k.py`` is a config of
-    the package (a checkout's ``configs/`` or a wheel's
-    ``mmprompt/.mim/configs``), as ``mim`` names them.
-
     Args:
-        config (str): A zoo name, ``mmprompt::<path under configs>`` or a
-            config file.
+        config (str): A zoo name, ``mmprompt::<path under configs>`` (as
+            ``mim`` names them) or a config file.
 
     Returns:
-        tuple: The config path and the zoo entry (None unless ``config`` is
-        a zoo name).
+        tuple: The config path and the zoo entry (or None).
 
     Raises:
-        UnknownModelError: If it is none of these (the message lists close
-            names).
+        UnknownModelError: If it is none of these (close names listed).
     """
     if config.startswith(CONFIG_PREFIX):
         rel = config[len(CONFIG_PREFIX):].lstrip('/')
@@ -328,11 +256,8 @@ def resolve_config(config: str) -> Tuple[str, Optional[ModelInfo]]:
 
 def load_config(
         config: Union[str, Config]) -> Tuple[Config, Optional[ModelInfo]]:
-    """:func:`resolve_config`, then read it (a copy of a :class:`Config`).
-
-    Returns:
-        tuple: The :class:`Config` and the zoo entry (or None).
-    """
+    """:func:`resolve_config`, then read it (a copy of a :class:`Config`):
+    the :class:`Config` and the zoo entry (or None)."""
     if isinstance(config, Config):
         return copy.deepcopy(config), None
     from mmprompt.utils.config import parse_config
@@ -342,15 +267,13 @@ def load_config(
 
 def check_task(model: Union[str, Config, BaseModel], tasks: Tuple[str, ...],
                user: str) -> None:
-    """Refuse, before anything is downloaded, a zoo name of another task.
+    """Refuse, before anything is downloaded, a zoo name of another task
+    (naming the right names).
 
     Args:
         model: What was passed to an inferencer.
         tasks (tuple[str]): The tasks the inferencer serves.
         user (str): The inferencer's name, for the message.
-
-    Raises:
-        InvalidInputError: Naming the model's task and the right names.
     """
     if not isinstance(model, str) or model.lower() not in load_zoo():
         return
@@ -366,6 +289,9 @@ def check_task(model: Union[str, Config, BaseModel], tasks: Tuple[str, ...],
 #: The markers around the generated table in the README.
 README_BEGIN = '<!-- model-zoo: generated by tools/misc/model_zoo_table.py -->'
 README_END = '<!-- /model-zoo -->'
+#: How the README names a row's data files.
+DATA_FILE_LABELS = dict(
+    tag_list='tag lists', thresholds='thresholds', tokenizer='tokenizer')
 
 
 def _results_text(info: ModelInfo) -> str:
@@ -375,11 +301,6 @@ def _results_text(info: ModelInfo) -> str:
         parts.append(f"{r['dataset']}: {metrics}" if metrics else
                      str(r['dataset']))
     return '; '.join(parts) or '-'
-
-
-#: How the README names a row's data files.
-DATA_FILE_LABELS = dict(
-    tag_list='tag lists', thresholds='thresholds', tokenizer='tokenizer')
 
 
 def markdown_table() -> str:

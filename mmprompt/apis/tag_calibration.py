@@ -1,9 +1,6 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
-"""Scores of a tagger on a labelled set, and calibrated checkpoints.
-
-The two I/O halves of ``tools/calibrate_thresholds.py``; the thresholds
-themselves come from :mod:`mmprompt.evaluation.calibration`.
-"""
+"""The I/O halves of ``tools/calibrate_thresholds.py``: a tagger's scores
+on a labelled set, and calibrated checkpoints."""
 from typing import Dict, Optional
 
 import torch
@@ -16,13 +13,9 @@ from mmprompt.utils.errors import (CheckpointError, InvalidInputError,
 
 
 def calibrated_thresholds(checkpoint: str) -> Dict[str, float]:
-    """The open-set thresholds a calibrated checkpoint carries
-    (``meta['openset_thresholds']``, ``{category: threshold}``, written by
-    :func:`write_thresholds`); ``{}`` if none. Read by
-    :class:`~mmprompt.apis.ImageTagger` for SigLIP, whose model holds no
-    tagging state; RAM reads them when loading
-    (:meth:`RAM.set_tags_from_meta
-    <mmprompt.models.ram.RAM.set_tags_from_meta>`)."""
+    """The ``{category: threshold}`` a calibrated checkpoint carries
+    (``meta['openset_thresholds']``, see :func:`write_thresholds`), or
+    ``{}``."""
     from mmprompt.utils.checkpoint import read_checkpoint
     meta = read_checkpoint(checkpoint)[1]
     return {
@@ -33,11 +26,8 @@ def calibrated_thresholds(checkpoint: str) -> Dict[str, float]:
 
 def tag_vocabulary_of(model: torch.nn.Module,
                       checkpoint: Optional[str] = None) -> TagVocabulary:
-    """What a tagger built from a config scores: RAM's
-    :attr:`~mmprompt.models.ram.RAM.vocabulary`, or, for a zero-shot model
-    of sigmoid scores (SigLIP), its configured categories as tags (no
-    embeddings: names and thresholds only, 0.5 or the checkpoint's
-    calibrated ones)."""
+    """What a tagger built from a config scores: RAM's vocabulary, or
+    SigLIP's configured categories (names and thresholds only)."""
     if hasattr(model, 'select_tags'):
         return model.vocabulary
     if getattr(model, 'score_activation', None) != 'sigmoid':
@@ -88,11 +78,10 @@ def collect_scores(config: str,
         cfg_options (dict, optional): Config overrides. Defaults to None.
 
     Returns:
-        dict: ``scores`` ``(N, K)`` (the model's scores of the set's ``K``
-        classes), ``target`` ``(N, K)`` boolean, ``names`` (the classes),
-        ``columns`` (the model's index of each), ``thresholds`` (the
-        current ones, ``(K, )``), ``never`` (boolean ``(K, )``: deleted
-        tags, never selected) and ``open_set``.
+        dict: ``scores`` and boolean ``target``, ``(N, K)`` for the set's
+        ``K`` classes; ``names``, ``columns`` (the model's index of each),
+        ``thresholds`` and ``never`` (deleted tags), ``(K, )``; and
+        ``open_set``.
     """
     from .builder import get_model
     from .model_zoo import load_config
@@ -134,11 +123,8 @@ def write_thresholds(src: str,
                      data: dict,
                      thresholds: torch.Tensor,
                      force: bool = False) -> None:
-    """Write a copy of ``src`` with new thresholds (atomic).
-
-    Closed set: the ``class_threshold`` entries of the calibrated tags;
-    open set: ``meta['openset_thresholds']``, ``{category: threshold}``,
-    which ``RAMOpenset.set_tags_from_meta`` reads.
+    """Write a copy of ``src`` with new thresholds (atomic): its
+    ``class_threshold`` or, for an open set, ``meta['openset_thresholds']``.
 
     Args:
         src (str): The input checkpoint (not modified).

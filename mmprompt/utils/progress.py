@@ -1,13 +1,7 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
-"""The one progress display of mmprompt's loops (tests, bulk inference,
-prototypes, downloads, the demo's tagger).
-
-It writes to stderr, never to stdout, where MMEngine's logger and results
-go: on a terminal one line redrawn in place, which a log record clears
-before it is printed (the next update draws the bar again below it); in a
-file or a pipe a whole line now and then, so that a log never holds half a
-bar.
-"""
+"""The one progress display of mmprompt's loops, on stderr (stdout holds
+results): on a terminal one line redrawn in place, cleared before a log
+record; in a file or a pipe a whole line now and then."""
 import logging
 import sys
 import time
@@ -20,8 +14,7 @@ LINE_INTERVAL = 30.0
 
 
 class _ClearLine(logging.Filter):
-    """Clears the bar's line before a log record is emitted (a filter runs
-    just before its handler writes)."""
+    """Clears the bar's line just before a handler writes a record."""
 
     def __init__(self, progress: 'Progress') -> None:
         super().__init__()
@@ -37,17 +30,11 @@ class Progress:
 
     Args:
         total (int): Items to process; nothing is shown for 0.
-        enabled (bool): Show anything at all (False on ranks other than
-            0, or with ``--no-progress``). Defaults to True.
-        unit (str): What an item is, after the rate (``'img'`` gives
-            ``img/s``). Defaults to ``'img'``.
-        file (TextIO, optional): Where to write. Defaults to None
-            (``sys.stderr`` at the time of the call).
-
-    Example:
-        >>> with Progress(len(paths)) as bar:
-        ...     for batch in batches:
-        ...         bar.update(len(batch))
+        enabled (bool): Show anything at all. Defaults to True.
+        unit (str): What an item is (``'img'`` gives ``img/s``). Defaults
+            to ``'img'``.
+        file (TextIO, optional): Where to write. Defaults to
+            ``sys.stderr`` at the time of the call.
     """
 
     def __init__(self,
@@ -107,8 +94,7 @@ class Progress:
             self.close()
 
     def clear(self) -> None:
-        """Erase the bar's line on a terminal (it is drawn again on the
-        next update)."""
+        """Erase the bar's line (drawn again on the next update)."""
         if self.drawn:
             self.file.write('\r\x1b[K')
             self.file.flush()
@@ -127,7 +113,6 @@ class Progress:
 
 
 def _log_handlers() -> list:
-    """The handlers of MMEngine's current logger, the one
-    ``print_log(..., logger='current')`` writes to."""
+    """The handlers of MMEngine's current logger."""
     from mmengine.logging import MMLogger
     return list(MMLogger.get_current_instance().handlers)

@@ -85,10 +85,8 @@ def split_checkpoint(obj: object,
             f'{name}: not a checkpoint (a {type(obj).__name__}, not a dict '
             'of tensors)')
     meta = obj.get('meta') if isinstance(obj.get('meta'), dict) else {}
-    for wrapper in ('state_dict', 'model'):
-        if isinstance(obj.get(wrapper), dict):
-            obj = obj[wrapper]
-            break
+    obj = next((obj[key] for key in ('state_dict', 'model')
+                if isinstance(obj.get(key), dict)), obj)
     state_dict = OrderedDict()
     for key, value in obj.items():
         if key == 'meta' and isinstance(value, dict):
@@ -125,9 +123,7 @@ def find_checkpoint(path: str) -> str:
 
 
 def read_checkpoint(path: str) -> Tuple[StateDict, dict]:
-    """Read a ``.pth`` (``weights_only=True``, explicitly: no torch version
-    or ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD`` unpickles objects) or a
-    ``.safetensors`` checkpoint (meta as JSON under :data:`META_KEY`).
+    """Read a ``.pth`` (weights only) or ``.safetensors`` checkpoint.
 
     Args:
         path (str): The file.

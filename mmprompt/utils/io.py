@@ -89,9 +89,8 @@ def _on_sigterm(signum, frame) -> None:
             with contextlib.suppress(OSError):
                 os.remove(tmp)
         _live_temps.clear()
-    previous = _previous_handler
-    if callable(previous):
-        previous(signum, frame)
+    if callable(_previous_handler):
+        _previous_handler(signum, frame)
         return
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     os.kill(os.getpid(), signal.SIGTERM)
@@ -234,8 +233,7 @@ def check_output(path: str,
         force (bool): Replace an existing file. Defaults to False.
         inputs (Iterable[str]): Input files or folders the output may not be
             nor be inside. Defaults to ().
-        flag (str): The option named in the message. Defaults to
-            ``'--force'``.
+        flag (str): The option named in the message. Defaults to ``'--force'``.
 
     """
     if not path:

@@ -13,26 +13,13 @@ TTY_INTERVAL = 0.5
 LINE_INTERVAL = 30.0
 
 
-class _ClearLine(logging.Filter):
-    """Clears the bar's line just before a handler writes a record."""
-
-    def __init__(self, progress: 'Progress') -> None:
-        super().__init__()
-        self.progress = progress
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        self.progress.clear()
-        return True
-
-
 class Progress:
     """Progress over ``total`` items: count, rate and time left.
 
     Args:
         total (int): Items to process; nothing is shown for 0.
         enabled (bool): Show anything at all. Defaults to True.
-        unit (str): What an item is (``'img'`` gives ``img/s``). Defaults
-            to ``'img'``.
+        unit (str): What an item is. Defaults to ``'img'``.
         file (TextIO, optional): Where to write. Defaults to
             ``sys.stderr`` at the time of the call.
     """
@@ -52,11 +39,10 @@ class Progress:
         self.start = time.perf_counter()
         self.last = self.start
         self.drawn = False
-        self._filter = _ClearLine(self)
         self._handlers = _log_handlers() if self.enabled and self.tty \
             else []
         for handler in self._handlers:
-            handler.addFilter(self._filter)
+            handler.addFilter(self._clear_before)
 
     def __enter__(self) -> 'Progress':
         return self
@@ -93,6 +79,11 @@ class Progress:
         if done:
             self.close()
 
+    def _clear_before(self, record: logging.LogRecord) -> bool:
+        """A handler's filter: clear the bar before the record is written."""
+        self.clear()
+        return True
+
     def clear(self) -> None:
         """Erase the bar's line (drawn again on the next update)."""
         if self.drawn:
@@ -103,7 +94,7 @@ class Progress:
     def close(self) -> None:
         """End the display: the last line stays, the log is released."""
         for handler in self._handlers:
-            handler.removeFilter(self._filter)
+            handler.removeFilter(self._clear_before)
         self._handlers = []
         if self.drawn:
             self.file.write('\n')

@@ -152,10 +152,8 @@ class PrepareZeroShotHook(Hook):
     examples are encoded by the towers the test runs.
 
     Args:
-        examples (str | dict, optional): ``{name: image files}`` or a folder
-            with one subfolder of images per category. Defaults to None.
-        prototype_cache_dir (str, optional): Folder of the prototype cache.
-            Defaults to None (no cache).
+        examples (str | dict, optional): See :func:`prepare_zero_shot`.
+        prototype_cache_dir (str, optional): See :func:`prepare_zero_shot`.
     """
     priority = 'VERY_LOW'
 
@@ -232,8 +230,7 @@ class CompileHook(_ModelOnceHook):
     eager.
 
     Args:
-        mode (str, optional): ``torch.compile`` mode, e.g.
-            ``'reduce-overhead'`` for CUDA graphs. Defaults to None.
+        mode (str, optional): ``torch.compile`` mode. Defaults to None.
         freeze (bool): Constant-fold the frozen weights. Defaults to True.
     """
     priority = 'LOW'

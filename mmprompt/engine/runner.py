@@ -23,14 +23,11 @@ def _no_file_client_notice(record: logging.LogRecord) -> bool:
     return not record.getMessage().startswith(_FILE_CLIENT_NOTICES)
 
 
-class _InfoToDebug(logging.Filter):
-    """A logger filter that lowers INFO records to DEBUG; the handlers'
-    levels then decide whether they show."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno == logging.INFO:
-            record.levelno, record.levelname = logging.DEBUG, 'DEBUG'
-        return True
+def _info_to_debug(record: logging.LogRecord) -> bool:
+    """Lower INFO records to DEBUG; the handlers' levels decide the rest."""
+    if record.levelno == logging.INFO:
+        record.levelno, record.levelname = logging.DEBUG, 'DEBUG'
+    return True
 
 
 @RUNNERS.register_module()
@@ -47,7 +44,6 @@ class QuietRunner(Runner):
 
         Args:
             cfg (Config): The whole config.
-
         """
         import torch
 
@@ -97,21 +93,19 @@ class QuietRunner(Runner):
         return checkpoint
 
     def __init__(self, *args, **kwargs) -> None:
-        self._start_up = _InfoToDebug()
         try:
             super().__init__(*args, **kwargs)
         finally:
             logger = getattr(self, 'logger', None)
             if logger is not None:
-                logger.removeFilter(self._start_up)
+                logger.removeFilter(_info_to_debug)
 
     def build_logger(self, *args, **kwargs):
         """The Runner's logger, quiet until the Runner is built, and
         without MMEngine's notices about its own ``FileClient``."""
         logger = super().build_logger(*args, **kwargs)
-        logger.addFilter(self._start_up)
-        if _no_file_client_notice not in logger.filters:
-            logger.addFilter(_no_file_client_notice)
+        logger.addFilter(_info_to_debug)
+        logger.addFilter(_no_file_client_notice)  # added once
         return logger
 
     @staticmethod

@@ -117,13 +117,10 @@ def num_categories(model) -> Optional[int]:
 
 def max_label(dataset) -> Optional[int]:
     """The largest ground-truth label of ``dataset``, or None."""
-    top = None
+    tops = []
     for i in range(len(dataset)):
         label = dataset.get_data_info(i).get('gt_label')
-        if label is None:
-            continue
-        values = np.asarray(label).reshape(-1)
+        values = np.asarray([] if label is None else label)
         if values.size:
-            top = int(values.max()) if top is None else max(
-                top, int(values.max()))
-    return top
+            tops.append(int(values.max()))
+    return max(tops) if tops else None

@@ -300,22 +300,19 @@ def decode_image(image: ImageSource,
     max_decode_mb = decode_budget(max_decode_mb)
     if isinstance(image, (str, os.PathLike)):
         image = os.fspath(image)
-        name = name or image
         if not image.strip():
             raise ImageDecodeError('empty image path')
-        img = _open(image, name, max_pixels, max_aspect, max_decode_mb)
-    elif isinstance(image, (bytes, bytearray, memoryview)):
-        name = name or 'image'
-        img = _open(bytes(image), name, max_pixels, max_aspect,
-                    max_decode_mb)
+        name = name or image
+    name = name or 'image'
+    if isinstance(image, (str, bytes, bytearray, memoryview)):
+        source = image if isinstance(image, str) else bytes(image)
+        img = _open(source, name, max_pixels, max_aspect, max_decode_mb)
     elif isinstance(image, np.ndarray):
-        name = name or 'image'
         if image.ndim >= 2:
             check_image_size(image.shape[1], image.shape[0], max_pixels,
                              max_aspect, name)
         img = _array_to_pil(image, name)
     elif isinstance(image, Image.Image):
-        name = name or 'image'
         check_image_size(image.width, image.height, max_pixels, max_aspect,
                          name)
         try:

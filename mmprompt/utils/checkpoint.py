@@ -35,11 +35,9 @@ def _first_line(e: BaseException) -> str:
 def _read_safetensors(path: str) -> Tuple[dict, dict]:
     from safetensors import SafetensorError, safe_open
     try:
-        tensors = OrderedDict()
         with safe_open(path, framework='pt', device='cpu') as f:
             metadata = f.metadata() or {}
-            for key in f.keys():
-                tensors[key] = f.get_tensor(key)
+            tensors = OrderedDict((k, f.get_tensor(k)) for k in f.keys())
     except (SafetensorError, OSError, ValueError) as e:
         raise CheckpointError(f'{path}: not a readable safetensors file '
                               f'({_first_line(e)})') from None

@@ -22,8 +22,7 @@ __all__ = ['__version__', 'version_info', 'register_all_modules']
 
 
 def __getattr__(name: str) -> Any:
-    # torch and MMEngine load on first use, not with the package (a tool's
-    # --help, its one-line errors).
+    # torch and MMEngine load on first use, as in mmprompt.utils.
     if name == 'register_all_modules':
         from .utils import register_all_modules
         return register_all_modules

@@ -1,38 +1,15 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
 """mmprompt's registries: one child for every MMPreTrain node.
 
-Every node mirrors the MMPreTrain node of the same name, so that with
-``default_scope = 'mmprompt'`` our own classes win on a name collision (our
-``CLIPZeroShot``), everything else resolves through the parent
-(``VisionTransformer``, ``CIFAR100``, ``Accuracy``), and MMPreTrain's class
-stays reachable as ``mmpretrain.<Name>``.
+With ``default_scope = 'mmprompt'`` our classes win on a name collision
+(``CLIPZeroShot``), everything else resolves through the parent
+(``VisionTransformer``, ``CIFAR100``), and MMPreTrain's class stays reachable
+as ``mmpretrain.<Name>``.
 """
+from typing import Optional
+
 from mmengine.registry import Registry
-from mmpretrain.registry import BATCH_AUGMENTS as MMPRETRAIN_BATCH_AUGMENTS
-from mmpretrain.registry import DATA_SAMPLERS as MMPRETRAIN_DATA_SAMPLERS
-from mmpretrain.registry import DATASETS as MMPRETRAIN_DATASETS
-from mmpretrain.registry import EVALUATORS as MMPRETRAIN_EVALUATORS
-from mmpretrain.registry import HOOKS as MMPRETRAIN_HOOKS
-from mmpretrain.registry import LOG_PROCESSORS as MMPRETRAIN_LOG_PROCESSORS
-from mmpretrain.registry import LOOPS as MMPRETRAIN_LOOPS
-from mmpretrain.registry import METRICS as MMPRETRAIN_METRICS
-from mmpretrain.registry import MODEL_WRAPPERS as MMPRETRAIN_MODEL_WRAPPERS
-from mmpretrain.registry import MODELS as MMPRETRAIN_MODELS
-from mmpretrain.registry import \
-    OPTIM_WRAPPER_CONSTRUCTORS as MMPRETRAIN_OPTIM_WRAPPER_CONSTRUCTORS
-from mmpretrain.registry import OPTIM_WRAPPERS as MMPRETRAIN_OPTIM_WRAPPERS
-from mmpretrain.registry import OPTIMIZERS as MMPRETRAIN_OPTIMIZERS
-from mmpretrain.registry import PARAM_SCHEDULERS as MMPRETRAIN_PARAM_SCHEDULERS
-from mmpretrain.registry import \
-    RUNNER_CONSTRUCTORS as MMPRETRAIN_RUNNER_CONSTRUCTORS
-from mmpretrain.registry import RUNNERS as MMPRETRAIN_RUNNERS
-from mmpretrain.registry import TASK_UTILS as MMPRETRAIN_TASK_UTILS
-from mmpretrain.registry import TOKENIZER as MMPRETRAIN_TOKENIZER
-from mmpretrain.registry import TRANSFORMS as MMPRETRAIN_TRANSFORMS
-from mmpretrain.registry import VISBACKENDS as MMPRETRAIN_VISBACKENDS
-from mmpretrain.registry import VISUALIZERS as MMPRETRAIN_VISUALIZERS
-from mmpretrain.registry import \
-    WEIGHT_INITIALIZERS as MMPRETRAIN_WEIGHT_INITIALIZERS
+from mmpretrain import registry as mmpretrain
 
 __all__ = [
     'RUNNERS', 'RUNNER_CONSTRUCTORS', 'LOOPS', 'HOOKS', 'LOG_PROCESSORS',
@@ -42,137 +19,50 @@ __all__ = [
     'TOKENIZER', 'METRICS', 'EVALUATORS', 'VISUALIZERS', 'VISBACKENDS'
 ]
 
-#######################################################################
-#                           mmprompt.engine                           #
-#######################################################################
 
-RUNNERS = Registry(
-    'runner',
-    parent=MMPRETRAIN_RUNNERS,
-    scope='mmprompt',
-    locations=['mmprompt.engine'])
-RUNNER_CONSTRUCTORS = Registry(
-    'runner constructor',
-    parent=MMPRETRAIN_RUNNER_CONSTRUCTORS,
-    scope='mmprompt',
-    locations=['mmprompt.engine'])
-LOOPS = Registry(
-    'loop',
-    parent=MMPRETRAIN_LOOPS,
-    scope='mmprompt',
-    locations=['mmprompt.engine'])
-HOOKS = Registry(
-    'hook',
-    parent=MMPRETRAIN_HOOKS,
-    scope='mmprompt',
-    locations=['mmprompt.engine'])
-LOG_PROCESSORS = Registry(
-    'log processor',
-    parent=MMPRETRAIN_LOG_PROCESSORS,
-    scope='mmprompt',
-    locations=['mmprompt.engine'])
-OPTIMIZERS = Registry(
-    'optimizer',
-    parent=MMPRETRAIN_OPTIMIZERS,
-    scope='mmprompt',
-    locations=['mmprompt.engine'])
-OPTIM_WRAPPERS = Registry(
-    'optimizer_wrapper',
-    parent=MMPRETRAIN_OPTIM_WRAPPERS,
-    scope='mmprompt',
-    locations=['mmprompt.engine'])
-OPTIM_WRAPPER_CONSTRUCTORS = Registry(
-    'optimizer wrapper constructor',
-    parent=MMPRETRAIN_OPTIM_WRAPPER_CONSTRUCTORS,
-    scope='mmprompt',
-    locations=['mmprompt.engine'])
-PARAM_SCHEDULERS = Registry(
-    'parameter scheduler',
-    parent=MMPRETRAIN_PARAM_SCHEDULERS,
-    scope='mmprompt',
-    locations=['mmprompt.engine'])
+def _child(kind: str,
+           parent: Registry,
+           package: Optional[str] = None) -> Registry:
+    """A node of scope ``mmprompt`` under ``parent``, its modules in
+    ``mmprompt.<package>``."""
+    return Registry(
+        kind,
+        parent=parent,
+        scope='mmprompt',
+        locations=[f'mmprompt.{package}'] if package else [])
 
-#######################################################################
-#                          mmprompt.datasets                          #
-#######################################################################
 
-DATASETS = Registry(
-    'dataset',
-    parent=MMPRETRAIN_DATASETS,
-    scope='mmprompt',
-    locations=['mmprompt.datasets'])
-DATA_SAMPLERS = Registry(
-    'data sampler',
-    parent=MMPRETRAIN_DATA_SAMPLERS,
-    scope='mmprompt',
-    locations=['mmprompt.datasets'])
-TRANSFORMS = Registry(
-    'transform',
-    parent=MMPRETRAIN_TRANSFORMS,
-    scope='mmprompt',
-    locations=['mmprompt.datasets'])
+RUNNERS = _child('runner', mmpretrain.RUNNERS, 'engine')
+RUNNER_CONSTRUCTORS = _child('runner constructor',
+                             mmpretrain.RUNNER_CONSTRUCTORS, 'engine')
+LOOPS = _child('loop', mmpretrain.LOOPS, 'engine')
+HOOKS = _child('hook', mmpretrain.HOOKS, 'engine')
+LOG_PROCESSORS = _child('log processor', mmpretrain.LOG_PROCESSORS, 'engine')
+OPTIMIZERS = _child('optimizer', mmpretrain.OPTIMIZERS, 'engine')
+OPTIM_WRAPPERS = _child('optimizer_wrapper', mmpretrain.OPTIM_WRAPPERS,
+                        'engine')
+OPTIM_WRAPPER_CONSTRUCTORS = _child('optimizer wrapper constructor',
+                                    mmpretrain.OPTIM_WRAPPER_CONSTRUCTORS,
+                                    'engine')
+PARAM_SCHEDULERS = _child('parameter scheduler', mmpretrain.PARAM_SCHEDULERS,
+                          'engine')
 
-#######################################################################
-#                           mmprompt.models                           #
-#######################################################################
+DATASETS = _child('dataset', mmpretrain.DATASETS, 'datasets')
+DATA_SAMPLERS = _child('data sampler', mmpretrain.DATA_SAMPLERS, 'datasets')
+TRANSFORMS = _child('transform', mmpretrain.TRANSFORMS, 'datasets')
 
-MODELS = Registry(
-    'model',
-    parent=MMPRETRAIN_MODELS,
-    scope='mmprompt',
-    locations=['mmprompt.models'])
-MODEL_WRAPPERS = Registry(
-    'model_wrapper',
-    parent=MMPRETRAIN_MODEL_WRAPPERS,
-    scope='mmprompt',
-    locations=['mmprompt.models'])
-WEIGHT_INITIALIZERS = Registry(
-    'weight initializer',
-    parent=MMPRETRAIN_WEIGHT_INITIALIZERS,
-    scope='mmprompt',
-    locations=['mmprompt.models'])
-BATCH_AUGMENTS = Registry(
-    'batch augment',
-    parent=MMPRETRAIN_BATCH_AUGMENTS,
-    scope='mmprompt',
-    locations=['mmprompt.models'])
-TASK_UTILS = Registry(
-    'task util',
-    parent=MMPRETRAIN_TASK_UTILS,
-    scope='mmprompt',
-    locations=['mmprompt.models'])
-TOKENIZER = Registry(
-    'tokenizer',
-    parent=MMPRETRAIN_TOKENIZER,
-    scope='mmprompt',
-    locations=['mmprompt.models'])
+MODELS = _child('model', mmpretrain.MODELS, 'models')
+MODEL_WRAPPERS = _child('model_wrapper', mmpretrain.MODEL_WRAPPERS, 'models')
+WEIGHT_INITIALIZERS = _child('weight initializer',
+                             mmpretrain.WEIGHT_INITIALIZERS, 'models')
+BATCH_AUGMENTS = _child('batch augment', mmpretrain.BATCH_AUGMENTS, 'models')
+TASK_UTILS = _child('task util', mmpretrain.TASK_UTILS, 'models')
+TOKENIZER = _child('tokenizer', mmpretrain.TOKENIZER, 'models')
 
-#######################################################################
-#                         mmprompt.evaluation                         #
-#######################################################################
+METRICS = _child('metric', mmpretrain.METRICS, 'evaluation')
+EVALUATORS = _child('evaluator', mmpretrain.EVALUATORS, 'evaluation')
 
-METRICS = Registry(
-    'metric',
-    parent=MMPRETRAIN_METRICS,
-    scope='mmprompt',
-    locations=['mmprompt.evaluation'])
-EVALUATORS = Registry(
-    'evaluator',
-    parent=MMPRETRAIN_EVALUATORS,
-    scope='mmprompt',
-    locations=['mmprompt.evaluation'])
-
-#######################################################################
-#                            visualization                            #
-#######################################################################
 # mmprompt draws nothing of its own: these nodes (no ``locations``) only
 # keep ``default_scope='mmprompt'`` resolving MMPreTrain's visualizers.
-
-VISUALIZERS = Registry(
-    'visualizer',
-    parent=MMPRETRAIN_VISUALIZERS,
-    scope='mmprompt')
-VISBACKENDS = Registry(
-    'vis_backend',
-    parent=MMPRETRAIN_VISBACKENDS,
-    scope='mmprompt')
+VISUALIZERS = _child('visualizer', mmpretrain.VISUALIZERS)
+VISBACKENDS = _child('vis_backend', mmpretrain.VISBACKENDS)

@@ -1,11 +1,6 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
-"""Hooks that get frozen prompt models ready for MMEngine's test loop.
-
-``Runner.test()`` loads ``load_from`` and runs the loop; it never calls
-``init_weights()`` and knows nothing of open-set vocabularies, whose label
-embeddings must be built from the loaded weights, nor of a zero-shot
-classifier's example images and prototype cache, which the model leaves to
-its callers.
+"""Hooks that get frozen prompt models ready for MMEngine's test loop, once
+the weights are loaded (``Runner.test()`` never calls ``init_weights()``).
 """
 import logging
 import os.path as osp
@@ -19,22 +14,18 @@ from mmprompt.registry import HOOKS
 from mmprompt.utils.errors import InvalidInputError
 
 
+def runner_model(runner):
+    """The runner's model, unwrapped from a model wrapper (DDP)."""
+    model = runner.model
+    return model.module if is_model_wrapper(model) else model
+
+
 @HOOKS.register_module()
 class PrepareOpensetHook(Hook):
-    """Build an open-set tagger's vocabulary once the weights are loaded.
-
-    Before the test loop, a RAM model with a category encoder (configs of
-    type ``RAMOpenset`` / ``RAMPlusOpenset``) gets ready the way
-    :func:`~mmprompt.models.ram.load_ram_checkpoint` makes it ready, through
-    :meth:`~mmprompt.models.ram.RAM.prepare_vocabulary`:
-    tag names from the loaded checkpoint's ``meta``, the text tower from
-    its own ``init_cfg``, then the configured ``categories`` embedded.
-    Checkpoint loading happens before ``before_test``, so the embeddings
-    come from the loaded weights.
-
-    A model without a category encoder only gets its tag names; one without
-    configured ``categories`` is an error, since its predictions would not
-    be over the open set the evaluation expects.
+    """Build an open-set tagger's vocabulary once the weights are loaded,
+    through :meth:`~mmprompt.models.ram.RAM.prepare_vocabulary` (tag names
+    from the checkpoint's ``meta``). A model without a category encoder only
+    gets its tag names.
 
     Args:
         categories (str | list, optional): Categories to use instead of the
@@ -47,28 +38,14 @@ class PrepareOpensetHook(Hook):
         self.categories = categories
         self._meta: Optional[dict] = None
 
-    @staticmethod
-    def _model(runner):
-        model = runner.model
-        return model.module if is_model_wrapper(model) else model
-
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
-        """Keep the loaded checkpoint's ``meta`` for :meth:`before_test`.
-
-        Args:
-            runner (Runner): The runner.
-            checkpoint (dict): The loaded checkpoint.
-        """
+        """Keep the loaded checkpoint's ``meta`` for :meth:`before_test`."""
         meta = checkpoint.get('meta') if isinstance(checkpoint, dict) else None
         self._meta = meta if isinstance(meta, dict) else {}
 
     def before_test(self, runner) -> None:
-        """Name the tags, initialise the text tower, embed the categories.
-
-        Args:
-            runner (Runner): The runner.
-        """
-        model = self._model(runner)
+        """Name the tags, initialise the text tower, embed the categories."""
+        model = runner_model(runner)
         if not hasattr(model, 'prepare_vocabulary'):
             print_log(
                 f'PrepareOpensetHook: {type(model).__name__} is not a RAM '
@@ -93,8 +70,7 @@ class PrepareOpensetHook(Hook):
 
 
 #: Keys of a zero-shot config's ``model`` dict that are inputs for the
-#: model's caller, not arguments of the model: read by
-#: :func:`prepare_zero_shot`.
+#: model's caller (:func:`prepare_zero_shot`), not arguments of the model.
 ZERO_SHOT_INPUTS = ('examples', 'prototype_cache_dir')
 
 
@@ -105,24 +81,19 @@ def pop_zero_shot_inputs(model_cfg: Any) -> dict:
         model_cfg (dict): A config's ``model`` dict, changed in place.
 
     Returns:
-        dict: The keys that were set (not None), for
-        :func:`prepare_zero_shot` or :class:`PrepareZeroShotHook`.
+        dict: The keys that were set (not None).
     """
-    found = {}
-    for key in ZERO_SHOT_INPUTS:
-        value = model_cfg.pop(key, None) if hasattr(model_cfg, 'pop') \
-            else None
-        if value is not None:
-            found[key] = value
-    return found
+    if not hasattr(model_cfg, 'pop'):
+        return {}
+    found = {key: model_cfg.pop(key, None) for key in ZERO_SHOT_INPUTS}
+    return {key: value for key, value in found.items() if value is not None}
 
 
 def prepare_zero_shot(model,
                       examples: Optional[Union[str, dict]] = None,
                       prototype_cache_dir: Optional[str] = None) -> None:
-    """Give a zero-shot CLIP with loaded weights its prototypes (through a
-    :class:`~mmprompt.models.clip.prototype_cache.PrototypeCache` when
-    ``prototype_cache_dir`` is set) and its example images.
+    """Give a zero-shot CLIP with loaded weights its prototypes (cached
+    when ``prototype_cache_dir`` is set) and its example images.
 
     Args:
         model (CLIPZeroShot): The model, its categories set.
@@ -148,9 +119,7 @@ def prepare_zero_shot(model,
 
 
 def default_prototype_cache_dir() -> str:
-    """str: Where prototypes are cached unless a config says otherwise:
-    ``prototypes/`` under :func:`mmprompt.apis.hub.get_home`
-    (``$MMPROMPT_HOME`` or ``~/.cache/mmprompt``)."""
+    """str: ``prototypes/`` under :func:`mmprompt.apis.hub.get_home`."""
     from mmprompt.apis.hub import get_home
     return osp.join(get_home(), 'prototypes')
 
@@ -158,16 +127,13 @@ def default_prototype_cache_dir() -> str:
 def cache_prototypes_by_default(runner) -> None:
     """Give a Runner of a zero-shot CLIP a :class:`PrepareZeroShotHook`
     with :func:`default_prototype_cache_dir`, unless its config names a
-    cache folder: the prototypes (80,000 prompts for ImageNet with OpenAI's
-    templates) are built once per text tower, categories, templates and
-    descriptions, and before the test loop, apart from its speed.
+    cache folder: ImageNet's prototypes are 80,000 prompts.
 
     Args:
         runner (Runner): A built runner; other models are left alone.
     """
     from mmprompt.models.clip import CLIPZeroShot
-    model = runner.model
-    model = model.module if is_model_wrapper(model) else model
+    model = runner_model(runner)
     if not isinstance(model, CLIPZeroShot):
         return
     hooks = [h for h in runner.hooks if isinstance(h, PrepareZeroShotHook)]
@@ -181,22 +147,13 @@ def cache_prototypes_by_default(runner) -> None:
 
 @HOOKS.register_module()
 class PrepareZeroShotHook(Hook):
-    """Ready a zero-shot classifier once the weights are loaded: text
-    prototypes through an on-disk cache, example images encoded.
-
-    Runs :func:`prepare_zero_shot` on ``before_test``, after the checkpoint
-    is loaded and after :class:`PrecisionHook` and :class:`CompileHook`
-    (lower priority), so prototypes and examples are encoded by the towers
-    the test runs. The configs' runner adds it for a config's
-    ``model.examples`` / ``model.prototype_cache_dir``
-    (:data:`ZERO_SHOT_INPUTS`), which the model does not take (see
-    :func:`~mmprompt.engine.run_config.complete_config`).
+    """Run :func:`prepare_zero_shot` before testing, after
+    :class:`PrecisionHook` and :class:`CompileHook`, so prototypes and
+    examples are encoded by the towers the test runs.
 
     Args:
-        examples (str | dict, optional): ``{name: image files}`` or a folder
-            with one subfolder of images per category. Defaults to None.
-        prototype_cache_dir (str, optional): Folder of the prototype cache.
-            Defaults to None (no cache).
+        examples (str | dict, optional): See :func:`prepare_zero_shot`.
+        prototype_cache_dir (str, optional): See :func:`prepare_zero_shot`.
     """
     priority = 'VERY_LOW'
 
@@ -207,13 +164,8 @@ class PrepareZeroShotHook(Hook):
         self.prototype_cache_dir = prototype_cache_dir
 
     def before_test(self, runner) -> None:
-        """Build (or read) the prototypes and encode the examples.
-
-        Args:
-            runner (Runner): The runner.
-        """
-        model = runner.model
-        model = model.module if is_model_wrapper(model) else model
+        """Build (or read) the prototypes and encode the examples."""
+        model = runner_model(runner)
         if not hasattr(model, 'set_examples'):
             raise InvalidInputError(
                 f'PrepareZeroShotHook: {type(model).__name__} is not a '
@@ -233,29 +185,19 @@ class _ModelOnceHook(Hook):
         raise NotImplementedError
 
     def before_test(self, runner) -> None:
-        """Apply to the model once.
-
-        Args:
-            runner (Runner): The runner.
-        """
+        """Apply to the model once."""
         if self._applied:
             return
-        model = runner.model
-        model = model.module if is_model_wrapper(model) else model
-        message = self.apply(model)
+        message = self.apply(runner_model(runner))
         self._applied = True
         print_log(f'{type(self).__name__}: {message}', logger='current')
 
 
 @HOOKS.register_module()
 class PrecisionHook(_ModelOnceHook):
-    """Run the model's heavy towers in fp16 / bf16 during testing.
-
-    Applied on ``before_test``, after the checkpoint is loaded (and after
-    :class:`PrepareOpensetHook`, whose priority is higher), through
-    :func:`mmprompt.models.utils.apply_precision`. The configs' runner adds
-    it for a config's top-level ``precision = 'bf16'`` (``tools/test.py
-    --precision`` sets it).
+    """Run the model's heavy towers in fp16 / bf16 during testing
+    (:func:`mmprompt.models.utils.apply_precision`), after
+    :class:`PrepareOpensetHook`.
 
     Args:
         precision (str): ``'fp32'``, ``'fp16'`` or ``'bf16'``.
@@ -282,18 +224,13 @@ class PrecisionHook(_ModelOnceHook):
 
 @HOOKS.register_module()
 class CompileHook(_ModelOnceHook):
-    """``torch.compile`` the model's frozen towers before testing.
-
-    Applied on ``before_test``, after the checkpoint is loaded and after
-    :class:`PrecisionHook` (whose priority is higher), through
-    :func:`mmprompt.models.utils.compile_model`: the towers only, so the
-    test step, data samples and metrics stay eager. ``tools/test.py
-    --compile`` adds it. (MMEngine's own ``compile`` runner option compiles
-    the whole test step instead.)
+    """``torch.compile`` the model's frozen towers only, after
+    :class:`PrecisionHook` (:func:`mmprompt.models.utils.compile_model`):
+    unlike MMEngine's ``compile`` option, the test step and metrics stay
+    eager.
 
     Args:
-        mode (str, optional): ``torch.compile`` mode, e.g.
-            ``'reduce-overhead'`` for CUDA graphs. Defaults to None.
+        mode (str, optional): ``torch.compile`` mode. Defaults to None.
         freeze (bool): Constant-fold the frozen weights. Defaults to True.
     """
     priority = 'LOW'

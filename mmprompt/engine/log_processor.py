@@ -9,11 +9,8 @@ from mmprompt.registry import LOG_PROCESSORS
 
 @LOG_PROCESSORS.register_module()
 class EpochLogProcessor(LogProcessor):
-    """MMEngine's :class:`~mmengine.runner.LogProcessor`, whose training
-    lines by epoch name the epoch out of all: ``Epoch(train) [2/10][5/50]``
-    where MMEngine writes ``Epoch(train) [2][5/50]`` (the ``eta`` follows
-    as before). Takes MMEngine's arguments.
-    """
+    """MMEngine's :class:`~mmengine.runner.LogProcessor`, writing
+    ``Epoch(train) [2/10][5/50]`` for ``Epoch(train) [2][5/50]``."""
 
     def get_log_after_iter(self, runner, batch_idx: int,
                            mode: str) -> Tuple[dict, str]:

@@ -1,7 +1,5 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
-"""Hooks of prompt learning: each loop classifies among its own classes;
-Tip-Adapter-F's cache is built before training and its alpha / beta chosen
-on the validation split after it."""
+"""Hooks of prompt learning: each loop's classes, Tip-Adapter-F's cache."""
 from typing import Sequence, Tuple
 
 import torch
@@ -9,15 +7,10 @@ import torch.nn.functional as F
 from mmengine.dist import all_reduce, broadcast, get_dist_info
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
-from mmengine.model import is_model_wrapper
 
 from mmprompt.registry import HOOKS
 from mmprompt.utils.errors import InvalidInputError
-
-
-def _model(runner):
-    model = runner.model
-    return model.module if is_model_wrapper(model) else model
+from .hooks import runner_model
 
 
 def _classes(dataloader):
@@ -25,9 +18,8 @@ def _classes(dataloader):
 
 
 def fit_topk(evaluator, num_classes: int) -> None:
-    """Clip the top-k of ``evaluator``'s Accuracy metrics to
-    ``num_classes``, with a note in the log: top-5 among 3 classes is
-    top-3 (all of them), not an error.
+    """Clip the top-k of ``evaluator``'s metrics to ``num_classes``, with a
+    note in the log: top-5 among 3 classes is top-3, not an error.
 
     Args:
         evaluator: A built MMEngine ``Evaluator`` (its ``metrics``).
@@ -46,19 +38,13 @@ def fit_topk(evaluator, num_classes: int) -> None:
 
 @HOOKS.register_module()
 class PromptClassesHook(Hook):
-    """Set the model's category names from each loop's dataset.
-
-    Training uses the training set's classes; validation and testing those
-    of their own sets (the novel classes of a base-to-novel split, with a
-    unified context; or your own folder's classes for zero-shot CLIP, whose
-    categories the config leaves unset). The validation and test
-    evaluators' top-k are clipped to the number of classes
-    (:func:`fit_topk`). Models without ``set_categories`` are left alone.
+    """Set the model's category names from each loop's dataset (a
+    base-to-novel split's novel classes; a folder's classes for zero-shot
+    CLIP), the evaluators' top-k fitted to them (:func:`fit_topk`).
 
     Args:
-        underscore_as_space (bool): Read ``'_'`` in the class names as a
-            space (folder names such as ``tabby_cat``). Prompt-learning
-            models do that themselves. Defaults to False.
+        underscore_as_space (bool): Read ``'_'`` in class names (folders
+            such as ``tabby_cat``) as a space. Defaults to False.
     """
     priority = 'HIGH'
 
@@ -66,7 +52,7 @@ class PromptClassesHook(Hook):
         self.underscore_as_space = underscore_as_space
 
     def _set(self, runner, dataloader, evaluator=None) -> None:
-        model = _model(runner)
+        model = runner_model(runner)
         if not hasattr(model, 'set_categories'):
             return
         classes = _classes(dataloader)
@@ -80,16 +66,14 @@ class PromptClassesHook(Hook):
     def before_train(self, runner) -> None:
         self._set(runner, runner.train_dataloader)
 
-    def before_train_epoch(self, runner) -> None:
-        self._set(runner, runner.train_dataloader)
+    before_train_epoch = before_train
 
     def before_val_epoch(self, runner) -> None:
         self._set(runner, runner.val_dataloader, runner.val_loop.evaluator)
 
     def before_test(self, runner) -> None:
-        # Before the checks of the loop's start (tools/test.py's labels
-        # against the categories): a base-to-novel test set has more
-        # classes than the prompts were trained on.
+        # Before CheckLabelsHook: a base-to-novel test set has more classes
+        # than the prompts were trained on.
         self._set(runner, runner.test_dataloader, runner.test_loop.evaluator)
 
     def before_test_epoch(self, runner) -> None:
@@ -97,8 +81,8 @@ class PromptClassesHook(Hook):
 
 
 def _positions(dataset):
-    """Map a packed sample's ``sample_idx`` to its row in ``dataset``: a
-    few-shot subset's samples carry the index of the full dataset."""
+    """Map a sample's ``sample_idx`` (a few-shot subset's is the full
+    dataset's) to its row in ``dataset``."""
     indices = getattr(dataset, 'indices', None)
     if indices is None:
         return lambda idx: idx
@@ -109,14 +93,9 @@ def _positions(dataset):
 def collect_features(model, dataloader, passes: int = 1
                      ) -> Tuple[torch.Tensor, torch.Tensor]:
     """Per sample of ``dataloader.dataset``: the mean of its unnormalised
-    CLIP image features over ``passes`` passes, and its label.
-
-    Each pass is a new draw of the pipeline's random augmentation (as
-    Tip-Adapter's ``augment_epoch`` loop over its cache loader); samples are
-    matched across passes by ``sample_idx``, so the loader may shuffle.
-    Under ``torch.distributed`` every rank encodes its sampler's share and
-    the sums are all-reduced: every rank gets the same tensors (a sample the
-    sampler repeats to pad the shares gets its extra views averaged in).
+    CLIP image features over ``passes`` augmented passes (Tip-Adapter's
+    ``augment_epoch``), matched by ``sample_idx``, and its label. Under
+    ``torch.distributed`` every rank gets the same all-reduced tensors.
 
     Args:
         model: A prompt-learning model (``data_preprocessor``, ``clip``).
@@ -166,22 +145,15 @@ def collect_features(model, dataloader, passes: int = 1
 
 @HOOKS.register_module()
 class TipAdapterHook(Hook):
-    """Tip-Adapter-F's cache before training, alpha / beta after it.
-
-    Before training (unless the cache came with a resumed checkpoint) the
-    keys are built from ``augment_epochs`` passes over the train dataloader,
-    its augmentation included (:func:`collect_features`, then
-    L2-normalised), under ``no_grad``. After training,
-    :meth:`TipAdapterF.search_alpha_beta` picks alpha and beta on the
-    features of the **validation** dataloader (the config's
-    ``val_dataloader``; the test set is never read), identically on every
-    rank (rank 0's values are broadcast).
+    """Tip-Adapter-F's cache before training (unless resumed with it),
+    alpha / beta after it on the **validation** split (never the test set),
+    rank 0's values broadcast.
 
     Args:
         augment_epochs (int): Augmented views averaged per key
             (Tip-Adapter's ``augment_epoch``). Defaults to 10.
-        search_scale (Sequence[float]): Largest beta and alpha of the
-            search. Defaults to (7, 3) (Tip-Adapter's ImageNet values).
+        search_scale (Sequence[float]): Largest beta and alpha searched.
+            Defaults to (7, 3) (Tip-Adapter's ImageNet values).
         search_step (Sequence[int]): Numbers of betas and alphas.
             Defaults to (200, 20).
     """
@@ -205,7 +177,7 @@ class TipAdapterHook(Hook):
                 'TipAdapterHook chooses alpha and beta on a validation '
                 'split: the config needs val_dataloader, val_cfg and '
                 'val_evaluator (see configs/tip_adapter/)')
-        model = _model(runner)
+        model = runner_model(runner)
         if model.cache_ready:
             print_log('Tip-Adapter cache: kept from the checkpoint',
                       logger='current')
@@ -218,7 +190,7 @@ class TipAdapterHook(Hook):
             f'{self.augment_epochs} augmented views', logger='current')
 
     def after_train(self, runner) -> None:
-        model = _model(runner)
+        model = runner_model(runner)
         loader = runner.val_dataloader
         if _classes(loader) != list(model.trained_categories):
             raise InvalidInputError(

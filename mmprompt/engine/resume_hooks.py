@@ -1,21 +1,7 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
-"""What ``tools/train.py --resume`` needs to continue a killed run exactly.
-
-The random stream of each epoch is a function of the seed and the epoch
-(:class:`EpochSeedHook`), not of what ran before, so a resumed run draws
-the same crops and flips as an uninterrupted one.
-
-Training checkpoints must be readable by a weights-only load:
-
-mmprompt reads every ``.pth`` with ``torch.load(weights_only=True)``: a
-load never runs code. MMEngine's training checkpoints (the ones
-``--resume`` reads) hold its ``MessageHub`` state, whose ``HistoryBuffer``
-objects pickle numpy arrays and bound methods (``getattr``); a
-weights-only load refuses them, and allowing ``getattr`` would allow any
-code. :class:`WeightsOnlyCheckpointHook` writes that state as plain
-tensors and numbers instead, and rebuilds it when the checkpoint is loaded
-for resuming, exactly (the arrays keep their dtype and values).
-"""
+"""What ``tools/train.py --resume`` needs to continue a killed run exactly:
+the same random stream per epoch, and checkpoints a weights-only load
+reads."""
 import logging
 import random
 from functools import partial
@@ -73,9 +59,9 @@ def from_plain(value: Any) -> Any:
 class WeightsOnlyCheckpointHook(Hook):
     """Save the message hub's state as plain data; rebuild it on load.
 
-    The training schedules (``configs/_base_/schedules/``) list it in
-    ``default_hooks``, so ``--resume`` reads its own checkpoints with a
-    weights-only load.
+    Its ``HistoryBuffer`` objects pickle numpy arrays and bound methods
+    (``getattr``), which a weights-only load refuses (and allowing
+    ``getattr`` would allow any code).
     """
     priority = 'LOWEST'  # after any hook that adds to the checkpoint
 
@@ -95,26 +81,17 @@ def _seed_all(seed: int) -> None:
 
 
 def seed_worker(worker_id: int, base: int) -> None:
-    """``worker_init_fn`` of :class:`EpochSeedHook`: worker ``worker_id``
-    of an epoch draws from ``base + worker_id``."""
+    """``worker_init_fn`` of :class:`EpochSeedHook`."""
     _seed_all((base + worker_id) % 2**32)
 
 
 @HOOKS.register_module()
 class EpochSeedHook(Hook):
-    """Seed each training epoch's random stream from the run's seed and the
-    epoch alone.
-
-    Without it, the augmentation of epoch ``k`` depends on everything drawn
-    before (in the main process with ``num_workers=0``; in persistent
-    workers otherwise), and a run resumed at epoch ``k`` starts from fresh
-    seeds instead: other crops, other numbers. The hook seeds Python's,
-    numpy's and torch's generators in the main process, and gives the
-    epoch's new dataloader workers seeds of their own (``worker_init_fn``;
-    MMEngine's seeds new workers alike every epoch, hence repeated crops).
-    Persistent workers keep their stream across epochs, so a resume cannot
-    repeat it: the hook warns when resuming, and CoOp's recipes turn them
-    off.
+    """Seed each training epoch's random stream (main process and new
+    workers) from the run's seed and the epoch alone, so a resumed run draws
+    the crops an uninterrupted one draws. MMEngine seeds new workers alike
+    every epoch; persistent workers keep their stream, so the hook warns
+    when resuming with them.
     """
     priority = 'VERY_HIGH'  # before the epoch's data iterator is made
 

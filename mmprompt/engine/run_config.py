@@ -1,12 +1,6 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
-"""What a config leaves to the run: settings decided by the data, and the
-hooks its inputs ask for.
-
-:meth:`~mmprompt.engine.QuietRunner.from_cfg` (the configs' ``runner_type``)
-calls :func:`complete_config`, so ``RUNNERS.build(Config.fromfile(cfg))``
-runs what ``tools/train.py`` and ``tools/test.py`` run; the tools only
-merge their command line into the config.
-"""
+"""What a config leaves to the run (settings decided by the data, hooks its
+inputs ask for), so that a config alone describes what the tools run."""
 import copy
 import os.path as osp
 
@@ -78,29 +72,14 @@ def is_learned_load(cfg: Config) -> bool:
 
 
 def complete_config(cfg: Config) -> Config:
-    """Fill in, in place, what a config leaves to the run.
-
-    - A ``load_from`` that is a learned-prompt file (``tools/train.py``'s
-      ``learned.pth``): the model's categories default to those it was
-      trained on (:func:`~mmprompt.apis.builder.learned_config`), and each
-      loop classifies among its dataset's classes (a
-      :class:`~mmprompt.engine.PromptClassesHook`); the training set is
-      not read.
-    - Otherwise, a config with ``train_dataloader`` and ``train_cfg`` (a
-      prompt learner): the few-shot draw's list file in the work dir, the
-      validation split's exclusion of that draw, and the model's
-      ``categories`` / ``cache_size`` from the training set.
-    - A zero-shot model's ``examples`` / ``prototype_cache_dir``
-      (inputs of its caller, not arguments of the model): a
-      :class:`~mmprompt.engine.PrepareZeroShotHook`.
-    - A top-level ``precision`` other than ``'fp32'``: a
-      :class:`~mmprompt.engine.PrecisionHook`.
+    """Fill in ``cfg`` in place and return it: the hooks its
+    zero-shot inputs and ``precision`` ask for; for a learned-prompt
+    ``load_from``, its categories and a ``PromptClassesHook``; else, for a
+    prompt learner, the few-shot files and what the training set decides.
 
     Args:
         cfg (Config): The whole config, ``work_dir`` set.
 
-    Returns:
-        Config: ``cfg``.
     """
     from mmprompt.engine.hooks import pop_zero_shot_inputs
     from mmprompt.utils import register_all_modules
@@ -119,11 +98,9 @@ def complete_config(cfg: Config) -> Config:
         if not any((h or {}).get('type') == 'PromptClassesHook'
                    for h in [*hooks, *defaults]):
             hooks.append(dict(type='PromptClassesHook'))
-        cfg.custom_hooks = hooks
-        return cfg
-    cfg.custom_hooks = hooks
-    if cfg.get('train_dataloader') and cfg.get('train_cfg'):
+    elif cfg.get('train_dataloader') and cfg.get('train_cfg'):
         fill_few_shot_list(cfg.train_dataloader.dataset, cfg.work_dir)
         fill_val_exclude(cfg)
         fill_from_train_set(cfg)
+    cfg.custom_hooks = hooks
     return cfg

@@ -1,19 +1,7 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
-"""MMEngine's Runner, quiet while it starts.
-
-``Runner.__init__`` logs at INFO the system environment, the whole config,
-the order of some 15 hooks and a note on SyncBN: 100 to 200 lines before
-the first word about the run, and before any one-line error.
-:class:`QuietRunner` completes its config from the data first
-(:func:`~mmprompt.engine.run_config.complete_config`), and logs what its
-construction logs at INFO at DEBUG instead, so it shows with
-``log_level='DEBUG'`` (the tools' ``--verbose``); warnings and everything
-after the start are unchanged, but for MMEngine's notices about the
-``FileClient`` it builds itself when saving a checkpoint. It also runs no
-more DataLoader workers than the machine has cores (the configs' 4 suit a
-GPU server, not a laptop), pins host memory with CUDA and needs no
-persistent workers without workers.
-"""
+"""MMEngine's Runner, quiet while it starts: ``Runner.__init__`` logs 100 to
+200 lines at INFO (environment, config, hook order) before the first word
+about the run, and before any one-line error."""
 import copy
 import logging
 import os
@@ -24,11 +12,9 @@ from mmengine.runner import Runner
 from mmprompt.registry import RUNNERS
 
 
-#: What MMEngine 0.10 logs whenever a checkpoint is saved
-#: (``CheckpointHook.before_train``, ``runner.checkpoint.save_checkpoint``):
-#: both build a ``FileClient`` whatever their arguments, only for backward
-#: compatibility, and ``FileClient`` announces its own deprecation. mmprompt
-#: never calls it; a user cannot act on the notice.
+#: What MMEngine 0.10 logs whenever a checkpoint is saved: it builds a
+#: ``FileClient`` for backward compatibility, which announces its own
+#: deprecation. A user cannot act on the notice.
 _FILE_CLIENT_NOTICES = ('"FileClient" will be deprecated',
                         '"HardDiskBackend" is the alias')
 
@@ -37,39 +23,27 @@ def _no_file_client_notice(record: logging.LogRecord) -> bool:
     return not record.getMessage().startswith(_FILE_CLIENT_NOTICES)
 
 
-class _InfoToDebug(logging.Filter):
-    """A logger filter that lowers INFO records to DEBUG; the handlers'
-    levels then decide whether they show."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno == logging.INFO:
-            record.levelno, record.levelname = logging.DEBUG, 'DEBUG'
-        return True
+def _info_to_debug(record: logging.LogRecord) -> bool:
+    """Lower INFO records to DEBUG; the handlers' levels decide the rest."""
+    if record.levelno == logging.INFO:
+        record.levelno, record.levelname = logging.DEBUG, 'DEBUG'
+    return True
 
 
 @RUNNERS.register_module()
 class QuietRunner(Runner):
-    """A :class:`mmengine.runner.Runner` whose start-up messages (the
-    environment and config dump, the hook order) are logged at DEBUG.
-
-    Built from a config with ``runner_type='QuietRunner'`` (the default of
-    ``configs/_base_/default_runtime.py``) through ``RUNNERS.build(cfg)``,
-    which calls :meth:`from_cfg`; it takes the Runner's arguments.
+    """A :class:`mmengine.runner.Runner` whose start-up messages are logged
+    at DEBUG (the tools' ``--verbose``); it takes the Runner's arguments.
     """
 
     @classmethod
     def from_cfg(cls, cfg) -> 'QuietRunner':
-        """The Runner of ``cfg`` completed by
-        :func:`~mmprompt.engine.run_config.complete_config` (a copy; the
-        completed config is the one dumped to the work dir). A zero-shot
-        classifier's prototypes are cached by default
-        (:func:`~mmprompt.engine.hooks.cache_prototypes_by_default`).
+        """The Runner of a copy of ``cfg`` completed by
+        :func:`~mmprompt.engine.run_config.complete_config`, caching a
+        zero-shot classifier's prototypes by default.
 
         Args:
             cfg (Config): The whole config.
-
-        Returns:
-            QuietRunner: The runner.
         """
         import torch
 
@@ -86,14 +60,10 @@ class QuietRunner(Runner):
         return runner
 
     def load_checkpoint(self, filename: str, *args, **kwargs) -> dict:
-        """Load ``load_from`` as mmprompt loads weights: a learned-prompt
-        file over the CLIP of the config's ``init_cfg``
-        (:func:`~mmprompt.apis.builder.load_learned_weights`; a config's
-        ``allow_other_clip_weights = True`` allows another CLIP than it was
-        learned on); any other file strictly and weights-only
-        (:func:`mmprompt.utils.checkpoint.load_checkpoint`), then the
-        hooks' ``after_load_checkpoint``. MMEngine's loader is not strict.
-        Resuming (which reads the optimizer and message hub too) keeps
+        """Load ``load_from`` as mmprompt loads weights (MMEngine's loader
+        is not strict): a learned-prompt file over the config's CLIP
+        (``allow_other_clip_weights`` allows another CLIP), any other file
+        by :func:`mmprompt.utils.checkpoint.load_checkpoint`. Resuming keeps
         MMEngine's.
 
         Args:
@@ -102,15 +72,13 @@ class QuietRunner(Runner):
         Returns:
             dict: The loaded checkpoint (empty for a learned file).
         """
-        from mmengine.model import is_model_wrapper
-
         from mmprompt.apis.builder import load_learned_weights
         from mmprompt.models.prompt_learning.learned import is_learned_file
         from mmprompt.utils.checkpoint import load_checkpoint
+        from .hooks import runner_model
         if self._resume:
             return super().load_checkpoint(filename, *args, **kwargs)
-        model = self.model
-        model = model.module if is_model_wrapper(model) else model
+        model = runner_model(self)
         if is_learned_file(filename):
             load_learned_weights(
                 model,
@@ -125,30 +93,26 @@ class QuietRunner(Runner):
         return checkpoint
 
     def __init__(self, *args, **kwargs) -> None:
-        self._start_up = _InfoToDebug()
         try:
             super().__init__(*args, **kwargs)
         finally:
             logger = getattr(self, 'logger', None)
             if logger is not None:
-                logger.removeFilter(self._start_up)
+                logger.removeFilter(_info_to_debug)
 
     def build_logger(self, *args, **kwargs):
         """The Runner's logger, quiet until the Runner is built, and
         without MMEngine's notices about its own ``FileClient``."""
         logger = super().build_logger(*args, **kwargs)
-        logger.addFilter(self._start_up)
-        if _no_file_client_notice not in logger.filters:
-            logger.addFilter(_no_file_client_notice)
+        logger.addFilter(_info_to_debug)
+        logger.addFilter(_no_file_client_notice)  # added once
         return logger
 
     @staticmethod
     def build_dataloader(dataloader, *args, **kwargs):
-        """The Runner's DataLoader, with ``num_workers`` at most the number
-        of CPU cores (a note in the log when it is lowered), no persistent
-        workers without workers (a recipe's setting meets
-        ``num_workers=0``), and pinned host memory with CUDA (with the
-        non-blocking copies of :meth:`from_cfg`, it keeps the GPU fed)."""
+        """The Runner's DataLoader, with ``num_workers`` at most the CPU
+        cores (the configs' 4 suit a GPU server, not a laptop), no
+        persistent workers without workers, and pinned memory with CUDA."""
         if isinstance(dataloader, dict):
             import torch
             dataloader = copy.deepcopy(dataloader)

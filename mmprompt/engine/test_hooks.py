@@ -8,19 +8,16 @@ import numpy as np
 import torch
 from mmengine.dist import all_reduce, get_dist_info, is_main_process
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
 
 from mmprompt.utils.errors import UserError
 from mmprompt.utils.progress import Progress
+from .hooks import runner_model
 from .prompt_hooks import fit_topk
 
 
 class TestProgressHook(Hook):
-    """A progress bar over the test set on rank 0, one tick per sample.
-
-    In a distributed run every rank evaluates an equal share, so rank 0
-    counts its batches times the world size.
-    """
+    """A progress bar over the test set on rank 0, which counts its batches
+    times the world size (every rank has an equal share)."""
     priority = 'VERY_LOW'
 
     def __init__(self) -> None:
@@ -45,8 +42,8 @@ class TestProgressHook(Hook):
 
 
 class TestSpeedHook(Hook):
-    """Images per second of the whole test loop (loading, preprocessing,
-    model, metrics), also without its first batch (warm-up, compilation)."""
+    """Images per second of the whole test loop, also without its first
+    batch (warm-up, compilation)."""
     priority = 'VERY_LOW'
 
     def __init__(self) -> None:
@@ -91,16 +88,12 @@ class TestSpeedHook(Hook):
 
 
 class CheckLabelsHook(Hook):
-    """Before testing, once the categories are set: every label of the
-    dataset names one of the model's categories (else an error, before any
-    image is evaluated); the evaluator's top-k is clipped to them
-    (:func:`~mmprompt.engine.prompt_hooks.fit_topk`)."""
+    """Before testing, once the categories are set, refuse a label beyond
+    the model's categories and fit the evaluator's top-k to them."""
     priority = 'LOW'
 
     def before_test(self, runner) -> None:
-        model = runner.model
-        model = model.module if is_model_wrapper(model) else model
-        num = num_categories(model)
+        num = num_categories(runner_model(runner))
         if num is None:
             return
         dataset = runner.test_dataloader.dataset
@@ -124,13 +117,10 @@ def num_categories(model) -> Optional[int]:
 
 def max_label(dataset) -> Optional[int]:
     """The largest ground-truth label of ``dataset``, or None."""
-    top = None
+    tops = []
     for i in range(len(dataset)):
         label = dataset.get_data_info(i).get('gt_label')
-        if label is None:
-            continue
-        values = np.asarray(label).reshape(-1)
+        values = np.asarray([] if label is None else label)
         if values.size:
-            top = int(values.max()) if top is None else max(
-                top, int(values.max()))
-    return top
+            tops.append(int(values.max()))
+    return max(tops) if tops else None

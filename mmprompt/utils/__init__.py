@@ -1,12 +1,6 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
-"""Errors, safe file writes and module registration.
-
-``errors`` and ``io`` need only the standard library and are imported at
-once, so that a tool's ``--help`` and its one-line errors do not wait for
-torch; the names needing torch or MMEngine import on first use (PEP 562).
-MMEngine's checkpoint loaders are installed by :mod:`.checkpoint`, which
-:func:`register_all_modules` and :mod:`mmprompt.models` import.
-"""
+"""Errors, safe file writes and module registration. Names needing torch
+import on first use (PEP 562): a tool's ``--help`` does not wait for it."""
 import importlib
 from typing import Any
 

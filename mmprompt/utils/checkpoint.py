@@ -1,29 +1,9 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
-"""Reading, checking and writing mmprompt checkpoints.
+"""Reading, checking and writing checkpoints; a load never runs code.
 
-Every checkpoint mmprompt loads goes through :func:`read_checkpoint`, which
-never runs code: ``.pth`` files are read by ``torch.load(...,
-weights_only=True)``, passed explicitly so that no torch version or
-``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD`` setting unpickles objects;
-``.safetensors`` files hold tensors only, their meta a JSON string under
-the metadata key :data:`META_KEY`. A TorchScript archive (OpenAI's CLIP
-release) is refused here; the converter reads it with
-:func:`mmprompt.utils.torchscript.read_torchscript`.
-
-:func:`load_checkpoint` loads strictly. A file that does not fit the model
-is refused with one line naming what the file is (an unconverted OpenAI
-CLIP, a RAM checkpoint for a CLIP config, a CLIP of another size, ...), not
-loaded with a warning; :mod:`mmprompt.converters` tells what a file is
-(:func:`set_checkpoint_describer`). The keys a checkpoint may hold or lack
-without the model having them are declared by the model's classes, as
-regexes (``re.fullmatch``, relative to the declaring module) in the class
-attributes ``runtime_keys`` (rebuilt at run time: dropped from a checkpoint
-holding them) and ``loaded_elsewhere`` (loaded by another module: a
-checkpoint may lack them). Every check runs before any weight is copied: a
-refused file leaves the model as it was. Integer or boolean values where
-the model has floats, and NaN / Inf weights, are refused too (see
-:func:`check_state_dict`). :func:`tensors_fingerprint` names weights by
-their values (prototype caches, learned-prompt files).
+Model classes declare, as regexes relative to the module (``re.fullmatch``),
+the keys a checkpoint may hold without the model (``runtime_keys``, rebuilt
+at run time) or lack (``loaded_elsewhere``, loaded by another module).
 """
 import hashlib
 import json
@@ -55,11 +35,9 @@ def _first_line(e: BaseException) -> str:
 def _read_safetensors(path: str) -> Tuple[dict, dict]:
     from safetensors import SafetensorError, safe_open
     try:
-        tensors = OrderedDict()
         with safe_open(path, framework='pt', device='cpu') as f:
             metadata = f.metadata() or {}
-            for key in f.keys():
-                tensors[key] = f.get_tensor(key)
+            tensors = OrderedDict((k, f.get_tensor(k)) for k in f.keys())
     except (SafetensorError, OSError, ValueError) as e:
         raise CheckpointError(f'{path}: not a readable safetensors file '
                               f'({_first_line(e)})') from None
@@ -92,27 +70,21 @@ def _read_pth(path: str) -> object:
 
 def split_checkpoint(obj: object,
                      name: str = 'checkpoint') -> Tuple[dict, dict]:
-    """``(state_dict, meta)`` of a loaded checkpoint object.
-
-    Unwraps ``'state_dict'`` (or ``'model'``) and strips a ``'module.'``
-    prefix (DataParallel).
+    """``(state_dict, meta)`` of a loaded checkpoint object, unwrapped
+    (``'state_dict'`` / ``'model'``) and without a ``'module.'`` prefix;
+    refused if it holds no tensors or non-tensor entries.
 
     Args:
         obj (object): What ``torch.load`` returned, or a state dict.
         name (str): The file, for messages.
-
-    Raises:
-        CheckpointError: If ``obj`` holds no tensors or non-tensor entries.
     """
     if not isinstance(obj, dict):
         raise CheckpointError(
             f'{name}: not a checkpoint (a {type(obj).__name__}, not a dict '
             'of tensors)')
     meta = obj.get('meta') if isinstance(obj.get('meta'), dict) else {}
-    for wrapper in ('state_dict', 'model'):
-        if isinstance(obj.get(wrapper), dict):
-            obj = obj[wrapper]
-            break
+    obj = next((obj[key] for key in ('state_dict', 'model')
+                if isinstance(obj.get(key), dict)), obj)
     state_dict = OrderedDict()
     for key, value in obj.items():
         if key == 'meta' and isinstance(value, dict):
@@ -136,14 +108,8 @@ CHECKPOINT_EXTENSIONS = ('.pth', '.safetensors')
 
 def find_checkpoint(path: str) -> str:
     """``path`` if it is a file, else the same name with the other
-    extension of :data:`CHECKPOINT_EXTENSIONS` if that one is.
-
-    A config or hint naming ``checkpoints/x.pth`` thus finds a converted
-    ``checkpoints/x.safetensors``, and the reverse.
-
-    Raises:
-        CheckpointError: If neither file exists.
-    """
+    extension of :data:`CHECKPOINT_EXTENSIONS` if that one is, else
+    refused."""
     if osp.isfile(path):
         return path
     stem, ext = osp.splitext(path)
@@ -155,18 +121,16 @@ def find_checkpoint(path: str) -> str:
 
 
 def read_checkpoint(path: str) -> Tuple[StateDict, dict]:
-    """Read a ``.pth`` or ``.safetensors`` checkpoint without running code.
+    """Read a ``.pth`` (weights only) or ``.safetensors`` checkpoint.
 
     Args:
         path (str): The file.
 
     Returns:
-        tuple: ``(state_dict, meta)``; ``meta`` is ``{}`` if the file has
-        none.
+        tuple: ``(state_dict, meta)``; ``meta`` is ``{}`` if none.
 
     Raises:
-        CheckpointError: If the file is missing, unreadable, holds Python
-            objects, or is not a dict of tensors.
+        CheckpointError: If the file is not a readable dict of tensors.
     """
     if osp.isdir(path):
         raise CheckpointError(f'{path}: is a directory, not a checkpoint')
@@ -195,32 +159,23 @@ def save_checkpoint(state_dict: StateDict,
                     meta: Optional[dict],
                     path: str,
                     force: bool = False) -> None:
-    """Write a checkpoint atomically, ``.safetensors`` or else ``.pth``.
-
-    A ``.pth`` file holds ``dict(state_dict=..., meta=...)``; a
-    ``.safetensors`` file the tensors, and ``meta`` as JSON under
-    :data:`META_KEY`. The file gets the umask's mode, see
-    :func:`mmprompt.utils.io.atomic_write`.
+    """Write a checkpoint atomically: ``.safetensors`` (``meta`` as JSON
+    under :data:`META_KEY`), else ``.pth`` (``dict(state_dict, meta)``).
 
     Args:
         state_dict (dict): Key to tensor.
-        meta (dict, optional): JSON-serialisable data (strings, numbers,
-            lists, dicts), so that a ``.pth`` loads with ``weights_only``.
+        meta (dict, optional): JSON-serialisable data, so that a ``.pth``
+            loads with ``weights_only``.
         path (str): Output file.
         force (bool): Replace an existing file. Defaults to False.
-
-    Raises:
-        OutputPathError: If ``path`` exists and ``force`` is False, or
-            cannot be written.
     """
     check_output(path, force=force)
     meta = dict(meta or {})
     if path.endswith('.safetensors'):
         from safetensors.torch import save_file
         with atomic_write(path) as f:
-            # Written by path into atomic_write's temporary file (the same
-            # inode it fsyncs and renames): tensor by tensor, never the
-            # whole file in memory.
+            # By path into the temporary file atomic_write fsyncs and
+            # renames: tensor by tensor, never the whole file in memory.
             save_file(
                 _own_storage(state_dict),
                 f.name,
@@ -231,43 +186,27 @@ def save_checkpoint(state_dict: StateDict,
 
 
 # -- what a state dict is -----------------------------------------------------
-def _describe_nothing(sd: StateDict, meta: Optional[dict] = None) -> str:
-    return ''
-
-
-def _no_mismatch(name: str, sd: StateDict, meta: dict,
-                 model_sd: StateDict) -> Optional[str]:
-    return None
-
-
-def _convert_first() -> str:
-    return 'convert it first'
-
-
-#: What a state dict is, asked of :mod:`mmprompt.converters` (which knows
-#: the families and their converters; this module knows none): ``describe(
-#: sd, meta) -> str`` (a noun phrase, ``''`` if unknown) and ``mismatch(
-#: name, sd, meta, model_sd) -> str | None`` (one line for a file of the
-#: wrong family or size); ``torchscript() -> str``, what to do with a
-#: TorchScript archive. Set by :func:`set_checkpoint_describer`.
+#: What a state dict is, told by :mod:`mmprompt.converters` (this module
+#: knows no family) through :func:`set_checkpoint_describer`.
 _DESCRIBER: Dict[str, Callable] = dict(
-    describe=_describe_nothing,
-    mismatch=_no_mismatch,
-    torchscript=_convert_first)
+    describe=lambda sd, meta=None: '',
+    mismatch=lambda name, sd, meta, model_sd: None,
+    torchscript=lambda: 'convert it first')
 
 
 def set_checkpoint_describer(describe: Callable[[StateDict, Optional[dict]],
                                                 str],
                              mismatch: Callable[..., Optional[str]],
                              torchscript: Callable[[], str]) -> None:
-    """Name what a refused checkpoint is: see :data:`_DESCRIBER`.
+    """Name what a refused checkpoint is.
 
     Args:
-        describe (Callable): ``describe(sd, meta) -> str``.
+        describe (Callable): ``describe(sd, meta) -> str``, a noun phrase,
+            ``''`` if unknown.
         mismatch (Callable): ``mismatch(name, sd, meta, model_sd) -> str |
-            None``.
-        torchscript (Callable): ``torchscript() -> str``, e.g. ``'convert
-            it with <script>'``.
+            None``, one line for a file of the wrong family or size.
+        torchscript (Callable): ``torchscript() -> str``, what to do with a
+            TorchScript archive, e.g. ``'convert it with <script>'``.
     """
     _DESCRIBER.update(
         describe=describe, mismatch=mismatch, torchscript=torchscript)
@@ -290,16 +229,13 @@ def config_phrase(model_sd: StateDict) -> str:
 
 
 def _declared_keys(model: nn.Module, attr: str) -> List[Pattern]:
-    """The regexes the model's modules declare in the class attribute
-    ``attr`` (``runtime_keys``, ``loaded_elsewhere``), each anchored at the
-    module's place in the model."""
-    patterns = []
-    for prefix, module in model.named_modules():
-        for pattern in getattr(type(module), attr, ()):
-            patterns.append(
-                re.compile(re.escape(f'{prefix}.' if prefix else '') +
-                           pattern))
-    return patterns
+    """The ``attr`` regexes of the model's modules, anchored at each
+    module's place."""
+    return [
+        re.compile(re.escape(f'{prefix}.' if prefix else '') + pattern)
+        for prefix, module in model.named_modules()
+        for pattern in getattr(type(module), attr, ())
+    ]
 
 
 def _drop_runtime_keys(sd: StateDict, model: nn.Module) -> StateDict:
@@ -316,17 +252,9 @@ def _listing(keys, n: int = 3) -> str:
 
 def check_state_dict(model: nn.Module, sd: StateDict, meta: dict,
                      name: str) -> None:
-    """Refuse, in one line, a state dict that does not fit ``model``.
-
-    Besides the kind of file and the shapes, every tensor the model has
-    must be of its kind of dtype (floating-point, integer or boolean; the
-    precision may differ) and, if floating-point, finite.
-
-    Raises:
-        CheckpointError: Naming the kind of file, the keys and shapes that
-            differ, or the first tensor of another kind of dtype or with NaN
-            / Inf values.
-    """
+    """Refuse, in one line, a state dict that does not fit ``model``: of
+    another family or size, shape, kind of dtype (floating-point, integer or
+    boolean; the precision may differ) or with NaN / Inf weights."""
     model_sd = _drop_runtime_keys(model.state_dict(), model)
     message = _DESCRIBER['mismatch'](name, sd, meta, model_sd)
     if message:
@@ -355,10 +283,9 @@ def _dtype_kind(dtype: torch.dtype) -> str:
 def _all_finite(tensor: torch.Tensor) -> bool:
     """Whether no value is NaN or infinite.
 
-    A sum is finite only if every term is (NaN and Inf propagate; an
-    overflow can only make a finite tensor look non-finite), so the exact
-    element-wise check runs only when the float32 sum is not finite: on CPU
-    the sum costs a seventh of ``isfinite().all()``.
+    A sum is finite only if every term is (an overflow can only make it look
+    non-finite), and on CPU costs a seventh of ``isfinite().all()``, which
+    runs only when the sum is not finite.
     """
     if tensor.dtype.is_floating_point and math.isfinite(
             float(tensor.sum(dtype=torch.float32))):
@@ -368,9 +295,8 @@ def _all_finite(tensor: torch.Tensor) -> bool:
 
 def _check_values(name: str, key: str, tensor: torch.Tensor,
                   target: torch.Tensor) -> None:
-    """Refuse a tensor of another kind of dtype than the model's (integer
-    or boolean values where weights are floats give confident nonsense),
-    or a floating-point one holding NaN or Inf."""
+    """Refuse a tensor of another kind of dtype than the model's (integers
+    where weights are floats give confident nonsense), or NaN / Inf."""
     got, want = _dtype_kind(tensor.dtype), _dtype_kind(target.dtype)
     if got != want:
         raise CheckpointError(
@@ -388,13 +314,13 @@ def _check_values(name: str, key: str, tensor: torch.Tensor,
 def load_checkpoint(model: nn.Module,
                     checkpoint: Union[str, dict],
                     name: Optional[str] = None) -> dict:
-    """Load weights into ``model`` strictly, or refuse in one line.
+    """Load weights into ``model`` strictly, or refuse in one line before
+    any weight is copied.
 
     Args:
         model (nn.Module): The model, built from its config.
-        checkpoint (str | dict): A ``.pth`` / ``.safetensors`` file, or a
-            loaded checkpoint (a state dict, or a dict wrapping one with
-            ``meta``).
+        checkpoint (str | dict): A checkpoint file, or a loaded one (a
+            state dict, or a dict wrapping one with ``meta``).
         name (str, optional): What to call it in messages. Defaults to the
             file name, or ``'checkpoint'``.
 
@@ -403,10 +329,8 @@ def load_checkpoint(model: nn.Module,
         (``after_load_checkpoint``) expect.
 
     Raises:
-        CheckpointError: If the file cannot be read or does not fit the
-            model: a missing or unexpected key, a tensor of another shape
-            or kind of dtype, or NaN / Inf weights (see
-            :func:`check_state_dict`).
+        CheckpointError: If the file cannot be read, misses a key or has an
+            unexpected one, or fails :func:`check_state_dict`.
     """
     if isinstance(checkpoint, str):
         name = name or checkpoint
@@ -423,14 +347,12 @@ def load_checkpoint(model: nn.Module,
         if not any(r.fullmatch(k) for r in elsewhere)
     ]
     unexpected = list(set(sd) - model_keys)
-    if missing or unexpected:
-        parts = []
-        if missing:
-            parts.append(f'{len(missing)} key(s) missing '
-                         f'({_listing(missing)})')
-        if unexpected:
-            parts.append(f'{len(unexpected)} unexpected key(s) '
-                         f'({_listing(unexpected)})')
+    parts = [
+        f'{len(keys)} {label} ({_listing(keys)})'
+        for label, keys in (('key(s) missing', missing),
+                            ('unexpected key(s)', unexpected)) if keys
+    ]
+    if parts:
         what = describe(sd, meta)
         raise CheckpointError(
             f"{name}: {what + ', ' if what else ''}does not fit "
@@ -441,15 +363,8 @@ def load_checkpoint(model: nn.Module,
 
 # -- MMEngine's loaders -------------------------------------------------------
 def load_from_safetensors(filename: str, map_location=None) -> dict:
-    """MMEngine ``CheckpointLoader`` backend for ``.safetensors`` files.
-
-    Registered for every path ending in ``.safetensors``, so that what
-    MMEngine loads itself (a Runner's ``load_from``, ``init_cfg=dict(
-    type='Pretrained', ...)``) reads them through :func:`read_checkpoint`.
-
-    Returns:
-        dict: ``dict(state_dict=..., meta=...)``.
-    """
+    """MMEngine ``CheckpointLoader`` backend for ``.safetensors`` files:
+    ``dict(state_dict=..., meta=...)`` by :func:`read_checkpoint`."""
     state_dict, meta = read_checkpoint(filename)
     if map_location not in (None, 'cpu'):
         state_dict = OrderedDict(
@@ -458,8 +373,7 @@ def load_from_safetensors(filename: str, map_location=None) -> dict:
 
 
 def _mmengine_local(filename: str, map_location=None) -> dict:
-    """MMEngine's local-file loader with ``weights_only=True`` (no code
-    run)."""
+    """MMEngine's local-file loader, weights only."""
     filename = osp.expanduser(filename)
     try:
         found = find_checkpoint(filename)
@@ -484,13 +398,9 @@ def _mmengine_http(filename: str,
 
 
 def install_mmengine_loaders() -> None:
-    """Make MMEngine's checkpoint loading (``load_from``, ``init_cfg=dict(
-    type='Pretrained')``) read local files and URLs with ``weights_only=True``
-    explicitly, as every load mmprompt makes does: torch before 2.6, or with
-    ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1``, would otherwise unpickle
-    anything; ``.safetensors`` files go through :func:`read_checkpoint`.
-    Run when this module is imported (and so by
-    :func:`mmprompt.utils.register_all_modules`)."""
+    """Make MMEngine's loads (``load_from``, ``init_cfg=dict(
+    type='Pretrained')``) weights-only, as :func:`read_checkpoint`'s: torch
+    before 2.6 would otherwise unpickle anything. Run on import."""
     from mmengine.runner.checkpoint import CheckpointLoader
     CheckpointLoader.register_scheme(
         prefixes=r'(?!\w+://).*\.safetensors$',
@@ -507,14 +417,10 @@ install_mmengine_loaders()
 
 def tensors_fingerprint(
         named_tensors: Sequence[Tuple[str, torch.Tensor]]) -> str:
-    """A SHA-256 hex digest of names, shapes, dtypes and values.
+    """The SHA-256 hex digest of names, shapes, dtypes and values.
 
     Args:
-        named_tensors (Sequence[tuple]): ``(name, tensor)`` pairs, e.g.
-            ``module.state_dict().items()``.
-
-    Returns:
-        str: The digest.
+        named_tensors (Sequence[tuple]): ``(name, tensor)`` pairs.
     """
     digest = hashlib.sha256()
     for name, tensor in named_tensors:

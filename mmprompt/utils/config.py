@@ -1,13 +1,6 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
-"""A Config whose ``pretty_text`` is formatted once per content.
-
-MMEngine's ``Config.pretty_text`` runs yapf over the whole config on every
-call, and a Runner calls it at start-up, in the runtime-info hook and in
-every checkpoint it saves: measured, three quarters of a tiny training
-run's time. :func:`format_once` makes the text be formatted once for a
-given content (the key is the unformatted dict), so a run logs and saves
-the same pretty text as before, without paying for it again.
-"""
+"""Reading configs with one-line errors, and a Config whose ``pretty_text``
+is formatted once per content."""
 import contextlib
 import inspect
 import re
@@ -43,27 +36,20 @@ class _FormattedOnce(Config):
 
 
 def format_once(cfg: Config) -> Config:
-    """``cfg`` itself, its ``pretty_text`` memoised (see the module)."""
+    """``cfg`` itself, its ``pretty_text`` memoised: MMEngine runs yapf over
+    the config at start-up and in every checkpoint, measured three quarters
+    of a tiny training run's time."""
     if type(cfg) is Config:
         object.__setattr__(cfg, '__class__', _FormattedOnce)
     return cfg
 
 
 def parse_config(path: str) -> Config:
-    """``Config.fromfile(path)``, or one line if it does not parse
-    (:func:`mmprompt.apis.model_zoo.load_config` reads every config with
-    it, zoo names and ``mmprompt::`` names included).
+    """``Config.fromfile(path)``, or a :class:`UserError` naming the file
+    and the reason's first line if it does not parse.
 
     Args:
         path (str): A config file.
-
-    Returns:
-        Config: The parsed config.
-
-    Raises:
-        UserError: A syntax error (with its line), a missing base or import
-            or a bad value, naming the file and the first line of the
-            reason.
     """
     try:
         return Config.fromfile(path)
@@ -87,9 +73,6 @@ def require_keys(cfg: Config, keys: Sequence[str], path: str) -> None:
         cfg (Config): The config.
         keys (Sequence[str]): The top-level keys the tool reads.
         path (str): The config's name, for the message.
-
-    Raises:
-        UserError: For the first missing key.
     """
     for key in keys:
         if cfg.get(key) is None:
@@ -191,26 +174,18 @@ def _unregistered_type(error: KeyError, path: str) -> Optional[UserError]:
 @contextlib.contextmanager
 def config_errors(cfg: Config, path: str) -> Iterator[None]:
     """Turn what a config typo raises while building from ``cfg`` into one
-    line: a key no constructor takes (named with its dotted path and the
-    nearest argument of the class) and a ``type`` no registry holds
-    (with the nearest registered name). Other errors pass unchanged.
+    line with the nearest valid name: a key no constructor takes, a ``type``
+    no registry holds. Other errors pass unchanged.
 
     Args:
         cfg (Config): The config being built.
         path (str): Its name, for the message.
-
-    Raises:
-        UserError: For a typo found in ``cfg``.
     """
     try:
         yield
-    except TypeError as e:
-        line = _unexpected_key(e, cfg, path)
-        if line is None:
-            raise
-        raise line from None
-    except KeyError as e:
-        line = _unregistered_type(e, path)
+    except (TypeError, KeyError) as e:
+        line = (_unexpected_key(e, cfg, path) if isinstance(e, TypeError)
+                else _unregistered_type(e, path))
         if line is None:
             raise
         raise line from None

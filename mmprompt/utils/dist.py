@@ -2,19 +2,7 @@
 """torch.distributed for every tool, on GPUs (NCCL) and on CPUs (gloo).
 
 MMEngine's ``init_dist`` calls ``torch.cuda.set_device`` for every launcher,
-so on a machine without a GPU every rank dies with "Found no NVIDIA driver".
-:func:`init_distributed` keeps MMEngine's launchers (``pytorch`` for
-``torchrun``, ``slurm`` for ``srun``, ``mpi`` for ``mpirun``) and their
-environment variables, delegates to MMEngine where a GPU is present and,
-without one, reads the same variables and starts a gloo process group.
-
-:func:`setup_distributed` is what the tools call before building a
-``Runner``: it picks the backend (:func:`default_backend`, overridable with
-``env_cfg.dist_cfg.backend``), starts the process group, makes the test
-sampler pad at the end (the padding is dropped by
-``mmengine.dist.collect_results``, see :func:`check_test_sampler`) and
-selects the ``DistributedWrapper`` model wrapper (no DDP for frozen models,
-DDP without ``device_ids`` on CPU).
+so without a GPU every rank dies with "Found no NVIDIA driver".
 """
 import atexit
 import datetime
@@ -73,26 +61,23 @@ def init_distributed(launcher: str,
                      backend: Optional[str] = None,
                      timeout: Optional[float] = None,
                      port: Optional[int] = None) -> bool:
-    """Start the default process group, on any device.
-
-    Nothing happens for ``launcher='none'`` or when a group already exists.
+    """Start the default process group, on any device: MMEngine's launchers
+    and variables, delegated to MMEngine with a GPU, gloo without one.
 
     Args:
         launcher (str): One of :data:`LAUNCHERS`.
-        backend (str, optional): ``'nccl'``, ``'gloo'`` or ``'mpi'``.
-            Defaults to :func:`default_backend`.
+        backend (str, optional): Defaults to :func:`default_backend`.
         timeout (float, optional): Seconds a collective may wait. Defaults
             to torch's (30 minutes).
-        port (int, optional): Slurm only: the rendezvous port (else
-            ``MASTER_PORT``, else 29500).
+        port (int, optional): Slurm's rendezvous port. Defaults to
+            ``MASTER_PORT``, else 29500.
 
     Returns:
         bool: Whether a process group is running afterwards.
 
     Raises:
-        InvalidInputError: For an unknown launcher, or when the launcher's
-            environment variables are missing (the tool was not started by
-            torchrun / srun / mpirun).
+        InvalidInputError: For an unknown launcher, or missing launcher
+            variables.
     """
     if launcher not in LAUNCHERS:
         raise InvalidInputError(
@@ -131,9 +116,8 @@ def init_distributed(launcher: str,
         _mpi_env()
     torch_dist.init_process_group(
         backend=backend, init_method='env://', **kwargs)
-    # Tear the group down before the interpreter does: gloo's threads torn
-    # down at exit abort a rank now and then ("terminate called without an
-    # active exception", SIGABRT, seen under load in CI).
+    # Before the interpreter tears down gloo's threads, which aborts a rank
+    # now and then (SIGABRT, seen under load in CI).
     atexit.register(_destroy_process_group)
     return True
 
@@ -146,20 +130,12 @@ def _destroy_process_group() -> None:
 def check_test_sampler(dataloader_cfg: dict) -> None:
     """Refuse a sampler setting whose padding would count in the metrics.
 
-    ``DefaultSampler`` pads the dataset to a multiple of the world size by
-    repeating its first samples *at the end*, and deals sample ``i`` to rank
-    ``i % world``; ``collect_results`` interleaves the ranks' results back
-    into dataset order and cuts them at the dataset size, so the padding is
-    what is cut. Without padding (``round_up=False``) the ranks get unequal
-    shares and ``collect_results`` drops real samples; with shuffling the
-    order of the dump is not the dataset's.
+    ``collect_results`` cuts the interleaved results at the dataset size,
+    which drops ``DefaultSampler``'s padding at the end only with
+    ``round_up=True`` and ``shuffle=False``.
 
     Args:
-        dataloader_cfg (dict): A ``test_dataloader`` / ``val_dataloader``
-            config.
-
-    Raises:
-        InvalidInputError: For ``round_up=False`` or ``shuffle=True``.
+        dataloader_cfg (dict): A test or validation dataloader config.
     """
     sampler = dataloader_cfg.get('sampler') or {}
     kind = str(sampler.get('type', 'DefaultSampler')).split('.')[-1]
@@ -178,21 +154,15 @@ def check_test_sampler(dataloader_cfg: dict) -> None:
 def setup_distributed(cfg: Config,
                       launcher: str,
                       training: bool = True) -> Config:
-    """Prepare ``cfg`` for :class:`mmengine.runner.Runner` and start the group.
-
-    Sets ``cfg.launcher``, fills ``env_cfg.dist_cfg.backend`` from the device
-    unless the config or ``--cfg-options`` gave one, defaults
-    ``model_wrapper_cfg`` to ``DistributedWrapper`` (told whether the run
-    trains) and checks the evaluation samplers (:func:`check_test_sampler`).
+    """Prepare ``cfg`` for :class:`mmengine.runner.Runner` and start the group:
+    the backend from the device unless set, ``DistributedWrapper`` unless
+    another wrapper is set, the evaluation samplers checked.
 
     Args:
-        cfg (Config): The merged config.
+        cfg (Config): The merged config, changed in place and returned.
         launcher (str): One of :data:`LAUNCHERS`.
-        training (bool): False for evaluation and inference tools: the
-            model is then never wrapped in DDP. Defaults to True.
-
-    Returns:
-        Config: ``cfg``, changed in place.
+        training (bool): False to never wrap the model in DDP (evaluation,
+            inference). Defaults to True.
     """
     cfg.launcher = launcher
     env_cfg = cfg.setdefault('env_cfg', {})
@@ -218,18 +188,13 @@ def setup_distributed(cfg: Config,
 
 
 def shard_bounds(total: int, rank: int, world_size: int) -> Tuple[int, int]:
-    """The contiguous ``[start, stop)`` share of ``total`` items of a rank.
-
-    Shares differ by at most one item; the first ``total % world_size``
-    ranks get the larger ones.
+    """The contiguous ``[start, stop)`` share of ``total`` items of a rank;
+    the first ``total % world_size`` ranks get one more.
 
     Args:
         total (int): Number of items.
         rank (int): This process's rank.
         world_size (int): Number of processes.
-
-    Returns:
-        tuple[int, int]: ``(start, stop)``.
     """
     base, extra = divmod(total, world_size)
     start = rank * base + min(rank, extra)
@@ -237,20 +202,15 @@ def shard_bounds(total: int, rank: int, world_size: int) -> Tuple[int, int]:
 
 
 def all_gather_rows(rows: torch.Tensor, counts: Sequence[int]) -> torch.Tensor:
-    """Concatenate every rank's rows, in rank order.
-
-    Each rank contributes ``counts[rank]`` rows of the same trailing shape
-    and dtype (zero rows allowed). The rows are padded to the largest share
-    so that one ``all_gather`` of equal shapes suffices (NCCL needs it);
-    they travel on the backend's device (CUDA for NCCL, CPU for gloo) and
-    come back on the device of ``rows``.
+    """Concatenate every rank's rows, in rank order, padded to the largest
+    share for one ``all_gather`` of equal shapes (NCCL needs it).
 
     Args:
         rows (torch.Tensor): ``(counts[rank], ...)`` this rank's rows.
         counts (Sequence[int]): Rows of every rank.
 
     Returns:
-        torch.Tensor: ``(sum(counts), ...)``.
+        torch.Tensor: ``(sum(counts), ...)``, on the device of ``rows``.
     """
     rank, world_size = get_dist_info()
     if world_size == 1:

@@ -1,12 +1,6 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
-"""Errors a user can act on.
-
-Expected failures (a bad path, a wrong checkpoint, an image too large, an
-argument out of range) raise a subclass of :class:`UserError` whose message
-is one line saying what failed and what to do. Tools run their ``main`` through
-:func:`run_tool`, which prints that line and exits with status 2; any other
-exception is a bug and keeps its traceback.
-"""
+"""Errors a user can act on: one line saying what failed and what to do.
+Any other exception is a bug and keeps its traceback."""
 import difflib
 import sys
 from typing import Callable, Iterable, List, Optional
@@ -42,8 +36,7 @@ class OutputPathError(UserError):
 
 def did_you_mean(name: str, names: Iterable[str], n: int = 1) -> str:
     """``"; did you mean 'a'?"`` (or ``'a', 'b' or 'c'``) of the up to
-    ``n`` of ``names`` closest to ``name`` (difflib), or ``''`` if none is
-    close: the suggestion that ends a message about a mistyped name."""
+    ``n`` of ``names`` closest to ``name``, or ``''`` if none is close."""
     close = difflib.get_close_matches(name, list(names), n=n, cutoff=0.6)
     if not close:
         return ''
@@ -55,11 +48,9 @@ def did_you_mean(name: str, names: Iterable[str], n: int = 1) -> str:
 
 def run_tool(main: Callable[[Optional[List[str]]], object],
              argv: Optional[List[str]] = None) -> None:
-    """Run a command-line ``main``; a :class:`UserError` becomes one line.
-
-    The line goes to stderr as ``error: <message>`` and the process exits
-    with status 2. ``--debug`` anywhere in the arguments keeps the
-    traceback instead (and is removed before ``main`` sees them).
+    """Run a command-line ``main``; a :class:`UserError` becomes ``error:
+    <message>`` on stderr and exit status 2 (``--debug`` keeps the
+    traceback).
 
     Args:
         main (Callable): The tool's ``main(argv)``.

@@ -1,39 +1,7 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
-"""The one image decoder: every entry point reads images through
-:func:`decode_image`, so one image gives one answer everywhere (the
-inferencers, the dataset transforms, the command-line tools, the demo).
-
-What it does, in order:
-
-1. **Bomb guard.** The size is read from the header, before any pixel is
-   decoded. An image with more than ``max_pixels`` pixels, or whose long
-   side is more than ``max_aspect`` times its short side, is refused with
-   one line (:class:`~mmprompt.utils.ImageDecodeError`). A JPEG over the
-   budget is first decoded at 1/2, 1/4 or 1/8 scale (PIL's ``draft``, no
-   full-size buffer) if that brings it within. Defaults: 89,478,485 pixels
-   (PIL's own warning level; a 13000 x 13000 image is refused, a 108 MP
-   photo would be too) and an aspect ratio of 50 (a 100000 x 1 strip is
-   refused, a 10:1 panorama passes); the environment variables
-   ``MMPROMPT_MAX_PIXELS`` and ``MMPROMPT_MAX_ASPECT`` change them, the
-   arguments override both, and 0 turns a check off.
-   **Memory budget.** Pixels do not say what decoding costs: a 615 KB
-   float TIFF of 9400 x 9400 passes the pixel limit and takes 1.5 GB.
-   :func:`decode_cost` estimates the peak from the header's mode and size
-   (:data:`DECODE_BYTES_PER_PIXEL`); an image over the budget is refused
-   before decoding. Default 1,000 MB (an RGB photo at the pixel limit
-   takes 716 MB); ``MMPROMPT_MAX_DECODE_MB`` or ``max_decode_mb`` change
-   it, 0 turns it off.
-2. **Orientation.** The EXIF orientation tag is applied (a phone photo is
-   upright); the first frame of an animation is used.
-3. **Modes.** 16-bit (``I;16``, ``I``) grayscale is scaled to 8 bits by
-   1/257, so 65535 is white (a plain ``convert('RGB')`` clips 99.6 % of
-   such pixels to 255); float (``F``) images in [0, 1] by 255; CMYK, YCbCr,
-   LAB and HSV become RGB. RGB, L, RGBA, LA, P and 1 stay as they are with
-   ``mode=None``: CLIP's and RAM's preprocessing resize some of these
-   before converting to RGB (OpenAI's order of operations), and the
-   transforms keep it; ``mode='RGB'`` (the default) converts them with
-   PIL's ``convert('RGB')`` (alpha dropped, as both references do).
-"""
+"""The one image decoder (:func:`decode_image`), so one image gives one
+answer in every entry point: size checked from the header before decoding,
+upright, in 8 bits."""
 import io
 import os
 import re
@@ -47,6 +15,9 @@ from .errors import ImageDecodeError
 
 ImageSource = Union[str, bytes, np.ndarray, Image.Image]
 
+# PIL's own warning level (a 13000 x 13000 image is refused); a 100000 x 1
+# strip is refused, a 10:1 panorama passes. An RGB photo at the pixel limit
+# takes 716 MB to decode.
 DEFAULT_MAX_PIXELS = 89_478_485
 DEFAULT_MAX_ASPECT = 50.0
 ENV_MAX_PIXELS = 'MMPROMPT_MAX_PIXELS'
@@ -54,15 +25,14 @@ ENV_MAX_ASPECT = 'MMPROMPT_MAX_ASPECT'
 DEFAULT_MAX_DECODE_MB = 1000.0
 ENV_MAX_DECODE_MB = 'MMPROMPT_MAX_DECODE_MB'
 
-#: Peak bytes per pixel of :func:`decode_image` by the mode of the file
-#: (measured as the growth of the peak RSS on 3000 x 3000 TIFFs, Pillow 12):
-#: the decoded image, its upright copy and the conversion to 8-bit RGB
-#: (4 bytes a pixel in PIL). 16-bit and 32-bit modes add float32 buffers
-#: for the scaling to 8 bits. Modes not listed (RGB, RGBA, CMYK, YCbCr,
-#: LA, multi-band TIFFs...) are stored in 4 bytes a pixel: 8.
+#: Peak bytes per pixel of :func:`decode_image` by the file's mode
+#: (growth of the peak RSS on 3000 x 3000 TIFFs, Pillow 12): pixels do not
+#: say what decoding costs (a 615 KB float TIFF of 9400 x 9400 takes
+#: 1.5 GB). Modes not listed are stored in 4 bytes a pixel: 8.
 DECODE_BYTES_PER_PIXEL = {'1': 5, 'L': 5, 'P': 5, 'I;16': 9, 'I': 17, 'F': 17}
 
-#: Modes the model transforms take as they are (see the module docstring).
+#: Modes kept with ``mode=None``: CLIP's and RAM's preprocessing resize
+#: some of them before converting to RGB (OpenAI's order of operations).
 KEPT_MODES = ('RGB', 'L', 'RGBA', 'LA', 'P', '1')
 
 
@@ -96,8 +66,7 @@ def decode_budget(max_decode_mb: Optional[float] = None) -> float:
 
 
 def decode_cost(mode: str, width: int, height: int) -> int:
-    """Estimated peak bytes of decoding an image of this PIL mode and size
-    (see :data:`DECODE_BYTES_PER_PIXEL`)."""
+    """Estimated peak bytes of decoding an image of this mode and size."""
     key = 'I;16' if mode.startswith('I;16') else mode.split(';')[0]
     return DECODE_BYTES_PER_PIXEL.get(key, 8) * width * height
 
@@ -107,11 +76,7 @@ def check_decode_cost(mode: str,
                       height: int,
                       max_decode_mb: Optional[float] = None,
                       name: str = 'image') -> None:
-    """Refuse an image whose decoding would take more than the budget.
-
-    Raises:
-        ImageDecodeError: With one line giving the cost and the limit.
-    """
+    """Refuse an image whose decoding would take more than the budget."""
     limit = decode_budget(max_decode_mb)
     cost = decode_cost(mode, width, height) / 1e6
     if limit and cost > limit:
@@ -128,15 +93,14 @@ def format_mb(value: float) -> str:
 
 def estimate_decode_cost(image: ImageSource) -> int:
     """What :func:`decode_image` would take to decode ``image``, in bytes,
-    read from the header only (nothing is decoded).
+    from the header only.
 
     Args:
         image (str | bytes | np.ndarray | PIL.Image.Image): As
             :func:`decode_image` takes it.
 
     Returns:
-        int: The estimate; 0 for an input that is not an image (decoding
-        it then fails with the reason).
+        int: The estimate; 0 for an input that is not an image.
     """
     if isinstance(image, Image.Image):
         return decode_cost(image.mode, *image.size)
@@ -160,11 +124,7 @@ def check_image_size(width: int,
                      max_pixels: Optional[int] = None,
                      max_aspect: Optional[float] = None,
                      name: str = 'image') -> None:
-    """Refuse an empty image, one over the pixel budget or too elongated.
-
-    Raises:
-        ImageDecodeError: With one line giving the size and the limit.
-    """
+    """Refuse an empty image, one over the pixel budget or too elongated."""
     max_pixels, max_aspect = image_limits(max_pixels, max_aspect)
     if width <= 0 or height <= 0:
         raise ImageDecodeError(f'{name}: empty image ({width} x {height})')
@@ -182,8 +142,8 @@ def check_image_size(width: int,
 
 
 def _scaled(arr: np.ndarray, scale: float) -> np.ndarray:
-    """``rint(arr * scale)`` as uint8, with one float32 buffer (a float32
-    ``arr`` is scaled in place)."""
+    """``rint(arr * scale)`` as uint8, scaling a float32 ``arr`` in
+    place."""
     data = arr if arr.dtype == np.float32 else arr.astype(np.float32)
     data *= scale
     np.rint(data, out=data)
@@ -191,8 +151,8 @@ def _scaled(arr: np.ndarray, scale: float) -> np.ndarray:
 
 
 def _to_uint8(arr: np.ndarray, name: str) -> np.ndarray:
-    """uint8 as is; uint16 (and 16-bit data in int32) by 1/257; bool and
-    float in [0, 1] by 255."""
+    """uint8 as is; 16-bit by 1/257, so 65535 is white (``convert('RGB')``
+    clips 99.6 % of such pixels to 255); bool and float in [0, 1] by 255."""
     if arr.dtype == np.uint8:
         return arr
     if arr.dtype == np.bool_:
@@ -252,7 +212,8 @@ def _bomb_size(error: Exception) -> str:
 
 def _open(data: Union[str, bytes], name: str, max_pixels: int,
           max_aspect: float, max_decode_mb: float) -> Image.Image:
-    """Decode a file or bytes with the size checked before decoding."""
+    """Decode a file or bytes, the size checked first (a JPEG over the
+    budget is decoded at 1/2, 1/4 or 1/8 scale if that fits)."""
     source = io.BytesIO(data) if isinstance(data, bytes) else data
     try:
         with warnings.catch_warnings():
@@ -308,28 +269,26 @@ def decode_image(image: ImageSource,
                  max_aspect: Optional[float] = None,
                  name: Optional[str] = None,
                  max_decode_mb: Optional[float] = None) -> Image.Image:
-    """Decode an image safely, upright, in 8 bits.
+    """Decode an image safely, upright (EXIF), its first frame, in 8 bits.
 
     Args:
         image (str | bytes | np.ndarray | PIL.Image.Image): A file path,
             the bytes of a file, an RGB(A) / grayscale array (uint8,
             uint16, bool or float in [0, 1]) or a PIL image in any mode.
-        mode (str, optional): ``'RGB'`` to convert the result to RGB;
-            None to keep one of :data:`KEPT_MODES` (for the model
-            transforms). Defaults to ``'RGB'``.
+        mode (str, optional): ``'RGB'`` to convert the result to RGB
+            (alpha dropped); None to keep one of :data:`KEPT_MODES`.
+            Defaults to ``'RGB'``.
         max_pixels (int, optional): Pixel budget; 0 for none. Defaults to
             ``$MMPROMPT_MAX_PIXELS`` or 89,478,485.
         max_aspect (float, optional): Largest long / short side ratio; 0
             for none. Defaults to ``$MMPROMPT_MAX_ASPECT`` or 50.
         name (str, optional): What to call the image in messages. Defaults
             to the path, or ``'image'``.
-        max_decode_mb (float, optional): Memory budget of decoding a file
-            or bytes, in MB; 0 for none. Defaults to
-            ``$MMPROMPT_MAX_DECODE_MB`` or 1,000.
+        max_decode_mb (float, optional): Memory budget of decoding, in MB;
+            0 for none. Defaults to ``$MMPROMPT_MAX_DECODE_MB`` or 1,000.
 
     Returns:
-        PIL.Image.Image: The decoded image (a new object; an input PIL image
-        is never modified).
+        PIL.Image.Image: The decoded image (an input image is not changed).
 
     Raises:
         ImageDecodeError: If the input is missing, unreadable, not an image,
@@ -341,22 +300,19 @@ def decode_image(image: ImageSource,
     max_decode_mb = decode_budget(max_decode_mb)
     if isinstance(image, (str, os.PathLike)):
         image = os.fspath(image)
-        name = name or image
         if not image.strip():
             raise ImageDecodeError('empty image path')
-        img = _open(image, name, max_pixels, max_aspect, max_decode_mb)
-    elif isinstance(image, (bytes, bytearray, memoryview)):
-        name = name or 'image'
-        img = _open(bytes(image), name, max_pixels, max_aspect,
-                    max_decode_mb)
+        name = name or image
+    name = name or 'image'
+    if isinstance(image, (str, bytes, bytearray, memoryview)):
+        source = image if isinstance(image, str) else bytes(image)
+        img = _open(source, name, max_pixels, max_aspect, max_decode_mb)
     elif isinstance(image, np.ndarray):
-        name = name or 'image'
         if image.ndim >= 2:
             check_image_size(image.shape[1], image.shape[0], max_pixels,
                              max_aspect, name)
         img = _array_to_pil(image, name)
     elif isinstance(image, Image.Image):
-        name = name or 'image'
         check_image_size(image.width, image.height, max_pixels, max_aspect,
                          name)
         try:
@@ -375,19 +331,15 @@ def decode_image(image: ImageSource,
     return img
 
 
-#: The resize modes of open_clip's ``image_transform`` that mmprompt's
-#: models use: ``'shortest'`` (resize the short side, centre crop: OpenAI's,
-#: the default) and ``'squash'`` (resize the whole image to a square,
-#: ignoring its aspect ratio: Apple's DFN models).
+#: open_clip's resize modes in use: ``'shortest'`` (short side, centre
+#: crop: OpenAI's) and ``'squash'`` (whole image to a square: Apple's DFN).
 RESIZE_MODES = ('shortest', 'squash')
 #: PIL's filters by open_clip's interpolation names.
 INTERPOLATIONS = {'bicubic': Image.BICUBIC, 'bilinear': Image.BILINEAR}
 
 
 def check_resize_args(resize_mode: str, interpolation: str) -> None:
-    """Refuse a resize mode or interpolation that
-    :func:`~mmprompt.datasets.clip_resize_crop` does not know, with a
-    ``ValueError`` naming the ones it does."""
+    """Refuse an unknown resize mode or interpolation (``ValueError``)."""
     if resize_mode not in RESIZE_MODES:
         raise ValueError(f'resize_mode must be one of {RESIZE_MODES}, got '
                          f'{resize_mode!r}')

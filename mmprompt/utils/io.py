@@ -1,21 +1,6 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
-"""Safe file output and the one line-list reader.
-
-* :func:`atomic_write` writes through a temporary file beside the target and
-  renames it into place: a reader never sees half a file, an interrupted
-  write leaves the previous file intact. The temporary file is named
-  ``.<name>.<pid>.tmp-mmprompt``; it is removed on an exception and on
-  SIGTERM, and a later write to the same path removes those a dead process
-  left behind (SIGKILL). The result gets the mode the umask gives a new
-  file (``0644`` with the usual ``022``), also when it replaces a file. A
-  full disk (or any failure of the file system while writing) is one
-  :class:`OutputPathError` line, the old file intact.
-* :func:`check_output` refuses, before any work, an output that would lose
-  data (an existing file without ``force``, one of the inputs, a directory)
-  or that cannot be written.
-* :func:`read_lines` reads a list of names, one per line.
-* :func:`file_digest` hashes a file in blocks (downloads, dataset files).
-"""
+"""Safe file output (atomic writes, output checks) and readers of user
+files (line lists, JSON)."""
 import contextlib
 import errno
 import hashlib
@@ -31,8 +16,7 @@ from .errors import InvalidInputError, OutputPathError
 
 TEMP_SUFFIX = '.tmp-mmprompt'
 
-#: Errors of the file system being written, whoever calls ``write``: the
-#: serializer inside an :func:`atomic_write` block gets them too.
+#: Errors of the file system being written (also raised in a serializer).
 WRITE_ERRNOS = frozenset(
     getattr(errno, name)
     for name in ('ENOSPC', 'EDQUOT', 'EFBIG', 'EIO', 'EROFS')
@@ -65,14 +49,8 @@ def temp_path(path: str, pid: int = None) -> str:
 
 
 def remove_stale_temps(path: str) -> List[str]:
-    """Remove the temporary files of ``path`` left by dead processes.
-
-    Args:
-        path (str): The target of an :func:`atomic_write`.
-
-    Returns:
-        list[str]: The removed files.
-    """
+    """Remove the temporary files of ``path`` (an :func:`atomic_write`
+    target) left by dead processes; return them."""
     folder, name = osp.split(osp.abspath(path))
     pattern = re.compile(
         re.escape(f'.{name}.') + r'(\d+)' + re.escape(TEMP_SUFFIX))
@@ -111,9 +89,8 @@ def _on_sigterm(signum, frame) -> None:
             with contextlib.suppress(OSError):
                 os.remove(tmp)
         _live_temps.clear()
-    previous = _previous_handler
-    if callable(previous):
-        previous(signum, frame)
+    if callable(_previous_handler):
+        _previous_handler(signum, frame)
         return
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     os.kill(os.getpid(), signal.SIGTERM)
@@ -135,27 +112,21 @@ def _install_sigterm_cleanup() -> None:
 def atomic_write(path: str,
                  mode: str = 'wb',
                  encoding: str = None) -> Iterator[IO]:
-    """Open a temporary file that replaces ``path`` when the block ends.
-
-    On an exception (or SIGTERM) inside the block the temporary file is
-    removed and ``path`` is untouched. Nothing here checks whether ``path``
-    may be overwritten: call :func:`check_output` first.
+    """Open a temporary file beside ``path`` that replaces it when the block
+    ends, with the umask's mode; on an exception (or SIGTERM) it is removed
+    and ``path`` untouched. Call :func:`check_output` first.
 
     Args:
         path (str): The file to write.
-        mode (str): ``'wb'`` or ``'w'`` (text, UTF-8 unless ``encoding``).
-            Defaults to ``'wb'``.
-        encoding (str, optional): Text encoding. Defaults to None (UTF-8 in
-            text mode).
+        mode (str): ``'wb'`` or ``'w'``. Defaults to ``'wb'``.
+        encoding (str, optional): Text encoding. Defaults to UTF-8.
 
     Yields:
         file: The open temporary file.
 
     Raises:
-        OutputPathError: If the file system fails: creating, writing
-            (:data:`WRITE_ERRNOS`, also behind the block's own exceptions,
-            see :func:`_write_error_of`), syncing or renaming the
-            temporary file.
+        OutputPathError: If the file system fails (a full disk...), the old
+            file intact.
     """
     if mode not in ('w', 'wb'):
         raise InvalidInputError(f"atomic_write mode must be 'w' or 'wb', "
@@ -210,13 +181,9 @@ def atomic_write(path: str,
 
 def _write_error_of(error: BaseException, folder: str) -> Optional[OSError]:
     """The file-system error behind an exception of an
-    :func:`atomic_write` block, if it is one.
-
-    Serializers wrap it: ``torch.save`` raises a ``RuntimeError`` with the
-    ``OSError`` as context; safetensors (Rust) its own error, saying
-    ``(os error 28)``. A folder left with no free space counts as a full
-    disk too.
-    """
+    :func:`atomic_write` block, if any: ``torch.save`` chains the
+    ``OSError``, safetensors says ``(os error 28)``; a folder with no free
+    space counts as a full disk."""
     seen = set()
     cause = error
     while cause is not None and id(cause) not in seen:
@@ -258,22 +225,16 @@ def check_output(path: str,
                  force: bool = False,
                  inputs: Iterable[str] = (),
                  flag: str = '--force') -> None:
-    """Refuse an output path that would lose data or cannot be written.
-
-    Call it before any work, so that a run never ends in an error after the
-    work is done.
+    """Refuse, before any work, an output path that would lose data or
+    cannot be written.
 
     Args:
         path (str): The output file.
-        force (bool): Whether an existing file may be replaced.
-            Defaults to False.
-        inputs (Iterable[str]): Input files or folders; the output may be
-            none of them nor inside any. Defaults to ().
-        flag (str): The option named in the message. Defaults to
-            ``'--force'``.
+        force (bool): Replace an existing file. Defaults to False.
+        inputs (Iterable[str]): Input files or folders the output may not be
+            nor be inside. Defaults to ().
+        flag (str): The option named in the message. Defaults to ``'--force'``.
 
-    Raises:
-        OutputPathError: With one line saying why.
     """
     if not path:
         raise OutputPathError('empty output path')
@@ -308,46 +269,44 @@ def check_output(path: str,
         raise OutputPathError(f'{path}: {folder} is not writable')
 
 
+def _read_text(path: str, what: str, noun: str) -> str:
+    """A user's UTF-8 file; a byte-order mark is not part of the text."""
+    if osp.isdir(path):
+        raise InvalidInputError(f'{path}: is a directory, not a {what}')
+    try:
+        with open(path, encoding='utf-8-sig') as f:
+            return f.read()
+    except FileNotFoundError:
+        raise InvalidInputError(f'{path}: no such {noun}') from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise InvalidInputError(f'{path}: cannot read ({e})') from None
+
+
 def read_lines(path: str,
                skip_blank: bool = True,
                unique: bool = False,
                what: str = 'name',
                strip: bool = True) -> List[str]:
-    """Read one item per line, stripped of surrounding whitespace.
-
-    The one reader of line lists (categories, templates, tag lists, image
-    lists).
+    """Read one item per line (categories, templates, tags, images).
 
     Args:
         path (str): A UTF-8 text file, with or without a byte-order mark.
-        skip_blank (bool): Skip blank lines; if False a blank line is an
-            error (where line numbers are indices). Defaults to True.
+        skip_blank (bool): Skip blank lines, else refuse them (where line
+            numbers are indices). Defaults to True.
         unique (bool): Refuse a repeated item. Defaults to False.
         what (str): What a line holds, for messages. Defaults to ``'name'``.
-        strip (bool): Strip each item; False keeps it exactly as
-            ``str.splitlines`` gives it (RAM's Chinese tag names end in
-            spaces), a line of only spaces still counting as blank.
-            Defaults to True.
+        strip (bool): Strip each item; False keeps its spaces (RAM's
+            Chinese tag names end in spaces). Defaults to True.
 
     Returns:
         list[str]: The items, in file order.
 
     Raises:
-        InvalidInputError: If the file is missing or unreadable, holds no
-            item, or breaks ``skip_blank`` / ``unique``.
+        InvalidInputError: If the file is unreadable, empty, or breaks
+            ``skip_blank`` / ``unique``.
     """
-    if osp.isdir(path):
-        raise InvalidInputError(f'{path}: is a directory, not a text file')
-    try:
-        # utf-8-sig: a leading byte-order mark (Windows editors) is not
-        # part of the first item.
-        with open(path, encoding='utf-8-sig') as f:
-            raw = f.read().splitlines()
-    except FileNotFoundError:
-        raise InvalidInputError(f'{path}: no such file') from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise InvalidInputError(f'{path}: cannot read ({e})') from None
     items, seen = [], {}
+    raw = _read_text(path, 'text file', 'file').splitlines()
     for lineno, line in enumerate(raw, 1):
         item = line.strip() if strip else line
         if not item.strip():
@@ -366,51 +325,37 @@ def read_lines(path: str,
 
 
 def read_json(path: str, what: str = 'JSON file') -> Any:
-    """Read a user's JSON file (categories, descriptions, templates,
-    few-shot lists); a load never runs code.
+    """Read a user's JSON file (categories, templates, few-shot lists).
 
     Args:
         path (str): A UTF-8 JSON file.
-        what (str): What it holds, for messages. Defaults to
-            ``'JSON file'``.
+        what (str): What it is, for messages. Defaults to ``'JSON file'``.
 
     Returns:
         Any: The parsed value.
 
     Raises:
-        InvalidInputError: If the file is missing or unreadable, or is not
-            valid JSON (naming the line and column).
+        InvalidInputError: If the file is missing, unreadable or not
+            valid JSON.
     """
-    if osp.isdir(path):
-        raise InvalidInputError(f'{path}: is a directory, not a {what}')
+    text = _read_text(path, what, what)
     try:
-        # utf-8-sig: a leading byte-order mark is not part of the JSON.
-        with open(path, encoding='utf-8-sig') as f:
-            return json.load(f)
-    except FileNotFoundError:
-        raise InvalidInputError(f'{path}: no such {what}') from None
+        return json.loads(text)
     except json.JSONDecodeError as e:
         raise InvalidInputError(
             f'{path}: not valid JSON at line {e.lineno} column {e.colno}: '
             f'{e.msg}') from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise InvalidInputError(f'{path}: cannot read ({e})') from None
 
 
 def file_digest(path: str,
                 algorithm: str = 'sha256',
                 chunk: int = 1 << 20) -> str:
-    """The hex digest of a file, read in blocks (Python 3.11's
-    ``hashlib.file_digest``, for the Pythons mmprompt supports).
+    """The hex digest of a file, read in blocks.
 
     Args:
         path (str): The file.
-        algorithm (str): A ``hashlib`` name, e.g. ``'sha256'`` or
-            ``'md5'``. Defaults to ``'sha256'``.
+        algorithm (str): A ``hashlib`` name. Defaults to ``'sha256'``.
         chunk (int): Bytes per read. Defaults to 1 MiB.
-
-    Returns:
-        str: The hex digest.
     """
     digest = hashlib.new(algorithm)
     with open(path, 'rb') as f:

@@ -1,13 +1,7 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
-"""The one progress display of mmprompt's loops (tests, bulk inference,
-prototypes, downloads, the demo's tagger).
-
-It writes to stderr, never to stdout, where MMEngine's logger and results
-go: on a terminal one line redrawn in place, which a log record clears
-before it is printed (the next update draws the bar again below it); in a
-file or a pipe a whole line now and then, so that a log never holds half a
-bar.
-"""
+"""The one progress display of mmprompt's loops, on stderr (stdout holds
+results): on a terminal one line redrawn in place, cleared before a log
+record; in a file or a pipe a whole line now and then."""
 import logging
 import sys
 import time
@@ -19,35 +13,15 @@ TTY_INTERVAL = 0.5
 LINE_INTERVAL = 30.0
 
 
-class _ClearLine(logging.Filter):
-    """Clears the bar's line before a log record is emitted (a filter runs
-    just before its handler writes)."""
-
-    def __init__(self, progress: 'Progress') -> None:
-        super().__init__()
-        self.progress = progress
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        self.progress.clear()
-        return True
-
-
 class Progress:
     """Progress over ``total`` items: count, rate and time left.
 
     Args:
         total (int): Items to process; nothing is shown for 0.
-        enabled (bool): Show anything at all (False on ranks other than
-            0, or with ``--no-progress``). Defaults to True.
-        unit (str): What an item is, after the rate (``'img'`` gives
-            ``img/s``). Defaults to ``'img'``.
-        file (TextIO, optional): Where to write. Defaults to None
-            (``sys.stderr`` at the time of the call).
-
-    Example:
-        >>> with Progress(len(paths)) as bar:
-        ...     for batch in batches:
-        ...         bar.update(len(batch))
+        enabled (bool): Show anything at all. Defaults to True.
+        unit (str): What an item is. Defaults to ``'img'``.
+        file (TextIO, optional): Where to write. Defaults to
+            ``sys.stderr`` at the time of the call.
     """
 
     def __init__(self,
@@ -65,11 +39,10 @@ class Progress:
         self.start = time.perf_counter()
         self.last = self.start
         self.drawn = False
-        self._filter = _ClearLine(self)
         self._handlers = _log_handlers() if self.enabled and self.tty \
             else []
         for handler in self._handlers:
-            handler.addFilter(self._filter)
+            handler.addFilter(self._clear_before)
 
     def __enter__(self) -> 'Progress':
         return self
@@ -106,9 +79,13 @@ class Progress:
         if done:
             self.close()
 
+    def _clear_before(self, record: logging.LogRecord) -> bool:
+        """A handler's filter: clear the bar before the record is written."""
+        self.clear()
+        return True
+
     def clear(self) -> None:
-        """Erase the bar's line on a terminal (it is drawn again on the
-        next update)."""
+        """Erase the bar's line (drawn again on the next update)."""
         if self.drawn:
             self.file.write('\r\x1b[K')
             self.file.flush()
@@ -117,7 +94,7 @@ class Progress:
     def close(self) -> None:
         """End the display: the last line stays, the log is released."""
         for handler in self._handlers:
-            handler.removeFilter(self._filter)
+            handler.removeFilter(self._clear_before)
         self._handlers = []
         if self.drawn:
             self.file.write('\n')
@@ -127,7 +104,6 @@ class Progress:
 
 
 def _log_handlers() -> list:
-    """The handlers of MMEngine's current logger, the one
-    ``print_log(..., logger='current')`` writes to."""
+    """The handlers of MMEngine's current logger."""
     from mmengine.logging import MMLogger
     return list(MMLogger.get_current_instance().handlers)

@@ -6,11 +6,8 @@ from mmengine import DefaultScope
 
 
 def register_all_modules(init_default_scope: bool = True) -> None:
-    """Register all modules of MMPreTrain and mmprompt into the registries.
-
-    A lookup that walks up from an mmprompt node to its MMPreTrain parent does
-    not import the parent's ``locations``, so MMPreTrain's modules are
-    registered first.
+    """Register all modules of MMPreTrain (first: a lookup that walks up to
+    a parent does not import its ``locations``) and mmprompt.
 
     Args:
         init_default_scope (bool): Whether to set the default scope to
@@ -21,8 +18,7 @@ def register_all_modules(init_default_scope: bool = True) -> None:
     from .checkpoint import install_mmengine_loaders
     install_mmengine_loaders()
 
-    # The converters' families tell utils.checkpoint what a refused file
-    # is (mmprompt.converters itself imports its modules lazily).
+    # The families tell utils.checkpoint what a refused file is.
     import mmprompt.converters.families  # noqa: F401
     import mmprompt.datasets  # noqa: F401
     import mmprompt.engine  # noqa: F401

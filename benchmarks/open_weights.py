@@ -39,6 +39,7 @@ Example:
     python benchmarks/open_weights.py --model PE-Core-L-14-336 --out x.json
     python benchmarks/open_weights.py --model ViT-B-16-SigLIP --num-classes 4
     python benchmarks/open_weights.py --model ViT-B-16-SigLIP --compile
+    python benchmarks/open_weights.py --model ViT-B-16-SigLIP --count-flops
 """
 import argparse
 import json
@@ -83,6 +84,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         '--compile', action='store_true',
         help='also time both sides under torch.compile (inductor, frozen '
         'weights)')
+    parser.add_argument(
+        '--count-flops', action='store_true',
+        help='count the floating-point operations of both sides (prototypes, '
+        'one image; torch.utils.flop_counter) instead of timing them')
     parser.add_argument('--out', help='write the figures to this JSON file')
     return parser.parse_args(argv)
 
@@ -171,6 +176,46 @@ def prototypes(ref, ours, tokenizer, classes: List[str],
         mmprompt_s=t_ours,
         ratio=t_ref / t_ours,
         max_abs_diff=diff(theirs, mine)), theirs
+
+
+def count_flops(ref, ours, tokenizer, classes: List[str],
+                templates: List[str]) -> Dict[str, float]:
+    """The floating-point operations of each prototype builder and of one
+    image through each image tower, counted by ``FlopCounterMode`` (matmuls,
+    linears, convolutions, attention). A ratio bounds what an exact speed-up
+    can gain where both sides run the same GEMM kernels. PyTorch's fused
+    ``nn.MultiheadAttention`` path, which open_clip takes, is invisible to
+    the counter, so it is switched off for the count (the arithmetic is the
+    same)."""
+    from open_clip import build_zero_shot_classifier
+    from torch.utils.flop_counter import FlopCounterMode
+
+    def count(fn: Callable) -> int:
+        with torch.no_grad(), FlopCounterMode(display=False) as mode:
+            fn()
+        return mode.get_total_flops()
+
+    # The counter's module tracker hooks tensors that require grad.
+    ref.requires_grad_(False)
+    ours.requires_grad_(False)
+    x = image_batch(ours, 1)
+    fastpath = torch.backends.mha.get_fastpath_enabled()
+    torch.backends.mha.set_fastpath_enabled(False)
+    try:
+        text = [
+            count(lambda: build_zero_shot_classifier(
+                ref, tokenizer, classes, [t.format for t in templates],
+                num_classes_per_batch=10, device='cpu')),
+            count(lambda: ours.build_prototypes(classes, templates))]
+        image = [count(lambda: ref.encode_image(x)),
+                 count(lambda: ours.extract_image_feat(x))]
+    finally:
+        torch.backends.mha.set_fastpath_enabled(fastpath)
+    return dict(
+        prototypes=dict(open_clip=text[0], mmprompt=text[1],
+                        ratio=text[0] / text[1]),
+        image=dict(open_clip=image[0], mmprompt=image[1],
+                   ratio=image[0] / image[1]))
 
 
 def images(ref, ours, batch_size: int, repeats: int) -> Dict[str, float]:
@@ -288,6 +333,12 @@ def main(argv: Optional[List[str]] = None) -> dict:
     for name in args.model:
         with tempfile.TemporaryDirectory() as folder:
             ref, ours, tokenizer = build_pair(name, texts, folder)
+            if args.count_flops:
+                row = dict(flops=count_flops(
+                    ref, ours, tokenizer, classes, templates))
+                results['models'][name] = row
+                print(f'{name}: {json.dumps(row)}')
+                continue
             protos, ref_protos = prototypes(ref, ours, tokenizer, classes,
                                             templates)
             row = dict(

@@ -1,13 +1,7 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
-"""Attention pooling with a learned latent query (the "MAP" head).
-
-The semantics follow timm's ``AttentionPoolLatent`` (Apache-2.0), the head
-of SigLIP / SigLIP 2 and PE-Core image towers: a learned probe attends over
-the tokens, the result is projected and refined by a residual MLP. The
-parameter names (``latent``, ``q``, ``kv``, ``proj``, ``norm``,
-``mlp.fc1``, ``mlp.fc2``) are timm's, so its checkpoints load by renaming
-only the prefix.
-"""
+"""Attention pooling with a learned latent query (the "MAP" head of SigLIP
+and PE-Core), as timm's ``AttentionPoolLatent`` (Apache-2.0), with its
+parameter names."""
 from typing import Optional
 
 import torch
@@ -19,13 +13,7 @@ from mmprompt.registry import MODELS
 
 
 class _Mlp(nn.Module):
-    """Two linear layers with an activation between (timm's ``Mlp``).
-
-    Args:
-        in_features (int): Input and output width.
-        hidden_features (int): Hidden width.
-        act_cfg (dict): Activation config.
-    """
+    """timm's ``Mlp``: ``fc2(act(fc1(x)))``."""
 
     def __init__(self, in_features: int, hidden_features: int,
                  act_cfg: dict) -> None:
@@ -35,18 +23,14 @@ class _Mlp(nn.Module):
         self.fc2 = nn.Linear(hidden_features, in_features)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Apply ``fc2(act(fc1(x)))``."""
         return self.fc2(self.act(self.fc1(x)))
 
 
 @MODELS.register_module()
 class AttentionPool(nn.Module):
-    """Attention pooling with learned latent queries.
-
-    ``latent_len`` learned queries attend over the input tokens
-    (multi-head attention, queries from ``q``, keys and values from
-    ``kv``); the attended values go through ``proj`` and then
-    ``x + mlp(norm(x))``. The first latent's output is the pooled feature.
+    """Attention pooling with learned latent queries: ``proj`` of their
+    attention over the tokens, then ``x + mlp(norm(x))``; the first
+    latent's output is the pooled feature.
 
     Args:
         in_features (int): Width of the input tokens.
@@ -55,18 +39,14 @@ class AttentionPool(nn.Module):
         embed_dim (int, optional): Attention width. Defaults to
             ``in_features``.
         num_heads (int): Number of attention heads. Defaults to 8.
-        mlp_ratio (float): Hidden width of the MLP over ``out_features``;
-            the hidden width is ``int(out_features * mlp_ratio)``.
+        mlp_ratio (float): Hidden width of the MLP over ``out_features``.
             Defaults to 4.0.
-        qkv_bias (bool): Whether ``q`` and ``kv`` have a bias.
-            Defaults to True.
-        qk_norm (bool): Whether queries and keys are layer-normalised per
-            head (``q_norm``, ``k_norm``). Defaults to False.
+        qkv_bias (bool): Bias in ``q`` and ``kv``. Defaults to True.
+        qk_norm (bool): Norm queries and keys per head. Defaults to False.
         latent_len (int): Number of learned queries. Defaults to 1.
         norm_cfg (dict): Config of ``norm`` (and of the qk norms).
             Defaults to ``dict(type='LN', eps=1e-6)``.
-        act_cfg (dict): Config of the MLP activation. Defaults to
-            ``dict(type='GELU')`` (exact GELU).
+        act_cfg (dict): MLP activation. Defaults to ``dict(type='GELU')``.
     """
 
     def __init__(self,
@@ -107,14 +87,7 @@ class AttentionPool(nn.Module):
         nn.init.trunc_normal_(self.latent, std=embed_dim**-0.5)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Pool tokens into one feature per sample.
-
-        Args:
-            x (torch.Tensor): Tokens of shape (N, L, in_features).
-
-        Returns:
-            torch.Tensor: Pooled features of shape (N, out_features).
-        """
+        """Pool tokens ``(N, L, in_features)`` to ``(N, out_features)``."""
         batch, length, _ = x.shape
         heads, head_dim = self.num_heads, self.head_dim
         q = self.q(self.latent.expand(batch, -1, -1))

@@ -1,15 +1,6 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
-"""Convert open_clip's PE-Core checkpoints to mmprompt's :class:`CLIP`.
-
-Reads the released files of Meta's Perception Encoder in open_clip's layout
-(``timm/PE-Core-B-16``, ``timm/PE-Core-L-14-336`` on the Hugging Face Hub:
-``open_clip_model.safetensors`` or ``open_clip_pytorch_model.bin``): the
-image tower is timm's ``Eva`` under ``visual.trunk.``, the text tower
-open_clip's ``TextTransformer`` under ``text.``. The image tower becomes
-:class:`~mmprompt.models.pe_core.PEVisionTransformer` (MMPreTrain's
-``VisionTransformer`` names), timm's head ``visual_proj``; the text tower
-keeps open_clip's names under ``text_encoder.``.
-"""
+"""Convert open_clip's PE-Core checkpoints (``timm/PE-Core-*`` on the
+Hugging Face Hub) to mmprompt's :class:`CLIP`."""
 from collections import OrderedDict
 from typing import Dict, Optional, Tuple
 
@@ -48,8 +39,7 @@ DROP = [
     r'visual\.trunk\.rope\.(bands|pos_embed)',
 ]
 
-# Keys every PE-Core checkpoint in open_clip's layout has, with their number
-# of dimensions; their shapes give the architecture.
+# Keys every PE-Core checkpoint has, with their number of dimensions.
 REQUIRED = {
     'visual.trunk.pos_embed': 3,
     'visual.trunk.patch_embed.proj.weight': 4,
@@ -63,13 +53,8 @@ REQUIRED = {
 
 
 def check_pe_core(state_dict: Dict[str, torch.Tensor]) -> None:
-    """Refuse, naming what it is, a state dict that is not a PE-Core
-    checkpoint in open_clip's layout.
-
-    Raises:
-        ConverterError: One line: what the file is, if known, and which
-            converter it needs.
-    """
+    """Refuse, naming what it is if known, a state dict that is not a
+    PE-Core checkpoint in open_clip's layout."""
     missing = [k for k in REQUIRED if k not in state_dict]
     if missing:
         what = describe_checkpoint(state_dict)
@@ -92,9 +77,7 @@ def infer_pe_core_arch(state_dict: Dict[str, torch.Tensor]) -> dict:
         state_dict (dict): open_clip keys to tensors.
 
     Returns:
-        dict: ``vision_width``, ``vision_layers``, ``patch_size``,
-        ``image_size``, ``embed_dim``, ``text_width``, ``text_layers``,
-        ``context_length`` and ``vocab_size``, all ints.
+        dict: Widths, layers, sizes and lengths, all ints.
     """
     check_pe_core(state_dict)
     conv = state_dict['visual.trunk.patch_embed.proj.weight']
@@ -123,11 +106,8 @@ def convert_pe_core(
     checkpoint: Dict[str, torch.Tensor],
     dtype: Optional[torch.dtype] = torch.float32,
 ) -> Tuple['OrderedDict[str, torch.Tensor]', dict]:
-    """Map an open_clip PE-Core state dict to mmprompt's :class:`CLIP`.
-
-    Every key is mapped by :data:`RULES` or dropped on purpose by
-    :data:`DROP`; a checkpoint of another family is refused first, in one
-    line naming what it is. Pure: no I/O, the input is untouched.
+    """Map an open_clip PE-Core state dict to mmprompt's :class:`CLIP`
+    by :data:`RULES` and :data:`DROP`. Pure: the input is untouched.
 
     Args:
         checkpoint (dict): open_clip keys to tensors, or a dict wrapping

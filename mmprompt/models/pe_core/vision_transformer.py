@@ -1,11 +1,8 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
 """The image tower of Meta's `Perception Encoder
-<https://arxiv.org/abs/2504.13181>`_ (PE-Core), timm's ``vit_pe_core_*``
-built from MMPreTrain's pieces and parameter names.
-
-MMPreTrain's ``ViTEVA02`` is no substitute: its RoPE starts at 0 and puts y
-first (PE's starts at 1, x first) and its blocks have a SwiGLU MLP.
-"""
+<https://arxiv.org/abs/2504.13181>`_ (PE-Core): timm's ``vit_pe_core_*`` of
+MMPreTrain's pieces (``ViTEVA02``'s RoPE starts at 0, y first, where PE's
+starts at 1, x first, and its blocks have a SwiGLU MLP)."""
 import copy
 from typing import Optional, Sequence, Tuple, Union
 
@@ -110,8 +107,7 @@ class RotaryEmbedding2D(nn.Module):
 
 
 class RopeMultiheadAttention(MultiheadAttention):
-    """MMPreTrain's ``MultiheadAttention`` with RoPE on the queries and
-    keys of the patch tokens.
+    """MMPreTrain's ``MultiheadAttention`` with RoPE on the patch tokens.
 
     Args:
         num_extra_tokens (int): Leading tokens unrotated. Defaults to 1.
@@ -140,8 +136,7 @@ class RopeMultiheadAttention(MultiheadAttention):
 
 
 class RopeEncoderLayer(BaseModule):
-    """A pre-norm ViT block with :class:`RopeMultiheadAttention`, named as
-    MMPreTrain's ``TransformerEncoderLayer``.
+    """MMPreTrain's ``TransformerEncoderLayer`` with RoPE attention.
 
     Args:
         embed_dims (int): Width of the tokens.
@@ -178,8 +173,7 @@ class RopeEncoderLayer(BaseModule):
 
 @MODELS.register_module()
 class PEVisionTransformer(BaseBackbone):
-    """The image tower of PE-Core; the CLIP model's ``visual_proj``
-    projects its output into the joint space.
+    """The image tower of PE-Core (the CLIP model's ``visual_proj`` follows).
 
     Args:
         arch (str | dict): ``'base'``, ``'large'`` or a dict with
@@ -306,7 +300,6 @@ class PEVisionTransformer(BaseBackbone):
         if self.out_type == 'attn_pool':
             return (self.attn_pool(x), )
         if self.out_type == 'featmap':
-            patches = x[:, self.num_extra_tokens:]
-            return (patches.reshape(x.size(0), *grid, -1).permute(0, 3, 1,
-                                                                  2), )
+            x = x[:, self.num_extra_tokens:].reshape(x.size(0), *grid, -1)
+            return (x.permute(0, 3, 1, 2), )
         return (x, )

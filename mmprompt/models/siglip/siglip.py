@@ -12,10 +12,6 @@ from mmprompt.models.clip.vocabulary import ClassVocabulary
 from mmprompt.models.ram.vocabulary import TagVocabulary, check_threshold
 from mmprompt.registry import MODELS
 
-# SigLIP's normalisation: mean and std 0.5 of RGB in [0, 1].
-SIGLIP_MEAN = (127.5, 127.5, 127.5)
-SIGLIP_STD = (127.5, 127.5, 127.5)
-
 
 @MODELS.register_module()
 class SigLIP(CLIP):
@@ -29,13 +25,12 @@ class SigLIP(CLIP):
     # open_clip's preprocessing of every SigLIP model.
     default_image_preprocess = dict(
         resize_mode='squash', interpolation='bicubic')
-    image_mean = SIGLIP_MEAN
-    image_std = SIGLIP_STD
+    # Mean and std 0.5 of RGB in [0, 1].
+    image_mean = image_std = (127.5, 127.5, 127.5)
     default_tokenizer = None
     project_image = False
     logit_bias_init = -10.0
-    #: Prompts are always rows of 64 tokens: the text tower compiles to one
-    #: graph per batch size (``compile_model(..., text=True)``).
+    #: Rows are always 64 tokens: one compiled graph per batch size.
     text_compile_modules = ('text_encoder', )
 
 
@@ -62,8 +57,7 @@ class SigLIPZeroShot(SigLIP, CLIPZeroShot):
 
         Args:
             categories (Sequence[str]): Tag names.
-            templates (str | Sequence[str], optional): Defaults to the
-                model's.
+            templates (str | Sequence[str], optional): Defaults to the model's.
             thresholds (float | Mapping[str, float]): One threshold, or
                 per-tag ones (missing tags get 0.5). Defaults to 0.5.
 
@@ -93,9 +87,8 @@ class SigLIPZeroShot(SigLIP, CLIPZeroShot):
             inputs (torch.Tensor): Preprocessed images, ``(N, 3, H, W)``.
             data_samples (List[DataSample], optional): Samples to fill.
                 Defaults to None (new ones).
-            vocabulary (ClassVocabulary | TagVocabulary, optional): What to
-                classify into, or the tags of :meth:`build_tag_vocabulary`.
-                Defaults to the model's categories, classified.
+            vocabulary (ClassVocabulary | TagVocabulary, optional): Classes,
+                or tags. Defaults to the model's categories.
 
         Returns:
             List[DataSample]: ``pred_score``, the sigmoid scores ``(K, )``,

@@ -1,14 +1,11 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
-"""SigLIP's tokenizers: a model's own ``tokenizer.json`` (read with the
-``tokenizers`` library) and big_vision's text canonicalisation.
-
-Texts are canonicalised and rows padded to the full context as in training:
-public reports lose 10+ ImageNet points without either.
-"""
+"""SigLIP's tokenizers: a model's own ``tokenizer.json`` and big_vision's
+text canonicalisation; both, and rows padded to the full context, are as in
+training (public reports lose 10+ ImageNet points without them)."""
 import logging
 import os.path as osp
 import string
-from typing import Any, Optional, Sequence, Tuple, Union
+from typing import Any, Optional, Sequence, Union
 
 import torch
 from mmengine.logging import print_log
@@ -64,24 +61,21 @@ class SigLIPTokenizer:
         self.padding_side = padding_side
         # A model that only embeds images needs no tokenizer file.
         self._tokenizer = None
-        self._pad_id: Optional[int] = None
 
     @property
     def tokenizer(self) -> Any:
         """tokenizers.Tokenizer: The file's tokenizer."""
         if self._tokenizer is None:
-            self._tokenizer, self._pad_id = self._load()
+            self._tokenizer = self._load()
         return self._tokenizer
 
     @property
     def pad_id(self) -> int:
         """int: Id of ``pad_token``."""
-        if self._tokenizer is None:
-            self._tokenizer, self._pad_id = self._load()
-        return self._pad_id
+        return self.tokenizer.token_to_id(self.pad_token)
 
-    def _load(self) -> Tuple[Any, int]:
-        """``(tokenizers.Tokenizer, pad id)`` of the checked file."""
+    def _load(self) -> Any:
+        """The checked file's ``tokenizers.Tokenizer``."""
         try:
             from tokenizers import Tokenizer
         except ImportError:
@@ -103,12 +97,11 @@ class SigLIPTokenizer:
             raise ValueError(f'{path} has {size} tokens, the text tower '
                              f'{expected}: it is the tokenizer of another '
                              'model')
-        pad_id = tokenizer.token_to_id(self.pad_token)
-        if pad_id is None:
+        if tokenizer.token_to_id(self.pad_token) is None:
             raise ValueError(f'{path} has no pad token {self.pad_token!r}')
         tokenizer.no_truncation()
         tokenizer.no_padding()
-        return tokenizer, pad_id
+        return tokenizer
 
     @property
     def vocab_size(self) -> int:

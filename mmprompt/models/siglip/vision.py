@@ -16,10 +16,9 @@ class MAPVisionTransformer(VisionTransformer):
     pooled by ``attn_pool`` into the joint space.
 
     Args:
-        attn_pool (dict, optional): Config of the pooling head, built with
-            ``MODELS``; ``in_features`` defaults to the tower's width.
-            Defaults to timm's head: ``AttentionPool`` with the tower's
-            heads and MLP ratio.
+        attn_pool (dict, optional): Config of the pooling head. Defaults to
+            timm's: ``AttentionPool`` with the tower's width, heads and MLP
+            ratio.
         **kwargs: Arguments of MMPreTrain's ``VisionTransformer`` except
             ``with_cls_token`` and ``out_type``.
     """

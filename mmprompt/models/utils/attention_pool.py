@@ -2,6 +2,7 @@
 """Attention pooling with a learned latent query (the "MAP" head of SigLIP
 and PE-Core), as timm's ``AttentionPoolLatent`` (Apache-2.0), with its
 parameter names."""
+from collections import OrderedDict
 from typing import Optional
 
 import torch
@@ -12,25 +13,10 @@ from mmcv.cnn import build_activation_layer, build_norm_layer
 from mmprompt.registry import MODELS
 
 
-class _Mlp(nn.Module):
-    """timm's ``Mlp``: ``fc2(act(fc1(x)))``."""
-
-    def __init__(self, in_features: int, hidden_features: int,
-                 act_cfg: dict) -> None:
-        super().__init__()
-        self.fc1 = nn.Linear(in_features, hidden_features)
-        self.act = build_activation_layer(dict(act_cfg))
-        self.fc2 = nn.Linear(hidden_features, in_features)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(self.act(self.fc1(x)))
-
-
 @MODELS.register_module()
 class AttentionPool(nn.Module):
-    """Attention pooling with learned latent queries: ``proj`` of their
-    attention over the tokens, then ``x + mlp(norm(x))``; the first
-    latent's output is the pooled feature.
+    """``latent_len`` learned queries attend over the tokens; ``proj``, then
+    ``x + mlp(norm(x))``; the first query's output is the pooled feature.
 
     Args:
         in_features (int): Width of the input tokens.
@@ -71,7 +57,6 @@ class AttentionPool(nn.Module):
         self.num_heads = num_heads
         self.head_dim = embed_dim // num_heads
         self.latent_len = latent_len
-        self.out_features = out_features
 
         self.latent = nn.Parameter(torch.zeros(1, latent_len, embed_dim))
         self.q = nn.Linear(embed_dim, embed_dim, bias=qkv_bias)
@@ -83,7 +68,12 @@ class AttentionPool(nn.Module):
             self.q_norm = self.k_norm = nn.Identity()
         self.proj = nn.Linear(embed_dim, out_features)
         self.norm = build_norm_layer(norm_cfg, out_features)[1]
-        self.mlp = _Mlp(out_features, int(out_features * mlp_ratio), act_cfg)
+        hidden = int(out_features * mlp_ratio)
+        self.mlp = nn.Sequential(  # timm's Mlp, with its names
+            OrderedDict(
+                fc1=nn.Linear(out_features, hidden),
+                act=build_activation_layer(act_cfg),
+                fc2=nn.Linear(hidden, out_features)))
         nn.init.trunc_normal_(self.latent, std=embed_dim**-0.5)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

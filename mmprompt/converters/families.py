@@ -3,7 +3,7 @@
 converters and :func:`mmprompt.utils.checkpoint.load_checkpoint` (whose
 describer this module registers on import)."""
 import re
-from typing import Dict, Iterable, Optional, Tuple
+from typing import Dict, Optional, Tuple
 
 import torch
 
@@ -47,12 +47,6 @@ FAMILIES: Tuple[Tuple[str, str, str, Optional[str]], ...] = (
 )
 
 
-def _has(keys: Iterable[str], signature: str) -> bool:
-    if signature.endswith('.'):
-        return any(k.startswith(signature) for k in keys)
-    return signature in keys
-
-
 def identify_checkpoint(
         state_dict: Dict[str, object]) -> Optional[Tuple[str, str, str]]:
     """The family of a state dict from its keys.
@@ -66,7 +60,8 @@ def identify_checkpoint(
     """
     keys = set(state_dict)
     for family, what, signature, converter in FAMILIES:
-        if _has(keys, signature):
+        if signature in keys or signature.endswith('.') and any(
+                k.startswith(signature) for k in keys):
             return family, what, converter or ''
     return None
 
@@ -90,8 +85,7 @@ def check_family(state_dict: Dict[str, object], family: str,
         return
     _, what, converter = found
     hint = (f'; convert it with {converter_script(converter)}'
-            if converter else
-            '; mmprompt has no converter for it')
+            if converter else '; mmprompt has no converter for it')
     raise ConverterError(f'not a {model_name} checkpoint: it is {what}'
                          f'{hint}')
 
@@ -179,8 +173,8 @@ def mismatch_message(name: str, sd: StateDict, meta: dict,
     want_family = want.split()[0] if want else ''
     if family != want_family:
         return f'{name}: {what}, but this config is {want}'
-    if family in ('CLIP', 'PE-Core') and (describe_checkpoint(sd) !=
-                                          describe_checkpoint(model_sd)):
+    if family in ('CLIP', 'PE-Core') and (describe_checkpoint(sd)
+                                          != describe_checkpoint(model_sd)):
         got = what[len(f'a {family} '):-len(' checkpoint')]
         return (f'{name}: a {got} checkpoint for a '
                 f'{want[len(family) + 1:]} config')

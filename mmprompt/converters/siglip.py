@@ -16,8 +16,6 @@ SOURCE = 'siglip'
 _V = r'visual\.trunk\.'
 _WB = r'(weight|bias)'
 
-
-# (anchored regex, replacement, transform), first match wins.
 RULES = [
     # Image tower: timm's ViT -> MMPreTrain's VisionTransformer.
     (_V + r'pos_embed', 'visual.pos_embed', None),
@@ -52,6 +50,14 @@ REQUIRED = {
 }
 
 
+def _count_blocks(state_dict: Dict[str, torch.Tensor], prefix: str) -> int:
+    """Number of distinct ``<prefix>N.`` blocks."""
+    return len({
+        k[len(prefix):].split('.')[0]
+        for k in state_dict if k.startswith(prefix)
+    })
+
+
 def infer_siglip_arch(state_dict: Dict[str, torch.Tensor]) -> dict:
     """The shapes a SigLIP checkpoint fixes, to check a config against.
 
@@ -68,19 +74,14 @@ def infer_siglip_arch(state_dict: Dict[str, torch.Tensor]) -> dict:
     conv = state_dict['visual.trunk.patch_embed.proj.weight']
     grid = round(state_dict['visual.trunk.pos_embed'].shape[1]**0.5)
     token = state_dict['text.token_embedding.weight']
-
-    def count(prefix: str) -> int:
-        return len({k[len(prefix):].split('.')[0]
-                    for k in state_dict if k.startswith(prefix)})
-
     return dict(
         vision_width=int(conv.shape[0]),
         patch_size=int(conv.shape[-1]),
         image_size=int(conv.shape[-1] * grid),
-        vision_layers=count('visual.trunk.blocks.'),
+        vision_layers=_count_blocks(state_dict, 'visual.trunk.blocks.'),
         embed_dim=int(state_dict['text.text_projection.weight'].shape[0]),
         text_width=int(token.shape[1]),
-        text_layers=count('text.transformer.resblocks.'),
+        text_layers=_count_blocks(state_dict, 'text.transformer.resblocks.'),
         context_length=int(state_dict['text.positional_embedding'].shape[0]),
         vocab_size=int(token.shape[0]))
 
@@ -99,9 +100,8 @@ def convert_siglip(
             None keeps the source's. Defaults to ``torch.float32``.
 
     Returns:
-        tuple: The converted ``OrderedDict`` and a meta dict with
-        ``format``, ``source``, ``arch`` (see :func:`infer_siglip_arch`),
-        ``dtype`` and ``dropped`` (empty).
+        tuple: The converted ``OrderedDict`` and its meta (see
+        :func:`~mmprompt.converters.common.with_meta`).
 
     Raises:
         ConverterError: If the state dict is not an open_clip SigLIP.

@@ -1,13 +1,9 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
 """Read the weights of a TorchScript archive (OpenAI's CLIP) without
-running it.
-
-``torch.jit.load`` compiles and runs the archive's ``code/`` (a class's
-``__setstate__`` among it), so a crafted archive can act before anything
-refuses it. Here ``data.pkl`` is unpickled with only tensors, containers
-and inert records of the archive's own classes, and a class's parameters
-and buffers are read from its ``code/`` with :func:`ast.parse`.
-"""
+running it, as ``torch.jit.load`` runs its ``code/`` (``__setstate__``
+among it): ``data.pkl`` is unpickled into tensors, containers and inert
+records of the archive's classes, whose parameters and buffers are read from
+``code/`` with :func:`ast.parse`."""
 import ast
 import io
 import pickle
@@ -274,16 +270,14 @@ def _collect(obj: _Object,
         raise archive.error(
             f'{obj.info.qualname} in the TorchScript archive has no '
             'attributes; truncated or corrupt')
-    for names in (obj.info.parameters, obj.info.buffers):
-        for name in names:
-            value = state.get(name)
-            if value is None:
-                continue
-            if not torch.is_tensor(value):
-                raise archive.error(
-                    f'{prefix}{name} in the TorchScript archive is a '
-                    f'{type(value).__name__}, not a tensor')
-            out[prefix + name] = value
+    for name in (*obj.info.parameters, *obj.info.buffers):
+        value = state.get(name)
+        if value is None:
+            continue
+        if not torch.is_tensor(value):
+            raise archive.error(f'{prefix}{name} in the TorchScript archive '
+                                f'is a {type(value).__name__}, not a tensor')
+        out[prefix + name] = value
     for name, value in state.items():
         if isinstance(value, _Object) and value.info.is_module:
             _collect(value, f'{prefix}{name}.', out, archive,

@@ -1,19 +1,9 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
-"""Tell what a checkpoint is from its keys, for one-line refusals.
-
-A converter given another family's file says what the file is and which
-converter takes it, instead of listing unknown keys; and so does
-:func:`mmprompt.utils.checkpoint.load_checkpoint` for a file that does not
-fit a model (:func:`describe_checkpoint`, :func:`mismatch_message`,
-registered when this module is imported, as ``mmprompt`` does).
-
-The signatures are keys every file of the family has; the open_clip ones
-are checked on open_clip 3.x's state dicts
-(``tests/test_converters/test_open_clip.py``: RN50, ConvNeXt and SigLIP
-(timm towers; PE-Core is one too), CoCa, the ViTs).
-"""
+"""Tell what a checkpoint is from its keys, for the one-line refusals of
+converters and :func:`mmprompt.utils.checkpoint.load_checkpoint` (whose
+describer this module registers on import)."""
 import re
-from typing import Dict, Iterable, Optional, Tuple
+from typing import Dict, Optional, Tuple
 
 import torch
 
@@ -22,8 +12,6 @@ from .common import ConverterError
 
 StateDict = Dict[str, torch.Tensor]
 
-#: Where the command line of converter key ``k`` is:
-#: ``<SCRIPT_DIR>/k_to_mmprompt.py``.
 SCRIPT_DIR = 'tools/model_converters'
 
 
@@ -33,7 +21,8 @@ def converter_script(key: str) -> str:
 
 
 #: ``(family, what it is, a key only it has (a prefix if it ends in '.'),
-#: the converter that takes it or None)``, most specific first.
+#: the converter that takes it or None)``, most specific first; the
+#: open_clip keys are checked on open_clip 3.x's state dicts.
 FAMILIES: Tuple[Tuple[str, str, str, Optional[str]], ...] = (
     ('mmprompt', 'an mmprompt checkpoint (already converted)',
      'visual_proj.weight', None),
@@ -58,12 +47,6 @@ FAMILIES: Tuple[Tuple[str, str, str, Optional[str]], ...] = (
 )
 
 
-def _has(keys: Iterable[str], signature: str) -> bool:
-    if signature.endswith('.'):
-        return any(k.startswith(signature) for k in keys)
-    return signature in keys
-
-
 def identify_checkpoint(
         state_dict: Dict[str, object]) -> Optional[Tuple[str, str, str]]:
     """The family of a state dict from its keys.
@@ -77,7 +60,8 @@ def identify_checkpoint(
     """
     keys = set(state_dict)
     for family, what, signature, converter in FAMILIES:
-        if _has(keys, signature):
+        if signature in keys or signature.endswith('.') and any(
+                k.startswith(signature) for k in keys):
             return family, what, converter or ''
     return None
 
@@ -86,24 +70,22 @@ def check_family(state_dict: Dict[str, object], family: str,
                  model_name: str) -> None:
     """Refuse, in one line naming what it is, a file of another family.
 
+    A file of no known family passes: the rule engine names its keys.
+
     Args:
         state_dict (dict): Unwrapped keys to tensors.
-        family (str): The family the converter takes (a first item of
-            :data:`FAMILIES`).
+        family (str): The family the converter takes (see :data:`FAMILIES`).
         model_name (str): What the converter takes, for the message.
 
     Raises:
-        ConverterError: If the keys are another known family's. A file of
-            no known family passes: the rule engine then names the keys it
-            does not know.
+        ConverterError: If the keys are another known family's.
     """
     found = identify_checkpoint(state_dict)
     if found is None or found[0] == family:
         return
     _, what, converter = found
     hint = (f'; convert it with {converter_script(converter)}'
-            if converter else
-            '; mmprompt has no converter for it')
+            if converter else '; mmprompt has no converter for it')
     raise ConverterError(f'not a {model_name} checkpoint: it is {what}'
                          f'{hint}')
 
@@ -134,8 +116,7 @@ def _clip_arch(sd: StateDict) -> Optional[str]:
 
 
 def describe_checkpoint(sd: StateDict, meta: Optional[dict] = None) -> str:
-    """What a state dict is, in words: ``'a CLIP ViT-B/16 checkpoint'``,
-    ``'an OpenAI CLIP checkpoint'``, ``'a RAM++ checkpoint'``, ...
+    """What a state dict is, e.g. ``'a CLIP ViT-B/16 checkpoint'``.
 
     Args:
         sd (dict): Key to tensor.
@@ -168,9 +149,7 @@ def describe_checkpoint(sd: StateDict, meta: Optional[dict] = None) -> str:
 
 def mismatch_message(name: str, sd: StateDict, meta: dict,
                      model_sd: StateDict) -> Optional[str]:
-    """One line for a checkpoint of the wrong family or size, or None: the
-    ``mismatch`` of
-    :func:`mmprompt.utils.checkpoint.set_checkpoint_describer`.
+    """One line for a checkpoint of the wrong family or size, or None.
 
     Args:
         name (str): The file, for the message.
@@ -194,8 +173,8 @@ def mismatch_message(name: str, sd: StateDict, meta: dict,
     want_family = want.split()[0] if want else ''
     if family != want_family:
         return f'{name}: {what}, but this config is {want}'
-    if family in ('CLIP', 'PE-Core') and (describe_checkpoint(sd) !=
-                                          describe_checkpoint(model_sd)):
+    if family in ('CLIP', 'PE-Core') and (describe_checkpoint(sd)
+                                          != describe_checkpoint(model_sd)):
         got = what[len(f'a {family} '):-len(' checkpoint')]
         return (f'{name}: a {got} checkpoint for a '
                 f'{want[len(family) + 1:]} config')

@@ -1,15 +1,6 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
-"""Convert open_clip's PE-Core checkpoints to mmprompt's :class:`CLIP`.
-
-Reads the released files of Meta's Perception Encoder in open_clip's layout
-(``timm/PE-Core-B-16``, ``timm/PE-Core-L-14-336`` on the Hugging Face Hub:
-``open_clip_model.safetensors`` or ``open_clip_pytorch_model.bin``): the
-image tower is timm's ``Eva`` under ``visual.trunk.``, the text tower
-open_clip's ``TextTransformer`` under ``text.``. The image tower becomes
-:class:`~mmprompt.models.pe_core.PEVisionTransformer` (MMPreTrain's
-``VisionTransformer`` names), timm's head ``visual_proj``; the text tower
-keeps open_clip's names under ``text_encoder.``.
-"""
+"""Convert open_clip's PE-Core checkpoints (``timm/PE-Core-*`` on the
+Hugging Face Hub) to mmprompt's :class:`CLIP`."""
 from collections import OrderedDict
 from typing import Dict, Optional, Tuple
 
@@ -18,6 +9,7 @@ import torch
 from .common import ConverterError, unwrap_state_dict, with_meta
 from .families import describe_checkpoint
 from .rules import apply_rules, clip_text_block_rules, timm_vit_rules
+from .siglip import _count_blocks
 
 MODEL_NAME = 'PE-Core (open_clip layout)'
 SOURCE = 'pe_core'
@@ -25,7 +17,6 @@ SOURCE = 'pe_core'
 _V = r'visual\.trunk\.'
 _WB = r'(weight|bias)'
 
-# (anchored regex, replacement, transform), first match wins.
 RULES = [
     # Image tower: timm's Eva -> PEVisionTransformer.
     (_V + r'(cls_token|pos_embed)', r'visual.\1', None),
@@ -42,14 +33,12 @@ RULES = [
 ]
 
 DROP = [
-    # Buffers rebuilt from the config, in exports that kept them: the
-    # text tower's causal mask and the image tower's RoPE tables.
+    # Buffers rebuilt from the config: causal mask, RoPE tables.
     r'text\.attn_mask',
     r'visual\.trunk\.rope\.(bands|pos_embed)',
 ]
 
-# Keys every PE-Core checkpoint in open_clip's layout has, with their number
-# of dimensions; their shapes give the architecture.
+# Keys every PE-Core checkpoint has, with their number of dimensions.
 REQUIRED = {
     'visual.trunk.pos_embed': 3,
     'visual.trunk.patch_embed.proj.weight': 4,
@@ -62,29 +51,6 @@ REQUIRED = {
 }
 
 
-def check_pe_core(state_dict: Dict[str, torch.Tensor]) -> None:
-    """Refuse, naming what it is, a state dict that is not a PE-Core
-    checkpoint in open_clip's layout.
-
-    Raises:
-        ConverterError: One line: what the file is, if known, and which
-            converter it needs.
-    """
-    missing = [k for k in REQUIRED if k not in state_dict]
-    if missing:
-        what = describe_checkpoint(state_dict)
-        if what:
-            raise ConverterError(f'not a {MODEL_NAME} checkpoint: this is '
-                                 f'{what}')
-        raise ConverterError(f'not a {MODEL_NAME} checkpoint: missing '
-                             f"{', '.join(missing[:3])}")
-    for key, ndim in REQUIRED.items():
-        if state_dict[key].dim() != ndim:
-            raise ConverterError(
-                f'not a {MODEL_NAME} checkpoint: {key} has shape '
-                f'{tuple(state_dict[key].shape)}, expected {ndim} dims')
-
-
 def infer_pe_core_arch(state_dict: Dict[str, torch.Tensor]) -> dict:
     """Read the architecture of a PE-Core checkpoint from its shapes.
 
@@ -92,29 +58,33 @@ def infer_pe_core_arch(state_dict: Dict[str, torch.Tensor]) -> dict:
         state_dict (dict): open_clip keys to tensors.
 
     Returns:
-        dict: ``vision_width``, ``vision_layers``, ``patch_size``,
-        ``image_size``, ``embed_dim``, ``text_width``, ``text_layers``,
-        ``context_length`` and ``vocab_size``, all ints.
+        dict: Widths, layers, sizes and lengths, all ints.
+
+    Raises:
+        ConverterError: If it is not one, naming what it is if known.
     """
-    check_pe_core(state_dict)
+    missing = [k for k in REQUIRED if k not in state_dict]
+    if missing:
+        what = describe_checkpoint(state_dict)
+        why = (f'this is {what}'
+               if what else f"missing {', '.join(missing[:3])}")
+        raise ConverterError(f'not a {MODEL_NAME} checkpoint: {why}')
+    for key, ndim in REQUIRED.items():
+        if state_dict[key].dim() != ndim:
+            raise ConverterError(
+                f'not a {MODEL_NAME} checkpoint: {key} has shape '
+                f'{tuple(state_dict[key].shape)}, expected {ndim} dims')
     conv = state_dict['visual.trunk.patch_embed.proj.weight']
     grid = round((state_dict['visual.trunk.pos_embed'].shape[1] - 1)**0.5)
-
-    def count(prefix: str) -> int:
-        return len({
-            k[len(prefix):].split('.')[0]
-            for k in state_dict if k.startswith(prefix)
-        })
-
     text_proj = state_dict['text.text_projection']
     return dict(
         vision_width=int(conv.shape[0]),
-        vision_layers=count('visual.trunk.blocks.'),
+        vision_layers=_count_blocks(state_dict, 'visual.trunk.blocks.'),
         patch_size=int(conv.shape[-1]),
         image_size=int(conv.shape[-1] * grid),
         embed_dim=int(state_dict['visual.trunk.head.weight'].shape[0]),
         text_width=int(text_proj.shape[0]),
-        text_layers=count('text.transformer.resblocks.'),
+        text_layers=_count_blocks(state_dict, 'text.transformer.resblocks.'),
         context_length=int(state_dict['text.positional_embedding'].shape[0]),
         vocab_size=int(state_dict['text.token_embedding.weight'].shape[0]))
 
@@ -123,11 +93,8 @@ def convert_pe_core(
     checkpoint: Dict[str, torch.Tensor],
     dtype: Optional[torch.dtype] = torch.float32,
 ) -> Tuple['OrderedDict[str, torch.Tensor]', dict]:
-    """Map an open_clip PE-Core state dict to mmprompt's :class:`CLIP`.
-
-    Every key is mapped by :data:`RULES` or dropped on purpose by
-    :data:`DROP`; a checkpoint of another family is refused first, in one
-    line naming what it is. Pure: no I/O, the input is untouched.
+    """Map an open_clip PE-Core state dict to mmprompt's :class:`CLIP`
+    by :data:`RULES` and :data:`DROP`. Pure: the input is untouched.
 
     Args:
         checkpoint (dict): open_clip keys to tensors, or a dict wrapping
@@ -136,9 +103,8 @@ def convert_pe_core(
             None keeps the source's. Defaults to ``torch.float32``.
 
     Returns:
-        tuple: The converted ``OrderedDict`` and a meta dict with
-        ``format``, ``source``, ``arch`` (see :func:`infer_pe_core_arch`),
-        ``dtype`` and the sorted ``dropped`` keys.
+        tuple: The converted ``OrderedDict`` and its meta (see
+        :func:`~mmprompt.converters.common.with_meta`).
 
     Raises:
         ConverterError: If the state dict is not a PE-Core checkpoint.

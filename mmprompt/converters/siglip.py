@@ -1,20 +1,13 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
-"""Convert open_clip's SigLIP / SigLIP 2 checkpoints to mmprompt.
-
-Reads the ``open_clip_pytorch_model.bin`` / ``open_clip_model.safetensors``
-files of the ``timm/ViT-*-SigLIP*`` Hugging Face repositories: a timm ViT
-under ``visual.trunk.`` (no class token, ``attn_pool`` head), open_clip's
-text transformer under ``text.``, ``logit_scale`` and ``logit_bias``. The
-image tower becomes :class:`~mmprompt.models.siglip.MAPVisionTransformer`
-(MMPreTrain's ViT names, timm's head names); the text tower keeps
-open_clip's names under ``text_encoder.``.
-"""
+"""Convert open_clip's SigLIP / SigLIP 2 checkpoints (``timm/ViT-*-SigLIP*``
+on the Hugging Face Hub) to mmprompt."""
 from collections import OrderedDict
 from typing import Dict, Optional, Tuple
 
 import torch
 
 from .common import ConverterError, unwrap_state_dict, with_meta
+from .openai_clip import _to_linear_weight
 from .rules import apply_rules, clip_text_block_rules, timm_vit_rules
 
 MODEL_NAME = 'SigLIP (open_clip layout)'
@@ -23,13 +16,6 @@ SOURCE = 'siglip'
 _V = r'visual\.trunk\.'
 _WB = r'(weight|bias)'
 
-
-def _to_right_multiply(t: torch.Tensor) -> torch.Tensor:
-    """``nn.Linear`` weight ``(D, C)`` -> ``x @ proj`` matrix ``(C, D)``."""
-    return t.t().contiguous()
-
-
-# (anchored regex, replacement, transform), first match wins.
 RULES = [
     # Image tower: timm's ViT -> MMPreTrain's VisionTransformer.
     (_V + r'pos_embed', 'visual.pos_embed', None),
@@ -40,8 +26,9 @@ RULES = [
     (r'text\.(token_embedding\.weight|positional_embedding)',
      r'text_encoder.\1', None),
     *clip_text_block_rules(r'text\.'),
+    # nn.Linear weight (D, C) -> x @ proj matrix (C, D): the same transpose.
     (r'text\.text_projection\.weight', 'text_encoder.text_projection',
-     _to_right_multiply),
+     _to_linear_weight),
     (r'text\.text_projection\.bias', 'text_encoder.text_projection_bias',
      None),
     (r'logit_(scale|bias)', r'logit_\1', None),
@@ -63,6 +50,14 @@ REQUIRED = {
 }
 
 
+def _count_blocks(state_dict: Dict[str, torch.Tensor], prefix: str) -> int:
+    """Number of distinct ``<prefix>N.`` blocks."""
+    return len({
+        k[len(prefix):].split('.')[0]
+        for k in state_dict if k.startswith(prefix)
+    })
+
+
 def infer_siglip_arch(state_dict: Dict[str, torch.Tensor]) -> dict:
     """The shapes a SigLIP checkpoint fixes, to check a config against.
 
@@ -70,9 +65,7 @@ def infer_siglip_arch(state_dict: Dict[str, torch.Tensor]) -> dict:
         state_dict (dict): open_clip keys to tensors.
 
     Returns:
-        dict: ``vision_width``, ``patch_size``, ``image_size``,
-        ``vision_layers``, ``embed_dim``, ``text_width``, ``text_layers``,
-        ``context_length`` and ``vocab_size``, all ints.
+        dict: Widths, layers, sizes and lengths, all ints.
     """
     for key, ndim in REQUIRED.items():
         if key not in state_dict or state_dict[key].dim() != ndim:
@@ -81,19 +74,14 @@ def infer_siglip_arch(state_dict: Dict[str, torch.Tensor]) -> dict:
     conv = state_dict['visual.trunk.patch_embed.proj.weight']
     grid = round(state_dict['visual.trunk.pos_embed'].shape[1]**0.5)
     token = state_dict['text.token_embedding.weight']
-
-    def count(prefix: str) -> int:
-        return len({k[len(prefix):].split('.')[0]
-                    for k in state_dict if k.startswith(prefix)})
-
     return dict(
         vision_width=int(conv.shape[0]),
         patch_size=int(conv.shape[-1]),
         image_size=int(conv.shape[-1] * grid),
-        vision_layers=count('visual.trunk.blocks.'),
+        vision_layers=_count_blocks(state_dict, 'visual.trunk.blocks.'),
         embed_dim=int(state_dict['text.text_projection.weight'].shape[0]),
         text_width=int(token.shape[1]),
-        text_layers=count('text.transformer.resblocks.'),
+        text_layers=_count_blocks(state_dict, 'text.transformer.resblocks.'),
         context_length=int(state_dict['text.positional_embedding'].shape[0]),
         vocab_size=int(token.shape[0]))
 
@@ -103,10 +91,7 @@ def convert_siglip(
     dtype: Optional[torch.dtype] = torch.float32,
 ) -> Tuple['OrderedDict[str, torch.Tensor]', dict]:
     """Map an open_clip SigLIP / SigLIP 2 state dict to mmprompt's
-    :class:`~mmprompt.models.siglip.SigLIP`.
-
-    Every key is mapped by :data:`RULES`; any other key is an error that
-    names it. Pure: no I/O, the input is untouched.
+    :class:`SigLIP` by :data:`RULES`. Pure: the input is untouched.
 
     Args:
         checkpoint (dict): open_clip keys to tensors, or a dict wrapping
@@ -115,9 +100,8 @@ def convert_siglip(
             None keeps the source's. Defaults to ``torch.float32``.
 
     Returns:
-        tuple: The converted ``OrderedDict`` and a meta dict with
-        ``format``, ``source``, ``arch`` (see :func:`infer_siglip_arch`),
-        ``dtype`` and ``dropped`` (empty).
+        tuple: The converted ``OrderedDict`` and its meta (see
+        :func:`~mmprompt.converters.common.with_meta`).
 
     Raises:
         ConverterError: If the state dict is not an open_clip SigLIP.

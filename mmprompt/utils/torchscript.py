@@ -1,24 +1,9 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
-"""Read the weights of a TorchScript archive without running it.
-
-OpenAI released CLIP as TorchScript archives (``torch.jit.save`` of a
-traced model). ``torch.jit.load`` compiles the archive's ``code/`` and runs
-it while loading: a class whose source defines ``__setstate__`` runs that
-method, so a crafted archive can write files before anything could refuse
-it. :func:`read_torchscript` reads the state dict ``torch.jit.load(path)
-.state_dict()`` would give, and runs nothing:
-
-- ``<name>/data.pkl`` is unpickled by :class:`_ArchiveUnpickler`, whose
-  ``find_class`` knows tensors, ``OrderedDict``, the storage dtypes and the
-  archive's own ``__torch__`` classes (as inert :class:`_Object` records of
-  their state); any other global is refused;
-- tensors are views of storages read from ``<name>/data/<key>`` as bytes;
-- which attributes of a module are parameters and buffers is what its
-  class declares in ``code/`` (``__parameters__ = [...]``,
-  ``__buffers__ = [...]``), read with :func:`ast.parse`, never executed;
-  a class that defines ``__setstate__`` is refused, as its state means what
-  its code makes of it.
-"""
+"""Read the weights of a TorchScript archive (OpenAI's CLIP) without
+running it, as ``torch.jit.load`` runs its ``code/`` (``__setstate__``
+among it): ``data.pkl`` is unpickled into tensors, containers and inert
+records of the archive's classes, whose parameters and buffers are read from
+``code/`` with :func:`ast.parse`."""
 import ast
 import io
 import pickle
@@ -31,7 +16,6 @@ import torch
 
 from .errors import CheckpointError
 
-#: ``torch.<Name>Storage`` in a pickle -> the dtype of its elements.
 STORAGE_DTYPES = {
     'DoubleStorage': torch.float64,
     'FloatStorage': torch.float32,
@@ -47,15 +31,13 @@ STORAGE_DTYPES = {
     'BoolStorage': torch.bool,
 }
 
-#: ``torch.jit._pickle`` helpers TorchScript's pickler may write around
-#: lists and dicts; each returns its first argument unchanged.
+#: ``torch.jit._pickle`` helpers that return their first argument.
 _TYPE_TAGS = ('restore_type_tag', 'build_intlist', 'build_floatlist',
               'build_doublelist', 'build_boollist', 'build_tensorlist')
 
 
 def is_torchscript(path: str) -> bool:
-    """Whether ``path`` is a TorchScript archive (a zip with
-    ``constants.pkl``).
+    """Whether ``path`` is a zip with ``constants.pkl``.
 
     Args:
         path (str): An existing file.
@@ -79,8 +61,7 @@ class _ClassInfo(NamedTuple):
 
 
 class _Object:
-    """An inert stand-in for an instance of an archive's class: pickle's
-    ``NEWOBJ`` makes it, ``BUILD`` hands it its state."""
+    """An inert instance of an archive's class, holding its state."""
     info: _ClassInfo
 
     def __setstate__(self, state: Any) -> None:
@@ -88,7 +69,7 @@ class _Object:
 
 
 class _StorageType(NamedTuple):
-    """``torch.FloatStorage`` and friends, as found in a pickle."""
+    """``torch.FloatStorage`` and friends."""
     dtype: torch.dtype
 
 
@@ -104,8 +85,7 @@ def _tagged(value: Any, *tags: Any) -> Any:
 
 def _rebuild_tensor_v2(storage: _Storage, offset: int, size: tuple,
                        stride: tuple, *flags: Any) -> torch.Tensor:
-    """``torch._utils._rebuild_tensor_v2``'s meaning, checked: a view of
-    ``storage`` (``requires_grad`` and hooks are not state)."""
+    """A checked view of ``storage`` (flags and hooks are not state)."""
     if not isinstance(storage, _Storage):
         raise ValueError('a tensor without a storage')
     for dims in (size, stride):
@@ -122,7 +102,6 @@ def _rebuild_tensor_v2(storage: _Storage, offset: int, size: tuple,
 
 
 def _rebuild_parameter(data: torch.Tensor, *flags: Any) -> torch.Tensor:
-    """``torch._utils._rebuild_parameter``'s meaning: the tensor."""
     if not torch.is_tensor(data):
         raise ValueError('a parameter that is not a tensor')
     return data
@@ -136,12 +115,7 @@ _REBUILDERS = {
 
 
 class _Archive:
-    """The members of one TorchScript archive, read on demand.
-
-    Args:
-        zf (zipfile.ZipFile): The open archive.
-        path (str): Its file name, for messages.
-    """
+    """The members of an open archive ``zf`` (named ``path``)."""
 
     def __init__(self, zf: zipfile.ZipFile, path: str) -> None:
         self.zf, self.path = zf, path
@@ -153,7 +127,6 @@ class _Archive:
             raise self.error('a TorchScript archive without one '
                              '<name>/data.pkl; truncated or corrupt')
         self.root = roots[0]
-        self.classes: Dict[str, _ClassInfo] = {}
         self.sources: Dict[str, ast.Module] = {}
         self.storages: Dict[str, _Storage] = {}
 
@@ -168,15 +141,7 @@ class _Archive:
                              'truncated or corrupt') from None
 
     def class_info(self, qualname: str) -> _ClassInfo:
-        """What the class ``qualname`` declares, from its source in
-        ``code/`` (the file TorchScript's importer would compile)."""
-        if qualname not in self.classes:
-            self.classes[qualname] = self._parse_class(qualname)
-        return self.classes[qualname]
-
-    def _parse_class(self, qualname: str) -> _ClassInfo:
-        """Read the class as TorchScript's importer finds it: ``class
-        <name>`` in ``code/<namespace as folders>.py``."""
+        """``class <name>`` in ``code/<namespace as folders>.py``."""
         *namespace, name = qualname.split('.')
         found = [
             node for node in self._source('/'.join(namespace)).body
@@ -203,7 +168,6 @@ class _Archive:
                           declared.get('__buffers__', ()))
 
     def _source(self, namespace: str) -> ast.Module:
-        """The parsed (never compiled or run) ``code/<namespace>.py``."""
         if namespace not in self.sources:
             source = self.read(f'code/{namespace}.py')
             try:
@@ -228,8 +192,8 @@ class _Archive:
         return tuple(names)
 
     def storage(self, pid: Any) -> _Storage:
-        """The storage a persistent id ``('storage', type, key, location,
-        numel)`` names, read once per key (tensors share it)."""
+        """The storage of a ``('storage', type, key, location, numel)`` id,
+        read once per key (tensors share it)."""
         if not (isinstance(pid, tuple) and len(pid) == 5
                 and pid[0] == 'storage' and isinstance(pid[1], _StorageType)
                 and isinstance(pid[2], str) and type(pid[4]) is int
@@ -263,8 +227,7 @@ class _Archive:
 
 
 class _ArchiveUnpickler(pickle.Unpickler):
-    """Unpickles ``data.pkl`` into tensors, containers and
-    :class:`_Object` records; refuses every other global."""
+    """Unpickles ``data.pkl``, refusing any other global."""
 
     def __init__(self, file: Any, archive: _Archive) -> None:
         super().__init__(file)
@@ -298,8 +261,7 @@ def _collect(obj: _Object,
              out: Dict[str, torch.Tensor],
              archive: _Archive,
              parents: Tuple[int, ...] = ()) -> None:
-    """Add a module's parameters, then buffers, then its submodules'
-    (``nn.Module.state_dict``'s order) to ``out``."""
+    """Add parameters, buffers, submodules' (``state_dict``'s order)."""
     if id(obj) in parents:
         raise archive.error(f'{prefix[:-1]} in the TorchScript archive '
                             'contains itself; truncated or corrupt')
@@ -308,16 +270,14 @@ def _collect(obj: _Object,
         raise archive.error(
             f'{obj.info.qualname} in the TorchScript archive has no '
             'attributes; truncated or corrupt')
-    for names in (obj.info.parameters, obj.info.buffers):
-        for name in names:
-            value = state.get(name)
-            if value is None:
-                continue
-            if not torch.is_tensor(value):
-                raise archive.error(
-                    f'{prefix}{name} in the TorchScript archive is a '
-                    f'{type(value).__name__}, not a tensor')
-            out[prefix + name] = value
+    for name in (*obj.info.parameters, *obj.info.buffers):
+        value = state.get(name)
+        if value is None:
+            continue
+        if not torch.is_tensor(value):
+            raise archive.error(f'{prefix}{name} in the TorchScript archive '
+                                f'is a {type(value).__name__}, not a tensor')
+        out[prefix + name] = value
     for name, value in state.items():
         if isinstance(value, _Object) and value.info.is_module:
             _collect(value, f'{prefix}{name}.', out, archive,
@@ -325,17 +285,13 @@ def _collect(obj: _Object,
 
 
 def read_torchscript(path: str) -> Dict[str, torch.Tensor]:
-    """The state dict of a TorchScript archive, without running its code.
-
-    The keys, order, dtypes and values are those of ``torch.jit.load(path,
-    map_location='cpu').state_dict()``; tensors share storages as there.
+    """``torch.jit.load(path).state_dict()``, without running its code.
 
     Args:
         path (str): A file :func:`is_torchscript` accepts.
 
     Returns:
-        OrderedDict: Key (module attribute names joined with ``'.'``) to
-        tensor.
+        OrderedDict: Key to tensor; storages shared as in the archive.
 
     Raises:
         CheckpointError: If the archive refers to anything but tensors,

@@ -1,19 +1,8 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
-"""The image tower of Meta's Perception Encoder (PE-Core).
-
-`PE <https://arxiv.org/abs/2504.13181>`_ (Apache-2.0 weights) is a ViT with
-a class token, absolute position embeddings, a LayerNorm before the blocks,
-2-D rotary position embedding (RoPE) on the patch tokens inside every
-attention, a final LayerNorm and attention pooling (``MAP``). open_clip 3.x
-builds it as timm's ``vit_pe_core_*`` (``timm/models/eva.py``); this module
-computes the same with MMPreTrain's pieces (``MultiheadAttention``, mmcv's
-``FFN`` and ``PatchEmbed``, ``build_norm_layer``, ``resize_pos_embed``) and
-the parameter names of MMPreTrain's ``VisionTransformer``, plus what neither
-``VisionTransformer`` nor ``ViTEVA02`` has: PE's RoPE grid (positions from
-1, x before y, pairs interleaved; ``ViTEVA02``'s ``RotaryEmbeddingFast``
-starts at 0 and puts y first, and its blocks have a SwiGLU MLP) and the
-pooling head (:class:`~mmprompt.models.utils.AttentionPool`).
-"""
+"""The image tower of Meta's `Perception Encoder
+<https://arxiv.org/abs/2504.13181>`_ (PE-Core): timm's ``vit_pe_core_*`` of
+MMPreTrain's pieces (``ViTEVA02``'s RoPE starts at 0, y first, where PE's
+starts at 1, x first, and its blocks have a SwiGLU MLP)."""
 import copy
 from typing import Optional, Sequence, Tuple, Union
 
@@ -40,24 +29,19 @@ def rope_2d(grid: Sequence[int],
             temperature: float = 10000.0) -> Rope:
     """Sines and cosines of PE's axial 2-D rotary position embedding.
 
-    A patch in row ``i``, column ``j`` of an ``(H, W)`` grid sits at ``x =
-    (j + offset) / W * W_ref`` and ``y = (i + offset) / H * H_ref``. Each of
-    the ``head_dims / 4`` frequencies ``temperature ** (-f / (head_dims /
-    4))`` turns one pair of channels by ``x`` times it and one pair by ``y``
-    times it: the angles are laid out ``[x bands, y bands]``, each repeated
-    for the two channels of its pair.
+    Patch ``(i, j)`` of an ``(H, W)`` grid sits at ``x = (j + offset) / W *
+    W_ref``, ``y = (i + offset) / H * H_ref``; angles are laid out ``[x
+    bands, y bands]``, each repeated for the two channels of its pair.
 
     Args:
         grid (Sequence[int]): ``(H, W)`` patches.
         head_dims (int): Channels per head, a multiple of 4.
-        ref_grid (Sequence[int], optional): The grid the positions are
-            scaled to (the pre-training grid). Defaults to ``grid``.
+        ref_grid (Sequence[int], optional): Defaults to ``grid``.
         offset (float): Position of the first patch. Defaults to 1.0.
         temperature (float): Base of the frequencies. Defaults to 10000.
 
     Returns:
-        tuple: ``(sin, cos)``, each ``(H * W, head_dims)`` float32, rows in
-        raster order.
+        tuple: ``(sin, cos)``, each ``(H * W, head_dims)`` float32.
     """
     if head_dims % 4 != 0:
         raise ValueError(f'head_dims must be a multiple of 4, got {head_dims}')
@@ -76,13 +60,12 @@ def rope_2d(grid: Sequence[int],
 
 
 def apply_rope(x: torch.Tensor, rope: Rope) -> torch.Tensor:
-    """Rotate each channel pair ``(a, b)`` of ``x`` to ``(a cos - b sin,
-    b cos + a sin)``.
+    """Rotate each channel pair ``(a, b)`` to ``(a cos - b sin, b cos + a
+    sin)``.
 
     Args:
         x (torch.Tensor): ``(..., L, head_dims)``.
-        rope (tuple): ``(sin, cos)`` from :func:`rope_2d`, ``(L,
-            head_dims)``.
+        rope (tuple): ``(sin, cos)`` from :func:`rope_2d`.
 
     Returns:
         torch.Tensor: Same shape and dtype as ``x``.
@@ -94,19 +77,8 @@ def apply_rope(x: torch.Tensor, rope: Rope) -> torch.Tensor:
 
 
 class RotaryEmbedding2D(nn.Module):
-    """Holds :func:`rope_2d` for the grid the tower was built for.
-
-    The tables are non-persistent buffers (never in checkpoints); another
-    grid gets them computed on the fly, scaled to the same reference grid.
-
-    Args:
-        head_dims (int): Channels per head.
-        grid (Sequence[int]): ``(H, W)`` patches of the built image size.
-        ref_grid (Sequence[int], optional): See :func:`rope_2d`.
-            Defaults to ``grid``.
-        offset (float): See :func:`rope_2d`. Defaults to 1.0.
-        temperature (float): See :func:`rope_2d`. Defaults to 10000.
-    """
+    """:func:`rope_2d` (same arguments) of the built ``grid``, as
+    non-persistent buffers; other grids are computed on the fly."""
 
     def __init__(self,
                  head_dims: int,
@@ -126,7 +98,7 @@ class RotaryEmbedding2D(nn.Module):
         self.register_buffer('cos', cos, persistent=False)
 
     def forward(self, grid: Sequence[int]) -> Rope:
-        """``(sin, cos)`` of a ``(H, W)`` grid, ``(H * W, head_dims)``."""
+        """``(sin, cos)`` of a ``(H, W)`` grid."""
         if tuple(grid) == self.grid:
             return self.sin, self.cos
         sin, cos = rope_2d(grid, self.head_dims, self.ref_grid, self.offset,
@@ -137,12 +109,8 @@ class RotaryEmbedding2D(nn.Module):
 class RopeMultiheadAttention(MultiheadAttention):
     """MMPreTrain's ``MultiheadAttention`` with RoPE on the patch tokens.
 
-    The queries and keys of all tokens but the first ``num_extra_tokens``
-    (the class token) are rotated by :func:`apply_rope` before attention.
-
     Args:
-        num_extra_tokens (int): Leading tokens left unrotated.
-            Defaults to 1.
+        num_extra_tokens (int): Leading tokens unrotated. Defaults to 1.
         **kwargs: Arguments of MMPreTrain's ``MultiheadAttention``.
     """
 
@@ -151,27 +119,16 @@ class RopeMultiheadAttention(MultiheadAttention):
         self.num_extra_tokens = num_extra_tokens
 
     def forward(self, x: torch.Tensor, rope: Rope) -> torch.Tensor:
-        """Attend.
-
-        Args:
-            x (torch.Tensor): ``(N, L, C)``.
-            rope (tuple): ``(sin, cos)`` of the ``L - num_extra_tokens``
-                patch tokens.
-
-        Returns:
-            torch.Tensor: ``(N, L, C)``.
-        """
+        """Attend over ``x`` ``(N, L, C)`` with ``rope`` of its patches."""
         n, length, _ = x.shape
         qkv = self.qkv(x).reshape(n, length, 3, self.num_heads,
                                   self.head_dims).permute(2, 0, 3, 1, 4)
         q, k, v = qkv.unbind(0)
         extra = self.num_extra_tokens
-        q = torch.cat([q[:, :, :extra],
-                       apply_rope(q[:, :, extra:], rope)],
-                      dim=2)
-        k = torch.cat([k[:, :, :extra],
-                       apply_rope(k[:, :, extra:], rope)],
-                      dim=2)
+        q, k = (
+            torch.cat([t[:, :, :extra],
+                       apply_rope(t[:, :, extra:], rope)],
+                      dim=2) for t in (q, k))
         attn_drop = self.attn_drop if self.training else 0.
         x = self.scaled_dot_product_attention(q, k, v, dropout_p=attn_drop)
         x = self.proj(x.transpose(1, 2).reshape(n, length, self.embed_dims))
@@ -179,23 +136,16 @@ class RopeMultiheadAttention(MultiheadAttention):
 
 
 class RopeEncoderLayer(BaseModule):
-    """A pre-norm ViT block with :class:`RopeMultiheadAttention`.
-
-    The parameters are named as in MMPreTrain's ``TransformerEncoderLayer``
-    (``ln1``, ``attn.qkv``, ``attn.proj``, ``ln2``, ``ffn.layers``).
+    """MMPreTrain's ``TransformerEncoderLayer`` with RoPE attention.
 
     Args:
         embed_dims (int): Width of the tokens.
         num_heads (int): Number of attention heads.
         feedforward_channels (int): Hidden width of the MLP.
-        qkv_bias (bool): Bias in the query, key and value projection.
-            Defaults to True.
-        act_cfg (dict): Activation of the MLP. Defaults to
-            ``dict(type='GELU')``.
-        norm_cfg (dict): Norm layers. Defaults to
-            ``dict(type='LN', eps=1e-5)``.
-        init_cfg (dict, optional): Initialization config dict.
-            Defaults to None.
+        qkv_bias (bool): Bias in the qkv projection. Defaults to True.
+        act_cfg (dict): MLP activation. Defaults to ``dict(type='GELU')``.
+        norm_cfg (dict): Defaults to ``dict(type='LN', eps=1e-5)``.
+        init_cfg (dict, optional): Initialization config. Defaults to None.
     """
 
     def __init__(self,
@@ -223,13 +173,7 @@ class RopeEncoderLayer(BaseModule):
 
 @MODELS.register_module()
 class PEVisionTransformer(BaseBackbone):
-    """The image tower of `PE-Core <https://arxiv.org/abs/2504.13181>`_.
-
-    Patches, class token and absolute position embeddings, ``pre_norm``,
-    :class:`RopeEncoderLayer` blocks, the final norm ``ln1`` and, for
-    ``out_type='attn_pool'``, :class:`~mmprompt.models.utils.AttentionPool`.
-    The projection into the joint space is the CLIP model's
-    ``visual_proj``.
+    """The image tower of PE-Core (the CLIP model's ``visual_proj`` follows).
 
     Args:
         arch (str | dict): ``'base'``, ``'large'`` or a dict with
@@ -237,25 +181,19 @@ class PEVisionTransformer(BaseBackbone):
             ``feedforward_channels``. Defaults to ``'base'``.
         img_size (int | tuple): Input size. Defaults to 224.
         patch_size (int): Patch side. Defaults to 16.
-        rope_ref_grid (Sequence[int], optional): Grid the RoPE positions
-            are scaled to, see :func:`rope_2d`. Defaults to the patch grid.
-        rope_offset (float): Position of the first patch. Defaults to 1.0.
-        rope_temperature (float): Base of the RoPE frequencies.
-            Defaults to 10000.
-        attn_pool_cfg (dict, optional): Arguments of
-            :class:`~mmprompt.models.utils.AttentionPool` but
+        rope_ref_grid (Sequence[int], optional): See :func:`rope_2d`.
+            Defaults to the patch grid.
+        rope_offset (float): See :func:`rope_2d`. Defaults to 1.0.
+        rope_temperature (float): See :func:`rope_2d`. Defaults to 10000.
+        attn_pool_cfg (dict, optional): Arguments of ``AttentionPool`` but
             ``in_features``. Defaults to ``dict(num_heads=8,
-            mlp_ratio=4.0)`` with the tower's ``norm_cfg`` and
-            ``act_cfg``.
-        norm_cfg (dict): Norm layers. Defaults to
-            ``dict(type='LN', eps=1e-5)``.
-        act_cfg (dict): Activation of the MLPs. Defaults to
-            ``dict(type='GELU')``.
+            mlp_ratio=4.0)`` with the tower's norm and activation.
+        norm_cfg (dict): Defaults to ``dict(type='LN', eps=1e-5)``.
+        act_cfg (dict): MLP activation. Defaults to ``dict(type='GELU')``.
         out_type (str): ``'attn_pool'`` (the pooled ``(N, C)`` feature),
             ``'raw'`` (all tokens ``(N, 1 + H * W, C)``) or ``'featmap'``
             (patch tokens ``(N, C, H, W)``). Defaults to ``'attn_pool'``.
-        init_cfg (dict, optional): Initialization config dict.
-            Defaults to None.
+        init_cfg (dict, optional): Initialization config. Defaults to None.
     """
     arch_zoo = {
         'base':
@@ -344,14 +282,7 @@ class PEVisionTransformer(BaseBackbone):
             trunc_normal_(self.cls_token, std=0.02)
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor]:
-        """Embed images.
-
-        Args:
-            x (torch.Tensor): ``(N, 3, H, W)``.
-
-        Returns:
-            tuple[torch.Tensor]: One output, see ``out_type``.
-        """
+        """One output of images ``(N, 3, H, W)``, see ``out_type``."""
         x, grid = self.patch_embed(x)
         cls_token = self.cls_token.expand(x.size(0), -1, -1)
         x = torch.cat([cls_token, x], dim=1)
@@ -369,7 +300,6 @@ class PEVisionTransformer(BaseBackbone):
         if self.out_type == 'attn_pool':
             return (self.attn_pool(x), )
         if self.out_type == 'featmap':
-            patches = x[:, self.num_extra_tokens:]
-            return (patches.reshape(x.size(0), *grid, -1).permute(0, 3, 1,
-                                                                  2), )
+            x = x[:, self.num_extra_tokens:].reshape(x.size(0), *grid, -1)
+            return (x.permute(0, 3, 1, 2), )
         return (x, )

@@ -1,20 +1,11 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
 """SigLIP's tokenizers: a model's own ``tokenizer.json`` and big_vision's
-text canonicalisation.
-
-SigLIP uses a 32k SentencePiece vocabulary, SigLIP 2 Gemma's 256k one; both
-are released as Hugging Face ``tokenizer.json`` files beside the weights,
-read here with the ``tokenizers`` library (Apache-2.0). Texts are cleaned as
-open_clip's ``HFTokenizer(clean='canonicalize')`` cleans them (OpenAI's
-cleaning, then big_vision's ``canonicalize_text``: underscores to spaces,
-ASCII punctuation removed, lower case, whitespace collapsed), and every row
-is padded to the full context, as the models were trained: both change the
-ids, and public reports lose 10+ ImageNet points without them.
-"""
+text canonicalisation; both, and rows padded to the full context, are as in
+training (public reports lose 10+ ImageNet points without them)."""
 import logging
 import os.path as osp
 import string
-from typing import Any, Optional, Sequence, Tuple, Union
+from typing import Any, Optional, Sequence, Union
 
 import torch
 from mmengine.logging import print_log
@@ -32,8 +23,8 @@ def canonicalize(text: str) -> str:
         text (str): Any text.
 
     Returns:
-        str: Lower case, without ASCII punctuation (underscores become
-        spaces), single spaces, stripped.
+        str: Lower case, no ASCII punctuation, ``_`` and runs of spaces
+        as one space, stripped.
     """
     text = _clean(text).replace('_', ' ').translate(_NO_PUNCTUATION)
     return ' '.join(text.lower().split())
@@ -41,25 +32,17 @@ def canonicalize(text: str) -> str:
 
 @TOKENIZER.register_module()
 class SigLIPTokenizer:
-    """A SigLIP / SigLIP 2 tokenizer from the model's ``tokenizer.json``.
-
-    Each text is canonicalised (:func:`canonicalize`), encoded with the
-    file's model and post-processor (which appends the end-of-sequence
-    token), and padded with ``pad_token`` to ``context_length``.
-
-    The file is read, and checked, on first use.
+    """A SigLIP / SigLIP 2 tokenizer from the model's ``tokenizer.json``
+    (read and checked on first use): :func:`canonicalize`, encode, pad.
 
     Args:
-        tokenizer_file (str): The model's ``tokenizer.json``, downloaded
-            with its weights.
+        tokenizer_file (str): The model's ``tokenizer.json``.
         context_length (int): Length of every row. Defaults to 64.
-        pad_token (str): The padding token (SigLIP: ``'</s>'``, SigLIP 2:
-            ``'<pad>'``). Defaults to ``'</s>'``.
-        vocab_size (int, optional): The text tower's vocabulary size; a file
-            with another size is an error (the file of another model).
-            Defaults to None (not checked).
-        padding_side (str): ``'right'`` or ``'left'``. Defaults to
-            ``'right'``.
+        pad_token (str): ``'</s>'`` (SigLIP) or ``'<pad>'`` (SigLIP 2).
+            Defaults to ``'</s>'``.
+        vocab_size (int, optional): Expected vocabulary size. Defaults to
+            None (not checked).
+        padding_side (str): ``'right'`` or ``'left'``. Defaults to right.
     """
 
     def __init__(self,
@@ -76,28 +59,23 @@ class SigLIPTokenizer:
         self.pad_token = pad_token
         self.expected_vocab_size = vocab_size
         self.padding_side = padding_side
-        # Read on first use: a model that only embeds images (or is
-        # exported) needs no tokenizer file.
+        # A model that only embeds images needs no tokenizer file.
         self._tokenizer = None
-        self._pad_id: Optional[int] = None
 
     @property
     def tokenizer(self) -> Any:
-        """tokenizers.Tokenizer: The file's tokenizer, read and checked on
-        first use."""
+        """tokenizers.Tokenizer: The file's tokenizer."""
         if self._tokenizer is None:
-            self._tokenizer, self._pad_id = self._load()
+            self._tokenizer = self._load()
         return self._tokenizer
 
     @property
     def pad_id(self) -> int:
-        """int: Id of ``pad_token`` (reads the file on first use)."""
-        if self._tokenizer is None:
-            self._tokenizer, self._pad_id = self._load()
-        return self._pad_id
+        """int: Id of ``pad_token``."""
+        return self.tokenizer.token_to_id(self.pad_token)
 
-    def _load(self) -> Tuple[Any, int]:
-        """Read and check the file: ``(tokenizers.Tokenizer, pad id)``."""
+    def _load(self) -> Any:
+        """The checked file's ``tokenizers.Tokenizer``."""
         try:
             from tokenizers import Tokenizer
         except ImportError:
@@ -119,12 +97,11 @@ class SigLIPTokenizer:
             raise ValueError(f'{path} has {size} tokens, the text tower '
                              f'{expected}: it is the tokenizer of another '
                              'model')
-        pad_id = tokenizer.token_to_id(self.pad_token)
-        if pad_id is None:
+        if tokenizer.token_to_id(self.pad_token) is None:
             raise ValueError(f'{path} has no pad token {self.pad_token!r}')
         tokenizer.no_truncation()
         tokenizer.no_padding()
-        return tokenizer, pad_id
+        return tokenizer
 
     @property
     def vocab_size(self) -> int:
@@ -139,12 +116,10 @@ class SigLIPTokenizer:
 
         Args:
             texts (str | Sequence[str]): One text or several.
-            context_length (int, optional): Row length. Defaults to the
-                tokenizer's ``context_length``.
-            truncate (bool): Cut an over-long text, keeping the special
-                tokens the file adds (as Hugging Face's ``truncation=True``
-                does), with a warning. If False, an over-long text is a
-                ``ValueError`` that names it. Defaults to False.
+            context_length (int, optional): Defaults to the tokenizer's.
+            truncate (bool): Cut an over-long text (keeping its special
+                tokens) with a warning; if False, it is a ``ValueError``.
+                Defaults to False.
 
         Returns:
             torch.LongTensor: ``(N, context_length)``.
@@ -176,11 +151,9 @@ class SigLIPTokenizer:
         result = torch.full((len(texts), length), self.pad_id,
                             dtype=torch.long)
         for row, enc in enumerate(full):
-            ids = torch.tensor(enc.ids, dtype=torch.long)
-            if self.padding_side == 'right':
-                result[row, :len(ids)] = ids
-            else:
-                result[row, length - len(ids):] = ids
+            n = len(enc.ids)
+            start = 0 if self.padding_side == 'right' else length - n
+            result[row, start:start + n] = torch.tensor(enc.ids)
         return result
 
     __call__ = tokenize

@@ -1,13 +1,8 @@
 # Copyright (c) mmprompt contributors. All rights reserved.
-"""Attention pooling with a learned latent query (the "MAP" head).
-
-The semantics follow timm's ``AttentionPoolLatent`` (Apache-2.0), the head
-of SigLIP / SigLIP 2 and PE-Core image towers: a learned probe attends over
-the tokens, the result is projected and refined by a residual MLP. The
-parameter names (``latent``, ``q``, ``kv``, ``proj``, ``norm``,
-``mlp.fc1``, ``mlp.fc2``) are timm's, so its checkpoints load by renaming
-only the prefix.
-"""
+"""Attention pooling with a learned latent query (the "MAP" head of SigLIP
+and PE-Core), as timm's ``AttentionPoolLatent`` (Apache-2.0), with its
+parameter names."""
+from collections import OrderedDict
 from typing import Optional
 
 import torch
@@ -18,35 +13,10 @@ from mmcv.cnn import build_activation_layer, build_norm_layer
 from mmprompt.registry import MODELS
 
 
-class _Mlp(nn.Module):
-    """Two linear layers with an activation between (timm's ``Mlp``).
-
-    Args:
-        in_features (int): Input and output width.
-        hidden_features (int): Hidden width.
-        act_cfg (dict): Activation config.
-    """
-
-    def __init__(self, in_features: int, hidden_features: int,
-                 act_cfg: dict) -> None:
-        super().__init__()
-        self.fc1 = nn.Linear(in_features, hidden_features)
-        self.act = build_activation_layer(dict(act_cfg))
-        self.fc2 = nn.Linear(hidden_features, in_features)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Apply ``fc2(act(fc1(x)))``."""
-        return self.fc2(self.act(self.fc1(x)))
-
-
 @MODELS.register_module()
 class AttentionPool(nn.Module):
-    """Attention pooling with learned latent queries.
-
-    ``latent_len`` learned queries attend over the input tokens
-    (multi-head attention, queries from ``q``, keys and values from
-    ``kv``); the attended values go through ``proj`` and then
-    ``x + mlp(norm(x))``. The first latent's output is the pooled feature.
+    """``latent_len`` learned queries attend over the tokens; ``proj``, then
+    ``x + mlp(norm(x))``; the first query's output is the pooled feature.
 
     Args:
         in_features (int): Width of the input tokens.
@@ -55,18 +25,14 @@ class AttentionPool(nn.Module):
         embed_dim (int, optional): Attention width. Defaults to
             ``in_features``.
         num_heads (int): Number of attention heads. Defaults to 8.
-        mlp_ratio (float): Hidden width of the MLP over ``out_features``;
-            the hidden width is ``int(out_features * mlp_ratio)``.
+        mlp_ratio (float): Hidden width of the MLP over ``out_features``.
             Defaults to 4.0.
-        qkv_bias (bool): Whether ``q`` and ``kv`` have a bias.
-            Defaults to True.
-        qk_norm (bool): Whether queries and keys are layer-normalised per
-            head (``q_norm``, ``k_norm``). Defaults to False.
+        qkv_bias (bool): Bias in ``q`` and ``kv``. Defaults to True.
+        qk_norm (bool): Norm queries and keys per head. Defaults to False.
         latent_len (int): Number of learned queries. Defaults to 1.
         norm_cfg (dict): Config of ``norm`` (and of the qk norms).
             Defaults to ``dict(type='LN', eps=1e-6)``.
-        act_cfg (dict): Config of the MLP activation. Defaults to
-            ``dict(type='GELU')`` (exact GELU).
+        act_cfg (dict): MLP activation. Defaults to ``dict(type='GELU')``.
     """
 
     def __init__(self,
@@ -91,7 +57,6 @@ class AttentionPool(nn.Module):
         self.num_heads = num_heads
         self.head_dim = embed_dim // num_heads
         self.latent_len = latent_len
-        self.out_features = out_features
 
         self.latent = nn.Parameter(torch.zeros(1, latent_len, embed_dim))
         self.q = nn.Linear(embed_dim, embed_dim, bias=qkv_bias)
@@ -103,18 +68,16 @@ class AttentionPool(nn.Module):
             self.q_norm = self.k_norm = nn.Identity()
         self.proj = nn.Linear(embed_dim, out_features)
         self.norm = build_norm_layer(norm_cfg, out_features)[1]
-        self.mlp = _Mlp(out_features, int(out_features * mlp_ratio), act_cfg)
+        hidden = int(out_features * mlp_ratio)
+        self.mlp = nn.Sequential(  # timm's Mlp, with its names
+            OrderedDict(
+                fc1=nn.Linear(out_features, hidden),
+                act=build_activation_layer(act_cfg),
+                fc2=nn.Linear(hidden, out_features)))
         nn.init.trunc_normal_(self.latent, std=embed_dim**-0.5)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Pool tokens into one feature per sample.
-
-        Args:
-            x (torch.Tensor): Tokens of shape (N, L, in_features).
-
-        Returns:
-            torch.Tensor: Pooled features of shape (N, out_features).
-        """
+        """Pool tokens ``(N, L, in_features)`` to ``(N, out_features)``."""
         batch, length, _ = x.shape
         heads, head_dim = self.num_heads, self.head_dim
         q = self.q(self.latent.expand(batch, -1, -1))

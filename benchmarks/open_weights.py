@@ -88,6 +88,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         '--count-flops', action='store_true',
         help='count the floating-point operations of both sides (prototypes, '
         'one image; torch.utils.flop_counter) instead of timing them')
+    parser.add_argument(
+        '--precision', default='fp32', choices=['fp32', 'bf16'],
+        help='mmprompt\'s side through apply_precision (the inferencers\' '
+        'precision=); open_clip stays fp32, the reference (default fp32)')
     parser.add_argument('--out', help='write the figures to this JSON file')
     return parser.parse_args(argv)
 
@@ -155,7 +159,8 @@ def open_clip_compiled(ref):
 
 def diff(a: torch.Tensor, b: torch.Tensor) -> float:
     """Max abs diff of the rows of ``a`` and ``b``, each normalised."""
-    return float((F.normalize(a, dim=-1) - F.normalize(b, dim=-1)).abs().max())
+    return float((F.normalize(a.float(), dim=-1)
+                  - F.normalize(b.float(), dim=-1)).abs().max())
 
 
 def prototypes(ref, ours, tokenizer, classes: List[str],
@@ -323,6 +328,7 @@ def main(argv: Optional[List[str]] = None) -> dict:
     templates = list(OPENAI_IMAGENET_TEMPLATES)
     results = dict(
         threads=args.threads,
+        precision=args.precision,
         num_classes=len(classes),
         num_templates=len(templates),
         batch_size=args.batch_size,
@@ -333,6 +339,9 @@ def main(argv: Optional[List[str]] = None) -> dict:
     for name in args.model:
         with tempfile.TemporaryDirectory() as folder:
             ref, ours, tokenizer = build_pair(name, texts, folder)
+            if args.precision != 'fp32':
+                from mmprompt.models.utils import apply_precision
+                apply_precision(ours, args.precision)
             if args.count_flops:
                 row = dict(flops=count_flops(
                     ref, ours, tokenizer, classes, templates))

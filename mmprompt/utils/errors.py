@@ -66,3 +66,10 @@ def run_tool(main: Callable[[Optional[List[str]]], object],
             raise
         sys.stderr.write(f'error: {e}\n')
         sys.exit(2)
+    dist = sys.modules.get('torch.distributed')
+    if dist is not None and dist.is_available() and dist.is_initialized():
+        # Every rank done before any tears gloo down: a rank whose peer had
+        # gone aborted at exit now and then ('terminate called without an
+        # active exception', SIGABRT, once in CI after a finished run).
+        dist.barrier()
+        dist.destroy_process_group()
